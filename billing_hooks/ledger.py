@@ -1,0 +1,229 @@
+"""AdvanceConnect ledger: per-family accounts of immutable entries, in Redis.
+
+Every change is one Lua script run (atomic), keyed by a caller-chosen ``ref`` so that a retried
+operation returns the entry it already made instead of applying twice. Integer cents only.
+
+Invariants, always: ``balance = deposits + credits - charges - refunds`` and
+``available = balance - held`` with ``available >= 0``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from visitation.redis_text import text
+
+EntryKind = Literal["deposit", "autopay", "credit", "hold", "release", "charge", "refund"]
+
+_APPLY = """
+local acct, entries, refs, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local kind, amount, ref, now, hold_id, meta = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local prior = redis.call('HGET', refs, ref)
+if prior then return {'dup', prior} end
+local a = redis.call('HMGET', acct, 'balance', 'held', 'deposits', 'credits', 'charges', 'refunds', 'status')
+local bal, held = tonumber(a[1]) or 0, tonumber(a[2]) or 0
+local dep, cred, chg, ref_total = tonumber(a[3]) or 0, tonumber(a[4]) or 0, tonumber(a[5]) or 0, tonumber(a[6]) or 0
+if a[7] == 'closed' and kind ~= 'release' and kind ~= 'charge' then return {'err', 'closed'} end
+local out = {}
+local function entry(k, amt)
+  local seq = redis.call('LLEN', entries) + 1
+  local e = cjson.encode({seq = seq, kind = k, amount_cents = amt, balance_cents = bal, held_cents = held,
+                          ref = ref, at = tonumber(now), hold_id = hold_id, meta = cjson.decode(meta)})
+  redis.call('RPUSH', entries, e)
+  table.insert(out, e)
+end
+if kind == 'deposit' or kind == 'autopay' then
+  bal = bal + amount; dep = dep + amount; entry(kind, amount)
+elseif kind == 'credit' then
+  bal = bal + amount; cred = cred + amount; entry(kind, amount)
+elseif kind == 'hold' then
+  if redis.call('HEXISTS', holds, hold_id) == 1 then return {'err', 'duplicate_hold'} end
+  if bal - held < amount then return {'err', 'insufficient_funds'} end
+  held = held + amount; redis.call('HSET', holds, hold_id, amount); entry(kind, amount)
+elseif kind == 'release' then
+  local h = tonumber(redis.call('HGET', holds, hold_id))
+  if not h then return {'err', 'unknown_hold'} end
+  held = held - h; redis.call('HDEL', holds, hold_id); entry(kind, h)
+elseif kind == 'charge' then
+  if hold_id ~= '' then
+    local h = tonumber(redis.call('HGET', holds, hold_id))
+    if not h then return {'err', 'unknown_hold'} end
+    if amount > h then return {'err', 'exceeds_hold'} end
+    held = held - h; redis.call('HDEL', holds, hold_id)
+    bal = bal - amount; chg = chg + amount
+    if amount > 0 then entry('charge', amount) end
+    if h - amount > 0 then entry('release', h - amount) end
+    if amount == 0 and h == 0 then entry('release', 0) end
+  else
+    if bal - held < amount then return {'err', 'insufficient_funds'} end
+    bal = bal - amount; chg = chg + amount; entry(kind, amount)
+  end
+elseif kind == 'refund' then
+  if bal - held < amount then return {'err', 'insufficient_funds'} end
+  bal = bal - amount; ref_total = ref_total + amount; entry(kind, amount)
+else
+  return {'err', 'unknown_kind'}
+end
+redis.call('HSET', acct, 'balance', bal, 'held', held, 'deposits', dep, 'credits', cred,
+           'charges', chg, 'refunds', ref_total)
+if not a[7] then redis.call('HSET', acct, 'status', 'open') end
+local last = out[#out]
+redis.call('HSET', refs, ref, last)
+return {'ok', last}
+"""
+
+
+class LedgerError(Exception):
+    """A ledger operation refused; nothing was changed. ``reason`` is machine-readable."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    kind: str
+    amount_cents: int
+    balance_cents: int
+    held_cents: int
+    ref: str
+    at: float
+    hold_id: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Entry:
+        data = json.loads(raw)
+        meta = data.get("meta")
+        data["meta"] = meta if isinstance(meta, dict) else {}
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Balance:
+    balance_cents: int
+    held_cents: int
+    deposits_cents: int
+    credits_cents: int
+    charges_cents: int
+    refunds_cents: int
+    status: str
+
+    @property
+    def available_cents(self) -> int:
+        return self.balance_cents - self.held_cents
+
+
+class Ledger:
+    """All Redis access for AdvanceConnect accounts."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._apply = redis.register_script(_APPLY)
+
+    @staticmethod
+    def _keys(account: str) -> list[str]:
+        base = f"acct:{account}"
+        return [base, f"{base}:entries", f"{base}:refs", f"{base}:holds"]
+
+    async def _run(
+        self,
+        account: str,
+        kind: EntryKind,
+        amount: int,
+        ref: str,
+        hold_id: str = "",
+        meta: dict[str, Any] | None = None,
+        pipe: Pipeline | None = None,
+    ) -> Entry | None:
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+            raise LedgerError(
+                "invalid", f"amount must be a non-negative integer of cents: {amount!r}"
+            )
+        if not ref:
+            raise LedgerError("invalid", "a ledger change needs a reference")
+        args = [kind, amount, ref, f"{time.time():.3f}", hold_id, json.dumps(meta or {})]
+        if pipe is not None:
+            await self._apply(keys=self._keys(account), args=args, client=pipe)
+            return None
+        status, payload = await self._apply(keys=self._keys(account), args=args)
+        status = status.decode() if isinstance(status, bytes) else status
+        if status == "err":
+            reason = payload.decode() if isinstance(payload, bytes) else str(payload)
+            raise LedgerError(reason, f"{kind} of {amount} cents on {account} refused: {reason}")
+        return Entry.from_json(payload)
+
+    async def _apply_one(self, *args: Any, **kwargs: Any) -> Entry:
+        entry = await self._run(*args, **kwargs)
+        assert entry is not None
+        return entry
+
+    async def deposit(
+        self, account: str, amount: int, ref: str, meta: dict[str, Any] | None = None
+    ) -> Entry:
+        return await self._apply_one(account, "deposit", amount, ref, meta=meta)
+
+    async def queue_deposit(self, pipe: Pipeline, account: str, amount: int, ref: str) -> None:
+        """Queue an idempotent deposit on a MULTI pipeline (for all-or-nothing seeding)."""
+        await self._run(account, "deposit", amount, ref, pipe=pipe)
+
+    async def hold(self, account: str, hold_id: str, amount: int) -> Entry:
+        return await self._apply_one(account, "hold", amount, f"hold:{hold_id}", hold_id=hold_id)
+
+    async def release(self, account: str, hold_id: str) -> Entry:
+        return await self._apply_one(account, "release", 0, f"release:{hold_id}", hold_id=hold_id)
+
+    async def charge(
+        self,
+        account: str,
+        amount: int,
+        ref: str,
+        hold_id: str = "",
+        meta: dict[str, Any] | None = None,
+    ) -> Entry:
+        """Charge ``amount``; with ``hold_id``, against that hold, releasing the rest of it."""
+        return await self._apply_one(account, "charge", amount, ref, hold_id=hold_id, meta=meta)
+
+    async def credit(self, account: str, amount: int, ref: str) -> Entry:
+        return await self._apply_one(account, "credit", amount, ref)
+
+    async def refund(self, account: str, amount: int, ref: str) -> Entry:
+        return await self._apply_one(account, "refund", amount, ref)
+
+    async def balance(self, account: str) -> Balance:
+        raw = await self._redis.hmget(
+            f"acct:{account}",
+            "balance",
+            "held",
+            "deposits",
+            "credits",
+            "charges",
+            "refunds",
+            "status",
+        )
+        nums = [int(v) if v is not None else 0 for v in raw[:6]]
+        status = text(raw[6]) if raw[6] is not None else "none"
+        return Balance(
+            balance_cents=nums[0],
+            held_cents=nums[1],
+            deposits_cents=nums[2],
+            credits_cents=nums[3],
+            charges_cents=nums[4],
+            refunds_cents=nums[5],
+            status=status,
+        )
+
+    async def entries(self, account: str, start: int = 0, end: int = -1) -> list[Entry]:
+        raw = await self._redis.lrange(f"acct:{account}:entries", start, end)
+        return [Entry.from_json(item) for item in raw]
+
+    async def has_ref(self, account: str, ref: str) -> bool:
+        return bool(await self._redis.hexists(f"acct:{account}:refs", ref))

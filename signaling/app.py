@@ -1,0 +1,91 @@
+"""One signaling node: the aiohttp app, its Socket.IO server and background tasks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+
+from billing_hooks import Ledger
+from signaling.call_state import CallStore
+from signaling.calls import CallService
+from signaling.presence import Presence
+from signaling.sockets import SocketApi
+from signaling.timers import DurableTimers
+from visitation.config import Settings
+from visitation.directory import Directory
+from visitation.tokens import Tokens
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 256 * 1024
+REDIS_KEY: web.AppKey[Redis] = web.AppKey("redis", Redis)
+
+
+class SignalingNode:
+    """Owns every long-lived object of one node; ``start``/``stop`` bound their lifetime."""
+
+    def __init__(self, settings: Settings, redis_url: str, secret: bytes) -> None:
+        self.settings = settings
+        self.redis = Redis.from_url(redis_url)
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            client_manager=socketio.AsyncRedisManager(redis_url, channel="visitation-sio"),
+            cors_allowed_origins="*",
+            max_http_buffer_size=MAX_MESSAGE_BYTES,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.directory = Directory(self.redis)
+        self.ledger = Ledger(self.redis)
+        self.timers = DurableTimers(self.redis)
+        self.presence = Presence(self.redis, settings.node_id, settings.presence_ttl_s)
+        self.calls = CallService(
+            directory=self.directory,
+            ledger=self.ledger,
+            store=CallStore(self.redis),
+            presence=self.presence,
+            timers=self.timers,
+            emit=self._emit,
+            ring_timeout_s=settings.ring_timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
+        )
+        self.sockets = SocketApi(self.sio, Tokens(secret), self.directory, self.calls)
+        self.app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
+        self.app[REDIS_KEY] = self.redis
+        self.sio.attach(self.app)
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/metrics", self._metrics)
+        self.app.on_startup.append(self._on_startup)
+        self.app.on_cleanup.append(self._on_cleanup)
+
+    async def _emit(self, event: str, data: dict[str, Any], room: str) -> None:
+        await self.sio.emit(event, data, room=room)
+
+    async def _on_startup(self, app: web.Application) -> None:
+        await self.redis.ping()
+        self.timers.start()
+        self.presence.start()
+        log.info("signaling node %s started", self.settings.node_id)
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        for sid in list(self.sockets.sessions):
+            await self.sio.disconnect(sid)
+        await self.timers.stop()
+        await self.presence.stop()
+        await self.redis.aclose()
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        try:
+            redis_ok = bool(await self.redis.ping())
+        except Exception:
+            redis_ok = False
+        status = 200 if redis_ok else 503
+        return web.json_response({"ok": redis_ok, "redis": redis_ok}, status=status)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,235 @@
+"""Call records and their state machine, in Redis.
+
+Each transition is one Lua script run that checks the current state, writes the new one, frees
+the parties' "busy" slots when the call is over, and moves the call's durable timers, all at once.
+So two accepts, an accept after the ring timeout, or a cancel racing an accept resolve to exactly
+one outcome, and a crash can never leave a ringing call without its timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+from redis.asyncio import Redis
+
+from signaling.timers import TIMERS_KEY, timer_member
+from visitation.redis_text import text
+
+
+class CallState(StrEnum):
+    RINGING = "ringing"
+    ACCEPTED = "accepted"
+    CONNECTED = "connected"
+    ENDED = "ended"
+    UNANSWERED = "unanswered"
+    CANCELED = "canceled"
+
+
+LIVE = (CallState.RINGING, CallState.ACCEPTED, CallState.CONNECTED)
+TERMINAL = (CallState.ENDED, CallState.UNANSWERED, CallState.CANCELED)
+
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 'busy'
+end
+local call_id = ARGV[1]
+redis.call('SET', KEYS[1], call_id)
+redis.call('SET', KEYS[2], call_id)
+redis.call('HSET', KEYS[3], unpack(ARGV, 4))
+redis.call('SADD', KEYS[4], call_id)
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
+return 'ok'
+"""
+
+# KEYS: call, busy:resident, busy:family, live set, timers
+# ARGV: from-states (comma list), to-state, terminal (0/1), timers to cancel (comma list),
+#       timer to add ('' for none), its due time (ms), then field/value pairs to set.
+_TRANSITION = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing', ''} end
+local allowed = false
+for s in string.gmatch(ARGV[1], '[^,]+') do
+  if s == state then allowed = true end
+end
+if not allowed then return {'refused', state} end
+redis.call('HSET', KEYS[1], 'state', ARGV[2])
+if #ARGV > 6 then redis.call('HSET', KEYS[1], unpack(ARGV, 7)) end
+local call_id = redis.call('HGET', KEYS[1], 'call_id')
+if ARGV[3] == '1' then
+  if redis.call('GET', KEYS[2]) == call_id then redis.call('DEL', KEYS[2]) end
+  if redis.call('GET', KEYS[3]) == call_id then redis.call('DEL', KEYS[3]) end
+  redis.call('SREM', KEYS[4], call_id)
+end
+for m in string.gmatch(ARGV[4], '[^,]+') do redis.call('ZREM', KEYS[5], m) end
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[5], ARGV[6], ARGV[5]) end
+return {'ok', state}
+"""
+
+
+@dataclass
+class CallRecord:
+    call_id: str
+    state: CallState
+    facility_id: str
+    facility_name: str
+    resident_id: str
+    resident_name: str
+    family_id: str
+    family_name: str
+    privileged: bool
+    rate_cents_per_minute: int
+    max_call_seconds: int
+    created_at: float
+    accepted_at: float = 0.0
+    connected_at: float = 0.0
+    ended_at: float = 0.0
+    allowed_seconds: int = 0
+    ends_at: float = 0.0
+    end_reason: str = ""
+    ended_by: str = ""
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE
+
+    @property
+    def duration_s(self) -> int:
+        """Connected seconds (zero for a call that never connected)."""
+        if not self.connected_at:
+            return 0
+        end = self.ended_at or time.time()
+        return max(0, int(end - self.connected_at))
+
+    def to_redis(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, value in asdict(self).items():
+            out[key] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        return out
+
+    @classmethod
+    def from_redis(cls, raw: Mapping[bytes | str, bytes | str]) -> CallRecord:
+        data = {text(k): text(v) for k, v in raw.items()}
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            if f.type == "bool":
+                kwargs[f.name] = value == "1"
+            elif f.type == "int":
+                kwargs[f.name] = int(value)
+            elif f.type == "float":
+                kwargs[f.name] = float(value)
+            elif f.type == "CallState":
+                kwargs[f.name] = CallState(value)
+            else:
+                kwargs[f.name] = value
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The outcome of a transition attempt: applied, or refused with the state found."""
+
+    applied: bool
+    previous: CallState | None
+
+    @property
+    def missing(self) -> bool:
+        return self.previous is None
+
+
+def _key(call_id: str) -> str:
+    return f"call:{call_id}"
+
+
+def _busy_keys(resident_id: str, family_id: str) -> list[str]:
+    return [f"busy:resident:{resident_id}", f"busy:family:{family_id}"]
+
+
+def _live_key(facility_id: str) -> str:
+    return f"calls:live:{facility_id}"
+
+
+class CallStore:
+    """All Redis access for call records."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._create = redis.register_script(_CREATE)
+        self._transition = redis.register_script(_TRANSITION)
+
+    async def create(self, record: CallRecord, ring_timeout_s: float) -> bool:
+        """Store a ringing call and its ring timer; False if either party is busy."""
+        due_ms = int((record.created_at + ring_timeout_s) * 1000)
+        pairs = [item for kv in record.to_redis().items() for item in kv]
+        keys = [
+            *_busy_keys(record.resident_id, record.family_id),
+            _key(record.call_id),
+            _live_key(record.facility_id),
+            TIMERS_KEY,
+        ]
+        args: list[str | int] = [
+            record.call_id,
+            timer_member("ring_timeout", record.call_id),
+            due_ms,
+            *pairs,
+        ]
+        result = await self._create(keys=keys, args=args)
+        return bool(result == b"ok")
+
+    async def get(self, call_id: str) -> CallRecord | None:
+        if not call_id or len(call_id) > 64:
+            return None
+        raw = await self._redis.hgetall(_key(call_id))
+        return CallRecord.from_redis(raw) if raw else None
+
+    async def transition(
+        self,
+        record: CallRecord,
+        to: CallState,
+        *,
+        allowed_from: Iterable[CallState],
+        set_fields: Mapping[str, str | int | float] | None = None,
+        cancel_timers: Iterable[str] = (),
+        add_timer: tuple[str, float] | None = None,
+    ) -> Transition:
+        """Move ``record`` to ``to`` if its stored state is one of ``allowed_from``."""
+        keys = [
+            _key(record.call_id),
+            *_busy_keys(record.resident_id, record.family_id),
+            _live_key(record.facility_id),
+            TIMERS_KEY,
+        ]
+        timer, due = add_timer if add_timer else ("", 0.0)
+        args: list[bytes | str | int | float] = [
+            ",".join(allowed_from),
+            to.value,
+            "1" if to in TERMINAL else "0",
+            ",".join(timer_member(kind, record.call_id) for kind in cancel_timers),
+            timer_member(timer, record.call_id) if timer else "",
+            int(due * 1000),
+        ]
+        for name, value in (set_fields or {}).items():
+            args += [name, value]
+        status, state = await self._transition(keys=keys, args=args)
+        if status == b"missing":
+            return Transition(applied=False, previous=None)
+        return Transition(applied=status == b"ok", previous=CallState(text(state)))
+
+    async def active_call(self, role: str, subject: str) -> str | None:
+        raw = await self._redis.get(f"busy:{role}:{subject}")
+        return text(raw) if raw else None
+
+    async def live_calls(self, facility_ids: Iterable[str]) -> list[CallRecord]:
+        out: list[CallRecord] = []
+        for facility_id in facility_ids:
+            for member in sorted(await self._redis.smembers(_live_key(facility_id))):
+                record = await self.get(text(member))
+                if record is not None and record.live:
+                    out.append(record)
+        return out

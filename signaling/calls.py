@@ -1,0 +1,311 @@
+"""The call lifecycle: place, ring, accept/reject/cancel/time out, hang up.
+
+Every rule of SPEC "Call rules" 1-2 lives here; every state change goes through the atomic
+transitions of :class:`CallStore`, and every event goes out through one emitter (which, with the
+Socket.IO Redis manager, reaches clients on any signaling node).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from billing_hooks import Ledger
+from signaling.call_state import LIVE, CallRecord, CallState, CallStore
+from signaling.presence import Presence
+from signaling.timers import DurableTimers
+from visitation.directory import Directory
+from visitation.errors import ErrorCode, ProtocolError
+
+log = logging.getLogger(__name__)
+
+RING_TIMEOUT = "ring_timeout"
+CONNECT_TIMEOUT = "connect_timeout"
+CALL_TIMERS = (RING_TIMEOUT, CONNECT_TIMEOUT, "warning", "time_limit")
+PRE_CONNECT = (CallState.ACCEPTED,)
+IN_CALL = (CallState.ACCEPTED, CallState.CONNECTED)
+
+
+class Emitter(Protocol):
+    async def __call__(self, event: str, data: dict[str, Any], room: str) -> None: ...
+
+
+def tablet_room(resident_id: str) -> str:
+    return f"tablet:{resident_id}"
+
+
+def family_room(family_id: str) -> str:
+    return f"family:{family_id}"
+
+
+def monitors_room(facility_id: str) -> str:
+    return f"monitors:{facility_id}"
+
+
+def call_summary(record: CallRecord, watchers: int = 0) -> dict[str, Any]:
+    """PROTOCOL.md CallSummary."""
+    return {
+        "call_id": record.call_id,
+        "facility_id": record.facility_id,
+        "resident": {"id": record.resident_id, "name": record.resident_name},
+        "family": {"id": record.family_id, "name": record.family_name},
+        "state": record.state.value,
+        "connected_at": record.connected_at or None,
+        "allowed_seconds": record.allowed_seconds or None,
+        "ends_at": record.ends_at or None,
+        "privileged": record.privileged,
+        "recording": not record.privileged and record.state == CallState.CONNECTED,
+        "watchers": watchers,
+    }
+
+
+@dataclass
+class Settlement:
+    charged_cents: int
+    balance_cents: int
+
+
+EndHook = Callable[[CallRecord], Awaitable[None]]
+Settler = Callable[[CallRecord], Awaitable[Settlement]]
+
+
+@dataclass
+class CallService:
+    directory: Directory
+    ledger: Ledger
+    store: CallStore
+    presence: Presence
+    timers: DurableTimers
+    emit: Emitter
+    ring_timeout_s: float = 45.0
+    connect_timeout_s: float = 30.0
+    end_hooks: list[EndHook] = field(default_factory=list)
+    settle: Settler | None = None
+
+    def __post_init__(self) -> None:
+        self.timers.on(RING_TIMEOUT, self._on_ring_timeout)
+        self.timers.on(CONNECT_TIMEOUT, self._on_connect_timeout)
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    async def get_for(self, call_id: str, role: str, subject: str) -> CallRecord:
+        """The call, if ``subject`` is a party to it in ``role``; else ``not_found``."""
+        record = await self.store.get(call_id)
+        owner = {"tablet": record.resident_id, "family": record.family_id} if record else {}
+        if record is None or owner.get(role) != subject:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no call {call_id!r} of yours")
+        return record
+
+    # -- tablet -------------------------------------------------------------------------------
+
+    async def place(self, resident_id: str, contact_id: str) -> CallRecord:
+        resident = await self.directory.resident(resident_id)
+        if resident is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown resident {resident_id!r}")
+        contact = await self.directory.contact(resident_id, contact_id)
+        if contact is None or contact.status != "approved":
+            raise ProtocolError(ErrorCode.NOT_APPROVED, "this contact is not approved for calls")
+        facility = await self.directory.facility(resident.facility_id)
+        family = await self.directory.family(contact_id)
+        if facility is None or family is None:
+            raise ProtocolError(ErrorCode.NOT_APPROVED, "this contact is not approved for calls")
+        if not facility.is_open(datetime.now(UTC)):
+            raise ProtocolError(ErrorCode.OUTSIDE_HOURS, "calls are not allowed at this hour")
+        account = await self.ledger.balance(family.id)
+        if (
+            not family.verified
+            or not family.allow_video_calls
+            or family.blocks_facility(facility.id)
+            or account.status == "closed"
+            or not await self.presence.is_online("family", family.id)
+        ):
+            # The tablet is never told which of these it was.
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "this contact is not available right now")
+        if await self.store.active_call("resident", resident.id) or await self.store.active_call(
+            "family", family.id
+        ):
+            raise ProtocolError(ErrorCode.BUSY, "a party is already in a call")
+        if account.available_cents < facility.rate_cents_per_minute:
+            raise ProtocolError(
+                ErrorCode.INSUFFICIENT_FUNDS, "the contact's balance does not cover one minute"
+            )
+        record = CallRecord(
+            call_id=uuid.uuid4().hex,
+            state=CallState.RINGING,
+            facility_id=facility.id,
+            facility_name=facility.name,
+            resident_id=resident.id,
+            resident_name=resident.name,
+            family_id=family.id,
+            family_name=family.name,
+            privileged=contact.privileged,
+            rate_cents_per_minute=facility.rate_cents_per_minute,
+            max_call_seconds=facility.max_call_seconds,
+            created_at=time.time(),
+        )
+        if not await self.store.create(record, self.ring_timeout_s):
+            raise ProtocolError(ErrorCode.BUSY, "a party is already in a call")
+        await self.emit(
+            "call.incoming",
+            {
+                "call_id": record.call_id,
+                "resident": {"id": resident.id, "name": resident.name},
+                "facility": {"id": facility.id, "name": facility.name},
+                "rate_cents_per_minute": facility.rate_cents_per_minute,
+                "max_call_seconds": facility.max_call_seconds,
+                "balance_cents": account.available_cents,
+                "allowed_seconds": facility.allowed_seconds(account.available_cents),
+                "ring_timeout_s": self.ring_timeout_s,
+            },
+            family_room(family.id),
+        )
+        await self.emit("call.ringing", {"call_id": record.call_id}, tablet_room(resident.id))
+        await self._to_monitors("monitor.call_started", record)
+        return record
+
+    async def cancel(self, record: CallRecord) -> None:
+        result = await self.store.transition(
+            record,
+            CallState.CANCELED,
+            allowed_from=[CallState.RINGING],
+            set_fields={"ended_at": time.time(), "end_reason": "canceled"},
+            cancel_timers=[RING_TIMEOUT],
+        )
+        if not result.applied:
+            raise ProtocolError(
+                ErrorCode.INVALID_STATE, f"the call can no longer be canceled ({result.previous})"
+            )
+        await self.emit("call.canceled", {"call_id": record.call_id}, family_room(record.family_id))
+        await self._finished(record.call_id, "canceled")
+
+    # -- family -------------------------------------------------------------------------------
+
+    async def accept(self, record: CallRecord) -> None:
+        now = time.time()
+        result = await self.store.transition(
+            record,
+            CallState.ACCEPTED,
+            allowed_from=[CallState.RINGING],
+            set_fields={"accepted_at": now},
+            cancel_timers=[RING_TIMEOUT],
+            add_timer=(CONNECT_TIMEOUT, now + self.connect_timeout_s),
+        )
+        if not result.applied:
+            raise ProtocolError(
+                ErrorCode.INVALID_STATE, f"the call can no longer be accepted ({result.previous})"
+            )
+        await self.emit(
+            "call.accepted", {"call_id": record.call_id}, tablet_room(record.resident_id)
+        )
+        updated = await self.store.get(record.call_id)
+        if updated is not None:
+            await self._to_monitors("monitor.call_updated", updated)
+
+    async def reject(self, record: CallRecord) -> None:
+        if not await self._unanswered(record, "rejected"):
+            raise ProtocolError(
+                ErrorCode.INVALID_STATE, "the call is no longer ringing and cannot be rejected"
+            )
+
+    # -- either party -------------------------------------------------------------------------
+
+    async def hangup(self, record: CallRecord, by: str) -> None:
+        if record.state == CallState.RINGING:
+            try:
+                await (self.cancel(record) if by == "tablet" else self.reject(record))
+                return
+            except ProtocolError:
+                record = await self.store.get(record.call_id) or record  # answered meanwhile
+        if record.state in IN_CALL:
+            await self.end(record, "hangup", by=by)
+
+    async def end(self, record: CallRecord, reason: str, by: str = "") -> bool:
+        """End a live (accepted or connected) call once; False if it was already over."""
+        result = await self.store.transition(
+            record,
+            CallState.ENDED,
+            allowed_from=IN_CALL,
+            set_fields={"ended_at": time.time(), "end_reason": reason, "ended_by": by},
+            cancel_timers=CALL_TIMERS,
+        )
+        if not result.applied:
+            return False
+        ended = await self.store.get(record.call_id)
+        assert ended is not None
+        for hook in self.end_hooks:
+            try:
+                await hook(ended)
+            except Exception:
+                log.exception("end hook failed for call %s", ended.call_id)
+        settlement = await self._settle(ended)
+        payload: dict[str, Any] = {
+            "call_id": ended.call_id,
+            "reason": reason,
+            "duration_s": ended.duration_s,
+        }
+        if by:
+            payload["by"] = by
+        await self.emit("call.ended", payload, tablet_room(ended.resident_id))
+        await self.emit(
+            "call.ended",
+            {
+                **payload,
+                "charged_cents": settlement.charged_cents,
+                "balance_cents": settlement.balance_cents,
+            },
+            family_room(ended.family_id),
+        )
+        await self._to_monitors("monitor.call_ended", ended, reason=reason)
+        return True
+
+    # -- timers -------------------------------------------------------------------------------
+
+    async def _on_ring_timeout(self, call_id: str) -> None:
+        record = await self.store.get(call_id)
+        if record is not None and await self._unanswered(record, "ring_timeout"):
+            await self.emit("call.canceled", {"call_id": call_id}, family_room(record.family_id))
+
+    async def _on_connect_timeout(self, call_id: str) -> None:
+        record = await self.store.get(call_id)
+        if record is not None and record.state in PRE_CONNECT:
+            await self.end(record, "connection_lost")
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    async def _unanswered(self, record: CallRecord, why: str) -> bool:
+        result = await self.store.transition(
+            record,
+            CallState.UNANSWERED,
+            allowed_from=[CallState.RINGING],
+            set_fields={"ended_at": time.time(), "end_reason": why},
+            cancel_timers=[RING_TIMEOUT],
+        )
+        if result.applied:
+            # Identical for reject and timeout: the tablet must not tell them apart.
+            await self.emit(
+                "call.unanswered", {"call_id": record.call_id}, tablet_room(record.resident_id)
+            )
+            await self._finished(record.call_id, why)
+        return result.applied
+
+    async def _finished(self, call_id: str, reason: str) -> None:
+        record = await self.store.get(call_id)
+        if record is not None:
+            await self._to_monitors("monitor.call_ended", record, reason=reason)
+
+    async def _settle(self, record: CallRecord) -> Settlement:
+        if self.settle is not None:
+            return await self.settle(record)
+        account = await self.ledger.balance(record.family_id)
+        return Settlement(charged_cents=0, balance_cents=account.available_cents)
+
+    async def _to_monitors(self, event: str, record: CallRecord, **extra: Any) -> None:
+        await self.emit(event, {**call_summary(record), **extra}, monitors_room(record.facility_id))
+
+    async def live_calls(self, facility_ids: list[str]) -> list[CallRecord]:
+        return [r for r in await self.store.live_calls(facility_ids) if r.state in LIVE]

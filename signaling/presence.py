@@ -1,0 +1,59 @@
+"""Who is connected, across every signaling node sharing one Redis.
+
+Each connection is a member ``node:sid`` of ``presence:{role}:{subject}``, scored by an expiry
+that its node refreshes. A node that dies stops refreshing, so its members expire on their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from redis.asyncio import Redis
+
+from visitation.tasks import Periodic
+
+log = logging.getLogger(__name__)
+
+
+def _key(role: str, subject: str) -> str:
+    return f"presence:{role}:{subject}"
+
+
+class Presence:
+    def __init__(self, redis: Redis, node_id: str, ttl_s: float = 15.0) -> None:
+        self._redis = redis
+        self._node = node_id
+        self._ttl = ttl_s
+        self._local: dict[str, tuple[str, str]] = {}
+        self._loop = Periodic("presence-refresh", self.refresh, ttl_s / 3, delay_first=True)
+
+    async def add(self, sid: str, role: str, subject: str) -> None:
+        self._local[sid] = (role, subject)
+        await self._redis.zadd(
+            _key(role, subject), {f"{self._node}:{sid}": time.time() + self._ttl}
+        )
+
+    async def remove(self, sid: str) -> None:
+        entry = self._local.pop(sid, None)
+        if entry is not None:
+            await self._redis.zrem(_key(*entry), f"{self._node}:{sid}")
+
+    async def is_online(self, role: str, subject: str) -> bool:
+        return bool(await self._redis.zcount(_key(role, subject), time.time(), "+inf"))
+
+    async def refresh(self) -> None:
+        now = time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sid, (role, subject) in self._local.items():
+                pipe.zadd(_key(role, subject), {f"{self._node}:{sid}": now + self._ttl})
+                pipe.zremrangebyscore(_key(role, subject), "-inf", now)
+            await pipe.execute()
+
+    def start(self) -> None:
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+        for sid in list(self._local):
+            await self.remove(sid)

@@ -1,0 +1,216 @@
+"""Socket.IO handlers: authenticate on connect, then route each event to the call service.
+
+Every event is wrapped the same way: the caller's role is checked (``forbidden``), the payload is
+validated (``invalid_request``), and any refusal becomes a PROTOCOL.md ack. Nothing a client sends
+can raise out of a handler, so no input affects the server or other connections.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import socketio
+from prometheus_client import Counter
+from pydantic import BaseModel, ValidationError
+
+from signaling.call_state import CallState
+from signaling.calls import CallService, call_summary, family_room, monitors_room, tablet_room
+from signaling.payloads import CallRef, Empty, PlaceCall
+from visitation.directory import Directory
+from visitation.errors import ErrorCode, ProtocolError
+from visitation.tokens import Claims, TokenError, Tokens
+
+log = logging.getLogger(__name__)
+
+EVENTS = Counter("visitation_socket_events_total", "Socket.IO events handled", ["event", "result"])
+
+P = TypeVar("P", bound=BaseModel)
+Handler = Callable[["Session", Any], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class Session:
+    sid: str
+    role: str
+    subject: str
+    facility_ids: list[str] = field(default_factory=list)
+
+
+def _describe(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "payload"
+    return f"{where}: {err['msg']}"
+
+
+class SocketApi:
+    """Binds the protocol's events to a python-socketio server."""
+
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        tokens: Tokens,
+        directory: Directory,
+        calls: CallService,
+    ) -> None:
+        self.sio = sio
+        self.tokens = tokens
+        self.directory = directory
+        self.calls = calls
+        self.sessions: dict[str, Session] = {}
+        self.on_disconnect: list[Callable[[Session], Awaitable[None]]] = []
+        sio.on("connect", self._connect)
+        sio.on("disconnect", self._disconnect)
+        sio.on("*", self._unknown)
+        self.route("call.place", {"tablet"}, PlaceCall, self._place)
+        self.route("call.cancel", {"tablet"}, CallRef, self._cancel)
+        self.route("call.accept", {"family"}, CallRef, self._accept)
+        self.route("call.reject", {"family"}, CallRef, self._reject)
+        self.route("call.hangup", {"tablet", "family"}, CallRef, self._hangup)
+        self.route("monitor.calls", {"monitor"}, Empty, self._monitor_calls)
+
+    def route(
+        self,
+        event: str,
+        roles: set[str],
+        model: type[P],
+        handler: Callable[[Session, P], Awaitable[dict[str, Any]]],
+    ) -> None:
+        async def wrapped(sid: str, *args: Any) -> dict[str, Any]:
+            ack = await self._dispatch(event, sid, roles, model, handler, args)
+            EVENTS.labels(event, "ok" if ack.get("ok") else ack["error"]["code"]).inc()
+            return ack
+
+        self.sio.on(event, wrapped)
+
+    async def _dispatch(
+        self,
+        event: str,
+        sid: str,
+        roles: set[str],
+        model: type[P],
+        handler: Callable[[Session, P], Awaitable[dict[str, Any]]],
+        args: tuple[Any, ...],
+    ) -> dict[str, Any]:
+        session = self.sessions.get(sid)
+        try:
+            if session is None:
+                raise ProtocolError(ErrorCode.FORBIDDEN, "not authenticated")
+            if session.role not in roles:
+                raise ProtocolError(
+                    ErrorCode.FORBIDDEN, f"{event} is not allowed for {session.role}"
+                )
+            if len(args) > 1:
+                raise ProtocolError(ErrorCode.INVALID_REQUEST, "expected a single JSON object")
+            data = args[0] if args else {}
+            if not isinstance(data, dict):
+                raise ProtocolError(ErrorCode.INVALID_REQUEST, "payload must be a JSON object")
+            try:
+                payload = model.model_validate(data)
+            except ValidationError as exc:
+                raise ProtocolError(ErrorCode.INVALID_REQUEST, _describe(exc)) from exc
+            result = await handler(session, payload)
+            return {"ok": True, **result}
+        except ProtocolError as exc:
+            return exc.to_ack()
+        except Exception:
+            log.exception("%s failed for %s", event, sid)
+            return ProtocolError(ErrorCode.INTERNAL, "internal error; nothing was changed").to_ack()
+
+    # -- connection ---------------------------------------------------------------------------
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            claims = self.tokens.verify(token)
+        except TokenError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(str(exc)) from exc
+        session = await self._session_for(sid, claims)
+        self.sessions[sid] = session
+        if session.role == "tablet":
+            await self.sio.enter_room(sid, tablet_room(session.subject))
+        elif session.role == "family":
+            await self.sio.enter_room(sid, family_room(session.subject))
+        elif session.role == "monitor":
+            for facility_id in session.facility_ids:
+                await self.sio.enter_room(sid, monitors_room(facility_id))
+        await self.calls.presence.add(sid, session.role, session.subject)
+
+    async def _session_for(self, sid: str, claims: Claims) -> Session:
+        refuse = socketio.exceptions.ConnectionRefusedError
+        if claims.role == "tablet":
+            resident = await self.directory.resident(claims.subject)
+            if resident is None:
+                raise refuse(f"unknown resident {claims.subject!r}")
+            return Session(sid, claims.role, claims.subject, [resident.facility_id])
+        if claims.role == "family":
+            if await self.directory.family(claims.subject) is None:
+                raise refuse(f"unknown family {claims.subject!r}")
+            return Session(sid, claims.role, claims.subject)
+        if claims.role in ("monitor", "investigator"):
+            staff = await self.directory.staff(claims.subject)
+            if staff is None or staff.role != claims.role:
+                raise refuse(f"unknown {claims.role} {claims.subject!r}")
+            facility_ids = list(staff.facility_ids)
+            if "*" in facility_ids:
+                facility_ids = await self.directory.all_facility_ids()
+            return Session(sid, claims.role, claims.subject, facility_ids)
+        return Session(sid, claims.role, claims.subject, await self.directory.all_facility_ids())
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        session = self.sessions.pop(sid, None)
+        if session is None:
+            return
+        await self.calls.presence.remove(sid)
+        for hook in self.on_disconnect:
+            try:
+                await hook(session)
+            except Exception:
+                log.exception("disconnect hook failed for %s", sid)
+        if session.role == "tablet" and not await self.calls.presence.is_online(
+            "tablet", session.subject
+        ):
+            # A tablet that goes away while ringing cancels its call.
+            call_id = await self.calls.store.active_call("resident", session.subject)
+            record = await self.calls.store.get(call_id) if call_id else None
+            if record is not None and record.state == CallState.RINGING:
+                try:
+                    await self.calls.cancel(record)
+                except ProtocolError:
+                    pass
+
+    async def _unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        EVENTS.labels("unknown", ErrorCode.INVALID_REQUEST.value).inc()
+        return ProtocolError(ErrorCode.INVALID_REQUEST, f"unknown event {event[:64]!r}").to_ack()
+
+    # -- events -------------------------------------------------------------------------------
+
+    async def _place(self, session: Session, payload: PlaceCall) -> dict[str, Any]:
+        record = await self.calls.place(session.subject, payload.contact_id)
+        return {"call_id": record.call_id}
+
+    async def _cancel(self, session: Session, payload: CallRef) -> dict[str, Any]:
+        record = await self.calls.get_for(payload.call_id, "tablet", session.subject)
+        await self.calls.cancel(record)
+        return {}
+
+    async def _accept(self, session: Session, payload: CallRef) -> dict[str, Any]:
+        record = await self.calls.get_for(payload.call_id, "family", session.subject)
+        await self.calls.accept(record)
+        return {}
+
+    async def _reject(self, session: Session, payload: CallRef) -> dict[str, Any]:
+        record = await self.calls.get_for(payload.call_id, "family", session.subject)
+        await self.calls.reject(record)
+        return {}
+
+    async def _hangup(self, session: Session, payload: CallRef) -> dict[str, Any]:
+        record = await self.calls.get_for(payload.call_id, session.role, session.subject)
+        await self.calls.hangup(record, by=session.role)
+        return {}
+
+    async def _monitor_calls(self, session: Session, payload: Empty) -> dict[str, Any]:
+        records = await self.calls.live_calls(session.facility_ids)
+        return {"calls": [call_summary(r) for r in records]}

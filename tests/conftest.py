@@ -1,0 +1,154 @@
+"""Shared fixtures: a real embedded Redis per test session, real signaling nodes, real clients."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvloop
+from aiohttp import web
+from redis.asyncio import Redis
+
+from client.session import ProtocolClient
+from signaling.app import SignalingNode
+from tests.seeds import standard_seed
+from visitation.config import Settings
+from visitation.domain import SeedFile
+from visitation.embedded_redis import EmbeddedRedis, _free_port
+from visitation.seed import apply_seed
+from visitation.tokens import Tokens
+
+SECRET = secrets.token_hex(32).encode()
+os.environ["VISITATION_SECRET"] = SECRET.decode()
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Run every async test on uvloop, the loop the server runs on."""
+    return {"uvloop": uvloop.new_event_loop}
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    url = embedded.start()
+    yield url
+    embedded.stop()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def tokens() -> Tokens:
+    return Tokens(SECRET)
+
+
+@pytest.fixture
+async def seeded(redis: Redis) -> SeedFile:
+    seed = standard_seed()
+    await apply_seed(redis, seed)
+    return seed
+
+
+@dataclass
+class Node:
+    node: SignalingNode
+    runner: web.AppRunner
+    url: str
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+NodeFactory = Callable[..., Awaitable[Node]]
+
+
+@pytest.fixture
+async def start_node(redis_url: str, tmp_path: Path) -> AsyncIterator[NodeFactory]:
+    """Start in-process signaling nodes on free ports; all are stopped at teardown."""
+    nodes: list[Node] = []
+
+    async def start(**overrides: Any) -> Node:
+        port = _free_port()
+        settings = Settings.from_env(
+            data_dir=tmp_path / "var", redis_url=redis_url, port=port, workers=0, **overrides
+        )
+        node = SignalingNode(settings, redis_url, SECRET)
+        runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        handle = Node(node, runner, f"http://127.0.0.1:{port}")
+        nodes.append(handle)
+        return handle
+
+    yield start
+    for handle in reversed(nodes):
+        await handle.stop()
+
+
+@pytest.fixture
+async def node(start_node: NodeFactory, seeded: SeedFile) -> Node:
+    return await start_node()
+
+
+@dataclass
+class Clients:
+    """Builds connected clients by role and subject; closes them all at teardown."""
+
+    tokens: Tokens
+    default_url: str
+    opened: list[ProtocolClient] = field(default_factory=list)
+
+    async def connect(self, role: str, subject: str, url: str | None = None) -> ProtocolClient:
+        client = ProtocolClient(url or self.default_url, self.tokens.issue(role, subject), subject)
+        await client.connect()
+        self.opened.append(client)
+        return client
+
+    async def close_all(self) -> None:
+        for client in self.opened:
+            await client.close()
+
+
+@pytest.fixture
+async def clients(node: Node, tokens: Tokens) -> AsyncIterator[Clients]:
+    pool = Clients(tokens, node.url)
+    yield pool
+    await pool.close_all()
+
+
+@dataclass
+class Ringing:
+    tablet: ProtocolClient
+    family: ProtocolClient
+    call_id: str
+    incoming: dict[str, Any]
+
+
+async def ring(clients: Clients, resident: str = "R1", family: str = "F1") -> Ringing:
+    """A tablet and a family client with a call ringing between them."""
+    family_client = await clients.connect("family", family)
+    tablet = await clients.connect("tablet", resident)
+    call_id = await tablet.place(family)
+    incoming = await family_client.next("call.incoming")
+    assert incoming["call_id"] == call_id
+    await tablet.next("call.ringing")
+    return Ringing(tablet, family_client, call_id, incoming)
+
+
+async def accepted(clients: Clients, resident: str = "R1", family: str = "F1") -> Ringing:
+    """A tablet and a family client already in an accepted call."""
+    pair = await ring(clients, resident, family)
+    await pair.family.accept(pair.call_id)
+    assert (await pair.tablet.next("call.accepted"))["call_id"] == pair.call_id
+    return pair

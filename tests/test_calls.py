@@ -1,0 +1,263 @@
+"""The call state machine over real Socket.IO clients and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from client.session import AckError
+from tests.conftest import Clients, NodeFactory, accepted, ring
+from visitation.domain import SeedFile
+
+
+async def place_error(clients: Clients, resident: str, family: str, online: bool = True) -> str:
+    if online:
+        await clients.connect("family", family)
+    tablet = await clients.connect("tablet", resident)
+    with pytest.raises(AckError) as err:
+        await tablet.place(family)
+    return err.value.code
+
+
+@pytest.mark.parametrize(
+    ("resident", "family", "code"),
+    [
+        ("R1", "FPENDING", "not_approved"),
+        ("R1", "FDENIED", "not_approved"),
+        ("R3", "F1", "outside_hours"),
+        ("R1", "FUNVERIFIED", "unavailable"),
+        ("R1", "FNOVIDEO", "unavailable"),
+        ("R1", "FBLOCKS", "unavailable"),
+        ("R1", "FBLOCKSALL", "unavailable"),
+        ("R1", "FPOOR", "insufficient_funds"),
+    ],
+)
+async def test_place_refusals(clients: Clients, resident: str, family: str, code: str) -> None:
+    assert await place_error(clients, resident, family) == code
+
+
+async def test_offline_family_is_unavailable(clients: Clients) -> None:
+    assert await place_error(clients, "R1", "F1", online=False) == "unavailable"
+
+
+async def test_unknown_contact_is_not_approved(clients: Clients) -> None:
+    assert await place_error(clients, "R1", "NOBODY", online=False) == "not_approved"
+
+
+async def test_unavailable_message_does_not_say_why(clients: Clients) -> None:
+    tablet = await clients.connect("tablet", "R1")
+    messages = set()
+    for family in ("F1", "FUNVERIFIED", "FNOVIDEO", "FBLOCKS", "FBLOCKSALL"):
+        if family != "F1":
+            await clients.connect("family", family)
+        ack = await tablet.call("call.place", {"contact_id": family})
+        assert ack["error"]["code"] == "unavailable"
+        messages.add(ack["error"]["message"])
+    assert len(messages) == 1
+
+
+async def test_insufficient_funds_reads_the_seeded_balance(clients: Clients, redis: Redis) -> None:
+    # FPOOR was seeded with 15 cents through a ledger deposit; the rate is 16 cents a minute.
+    assert await place_error(clients, "R1", "FPOOR") == "insufficient_funds"
+    from billing_hooks import Ledger
+
+    await Ledger(redis).deposit("FPOOR", 1, "top-up")
+    tablet = await clients.connect("tablet", "R1")
+    assert await tablet.place("FPOOR")
+
+
+async def test_busy_when_either_side_is_in_a_call(clients: Clients) -> None:
+    pair = await ring(clients, "R1", "F1")
+    # The resident is busy: R1 cannot place a second call.
+    await clients.connect("family", "F2")
+    with pytest.raises(AckError) as err:
+        await pair.tablet.place("F2")
+    assert err.value.code == "busy"
+    # The family is busy: R2 cannot ring F1.
+    other = await clients.connect("tablet", "R2")
+    with pytest.raises(AckError) as err:
+        await other.place("F1")
+    assert err.value.code == "busy"
+
+
+async def test_incoming_carries_every_field(clients: Clients, seeded: SeedFile) -> None:
+    pair = await ring(clients)
+    assert pair.incoming == {
+        "call_id": pair.call_id,
+        "resident": {"id": "R1", "name": "James Doe"},
+        "facility": {"id": "SQ", "name": "San Quentin"},
+        "rate_cents_per_minute": 16,
+        "max_call_seconds": 1800,
+        "balance_cents": 1000,
+        "allowed_seconds": 62 * 60,
+        "ring_timeout_s": 45.0,
+    } | {"allowed_seconds": min(1800, (1000 // 16) * 60)}
+
+
+async def test_ring_accept(clients: Clients) -> None:
+    pair = await accepted(clients)
+    # Accepting twice is refused: the call is no longer ringing.
+    with pytest.raises(AckError) as err:
+        await pair.family.accept(pair.call_id)
+    assert err.value.code == "invalid_state"
+
+
+async def test_reject_becomes_unanswered(clients: Clients) -> None:
+    pair = await ring(clients)
+    await pair.family.request("call.reject", {"call_id": pair.call_id})
+    assert await pair.tablet.next("call.unanswered") == {"call_id": pair.call_id}
+    # The parties are free again.
+    assert await pair.tablet.place("F1")
+
+
+async def test_ring_timeout_unanswered_and_canceled(
+    start_node: NodeFactory, seeded: SeedFile, tokens: object
+) -> None:
+    node = await start_node(ring_timeout_s=1.0)
+    pool = Clients(tokens, node.url)  # type: ignore[arg-type]
+    try:
+        pair = await ring(pool)
+        assert pair.incoming["ring_timeout_s"] == 1.0
+        assert await pair.tablet.next("call.unanswered", timeout=5) == {"call_id": pair.call_id}
+        assert await pair.family.next("call.canceled", timeout=5) == {"call_id": pair.call_id}
+        # Reject and timeout look the same to the tablet: nothing else arrived.
+        names = [name for name, _ in pair.tablet.received]
+        assert names == ["call.ringing", "call.unanswered"]
+        with pytest.raises(AckError) as err:
+            await pair.family.accept(pair.call_id)
+        assert err.value.code == "invalid_state"
+    finally:
+        await pool.close_all()
+
+
+async def test_reject_and_timeout_are_indistinguishable(
+    start_node: NodeFactory, seeded: SeedFile, tokens: object
+) -> None:
+    node = await start_node(ring_timeout_s=0.5)
+    pool = Clients(tokens, node.url)  # type: ignore[arg-type]
+    try:
+        rejected = await ring(pool, "R1", "F1")
+        await rejected.family.request("call.reject", {"call_id": rejected.call_id})
+        on_reject = await rejected.tablet.next("call.unanswered")
+        timed_out = await ring(pool, "R2", "F2")
+        on_timeout = await timed_out.tablet.next("call.unanswered", timeout=5)
+        assert on_reject.keys() == on_timeout.keys() == {"call_id"}
+    finally:
+        await pool.close_all()
+
+
+async def test_cancel(clients: Clients) -> None:
+    pair = await ring(clients)
+    await pair.tablet.request("call.cancel", {"call_id": pair.call_id})
+    assert await pair.family.next("call.canceled") == {"call_id": pair.call_id}
+    with pytest.raises(AckError) as err:
+        await pair.family.accept(pair.call_id)
+    assert err.value.code == "invalid_state"
+
+
+async def test_cancel_after_accept_is_invalid_state(clients: Clients) -> None:
+    pair = await accepted(clients)
+    with pytest.raises(AckError) as err:
+        await pair.tablet.request("call.cancel", {"call_id": pair.call_id})
+    assert err.value.code == "invalid_state"
+
+
+@pytest.mark.parametrize("by", ["tablet", "family"])
+async def test_hangup_before_connect(clients: Clients, by: str) -> None:
+    pair = await accepted(clients)
+    who = pair.tablet if by == "tablet" else pair.family
+    await who.hangup(pair.call_id)
+    tablet_end = await pair.tablet.next("call.ended")
+    family_end = await pair.family.next("call.ended")
+    assert tablet_end == {"call_id": pair.call_id, "reason": "hangup", "by": by, "duration_s": 0}
+    assert family_end == {**tablet_end, "charged_cents": 0, "balance_cents": 1000}
+    # Both parties are free for a new call.
+    assert await pair.tablet.place("F1")
+
+
+async def test_hangup_while_ringing(clients: Clients) -> None:
+    pair = await ring(clients)
+    await pair.family.hangup(pair.call_id)
+    assert await pair.tablet.next("call.unanswered") == {"call_id": pair.call_id}
+    pair = await ring(clients, "R2", "F2")
+    await pair.tablet.hangup(pair.call_id)
+    assert await pair.family.next("call.canceled") == {"call_id": pair.call_id}
+
+
+async def test_accepted_but_never_connected_ends_connection_lost(
+    start_node: NodeFactory, seeded: SeedFile, tokens: object
+) -> None:
+    node = await start_node(connect_timeout_s=0.5)
+    pool = Clients(tokens, node.url)  # type: ignore[arg-type]
+    try:
+        pair = await accepted(pool)
+        ended = await pair.family.next("call.ended", timeout=5)
+        assert ended["reason"] == "connection_lost"
+        assert ended["charged_cents"] == 0
+        assert (await pair.tablet.next("call.ended"))["reason"] == "connection_lost"
+    finally:
+        await pool.close_all()
+
+
+async def test_double_accept_resolves_to_one(clients: Clients) -> None:
+    pair = await ring(clients)
+    second_device = await clients.connect("family", "F1")
+    acks = await asyncio.gather(
+        *(
+            c.call("call.accept", {"call_id": pair.call_id})
+            for c in [pair.family, second_device] * 3
+        )
+    )
+    assert sum(1 for a in acks if a["ok"]) == 1
+    assert {a["error"]["code"] for a in acks if not a["ok"]} == {"invalid_state"}
+    await pair.tablet.next("call.accepted")
+    await asyncio.sleep(0)
+    assert pair.tablet.pending("call.accepted") == 0
+
+
+@pytest.mark.parametrize("attempt", range(5))
+async def test_accept_races_cancel(clients: Clients, redis: Redis, attempt: int) -> None:
+    pair = await ring(clients)
+    accept, cancel = await asyncio.gather(
+        pair.family.call("call.accept", {"call_id": pair.call_id}),
+        pair.tablet.call("call.cancel", {"call_id": pair.call_id}),
+    )
+    assert accept["ok"] != cancel["ok"], (accept, cancel)
+    state = (await redis.hget(f"call:{pair.call_id}", "state")).decode()
+    if accept["ok"]:
+        assert state == "accepted"
+        assert cancel["error"]["code"] == "invalid_state"
+        await pair.tablet.next("call.accepted")
+    else:
+        assert state == "canceled"
+        assert accept["error"]["code"] == "invalid_state"
+        await pair.family.next("call.canceled")
+        assert not await redis.exists("busy:resident:R1", "busy:family:F1")
+
+
+async def test_tablet_disconnect_while_ringing_cancels(clients: Clients) -> None:
+    pair = await ring(clients)
+    await pair.tablet.close()
+    assert await pair.family.next("call.canceled") == {"call_id": pair.call_id}
+
+
+async def test_ring_timer_is_durable_and_fired_by_any_node(
+    start_node: NodeFactory, seeded: SeedFile, tokens: object, redis: Redis
+) -> None:
+    first = await start_node(ring_timeout_s=1.0)
+    await first.node.timers.stop()  # this node's timer loop is dead
+    pool = Clients(tokens, first.url)  # type: ignore[arg-type]
+    try:
+        pair = await ring(pool)
+        assert await redis.zscore("timers", f"ring_timeout|{pair.call_id}")
+        await asyncio.sleep(1.5)  # past due, and nobody fired it
+        assert await redis.hget(f"call:{pair.call_id}", "state") == b"ringing"
+        await start_node()  # another node picks the timer up from Redis
+        assert await pair.family.next("call.canceled", timeout=5) == {"call_id": pair.call_id}
+        assert await pair.tablet.next("call.unanswered") == {"call_id": pair.call_id}
+        assert await redis.hget(f"call:{pair.call_id}", "state") == b"unanswered"
+        assert await redis.zscore("timers", f"ring_timeout|{pair.call_id}") is None
+    finally:
+        await pool.close_all()

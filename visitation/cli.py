@@ -1,0 +1,91 @@
+"""The ``visitation`` console script: serve, seed, token (PROTOCOL.md "Command line")."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import uvloop
+
+from visitation.config import Settings, load_secret
+from visitation.seed import SeedError
+from visitation.tokens import DEFAULT_TTL_S, ROLES, Tokens
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="visitation", description="Video visitation server")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the signaling tier, SFU workers and recorder")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--data-dir", type=Path, default=None)
+    serve.add_argument("--redis-url", default=None)
+    serve.add_argument("--workers", type=int, default=None, help="SFU workers (default: cores)")
+    serve.add_argument("--ring-timeout", type=float, default=None, help="seconds (default 45)")
+    serve.add_argument("--demo", action="store_true", help="load demo data and print tokens")
+    serve.add_argument("--log-level", default=os.environ.get("VISITATION_LOG_LEVEL", "INFO"))
+
+    seed = sub.add_parser("seed", help="load facilities, residents, families, contacts, staff")
+    seed.add_argument("file", type=Path)
+    seed.add_argument("--data-dir", type=Path, default=None)
+    seed.add_argument("--redis-url", default=None)
+
+    token = sub.add_parser("token", help="print a signed bearer token")
+    token.add_argument("role", choices=ROLES)
+    token.add_argument("subject")
+    token.add_argument("--ttl", type=int, default=DEFAULT_TTL_S, help="seconds")
+    token.add_argument("--data-dir", type=Path, default=None)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        data_dir=args.data_dir,
+        redis_url=getattr(args, "redis_url", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        workers=getattr(args, "workers", None),
+        ring_timeout_s=getattr(args, "ring_timeout", None),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings(args)
+    if args.command == "token":
+        if args.ttl <= 0:
+            print("visitation token: --ttl must be a positive number of seconds", file=sys.stderr)
+            return 2
+        try:
+            print(Tokens(load_secret(settings.data_dir)).issue(args.role, args.subject, args.ttl))
+        except ValueError as exc:
+            print(f"visitation token: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "seed":
+        from visitation.serve import run_seed
+
+        try:
+            print(uvloop.run(run_seed(args.file, settings.data_dir, settings.redis_url)))
+        except SeedError as exc:
+            print(f"visitation seed: {exc}; nothing was written", file=sys.stderr)
+            return 1
+        return 0
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from visitation.serve import serve
+
+    try:
+        uvloop.run(serve(settings, demo=args.demo))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

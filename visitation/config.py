@@ -1,0 +1,64 @@
+"""Server settings: command-line flags over environment variables over defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+@dataclass
+class Settings:
+    data_dir: Path = Path("./var")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    workers: int = 0
+    ring_timeout_s: float = 45.0
+    connect_timeout_s: float = 30.0
+    presence_ttl_s: float = 15.0
+    node_id: str = ""
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        settings = cls(
+            data_dir=Path(os.environ.get("VISITATION_DATA_DIR", "./var")),
+            redis_url=os.environ.get("REDIS_URL") or None,
+            workers=os.cpu_count() or 1,
+            ring_timeout_s=_env_float("VISITATION_RING_TIMEOUT", 45.0),
+            connect_timeout_s=_env_float("VISITATION_CONNECT_TIMEOUT", 30.0),
+        )
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(settings, key, value)
+        if not settings.node_id:
+            settings.node_id = f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
+        return settings
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The token/manifest signing key: VISITATION_SECRET, else one kept in the data dir."""
+    env = os.environ.get("VISITATION_SECRET")
+    if env:
+        return env.encode()
+    path = data_dir / "secret.key"
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32).encode()
+    # O_EXCL: if two processes race, one writes and both read the same key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key

@@ -1,0 +1,164 @@
+"""Domain records: facilities, residents, families, contacts, staff (as seeded and stored)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+FacilityType = Literal[
+    "prison",
+    "jail_large",
+    "jail_medium",
+    "jail_small",
+    "jail_very_small",
+    "jail_extremely_small",
+]
+ContactStatus = Literal["approved", "pending", "denied"]
+StaffRole = Literal["monitor", "investigator", "admin"]
+
+_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _parse_days(spec: str) -> frozenset[int]:
+    """``mon-fri``, ``sat,sun``, ``mon`` or ``fri-mon`` (wrapping) to weekday numbers."""
+    days: set[int] = set()
+    for part in spec.lower().replace(" ", "").split(","):
+        if "-" in part:
+            first, _, last = part.partition("-")
+            if first not in _DAYS or last not in _DAYS:
+                raise ValueError(f"unknown day range {part!r} (use mon..sun)")
+            i, j = _DAYS.index(first), _DAYS.index(last)
+            span = (j - i) % 7
+            days.update((i + k) % 7 for k in range(span + 1))
+        elif part in _DAYS:
+            days.add(_DAYS.index(part))
+        else:
+            raise ValueError(f"unknown day {part!r} (use mon..sun)")
+    return frozenset(days)
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+class CallingWindow(_Record):
+    """Calls may ring on ``days`` between ``start`` and ``end`` (facility local time).
+
+    An ``end`` at or before ``start`` runs past midnight into the next day.
+    """
+
+    days: str = "mon-sun"
+    start: str
+    end: str
+
+    @field_validator("days")
+    @classmethod
+    def _check_days(cls, value: str) -> str:
+        _parse_days(value)
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _check_time(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError(f"{value!r} is not a HH:MM time")
+        return value
+
+    def contains(self, local: datetime) -> bool:
+        days = _parse_days(self.days)
+        start, end = _minutes(self.start), _minutes(self.end)
+        now = local.hour * 60 + local.minute
+        if start < end:
+            return local.weekday() in days and start <= now < end
+        # Overnight window: the part after start today, or the part before end from yesterday.
+        yesterday = (local - timedelta(days=1)).weekday()
+        return (local.weekday() in days and now >= start) or (yesterday in days and now < end)
+
+
+class Facility(_Record):
+    id: Id
+    name: Name
+    timezone: str
+    type: FacilityType = "prison"
+    rate_cents_per_minute: StrictInt = Field(gt=0, le=10_000)
+    max_call_seconds: StrictInt = Field(ge=60, le=4 * 3600)
+    calling_hours: list[CallingWindow] = Field(min_length=1)
+    retention_days: StrictInt = Field(default=180, ge=1, le=36_500)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    def is_open(self, at: datetime) -> bool:
+        local = at.astimezone(ZoneInfo(self.timezone))
+        return any(window.contains(local) for window in self.calling_hours)
+
+    def allowed_seconds(self, available_cents: int) -> int:
+        """SPEC rule 4: the facility cap, or whole minutes the balance pays for."""
+        return min(self.max_call_seconds, (available_cents // self.rate_cents_per_minute) * 60)
+
+
+class Resident(_Record):
+    id: Id
+    facility_id: Id
+    name: Name
+
+
+class Family(_Record):
+    """A family member's profile. ``balance_cents`` is only the seed's opening deposit."""
+
+    id: Id
+    name: Name
+    balance_cents: StrictInt = Field(default=0, ge=0, le=10_000_000)
+    allow_video_calls: StrictBool = True
+    verified: StrictBool = False
+    blocks: list[Annotated[str, Field(pattern=r"^([A-Za-z0-9_.\-]{1,64}|all)$")]] = Field(
+        default_factory=list, max_length=1000
+    )
+
+    def blocks_facility(self, facility_id: str) -> bool:
+        return "all" in self.blocks or facility_id in self.blocks
+
+
+class Contact(_Record):
+    resident_id: Id
+    family_id: Id
+    status: ContactStatus
+    privileged: StrictBool = False
+
+
+class Staff(_Record):
+    id: Id
+    role: StaffRole
+    facility_ids: list[Annotated[str, Field(pattern=r"^([A-Za-z0-9_.\-]{1,64}|\*)$")]] = Field(
+        min_length=1
+    )
+
+    def covers(self, facility_id: str) -> bool:
+        return "*" in self.facility_ids or facility_id in self.facility_ids
+
+
+class SeedFile(_Record):
+    facilities: list[Facility] = Field(default_factory=list)
+    residents: list[Resident] = Field(default_factory=list)
+    families: list[Family] = Field(default_factory=list)
+    contacts: list[Contact] = Field(default_factory=list)
+    staff: list[Staff] = Field(default_factory=list)

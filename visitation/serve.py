@@ -1,0 +1,104 @@
+"""``visitation serve``: Redis (embedded or given), the signaling node, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from signaling.app import SignalingNode
+from visitation.config import Settings, load_secret
+from visitation.embedded_redis import EmbeddedRedis
+from visitation.seed import SeedError, apply_seed, parse_seed
+from visitation.tokens import Tokens
+
+log = logging.getLogger(__name__)
+
+
+def demo_seed_text() -> str:
+    return resources.files("visitation").joinpath("demo_seed.json").read_text()
+
+
+async def seed_demo(redis_url: str, tokens: Tokens, base_url: str) -> str:
+    """Load the packaged demo data; return what to print for a newcomer."""
+    redis = Redis.from_url(redis_url)
+    try:
+        seed = parse_seed(demo_seed_text())
+        report = await apply_seed(redis, seed)
+    finally:
+        await redis.aclose()
+    lines = ["", "Demo data loaded: " + report.summary().replace("\n", "; "), "Demo tokens:"]
+    who = [("tablet", r.id, r.name) for r in seed.residents]
+    who += [("family", f.id, f.name) for f in seed.families]
+    who += [(s.role, s.id, s.id) for s in seed.staff]
+    for role, subject, name in who:
+        lines.append(f"  {role:<12} {subject:<6} {name:<14} {tokens.issue(role, subject)}")
+    lines += [
+        "",
+        "Next steps:",
+        f"  curl {base_url}/healthz",
+        "  connect a Socket.IO client with auth={'token': '<token above>'} (see PROTOCOL.md)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def serve(settings: Settings, demo: bool = False) -> None:
+    embedded: EmbeddedRedis | None = None
+    redis_url = settings.redis_url
+    if redis_url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        redis_url = await asyncio.to_thread(embedded.ensure_running)
+    secret = load_secret(settings.data_dir)
+    node = SignalingNode(settings, redis_url, secret)
+    runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        base_url = f"http://{settings.host}:{settings.port}"
+        if demo:
+            try:
+                print(await seed_demo(redis_url, Tokens(secret), base_url), flush=True)
+            except SeedError as exc:  # pragma: no cover - the packaged seed is tested
+                log.error("demo seed failed: %s", exc)
+        print(f"visitation serving on {base_url}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("visitation shutting down", flush=True)
+    finally:
+        await runner.cleanup()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+async def run_seed(path: Path, data_dir: Path, redis_url: str | None) -> str:
+    from visitation.seed import seed_file
+
+    embedded: EmbeddedRedis | None = None
+    if redis_url is None:
+        embedded = EmbeddedRedis(data_dir)
+        redis_url = await asyncio.to_thread(embedded.ensure_running)
+    redis = Redis.from_url(redis_url)
+    try:
+        report = await seed_file(redis, path)
+        return report.summary()
+    finally:
+        await redis.aclose()
+        if embedded is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(embedded.stop)
+
+
+def dump(obj: object) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True)

@@ -1,0 +1,74 @@
+"""Signed, expiring bearer tokens per role (PyJWT, HS256)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal, cast, get_args
+
+import jwt
+
+Role = Literal["tablet", "family", "monitor", "investigator", "admin"]
+ROLES: tuple[str, ...] = get_args(Role)
+ISSUER = "visitation"
+DEFAULT_TTL_S = 24 * 3600
+
+
+class TokenError(Exception):
+    """The token is missing, malformed, forged or expired; the message says which."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    role: Role
+    subject: str
+    expires_at: int
+
+
+class Tokens:
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("the signing key must be at least 16 bytes")
+        self._secret = secret
+
+    def issue(self, role: str, subject: str, ttl_s: int = DEFAULT_TTL_S) -> str:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; one of: {', '.join(ROLES)}")
+        if not subject or len(subject) > 64:
+            raise ValueError("subject must be 1 to 64 characters")
+        if ttl_s <= 0:
+            raise ValueError("ttl must be a positive number of seconds")
+        now = int(time.time())
+        payload = {"iss": ISSUER, "sub": subject, "role": role, "iat": now, "exp": now + ttl_s}
+        return jwt.encode(payload, self._secret, algorithm="HS256")
+
+    def verify(self, token: object) -> Claims:
+        if not token:
+            raise TokenError("missing token: connect with auth={'token': '<bearer token>'}")
+        if not isinstance(token, str):
+            raise TokenError("malformed token: expected a string")
+        try:
+            data = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                issuer=ISSUER,
+                options={"require": ["exp", "sub", "iss"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("token expired") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise TokenError("invalid token signature") from exc
+        except jwt.InvalidTokenError as exc:
+            raise TokenError(f"invalid token: {exc}") from exc
+        role = data.get("role")
+        if role not in ROLES:
+            raise TokenError("invalid token: unknown role")
+        return Claims(role=cast(Role, role), subject=str(data["sub"]), expires_at=int(data["exp"]))
+
+
+def bearer(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header."""
+    if header and header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return None
