@@ -1,0 +1,129 @@
+"""Real ``visitation serve`` processes: two nodes on one Redis, a node crash, the embedded default."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from client.session import ProtocolClient
+from tests.conftest import SECRET
+from visitation.domain import SeedFile
+from visitation.embedded_redis import _free_port, _pid_alive
+from visitation.tokens import Tokens
+
+
+class ServeProcess:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "visitation.cli", "serve", "--port", str(self.port), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.output: list[str] = []
+        deadline = time.monotonic() + 30
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.output.append(line)
+            if "visitation serving on" in line:
+                return
+        self.kill()
+        raise AssertionError("serve did not start:\n" + "".join(self.output))
+
+    def healthz(self) -> dict[str, object]:
+        with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
+            result: dict[str, object] = json.loads(response.read())
+            return result
+
+    def terminate(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=20)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def serve_procs() -> Iterator[list[ServeProcess]]:
+    procs: list[ServeProcess] = []
+    yield procs
+    for proc in procs:
+        proc.kill()
+
+
+async def test_two_nodes_share_one_redis(
+    serve_procs: list[ServeProcess], redis_url: str, seeded: SeedFile
+) -> None:
+    env = {"VISITATION_RING_TIMEOUT": "3"}
+    node_a = ServeProcess("--redis-url", redis_url, "--workers", "0", env=env)
+    serve_procs.append(node_a)
+    node_b = ServeProcess("--redis-url", redis_url, "--workers", "0", env=env)
+    serve_procs.append(node_b)
+    tokens = Tokens(SECRET)
+    async with (
+        ProtocolClient(node_a.url, tokens.issue("tablet", "R1"), "tablet@A") as tablet,
+        ProtocolClient(node_b.url, tokens.issue("family", "F1"), "family@B") as family,
+    ):
+        # A tablet on node A rings a family on node B, and the answer comes back.
+        call_id = await tablet.place("F1")
+        assert (await family.next("call.incoming"))["call_id"] == call_id
+        await family.accept(call_id)
+        assert await tablet.next("call.accepted") == {"call_id": call_id}
+        await family.hangup(call_id)
+        assert (await tablet.next("call.ended"))["by"] == "family"
+
+        # Node A dies mid-ring (SIGKILL: no clean-up at all); node B still times the call out.
+        family_2 = ProtocolClient(node_b.url, tokens.issue("family", "F2"))
+        await family_2.connect()
+        try:
+            async with ProtocolClient(node_a.url, tokens.issue("tablet", "R2")) as tablet2:
+                call_2 = await tablet2.place("F2")
+                await family_2.next("call.incoming")
+                node_a.kill()
+            assert await family_2.next("call.canceled", timeout=10) == {"call_id": call_2}
+        finally:
+            await family_2.close()
+
+
+async def test_serve_with_embedded_redis_answers_healthz_and_stops_cleanly(
+    serve_procs: list[ServeProcess], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "var"
+    proc = ServeProcess("--demo", "--data-dir", str(data_dir), env={"REDIS_URL": ""})
+    serve_procs.append(proc)
+    output = "".join(proc.output)
+    assert "Demo tokens:" in output and "family       F200" in output
+    assert proc.healthz()["ok"] is True
+    url = (data_dir / "redis" / "redis.url").read_text()
+    redis = Redis.from_url(url)
+    try:
+        assert await redis.config_get("appendonly") == {"appendonly": "yes"}
+        assert (await redis.hget("acct:F200", "balance")) == b"1000"
+    finally:
+        await redis.aclose()
+    pid = int((data_dir / "redis" / "redis.pid").read_text())
+    assert proc.terminate() == 0
+    deadline = time.monotonic() + 10
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    # Gone, or a zombie awaiting its reaper: either way it no longer serves.
+    assert not (data_dir / "redis" / "redis.url").exists()
