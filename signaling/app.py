@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from billing_hooks import Ledger
 from signaling.call_state import CallStore
 from signaling.calls import CallService
+from signaling.monitoring import Monitoring
 from signaling.presence import Presence
 from signaling.sockets import SocketApi
 from signaling.timers import DurableTimers
@@ -55,6 +56,8 @@ class SignalingNode:
             connect_timeout_s=settings.connect_timeout_s,
         )
         self.sockets = SocketApi(self.sio, Tokens(secret), self.directory, self.calls)
+        self.monitoring = Monitoring(self.redis, self.calls)
+        self.monitoring.bind(self.sockets)
         self.app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
         self.app[REDIS_KEY] = self.redis
         self.sio.attach(self.app)

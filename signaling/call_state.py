@@ -47,7 +47,7 @@ return 'ok'
 
 # KEYS: call, busy:resident, busy:family, live set, timers
 # ARGV: from-states (comma list), to-state, terminal (0/1), timers to cancel (comma list),
-#       timer to add ('' for none), its due time (ms), then field/value pairs to set.
+#       timers to add (comma list of member=due_ms), then field/value pairs to set.
 _TRANSITION = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', ''} end
@@ -57,7 +57,7 @@ for s in string.gmatch(ARGV[1], '[^,]+') do
 end
 if not allowed then return {'refused', state} end
 redis.call('HSET', KEYS[1], 'state', ARGV[2])
-if #ARGV > 6 then redis.call('HSET', KEYS[1], unpack(ARGV, 7)) end
+if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
 local call_id = redis.call('HGET', KEYS[1], 'call_id')
 if ARGV[3] == '1' then
   if redis.call('GET', KEYS[2]) == call_id then redis.call('DEL', KEYS[2]) end
@@ -65,7 +65,7 @@ if ARGV[3] == '1' then
   redis.call('SREM', KEYS[4], call_id)
 end
 for m in string.gmatch(ARGV[4], '[^,]+') do redis.call('ZREM', KEYS[5], m) end
-if ARGV[5] ~= '' then redis.call('ZADD', KEYS[5], ARGV[6], ARGV[5]) end
+for m, due in string.gmatch(ARGV[5], '([^,=]+)=(%d+)') do redis.call('ZADD', KEYS[5], due, m) end
 return {'ok', state}
 """
 
@@ -196,7 +196,7 @@ class CallStore:
         allowed_from: Iterable[CallState],
         set_fields: Mapping[str, str | int | float] | None = None,
         cancel_timers: Iterable[str] = (),
-        add_timer: tuple[str, float] | None = None,
+        add_timers: Iterable[tuple[str, float]] = (),
     ) -> Transition:
         """Move ``record`` to ``to`` if its stored state is one of ``allowed_from``."""
         keys = [
@@ -205,14 +205,14 @@ class CallStore:
             _live_key(record.facility_id),
             TIMERS_KEY,
         ]
-        timer, due = add_timer if add_timer else ("", 0.0)
         args: list[bytes | str | int | float] = [
             ",".join(allowed_from),
             to.value,
             "1" if to in TERMINAL else "0",
             ",".join(timer_member(kind, record.call_id) for kind in cancel_timers),
-            timer_member(timer, record.call_id) if timer else "",
-            int(due * 1000),
+            ",".join(
+                f"{timer_member(k, record.call_id)}={int(due * 1000)}" for k, due in add_timers
+            ),
         ]
         for name, value in (set_fields or {}).items():
             args += [name, value]

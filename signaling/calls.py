@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 
 RING_TIMEOUT = "ring_timeout"
 CONNECT_TIMEOUT = "connect_timeout"
-CALL_TIMERS = (RING_TIMEOUT, CONNECT_TIMEOUT, "warning", "time_limit")
+WARNING = "warning"
+TIME_LIMIT = "time_limit"
+CALL_TIMERS = (RING_TIMEOUT, CONNECT_TIMEOUT, WARNING, TIME_LIMIT)
+WARNING_BEFORE_S = 60
 PRE_CONNECT = (CallState.ACCEPTED,)
 IN_CALL = (CallState.ACCEPTED, CallState.CONNECTED)
 
@@ -72,6 +75,8 @@ class Settlement:
 
 EndHook = Callable[[CallRecord], Awaitable[None]]
 Settler = Callable[[CallRecord], Awaitable[Settlement]]
+# At connect: how many seconds this call may last (billing puts the hold for them).
+Authorizer = Callable[[CallRecord], Awaitable[int]]
 
 
 @dataclass
@@ -86,10 +91,13 @@ class CallService:
     connect_timeout_s: float = 30.0
     end_hooks: list[EndHook] = field(default_factory=list)
     settle: Settler | None = None
+    authorize: Authorizer | None = None
 
     def __post_init__(self) -> None:
         self.timers.on(RING_TIMEOUT, self._on_ring_timeout)
         self.timers.on(CONNECT_TIMEOUT, self._on_connect_timeout)
+        self.timers.on(WARNING, self._on_warning)
+        self.timers.on(TIME_LIMIT, self._on_time_limit)
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -193,7 +201,7 @@ class CallService:
             allowed_from=[CallState.RINGING],
             set_fields={"accepted_at": now},
             cancel_timers=[RING_TIMEOUT],
-            add_timer=(CONNECT_TIMEOUT, now + self.connect_timeout_s),
+            add_timers=[(CONNECT_TIMEOUT, now + self.connect_timeout_s)],
         )
         if not result.applied:
             raise ProtocolError(
@@ -212,6 +220,38 @@ class CallService:
                 ErrorCode.INVALID_STATE, "the call is no longer ringing and cannot be rejected"
             )
 
+    # -- media ----------------------------------------------------------------------------------
+
+    async def connect(self, record: CallRecord) -> bool:
+        """Media flows from both parties: billing starts, and the call's cap is fixed now."""
+        allowed = await self._allowed_seconds(record)
+        now = time.time()
+        ends_at = now + allowed
+        result = await self.store.transition(
+            record,
+            CallState.CONNECTED,
+            allowed_from=[CallState.ACCEPTED],
+            set_fields={"connected_at": now, "allowed_seconds": allowed, "ends_at": ends_at},
+            cancel_timers=[CONNECT_TIMEOUT],
+            add_timers=[(WARNING, ends_at - WARNING_BEFORE_S), (TIME_LIMIT, ends_at)],
+        )
+        if not result.applied:
+            return False
+        payload = {"call_id": record.call_id, "allowed_seconds": allowed, "ends_at": ends_at}
+        await self.emit("call.connected", payload, tablet_room(record.resident_id))
+        await self.emit("call.connected", payload, family_room(record.family_id))
+        connected = await self.store.get(record.call_id)
+        if connected is not None:
+            await self._to_monitors("monitor.call_updated", connected)
+        return True
+
+    async def _allowed_seconds(self, record: CallRecord) -> int:
+        if self.authorize is not None:
+            return await self.authorize(record)
+        account = await self.ledger.balance(record.family_id)
+        per_minute = record.rate_cents_per_minute
+        return min(record.max_call_seconds, (account.available_cents // per_minute) * 60)
+
     # -- either party -------------------------------------------------------------------------
 
     async def hangup(self, record: CallRecord, by: str) -> None:
@@ -224,12 +264,18 @@ class CallService:
         if record.state in IN_CALL:
             await self.end(record, "hangup", by=by)
 
-    async def end(self, record: CallRecord, reason: str, by: str = "") -> bool:
-        """End a live (accepted or connected) call once; False if it was already over."""
+    async def end(
+        self,
+        record: CallRecord,
+        reason: str,
+        by: str = "",
+        allowed_from: tuple[CallState, ...] = IN_CALL,
+    ) -> bool:
+        """End a live call once; False if it was already over."""
         result = await self.store.transition(
             record,
             CallState.ENDED,
-            allowed_from=IN_CALL,
+            allowed_from=allowed_from,
             set_fields={"ended_at": time.time(), "end_reason": reason, "ended_by": by},
             cancel_timers=CALL_TIMERS,
         )
@@ -274,6 +320,19 @@ class CallService:
         record = await self.store.get(call_id)
         if record is not None and record.state in PRE_CONNECT:
             await self.end(record, "connection_lost")
+
+    async def _on_warning(self, call_id: str) -> None:
+        record = await self.store.get(call_id)
+        if record is None or record.state != CallState.CONNECTED:
+            return
+        payload = {"call_id": call_id, "remaining_s": WARNING_BEFORE_S}
+        await self.emit("call.warning", payload, tablet_room(record.resident_id))
+        await self.emit("call.warning", payload, family_room(record.family_id))
+
+    async def _on_time_limit(self, call_id: str) -> None:
+        record = await self.store.get(call_id)
+        if record is not None:
+            await self.end(record, "time_limit")
 
     # -- helpers ------------------------------------------------------------------------------
 

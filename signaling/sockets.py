@@ -17,8 +17,8 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
 from signaling.call_state import CallState
-from signaling.calls import CallService, call_summary, family_room, monitors_room, tablet_room
-from signaling.payloads import CallRef, Empty, PlaceCall
+from signaling.calls import CallService, family_room, monitors_room, tablet_room
+from signaling.payloads import CallRef, PlaceCall
 from visitation.directory import Directory
 from visitation.errors import ErrorCode, ProtocolError
 from visitation.tokens import Claims, TokenError, Tokens
@@ -69,7 +69,6 @@ class SocketApi:
         self.route("call.accept", {"family"}, CallRef, self._accept)
         self.route("call.reject", {"family"}, CallRef, self._reject)
         self.route("call.hangup", {"tablet", "family"}, CallRef, self._hangup)
-        self.route("monitor.calls", {"monitor"}, Empty, self._monitor_calls)
 
     def route(
         self,
@@ -210,7 +209,3 @@ class SocketApi:
         record = await self.calls.get_for(payload.call_id, session.role, session.subject)
         await self.calls.hangup(record, by=session.role)
         return {}
-
-    async def _monitor_calls(self, session: Session, payload: Empty) -> dict[str, Any]:
-        records = await self.calls.live_calls(session.facility_ids)
-        return {"calls": [call_summary(r) for r in records]}

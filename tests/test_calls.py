@@ -261,3 +261,36 @@ async def test_ring_timer_is_durable_and_fired_by_any_node(
         assert await redis.zscore("timers", f"ring_timeout|{pair.call_id}") is None
     finally:
         await pool.close_all()
+
+
+async def test_monitor_terminate_and_flag(clients: Clients, redis: Redis) -> None:
+    pair = await accepted(clients)
+    monitor = await clients.connect("monitor", "S1")
+    outsider = await clients.connect("monitor", "S2")
+    ack = await outsider.call("monitor.flag", {"call_id": pair.call_id, "note": "x"})
+    assert ack["error"]["code"] == "forbidden"
+    flag = await monitor.request("monitor.flag", {"call_id": pair.call_id, "note": "gang sign"})
+    assert flag["offset_s"] == 0.0 and flag["flag_id"]
+    stored = await redis.lrange(f"call:{pair.call_id}:flags", 0, -1)
+    assert b"gang sign" in stored[0]
+    ack = await monitor.call("monitor.flag", {"call_id": pair.call_id, "note": "x" * 2049})
+    assert ack["error"]["code"] == "invalid_request"
+    await monitor.request("monitor.terminate", {"call_id": pair.call_id, "reason": "exposure"})
+    for party in (pair.tablet, pair.family):
+        ended = await party.next("call.ended")
+        assert ended["reason"] == "terminated" and "by" not in ended
+    assert (await monitor.next("monitor.call_ended"))["reason"] == "terminated"
+    ack = await monitor.call("monitor.terminate", {"call_id": pair.call_id, "reason": "again"})
+    assert ack["error"]["code"] == "invalid_state"
+
+
+async def test_privileged_calls_refuse_monitoring(clients: Clients) -> None:
+    pair = await ring(clients, "R1", "FATTY")
+    monitor = await clients.connect("monitor", "S1")
+    listed = (await monitor.request("monitor.calls"))["calls"]
+    assert [(c["call_id"], c["privileged"], c["recording"]) for c in listed] == [
+        (pair.call_id, True, False)
+    ]
+    for event, extra in (("monitor.terminate", {"reason": "x"}), ("monitor.flag", {"note": "x"})):
+        ack = await monitor.call(event, {"call_id": pair.call_id, **extra})
+        assert ack["error"]["code"] == "privileged", event

@@ -1,0 +1,93 @@
+"""Monitoring staff: the live call list, flags and terminations, scoped to their facilities.
+
+Monitors are invisible: nothing here emits to the parties except the ``call.ended`` that a
+termination causes (reason ``terminated``, never naming who).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from redis.asyncio import Redis
+
+from signaling.call_state import LIVE, CallRecord
+from signaling.calls import CallService, call_summary
+from signaling.payloads import Empty, Flag, Terminate
+from signaling.sockets import Session, SocketApi
+from visitation.errors import ErrorCode, ProtocolError
+from visitation.redis_text import text
+
+
+def flags_key(call_id: str) -> str:
+    return f"call:{call_id}:flags"
+
+
+def watchers_key(call_id: str) -> str:
+    return f"call:{call_id}:watchers"
+
+
+class Monitoring:
+    def __init__(self, redis: Redis, calls: CallService) -> None:
+        self._redis = redis
+        self.calls = calls
+
+    def bind(self, sockets: SocketApi) -> None:
+        sockets.route("monitor.calls", {"monitor"}, Empty, self._calls)
+        sockets.route("monitor.terminate", {"monitor"}, Terminate, self._terminate)
+        sockets.route("monitor.flag", {"monitor"}, Flag, self._flag)
+
+    async def scoped(self, session: Session, call_id: str, *, allow_privileged: bool) -> CallRecord:
+        """The call, if it belongs to one of the monitor's facilities."""
+        record = await self.calls.store.get(call_id)
+        if record is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no call {call_id!r}")
+        if record.facility_id not in session.facility_ids:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "this call is not in your facilities")
+        if record.privileged and not allow_privileged:
+            raise ProtocolError(ErrorCode.PRIVILEGED, "privileged calls are not monitored")
+        return record
+
+    async def watcher_count(self, call_id: str) -> int:
+        return int(await self._redis.scard(watchers_key(call_id)))
+
+    async def summary(self, record: CallRecord) -> dict[str, Any]:
+        return call_summary(record, watchers=await self.watcher_count(record.call_id))
+
+    async def _calls(self, session: Session, payload: Empty) -> dict[str, Any]:
+        records = await self.calls.live_calls(session.facility_ids)
+        return {"calls": [await self.summary(r) for r in records]}
+
+    async def _terminate(self, session: Session, payload: Terminate) -> dict[str, Any]:
+        record = await self.scoped(session, payload.call_id, allow_privileged=False)
+        if record.state not in LIVE:
+            raise ProtocolError(ErrorCode.INVALID_STATE, f"the call is already {record.state}")
+        await self._redis.hset(
+            f"call:{record.call_id}",
+            mapping={"terminated_by": session.subject, "terminate_reason": payload.reason},
+        )
+        await self.calls.end(record, "terminated", allowed_from=LIVE)
+        return {}
+
+    async def _flag(self, session: Session, payload: Flag) -> dict[str, Any]:
+        record = await self.scoped(session, payload.call_id, allow_privileged=False)
+        if record.state not in LIVE:
+            raise ProtocolError(ErrorCode.INVALID_STATE, f"the call is already {record.state}")
+        now = time.time()
+        offset = round(now - record.connected_at, 3) if record.connected_at else 0.0
+        flag = {
+            "flag_id": uuid.uuid4().hex[:12],
+            "offset_s": offset,
+            "note": payload.note,
+            "by": session.subject,
+            "at": now,
+        }
+        await self._redis.rpush(flags_key(record.call_id), json.dumps(flag))
+        return {"flag_id": flag["flag_id"], "offset_s": offset}
+
+    async def flags(self, call_id: str) -> list[dict[str, Any]]:
+        return [
+            json.loads(text(raw)) for raw in await self._redis.lrange(flags_key(call_id), 0, -1)
+        ]
