@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from billing_hooks import Ledger
 from signaling.call_state import CallStore
 from signaling.calls import CallService
+from signaling.media_bridge import MediaBridge
 from signaling.monitoring import Monitoring
 from signaling.presence import Presence
 from signaling.sockets import SocketApi
@@ -58,6 +59,10 @@ class SignalingNode:
         self.sockets = SocketApi(self.sio, Tokens(secret), self.directory, self.calls)
         self.monitoring = Monitoring(self.redis, self.calls)
         self.monitoring.bind(self.sockets)
+        self.media = MediaBridge(
+            self.redis, self.calls, self.monitoring, settings.node_id, settings.media_timeout_s
+        )
+        self.media.bind(self.sockets)
         self.app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
         self.app[REDIS_KEY] = self.redis
         self.sio.attach(self.app)
@@ -73,11 +78,13 @@ class SignalingNode:
         await self.redis.ping()
         self.timers.start()
         self.presence.start()
+        await self.media.start()
         log.info("signaling node %s started", self.settings.node_id)
 
     async def _on_cleanup(self, app: web.Application) -> None:
         for sid in list(self.sockets.sessions):
             await self.sio.disconnect(sid)
+        await self.media.stop()
         await self.timers.stop()
         await self.presence.stop()
         await self.redis.aclose()
@@ -85,10 +92,12 @@ class SignalingNode:
     async def _healthz(self, request: web.Request) -> web.Response:
         try:
             redis_ok = bool(await self.redis.ping())
+            workers = await self.media.live_workers()
         except Exception:
-            redis_ok = False
-        status = 200 if redis_ok else 503
-        return web.json_response({"ok": redis_ok, "redis": redis_ok}, status=status)
+            redis_ok, workers = False, 0
+        ok = redis_ok and workers > 0
+        body = {"ok": ok, "redis": redis_ok, "sfu_workers": workers}
+        return web.json_response(body, status=200 if ok else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -73,7 +73,7 @@ class Settlement:
     balance_cents: int
 
 
-EndHook = Callable[[CallRecord], Awaitable[None]]
+CallHook = Callable[[CallRecord], Awaitable[None]]
 Settler = Callable[[CallRecord], Awaitable[Settlement]]
 # At connect: how many seconds this call may last (billing puts the hold for them).
 Authorizer = Callable[[CallRecord], Awaitable[int]]
@@ -89,7 +89,8 @@ class CallService:
     emit: Emitter
     ring_timeout_s: float = 45.0
     connect_timeout_s: float = 30.0
-    end_hooks: list[EndHook] = field(default_factory=list)
+    accept_hooks: list[CallHook] = field(default_factory=list)
+    end_hooks: list[CallHook] = field(default_factory=list)
     settle: Settler | None = None
     authorize: Authorizer | None = None
 
@@ -207,12 +208,14 @@ class CallService:
             raise ProtocolError(
                 ErrorCode.INVALID_STATE, f"the call can no longer be accepted ({result.previous})"
             )
+        updated = await self.store.get(record.call_id)
+        assert updated is not None
+        # Hooks first: the call is open on an SFU worker before the tablet hears of the answer.
+        await self._run_hooks(self.accept_hooks, updated)
         await self.emit(
             "call.accepted", {"call_id": record.call_id}, tablet_room(record.resident_id)
         )
-        updated = await self.store.get(record.call_id)
-        if updated is not None:
-            await self._to_monitors("monitor.call_updated", updated)
+        await self._to_monitors("monitor.call_updated", updated)
 
     async def reject(self, record: CallRecord) -> None:
         if not await self._unanswered(record, "rejected"):
@@ -283,11 +286,6 @@ class CallService:
             return False
         ended = await self.store.get(record.call_id)
         assert ended is not None
-        for hook in self.end_hooks:
-            try:
-                await hook(ended)
-            except Exception:
-                log.exception("end hook failed for call %s", ended.call_id)
         settlement = await self._settle(ended)
         payload: dict[str, Any] = {
             "call_id": ended.call_id,
@@ -307,7 +305,15 @@ class CallService:
             family_room(ended.family_id),
         )
         await self._to_monitors("monitor.call_ended", ended, reason=reason)
+        await self._run_hooks(self.end_hooks, ended)
         return True
+
+    async def _run_hooks(self, hooks: list[CallHook], record: CallRecord) -> None:
+        for hook in hooks:
+            try:
+                await hook(record)
+            except Exception:
+                log.exception("call hook failed for call %s", record.call_id)
 
     # -- timers -------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ class Settings:
     ring_timeout_s: float = 45.0
     connect_timeout_s: float = 30.0
     presence_ttl_s: float = 15.0
+    media_timeout_s: float = 15.0
     node_id: str = ""
 
     @classmethod
@@ -33,6 +34,7 @@ class Settings:
             workers=os.cpu_count() or 1,
             ring_timeout_s=_env_float("VISITATION_RING_TIMEOUT", 45.0),
             connect_timeout_s=_env_float("VISITATION_CONNECT_TIMEOUT", 30.0),
+            media_timeout_s=_env_float("VISITATION_MEDIA_TIMEOUT", 15.0),
         )
         for key, value in overrides.items():
             if value is not None:

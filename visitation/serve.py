@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 from redis.asyncio import Redis
 
+from media.pool import WorkerPool
 from signaling.app import SignalingNode
 from visitation.config import Settings, load_secret
 from visitation.embedded_redis import EmbeddedRedis
@@ -59,7 +60,11 @@ async def serve(settings: Settings, demo: bool = False) -> None:
     secret = load_secret(settings.data_dir)
     node = SignalingNode(settings, redis_url, secret)
     runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
+    pool = WorkerPool(redis_url, log_level=logging.getLevelName(log.getEffectiveLevel()))
     try:
+        if settings.workers > 0:
+            await pool.start(settings.workers)
+            await pool.wait_ready(node.redis)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
@@ -76,8 +81,11 @@ async def serve(settings: Settings, demo: bool = False) -> None:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         print("visitation shutting down", flush=True)
+        ended = await node.media.end_worker_calls(pool.worker_ids, "server_shutdown")
+        log.info("ended %d call(s) with server_shutdown", ended)
     finally:
         await runner.cleanup()
+        await pool.stop()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
 

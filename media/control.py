@@ -1,0 +1,588 @@
+"""Control channel between the signaling tier and SFU workers, over Redis.
+
+Keys (``{w}`` = worker id):
+
+* ``sfu:workers`` (set of worker ids) and ``sfu:alive:{w}`` (JSON :class:`WorkerStatus`,
+  ``PX 3000``, refreshed every second): the worker registry. A worker still in the set whose
+  alive key expired died without cleaning up (:meth:`SfuControl.dead_workers`).
+* ``sfu:calls:{w}`` (set of call ids on that worker) and ``sfu:call:{call_id}`` (its worker id),
+  written by the worker when it opens / closes a call.
+* ``sfu:ctl:{w}`` (list): requests, RPUSHed as JSON :class:`Request`, BLPOPed by the worker.
+* ``sfu:reply:{request_id}`` (list, EXPIRE 30): ``{"result": {...}}`` or
+  ``{"error": {"code", "message"}}``, BLPOPed by the caller.
+* ``sfu:events`` (stream, MAXLEN ~ 10000): :class:`WorkerEvent` fields; signaling nodes read it
+  in consumer group ``signaling`` (:class:`EventConsumer`), so each event is handled once.
+
+Worker-side transport: :class:`ControlServer` (serves requests concurrently),
+:class:`EventPublisher` (ordered, non-blocking event writes) and :class:`WorkerRegistry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from redis.typing import EncodableT, FieldT
+
+from visitation.redis_text import text
+
+log = logging.getLogger(__name__)
+
+WORKERS_KEY: Final = "sfu:workers"
+EVENTS_STREAM: Final = "sfu:events"
+EVENTS_GROUP: Final = "signaling"
+EVENTS_MAXLEN: Final = 10_000
+REPLY_TTL_S: Final = 30
+HEARTBEAT_S: Final = 1.0
+ALIVE_TTL_MS: Final = 3000
+DEFAULT_MEDIA_TIMEOUT_S: Final = 15.0
+MAX_SDP_BYTES: Final = 64 * 1024
+
+# Error codes carried in replies (and raised by SfuControl as ControlError.code).
+INVALID_SDP: Final = "invalid_sdp"
+NOT_FOUND: Final = "not_found"
+INVALID_STATE: Final = "invalid_state"
+PRIVILEGED: Final = "privileged"
+INVALID_REQUEST: Final = "invalid_request"
+INTERNAL: Final = "internal"
+TIMEOUT: Final = "timeout"
+NO_WORKERS: Final = "no_workers"
+WORKER_UNAVAILABLE: Final = "worker_unavailable"
+
+Party = Literal["tablet", "family"]
+PARTIES: Final[tuple[Party, Party]] = ("tablet", "family")
+EventType = Literal["connected", "media_lost", "closed"]
+
+
+def alive_key(worker_id: str) -> str:
+    return f"sfu:alive:{worker_id}"
+
+
+def ctl_key(worker_id: str) -> str:
+    return f"sfu:ctl:{worker_id}"
+
+
+def reply_key(request_id: str) -> str:
+    return f"sfu:reply:{request_id}"
+
+
+def calls_key(worker_id: str) -> str:
+    return f"sfu:calls:{worker_id}"
+
+
+def call_key(call_id: str) -> str:
+    return f"sfu:call:{call_id}"
+
+
+class ControlError(Exception):
+    """A request failed: ``code`` is one of the error codes above."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class ControlTimeout(ControlError):
+    def __init__(self, message: str) -> None:
+        super().__init__(TIMEOUT, message)
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Id = Field(min_length=1, max_length=128)
+
+
+class OpenCall(_Msg):
+    call_id: str = Id
+    privileged: bool = False
+    media_timeout_s: float = Field(DEFAULT_MEDIA_TIMEOUT_S, gt=0, le=3600)
+
+
+class Offer(_Msg):
+    call_id: str = Id
+    party: Party
+    sdp: str
+
+
+class Watch(_Msg):
+    call_id: str = Id
+    watcher_id: str = Id
+    sdp: str
+
+
+class Unwatch(_Msg):
+    call_id: str = Id
+    watcher_id: str = Id
+
+
+class CloseCall(_Msg):
+    call_id: str = Id
+
+
+class Stats(_Msg):
+    pass
+
+
+OPS: Final[dict[str, type[_Msg]]] = {
+    "open_call": OpenCall,
+    "offer": Offer,
+    "watch": Watch,
+    "unwatch": Unwatch,
+    "close_call": CloseCall,
+    "stats": Stats,
+}
+
+
+class Request(_Msg):
+    request_id: str = Id
+    op: str
+    args: dict[str, Any]
+    expires_at: float  # Unix time; the caller has given up after this
+
+
+class WorkerStatus(BaseModel):
+    calls: int
+    load: float  # process CPU seconds per wall second over the last heartbeat
+    pid: int
+    started_at: float
+
+
+class WorkerEvent(_Msg):
+    model_config = ConfigDict(extra="ignore", frozen=True)  # newer workers may add fields
+
+    type: EventType
+    call_id: str
+    worker_id: str
+    party: Party | None = None  # media_lost only
+    at: float = Field(default_factory=time.time)
+
+    def to_fields(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.model_dump(exclude_none=True).items()}
+
+    @classmethod
+    def from_fields(cls, fields: dict[bytes, bytes]) -> WorkerEvent:
+        return cls.model_validate({k.decode(): v.decode() for k, v in fields.items()})
+
+
+def parse_args(op: str, args: dict[str, Any]) -> _Msg:
+    """Validate a request's args for ``op``; raises ControlError(invalid_request)."""
+    model = OPS.get(op)
+    if model is None:
+        raise ControlError(INVALID_REQUEST, f"unknown op {op!r}")
+    try:
+        return model.model_validate(args)
+    except ValidationError as exc:
+        raise ControlError(INVALID_REQUEST, f"{op}: {exc.errors()[0]['msg']}") from exc
+
+
+class SfuControl:
+    """What the signaling tier calls: placement, requests to workers, dead-worker detection."""
+
+    def __init__(self, redis: Redis, *, timeout_s: float = 10.0) -> None:
+        self.redis = redis
+        self.timeout_s = timeout_s
+        self._claim = redis.register_script(_CLAIM_LUA)
+
+    async def live_workers(self) -> dict[str, WorkerStatus]:
+        ids = sorted(text(w) for w in await self.redis.smembers(WORKERS_KEY))
+        if not ids:
+            return {}
+        raw = await self.redis.mget([alive_key(w) for w in ids])
+        return {w: WorkerStatus.model_validate_json(v) for w, v in zip(ids, raw, strict=True) if v}
+
+    async def pick_worker(self) -> str:
+        """The live worker with the fewest calls (then the lowest load).
+
+        Calls are counted from ``sfu:calls:{w}``, which the worker updates before it answers
+        ``open_call``, so back-to-back placements do not wait for the next heartbeat.
+        """
+        statuses = await self.live_workers()
+        if not statuses:
+            raise ControlError(NO_WORKERS, "no SFU worker is alive")
+        live = sorted(statuses)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for worker in live:
+                pipe.scard(calls_key(worker))
+            counts = dict(zip(live, await pipe.execute(), strict=True))
+        return min(live, key=lambda w: (counts[w], statuses[w].load, w))
+
+    async def worker_of(self, call_id: str) -> str:
+        worker = await self.redis.get(call_key(call_id))
+        if worker is None:
+            raise ControlError(NOT_FOUND, f"call {call_id} is on no SFU worker")
+        return text(worker)
+
+    async def request(
+        self, worker_id: str, op: str, args: dict[str, Any], timeout_s: float | None = None
+    ) -> dict[str, Any]:
+        """Send one request and wait for its reply; raises ControlError / ControlTimeout."""
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        if not await self.redis.exists(alive_key(worker_id)):
+            raise ControlError(WORKER_UNAVAILABLE, f"SFU worker {worker_id} is not alive")
+        request = Request(
+            request_id=uuid.uuid4().hex, op=op, args=args, expires_at=time.time() + timeout
+        )
+        await self.redis.rpush(ctl_key(worker_id), request.model_dump_json())
+        popped = await self.redis.blpop([reply_key(request.request_id)], timeout=timeout)
+        if popped is None:
+            raise ControlTimeout(f"SFU worker {worker_id} did not answer {op} within {timeout}s")
+        reply = json.loads(popped[1])
+        if "error" in reply:
+            raise ControlError(str(reply["error"]["code"]), str(reply["error"]["message"]))
+        result: dict[str, Any] = reply["result"]
+        return result
+
+    async def open_call(
+        self,
+        call_id: str,
+        *,
+        privileged: bool = False,
+        media_timeout_s: float = DEFAULT_MEDIA_TIMEOUT_S,
+        worker_id: str | None = None,
+    ) -> str:
+        """Open the call on ``worker_id`` (default: least loaded); returns the worker id."""
+        worker = worker_id or await self.pick_worker()
+        args = {"call_id": call_id, "privileged": privileged, "media_timeout_s": media_timeout_s}
+        await self.request(worker, "open_call", args)
+        return worker
+
+    async def offer(self, call_id: str, party: Party, sdp: str) -> str:
+        """A party's SDP offer; returns the worker's answer SDP."""
+        worker = await self.worker_of(call_id)
+        args = {"call_id": call_id, "party": party, "sdp": sdp}
+        return str((await self.request(worker, "offer", args))["sdp"])
+
+    async def watch(self, call_id: str, watcher_id: str, sdp: str) -> str:
+        worker = await self.worker_of(call_id)
+        args = {"call_id": call_id, "watcher_id": watcher_id, "sdp": sdp}
+        return str((await self.request(worker, "watch", args))["sdp"])
+
+    async def unwatch(self, call_id: str, watcher_id: str) -> None:
+        worker = await self.worker_of(call_id)
+        await self.request(worker, "unwatch", {"call_id": call_id, "watcher_id": watcher_id})
+
+    async def close_call(self, call_id: str) -> None:
+        """Idempotent: closing an unknown (or already closed) call does nothing."""
+        try:
+            worker = await self.worker_of(call_id)
+        except ControlError:
+            return
+        await self.request(worker, "close_call", {"call_id": call_id})
+
+    async def stats(self, worker_id: str) -> dict[str, Any]:
+        return await self.request(worker_id, "stats", {})
+
+    async def dead_workers(self) -> dict[str, list[str]]:
+        """Registered workers whose alive key expired, with the calls they still held."""
+        ids = sorted(text(w) for w in await self.redis.smembers(WORKERS_KEY))
+        dead: dict[str, list[str]] = {}
+        for worker in ids:
+            if not await self.redis.exists(alive_key(worker)):
+                calls = await self.redis.smembers(calls_key(worker))
+                dead[worker] = sorted(text(c) for c in calls)
+        return dead
+
+    async def claim_dead_worker(self, worker_id: str) -> list[str] | None:
+        """Forget a dead worker and return its calls, exactly once across signaling nodes.
+
+        ``None`` if the worker is alive or another node already claimed it. The caller ends
+        the returned calls with ``connection_lost``.
+        """
+        keys = [WORKERS_KEY, alive_key(worker_id), calls_key(worker_id)]
+        result = await self._claim(keys=keys, args=[worker_id])
+        if result is None:
+            return None
+        return sorted(text(c) for c in result)
+
+    def events(self, consumer: str, handler: EventHandler, **options: Any) -> EventConsumer:
+        """A consumer of ``sfu:events`` in group ``signaling`` (call ``start()``/``stop()``)."""
+        return EventConsumer(self.redis, consumer, handler, **options)
+
+
+_CLAIM_LUA: Final = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return false end
+local calls = redis.call('SMEMBERS', KEYS[3])
+for _, call in ipairs(calls) do
+  local key = 'sfu:call:' .. call
+  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+end
+redis.call('DEL', KEYS[3])
+return calls
+"""
+
+EventHandler = Callable[[WorkerEvent], Awaitable[object]]
+
+
+class EventConsumer:
+    """Reads ``sfu:events`` in a consumer group; acks each event after ``handler`` returns.
+
+    A failing handler leaves its event pending; pending events idle for ``claim_idle_ms``
+    (this consumer's or a dead node's) are claimed and retried. Malformed events are acked
+    and logged.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        consumer: str,
+        handler: EventHandler,
+        *,
+        group: str = EVENTS_GROUP,
+        block_ms: int = 1000,
+        batch: int = 100,
+        claim_idle_ms: int = 30_000,
+    ) -> None:
+        self.redis = redis
+        self.consumer = consumer
+        self.group = group
+        self._handler = handler
+        self._block_ms = block_ms
+        self._batch = batch
+        self._claim_idle_ms = claim_idle_ms
+        self._last_claim = time.monotonic()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            await self._ensure_group()
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name=f"sfu-events-{self.consumer}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        self._stopping = True
+        if task is not None:
+            await _cancel(task)
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(EVENTS_STREAM, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _run(self) -> None:
+        backlog = True  # first, our own pending entries (a restarted node)
+        while not self._stopping:
+            try:
+                if backlog:
+                    entries = await self._read("0", None)
+                    backlog = bool(entries)
+                elif time.monotonic() - self._last_claim > self._claim_idle_ms / 2000:
+                    self._last_claim = time.monotonic()
+                    claimed = await self.redis.xautoclaim(
+                        EVENTS_STREAM,
+                        self.group,
+                        self.consumer,
+                        self._claim_idle_ms,
+                        count=self._batch,
+                    )
+                    entries = claimed[1]
+                else:
+                    entries = await self._read(">", self._block_ms)
+                for entry_id, fields in entries:
+                    await self._handle(entry_id, fields)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    await self._ensure_group()  # the stream was deleted (e.g. FLUSHALL)
+                    continue
+                log.exception("sfu events: redis error; retrying")
+                await asyncio.sleep(1.0)
+
+    async def _read(self, cursor: str, block: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        streams: Any = await self.redis.xreadgroup(
+            self.group, self.consumer, {EVENTS_STREAM: cursor}, count=self._batch, block=block
+        )
+        return list(streams[0][1]) if streams else []
+
+    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes] | None) -> None:
+        try:
+            event = WorkerEvent.from_fields(fields or {})
+        except (ValidationError, UnicodeDecodeError):
+            log.error("sfu events: dropping malformed entry %s: %r", entry_id, fields)
+        else:
+            try:
+                await self._handler(event)
+            except Exception:
+                log.exception("sfu events: handler failed on %s; left pending", event)
+                return
+        await self.redis.xack(EVENTS_STREAM, self.group, entry_id)
+
+
+async def _cancel(task: asyncio.Task[Any], grace_s: float = 1.0) -> None:
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=grace_s)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s exited with an error", task.get_name(), exc_info=task.exception())
+
+
+# ---------------------------------------------------------------- worker side
+
+RequestHandler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class ControlServer:
+    """BLPOPs ``sfu:ctl:{worker_id}`` and serves each request in its own task."""
+
+    def __init__(
+        self, redis: Redis, worker_id: str, handler: RequestHandler, *, poll_s: float = 1.0
+    ) -> None:
+        self.redis = redis
+        self.worker_id = worker_id
+        self._handler = handler
+        self._poll_s = poll_s
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name=f"sfu-ctl-{self.worker_id}")
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop taking requests; let in-flight ones finish for up to ``grace_s``."""
+        task, self._task = self._task, None
+        self._stopping = True
+        if task is not None:
+            await _cancel(task)
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=grace_s)
+        for pending in tuple(self._inflight):
+            await _cancel(pending)
+
+    async def _run(self) -> None:
+        key = ctl_key(self.worker_id)
+        while not self._stopping:
+            try:
+                popped = await self.redis.blpop([key], timeout=self._poll_s)
+            except (RedisError, OSError):
+                log.exception("sfu control: redis error; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if popped is not None:
+                task = asyncio.create_task(self._serve(popped[1]))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def _serve(self, raw: bytes | str) -> None:
+        try:
+            request = Request.model_validate_json(raw)
+        except ValidationError:
+            log.error("sfu control: dropping malformed request %r", raw[:200])
+            return
+        if request.expires_at < time.time():
+            log.warning("sfu control: skipping expired %s %s", request.op, request.request_id)
+            return
+        reply: dict[str, Any]
+        try:
+            reply = {"result": await self._handler(request.op, request.args)}
+        except ControlError as exc:
+            reply = {"error": exc.to_dict()}
+        except Exception as exc:
+            log.exception("sfu control: %s failed", request.op)
+            reply = {"error": {"code": INTERNAL, "message": f"{type(exc).__name__}: {exc}"}}
+        key = reply_key(request.request_id)
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.rpush(key, json.dumps(reply))
+                pipe.expire(key, REPLY_TTL_S)
+                await pipe.execute()
+        except (RedisError, OSError):
+            log.exception("sfu control: cannot reply to %s %s", request.op, request.request_id)
+
+
+class EventPublisher:
+    """XADDs worker events in emission order from one task; ``emit`` never blocks."""
+
+    def __init__(self, redis: Redis, *, maxlen: int = EVENTS_MAXLEN) -> None:
+        self.redis = redis
+        self._maxlen = maxlen
+        self._queue: asyncio.Queue[WorkerEvent | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="sfu-events-out")
+
+    def emit(self, event: WorkerEvent) -> None:
+        self._queue.put_nowait(event)
+
+    async def stop(self, flush_timeout_s: float = 5.0) -> None:
+        """Write what is queued (bounded by ``flush_timeout_s``), then stop."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._queue.put_nowait(None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), flush_timeout_s)
+        await _cancel(task)
+
+    async def _run(self) -> None:
+        while (event := await self._queue.get()) is not None:
+            for attempt in range(5):
+                try:
+                    fields: dict[FieldT, EncodableT] = {k: v for k, v in event.to_fields().items()}
+                    await self.redis.xadd(
+                        EVENTS_STREAM, fields, maxlen=self._maxlen, approximate=True
+                    )
+                    break
+                except (RedisError, OSError):
+                    log.exception("sfu events: cannot publish %s (attempt %d)", event, attempt + 1)
+                    await asyncio.sleep(0.2 * 2**attempt)
+
+
+class WorkerRegistry:
+    """The worker's entries in the registry: heartbeat, its calls, clean deregistration."""
+
+    def __init__(self, redis: Redis, worker_id: str, *, alive_ttl_ms: int = ALIVE_TTL_MS) -> None:
+        self.redis = redis
+        self.worker_id = worker_id
+        self.alive_ttl_ms = alive_ttl_ms
+
+    async def heartbeat(self, status: WorkerStatus) -> bool:
+        """Refresh the alive key; True if the worker was not registered (first beat, or
+        signaling declared it dead and claimed its calls after a missed heartbeat)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(alive_key(self.worker_id), status.model_dump_json(), px=self.alive_ttl_ms)
+            pipe.sadd(WORKERS_KEY, self.worker_id)
+            _, added = await pipe.execute()
+        return bool(added)
+
+    async def add_call(self, call_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(calls_key(self.worker_id), call_id)
+            pipe.set(call_key(call_id), self.worker_id)
+            await pipe.execute()
+
+    async def remove_call(self, call_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.srem(calls_key(self.worker_id), call_id)
+            pipe.delete(call_key(call_id))
+            await pipe.execute()
+
+    async def deregister(self) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.srem(WORKERS_KEY, self.worker_id)
+            pipe.delete(alive_key(self.worker_id), calls_key(self.worker_id))
+            await pipe.execute()

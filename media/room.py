@@ -1,0 +1,346 @@
+"""One call on an SFU worker: two parties, any number of silent monitors, no transcoding.
+
+Each party (tablet, family) has one :class:`PassthroughPeerConnection` whose received
+audio/video become :class:`EncodedPublisher` objects. Every outgoing sender in the room is a
+*slot* fed by one party's publisher of one kind: the other party's senders and each monitor's
+four senders (first audio/video pair = tablet, second = family). Slots hold persistent
+subscriber tracks, so a party that re-offers (reconnects) gets new publishers and every slot is
+retargeted to them without touching the senders. Monitors only add slots: the parties' peer
+connections never change, so monitors are invisible to them.
+
+A watchdog reports ``media_lost`` for a party whose media has been absent for
+``media_timeout_s`` (counted from its offer if it never sent anything); ``connected`` is
+reported once encoded frames have arrived from both parties; ``closed`` on :meth:`Room.close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+
+from media.control import (
+    DEFAULT_MEDIA_TIMEOUT_S,
+    INVALID_SDP,
+    INVALID_STATE,
+    MAX_SDP_BYTES,
+    PARTIES,
+    PRIVILEGED,
+    ControlError,
+    EventType,
+    Party,
+)
+from media.forwarding import EncodedPublisher, SubscriberTrack
+from media.passthrough import PassthroughPeerConnection, PassthroughReceiver
+from visitation.tasks import Periodic
+
+log = logging.getLogger(__name__)
+
+KINDS = ("audio", "video")
+RoomEventSink = Callable[[EventType, Party | None], None]
+PublisherListener = Callable[[Party, EncodedPublisher], None]
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One outgoing sender fed by ``source``'s publisher of ``kind``."""
+
+    sender: RTCRtpSender
+    source: Party
+    kind: str
+    name: str
+    track: SubscriberTrack | None = None
+
+
+@dataclass(eq=False)
+class _Leg:
+    """A party's (or monitor's) peer connection and the slots its senders feed."""
+
+    pc: RTCPeerConnection
+    slots: list[_Slot]
+    publishers: dict[str, EncodedPublisher] = field(default_factory=dict)
+    offered_at: float = field(default_factory=time.monotonic)
+    last_media_at: float | None = None
+    lost: bool = False
+
+
+class Room:
+    def __init__(
+        self,
+        call_id: str,
+        on_event: RoomEventSink,
+        *,
+        privileged: bool = False,
+        media_timeout_s: float = DEFAULT_MEDIA_TIMEOUT_S,
+        ice_servers: list[RTCIceServer] | None = None,
+    ) -> None:
+        self.call_id = call_id
+        self.privileged = privileged
+        self.media_timeout_s = media_timeout_s
+        self._on_event = on_event
+        # MAX_BUNDLE: aiortc's answerer mis-bundles a second m-line of the same kind
+        # (a monitor's family pair) under BALANCED; every client offers BUNDLE anyway.
+        self._config = RTCConfiguration(
+            iceServers=ice_servers or [], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+        )
+        self._parties: dict[Party, _Leg] = {}
+        self._monitors: dict[str, _Leg] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._listeners: list[PublisherListener] = []
+        self._watchdog = Periodic(
+            f"room-watchdog-{call_id}",
+            self._check_media,
+            interval_s=min(0.5, media_timeout_s / 5),
+            delay_first=True,
+        )
+        self.connected = False
+        self.closed = False
+        self.created_at = time.time()
+
+    def start(self) -> Room:
+        self._watchdog.start()
+        return self
+
+    # ---------------------------------------------------------------- publishers
+
+    def publisher(self, party: Party, kind: str) -> EncodedPublisher | None:
+        """The party's current publisher of ``kind`` (e.g. for a recorder), if it offered."""
+        leg = self._parties.get(party)
+        return leg.publishers.get(kind) if leg else None
+
+    def add_publisher_listener(self, listener: PublisherListener) -> None:
+        """Called with every publisher created from now on (a party re-offering makes new ones).
+
+        Subscribe with ``persistent=True`` and ``retarget()`` to follow a reconnecting party.
+        """
+        self._listeners.append(listener)
+
+    @property
+    def watchers(self) -> list[str]:
+        return sorted(self._monitors)
+
+    # ---------------------------------------------------------------- negotiation
+
+    async def offer(self, party: Party, sdp: str) -> str:
+        """A party's offer (1 audio + 1 video, sendrecv); returns the answer SDP."""
+        async with self._lock(party):
+            pc = PassthroughPeerConnection(self._config)
+            try:
+                audio, video = await self._accept_offer(pc, sdp, 1, "sendrecv")
+                answer = await self._answer(pc)
+            except BaseException:
+                await _close_pc(pc)
+                raise
+            other: Party = "family" if party == "tablet" else "tablet"
+            transceivers = (*audio, *video)
+            slots = [
+                _Slot(t.sender, other, t.kind, f"{other}-{t.kind}->{party}") for t in transceivers
+            ]
+            leg = _Leg(pc, slots)
+            for t in transceivers:
+                receiver = t.receiver
+                assert isinstance(receiver, PassthroughReceiver)
+                publisher = EncodedPublisher(
+                    receiver.track,
+                    request_keyframe=receiver.request_keyframe,
+                    name=f"{self.call_id}:{party}:{t.kind}",
+                )
+                publisher.add_tap(functools.partial(self._media_seen, leg))  # starts it
+                leg.publishers[t.kind] = publisher
+            old = self._parties.get(party)
+            self._parties[party] = leg
+            self._wire()
+            for publisher in leg.publishers.values():
+                for listener in self._listeners:
+                    listener(party, publisher)
+            if old is not None:
+                log.info("call %s: %s re-offered; replacing its connection", self.call_id, party)
+                await self._close_leg(old)
+            return answer
+
+    async def watch(self, watcher_id: str, sdp: str) -> str:
+        """A monitor's offer (2 audio + 2 video, recvonly); returns the answer SDP."""
+        if self.privileged:
+            raise ControlError(PRIVILEGED, "privileged calls cannot be monitored")
+        async with self._lock(f"watch:{watcher_id}"):
+            pc = PassthroughPeerConnection(self._config)
+            try:
+                audio, video = await self._accept_offer(pc, sdp, 2, "sendonly")
+                slots = [
+                    _Slot(t.sender, source, t.kind, f"{source}-{t.kind}->monitor:{watcher_id}")
+                    for pair in (audio, video)
+                    for t, source in zip(pair, PARTIES, strict=True)
+                ]
+                answer = await self._answer(pc)
+            except BaseException:
+                await _close_pc(pc)
+                raise
+            old = self._monitors.get(watcher_id)
+            monitor = _Leg(pc, slots)
+            self._monitors[watcher_id] = monitor
+            self._wire()
+
+            @pc.on("connectionstatechange")
+            async def _gone() -> None:
+                if pc.connectionState in ("failed", "closed"):
+                    await self._drop_monitor(watcher_id, monitor)
+
+            if old is not None:
+                await self._close_leg(old)
+            return answer
+
+    async def unwatch(self, watcher_id: str) -> bool:
+        monitor = self._monitors.get(watcher_id)
+        if monitor is None:
+            return False
+        await self._drop_monitor(watcher_id, monitor)
+        return True
+
+    async def _drop_monitor(self, watcher_id: str, monitor: _Leg) -> None:
+        if self._monitors.get(watcher_id) is monitor:
+            del self._monitors[watcher_id]
+        await self._close_leg(monitor)
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ControlError(INVALID_STATE, f"call {self.call_id} is closed")
+
+    async def _accept_offer(
+        self, pc: RTCPeerConnection, sdp: str, pairs: int, direction: str
+    ) -> tuple[list[Any], list[Any]]:
+        """setRemoteDescription(offer) with shape checks; returns (audio, video) transceivers."""
+        self._check_open()
+        if len(sdp.encode()) > MAX_SDP_BYTES:
+            raise ControlError(INVALID_SDP, f"SDP larger than {MAX_SDP_BYTES} bytes")
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as exc:  # aiortc raises ValueError & co. for bad SDP or codecs
+            raise ControlError(INVALID_SDP, f"unusable offer: {exc}") from exc
+        transceivers = pc.getTransceivers()
+        audio = [t for t in transceivers if t.kind == "audio"]
+        video = [t for t in transceivers if t.kind == "video"]
+        if len(audio) != pairs or len(video) != pairs or len(transceivers) != 2 * pairs:
+            raise ControlError(
+                INVALID_SDP,
+                f"expected {pairs} audio and {pairs} video m-lines, got "
+                f"{[t.kind for t in transceivers]}",
+            )
+        for t in transceivers:
+            t.direction = direction
+        return audio, video
+
+    async def _answer(self, pc: RTCPeerConnection) -> str:
+        await pc.setLocalDescription(await pc.createAnswer())
+        self._check_open()  # closed while we negotiated
+        return str(pc.localDescription.sdp)
+
+    def _legs(self) -> list[_Leg]:
+        return [*self._parties.values(), *self._monitors.values()]
+
+    def _wire(self) -> None:
+        """Feed every slot from its source's current publisher (subscribe or retarget)."""
+        for leg in self._legs():
+            for slot in leg.slots:
+                publisher = self.publisher(slot.source, slot.kind)
+                if publisher is None:
+                    continue
+                if slot.track is None:
+                    slot.track = publisher.subscribe(name=slot.name, persistent=True)
+                    slot.sender.replaceTrack(slot.track)
+                elif slot.track.publisher is not publisher:
+                    slot.track.retarget(publisher)
+
+    # ---------------------------------------------------------------- media watchdog
+
+    def _media_seen(self, leg: _Leg, _packet: object = None) -> None:
+        leg.last_media_at = time.monotonic()
+        leg.lost = False
+        if not self.connected and all(
+            p in self._parties and self._parties[p].last_media_at is not None for p in PARTIES
+        ):
+            self.connected = True
+            self._emit("connected", None)
+
+    async def _check_media(self) -> None:
+        now = time.monotonic()
+        for party, leg in tuple(self._parties.items()):
+            since = leg.last_media_at if leg.last_media_at is not None else leg.offered_at
+            if not leg.lost and now - since >= self.media_timeout_s:
+                leg.lost = True
+                log.info("call %s: no media from %s for %.1fs", self.call_id, party, now - since)
+                self._emit("media_lost", party)
+
+    def _emit(self, event: EventType, party: Party | None) -> None:
+        try:
+            self._on_event(event, party)
+        except Exception:
+            log.exception("call %s: event sink failed on %s", self.call_id, event)
+
+    # ---------------------------------------------------------------- teardown
+
+    async def close(self) -> None:
+        """Tear down every connection and task; emits ``closed`` once."""
+        if self.closed:
+            return
+        self.closed = True
+        await self._watchdog.stop()
+        legs = self._legs()
+        self._parties.clear()
+        self._monitors.clear()
+        await asyncio.gather(*(self._close_leg(leg) for leg in legs))
+        self._emit("closed", None)
+
+    async def _close_leg(self, leg: _Leg) -> None:
+        for publisher in leg.publishers.values():
+            await publisher.stop()
+        for slot in leg.slots:
+            if slot.track is not None:
+                slot.track.stop()
+        await _close_pc(leg.pc)
+
+    # ---------------------------------------------------------------- stats
+
+    def stats(self) -> dict[str, Any]:
+        now = time.monotonic()
+        parties: dict[str, Any] = {}
+        for party, leg in self._parties.items():
+            parties[party] = {
+                "frames": {k: p.packets for k, p in leg.publishers.items()},
+                "bytes": sum(p.bytes for p in leg.publishers.values()),
+                "keyframes": sum(p.keyframes for p in leg.publishers.values()),
+                "plis_sent": sum(p.pli_throttle.sent for p in leg.publishers.values()),
+                "media_age_s": None if leg.last_media_at is None else now - leg.last_media_at,
+                "connection": leg.pc.connectionState,
+            }
+        tracks = [s.track for leg in self._legs() for s in leg.slots if s.track is not None]
+        return {
+            "call_id": self.call_id,
+            "privileged": self.privileged,
+            "connected": self.connected,
+            "parties": parties,
+            "watchers": self.watchers,
+            "forwarded": sum(t.forwarded for t in tracks),
+            "dropped": sum(t.dropped for t in tracks),
+        }
+
+
+async def _close_pc(pc: RTCPeerConnection, timeout_s: float = 5.0) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(pc.close(), timeout_s)

@@ -1,0 +1,327 @@
+"""The SFU worker process: owns whole calls (:class:`media.room.Room`), driven over Redis.
+
+``python -m media.worker --redis-url URL [--worker-id ID] [--log-level LEVEL]``
+
+Runs on uvloop with aiortc's receivers/senders replaced process-wide by the pass-through
+ones, heartbeats into the registry, serves control requests concurrently (see
+:mod:`media.control`), and on SIGTERM/SIGINT closes every room (``closed`` events), deregisters
+and exits 0. It also wraps every aiortc codec entry point with counters: ``stats`` reports how
+many decoders/encoders were ever used in this process, which must stay 0 (nothing is transcoded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiortc.codecs
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+import uvloop
+from aiortc import RTCIceServer
+from aiortc.codecs.base import Decoder, Encoder
+from redis.asyncio import Redis
+
+from media import control
+from media.control import (
+    ALIVE_TTL_MS,
+    HEARTBEAT_S,
+    INVALID_STATE,
+    NOT_FOUND,
+    CloseCall,
+    ControlError,
+    ControlServer,
+    EventPublisher,
+    EventType,
+    OpenCall,
+    Party,
+    WorkerEvent,
+    WorkerRegistry,
+    WorkerStatus,
+)
+from media.passthrough import install_process_wide
+from media.room import Room
+from visitation.tasks import Periodic
+
+log = logging.getLogger(__name__)
+
+
+class CodecCounters:
+    """Counts every way aiortc could decode or encode media in this process."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+        self._installed = False
+
+    def install(self) -> CodecCounters:
+        if self._installed:
+            return self
+        self._installed = True
+        for module in (aiortc.codecs, aiortc.rtcrtpreceiver, aiortc.rtcrtpsender):
+            for name in ("get_decoder", "get_encoder", "decoder_worker"):
+                if hasattr(module, name):
+                    self._wrap(module, name, f"{module.__name__}.{name}")
+        for obj in vars(aiortc.codecs).values():
+            if isinstance(obj, type) and issubclass(obj, Decoder) and obj is not Decoder:
+                self._wrap(obj, "__init__", f"{obj.__name__}.__init__")  # a decoder context
+            if isinstance(obj, type) and issubclass(obj, Encoder) and obj is not Encoder:
+                self._wrap(obj, "encode", f"{obj.__name__}.encode")
+                if obj.__name__ == "OpusEncoder":  # creates its libopus context up front
+                    self._wrap(obj, "__init__", f"{obj.__name__}.__init__")
+        return self
+
+    def _wrap(self, owner: Any, attr: str, name: str) -> None:
+        original: Callable[..., Any] = getattr(owner, attr)
+
+        @functools.wraps(original)
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+
+        setattr(owner, attr, counting)
+
+    @property
+    def installed(self) -> bool:
+        return self._installed
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+class SfuWorker:
+    """Rooms keyed by call id, the control endpoint, heartbeats and the event stream."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        worker_id: str,
+        *,
+        counters: CodecCounters | None = None,
+        ice_servers: list[RTCIceServer] | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+        alive_ttl_ms: int = ALIVE_TTL_MS,
+        parent_pid: int | None = None,
+    ) -> None:
+        self.worker_id = worker_id
+        self.redis = redis
+        self.counters = counters or CodecCounters()
+        self.rooms: dict[str, Room] = {}
+        self.started_at = time.time()
+        self.stopped = asyncio.Event()
+        self._ice_servers = ice_servers
+        self._parent_pid = parent_pid
+        self._registry = WorkerRegistry(redis, worker_id, alive_ttl_ms=alive_ttl_ms)
+        self._events = EventPublisher(redis)
+        self._server = ControlServer(redis, worker_id, self.handle)
+        self._heartbeat = Periodic(f"sfu-heartbeat-{worker_id}", self._beat, heartbeat_s, False)
+        self._cpu = (time.monotonic(), time.process_time())
+        self._closing: set[str] = set()
+        self._beats = 0
+
+    async def start(self) -> None:
+        await self._beat()  # registered (and reachable) before the first request can arrive
+        self._events.start()
+        self._server.start()
+        self._heartbeat.start()
+        log.info("sfu worker %s ready (pid %d)", self.worker_id, os.getpid())
+
+    async def stop(self) -> None:
+        """Stop taking requests, close every room (``closed`` events), deregister."""
+        await self._server.stop()
+        await asyncio.gather(*(self._close_room(call_id) for call_id in tuple(self.rooms)))
+        await self._heartbeat.stop()
+        await self._events.stop()
+        with contextlib.suppress(Exception):
+            await self._registry.deregister()
+        log.info("sfu worker %s stopped", self.worker_id)
+
+    async def _beat(self) -> None:
+        if self._parent_pid is not None and os.getppid() != self._parent_pid:
+            log.warning("sfu worker %s: parent process gone; shutting down", self.worker_id)
+            self.stopped.set()
+            return
+        registered_now = await self._registry.heartbeat(self.status())
+        if registered_now and self._beats and self.rooms:
+            # Our alive key lapsed and signaling claimed our calls (ended connection_lost):
+            # fence ourselves by closing those rooms rather than serving ghosts.
+            log.error(
+                "sfu worker %s was declared dead; closing %d calls", self.worker_id, len(self.rooms)
+            )
+            for call_id in tuple(self.rooms):
+                await self._close_room(call_id)
+        self._beats += 1
+
+    def status(self) -> WorkerStatus:
+        wall, cpu = time.monotonic(), time.process_time()
+        last_wall, last_cpu = self._cpu
+        self._cpu = (wall, cpu)
+        load = (cpu - last_cpu) / (wall - last_wall) if wall > last_wall else 0.0
+        return WorkerStatus(
+            calls=len(self.rooms), load=round(load, 3), pid=os.getpid(), started_at=self.started_at
+        )
+
+    # ---------------------------------------------------------------- requests
+
+    async def handle(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        request = control.parse_args(op, args)
+        if isinstance(request, OpenCall):
+            return await self._open_call(request)
+        if isinstance(request, control.Offer):
+            sdp = await self._room(request.call_id).offer(request.party, request.sdp)
+            return {"sdp": sdp}
+        if isinstance(request, control.Watch):
+            sdp = await self._room(request.call_id).watch(request.watcher_id, request.sdp)
+            return {"sdp": sdp}
+        if isinstance(request, control.Unwatch):
+            return {"removed": await self._room(request.call_id).unwatch(request.watcher_id)}
+        if isinstance(request, CloseCall):
+            return {"closed": await self._close_room(request.call_id)}
+        return self.stats()
+
+    async def _open_call(self, request: OpenCall) -> dict[str, Any]:
+        room = self.rooms.get(request.call_id)
+        if room is not None:
+            if room.privileged != request.privileged:
+                raise ControlError(INVALID_STATE, f"call {request.call_id} is already open")
+            return {"worker_id": self.worker_id, "created": False}  # a retried open_call
+        if request.call_id in self._closing:
+            raise ControlError(INVALID_STATE, f"call {request.call_id} is closing")
+
+        def on_event(kind: EventType, party: Party | None) -> None:
+            event = WorkerEvent(
+                type=kind, call_id=request.call_id, worker_id=self.worker_id, party=party
+            )
+            self._events.emit(event)
+
+        room = Room(
+            request.call_id,
+            on_event,
+            privileged=request.privileged,
+            media_timeout_s=request.media_timeout_s,
+            ice_servers=self._ice_servers,
+        )
+        self.rooms[request.call_id] = room
+        try:
+            await self._registry.add_call(request.call_id)
+        except BaseException:
+            del self.rooms[request.call_id]
+            raise
+        room.start()
+        log.info("call %s opened (privileged=%s)", request.call_id, request.privileged)
+        return {"worker_id": self.worker_id, "created": True}
+
+    def _room(self, call_id: str) -> Room:
+        room = self.rooms.get(call_id)
+        if room is None:
+            raise ControlError(NOT_FOUND, f"call {call_id} is not open on {self.worker_id}")
+        return room
+
+    async def _close_room(self, call_id: str) -> bool:
+        room = self.rooms.pop(call_id, None)
+        if room is None:
+            return False
+        self._closing.add(call_id)
+        try:
+            await room.close()  # emits "closed"
+            await self._registry.remove_call(call_id)
+        finally:
+            self._closing.discard(call_id)
+        log.info("call %s closed", call_id)
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        codecs = dict(self.counters.calls)
+        return {
+            "worker_id": self.worker_id,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "calls": len(self.rooms),
+            "rooms": {call_id: room.stats() for call_id, room in self.rooms.items()},
+            "codecs": codecs,
+            "decoders": sum(n for k, n in codecs.items() if "decode" in k.lower()),
+            "encoders": sum(n for k, n in codecs.items() if "encode" in k.lower()),
+            "transcoders": self.counters.total,  # must stay 0
+            "codec_guard": self.counters.installed,
+        }
+
+
+# -------------------------------------------------------------------- process main
+
+
+def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m media.worker", description=__doc__)
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL"), help="default: $REDIS_URL"
+    )
+    parser.add_argument("--worker-id", default=None, help="default: host-pid-random")
+    parser.add_argument("--log-level", default=os.environ.get("VISITATION_LOG_LEVEL", "INFO"))
+    parser.add_argument("--ice-server", action="append", default=[], help="STUN/TURN URL")
+    parser.add_argument("--heartbeat-s", type=float, default=HEARTBEAT_S)
+    parser.add_argument("--alive-ttl-ms", type=int, default=ALIVE_TTL_MS)
+    parser.add_argument("--parent-pid", type=int, default=None, help="exit when it goes away")
+    args = parser.parse_args(argv)
+    if not args.redis_url:
+        parser.error("--redis-url (or REDIS_URL) is required")
+    return args
+
+
+async def run(args: argparse.Namespace) -> int:
+    counters = CodecCounters().install()
+    install_process_wide()
+    worker_id = args.worker_id or default_worker_id()
+    ice = [RTCIceServer(urls=url) for url in args.ice_server]
+    redis = Redis.from_url(args.redis_url)
+    worker = SfuWorker(
+        redis,
+        worker_id,
+        counters=counters,
+        ice_servers=ice,
+        heartbeat_s=args.heartbeat_s,
+        alive_ttl_ms=args.alive_ttl_ms,
+        parent_pid=args.parent_pid,
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stopped.set)
+    try:
+        await worker.start()
+    except Exception as exc:
+        log.error("sfu worker %s cannot start: %s", worker_id, exc)
+        await redis.aclose()
+        return 1
+    try:
+        await worker.stopped.wait()
+        log.info("sfu worker %s shutting down", worker_id)
+    finally:
+        await worker.stop()
+        await redis.aclose()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_cli(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s sfu[%(process)d] %(name)s: %(message)s",
+    )
+    return uvloop.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The signaling tier's side of the media plane, over the one Redis control channel.
+
+- places an accepted call on the least-loaded live SFU worker (before the tablet hears
+  ``call.accepted``, so its first offer finds the call open);
+- relays ``rtc.offer`` and ``monitor.watch`` to that worker and returns its answer;
+- turns worker events into call transitions: ``connected`` starts the call (and billing),
+  ``media_lost`` ends it with ``connection_lost``; each event is handled once across nodes;
+- ends every call of a worker whose heartbeat stopped, with ``connection_lost``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from redis.asyncio import Redis
+
+from media.control import ControlError, Party, SfuControl, WorkerEvent, calls_key
+from signaling.call_state import CallRecord, CallState
+from signaling.calls import IN_CALL, CallService
+from signaling.monitoring import Monitoring, watchers_key
+from signaling.payloads import CallRef, RtcOffer
+from signaling.sockets import Session, SocketApi
+from visitation.errors import ErrorCode, ProtocolError
+from visitation.redis_text import text
+from visitation.tasks import Periodic
+
+log = logging.getLogger(__name__)
+
+_CONTROL_CODES = {
+    "invalid_sdp": ErrorCode.INVALID_SDP,
+    "privileged": ErrorCode.PRIVILEGED,
+    "invalid_state": ErrorCode.INVALID_STATE,
+    "not_found": ErrorCode.INVALID_STATE,
+    "invalid_request": ErrorCode.INVALID_REQUEST,
+}
+
+
+def _protocol_error(exc: ControlError) -> ProtocolError:
+    code = _CONTROL_CODES.get(exc.code)
+    if code is None:
+        log.warning("SFU control failed: %s %s", exc.code, exc)
+        return ProtocolError(ErrorCode.INTERNAL, "the media server is unavailable; try again")
+    return ProtocolError(code, str(exc))
+
+
+class MediaBridge:
+    def __init__(
+        self,
+        redis: Redis,
+        calls: CallService,
+        monitoring: Monitoring,
+        node_id: str,
+        media_timeout_s: float = 15.0,
+    ) -> None:
+        self._redis = redis
+        self.calls = calls
+        self.monitoring = monitoring
+        self.control = SfuControl(redis)
+        self.media_timeout_s = media_timeout_s
+        self._consumer = self.control.events(node_id, self._on_event)
+        self._sweeper = Periodic("sfu-dead-workers", self.sweep_dead_workers, 1.0, True)
+        self._watching: defaultdict[str, set[str]] = defaultdict(set)  # sid -> call ids
+        calls.accept_hooks.append(self._place)
+        calls.end_hooks.append(self._close)
+
+    def bind(self, sockets: SocketApi) -> None:
+        sockets.route("rtc.offer", {"tablet", "family"}, RtcOffer, self._offer)
+        sockets.route("monitor.watch", {"monitor"}, RtcOffer, self._watch)
+        sockets.route("monitor.unwatch", {"monitor"}, CallRef, self._unwatch)
+        sockets.on_disconnect.append(self._monitor_gone)
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._sweeper.start()
+
+    async def stop(self) -> None:
+        await self._sweeper.stop()
+        await self._consumer.stop()
+
+    async def live_workers(self) -> int:
+        return len(await self.control.live_workers())
+
+    # -- call placement -----------------------------------------------------------------------
+
+    async def _place(self, record: CallRecord) -> None:
+        try:
+            worker = await self.control.open_call(
+                record.call_id, privileged=record.privileged, media_timeout_s=self.media_timeout_s
+            )
+        except ControlError:
+            log.exception("no SFU worker could take call %s", record.call_id)
+            await self.calls.end(record, "connection_lost")
+            return
+        await self._redis.hset(f"call:{record.call_id}", "worker_id", worker)
+
+    async def _close(self, record: CallRecord) -> None:
+        await self._redis.delete(watchers_key(record.call_id))
+        try:
+            await self.control.close_call(record.call_id)
+        except ControlError as exc:
+            log.warning("closing call %s on its worker failed: %s", record.call_id, exc)
+
+    # -- offers -------------------------------------------------------------------------------
+
+    async def _offer(self, session: Session, payload: RtcOffer) -> dict[str, Any]:
+        record = await self.calls.get_for(payload.call_id, session.role, session.subject)
+        if record.state not in IN_CALL:
+            raise ProtocolError(ErrorCode.INVALID_STATE, f"no media for a call {record.state}")
+        party: Party = "tablet" if session.role == "tablet" else "family"
+        try:
+            answer = await self.control.offer(record.call_id, party, payload.sdp)
+        except ControlError as exc:
+            raise _protocol_error(exc) from exc
+        return {"sdp": answer}
+
+    async def _watch(self, session: Session, payload: RtcOffer) -> dict[str, Any]:
+        record = await self.monitoring.scoped(session, payload.call_id, allow_privileged=False)
+        if record.state not in IN_CALL:
+            raise ProtocolError(ErrorCode.INVALID_STATE, f"no media for a call {record.state}")
+        try:
+            answer = await self.control.watch(record.call_id, session.sid, payload.sdp)
+        except ControlError as exc:
+            raise _protocol_error(exc) from exc
+        self._watching[session.sid].add(record.call_id)
+        await self._redis.sadd(watchers_key(record.call_id), session.sid)
+        await self._watchers_changed(record.call_id)
+        return {"sdp": answer}
+
+    async def _unwatch(self, session: Session, payload: CallRef) -> dict[str, Any]:
+        record = await self.monitoring.scoped(session, payload.call_id, allow_privileged=True)
+        await self._stop_watching(session.sid, record.call_id)
+        return {}
+
+    async def _monitor_gone(self, session: Session) -> None:
+        for call_id in list(self._watching.pop(session.sid, ())):
+            await self._stop_watching(session.sid, call_id)
+
+    async def _stop_watching(self, sid: str, call_id: str) -> None:
+        self._watching[sid].discard(call_id)
+        if await self._redis.srem(watchers_key(call_id), sid):
+            try:
+                await self.control.unwatch(call_id, sid)
+            except ControlError as exc:
+                log.info("unwatch %s on its worker: %s", call_id, exc)
+            await self._watchers_changed(call_id)
+
+    async def _watchers_changed(self, call_id: str) -> None:
+        record = await self.calls.store.get(call_id)
+        if record is not None and record.live:
+            await self.calls.emit(
+                "monitor.call_updated",
+                await self.monitoring.summary(record),
+                f"monitors:{record.facility_id}",
+            )
+
+    # -- worker events ------------------------------------------------------------------------
+
+    async def _on_event(self, event: WorkerEvent) -> None:
+        record = await self.calls.store.get(event.call_id)
+        if record is None:
+            return
+        if event.type == "connected" and record.state == CallState.ACCEPTED:
+            await self.calls.connect(record)
+        elif event.type == "media_lost":
+            await self.calls.end(record, "connection_lost")
+
+    async def end_worker_calls(self, worker_ids: list[str], reason: str) -> int:
+        """End every live call on these workers (e.g. ``server_shutdown`` before they stop)."""
+        ended = 0
+        for worker in worker_ids:
+            for raw in await self._redis.smembers(calls_key(worker)):
+                record = await self.calls.store.get(text(raw))
+                if record is not None and await self.calls.end(record, reason):
+                    ended += 1
+        return ended
+
+    async def sweep_dead_workers(self) -> None:
+        for worker in await self.control.dead_workers():
+            call_ids = await self.control.claim_dead_worker(worker)
+            for call_id in call_ids or []:
+                log.warning("SFU worker %s died; ending call %s", worker, call_id)
+                record = await self.calls.store.get(call_id)
+                if record is not None:
+                    await self.calls.end(record, "connection_lost")

@@ -1,0 +1,363 @@
+"""SFU worker subprocesses driven through the Redis control channel (no signaling tier).
+
+Real ``python -m media.worker`` processes, real aiortc client peer connections over loopback.
+Workers heartbeat every 0.2 s with an 0.8 s alive TTL here (defaults: 1 s / 3 s) so that a
+killed worker is noticed quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from redis.asyncio import Redis
+
+from client.media import MediaSink
+from media.control import (
+    EVENTS_GROUP,
+    EVENTS_STREAM,
+    ControlError,
+    ControlServer,
+    ControlTimeout,
+    EventPublisher,
+    Party,
+    SfuControl,
+    WorkerEvent,
+    WorkerStatus,
+    alive_key,
+    calls_key,
+)
+from media.pool import WorkerPool
+from tests.media.test_passthrough import BLUE, RED, config, connected
+from tests.media.test_passthrough import Party as Client
+
+FAST = ["--heartbeat-s", "0.2", "--alive-ttl-ms", "800"]
+
+
+class EventLog:
+    """Collects ``sfu:events`` through the real consumer-group reader."""
+
+    def __init__(self) -> None:
+        self.events: list[WorkerEvent] = []
+        self._changed = asyncio.Condition()
+
+    async def handle(self, event: WorkerEvent) -> None:
+        async with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def of(self, type_: str, call_id: str) -> list[WorkerEvent]:
+        return [e for e in self.events if e.type == type_ and e.call_id == call_id]
+
+    async def wait(self, type_: str, call_id: str, timeout: float = 10.0) -> WorkerEvent:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: self.of(type_, call_id)), timeout)
+        return self.of(type_, call_id)[0]
+
+
+@pytest.fixture
+async def control(redis: Redis) -> SfuControl:
+    return SfuControl(redis, timeout_s=10)
+
+
+@pytest.fixture
+async def events(control: SfuControl) -> AsyncIterator[EventLog]:
+    log = EventLog()
+    consumer = control.events("test-node", log.handle, block_ms=100)
+    await consumer.start()
+    try:
+        yield log
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture
+async def pool(redis_url: str) -> AsyncIterator[WorkerPool]:
+    workers = WorkerPool(redis_url, log_level="WARNING", extra_args=FAST)
+    try:
+        yield workers
+    finally:
+        await workers.stop(timeout_s=5)
+
+
+@pytest.fixture
+async def worker(pool: WorkerPool, redis: Redis) -> str:
+    [worker_id] = await pool.start(1)
+    await pool.wait_ready(redis)
+    return worker_id
+
+
+async def join(control: SfuControl, call_id: str, party: Party, client: Client) -> None:
+    await client.pc.setLocalDescription(await client.pc.createOffer())
+    answer = await control.offer(call_id, party, client.pc.localDescription.sdp)
+    await client.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    client.start_sinks()
+
+
+async def start_call(
+    control: SfuControl, call_id: str, media_timeout_s: float
+) -> tuple[Client, Client]:
+    tablet, family = Client(RED), Client(BLUE)
+    await control.open_call(call_id, media_timeout_s=media_timeout_s)
+    await asyncio.gather(  # concurrently: the worker serves requests in parallel
+        join(control, call_id, "tablet", tablet), join(control, call_id, "family", family)
+    )
+    return tablet, family
+
+
+async def close_clients(*pcs: RTCPeerConnection) -> None:
+    await asyncio.gather(*(pc.close() for pc in pcs))
+
+
+async def raises(code: str, call: Awaitable[object]) -> None:
+    with pytest.raises(ControlError) as info:
+        await call
+    assert info.value.code == code, info.value
+
+
+async def until(predicate: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    """For state that only exists as Redis keys with a TTL (nothing to await)."""
+    deadline = time.monotonic() + within
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_call_monitor_and_close_through_worker(
+    control: SfuControl, events: EventLog, worker: str
+) -> None:
+    assert await control.pick_worker() == worker
+    tablet, family = await start_call(control, "C1", media_timeout_s=10)
+    monitor = RTCPeerConnection(config())
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(
+                family.sinks["video"].wait_for(decoded=10),
+                tablet.sinks["video"].wait_for(decoded=10),
+                family.sinks["audio"].wait_for(frames=10),
+                tablet.sinks["audio"].wait_for(frames=10),
+            ),
+            10,
+        )
+        assert set(family.sinks["video"].colours) == {"red"}
+        assert set(tablet.sinks["video"].colours) == {"blue"}
+        connected_event = await events.wait("connected", "C1", 5)
+        assert connected_event.worker_id == worker
+
+        # A late monitor: resident pair first, family pair second; keyframes within 1 s.
+        for kind in ("audio", "video", "audio", "video"):
+            monitor.addTransceiver(kind, direction="recvonly")
+        await monitor.setLocalDescription(await monitor.createOffer())
+        answer = await control.watch("C1", "S1", monitor.localDescription.sdp)
+        await monitor.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        answered_at = time.monotonic()
+        sinks = [
+            MediaSink(t.receiver.track, colour_every=1).start() for t in monitor.getTransceivers()
+        ]
+        resident_video, family_video = sinks[1], sinks[3]
+        await asyncio.wait_for(
+            asyncio.gather(resident_video.first_decoded.wait(), family_video.first_decoded.wait()),
+            3,
+        )
+        for sink in (resident_video, family_video):
+            assert sink.first_decoded_at is not None
+            assert sink.first_decoded_at - answered_at < 1.0
+        assert resident_video.main_colour == "red"
+        assert family_video.main_colour == "blue"
+        await asyncio.wait_for(
+            asyncio.gather(sinks[0].wait_for(frames=5), sinks[2].wait_for(frames=5)), 3
+        )
+        await connected(monitor)
+
+        stats = await control.stats(worker)
+        room = stats["rooms"]["C1"]
+        assert stats["calls"] == 1 and room["connected"] and room["watchers"] == ["S1"]
+        assert room["forwarded"] > 0 and room["parties"]["tablet"]["frames"]["video"] > 0
+        # Nothing was decoded or encoded inside the worker during the whole call.
+        assert stats["codec_guard"] is True
+        assert stats["transcoders"] == 0 and stats["codecs"] == {}
+
+        # Privileged calls are never monitorable; bad input gets a clear error code.
+        await control.open_call("C2", privileged=True)
+        await raises("privileged", control.watch("C2", "S1", monitor.localDescription.sdp))
+        await raises("invalid_sdp", control.offer("C2", "tablet", "v=0 garbage"))
+        await raises("invalid_sdp", control.offer("C2", "family", monitor.localDescription.sdp))
+        await raises("invalid_state", control.open_call("C2", privileged=False, worker_id=worker))
+        await raises("not_found", control.offer("nope", "tablet", "v=0"))
+        await raises("not_found", control.request(worker, "unwatch", {"call_id": "nope", "watcher_id": "S1"}))  # fmt: skip
+        await raises("invalid_request", control.request(worker, "offer", {"call_id": "C2"}))
+        await raises("invalid_request", control.request(worker, "reboot", {}))
+
+        await control.unwatch("C1", "S1")
+        assert (await control.stats(worker))["rooms"]["C1"]["watchers"] == []
+        await control.close_call("C1")
+        await control.close_call("C2")
+        await control.close_call("C1")  # idempotent
+        await asyncio.gather(events.wait("closed", "C1"), events.wait("closed", "C2"))
+        stats = await control.stats(worker)
+        assert stats["calls"] == 0 and stats["rooms"] == {} and stats["transcoders"] == 0
+
+        async def freed() -> bool:  # the registry follows at the next heartbeat
+            return (await control.live_workers())[worker].calls == 0
+
+        await until(freed, 2)
+        await raises("not_found", control.worker_of("C1"))
+        assert await control.dead_workers() == {}
+    finally:
+        await close_clients(monitor, tablet.pc, family.pc)
+
+
+async def test_media_lost_when_one_party_stops_sending(
+    control: SfuControl, events: EventLog, worker: str
+) -> None:
+    tablet, family = await start_call(control, "L1", media_timeout_s=1.5)
+    try:
+        await events.wait("connected", "L1", 10)
+        family.source.stop()  # the family's app freezes: no more RTP from it
+        stopped_at = time.monotonic()
+        lost = await events.wait("media_lost", "L1", 5)
+        assert lost.party == "family" and lost.worker_id == worker
+        assert time.monotonic() - stopped_at >= 1.0
+        assert [e.party for e in events.of("media_lost", "L1")] == ["family"]
+    finally:
+        await close_clients(tablet.pc, family.pc)
+        await control.close_call("L1")
+
+
+async def test_killed_worker_is_reported_dead_with_its_calls(
+    control: SfuControl, pool: WorkerPool, worker: str, redis: Redis
+) -> None:
+    await control.open_call("K1")
+    await control.open_call("K2")
+    assert await control.dead_workers() == {}
+    process = pool.processes[worker]
+    process.kill()  # SIGKILL: no cleanup at all
+    await asyncio.wait_for(process.wait(), 5)
+
+    async def reported() -> bool:
+        return worker in await control.dead_workers()
+
+    await until(reported)
+    assert (await control.dead_workers())[worker] == ["K1", "K2"]
+    await raises("worker_unavailable", control.offer("K1", "tablet", "v=0"))
+    await raises("no_workers", control.pick_worker())
+    assert await control.claim_dead_worker(worker) == ["K1", "K2"]
+    assert await control.claim_dead_worker(worker) is None  # exactly once across nodes
+    assert await control.dead_workers() == {}
+    await raises("not_found", control.worker_of("K1"))
+
+
+async def test_worker_declared_dead_fences_itself(
+    control: SfuControl, events: EventLog, worker: str, redis: Redis
+) -> None:
+    await control.open_call("F1")
+    claimed = None
+    while claimed is None:  # as if one heartbeat was missed: the key lapses, a node claims
+        await redis.delete(alive_key(worker))
+        claimed = await asyncio.wait_for(control.claim_dead_worker(worker), 1)
+    assert claimed == ["F1"]
+    await events.wait("closed", "F1", 3)  # the next heartbeat notices and closes the room
+    assert (await control.stats(worker))["calls"] == 0
+
+
+async def test_sigterm_closes_rooms_and_deregisters(
+    control: SfuControl, events: EventLog, pool: WorkerPool, worker: str
+) -> None:
+    await control.open_call("T1")
+    codes = await pool.stop(timeout_s=5)
+    assert codes == {worker: 0}
+    await events.wait("closed", "T1", 5)
+    assert await control.dead_workers() == {}
+    assert await control.live_workers() == {}
+
+
+async def test_pick_worker_prefers_fewest_calls(control: SfuControl, redis: Redis) -> None:
+    await raises("no_workers", control.pick_worker())
+    for worker_id, calls in (("a", 3), ("b", 1), ("c", 2)):
+        status = WorkerStatus(calls=calls, load=0.1, pid=1, started_at=0)
+        await redis.set(alive_key(worker_id), status.model_dump_json(), px=5000)
+        await redis.sadd("sfu:workers", worker_id)
+        if worker_id != "a":  # "a" heartbeated 3 calls but has just closed them all
+            await redis.sadd(calls_key(worker_id), *[f"{worker_id}{n}" for n in range(calls)])
+    await redis.sadd("sfu:workers", "gone")  # registered, alive key expired
+    assert sorted(await control.live_workers()) == ["a", "b", "c"]
+    assert await control.pick_worker() == "a"  # counted from sfu:calls:{w}, not the heartbeat
+    assert await control.dead_workers() == {"gone": []}
+
+
+async def test_requests_are_served_concurrently_and_time_out(
+    control: SfuControl, redis: Redis
+) -> None:
+    gate = asyncio.Event()
+
+    async def handler(op: str, args: dict[str, object]) -> dict[str, object]:
+        if op == "slow":
+            await asyncio.wait_for(gate.wait(), 5)  # only the "fast" request opens it
+        elif op == "fast":
+            gate.set()
+        else:
+            raise ControlError("not_found", f"no {op}")
+        return {"op": op}
+
+    server = ControlServer(redis, "w1", handler, poll_s=0.2)
+    await redis.set(alive_key("w1"), "{}", px=10_000)
+    await redis.set(alive_key("ghost"), "{}", px=10_000)  # "alive" but never answers
+    server.start()
+    try:
+        slow = asyncio.create_task(control.request("w1", "slow", {}))
+        await asyncio.sleep(0)
+        assert await control.request("w1", "fast", {}, timeout_s=3) == {"op": "fast"}
+        assert await asyncio.wait_for(slow, 3) == {"op": "slow"}
+        await raises("not_found", control.request("w1", "other", {}))
+        with pytest.raises(ControlTimeout):
+            await control.request("ghost", "stats", {}, timeout_s=0.3)
+        await raises("worker_unavailable", control.request("nobody", "stats", {}))
+    finally:
+        await server.stop()
+
+
+async def test_event_consumers_share_the_stream_and_retry_failures(
+    control: SfuControl, redis: Redis
+) -> None:
+    seen: dict[str, list[str]] = {"a": [], "b": []}
+    failed: list[str] = []
+    all_done = asyncio.Event()
+
+    def handler(name: str) -> Callable[[WorkerEvent], Awaitable[None]]:
+        async def handle(event: WorkerEvent) -> None:
+            if event.call_id == "X3" and not failed:
+                failed.append(name)
+                raise RuntimeError("signaling hiccup")
+            seen[name].append(event.call_id)
+            if sum(map(len, seen.values())) == 6:
+                all_done.set()
+
+        return handle
+
+    consumers = [
+        control.events(name, handler(name), block_ms=50, claim_idle_ms=200) for name in seen
+    ]
+    publisher = EventPublisher(redis)
+    for consumer in consumers:
+        await consumer.start()
+    publisher.start()
+    try:
+        for n in range(6):
+            publisher.emit(WorkerEvent(type="closed", call_id=f"X{n}", worker_id="w"))
+        await asyncio.wait_for(all_done.wait(), 5)
+        assert sorted(seen["a"] + seen["b"]) == [f"X{n}" for n in range(6)]  # each once
+        assert failed  # X3 failed once, stayed pending, then was claimed and handled
+        await until(lambda: _no_pending(redis), 2)
+    finally:
+        await publisher.stop()
+        for consumer in consumers:
+            await consumer.stop()
+
+
+async def _no_pending(redis: Redis) -> bool:
+    summary = await redis.xpending(EVENTS_STREAM, EVENTS_GROUP)
+    return int(summary["pending"]) == 0

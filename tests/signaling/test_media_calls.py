@@ -1,0 +1,170 @@
+"""Whole calls with media: real Socket.IO clients, real aiortc peers, a real SFU worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from redis.asyncio import Redis
+
+from client.media import ClipSpec
+from client.peer import MonitorPeer, PartyPeer, close_all, join_call, watch_call
+from client.session import AckError
+from media.control import SfuControl
+from tests.conftest import Clients, NodeFactory, Ringing, accepted, ring
+from visitation.domain import SeedFile
+from visitation.tokens import Tokens
+
+# Keyframes only every 4 s: a viewer that sees a picture within 1 s got it through PLI relay.
+RED = ClipSpec(colour="red", keyframe_interval_s=4.0, duration_s=4.0)
+BLUE = ClipSpec(colour="blue", keyframe_interval_s=4.0, duration_s=4.0)
+
+
+@dataclass
+class LiveCall:
+    pair: Ringing
+    tablet: PartyPeer
+    family: PartyPeer
+    connected: dict[str, object]
+
+
+@pytest.fixture
+async def live_call(clients: Clients) -> AsyncIterator[LiveCall]:
+    """A tablet (red clip) and a family (blue clip) in a connected call."""
+    pair = await accepted(clients)
+    tablet, family = PartyPeer(RED), PartyPeer(BLUE)
+    try:
+        await asyncio.gather(
+            join_call(pair.tablet, pair.call_id, tablet),
+            join_call(pair.family, pair.call_id, family),
+        )
+        connected = await pair.tablet.next("call.connected")
+        assert await pair.family.next("call.connected") == connected
+        yield LiveCall(pair, tablet, family, connected)
+    finally:
+        await close_all(tablet, family)
+
+
+async def test_each_party_sees_the_other_and_a_late_monitor_sees_both(
+    live_call: LiveCall, clients: Clients, redis: Redis
+) -> None:
+    pair = live_call.pair
+    assert live_call.connected["call_id"] == pair.call_id
+    assert live_call.connected["allowed_seconds"] == 1800  # min(max length, 62 whole minutes)
+    assert abs(float(live_call.connected["ends_at"]) - (time.time() + 1800)) < 5  # type: ignore[arg-type]
+    # Each party decodes the other's picture (red tablet, blue family).
+    await live_call.tablet.sinks["video"].wait_for(decoded=10)
+    await live_call.family.sinks["video"].wait_for(decoded=10)
+    await live_call.tablet.sinks["audio"].wait_for(frames=10)
+    await live_call.family.sinks["audio"].wait_for(frames=10)
+    assert live_call.tablet.sinks["video"].main_colour == "blue"
+    assert live_call.family.sinks["video"].main_colour == "red"
+
+    monitor = await clients.connect("monitor", "S1")
+    watcher = MonitorPeer()
+    try:
+        await watch_call(monitor, pair.call_id, watcher)
+        answered = time.monotonic()
+        resident, family = watcher.sinks["resident"]["video"], watcher.sinks["family"]["video"]
+        await asyncio.wait_for(
+            asyncio.gather(resident.first_decoded.wait(), family.first_decoded.wait()), 1.0
+        )
+        assert resident.first_decoded_at is not None and family.first_decoded_at is not None
+        assert max(resident.first_decoded_at, family.first_decoded_at) - answered < 1.0
+        await resident.wait_for(decoded=5)
+        await family.wait_for(decoded=5)
+        assert (resident.main_colour, family.main_colour) == ("red", "blue")
+        listed = (await monitor.request("monitor.calls"))["calls"]
+        assert [(c["call_id"], c["state"], c["watchers"], c["recording"]) for c in listed] == [
+            (pair.call_id, "connected", 1, True)
+        ]
+        # Invisible: nothing the parties received mentions the monitor.
+        for party in (pair.tablet, pair.family):
+            assert all("monitor" not in str(item) for item in party.received)
+
+        await pair.tablet.hangup(pair.call_id)
+        for party in (pair.tablet, pair.family):
+            ended = await party.next("call.ended")
+            assert ended["reason"] == "hangup" and ended["by"] == "tablet"
+        assert (await monitor.next("monitor.call_ended"))["reason"] == "hangup"
+        # Hang-up freed the worker.
+        worker = (await redis.hget(f"call:{pair.call_id}", "worker_id") or b"").decode()
+        assert pair.call_id not in {c.decode() for c in await redis.smembers(f"sfu:calls:{worker}")}
+        stats = await SfuControl(redis).stats(worker)
+        assert pair.call_id not in str(stats)
+    finally:
+        await watcher.close()
+
+
+async def test_no_decoder_or_encoder_runs_in_the_worker(live_call: LiveCall, redis: Redis) -> None:
+    await live_call.tablet.sinks["video"].wait_for(decoded=10)
+    await live_call.family.sinks["video"].wait_for(decoded=10)
+    worker = (await redis.hget(f"call:{live_call.pair.call_id}", "worker_id") or b"").decode()
+    stats = await SfuControl(redis).stats(worker)
+    assert (stats["decoders"], stats["encoders"]) == (0, 0), stats["codecs"]
+
+
+async def test_monitor_terminate_ends_a_live_call(live_call: LiveCall, clients: Clients) -> None:
+    monitor = await clients.connect("monitor", "S1")
+    await monitor.request(
+        "monitor.terminate", {"call_id": live_call.pair.call_id, "reason": "indecent exposure"}
+    )
+    for party in (live_call.pair.tablet, live_call.pair.family):
+        assert (await party.next("call.ended"))["reason"] == "terminated"
+
+
+async def test_offer_errors(clients: Clients) -> None:
+    pair = await ring(clients)
+    peer = PartyPeer(RED)
+    try:
+        sdp = await peer.offer()
+        ack = await pair.tablet.call("rtc.offer", {"call_id": pair.call_id, "sdp": sdp})
+        assert ack["error"]["code"] == "invalid_state"  # before accept
+        await pair.family.accept(pair.call_id)
+        ack = await pair.tablet.call("rtc.offer", {"call_id": pair.call_id, "sdp": "v=0 nonsense"})
+        assert ack["error"]["code"] == "invalid_sdp"
+        ack = await pair.tablet.call("rtc.offer", {"call_id": pair.call_id, "sdp": "x" * 70_000})
+        assert ack["error"]["code"] == "invalid_request"  # over the 64 KiB SDP limit
+        monitor = await clients.connect("monitor", "S2")  # another facility
+        ack = await monitor.call("monitor.watch", {"call_id": pair.call_id, "sdp": sdp})
+        assert ack["error"]["code"] == "forbidden"
+    finally:
+        await peer.close()
+
+
+async def test_privileged_call_refuses_watch(clients: Clients) -> None:
+    pair = await accepted(clients, "R1", "FATTY")
+    monitor = await clients.connect("monitor", "S1")
+    watcher = MonitorPeer()
+    try:
+        with pytest.raises(AckError) as err:
+            await watch_call(monitor, pair.call_id, watcher)
+        assert err.value.code == "privileged"
+    finally:
+        await watcher.close()
+
+
+async def test_lost_media_ends_the_call(
+    start_node: NodeFactory, seeded: SeedFile, tokens: Tokens
+) -> None:
+    node = await start_node(media_timeout_s=1.5)
+    pool = Clients(tokens, node.url)
+    pair = await accepted(pool)
+    tablet, family = PartyPeer(RED, decode=False), PartyPeer(BLUE, decode=False)
+    try:
+        await asyncio.gather(
+            join_call(pair.tablet, pair.call_id, tablet),
+            join_call(pair.family, pair.call_id, family),
+        )
+        await pair.family.next("call.connected")
+        tablet.stop_sending()
+        ended = await pair.family.next("call.ended", timeout=10)
+        assert ended["reason"] == "connection_lost"
+        assert ended["charged_cents"] == 0 or ended["duration_s"] >= 10
+        assert (await pair.tablet.next("call.ended"))["reason"] == "connection_lost"
+    finally:
+        await close_all(tablet, family)
+        await pool.close_all()
