@@ -34,9 +34,12 @@ class SignalingNode:
     def __init__(self, settings: Settings, redis_url: str, secret: bytes) -> None:
         self.settings = settings
         self.redis = Redis.from_url(redis_url)
+        # Pub/sub ignores database numbers: name the channel after ours, so deployments
+        # sharing one Redis server in different databases never hear each other's events.
+        db = self.redis.connection_pool.connection_kwargs.get("db", 0)
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
-            client_manager=socketio.AsyncRedisManager(redis_url, channel="visitation-sio"),
+            client_manager=socketio.AsyncRedisManager(redis_url, channel=f"visitation-sio-{db}"),
             cors_allowed_origins="*",
             max_http_buffer_size=MAX_MESSAGE_BYTES,
             logger=False,

@@ -129,3 +129,51 @@ async def test_serve_with_embedded_redis_answers_healthz_and_stops_cleanly(
             await gone.ping()
     finally:
         await gone.aclose()
+
+
+async def test_a_dead_sfu_worker_ends_its_calls(
+    serve_procs: list[ServeProcess], redis_url: str, tmp_path: Path
+) -> None:
+    """A node with its own worker, in its own Redis database; SIGKILL the worker mid-call."""
+    from client.media import ClipSpec
+    from client.peer import PartyPeer, close_all, join_call
+    from tests.seeds import standard_seed_data
+
+    isolated = redis_url.rsplit("/", 1)[0] + "/3"
+    redis = Redis.from_url(isolated)
+    await redis.flushdb()
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps(standard_seed_data()))
+    subprocess.run(
+        [sys.executable, "-m", "visitation.cli", "seed", str(seed), "--redis-url", isolated],
+        check=True,
+        capture_output=True,
+    )
+    node = ServeProcess("--redis-url", isolated, "--workers", "1")
+    serve_procs.append(node)
+    tokens = Tokens(SECRET)
+    tablet_peer, family_peer = (
+        PartyPeer(ClipSpec("red"), decode=False),
+        PartyPeer(ClipSpec("blue"), decode=False),
+    )
+    try:
+        async with (
+            ProtocolClient(node.url, tokens.issue("tablet", "R1")) as tablet,
+            ProtocolClient(node.url, tokens.issue("family", "F1")) as family,
+        ):
+            call_id = await tablet.place("F1")
+            await family.next("call.incoming")
+            await family.accept(call_id)
+            await join_call(tablet, call_id, tablet_peer)
+            await join_call(family, call_id, family_peer)
+            await family.next("call.connected")
+            worker = (await redis.hget(f"call:{call_id}", "worker_id") or b"").decode()
+            status = json.loads(await redis.get(f"sfu:alive:{worker}") or "{}")
+            os.kill(int(status["pid"]), signal.SIGKILL)
+            for party in (tablet, family):
+                ended = await party.next("call.ended", timeout=15)
+                assert ended["reason"] == "connection_lost"
+    finally:
+        await close_all(tablet_peer, family_peer)
+        await redis.flushdb()
+        await redis.aclose()
