@@ -165,6 +165,9 @@ class MediaBridge:
             await self.calls.connect(record)
         elif event.type == "media_lost":
             await self.calls.end(record, "connection_lost")
+        elif event.type == "closed" and record.live:
+            # The worker dropped a call we did not close (it shut down, or was fenced off).
+            await self.calls.end(record, "connection_lost")
 
     async def end_worker_calls(self, worker_ids: list[str], reason: str) -> int:
         """End every live call on these workers (e.g. ``server_shutdown`` before they stop)."""
