@@ -3,8 +3,8 @@
 Every change is one Lua script run (atomic), keyed by a caller-chosen ``ref`` so that a retried
 operation returns the entry it already made instead of applying twice. Integer cents only.
 
-Invariants, always: ``balance = deposits + credits - charges - refunds`` and
-``available = balance - held`` with ``available >= 0``.
+Invariants, always: ``balance = deposits + credits - charges - refunds`` (AutoPay fundings count
+as deposits) and ``available = balance - held`` with ``available >= 0``.
 """
 
 from __future__ import annotations
@@ -20,16 +20,32 @@ from redis.asyncio.client import Pipeline
 from visitation.redis_text import text
 
 EntryKind = Literal["deposit", "autopay", "credit", "hold", "release", "charge", "refund"]
+OpKind = Literal[EntryKind, "close"]
 
+MAX_AMOUNT_CENTS = 10**12  # far above any real amount; keeps Lua doubles and cjson exact
+
+# Entries are written step by step, so each one's running balance replays from the one before:
+#   deposit/autopay/credit: balance += amount        refund: balance -= amount
+#   hold: held += amount        release: held -= amount
+#   charge: balance -= amount, and held -= amount when it is against a hold (``hold_id`` set)
+# ``close`` refunds the whole balance (a ``refund`` entry) and marks the account closed; a closed
+# account accepts nothing but the settling of holds, and ``close`` is refused while holds are out.
+# A charge against a missing hold with ``void`` = '1' charges nothing and voids the hold id, so
+# a hold placed after the settlement (a racing connect) is never taken: ``hold`` then returns the
+# void marker (seq 0, amount 0, meta.void) instead of reserving money no settlement would free.
 _APPLY = """
 local acct, entries, refs, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local kind, amount, ref, now, hold_id, meta = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local void = ARGV[7] == '1'
 local prior = redis.call('HGET', refs, ref)
 if prior then return {'dup', prior} end
 local a = redis.call('HMGET', acct, 'balance', 'held', 'deposits', 'credits', 'charges', 'refunds', 'status')
 local bal, held = tonumber(a[1]) or 0, tonumber(a[2]) or 0
 local dep, cred, chg, ref_total = tonumber(a[3]) or 0, tonumber(a[4]) or 0, tonumber(a[5]) or 0, tonumber(a[6]) or 0
-if a[7] == 'closed' and kind ~= 'release' and kind ~= 'charge' then return {'err', 'closed'} end
+local status = a[7] or 'open'
+if status == 'closed' and kind ~= 'release' and not (kind == 'charge' and hold_id ~= '') then
+  return {'err', 'closed'}
+end
 local out = {}
 local function entry(k, amt)
   local seq = redis.call('LLEN', entries) + 1
@@ -53,13 +69,21 @@ elseif kind == 'release' then
 elseif kind == 'charge' then
   if hold_id ~= '' then
     local h = tonumber(redis.call('HGET', holds, hold_id))
+    if not h and void then
+      local m = cjson.decode(meta); m['void'] = true
+      local marker = cjson.encode({seq = 0, kind = 'charge', amount_cents = 0, balance_cents = bal,
+                                   held_cents = held, ref = ref, at = tonumber(now), hold_id = hold_id, meta = m})
+      redis.call('HSETNX', refs, 'hold:' .. hold_id, marker)
+      redis.call('HSET', refs, ref, marker)
+      return {'ok', marker}
+    end
     if not h then return {'err', 'unknown_hold'} end
     if amount > h then return {'err', 'exceeds_hold'} end
-    held = held - h; redis.call('HDEL', holds, hold_id)
-    bal = bal - amount; chg = chg + amount
-    if amount > 0 then entry('charge', amount) end
-    if h - amount > 0 then entry('release', h - amount) end
-    if amount == 0 and h == 0 then entry('release', 0) end
+    redis.call('HDEL', holds, hold_id)
+    if amount > 0 or h == 0 then
+      bal = bal - amount; held = held - amount; chg = chg + amount; entry('charge', amount)
+    end
+    if h - amount > 0 then held = held - (h - amount); entry('release', h - amount) end
   else
     if bal - held < amount then return {'err', 'insufficient_funds'} end
     bal = bal - amount; chg = chg + amount; entry(kind, amount)
@@ -67,12 +91,15 @@ elseif kind == 'charge' then
 elseif kind == 'refund' then
   if bal - held < amount then return {'err', 'insufficient_funds'} end
   bal = bal - amount; ref_total = ref_total + amount; entry(kind, amount)
+elseif kind == 'close' then
+  if held > 0 or redis.call('HLEN', holds) > 0 then return {'err', 'holds_outstanding'} end
+  local amt = bal
+  bal = 0; ref_total = ref_total + amt; status = 'closed'; entry('refund', amt)
 else
   return {'err', 'unknown_kind'}
 end
 redis.call('HSET', acct, 'balance', bal, 'held', held, 'deposits', dep, 'credits', cred,
-           'charges', chg, 'refunds', ref_total)
-if not a[7] then redis.call('HSET', acct, 'status', 'open') end
+           'charges', chg, 'refunds', ref_total, 'status', status)
 local last = out[#out]
 redis.call('HSET', refs, ref, last)
 return {'ok', last}
@@ -98,6 +125,15 @@ class Entry:
     at: float
     hold_id: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def void(self) -> bool:
+        """A void marker (see ``Ledger.charge``), not a real entry."""
+        return bool(self.meta.get("void"))
+
+    @property
+    def available_cents(self) -> int:
+        return self.balance_cents - self.held_cents
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Entry:
@@ -137,20 +173,33 @@ class Ledger:
     async def _run(
         self,
         account: str,
-        kind: EntryKind,
+        kind: OpKind,
         amount: int,
         ref: str,
         hold_id: str = "",
         meta: dict[str, Any] | None = None,
         pipe: Pipeline | None = None,
+        void_missing_hold: bool = False,
     ) -> Entry | None:
-        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+        if (
+            not isinstance(amount, int)
+            or isinstance(amount, bool)
+            or not 0 <= amount <= MAX_AMOUNT_CENTS
+        ):
             raise LedgerError(
                 "invalid", f"amount must be a non-negative integer of cents: {amount!r}"
             )
-        if not ref:
-            raise LedgerError("invalid", "a ledger change needs a reference")
-        args = [kind, amount, ref, f"{time.time():.3f}", hold_id, json.dumps(meta or {})]
+        if not ref or not account:
+            raise LedgerError("invalid", "a ledger change needs an account and a reference")
+        args = [
+            kind,
+            amount,
+            ref,
+            f"{time.time():.3f}",
+            hold_id,
+            json.dumps(meta or {}),
+            "1" if void_missing_hold else "0",
+        ]
         if pipe is not None:
             await self._apply(keys=self._keys(account), args=args, client=pipe)
             return None
@@ -171,12 +220,27 @@ class Ledger:
     ) -> Entry:
         return await self._apply_one(account, "deposit", amount, ref, meta=meta)
 
+    async def autopay(
+        self, account: str, amount: int, ref: str, meta: dict[str, Any] | None = None
+    ) -> Entry:
+        """An AutoPay funding: a deposit kind (counted in ``deposits_cents``)."""
+        return await self._apply_one(account, "autopay", amount, ref, meta=meta)
+
     async def queue_deposit(self, pipe: Pipeline, account: str, amount: int, ref: str) -> None:
         """Queue an idempotent deposit on a MULTI pipeline (for all-or-nothing seeding)."""
         await self._run(account, "deposit", amount, ref, pipe=pipe)
 
-    async def hold(self, account: str, hold_id: str, amount: int) -> Entry:
-        return await self._apply_one(account, "hold", amount, f"hold:{hold_id}", hold_id=hold_id)
+    async def hold(
+        self, account: str, hold_id: str, amount: int, meta: dict[str, Any] | None = None
+    ) -> Entry:
+        """Reserve ``amount`` (ref ``hold:{hold_id}``); a retry returns the first entry.
+
+        If the hold id was voided by a settlement that came first, returns that void marker
+        (``entry.void``) and reserves nothing.
+        """
+        return await self._apply_one(
+            account, "hold", amount, f"hold:{hold_id}", hold_id=hold_id, meta=meta
+        )
 
     async def release(self, account: str, hold_id: str) -> Entry:
         return await self._apply_one(account, "release", 0, f"release:{hold_id}", hold_id=hold_id)
@@ -188,15 +252,33 @@ class Ledger:
         ref: str,
         hold_id: str = "",
         meta: dict[str, Any] | None = None,
+        void_missing_hold: bool = False,
     ) -> Entry:
-        """Charge ``amount``; with ``hold_id``, against that hold, releasing the rest of it."""
-        return await self._apply_one(account, "charge", amount, ref, hold_id=hold_id, meta=meta)
+        """Charge ``amount``; with ``hold_id``, against that hold, releasing the rest of it.
+
+        With ``void_missing_hold``, a missing hold is not an error: nothing is charged, the hold
+        id is voided (a later ``hold`` with it reserves nothing) and a void marker is returned.
+        """
+        return await self._apply_one(
+            account,
+            "charge",
+            amount,
+            ref,
+            hold_id=hold_id,
+            meta=meta,
+            void_missing_hold=void_missing_hold,
+        )
 
     async def credit(self, account: str, amount: int, ref: str) -> Entry:
         return await self._apply_one(account, "credit", amount, ref)
 
     async def refund(self, account: str, amount: int, ref: str) -> Entry:
         return await self._apply_one(account, "refund", amount, ref)
+
+    async def close(self, account: str, ref: str, meta: dict[str, Any] | None = None) -> Entry:
+        """Refund the whole balance and close the account, atomically; refused with
+        ``holds_outstanding`` while a hold (a call) is open. A retry returns the first entry."""
+        return await self._apply_one(account, "close", 0, ref, meta={"close": True, **(meta or {})})
 
     async def balance(self, account: str) -> Balance:
         raw = await self._redis.hmget(
@@ -227,3 +309,8 @@ class Ledger:
 
     async def has_ref(self, account: str, ref: str) -> bool:
         return bool(await self._redis.hexists(f"acct:{account}:refs", ref))
+
+    async def find(self, account: str, ref: str) -> Entry | None:
+        """The entry (or void marker) a ref produced, if that change was made."""
+        raw = await self._redis.hget(f"acct:{account}:refs", ref)
+        return None if raw is None else Entry.from_json(raw)

@@ -10,7 +10,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
-from billing_hooks import Ledger
+from billing_hooks import Ledger, PaymentProcessor, add_account_routes
+from signaling.billing_bridge import BillingBridge, hooks_from_env
 from signaling.call_state import CallStore
 from signaling.calls import CallService
 from signaling.media_bridge import MediaBridge
@@ -31,7 +32,13 @@ REDIS_KEY: web.AppKey[Redis] = web.AppKey("redis", Redis)
 class SignalingNode:
     """Owns every long-lived object of one node; ``start``/``stop`` bound their lifetime."""
 
-    def __init__(self, settings: Settings, redis_url: str, secret: bytes) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        redis_url: str,
+        secret: bytes,
+        processor: PaymentProcessor | None = None,
+    ) -> None:
         self.settings = settings
         self.redis = Redis.from_url(redis_url)
         # Pub/sub ignores database numbers: name the channel after ours, so deployments
@@ -59,7 +66,12 @@ class SignalingNode:
             ring_timeout_s=settings.ring_timeout_s,
             connect_timeout_s=settings.connect_timeout_s,
         )
-        self.sockets = SocketApi(self.sio, Tokens(secret), self.directory, self.calls)
+        hooks, webhooks = hooks_from_env(self.redis, secret)
+        self.billing = BillingBridge(
+            self.redis, self.ledger, self.calls, hooks, webhooks, processor
+        )
+        self.tokens = Tokens(secret)
+        self.sockets = SocketApi(self.sio, self.tokens, self.directory, self.calls)
         self.monitoring = Monitoring(self.redis, self.calls)
         self.monitoring.bind(self.sockets)
         self.media = MediaBridge(
@@ -71,6 +83,14 @@ class SignalingNode:
         self.sio.attach(self.app)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/metrics", self._metrics)
+        add_account_routes(
+            self.app,
+            redis=self.redis,
+            ledger=self.ledger,
+            directory=self.directory,
+            tokens=self.tokens,
+            biller=self.billing.biller,
+        )
         self.app.on_startup.append(self._on_startup)
         self.app.on_cleanup.append(self._on_cleanup)
 
@@ -82,12 +102,14 @@ class SignalingNode:
         self.timers.start()
         self.presence.start()
         await self.media.start()
+        self.billing.start()
         log.info("signaling node %s started", self.settings.node_id)
 
     async def _on_cleanup(self, app: web.Application) -> None:
         for sid in list(self.sockets.sessions):
             await self.sio.disconnect(sid)
         await self.media.stop()
+        await self.billing.stop()
         await self.timers.stop()
         await self.presence.stop()
         await self.redis.aclose()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from billing_hooks import Ledger
+from billing_hooks import Ledger, Settlement
 from signaling.call_state import LIVE, CallRecord, CallState, CallStore
 from signaling.presence import Presence
 from signaling.timers import DurableTimers
@@ -67,12 +67,6 @@ def call_summary(record: CallRecord, watchers: int = 0) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Settlement:
-    charged_cents: int
-    balance_cents: int
-
-
 CallHook = Callable[[CallRecord], Awaitable[None]]
 Settler = Callable[[CallRecord], Awaitable[Settlement]]
 # At connect: how many seconds this call may last (billing puts the hold for them).
@@ -90,6 +84,8 @@ class CallService:
     ring_timeout_s: float = 45.0
     connect_timeout_s: float = 30.0
     accept_hooks: list[CallHook] = field(default_factory=list)
+    connect_hooks: list[CallHook] = field(default_factory=list)
+    warning_hooks: list[CallHook] = field(default_factory=list)
     end_hooks: list[CallHook] = field(default_factory=list)
     settle: Settler | None = None
     authorize: Authorizer | None = None
@@ -228,6 +224,10 @@ class CallService:
     async def connect(self, record: CallRecord) -> bool:
         """Media flows from both parties: billing starts, and the call's cap is fixed now."""
         allowed = await self._allowed_seconds(record)
+        if allowed <= 0:
+            # Nothing affordable any more (spent or closed since the call rang).
+            await self.end(record, "time_limit")
+            return False
         now = time.time()
         ends_at = now + allowed
         result = await self.store.transition(
@@ -244,8 +244,9 @@ class CallService:
         await self.emit("call.connected", payload, tablet_room(record.resident_id))
         await self.emit("call.connected", payload, family_room(record.family_id))
         connected = await self.store.get(record.call_id)
-        if connected is not None:
-            await self._to_monitors("monitor.call_updated", connected)
+        assert connected is not None
+        await self._to_monitors("monitor.call_updated", connected)
+        await self._run_hooks(self.connect_hooks, connected)
         return True
 
     async def _allowed_seconds(self, record: CallRecord) -> int:
@@ -334,6 +335,7 @@ class CallService:
         payload = {"call_id": call_id, "remaining_s": WARNING_BEFORE_S}
         await self.emit("call.warning", payload, tablet_room(record.resident_id))
         await self.emit("call.warning", payload, family_room(record.family_id))
+        await self._run_hooks(self.warning_hooks, record)
 
     async def _on_time_limit(self, call_id: str) -> None:
         record = await self.store.get(call_id)

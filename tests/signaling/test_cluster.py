@@ -138,17 +138,12 @@ async def test_a_dead_sfu_worker_ends_its_calls(
     from client.media import ClipSpec
     from client.peer import PartyPeer, close_all, join_call
     from tests.seeds import standard_seed_data
+    from visitation.seed import apply_seed, parse_seed
 
     isolated = redis_url.rsplit("/", 1)[0] + "/3"
     redis = Redis.from_url(isolated)
     await redis.flushdb()
-    seed = tmp_path / "seed.json"
-    seed.write_text(json.dumps(standard_seed_data()))
-    subprocess.run(
-        [sys.executable, "-m", "visitation.cli", "seed", str(seed), "--redis-url", isolated],
-        check=True,
-        capture_output=True,
-    )
+    await apply_seed(redis, parse_seed(json.dumps(standard_seed_data())))
     node = ServeProcess("--redis-url", isolated, "--workers", "1")
     serve_procs.append(node)
     tokens = Tokens(SECRET)

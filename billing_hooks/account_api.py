@@ -1,0 +1,313 @@
+"""The family account HTTP API (PROTOCOL.md "HTTP API", role ``family``).
+
+Every handler runs behind one guard: bearer-token auth (401), the family role (403), and errors
+as ``{"error": {"code", "message"}}`` with 400/401/403/404/409/422, never a stack trace. Input is
+validated completely before anything is written, so bad input changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import LockError
+
+from billing_hooks.biller import AutoPaySettings, Biller, check_autopay_amount
+from billing_hooks.funding import BillingError
+from billing_hooks.ledger import Entry, Ledger
+from visitation.directory import Directory
+from visitation.domain import Family
+from visitation.tokens import TokenError, Tokens, bearer
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1/account"
+MAX_BODY_BYTES = 16 * 1024
+MAX_BLOCKS = 1000
+_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+_BLOCK = r"^([A-Za-z0-9_.\-]{1,64}|all)$"
+M = TypeVar("M", bound=BaseModel)
+_STATUS = {
+    "invalid_amount": 422,
+    "account_closed": 409,
+    "call_in_progress": 409,
+    "idempotency_conflict": 409,
+    "payment_failed": 409,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DepositIn(_In):
+    amount_cents: StrictInt = Field(ge=200, le=10_000)
+
+
+class AutoPayIn(_In):
+    enabled: StrictBool | None = None
+    amount_cents: StrictInt | None = None
+
+
+class SettingsIn(_In):
+    allow_video_calls: StrictBool | None = None
+    autopay: AutoPayIn | None = None
+
+
+class BlockIn(_In):
+    facility_id: Annotated[str, Field(pattern=_BLOCK)]
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        what = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{where}: {what}")
+    return "; ".join(parts)
+
+
+async def _parse(request: web.Request, model: type[M], hint: str = "") -> M:
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise ApiError(400, "invalid_request", f"the body is over {MAX_BODY_BYTES} bytes")
+    raw = await request.read()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(400, "invalid_request", f"the body is over {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid_request", "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_request", _describe(exc) + hint) from None
+
+
+def _limit(request: web.Request, default: int = 200) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise ApiError(422, "invalid_request", "limit must be an integer from 1 to 1000")
+    return int(raw)
+
+
+def _entry_json(entry: Entry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at,
+        "kind": entry.kind,
+        "amount_cents": entry.amount_cents,
+        "balance_cents": entry.balance_cents,
+        "held_cents": entry.held_cents,
+        "available_cents": entry.available_cents,
+        "ref": entry.ref,
+        "call_id": entry.meta.get("call_id") or None,
+    }
+
+
+Handler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
+
+
+class AccountApi:
+    def __init__(
+        self, redis: Redis, ledger: Ledger, directory: Directory, tokens: Tokens, biller: Biller
+    ) -> None:
+        self._redis = redis
+        self._ledger = ledger
+        self._directory = directory
+        self._tokens = tokens
+        self._biller = biller
+
+    def guard(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def run(request: web.Request) -> web.StreamResponse:
+            try:
+                claims = self._tokens.verify(bearer(request.headers.get("Authorization")))
+            except TokenError as exc:
+                return error_response(401, "unauthorized", str(exc))
+            if claims.role != "family":
+                return error_response(403, "forbidden", "this needs a family token")
+            try:
+                return await handler(request, claims.subject)
+            except ApiError as exc:
+                return error_response(exc.status, exc.code, exc.message)
+            except BillingError as exc:
+                return error_response(_STATUS.get(exc.code, 409), exc.code, exc.message)
+            except web.HTTPRequestEntityTooLarge:
+                return error_response(400, "invalid_request", "the body is too large")
+            except Exception:
+                log.exception("account API %s %s failed", request.method, request.path)
+                return error_response(500, "internal", "internal error; nothing was changed")
+
+        return run
+
+    async def _family(self, family_id: str) -> Family:
+        family = await self._directory.family(family_id)
+        if family is None:
+            raise ApiError(404, "not_found", f"no family account {family_id!r}")
+        return family
+
+    async def _view(self, family: Family) -> dict[str, Any]:
+        account = await self._ledger.balance(family.id)
+        autopay = await self._biller.autopay_settings(family.id)
+        return {
+            "family_id": family.id,
+            "balance_cents": account.available_cents,
+            "allow_video_calls": family.allow_video_calls,
+            "autopay": autopay.to_json(),
+            "status": "closed" if account.status == "closed" else "open",
+            "blocks": list(family.blocks),
+        }
+
+    async def _update_family(self, family_id: str, change: Callable[[Family], Family]) -> Family:
+        """Read-modify-write of the family profile under a per-family lock."""
+        try:
+            async with self._redis.lock(
+                f"billing:lock:family:{family_id}", timeout=5, blocking_timeout=5
+            ):
+                family = await self._family(family_id)
+                updated = change(family)
+                if updated != family:
+                    await self._directory.save_family(updated)
+                return updated
+        except LockError:
+            raise ApiError(409, "busy", "the account is being changed; try again") from None
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    async def account(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        return web.json_response(await self._view(await self._family(family_id)))
+
+    async def deposit(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not _KEY.match(key):
+            raise ApiError(400, "invalid_request", "Idempotency-Key: 1-128 of A-Z a-z 0-9 _ . : -")
+        body = await _parse(request, DepositIn, " (a deposit is 200..10000 integer cents)")
+        await self._family(family_id)
+        entry = await self._biller.deposit(family_id, body.amount_cents, key or uuid.uuid4().hex)
+        return web.json_response(
+            {"deposit": _entry_json(entry), "balance_cents": entry.available_cents}
+        )
+
+    async def statement(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        limit = _limit(request)
+        await self._family(family_id)
+        entries = await self._ledger.entries(family_id, -limit, -1)
+        account = await self._ledger.balance(family_id)
+        return web.json_response(
+            {
+                "family_id": family_id,
+                "balance_cents": account.available_cents,
+                "entries": [_entry_json(e) for e in entries],
+            }
+        )
+
+    async def calls(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        limit = _limit(request, 100)
+        await self._family(family_id)
+        return web.json_response({"calls": await self._biller.calls(family_id, limit)})
+
+    async def settings(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        body = await _parse(request, SettingsIn)
+        await self._family(family_id)
+        autopay: AutoPaySettings | None = None
+        if body.autopay is not None:
+            now = await self._biller.autopay_settings(family_id)
+            enabled = now.enabled if body.autopay.enabled is None else body.autopay.enabled
+            amount = body.autopay.amount_cents
+            amount = now.amount_cents if amount is None else amount
+            if body.autopay.amount_cents is not None:
+                check_autopay_amount(body.autopay.amount_cents)
+            if enabled and amount is None:
+                raise ApiError(422, "invalid_amount", "autopay.amount_cents: needed to enable it")
+            autopay = AutoPaySettings(enabled, amount)
+        allow = body.allow_video_calls
+        if allow is not None:
+            await self._update_family(
+                family_id, lambda f: f.model_copy(update={"allow_video_calls": allow})
+            )
+        if autopay is not None:
+            await self._biller.set_autopay(family_id, autopay)
+        return web.json_response(await self._view(await self._family(family_id)))
+
+    async def block(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        body = await _parse(request, BlockIn)
+        target = body.facility_id
+        await self._family(family_id)
+        if target != "all" and await self._directory.facility(target) is None:
+            raise ApiError(404, "not_found", f"no facility {target!r}")
+
+        def add(family: Family) -> Family:
+            if target in family.blocks:
+                return family
+            if len(family.blocks) >= MAX_BLOCKS:
+                raise ApiError(422, "invalid_request", f"at most {MAX_BLOCKS} blocks")
+            return family.model_copy(update={"blocks": [*family.blocks, target]})
+
+        family = await self._update_family(family_id, add)
+        return web.json_response({"family_id": family_id, "blocks": list(family.blocks)})
+
+    async def unblock(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        target = request.match_info["facility_id"]
+        if not re.match(_BLOCK, target):
+            raise ApiError(404, "not_found", f"no facility {target!r}")
+
+        def remove(family: Family) -> Family:
+            kept = [] if target == "all" else [b for b in family.blocks if b != target]
+            return family.model_copy(update={"blocks": kept})
+
+        family = await self._update_family(family_id, remove)
+        return web.json_response({"family_id": family_id, "blocks": list(family.blocks)})
+
+    async def close(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        await self._family(family_id)
+        entry = await self._biller.close(family_id)
+        return web.json_response(
+            {
+                "family_id": family_id,
+                "status": "closed",
+                "refunded_cents": entry.amount_cents,
+                "balance_cents": 0,
+            }
+        )
+
+
+def add_account_routes(
+    app: web.Application,
+    *,
+    redis: Redis,
+    ledger: Ledger,
+    directory: Directory,
+    tokens: Tokens,
+    biller: Biller,
+) -> None:
+    """Mount the family account API on ``app`` (before it starts)."""
+    api = AccountApi(redis, ledger, directory, tokens, biller)
+    router = app.router
+    router.add_get(PREFIX, api.guard(api.account))
+    router.add_post(f"{PREFIX}/deposits", api.guard(api.deposit))
+    router.add_get(f"{PREFIX}/statement", api.guard(api.statement))
+    router.add_get(f"{PREFIX}/calls", api.guard(api.calls))
+    router.add_put(f"{PREFIX}/settings", api.guard(api.settings))
+    router.add_post(f"{PREFIX}/blocks", api.guard(api.block))
+    router.add_delete(f"{PREFIX}/blocks/{{facility_id}}", api.guard(api.unblock))
+    router.add_post(f"{PREFIX}/close", api.guard(api.close))

@@ -1,0 +1,331 @@
+"""Call billing: authorize at connect, settle once at the end, AutoPay, deposits, closing.
+
+Every money movement is one atomic, ref-idempotent ledger script run, and every step after it
+(call history, events, AutoPay) is idempotent too, so any step may be retried after a crash or
+run concurrently on two nodes and the family is charged, funded or refunded exactly once:
+
+- ``authorize`` places hold ``call_id`` (ref ``hold:{call_id}``) for the whole allowance; a retry
+  returns the first allowance (kept in the hold entry's meta).
+- ``settle`` charges against that hold with ref ``settle:{call_id}`` and releases the rest; a
+  second or concurrent settle gets the first result back from the ledger. Settling a call with no
+  hold voids the hold id, so a connect that lost the race to the end can never strand money.
+- Events carry stable ids (``call.settled:{call_id}`` ...) and the outbox drops repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
+
+from billing_hooks import tariff
+from billing_hooks.funding import BillingError, Funding
+from billing_hooks.hooks import BillingEvent, EventType, Hook
+from billing_hooks.ledger import Entry, Ledger, LedgerError
+from billing_hooks.payments import PaymentProcessor
+from visitation.redis_text import text
+
+log = logging.getLogger(__name__)
+
+LOW_BALANCE_CENTS = 500
+AUTOPAY_MIN_CENTS = 500
+AUTOPAY_MAX_CENTS = 10_000
+DEPOSIT_MIN_CENTS = 200
+DEPOSIT_MAX_CENTS = 10_000
+
+# Append a call to the family's history once, however often settlement is retried.
+_RECORD_CALL = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('LPUSH', KEYS[1], ARGV[2]) end
+return redis.call('LLEN', KEYS[1])
+"""
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """``allowed_seconds`` of talk, fixed at connect; 0 means end the call now (unbillable)."""
+
+    allowed_seconds: int
+    hold_cents: int
+
+
+@dataclass(frozen=True)
+class Settlement:
+    charged_cents: int
+    balance_cents: int
+
+
+@dataclass(frozen=True)
+class AutoPaySettings:
+    enabled: bool = False
+    amount_cents: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "amount_cents": self.amount_cents}
+
+
+def check_autopay_amount(amount_cents: int) -> None:
+    if (
+        not isinstance(amount_cents, int)
+        or isinstance(amount_cents, bool)
+        or not AUTOPAY_MIN_CENTS <= amount_cents <= AUTOPAY_MAX_CENTS
+        or amount_cents % 100
+    ):
+        raise BillingError(
+            "invalid_amount",
+            f"AutoPay amount must be whole dollars from $5 to $100 (500..10000 cents, "
+            f"a multiple of 100), got {amount_cents!r}",
+        )
+
+
+def calls_key(family_id: str) -> str:
+    return f"billing:calls:{family_id}"
+
+
+class Biller:
+    def __init__(
+        self, redis: Redis, ledger: Ledger, hooks: Hook, *, processor: PaymentProcessor
+    ) -> None:
+        self._redis = redis
+        self.ledger = ledger
+        self.hooks = hooks
+        self.processor = processor
+        self.funding = Funding(redis, ledger, processor)
+        self._record_call = redis.register_script(_RECORD_CALL)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _emit(self, type: EventType, data: dict[str, Any], id: str) -> None:
+        try:
+            await self.hooks.publish(BillingEvent.new(type, data, id))
+        except Exception:
+            log.exception("billing event %s could not be published", id)
+
+    # -- calls -----------------------------------------------------------------------------
+
+    async def authorize(
+        self, call_id: str, family_id: str, rate: int, max_call_seconds: int
+    ) -> Authorization:
+        """At connect: fix the allowance (rule 4) and hold what it can cost. Idempotent."""
+        for _ in range(5):
+            account = await self.ledger.balance(family_id)
+            allowed = tariff.allowed_seconds(
+                max_call_seconds, max(0, account.available_cents), rate
+            )
+            hold = tariff.hold_cents(allowed, rate)
+            meta = {"call_id": call_id, "allowed_seconds": allowed, "rate_cents_per_minute": rate}
+            try:
+                entry = await self.ledger.hold(family_id, call_id, hold, meta=meta)
+            except LedgerError as exc:
+                if exc.reason == "insufficient_funds":
+                    continue  # spent meanwhile: recompute from the new balance
+                if exc.reason == "closed":
+                    return Authorization(0, 0)
+                raise
+            if entry.void:  # the call was settled before this connect got here
+                return Authorization(0, 0)
+            auth = Authorization(int(entry.meta.get("allowed_seconds", 0)), entry.amount_cents)
+            await self._emit(
+                "call.authorized",
+                {"call_id": call_id, "family_id": family_id, "rate_cents_per_minute": rate}
+                | {"allowed_seconds": auth.allowed_seconds, "hold_cents": auth.hold_cents},
+                f"call.authorized:{call_id}",
+            )
+            return auth
+        return Authorization(0, 0)
+
+    async def connected(
+        self, call_id: str, family_id: str, allowed_seconds: int, ends_at: float
+    ) -> None:
+        data = {"call_id": call_id, "family_id": family_id, "allowed_seconds": allowed_seconds}
+        await self._emit("call.connected", data | {"ends_at": ends_at}, f"call.connected:{call_id}")
+
+    async def warning(self, call_id: str, family_id: str, remaining_s: int = 60) -> None:
+        data = {"call_id": call_id, "family_id": family_id, "remaining_s": remaining_s}
+        await self._emit("call.warning", data, f"call.warning:{call_id}")
+
+    async def settle(
+        self,
+        call_id: str,
+        family_id: str,
+        connected_seconds: int,
+        end_reason: str,
+        rate: int,
+        *,
+        facility_id: str = "",
+        started_at: float = 0.0,
+        connected_at: float = 0.0,
+    ) -> Settlement:
+        """Charge the call (rule 6) against its hold and release the rest, exactly once."""
+        seconds = max(0, int(connected_seconds))
+        hold_entry = await self.ledger.find(family_id, f"hold:{call_id}")
+        held, fixed_rate = 0, rate
+        if hold_entry is not None and not hold_entry.void:
+            held = hold_entry.amount_cents  # the rate was fixed at connect, with the allowance
+            fixed_rate = int(hold_entry.meta.get("rate_cents_per_minute") or rate)
+        amount = tariff.charge_cents(seconds, fixed_rate, end_reason, held)
+        meta = {
+            "call_id": call_id,
+            "charged_cents": amount,
+            "connected_seconds": seconds,
+            "end_reason": end_reason,
+        }
+        entry = await self.ledger.charge(
+            family_id, amount, f"settle:{call_id}", hold_id=call_id, meta=meta,
+            void_missing_hold=True,
+        )  # fmt: skip
+        first = entry.meta  # on a retry: what the first settlement decided
+        result = Settlement(int(first.get("charged_cents", 0)), entry.available_cents)
+        record = {
+            "call_id": call_id,
+            "facility_id": facility_id,
+            "started_at": started_at or None,
+            "connected_at": connected_at or None,
+            "duration_s": int(first.get("connected_seconds", seconds)),
+            "end_reason": str(first.get("end_reason", end_reason)),
+            "charged_cents": result.charged_cents,
+            "settled_at": entry.at,
+        }
+        await self._record_call(
+            keys=[calls_key(family_id), f"{calls_key(family_id)}:ids"],
+            args=[call_id, json.dumps(record)],
+        )
+        await self._emit(
+            "call.settled",
+            {"family_id": family_id, "rate_cents_per_minute": fixed_rate, "hold_cents": held}
+            | record
+            | {"balance_cents": result.balance_cents},
+            f"call.settled:{call_id}",
+        )
+        if result.charged_cents > 0:  # AutoPay reacts to a balance that drops
+            try:
+                await self._after_spend(family_id, result.balance_cents, f"settle:{call_id}")
+            except Exception:  # the call is settled; AutoPay must never undo that
+                log.exception("low-balance handling after %s failed", call_id)
+        return result
+
+    async def calls(self, family_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Settled calls of a family, newest first."""
+        raw = await self._redis.lrange(calls_key(family_id), 0, limit - 1)
+        return [json.loads(item) for item in raw]
+
+    # -- low balance and AutoPay -------------------------------------------------------------
+
+    async def autopay_settings(self, family_id: str) -> AutoPaySettings:
+        raw = {
+            text(k): text(v) for k, v in (await self._redis.hgetall(f"autopay:{family_id}")).items()
+        }
+        amount = raw.get("amount_cents")
+        return AutoPaySettings(raw.get("enabled") == "1", int(amount) if amount else None)
+
+    async def set_autopay(self, family_id: str, settings: AutoPaySettings) -> None:
+        if settings.amount_cents is not None:
+            check_autopay_amount(settings.amount_cents)
+        elif settings.enabled:
+            raise BillingError("invalid_amount", "enabling AutoPay needs an amount_cents")
+        mapping: dict[FieldT, EncodableT] = {"enabled": "1" if settings.enabled else "0"}
+        if settings.amount_cents is not None:
+            mapping["amount_cents"] = settings.amount_cents
+        await self._redis.hset(f"autopay:{family_id}", mapping=mapping)
+
+    async def _after_spend(self, family_id: str, balance: int, trigger: str) -> None:
+        if balance > LOW_BALANCE_CENTS:
+            return
+        data = {"family_id": family_id, "balance_cents": balance, "trigger": trigger}
+        await self._emit("low_balance", data | {"threshold_cents": LOW_BALANCE_CENTS},
+                         f"low_balance:{family_id}:{trigger}")  # fmt: skip
+        settings = await self.autopay_settings(family_id)
+        if not settings.enabled or settings.amount_cents is None:
+            return
+        key = f"autopay:{family_id}:{trigger}"
+        try:  # durable before anything else: resume_pending() finishes it after a crash
+            await self.funding.intend("autopay", family_id, settings.amount_cents, key, key)
+        except BillingError:  # a retried settlement after an amount change: the first stands
+            log.info("AutoPay %s already intended with another amount", key)
+            return
+        self._spawn(self._autopay(family_id, settings.amount_cents, key))
+
+    def _spawn(self, work: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _autopay(self, family_id: str, amount: int, key: str) -> None:
+        """Fund ``amount`` once for this trigger (processor key and ledger ref ``key``)."""
+        data: dict[str, Any] = {"family_id": family_id, "amount_cents": amount}
+        try:
+            entry = await self.funding.fund("autopay", family_id, amount, key, key)
+        except BillingError as exc:
+            log.warning("AutoPay %s of %d cents failed: %s", key, amount, exc.message)
+            failed = {"status": "failed", "code": exc.code, "reason": exc.detail}
+            await self._emit("autopay", data | failed, key)
+            return
+        except Exception:
+            log.exception("AutoPay %s interrupted; pending for resume_pending()", key)
+            return
+        data |= {"status": "funded", "balance_cents": entry.available_cents}
+        await self._emit("autopay", data | {"payment": entry.meta.get("payment")}, key)
+
+    # -- deposits and closing ----------------------------------------------------------------
+
+    async def deposit(self, family_id: str, amount_cents: int, idempotency_key: str) -> Entry:
+        """Take ``amount_cents`` through the processor and deposit it, once per key."""
+        if (
+            not isinstance(amount_cents, int)
+            or isinstance(amount_cents, bool)
+            or not DEPOSIT_MIN_CENTS <= amount_cents <= DEPOSIT_MAX_CENTS
+        ):
+            raise BillingError(
+                "invalid_amount",
+                f"a deposit must be from $2.00 to $100.00 (200..10000 cents), got {amount_cents!r}",
+            )
+        key = f"deposit:{family_id}:{idempotency_key}"
+        entry = await self.funding.fund(
+            "deposit", family_id, amount_cents, key, f"deposit:{idempotency_key}"
+        )
+        await self._deposited(entry, key, family_id, amount_cents)
+        return entry
+
+    async def _deposited(self, entry: Entry, key: str, family_id: str, amount: int) -> None:
+        if entry.amount_cents != amount or entry.kind != "deposit":
+            raise BillingError(
+                "idempotency_conflict",
+                "this Idempotency-Key was already used for a different deposit",
+            )
+        data = {"family_id": family_id, "amount_cents": amount}
+        data |= {"balance_cents": entry.available_cents, "payment": entry.meta.get("payment")}
+        await self._emit("deposit", data, key)
+
+    async def close(self, family_id: str) -> Entry:
+        """Refund the unused balance to the family and close the account (idempotent)."""
+        entry = await self.funding.close(family_id)
+        await self._redis.hset(f"autopay:{family_id}", "enabled", "0")
+        return entry
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def resume_pending(self) -> int:
+        """Finish fundings and close-out refunds a crash or an outage interrupted (call at
+        startup and from time to time). Safe to run on every node at once."""
+        intents = await self.funding.pending_fundings()
+        for key, intent in intents:
+            family_id, amount = intent["family_id"], int(intent["amount_cents"])
+            if intent["kind"] == "autopay":
+                await self._autopay(family_id, amount, key)
+                continue
+            try:
+                entry = await self.funding.fund("deposit", family_id, amount, key, intent["ref"])
+                await self._deposited(entry, key, family_id, amount)
+            except BillingError as exc:
+                log.warning("deposit %s not completed: %s", key, exc.message)
+            except Exception:
+                log.exception("deposit %s still pending", key)
+        return len(intents) + await self.funding.resume_payouts()
+
+    async def drain(self) -> None:
+        """Wait for background AutoPay work started by this biller."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,99 @@
+"""Connects the call lifecycle to billing: hold at connect, events, settle once at the end.
+
+The cap and its timers live in the call service (durable Redis timers fire the warning and the
+``time_limit`` hang-up on any node); this bridge only supplies the money side.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from redis.asyncio import Redis
+
+from billing_hooks import (
+    Biller,
+    FakeProcessor,
+    HookBus,
+    Ledger,
+    PaymentProcessor,
+    Settlement,
+    WebhookHook,
+)
+from signaling.call_state import CallRecord
+from signaling.calls import CallService
+from visitation.tasks import Periodic
+
+log = logging.getLogger(__name__)
+
+
+def hooks_from_env(redis: Redis, secret: bytes) -> tuple[HookBus, list[WebhookHook]]:
+    """Billing hooks: a signed webhook when ``VISITATION_BILLING_WEBHOOK_URL`` is set."""
+    bus = HookBus()
+    webhooks: list[WebhookHook] = []
+    url = os.environ.get("VISITATION_BILLING_WEBHOOK_URL")
+    if url:
+        key = os.environ.get("VISITATION_BILLING_WEBHOOK_SECRET", "").encode() or secret
+        webhook = WebhookHook(url, key, redis)
+        bus.add(webhook)
+        webhooks.append(webhook)
+    return bus, webhooks
+
+
+class BillingBridge:
+    def __init__(
+        self,
+        redis: Redis,
+        ledger: Ledger,
+        calls: CallService,
+        hooks: HookBus,
+        webhooks: list[WebhookHook],
+        processor: PaymentProcessor | None = None,
+    ) -> None:
+        if processor is None:
+            log.warning("no payment processor configured: using the in-memory fake processor")
+            processor = FakeProcessor()
+        self.biller = Biller(redis, ledger, hooks, processor=processor)
+        self._webhooks = webhooks
+        self._resume = Periodic("billing-resume", self.biller.resume_pending, 30.0, False)
+        calls.authorize = self._authorize
+        calls.settle = self._settle
+        calls.connect_hooks.append(self._connected)
+        calls.warning_hooks.append(self._warning)
+
+    def start(self) -> None:
+        for webhook in self._webhooks:
+            webhook.start()
+        self._resume.start()
+
+    async def stop(self) -> None:
+        await self._resume.stop()
+        await self.biller.drain()
+        for webhook in self._webhooks:
+            await webhook.stop()
+
+    async def _authorize(self, record: CallRecord) -> int:
+        auth = await self.biller.authorize(
+            record.call_id, record.family_id, record.rate_cents_per_minute, record.max_call_seconds
+        )
+        return auth.allowed_seconds
+
+    async def _connected(self, record: CallRecord) -> None:
+        await self.biller.connected(
+            record.call_id, record.family_id, record.allowed_seconds, record.ends_at
+        )
+
+    async def _warning(self, record: CallRecord) -> None:
+        await self.biller.warning(record.call_id, record.family_id)
+
+    async def _settle(self, record: CallRecord) -> Settlement:
+        return await self.biller.settle(
+            record.call_id,
+            record.family_id,
+            record.duration_s,
+            record.end_reason,
+            record.rate_cents_per_minute,
+            facility_id=record.facility_id,
+            started_at=record.created_at,
+            connected_at=record.connected_at,
+        )
