@@ -163,7 +163,7 @@ async def test_lost_media_ends_the_call(
         tablet.stop_sending()
         ended = await pair.family.next("call.ended", timeout=10)
         assert ended["reason"] == "connection_lost"
-        assert ended["charged_cents"] == 0 or ended["duration_s"] >= 10
+        assert ended["charged_cents"] == 0  # connected for under 10 s: free
         assert (await pair.tablet.next("call.ended"))["reason"] == "connection_lost"
     finally:
         await close_all(tablet, family)

@@ -1,0 +1,143 @@
+"""Billing through whole calls with media: caps, warnings, hang-up at the cap, exact charges."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+from redis.asyncio import Redis
+
+from client.media import ClipSpec
+from client.peer import PartyPeer, close_all, join_call
+from client.session import ProtocolClient
+from tests.conftest import Clients, Node, accepted
+from visitation.seed import apply_seed, parse_seed
+
+SHORT = {
+    "facilities": [
+        {
+            "id": "SHORT",
+            "name": "Short Stay",
+            "timezone": "UTC",
+            "type": "prison",
+            "rate_cents_per_minute": 20,
+            "max_call_seconds": 90,
+            "calling_hours": [{"days": "mon-sun", "start": "00:00", "end": "24:00"}],
+        }
+    ],
+    "residents": [
+        {"id": "RB", "facility_id": "SHORT", "name": "Bal Capped"},
+        {"id": "RF", "facility_id": "SHORT", "name": "Fac Capped"},
+    ],
+    "families": [
+        # 25 cents at 20 cents a minute: one whole minute (balance cap, under the 90 s max).
+        {"id": "FB", "name": "Balance Family", "balance_cents": 25, "verified": True},
+        {"id": "FF", "name": "Facility Family", "balance_cents": 1000, "verified": True},
+    ],
+    "contacts": [
+        {"resident_id": "RB", "family_id": "FB", "status": "approved"},
+        {"resident_id": "RF", "family_id": "FF", "status": "approved"},
+    ],
+}
+
+
+@dataclass
+class Timeline:
+    """When each party saw each event, in seconds after it saw ``call.connected``."""
+
+    connected: dict[str, object] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)
+    ended: dict[str, object] = field(default_factory=dict)
+
+
+async def run_call_to_its_cap(clients: Clients, resident: str, family: str) -> Timeline:
+    pair = await accepted(clients, resident, family)
+    tablet, fam = (
+        PartyPeer(ClipSpec("red"), decode=False),
+        PartyPeer(ClipSpec("blue"), decode=False),
+    )
+    timeline = Timeline()
+    try:
+        await asyncio.gather(
+            join_call(pair.tablet, pair.call_id, tablet),
+            join_call(pair.family, pair.call_id, fam),
+        )
+        timeline.connected = await pair.family.next("call.connected")
+        start = time.monotonic()
+        await pair.tablet.next("call.connected")
+
+        async def watch(client: ProtocolClient, who: str) -> None:
+            warning = await client.next("call.warning", timeout=100)
+            assert warning == {"call_id": pair.call_id, "remaining_s": 60}
+            timeline.seen[f"{who}.warning"] = time.monotonic() - start
+            ended = await client.next("call.ended", timeout=100)
+            timeline.seen[f"{who}.ended"] = time.monotonic() - start
+            if who == "family":
+                timeline.ended = ended
+
+        await asyncio.gather(watch(pair.tablet, "tablet"), watch(pair.family, "family"))
+    finally:
+        await close_all(tablet, fam)
+    return timeline
+
+
+async def test_warning_and_hangup_at_the_cap_from_balance_and_from_facility(
+    clients: Clients, redis: Redis, node: Node
+) -> None:
+    await apply_seed(redis, parse_seed(json.dumps(SHORT)))
+    by_balance, by_facility = await asyncio.gather(
+        run_call_to_its_cap(clients, "RB", "FB"), run_call_to_its_cap(clients, "RF", "FF")
+    )
+    for timeline, allowed, charge, balance in (
+        (by_balance, 60, 20, 5),  # cap from the balance: 1 whole minute
+        (by_facility, 90, 40, 960),  # cap from the facility's 90 s; 2 minutes charged
+    ):
+        assert timeline.connected["allowed_seconds"] == allowed
+        for who in ("tablet", "family"):
+            assert abs(timeline.seen[f"{who}.warning"] - (allowed - 60)) < 1.5, timeline.seen
+            assert abs(timeline.seen[f"{who}.ended"] - allowed) < 1.5, timeline.seen
+        assert timeline.ended["reason"] == "time_limit"
+        assert timeline.ended["duration_s"] in (allowed, allowed + 1)
+        assert (timeline.ended["charged_cents"], timeline.ended["balance_cents"]) == (
+            charge,
+            balance,
+        )
+    # The family API agrees with what call.ended said, and nothing is left on hold.
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {clients.tokens.issue('family', 'FF')}"}
+        async with http.get(f"{node.url}/api/v1/account", headers=headers) as response:
+            assert response.status == 200
+            assert (await response.json())["balance_cents"] == 960
+        async with http.get(f"{node.url}/api/v1/account/calls", headers=headers) as response:
+            calls = (await response.json())["calls"]
+            assert [(c["duration_s"] in (90, 91), c["charged_cents"]) for c in calls] == [
+                (True, 40)
+            ]
+    assert await redis.hget("acct:FF", "held") == b"0"
+
+
+async def test_hangup_charges_whole_minutes_to_the_family_only(clients: Clients) -> None:
+    pair = await accepted(clients)
+    tablet, family = (
+        PartyPeer(ClipSpec("red"), decode=False),
+        PartyPeer(ClipSpec("blue"), decode=False),
+    )
+    try:
+        await asyncio.gather(
+            join_call(pair.tablet, pair.call_id, tablet),
+            join_call(pair.family, pair.call_id, family),
+        )
+        connected = await pair.family.next("call.connected")
+        assert connected["allowed_seconds"] == 1800
+        await asyncio.sleep(11)  # past the free first 10 seconds
+        await pair.family.hangup(pair.call_id)
+        family_end = await pair.family.next("call.ended")
+        tablet_end = await pair.tablet.next("call.ended")
+    finally:
+        await close_all(tablet, family)
+    assert family_end["duration_s"] >= 11
+    assert (family_end["charged_cents"], family_end["balance_cents"]) == (16, 984)
+    assert "charged_cents" not in tablet_end and "balance_cents" not in tablet_end
