@@ -7,15 +7,14 @@ validated completely before anything is written, so bad input changes nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from redis.asyncio import Redis
 from redis.exceptions import LockError
 
@@ -24,16 +23,21 @@ from billing_hooks.funding import BillingError
 from billing_hooks.ledger import Entry, Ledger
 from visitation.directory import Directory
 from visitation.domain import Family
-from visitation.tokens import TokenError, Tokens, bearer
+from visitation.http_api import (
+    AiohttpHandler,
+    ApiError,
+    error_response,
+    guarded,
+    parse_body,
+)
+from visitation.tokens import Claims, Tokens
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/account"
-MAX_BODY_BYTES = 16 * 1024
 MAX_BLOCKS = 1000
 _KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 _BLOCK = r"^([A-Za-z0-9_.\-]{1,64}|all)$"
-M = TypeVar("M", bound=BaseModel)
 _STATUS = {
     "invalid_amount": 422,
     "account_closed": 409,
@@ -41,12 +45,6 @@ _STATUS = {
     "idempotency_conflict": 409,
     "payment_failed": 409,
 }
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 class _In(BaseModel):
@@ -69,37 +67,6 @@ class SettingsIn(_In):
 
 class BlockIn(_In):
     facility_id: Annotated[str, Field(pattern=_BLOCK)]
-
-
-def error_response(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        what = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        parts.append(f"{where}: {what}")
-    return "; ".join(parts)
-
-
-async def _parse(request: web.Request, model: type[M], hint: str = "") -> M:
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise ApiError(400, "invalid_request", f"the body is over {MAX_BODY_BYTES} bytes")
-    raw = await request.read()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(400, "invalid_request", f"the body is over {MAX_BODY_BYTES} bytes")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ApiError(422, "invalid_request", "the body must be a JSON object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_request", _describe(exc) + hint) from None
 
 
 def _limit(request: web.Request, default: int = 200) -> int:
@@ -138,27 +105,16 @@ class AccountApi:
         self._tokens = tokens
         self._biller = biller
 
-    def guard(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        async def run(request: web.Request) -> web.StreamResponse:
-            try:
-                claims = self._tokens.verify(bearer(request.headers.get("Authorization")))
-            except TokenError as exc:
-                return error_response(401, "unauthorized", str(exc))
-            if claims.role != "family":
-                return error_response(403, "forbidden", "this needs a family token")
+    def guard(self, handler: Handler) -> AiohttpHandler:
+        """Family-only, with billing refusals mapped to their HTTP status."""
+
+        async def run(request: web.Request, claims: Claims) -> web.StreamResponse:
             try:
                 return await handler(request, claims.subject)
-            except ApiError as exc:
-                return error_response(exc.status, exc.code, exc.message)
             except BillingError as exc:
                 return error_response(_STATUS.get(exc.code, 409), exc.code, exc.message)
-            except web.HTTPRequestEntityTooLarge:
-                return error_response(400, "invalid_request", "the body is too large")
-            except Exception:
-                log.exception("account API %s %s failed", request.method, request.path)
-                return error_response(500, "internal", "internal error; nothing was changed")
 
-        return run
+        return guarded(self._tokens, {"family"}, run)
 
     async def _family(self, family_id: str) -> Family:
         family = await self._directory.family(family_id)
@@ -201,7 +157,7 @@ class AccountApi:
         key = request.headers.get("Idempotency-Key")
         if key is not None and not _KEY.match(key):
             raise ApiError(400, "invalid_request", "Idempotency-Key: 1-128 of A-Z a-z 0-9 _ . : -")
-        body = await _parse(request, DepositIn, " (a deposit is 200..10000 integer cents)")
+        body = await parse_body(request, DepositIn, " (a deposit is 200..10000 integer cents)")
         await self._family(family_id)
         entry = await self._biller.deposit(family_id, body.amount_cents, key or uuid.uuid4().hex)
         return web.json_response(
@@ -227,7 +183,7 @@ class AccountApi:
         return web.json_response({"calls": await self._biller.calls(family_id, limit)})
 
     async def settings(self, request: web.Request, family_id: str) -> web.StreamResponse:
-        body = await _parse(request, SettingsIn)
+        body = await parse_body(request, SettingsIn)
         await self._family(family_id)
         autopay: AutoPaySettings | None = None
         if body.autopay is not None:
@@ -250,7 +206,7 @@ class AccountApi:
         return web.json_response(await self._view(await self._family(family_id)))
 
     async def block(self, request: web.Request, family_id: str) -> web.StreamResponse:
-        body = await _parse(request, BlockIn)
+        body = await parse_body(request, BlockIn)
         target = body.facility_id
         await self._family(family_id)
         if target != "all" and await self._directory.facility(target) is None:

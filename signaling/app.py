@@ -19,6 +19,7 @@ from signaling.monitoring import Monitoring
 from signaling.presence import Presence
 from signaling.sockets import SocketApi
 from signaling.timers import DurableTimers
+from visitation.admin_api import add_admin_routes
 from visitation.config import Settings
 from visitation.directory import Directory
 from visitation.tokens import Tokens
@@ -91,6 +92,7 @@ class SignalingNode:
             tokens=self.tokens,
             biller=self.billing.biller,
         )
+        add_admin_routes(self.app, redis=self.redis, directory=self.directory, tokens=self.tokens)
         self.app.on_startup.append(self._on_startup)
         self.app.on_cleanup.append(self._on_cleanup)
 

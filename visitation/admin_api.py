@@ -1,0 +1,102 @@
+"""Facility administration over HTTP (role ``admin``): facility settings and contact approval.
+
+A change is validated whole (the same rules as the seed, including the regulatory rate cap)
+before anything is written. A new rate applies to calls placed after it; a call keeps the rate it
+rang with.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from redis.asyncio import Redis
+
+from billing_hooks import RateCapError, check_rate, load_caps
+from visitation.directory import Directory
+from visitation.domain import CallingWindow, Contact, ContactStatus, Facility, FacilityType, Name
+from visitation.http_api import ApiError, describe, guarded, parse_body
+from visitation.tokens import Claims, Tokens
+
+PREFIX = "/api/v1/admin"
+
+
+class FacilityChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name | None = None
+    timezone: str | None = None
+    type: FacilityType | None = None
+    rate_cents_per_minute: StrictInt | None = None
+    max_call_seconds: StrictInt | None = None
+    calling_hours: Annotated[list[CallingWindow], Field(min_length=1)] | None = None
+    retention_days: StrictInt | None = None
+
+
+class ContactChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: ContactStatus
+    privileged: StrictBool = False
+
+
+class AdminApi:
+    def __init__(self, redis: Redis, directory: Directory) -> None:
+        self._redis = redis
+        self._directory = directory
+
+    async def update_facility(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        facility_id = request.match_info["facility_id"]
+        current = await self._directory.facility(facility_id)
+        if current is None:
+            raise ApiError(404, "not_found", f"no facility {facility_id!r}")
+        change = await parse_body(request, FacilityChange)
+        merged: dict[str, Any] = {
+            **current.model_dump(),
+            **change.model_dump(exclude_none=True),
+        }
+        try:
+            facility = Facility.model_validate(merged)
+            check_rate(facility.id, facility.type, facility.rate_cents_per_minute, load_caps())
+        except ValidationError as exc:
+            raise ApiError(422, "invalid_request", describe(exc)) from None
+        except RateCapError as exc:
+            raise ApiError(422, "rate_over_cap", str(exc)) from None
+        async with self._redis.pipeline(transaction=True) as pipe:
+            Directory.queue_facility(pipe, facility)
+            await pipe.execute()
+        return web.json_response(facility.model_dump())
+
+    async def set_contact(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        resident_id = request.match_info["resident_id"]
+        family_id = request.match_info["family_id"]
+        change = await parse_body(request, ContactChange)
+        if not await self._directory.exists("resident", resident_id):
+            raise ApiError(404, "not_found", f"no resident {resident_id!r}")
+        if not await self._directory.exists("family", family_id):
+            raise ApiError(404, "not_found", f"no family {family_id!r}")
+        contact = Contact(
+            resident_id=resident_id,
+            family_id=family_id,
+            status=change.status,
+            privileged=change.privileged,
+        )
+        async with self._redis.pipeline(transaction=True) as pipe:
+            Directory.queue_contact(pipe, contact)
+            await pipe.execute()
+        return web.json_response(contact.model_dump())
+
+
+def add_admin_routes(
+    app: web.Application, *, redis: Redis, directory: Directory, tokens: Tokens
+) -> None:
+    api = AdminApi(redis, directory)
+    admin = {"admin"}
+    app.router.add_put(
+        f"{PREFIX}/facilities/{{facility_id}}", guarded(tokens, admin, api.update_facility)
+    )
+    app.router.add_put(
+        f"{PREFIX}/contacts/{{resident_id}}/{{family_id}}",
+        guarded(tokens, admin, api.set_contact),
+    )
