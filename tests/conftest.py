@@ -107,6 +107,7 @@ class Clients:
 
     tokens: Tokens
     default_url: str
+    node: Node | None = None
     opened: list[ProtocolClient] = field(default_factory=list)
 
     async def connect(self, role: str, subject: str, url: str | None = None) -> ProtocolClient:
@@ -118,6 +119,27 @@ class Clients:
     async def close_all(self) -> None:
         for client in self.opened:
             await client.close()
+
+
+ClientsFactory = Callable[..., Awaitable[Clients]]
+
+
+@pytest.fixture
+async def clients_on(
+    start_node: NodeFactory, seeded: SeedFile, tokens: Tokens
+) -> AsyncIterator[ClientsFactory]:
+    """Start a node with these settings (e.g. ``ring_timeout_s=1``); return its client pool."""
+    pools: list[Clients] = []
+
+    async def make(**overrides: Any) -> Clients:
+        node = await start_node(**overrides)
+        pool = Clients(tokens, node.url, node=node)
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        await pool.close_all()
 
 
 @pytest.fixture

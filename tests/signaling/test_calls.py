@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from client.session import AckError
-from tests.conftest import Clients, NodeFactory, accepted, ring
+from tests.conftest import Clients, ClientsFactory, NodeFactory, accepted, ring
 from visitation.domain import SeedFile
 
 
@@ -112,40 +112,28 @@ async def test_reject_becomes_unanswered(clients: Clients) -> None:
     assert await pair.tablet.place("F1")
 
 
-async def test_ring_timeout_unanswered_and_canceled(
-    start_node: NodeFactory, seeded: SeedFile, tokens: object
-) -> None:
-    node = await start_node(ring_timeout_s=1.0)
-    pool = Clients(tokens, node.url)  # type: ignore[arg-type]
-    try:
-        pair = await ring(pool)
-        assert pair.incoming["ring_timeout_s"] == 1.0
-        assert await pair.tablet.next("call.unanswered", timeout=5) == {"call_id": pair.call_id}
-        assert await pair.family.next("call.canceled", timeout=5) == {"call_id": pair.call_id}
-        # Reject and timeout look the same to the tablet: nothing else arrived.
-        names = [name for name, _ in pair.tablet.received]
-        assert names == ["call.ringing", "call.unanswered"]
-        with pytest.raises(AckError) as err:
-            await pair.family.accept(pair.call_id)
-        assert err.value.code == "invalid_state"
-    finally:
-        await pool.close_all()
+async def test_ring_timeout_unanswered_and_canceled(clients_on: ClientsFactory) -> None:
+    pool = await clients_on(ring_timeout_s=1.0)
+    pair = await ring(pool)
+    assert pair.incoming["ring_timeout_s"] == 1.0
+    assert await pair.tablet.next("call.unanswered", timeout=5) == {"call_id": pair.call_id}
+    assert await pair.family.next("call.canceled", timeout=5) == {"call_id": pair.call_id}
+    # Reject and timeout look the same to the tablet: nothing else arrived.
+    names = [name for name, _ in pair.tablet.received]
+    assert names == ["call.ringing", "call.unanswered"]
+    with pytest.raises(AckError) as err:
+        await pair.family.accept(pair.call_id)
+    assert err.value.code == "invalid_state"
 
 
-async def test_reject_and_timeout_are_indistinguishable(
-    start_node: NodeFactory, seeded: SeedFile, tokens: object
-) -> None:
-    node = await start_node(ring_timeout_s=0.5)
-    pool = Clients(tokens, node.url)  # type: ignore[arg-type]
-    try:
-        rejected = await ring(pool, "R1", "F1")
-        await rejected.family.request("call.reject", {"call_id": rejected.call_id})
-        on_reject = await rejected.tablet.next("call.unanswered")
-        timed_out = await ring(pool, "R2", "F2")
-        on_timeout = await timed_out.tablet.next("call.unanswered", timeout=5)
-        assert on_reject.keys() == on_timeout.keys() == {"call_id"}
-    finally:
-        await pool.close_all()
+async def test_reject_and_timeout_are_indistinguishable(clients_on: ClientsFactory) -> None:
+    pool = await clients_on(ring_timeout_s=0.5)
+    rejected = await ring(pool, "R1", "F1")
+    await rejected.family.request("call.reject", {"call_id": rejected.call_id})
+    on_reject = await rejected.tablet.next("call.unanswered")
+    timed_out = await ring(pool, "R2", "F2")
+    on_timeout = await timed_out.tablet.next("call.unanswered", timeout=5)
+    assert on_reject.keys() == on_timeout.keys() == {"call_id"}
 
 
 async def test_cancel(clients: Clients) -> None:
@@ -187,18 +175,14 @@ async def test_hangup_while_ringing(clients: Clients) -> None:
 
 
 async def test_accepted_but_never_connected_ends_connection_lost(
-    start_node: NodeFactory, seeded: SeedFile, tokens: object
+    clients_on: ClientsFactory,
 ) -> None:
-    node = await start_node(connect_timeout_s=0.5)
-    pool = Clients(tokens, node.url)  # type: ignore[arg-type]
-    try:
-        pair = await accepted(pool)
-        ended = await pair.family.next("call.ended", timeout=5)
-        assert ended["reason"] == "connection_lost"
-        assert ended["charged_cents"] == 0
-        assert (await pair.tablet.next("call.ended"))["reason"] == "connection_lost"
-    finally:
-        await pool.close_all()
+    pool = await clients_on(connect_timeout_s=0.5)
+    pair = await accepted(pool)
+    ended = await pair.family.next("call.ended", timeout=5)
+    assert ended["reason"] == "connection_lost"
+    assert ended["charged_cents"] == 0
+    assert (await pair.tablet.next("call.ended"))["reason"] == "connection_lost"
 
 
 async def test_double_accept_resolves_to_one(clients: Clients) -> None:
@@ -244,23 +228,20 @@ async def test_tablet_disconnect_while_ringing_cancels(clients: Clients) -> None
 
 
 async def test_ring_timer_is_durable_and_fired_by_any_node(
-    start_node: NodeFactory, seeded: SeedFile, tokens: object, redis: Redis
+    clients_on: ClientsFactory, start_node: NodeFactory, redis: Redis
 ) -> None:
-    first = await start_node(ring_timeout_s=1.0)
-    await first.node.timers.stop()  # this node's timer loop is dead
-    pool = Clients(tokens, first.url)  # type: ignore[arg-type]
-    try:
-        pair = await ring(pool)
-        assert await redis.zscore("timers", f"ring_timeout|{pair.call_id}")
-        await asyncio.sleep(1.5)  # past due, and nobody fired it
-        assert await redis.hget(f"call:{pair.call_id}", "state") == b"ringing"
-        await start_node()  # another node picks the timer up from Redis
-        assert await pair.family.next("call.canceled", timeout=5) == {"call_id": pair.call_id}
-        assert await pair.tablet.next("call.unanswered") == {"call_id": pair.call_id}
-        assert await redis.hget(f"call:{pair.call_id}", "state") == b"unanswered"
-        assert await redis.zscore("timers", f"ring_timeout|{pair.call_id}") is None
-    finally:
-        await pool.close_all()
+    pool = await clients_on(ring_timeout_s=1.0)
+    assert pool.node is not None
+    await pool.node.node.timers.stop()  # this node's timer loop is dead
+    pair = await ring(pool)
+    assert await redis.zscore("timers", f"ring_timeout|{pair.call_id}")
+    await asyncio.sleep(1.5)  # past due, and nobody fired it
+    assert await redis.hget(f"call:{pair.call_id}", "state") == b"ringing"
+    await start_node()  # another node picks the timer up from Redis
+    assert await pair.family.next("call.canceled", timeout=5) == {"call_id": pair.call_id}
+    assert await pair.tablet.next("call.unanswered") == {"call_id": pair.call_id}
+    assert await redis.hget(f"call:{pair.call_id}", "state") == b"unanswered"
+    assert await redis.zscore("timers", f"ring_timeout|{pair.call_id}") is None
 
 
 async def test_monitor_terminate_and_flag(clients: Clients, redis: Redis) -> None:

@@ -14,9 +14,7 @@ from client.media import ClipSpec
 from client.peer import MonitorPeer, PartyPeer, close_all, join_call, watch_call
 from client.session import AckError
 from media.control import SfuControl
-from tests.conftest import Clients, NodeFactory, Ringing, accepted, ring
-from visitation.domain import SeedFile
-from visitation.tokens import Tokens
+from tests.conftest import Clients, ClientsFactory, Ringing, accepted, ring
 
 # Keyframes only every 4 s: a viewer that sees a picture within 1 s got it through PLI relay.
 RED = ClipSpec(colour="red", keyframe_interval_s=4.0, duration_s=4.0)
@@ -147,11 +145,8 @@ async def test_privileged_call_refuses_watch(clients: Clients) -> None:
         await watcher.close()
 
 
-async def test_lost_media_ends_the_call(
-    start_node: NodeFactory, seeded: SeedFile, tokens: Tokens
-) -> None:
-    node = await start_node(media_timeout_s=1.5)
-    pool = Clients(tokens, node.url)
+async def test_lost_media_ends_the_call(clients_on: ClientsFactory) -> None:
+    pool = await clients_on(media_timeout_s=1.5)
     pair = await accepted(pool)
     tablet, family = PartyPeer(RED, decode=False), PartyPeer(BLUE, decode=False)
     try:
@@ -167,4 +162,3 @@ async def test_lost_media_ends_the_call(
         assert (await pair.tablet.next("call.ended"))["reason"] == "connection_lost"
     finally:
         await close_all(tablet, family)
-        await pool.close_all()
