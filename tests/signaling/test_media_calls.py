@@ -79,6 +79,22 @@ async def test_each_party_sees_the_other_and_a_late_monitor_sees_both(
         assert [(c["call_id"], c["state"], c["watchers"], c["recording"]) for c in listed] == [
             (pair.call_id, "connected", 1, True)
         ]
+        # A second monitor watches the same call at the same time, then stops.
+        second_monitor = await clients.connect("monitor", "S1")
+        second = MonitorPeer(decode=False)
+        try:
+            await watch_call(second_monitor, pair.call_id, second)
+            await second.sinks["family"]["video"].wait_for(keyframes=1)
+            await second.sinks["resident"]["video"].wait_for(keyframes=1)
+            listed = (await monitor.request("monitor.calls"))["calls"]
+            assert listed[0]["watchers"] == 2
+            await second_monitor.request("monitor.unwatch", {"call_id": pair.call_id})
+            listed = (await monitor.request("monitor.calls"))["calls"]
+            assert listed[0]["watchers"] == 1
+            frames = resident.decoded
+            await resident.wait_for(decoded=frames + 5)  # the first monitor is unaffected
+        finally:
+            await second.close()
         # Invisible: nothing the parties received mentions the monitor.
         for party in (pair.tablet, pair.family):
             assert all("monitor" not in str(item) for item in party.received)
