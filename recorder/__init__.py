@@ -1,0 +1,43 @@
+"""Recorder: crash-safe zero-transcode call recordings, signed manifests, catalog, audit.
+
+SFU worker (has the media): ``rec = CallRecording.open(storage.open_write(call_id), call_id)``
+and ``tap = RecorderTap.for_room(room, rec)`` when a non-privileged room opens;
+``await tap.aclose()`` after ``room.close()``.
+
+Signaling tier (has the call record): ``await service.begin(CallInfo(...))`` before the call
+is placed on a worker (raises :class:`PrivilegedCallError` for attorney calls: then never ask
+the worker to record); ``await service.finalize(call_id, CallInfo(...), flags)`` once the
+worker reported the room closed; periodically ``service.sweep_orphans(live_call_ids)`` and
+``service.purge_expired()``; ``add_recording_routes(app, ...)`` for investigators.
+"""
+
+from recorder.audit import Actor, AuditLog
+from recorder.catalog import Catalog, Entry, Query
+from recorder.http_api import add_recording_routes
+from recorder.manifest import Flag, Manifest, ManifestSigner, Verification
+from recorder.muxer import CallRecording, MuxerOptions, RecordingStats
+from recorder.service import CallInfo, PrivilegedCallError, RecordingService
+from recorder.storage import LocalStorage, Storage
+from recorder.tap import RecorderTap
+
+__all__ = [
+    "Actor",
+    "AuditLog",
+    "CallInfo",
+    "CallRecording",
+    "Catalog",
+    "Entry",
+    "Flag",
+    "LocalStorage",
+    "Manifest",
+    "ManifestSigner",
+    "MuxerOptions",
+    "PrivilegedCallError",
+    "Query",
+    "RecorderTap",
+    "RecordingService",
+    "RecordingStats",
+    "Storage",
+    "Verification",
+    "add_recording_routes",
+]

@@ -1,0 +1,123 @@
+"""The append-only audit log of recording access, a Redis stream (``XADD audit``).
+
+Each entry says who (staff id, role), did what (list, view, download, verify, purge,
+legal_hold), to which call, when, and from where (remote address, user agent). Nothing here
+edits, trims or deletes an entry. ``audit:call:<call_id>`` lists the ids of the entries about
+a call (a ``list`` entry is indexed under every call it returned), so a call's history is
+read without scanning the stream.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from redis.asyncio import Redis
+
+from visitation.redis_text import text
+
+STREAM: Final = "audit"
+MAX_TEXT: Final = 512
+Action = Literal["list", "view", "download", "verify", "purge", "legal_hold"]
+Outcome = Literal["ok", "not_found", "refused"]
+
+_APPEND = """
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV))
+for i = 2, #KEYS do redis.call('RPUSH', KEYS[i], id) end
+return id
+"""
+
+
+def _call_key(call_id: str) -> str:
+    return f"audit:call:{call_id}"
+
+
+@dataclass(frozen=True)
+class Actor:
+    staff_id: str
+    role: str
+    remote: str = ""
+    user_agent: str = ""
+
+
+RETENTION: Final = Actor("system:retention", "system")
+
+
+class AuditLog:
+    def __init__(self, redis: Redis, clock: Callable[[], float] = time.time) -> None:
+        self._redis = redis
+        self._clock = clock
+        self._append = redis.register_script(_APPEND)
+
+    async def append(
+        self,
+        actor: Actor,
+        action: Action,
+        *,
+        call_ids: Sequence[str] = (),
+        facility_id: str | None = None,
+        outcome: Outcome = "ok",
+        detail: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Add one entry; returns its stream id. ``call_ids``: the call(s) it is about."""
+        fields = {
+            "at": repr(round(self._clock(), 3)),
+            "staff_id": actor.staff_id[:MAX_TEXT],
+            "role": actor.role[:MAX_TEXT],
+            "action": action,
+            "call_id": call_ids[0] if len(call_ids) == 1 else "",
+            "facility_id": facility_id or "",
+            "outcome": outcome,
+            "remote": actor.remote[:MAX_TEXT],
+            "user_agent": actor.user_agent[:MAX_TEXT],
+            "detail": json.dumps(dict(detail or {}), sort_keys=True),
+        }
+        keys = [STREAM, *(_call_key(c) for c in dict.fromkeys(call_ids))]
+        args = [item for pair in fields.items() for item in pair]
+        return text(await self._append(keys=keys, args=args))
+
+    async def for_call(self, call_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """The latest ``limit`` entries about a call, oldest first."""
+        ids = await self._redis.lrange(_call_key(call_id), -limit, -1)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id in ids:
+                pipe.xrange(STREAM, entry_id, entry_id)
+            rows = await pipe.execute()
+        return [_entry(eid, fields) for row in rows for eid, fields in row]
+
+    async def recent(
+        self, limit: int = 100, facility_ids: set[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest entries, newest first; only those about ``facility_ids`` if given."""
+        out: list[dict[str, Any]] = []
+        top = "+"
+        while len(out) < limit:
+            rows: Any = await self._redis.xrevrange(STREAM, top, "-", count=200)
+            if not rows:
+                break
+            for eid, fields in rows:
+                entry = _entry(eid, fields)
+                if facility_ids is None or entry["facility_id"] in facility_ids:
+                    out.append(entry)
+            top = "(" + text(rows[-1][0])
+        return out[:limit]
+
+
+def _entry(entry_id: bytes | str, raw: Mapping[Any, Any]) -> dict[str, Any]:
+    data = {text(k): text(v) for k, v in raw.items()}
+    return {
+        "id": text(entry_id),
+        "at": float(data["at"]),
+        "staff_id": data["staff_id"],
+        "role": data["role"],
+        "action": data["action"],
+        "call_id": data["call_id"] or None,
+        "facility_id": data["facility_id"] or None,
+        "outcome": data["outcome"],
+        "remote": data["remote"],
+        "user_agent": data["user_agent"],
+        "detail": json.loads(data["detail"]),
+    }

@@ -1,0 +1,224 @@
+"""The recording catalog in Redis: manifests, search indexes, legal hold. All Redis access for
+recordings goes through :class:`Catalog` (the audit log has its own class).
+
+Keys: ``rec:<call_id>`` hash (``manifest`` JSON, ``state`` recording|final|purged, ``hold``);
+sorted sets by ``started_at``: ``rec:idx:all``, ``rec:idx:facility:<id>``,
+``rec:idx:resident:<id>``, ``rec:idx:family:<id>``, ``rec:idx:flagged``; ``rec:open`` (calls
+still recording) and ``rec:facilities``. Every state change is one Lua script that checks the
+state it starts from, so a sweep and a normal finalize can never both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from redis.asyncio import Redis
+
+from recorder.manifest import Manifest
+from visitation.redis_text import text
+
+State = Literal["recording", "final", "purged"]
+PAGE = 200
+
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'manifest', ARGV[1], 'state', 'recording', 'hold', '0')
+redis.call('SADD', KEYS[2], ARGV[3])
+for i = 3, 6 do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[3]) end
+redis.call('SADD', KEYS[7], ARGV[4])
+return 1
+"""
+
+_FINALIZE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'recording' then return 0 end
+redis.call('HSET', KEYS[1], 'manifest', ARGV[1], 'state', 'final')
+redis.call('SREM', KEYS[2], ARGV[4])
+if ARGV[2] == '1' then redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4]) end
+for i = 4, #KEYS do redis.call('ZADD', KEYS[i], 'XX', ARGV[3], ARGV[4]) end
+return 1
+"""
+
+# KEYS: rec hash, rec:open, then every index. ARGV: call id, from-state, new state or '' (delete).
+_REMOVE = """
+local found = redis.call('HMGET', KEYS[1], 'state', 'hold')
+if found[1] ~= ARGV[2] or found[2] == '1' then return 0 end
+for i = 3, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+redis.call('SREM', KEYS[2], ARGV[1])
+if ARGV[3] == '' then redis.call('DEL', KEYS[1])
+else redis.call('HSET', KEYS[1], 'state', ARGV[3], 'purged_at', ARGV[4]) end
+return 1
+"""
+
+_HOLD = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'purged' then return 0 end
+redis.call('HSET', KEYS[1], 'hold', ARGV[1])
+return 1
+"""
+
+
+def _key(call_id: str) -> str:
+    return f"rec:{call_id}"
+
+
+def _idx(kind: str, value: str) -> str:
+    return f"rec:idx:{kind}:{value}"
+
+
+ALL, OPEN, FLAGGED, FACILITIES = "rec:idx:all", "rec:open", "rec:idx:flagged", "rec:facilities"
+
+
+def _indexes(m: Manifest) -> list[str]:
+    return [
+        ALL,
+        _idx("facility", m.facility_id),
+        _idx("resident", m.resident_id),
+        _idx("family", m.family_id),
+    ]
+
+
+@dataclass(frozen=True)
+class Entry:
+    manifest: Manifest
+    state: State
+    legal_hold: bool
+
+    def summary(self) -> dict[str, Any]:
+        """The manifest as investigators see it, with the catalog's mutable state."""
+        return self.manifest.public() | {"state": self.state, "legal_hold": self.legal_hold}
+
+
+@dataclass(frozen=True)
+class Query:
+    resident_id: str | None = None
+    family_id: str | None = None
+    facility_id: str | None = None
+    since: float | None = None  # started_at >= since
+    until: float | None = None  # started_at <= until
+    flagged: bool | None = None
+    limit: int = 100
+
+    def matches(self, entry: Entry, allowed: set[str] | None) -> bool:
+        m = entry.manifest
+        return (
+            entry.state != "purged"
+            and (allowed is None or m.facility_id in allowed)
+            and self.resident_id in (None, m.resident_id)
+            and self.family_id in (None, m.family_id)
+            and self.facility_id in (None, m.facility_id)
+            and self.flagged in (None, m.flagged)
+        )
+
+
+def allowed_facilities(scope: Sequence[str]) -> set[str] | None:
+    """``None`` means every facility (``"*"``)."""
+    return None if "*" in scope else set(scope)
+
+
+class Catalog:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._create = redis.register_script(_CREATE)
+        self._finalize = redis.register_script(_FINALIZE)
+        self._remove = redis.register_script(_REMOVE)
+        self._hold = redis.register_script(_HOLD)
+
+    async def create(self, manifest: Manifest) -> bool:
+        """Add an unfinished recording; ``False`` if the call already has one."""
+        m = manifest
+        keys = [_key(m.call_id), OPEN, *_indexes(m), FACILITIES]
+        args = [m.model_dump_json(), repr(m.started_at), m.call_id, m.facility_id]
+        return bool(await self._create(keys=keys, args=args))
+
+    async def finalize(self, manifest: Manifest) -> bool:
+        """Store the signed manifest (indexes move to its ``started_at``); ``False`` unless
+        the entry was still recording."""
+        m = manifest
+        args = [m.model_dump_json(), "1" if m.flagged else "0", repr(m.started_at), m.call_id]
+        keys = [_key(m.call_id), OPEN, FLAGGED, *_indexes(m)]
+        return bool(await self._finalize(keys=keys, args=args))
+
+    async def discard(self, manifest: Manifest) -> bool:
+        """Forget an unfinished recording that never got any media."""
+        return await self._drop(manifest, "recording", "", 0.0)
+
+    async def mark_purged(self, manifest: Manifest, at: float) -> bool:
+        """Final, not on hold -> a tombstone (manifest kept, out of every search index)."""
+        return await self._drop(manifest, "final", "purged", at)
+
+    async def _drop(self, m: Manifest, from_state: State, to: str, at: float) -> bool:
+        keys = [_key(m.call_id), OPEN, *_indexes(m), FLAGGED]
+        return bool(await self._remove(keys=keys, args=[m.call_id, from_state, to, repr(at)]))
+
+    async def set_hold(self, call_id: str, hold: bool) -> bool:
+        return bool(await self._hold(keys=[_key(call_id)], args=["1" if hold else "0"]))
+
+    async def get(self, call_id: str) -> Entry | None:
+        return _entry(await self._redis.hgetall(_key(call_id)))
+
+    async def open_call_ids(self) -> list[str]:
+        return sorted(text(m) for m in await self._redis.smembers(OPEN))
+
+    async def facility_ids(self) -> list[str]:
+        return sorted(text(m) for m in await self._redis.smembers(FACILITIES))
+
+    async def started_before(self, facility_id: str, before: float, count: int) -> list[str]:
+        ids = await self._redis.zrangebyscore(
+            _idx("facility", facility_id), "-inf", f"({before!r}", start=0, num=count
+        )
+        return _ids(ids)
+
+    async def search(self, query: Query, scope: Sequence[str]) -> list[Entry]:
+        """Entries matching ``query`` in the caller's facilities, newest first."""
+        allowed = allowed_facilities(scope)
+        if query.facility_id and allowed is not None and query.facility_id not in allowed:
+            return []
+        if query.resident_id:
+            keys = [_idx("resident", query.resident_id)]
+        elif query.family_id:
+            keys = [_idx("family", query.family_id)]
+        elif query.facility_id:
+            keys = [_idx("facility", query.facility_id)]
+        elif query.flagged:
+            keys = [FLAGGED]
+        elif allowed is None:
+            keys = [ALL]
+        else:
+            keys = [_idx("facility", f) for f in sorted(allowed)]
+        found: list[Entry] = []
+        for key in keys:
+            found += await self._scan(key, query, allowed)
+        found.sort(key=lambda e: (e.manifest.started_at, e.manifest.call_id), reverse=True)
+        return found[: query.limit]
+
+    async def _scan(self, key: str, query: Query, allowed: set[str] | None) -> list[Entry]:
+        top = "+inf" if query.until is None else repr(query.until)
+        bottom = "-inf" if query.since is None else repr(query.since)
+        out: list[Entry] = []
+        offset = 0
+        while len(out) < query.limit:
+            ids = _ids(await self._redis.zrevrangebyscore(key, top, bottom, start=offset, num=PAGE))
+            if not ids:
+                break
+            offset += len(ids)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for call_id in ids:
+                    pipe.hgetall(_key(call_id))
+                rows = await pipe.execute()
+            entries = [e for e in map(_entry, rows) if e is not None]
+            out += [e for e in entries if query.matches(e, allowed)]
+        return out[: query.limit]
+
+
+def _ids(raw: list[Any]) -> list[str]:
+    return [text(item) for item in raw]
+
+
+def _entry(raw: dict[Any, Any]) -> Entry | None:
+    if not raw:
+        return None
+    data = {text(k): text(v) for k, v in raw.items()}
+    manifest = Manifest.model_validate_json(data["manifest"])
+    return Entry(manifest, cast(State, data.get("state", "recording")), data.get("hold") == "1")

@@ -1,0 +1,267 @@
+"""Investigator HTTP API: search, view, download (HTTP Range), verify, audit, legal hold.
+
+Every route needs an ``investigator`` token whose subject is a seeded investigator; a
+recording outside the caller's facilities answers 404 exactly like one that does not exist.
+Every list, view, download, verify and legal-hold change is an audit entry (also refused
+look-ups of an existing recording, with ``outcome: not_found``). Media is addressed by call id
+only and streamed from :class:`recorder.storage.Storage`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final, Self
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+
+from recorder.audit import Action, Actor
+from recorder.catalog import Entry, Query, allowed_facilities
+from recorder.ranges import ByteRange, RangeNotSatisfiable, parse_range
+from recorder.service import RecordingService
+from recorder.storage import CALL_ID, Storage
+from visitation.directory import Directory
+from visitation.domain import Id, Staff
+from visitation.http_api import ApiError, describe, error_response, guarded, parse_body
+from visitation.tokens import Claims, Tokens
+
+PREFIX: Final = "/api/v1"
+CHUNK: Final = 256 * 1024
+
+
+class ListParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    resident_id: Id | None = None
+    family_id: Id | None = None
+    facility_id: Id | None = None
+    from_: float | None = Field(default=None, alias="from", ge=0)
+    to: float | None = Field(default=None, ge=0)
+    flagged: bool | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.from_ is not None and self.to is not None and self.from_ > self.to:
+            raise ValueError("'from' must not be after 'to'")
+        return self
+
+
+class AuditParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    call_id: str | None = Field(default=None, pattern=CALL_ID.pattern)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class HoldBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hold: StrictBool
+
+
+def _query(request: web.Request, model: type[ListParams] | type[AuditParams]) -> Any:
+    repeated = sorted({k for k in request.query if len(request.query.getall(k)) > 1})
+    if repeated:
+        raise ApiError(400, "invalid_request", f"repeated query parameter: {', '.join(repeated)}")
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_request", describe(exc)) from None
+
+
+def _actor(request: web.Request, claims: Claims) -> Actor:
+    return Actor(
+        claims.subject, claims.role, request.remote or "", request.headers.get("User-Agent", "")
+    )
+
+
+class RecordingApi:
+    def __init__(self, service: RecordingService, directory: Directory, storage: Storage) -> None:
+        self._service = service
+        self._directory = directory
+        self._storage = storage
+        self._catalog = service.catalog
+        self._audit = service.audit
+
+    async def _staff(self, claims: Claims) -> Staff:
+        staff = await self._directory.staff(claims.subject)
+        if staff is None or staff.role != "investigator":
+            raise ApiError(403, "forbidden", f"{claims.subject!r} is not a known investigator")
+        return staff
+
+    async def _visible(self, request: web.Request, claims: Claims, action: Action) -> Entry:
+        """The recording named in the path if the caller may see it; else 404 (audited)."""
+        staff = await self._staff(claims)
+        call_id = request.match_info["call_id"]
+        if not CALL_ID.match(call_id):
+            raise ApiError(400, "invalid_request", "not a call id")
+        entry = await self._catalog.get(call_id)
+        if entry is not None and staff.covers(entry.manifest.facility_id):
+            return entry
+        if entry is not None:  # someone looked where they may not: the call's history says so
+            await self._audit.append(
+                _actor(request, claims),
+                action,
+                call_ids=[call_id],
+                facility_id=entry.manifest.facility_id,
+                outcome="not_found",
+            )
+        raise ApiError(404, "not_found", f"no recording of call {call_id!r}")
+
+    async def _log(
+        self, request: web.Request, claims: Claims, action: Action, entry: Entry, **detail: Any
+    ) -> None:
+        m = entry.manifest
+        await self._audit.append(
+            _actor(request, claims),
+            action,
+            call_ids=[m.call_id],
+            facility_id=m.facility_id,
+            detail=detail,
+        )
+
+    # ------------------------------------------------------------------ routes
+
+    async def search(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        staff = await self._staff(claims)
+        params: ListParams = _query(request, ListParams)
+        query = Query(
+            resident_id=params.resident_id,
+            family_id=params.family_id,
+            facility_id=params.facility_id,
+            since=params.from_,
+            until=params.to,
+            flagged=params.flagged,
+            limit=params.limit,
+        )
+        found = await self._catalog.search(query, staff.facility_ids)
+        ids = [e.manifest.call_id for e in found]
+        filters = params.model_dump(by_alias=True, exclude_none=True)
+        await self._audit.append(
+            _actor(request, claims),
+            "list",
+            call_ids=ids,
+            detail={"query": filters, "call_ids": ids},
+        )
+        return web.json_response({"recordings": [e.summary() for e in found]})
+
+    async def view(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        entry = await self._visible(request, claims, "view")
+        await self._log(request, claims, "view", entry)
+        return web.json_response(entry.summary())
+
+    async def media(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        entry = await self._visible(request, claims, "download")
+        call_id = entry.manifest.call_id
+        if entry.state == "purged":
+            await self._log(request, claims, "download", entry, status=409)
+            raise ApiError(409, "purged", f"the recording of call {call_id!r} was purged")
+        try:
+            size = await asyncio.to_thread(self._storage.size, call_id)
+        except FileNotFoundError:
+            await self._log(request, claims, "download", entry, status=404)
+            raise ApiError(404, "not_found", f"no media for call {call_id!r}") from None
+        etag = f'"{entry.manifest.sha256}"' if entry.state == "final" else None
+        header = request.headers.get("Range")
+        if header is not None and request.headers.get("If-Range") not in (None, etag):
+            header = None  # the client's copy is stale: send everything
+        try:
+            byte_range = parse_range(header, size)
+        except RangeNotSatisfiable:
+            await self._log(request, claims, "download", entry, range=header, status=416)
+            response = error_response(416, "range_not_satisfiable", f"the file has {size} bytes")
+            response.headers["Content-Range"] = f"bytes */{size}"
+            return response
+        status = 200 if byte_range is None else 206
+        await self._log(request, claims, "download", entry, range=header, status=status)
+        return await self._stream(request, call_id, size, byte_range, etag)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        call_id: str,
+        size: int,
+        byte_range: ByteRange | None,
+        etag: str | None,
+    ) -> web.StreamResponse:
+        start, length = (0, size) if byte_range is None else (byte_range.start, byte_range.length)
+        response = web.StreamResponse(status=200 if byte_range is None else 206)
+        response.content_type = "video/webm"
+        response.content_length = length
+        response.headers["Accept-Ranges"] = "bytes"
+        response.headers["Cache-Control"] = "private, no-store"
+        response.headers["Content-Disposition"] = f'inline; filename="{call_id}.webm"'
+        if etag:
+            response.headers["ETag"] = etag
+        if byte_range is not None:
+            response.headers["Content-Range"] = byte_range.content_range
+        await response.prepare(request)
+        if request.method != "HEAD":
+            end = start + length
+            while start < end:
+                want = min(CHUNK, end - start)
+                chunk = await asyncio.to_thread(self._storage.read_range, call_id, start, want)
+                if not chunk:
+                    break  # the file shrank under us (purged mid-download): stop short
+                await response.write(chunk)
+                start += len(chunk)
+        await response.write_eof()
+        return response
+
+    async def verify(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        entry = await self._visible(request, claims, "verify")
+        call_id = entry.manifest.call_id
+        if entry.state != "final":
+            await self._log(request, claims, "verify", entry, state=entry.state)
+            why = "was purged" if entry.state == "purged" else "is still being recorded"
+            raise ApiError(409, "invalid_state", f"the recording of call {call_id!r} {why}")
+        result = await self._service.verify(call_id)
+        if result is None:  # purged or changed since the look-up
+            raise ApiError(409, "invalid_state", f"the recording of call {call_id!r} changed")
+        await self._log(request, claims, "verify", entry, ok=result.ok, problems=result.problems)
+        return web.json_response(result.model_dump())
+
+    async def legal_hold(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        entry = await self._visible(request, claims, "legal_hold")
+        body = await parse_body(request, HoldBody)
+        call_id = entry.manifest.call_id
+        if entry.state == "purged":
+            raise ApiError(409, "purged", f"the recording of call {call_id!r} was purged")
+        await self._service.set_legal_hold(call_id, body.hold, _actor(request, claims))
+        updated = await self._catalog.get(call_id)
+        assert updated is not None
+        return web.json_response(updated.summary())
+
+    async def audit(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        staff = await self._staff(claims)
+        params: AuditParams = _query(request, AuditParams)
+        if params.call_id is None:
+            allowed = allowed_facilities(staff.facility_ids)
+            entries = await self._audit.recent(params.limit, allowed)
+            return web.json_response({"entries": entries})
+        entry = await self._catalog.get(params.call_id)
+        if entry is None or not staff.covers(entry.manifest.facility_id):
+            raise ApiError(404, "not_found", f"no recording of call {params.call_id!r}")
+        entries = await self._audit.for_call(params.call_id, params.limit)
+        return web.json_response({"call_id": params.call_id, "entries": entries})
+
+
+def add_recording_routes(
+    app: web.Application,
+    *,
+    tokens: Tokens,
+    directory: Directory,
+    service: RecordingService,
+    storage: Storage | None = None,
+) -> None:
+    """Mount the investigator routes (``storage`` defaults to the service's)."""
+    api = RecordingApi(service, directory, storage or service.storage)
+    role = {"investigator"}
+    base = f"{PREFIX}/recordings"
+    app.router.add_get(base, guarded(tokens, role, api.search))
+    app.router.add_get(f"{base}/{{call_id}}", guarded(tokens, role, api.view))
+    app.router.add_get(f"{base}/{{call_id}}/media", guarded(tokens, role, api.media))
+    app.router.add_post(f"{base}/{{call_id}}/verify", guarded(tokens, role, api.verify))
+    app.router.add_put(f"{base}/{{call_id}}/legal-hold", guarded(tokens, role, api.legal_hold))
+    app.router.add_get(f"{PREFIX}/audit", guarded(tokens, role, api.audit))

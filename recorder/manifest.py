@@ -1,0 +1,152 @@
+"""The signed manifest of a recording, and verification of a file against it.
+
+The signature is HMAC-SHA256 over the manifest's canonical JSON (sorted keys, no spaces,
+ASCII, ``signature`` left out) with a key derived from the server secret for this purpose
+only, so a manifest signature can never be replayed as a bearer token or a webhook signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recorder.storage import Storage
+
+KEY_CONTEXT: Final = b"visitation/recording-manifest/v1"
+CHUNK: Final = 1 << 20
+Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Flag(BaseModel):
+    """A moment a monitor flagged; ``offset_s`` is seconds since the call connected."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    flag_id: str = Field(min_length=1, max_length=64)
+    offset_s: float = Field(ge=0)
+    note: str = Field(max_length=2048)
+    by: str = Field(max_length=64)
+    at: float | None = None
+
+
+class Track(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    party: Literal["tablet", "family"]
+    kind: Literal["audio", "video"]
+    codec: Literal["vp8", "opus"]
+
+
+class Manifest(BaseModel):
+    """Call metadata, tracks, file size and hash, flags; ``signature`` once finalized."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    call_id: str
+    facility_id: str
+    resident_id: str
+    family_id: str
+    started_at: float
+    ended_at: float | None = None
+    duration_s: float | None = None
+    end_reason: str | None = None
+    container: Literal["webm"] = "webm"
+    tracks: list[Track]
+    size: int | None = None
+    sha256: Hex64 | None = None
+    flags: list[Flag] = Field(default_factory=list)
+    complete: bool = False
+    signed_at: float | None = None
+    signature: Hex64 | None = None
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags)
+
+    @property
+    def finalized(self) -> bool:
+        return self.signature is not None
+
+    def public(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def canonical_json(manifest: Manifest) -> bytes:
+    body = manifest.model_dump(mode="json", exclude={"signature"})
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+class Verification(BaseModel):
+    """What ``verify`` found; ``problems`` names each check that failed."""
+
+    ok: bool
+    sha256: str | None  # recomputed from the file (None: no file)
+    expected_sha256: str | None
+    size: int | None
+    signature_ok: bool
+    hash_ok: bool
+    size_ok: bool
+    problems: list[str]
+
+
+class ManifestSigner:
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("the signing key must be at least 16 bytes")
+        self._key = hmac.new(secret, KEY_CONTEXT, hashlib.sha256).digest()
+
+    def _mac(self, manifest: Manifest) -> str:
+        return hmac.new(self._key, canonical_json(manifest), hashlib.sha256).hexdigest()
+
+    def sign(self, manifest: Manifest, signed_at: float) -> Manifest:
+        unsigned = manifest.model_copy(update={"signed_at": round(signed_at, 3)})
+        return unsigned.model_copy(update={"signature": self._mac(unsigned)})
+
+    def signature_ok(self, manifest: Manifest) -> bool:
+        return manifest.signature is not None and hmac.compare_digest(
+            manifest.signature, self._mac(manifest)
+        )
+
+    def verify(self, manifest: Manifest, storage: Storage) -> Verification:
+        """Recompute the file's SHA-256 and the manifest's signature (blocking: use a thread)."""
+        problems: list[str] = []
+        signature_ok = self.signature_ok(manifest)
+        if not signature_ok:
+            problems.append("manifest signature does not match: the manifest was altered")
+        try:
+            digest, size = file_sha256(storage, manifest.call_id)
+        except FileNotFoundError:
+            digest, size = None, None
+            problems.append("the recording file is missing")
+        hash_ok = digest is not None and digest == manifest.sha256
+        size_ok = size is not None and size == manifest.size
+        if digest is not None and not hash_ok:
+            problems.append("file SHA-256 does not match the manifest: the file was altered")
+        if size is not None and not size_ok:
+            problems.append(f"file size {size} differs from the manifest's {manifest.size}")
+        return Verification(
+            ok=signature_ok and hash_ok and size_ok,
+            sha256=digest,
+            expected_sha256=manifest.sha256,
+            size=size,
+            signature_ok=signature_ok,
+            hash_ok=hash_ok,
+            size_ok=size_ok,
+            problems=problems,
+        )
+
+
+def file_sha256(storage: Storage, call_id: str) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a call's media file (blocking: use a thread)."""
+    digest, offset = hashlib.sha256(), 0
+    while chunk := storage.read_range(call_id, offset, CHUNK):
+        digest.update(chunk)
+        offset += len(chunk)
+    if offset == 0 and not storage.exists(call_id):
+        raise FileNotFoundError(call_id)
+    return digest.hexdigest(), offset

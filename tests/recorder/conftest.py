@@ -1,0 +1,101 @@
+"""Recorder fixtures: real Redis (seeded, plus scoped investigators), real files, real clips."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from recorder.manifest import Manifest
+from recorder.muxer import CallRecording
+from recorder.service import CallInfo, RecordingService
+from recorder.storage import LocalStorage
+from tests.conftest import SECRET
+from tests.recorder.frames import call_frames, clips
+from tests.seeds import standard_seed_data
+from visitation.domain import SeedFile
+from visitation.seed import apply_seed
+
+DAY = 86400.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clips_cached() -> None:
+    clips()  # encode once per machine (disk cache), before any timing-sensitive test
+
+
+@pytest.fixture(scope="session")
+def call_webm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A real 5 s two-party recording made by the muxer."""
+    path = tmp_path_factory.mktemp("webm") / "call.webm"
+    write_call(CallRecording.open(path, "fixture"))
+    return path.read_bytes()
+
+
+def write_call(recording: CallRecording, seconds: float = 5.0, origin: float = 1000.0) -> None:
+    for frame in call_frames(seconds):
+        recording.write(frame.party, frame.kind, frame.packet(), arrival=origin + frame.at)
+    recording.close()
+
+
+@pytest.fixture
+async def recorder_seed(redis: Redis) -> SeedFile:
+    data = standard_seed_data()
+    data["facilities"][1]["retention_days"] = 30  # CLOSED keeps recordings 30 days
+    data["staff"] += [
+        {"id": "I2", "role": "investigator", "facility_ids": ["SQ"]},
+        {"id": "I3", "role": "investigator", "facility_ids": ["CLOSED"]},
+    ]
+    seed = SeedFile.model_validate(data)
+    await apply_seed(redis, seed)
+    return seed
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "recordings")
+
+
+@pytest.fixture
+def service(redis: Redis, storage: LocalStorage, recorder_seed: SeedFile) -> RecordingService:
+    return RecordingService(redis, storage, SECRET)
+
+
+RESIDENT_FACILITY = {"R1": "SQ", "R2": "SQ", "R3": "CLOSED"}
+
+
+def call_info(call_id: str, resident: str = "R1", family: str = "F1", **kw: Any) -> CallInfo:
+    fields: dict[str, Any] = {
+        "call_id": call_id,
+        "facility_id": RESIDENT_FACILITY[resident],
+        "resident_id": resident,
+        "family_id": family,
+        "started_at": time.time() - 120,
+    }
+    return CallInfo(**(fields | kw))
+
+
+async def record(
+    service: RecordingService,
+    call_id: str,
+    data: bytes,
+    *,
+    resident: str = "R1",
+    family: str = "F1",
+    started_at: float | None = None,
+    flags: Sequence[dict[str, Any]] = (),
+) -> Manifest:
+    """A finalized recording whose file holds ``data``."""
+    started = time.time() - 120 if started_at is None else started_at
+    info = call_info(call_id, resident, family, started_at=started)
+    await service.begin(info)
+    with service.storage.open_write(call_id) as fh:
+        fh.write(data)
+    ended = info.model_copy(update={"ended_at": started + 60, "end_reason": "hangup"})
+    manifest = await service.finalize(call_id, ended, flags)
+    assert manifest is not None
+    return manifest

@@ -1,0 +1,219 @@
+"""The investigator API over a real aiohttp server, real Redis and real files."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from recorder import add_recording_routes
+from recorder.ranges import ByteRange, RangeNotSatisfiable, parse_range
+from recorder.service import RecordingService
+from tests.recorder.conftest import DAY, record
+from visitation.directory import Directory
+from visitation.tokens import Tokens
+
+API = "/api/v1"
+
+
+@dataclass
+class Api:
+    client: TestClient[web.Request, web.Application]
+    tokens: Tokens
+
+    def headers(self, who: str, role: str = "investigator", **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.issue(role, who)}", **extra}
+
+    async def json(
+        self, method: str, path: str, who: str = "I1", body: Any = None, **kw: Any
+    ) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body)
+        resp = await self.client.request(
+            method, API + path, data=data, headers=self.headers(who), **kw
+        )
+        assert resp.content_type == "application/json"
+        return resp.status, await resp.json()
+
+    async def ids(self, query: str = "", who: str = "I1") -> list[str]:
+        status, body = await self.json("GET", "/recordings" + query, who)
+        assert status == 200, body
+        return [r["call_id"] for r in body["recordings"]]
+
+    async def actions(self, call_id: str) -> list[str]:
+        status, body = await self.json("GET", f"/audit?call_id={call_id}")
+        assert status == 200, body
+        return [e["action"] for e in body["entries"]]
+
+
+@pytest.fixture
+async def api(service: RecordingService, tokens: Tokens) -> AsyncIterator[Api]:
+    app = web.Application()
+    add_recording_routes(
+        app, tokens=tokens, directory=Directory(service.catalog._redis), service=service
+    )
+    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
+    await client.start_server()
+    yield Api(client, tokens)
+    await client.close()
+
+
+FLAG = {"flag_id": "f1", "offset_s": 1.0, "note": "n", "by": "S1"}
+
+
+async def test_search_filters_and_facility_scope(api: Api, service: RecordingService) -> None:
+    now = time.time()
+    await record(service, "A", b"a" * 10, resident="R1", family="F1", started_at=now - 3 * DAY)
+    await record(service, "B", b"b" * 10, resident="R2", family="F2", started_at=now - 2 * DAY,
+                 flags=[FLAG])  # fmt: skip
+    await record(service, "C", b"c" * 10, resident="R3", family="F1", started_at=now - 1 * DAY)
+
+    assert await api.ids() == ["C", "B", "A"]  # newest first
+    assert await api.ids("?resident_id=R1") == ["A"]
+    assert await api.ids("?family_id=F1") == ["C", "A"]
+    assert await api.ids("?facility_id=SQ") == ["B", "A"]
+    assert await api.ids("?flagged=true") == ["B"]
+    assert await api.ids("?flagged=false") == ["C", "A"]
+    assert await api.ids(f"?from={now - 2.5 * DAY}") == ["C", "B"]
+    assert await api.ids(f"?to={now - 1.5 * DAY}&family_id=F1") == ["A"]
+    assert await api.ids(f"?from={now - 2.5 * DAY}&to={now - 1.5 * DAY}") == ["B"]
+    assert await api.ids("?limit=1") == ["C"]
+
+    # I2 covers SQ only, I3 covers CLOSED only: nothing outside leaks, not even existence.
+    assert await api.ids(who="I2") == ["B", "A"]
+    assert await api.ids("?facility_id=CLOSED", who="I2") == []
+    assert await api.ids("?family_id=F1", who="I3") == ["C"]
+    for path in ("/recordings/C", "/recordings/C/media", "/audit?call_id=C"):
+        assert (await api.json("GET", path, "I2"))[0] == 404
+    assert (await api.json("POST", "/recordings/C/verify", "I2"))[0] == 404
+    assert (await api.json("PUT", "/recordings/C/legal-hold", "I2", {"hold": True}))[0] == 404
+    status, missing = await api.json("GET", "/recordings/NOPE", "I2")
+    assert status == 404 and missing["error"]["message"] == "no recording of call 'NOPE'"
+    status, body = await api.json("GET", "/audit?call_id=C", "I3")  # the probes are on record
+    assert [(e["staff_id"], e["action"], e["outcome"]) for e in body["entries"]][-4:] == [
+        ("I2", "view", "not_found"),
+        ("I2", "download", "not_found"),
+        ("I2", "verify", "not_found"),
+        ("I2", "legal_hold", "not_found"),
+    ]
+
+
+async def test_bad_requests_get_clear_errors(api: Api, service: RecordingService) -> None:
+    for query, status, words in [
+        ("?from=yesterday", 422, "from"),
+        ("?flagged=maybe", 422, "flagged"),
+        ("?limit=0", 422, "limit"),
+        ("?from=10&to=5", 422, "'from' must not be after 'to'"),
+        ("?resident_id=../etc", 422, "resident_id"),
+        ("?colour=red", 422, "colour: unknown field"),
+        ("?to=1&to=2", 400, "repeated query parameter: to"),
+        ("?from=nan", 422, "from"),
+    ]:
+        got, body = await api.json("GET", "/recordings" + query)
+        assert got == status and words in body["error"]["message"], (query, body)
+    assert (await api.json("GET", "/recordings/..%2F..%2Fsecret.key"))[0] in (400, 404)
+    assert (await api.json("GET", "/recordings", "S1", None))[0] == 403  # unknown investigator
+    resp = await api.client.get(API + "/recordings", headers=api.headers("S1", "monitor"))
+    assert resp.status == 403
+    assert (await api.client.get(API + "/recordings")).status == 401
+    await record(service, "H", b"h")
+    for body in ({"hold": "yes"}, {}, {"hold": True, "x": 1}):
+        assert (await api.json("PUT", "/recordings/H/legal-hold", body=body))[0] == 422
+
+
+async def test_media_ranges_are_exact(
+    api: Api, service: RecordingService, call_webm: bytes
+) -> None:
+    manifest = await record(service, "M1", call_webm)
+    size = len(call_webm)
+    url = API + "/recordings/M1/media"
+    full = await api.client.get(url, headers=api.headers("I1"))
+    assert full.status == 200 and full.content_type == "video/webm"
+    assert full.headers["Accept-Ranges"] == "bytes"
+    assert full.headers["ETag"] == f'"{manifest.sha256}"'
+    assert await full.read() == call_webm
+    for header, start, end in [
+        ("bytes=0-0", 0, 0),
+        ("bytes=0-99", 0, 99),
+        ("bytes=1000-", 1000, size - 1),
+        ("bytes=-100", size - 100, size - 1),
+        ("bytes=300000-300099", 300000, 300099),
+        (f"bytes={size - 10}-{size + 500}", size - 10, size - 1),
+        (f"bytes=-{size + 10}", 0, size - 1),
+    ]:
+        resp = await api.client.get(url, headers=api.headers("I1", Range=header))
+        assert resp.status == 206, header
+        assert resp.headers["Content-Range"] == f"bytes {start}-{end}/{size}"
+        assert int(resp.headers["Content-Length"]) == end - start + 1
+        assert await resp.read() == call_webm[start : end + 1], header
+    for header in (f"bytes={size}-", f"bytes={size + 5}-{size + 9}", "bytes=-0"):
+        resp = await api.client.get(url, headers=api.headers("I1", Range=header))
+        assert resp.status == 416 and resp.headers["Content-Range"] == f"bytes */{size}"
+    for ignored in ("bytes=5-2", "items=0-1", "bytes=0-1,5-6"):
+        resp = await api.client.get(url, headers=api.headers("I1", Range=ignored))
+        assert resp.status == 200 and len(await resp.read()) == size
+    stale = api.headers("I1", Range="bytes=0-9", **{"If-Range": '"0000"'})
+    assert (await api.client.get(url, headers=stale)).status == 200
+    head = await api.client.head(url, headers=api.headers("I1", Range="bytes=-100"))
+    assert head.status == 206 and head.headers["Content-Length"] == "100"
+    downloads = [e for e in (await api.json("GET", "/audit?call_id=M1"))[1]["entries"]]
+    assert len(downloads) == 1 + 7 + 3 + 3 + 1 + 1
+    assert {e["detail"]["status"] for e in downloads} == {200, 206, 416}
+
+
+async def test_every_access_is_audited(api: Api, service: RecordingService) -> None:
+    await record(service, "V1", b"v" * 64)
+    await api.ids()
+    assert (await api.json("GET", "/recordings/V1"))[1]["state"] == "final"
+    resp = await api.client.get(
+        API + "/recordings/V1/media", headers=api.headers("I1", **{"User-Agent": "evidence/1"})
+    )
+    assert resp.status == 200 and await resp.read() == b"v" * 64
+    status, verified = await api.json("POST", "/recordings/V1/verify")
+    assert status == 200 and verified["ok"] is True and len(verified["sha256"]) == 64
+    status, held = await api.json("PUT", "/recordings/V1/legal-hold", body={"hold": True})
+    assert status == 200 and held["legal_hold"] is True
+    entries = (await api.json("GET", "/audit?call_id=V1"))[1]["entries"]
+    assert [e["action"] for e in entries] == ["list", "view", "download", "verify", "legal_hold"]
+    assert {e["staff_id"] for e in entries} == {"I1"}
+    assert entries[0]["detail"]["call_ids"] == ["V1"]
+    assert entries[2]["user_agent"] == "evidence/1" and entries[2]["remote"] == "127.0.0.1"
+    assert entries[3]["detail"]["ok"] is True
+    assert all(e["at"] <= time.time() for e in entries)
+    status, recent = await api.json("GET", "/audit?limit=2")
+    assert [e["action"] for e in recent["entries"]] == ["legal_hold", "verify"]
+    assert (await api.json("GET", "/audit", "I3"))[1]["entries"] == []  # other facility
+
+
+async def test_unfinished_and_purged_recordings(api: Api, service: RecordingService) -> None:
+    from tests.recorder.conftest import call_info
+
+    await service.begin(call_info("LIVE1"))
+    status, body = await api.json("GET", "/recordings/LIVE1")
+    assert status == 200 and body["complete"] is False and body["state"] == "recording"
+    assert (await api.json("POST", "/recordings/LIVE1/verify"))[0] == 409
+    assert (await api.json("GET", "/recordings/LIVE1/media"))[0] == 404  # no media yet
+    await record(service, "GONE", b"g", started_at=time.time() - 365 * DAY)
+    assert await service.purge_expired() == ["GONE"]
+    assert (await api.json("GET", "/recordings/GONE"))[1]["state"] == "purged"
+    status, body = await api.json("GET", "/recordings/GONE/media")
+    assert status == 409 and body["error"]["code"] == "purged"
+    assert "GONE" not in await api.ids()
+    assert "purge" in await api.actions("GONE")
+
+
+def test_parse_range() -> None:
+    assert parse_range(None, 10) is None
+    assert parse_range("bytes=2-4", 10) == ByteRange(2, 4, 10)
+    assert parse_range(" Bytes = 2 - ", 10) == ByteRange(2, 9, 10)
+    assert parse_range("bytes=-3", 10) == ByteRange(7, 9, 10)
+    assert parse_range("bytes=4-2", 10) is None
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range("bytes=0-", 0)
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range("bytes=-1", 0)

@@ -1,0 +1,141 @@
+"""Begin/finalize, signatures and tampering, privileged calls, retention with legal hold."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from redis.asyncio import Redis
+
+from recorder.audit import Actor
+from recorder.catalog import Query
+from recorder.manifest import ManifestSigner
+from recorder.muxer import CallRecording
+from recorder.service import PrivilegedCallError, RecordingService
+from recorder.storage import LocalStorage
+from tests.recorder.conftest import DAY, call_info, record
+
+FLAG = {"flag_id": "f1", "offset_s": 2.5, "note": "holding up a paper", "by": "S1", "at": 1.0}
+
+
+async def test_privileged_call_is_refused_before_anything_is_written(
+    service: RecordingService, storage: LocalStorage, redis: Redis
+) -> None:
+    with pytest.raises(PrivilegedCallError):
+        await service.begin(call_info("ATTY1", family="FATTY", privileged=True))
+    assert await redis.keys("rec*") == []
+    assert storage.list() == [] and not storage.root.exists()
+    assert await service.finalize("ATTY1") is None  # nothing to finalize either
+
+
+async def test_finalize_hashes_signs_and_catalogs(
+    service: RecordingService, storage: LocalStorage, call_webm: bytes
+) -> None:
+    info = call_info("C1")
+    begun = await service.begin(info)
+    assert begun.complete is False and begun.signature is None
+    assert await service.begin(info) == begun  # a retried begin changes nothing
+    entry = await service.catalog.get("C1")
+    assert entry is not None and entry.state == "recording"
+    assert await service.verify("C1") is None  # nothing to verify before finalize
+
+    with storage.open_write("C1") as fh:
+        fh.write(call_webm)
+    with pytest.raises(FileExistsError):
+        storage.open_write("C1")  # evidence is never overwritten
+    ended = info.model_copy(update={"ended_at": info.started_at + 5, "end_reason": "hangup"})
+    manifest = await service.finalize("C1", ended, [FLAG])
+    assert manifest is not None
+    assert manifest.complete and manifest.size == len(call_webm)
+    assert manifest.duration_s == 5 and manifest.end_reason == "hangup"
+    assert [(t.party, t.kind, t.codec) for t in manifest.tracks] == [
+        ("tablet", "video", "vp8"), ("tablet", "audio", "opus"),
+        ("family", "video", "vp8"), ("family", "audio", "opus"),
+    ]  # fmt: skip
+    assert manifest.flags[0].note == "holding up a paper" and manifest.flagged
+    assert service.signer.signature_ok(manifest)
+    assert not ManifestSigner(b"another-server-key-0123").signature_ok(manifest)
+    assert await service.finalize("C1", ended, complete=False) == manifest  # once only
+    verification = await service.verify("C1")
+    assert verification is not None and verification.ok and verification.sha256 == manifest.sha256
+
+
+async def test_tampering_with_the_file_or_the_manifest_is_detected(
+    service: RecordingService, storage: LocalStorage, redis: Redis, call_webm: bytes
+) -> None:
+    manifest = await record(service, "T1", call_webm)
+    path = storage.path("T1")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    result = await service.verify("T1")
+    assert result is not None and not result.ok
+    assert (result.signature_ok, result.hash_ok, result.size_ok) == (True, False, True)
+    assert result.sha256 != manifest.sha256 and "file was altered" in result.problems[0]
+
+    path.write_bytes(call_webm)  # file restored, but the stored manifest is edited
+    raw = await redis.hget("rec:T1", "manifest")
+    assert raw is not None
+    stored = json.loads(raw)
+    stored["resident_id"] = "R2"
+    await redis.hset("rec:T1", "manifest", json.dumps(stored))
+    result = await service.verify("T1")
+    assert result is not None and not result.ok
+    assert (result.signature_ok, result.hash_ok) == (False, True)
+    assert "manifest was altered" in result.problems[0]
+
+
+async def test_a_call_that_never_got_media_is_dropped(service: RecordingService) -> None:
+    await service.begin(call_info("EMPTY"))
+    assert await service.finalize("EMPTY", call_info("EMPTY", ended_at=time.time())) is None
+    assert await service.catalog.get("EMPTY") is None
+
+
+async def test_a_muxer_with_no_frames_leaves_no_recording(
+    service: RecordingService, storage: LocalStorage
+) -> None:
+    await service.begin(call_info("NOFRAMES"))
+    CallRecording.open(storage.open_write("NOFRAMES"), "NOFRAMES").close()
+    assert await service.finalize("NOFRAMES") is None
+
+
+async def test_retention_purges_expired_media_except_on_legal_hold(
+    service: RecordingService, storage: LocalStorage, call_webm: bytes
+) -> None:
+    now = time.time()
+    ages = {"OLD": ("R1", 200), "HELD": ("R1", 200), "NEW": ("R1", 10),
+            "CLOSED_OLD": ("R3", 40), "CLOSED_NEW": ("R3", 20)}  # fmt: skip
+    for call_id, (resident, days) in ages.items():
+        await record(service, call_id, call_webm, resident=resident, started_at=now - days * DAY)
+    await service.begin(call_info("LIVE", started_at=now - 400 * DAY))  # still recording
+    investigator = Actor("I1", "investigator", "10.0.0.9", "pytest")
+    assert await service.set_legal_hold("HELD", True, investigator)
+
+    purged = await service.purge_expired(now)
+    assert sorted(purged) == ["CLOSED_OLD", "OLD"]  # SQ keeps 180 days, CLOSED 30
+    assert storage.list() == ["CLOSED_NEW", "HELD", "NEW"]
+    assert await service.purge_expired(now) == []
+    tombstone = await service.catalog.get("OLD")
+    assert tombstone is not None and tombstone.state == "purged"
+    found = await service.catalog.search(Query(), ["*"])
+    assert {e.manifest.call_id for e in found} == {"HELD", "NEW", "CLOSED_NEW", "LIVE"}
+
+    [purge] = await service.audit.for_call("OLD")
+    assert (purge["action"], purge["staff_id"], purge["facility_id"]) == (
+        "purge",
+        "system:retention",
+        "SQ",
+    )
+    assert purge["detail"]["sha256"] == tombstone.manifest.sha256
+    [hold] = await service.audit.for_call("HELD")
+    assert (hold["action"], hold["staff_id"], hold["detail"]) == (
+        "legal_hold",
+        "I1",
+        {"hold": True},
+    )
+    assert hold["remote"] == "10.0.0.9"
+
+    assert await service.set_legal_hold("HELD", False, investigator)
+    assert await service.purge_expired(now) == ["HELD"]
+    assert not await service.set_legal_hold("OLD", True, investigator)  # purged: too late
