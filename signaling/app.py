@@ -11,12 +11,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
 from billing_hooks import Ledger, PaymentProcessor, add_account_routes
+from recorder import add_recording_routes
 from signaling.billing_bridge import BillingBridge, hooks_from_env
 from signaling.call_state import CallStore
 from signaling.calls import CallService
 from signaling.media_bridge import MediaBridge
 from signaling.monitoring import Monitoring
 from signaling.presence import Presence
+from signaling.recording_bridge import RecordingBridge
 from signaling.sockets import SocketApi
 from signaling.timers import DurableTimers
 from visitation.admin_api import add_admin_routes
@@ -79,6 +81,15 @@ class SignalingNode:
             self.redis, self.calls, self.monitoring, settings.node_id, settings.media_timeout_s
         )
         self.media.bind(self.sockets)
+        self.recording = RecordingBridge(
+            self.redis,
+            settings,
+            secret,
+            self.directory,
+            self.calls,
+            self.media,
+            self.monitoring,
+        )
         self.app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
         self.app[REDIS_KEY] = self.redis
         self.sio.attach(self.app)
@@ -93,6 +104,9 @@ class SignalingNode:
             biller=self.billing.biller,
         )
         add_admin_routes(self.app, redis=self.redis, directory=self.directory, tokens=self.tokens)
+        add_recording_routes(
+            self.app, tokens=self.tokens, directory=self.directory, service=self.recording.service
+        )
         self.app.on_startup.append(self._on_startup)
         self.app.on_cleanup.append(self._on_cleanup)
 
@@ -105,6 +119,7 @@ class SignalingNode:
         self.presence.start()
         await self.media.start()
         self.billing.start()
+        self.recording.start()
         log.info("signaling node %s started", self.settings.node_id)
 
     async def _on_cleanup(self, app: web.Application) -> None:
@@ -112,6 +127,7 @@ class SignalingNode:
             await self.sio.disconnect(sid)
         await self.media.stop()
         await self.billing.stop()
+        await self.recording.stop()
         await self.timers.stop()
         await self.presence.stop()
         await self.redis.aclose()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -62,6 +63,8 @@ class MediaBridge:
         self._consumer = self.control.events(node_id, self._on_event)
         self._sweeper = Periodic("sfu-dead-workers", self.sweep_dead_workers, 1.0, True)
         self._watching: defaultdict[str, set[str]] = defaultdict(set)  # sid -> call ids
+        # After a call's room is closed on its worker: (record, closed cleanly?).
+        self.closed_hooks: list[Callable[[CallRecord, bool], Awaitable[None]]] = []
         calls.accept_hooks.append(self._place)
         calls.end_hooks.append(self._close)
 
@@ -99,8 +102,15 @@ class MediaBridge:
         await self._redis.delete(watchers_key(record.call_id))
         try:
             await self.control.close_call(record.call_id)
+            cleanly = True
         except ControlError as exc:
             log.warning("closing call %s on its worker failed: %s", record.call_id, exc)
+            cleanly = False
+        for hook in self.closed_hooks:
+            try:
+                await hook(record, cleanly)
+            except Exception:
+                log.exception("closed hook failed for call %s", record.call_id)
 
     # -- offers -------------------------------------------------------------------------------
 

@@ -24,7 +24,13 @@ class Settings:
     connect_timeout_s: float = 30.0
     presence_ttl_s: float = 15.0
     media_timeout_s: float = 15.0
+    recordings_dir: Path | None = None
     node_id: str = ""
+
+    @property
+    def recordings_path(self) -> Path:
+        """Where recordings are written (shared by the SFU workers and signaling)."""
+        return self.recordings_dir or self.data_dir / "recordings"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
