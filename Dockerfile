@@ -10,6 +10,7 @@ COPY recorder ./recorder
 COPY billing_hooks ./billing_hooks
 COPY loadtest ./loadtest
 COPY client ./client
+COPY web ./web
 RUN pip install --no-cache-dir . \
     && useradd --create-home --uid 10001 visitation \
     && mkdir -p /data && chown visitation /data

@@ -37,5 +37,9 @@ pytest: $(STAMP) chromium
 
 test: lint typecheck pytest
 
+# The SFU benchmark (ours vs the naive aiortc pipeline), e.g. make bench ARGS="--calls 4 --seconds 10"
+bench: $(STAMP)
+	$(BIN)/python -m loadtest.bench $(ARGS)
+
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -16,6 +16,9 @@ aiortc sender (a :class:`media.passthrough.PassthroughSender`) packetizes as is.
   -> :class:`PliThrottle` -> publisher receiver's RTCP PLI. At most one PLI per
   ``pli_interval`` per publisher track; requests made during the quiet period are
   coalesced into one trailing PLI, dropped if a keyframe arrives meanwhile.
+* Added delay: a publisher given a :class:`media.latency.DelayHistogram` records, for every
+  frame a subscriber hands to its sender, the time since the frame was complete in the
+  pass-through receiver (``packet.opaque``, a ``time.monotonic()`` stamp).
 * Recorder hook: ``subscribe()`` (keyframe-aligned, queued) or ``add_tap()``
   (synchronous callback for every frame).
 * Re-publishing: an aiortc sender's RTP loop exits for good once its track raises
@@ -36,6 +39,8 @@ from typing import Any
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from media.latency import DelayHistogram
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +217,11 @@ class SubscriberTrack(MediaStreamTrack):
                 raise MediaStreamError
             self._wakeup.clear()
             await self._wakeup.wait()
-        packet = self._rebased(self._queue.popleft())
+        packet = self._queue.popleft()
+        delay = self._publisher.delay
+        if delay is not None and isinstance(stamp := packet.opaque, float):
+            delay.record(time.monotonic() - stamp)
+        packet = self._rebased(packet)
         self.forwarded += 1
         if not self.first_frame.is_set():
             self.first_frame.set()
@@ -239,8 +248,10 @@ class EncodedPublisher:
         request_keyframe: Callable[[], object] | None = None,
         pli_interval: float = DEFAULT_PLI_INTERVAL,
         name: str = "",
+        delay: DelayHistogram | None = None,
     ) -> None:
         self.source = source
+        self.delay = delay
         self.kind = source.kind
         self.name = name or f"{source.kind}:{source.id}"
         self._subscribers: set[SubscriberTrack] = set()

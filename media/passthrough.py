@@ -3,7 +3,8 @@
 Receive side: :class:`PassthroughReceiver` replaces aiortc's per-track decoder
 thread with an in-loop sink, so ``receiver.track.recv()`` yields :class:`av.Packet`
 (one complete encoded frame, ``pts`` = RTP timestamp rebased to 0, ``time_base`` =
-1/clock rate, ``is_keyframe`` from the VP8 frame tag). No decoder, no thread.
+1/clock rate, ``is_keyframe`` from the VP8 frame tag, ``opaque`` = ``time.monotonic()`` when
+the frame was complete). No decoder, no thread.
 
 Send side: :class:`PassthroughSender` pre-installs a pack-only packetizer (aiortc's
 ``Vp8Encoder.pack`` path, which never creates a libvpx context; Opus frames go out
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import time
 from typing import Any, Final
 
 import aiortc.rtcpeerconnection
@@ -117,6 +119,7 @@ class _EncodedFrameSink:
         if not frame.data:
             return
         packet = av.Packet(frame.data)
+        packet.opaque = time.monotonic()  # arrival stamp: forwarding measures its added delay
         packet.pts = frame.timestamp
         packet.dts = frame.timestamp
         packet.time_base = fractions.Fraction(1, codec.clockRate)

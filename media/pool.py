@@ -39,11 +39,13 @@ class WorkerPool:
         extra_args: Sequence[str] = (),
         python: str = sys.executable,
         id_prefix: str | None = None,
+        module: str = "media.worker",
     ) -> None:
         self.redis_url = redis_url
         self.log_level = log_level
         self.extra_args = list(extra_args)
         self.python = python
+        self.module = module  # or another worker with the same CLI (the naive benchmark one)
         self.id_prefix = id_prefix or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self._spawned = 0
@@ -59,7 +61,7 @@ class WorkerPool:
         for _ in range(n):
             worker_id = f"{self.id_prefix}-w{self._spawned}"
             self._spawned += 1
-            argv = [self.python, "-m", "media.worker", "--worker-id", worker_id]
+            argv = [self.python, "-m", self.module, "--worker-id", worker_id]
             argv += ["--log-level", self.log_level, "--parent-pid", str(os.getpid())]
             process = await asyncio.create_subprocess_exec(
                 *argv, *self.extra_args, env=env, stdin=asyncio.subprocess.DEVNULL

@@ -10,7 +10,7 @@ connections never change, so monitors are invisible to them.
 
 A watchdog reports ``media_lost`` for a party whose media has been absent for
 ``media_timeout_s`` (counted from its offer if it never sent anything); ``connected`` is
-reported once encoded frames have arrived from both parties; ``closed`` on :meth:`Room.close`.
+reported once encoded frames have arrived from both parties (``closed`` is the worker's).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from media.control import (
     Party,
 )
 from media.forwarding import EncodedPublisher, SubscriberTrack
+from media.latency import DelayHistogram
 from media.passthrough import PassthroughPeerConnection, PassthroughReceiver
 from visitation.tasks import Periodic
 
@@ -110,6 +111,7 @@ class Room:
         self.connected = False
         self.closed = False
         self.created_at = time.time()
+        self.delay = DelayHistogram()  # added forwarding delay of every frame sent out
 
     def start(self) -> Room:
         self._watchdog.start()
@@ -158,6 +160,7 @@ class Room:
                     receiver.track,
                     request_keyframe=receiver.request_keyframe,
                     name=f"{self.call_id}:{party}:{t.kind}",
+                    delay=self.delay,
                 )
                 publisher.add_tap(functools.partial(self._media_seen, leg))  # starts it
                 leg.publishers[t.kind] = publisher
@@ -296,7 +299,7 @@ class Room:
     # ---------------------------------------------------------------- teardown
 
     async def close(self) -> None:
-        """Tear down every connection and task; emits ``closed`` once."""
+        """Tear down every connection and task (idempotent)."""
         if self.closed:
             return
         self.closed = True
@@ -305,7 +308,6 @@ class Room:
         self._parties.clear()
         self._monitors.clear()
         await asyncio.gather(*(self._close_leg(leg) for leg in legs))
-        self._emit("closed", None)
 
     async def _close_leg(self, leg: _Leg) -> None:
         for publisher in leg.publishers.values():
@@ -329,7 +331,8 @@ class Room:
                 "media_age_s": None if leg.last_media_at is None else now - leg.last_media_at,
                 "connection": leg.pc.connectionState,
             }
-        tracks = [s.track for leg in self._legs() for s in leg.slots if s.track is not None]
+        slots = [s for leg in self._legs() for s in leg.slots if s.track is not None]
+        tracks = [s.track for s in slots if s.track is not None]
         return {
             "call_id": self.call_id,
             "privileged": self.privileged,
@@ -338,6 +341,12 @@ class Room:
             "watchers": self.watchers,
             "forwarded": sum(t.forwarded for t in tracks),
             "dropped": sum(t.dropped for t in tracks),
+            "slots": {
+                s.name: {"forwarded": s.track.forwarded, "dropped": s.track.dropped}
+                for s in slots
+                if s.track is not None
+            },
+            "forwarding_delay": self.delay.snapshot(),
         }
 
 

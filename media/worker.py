@@ -3,10 +3,12 @@
 ``python -m media.worker --redis-url URL [--worker-id ID] [--log-level LEVEL]``
 
 Runs on uvloop with aiortc's receivers/senders replaced process-wide by the pass-through
-ones, heartbeats into the registry, serves control requests concurrently (see
-:mod:`media.control`), and on SIGTERM/SIGINT closes every room (``closed`` events), deregisters
-and exits 0. It also wraps every aiortc codec entry point with counters: ``stats`` reports how
-many decoders/encoders were ever used in this process, which must stay 0 (nothing is transcoded).
+ones, heartbeats into the registry and serves control requests concurrently (see
+:mod:`media.control_worker`). On SIGTERM it closes every room (``closed`` events, reason
+``shutdown``), deregisters and exits 0; SIGINT does the same unless the worker runs under a
+pool (``--parent-pid``), whose parent ends its calls first and then sends SIGTERM. It also
+wraps every aiortc codec entry point with counters: ``stats`` reports how many decoders and
+encoders were ever used in this process, which must stay 0 (nothing is transcoded).
 """
 
 from __future__ import annotations
@@ -40,21 +42,22 @@ from media.control import (
     INVALID_STATE,
     NOT_FOUND,
     CloseCall,
+    CloseReason,
     ControlError,
-    ControlServer,
-    EventPublisher,
     EventType,
     OpenCall,
     Party,
     WorkerEvent,
-    WorkerRegistry,
     WorkerStatus,
 )
+from media.control_worker import ControlServer, EventPublisher, WorkerRegistry
+from media.latency import counts_of, merge, summarize
 from media.passthrough import install_process_wide
 from media.room import Room
+from recorder import CallRecording, LocalStorage, RecorderTap, Storage
 from visitation.tasks import Periodic
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("media.worker")  # not "__main__" under -m
 
 
 class CodecCounters:
@@ -62,12 +65,11 @@ class CodecCounters:
 
     def __init__(self) -> None:
         self.calls: dict[str, int] = {}
-        self._installed = False
+        self._originals: list[tuple[Any, str, Any]] = []
 
     def install(self) -> CodecCounters:
-        if self._installed:
+        if self._originals:
             return self
-        self._installed = True
         for module in (aiortc.codecs, aiortc.rtcrtpreceiver, aiortc.rtcrtpsender):
             for name in ("get_decoder", "get_encoder", "decoder_worker"):
                 if hasattr(module, name):
@@ -83,6 +85,7 @@ class CodecCounters:
 
     def _wrap(self, owner: Any, attr: str, name: str) -> None:
         original: Callable[..., Any] = getattr(owner, attr)
+        self._originals.append((owner, attr, owner.__dict__.get(attr)))  # None: inherited
 
         @functools.wraps(original)
         def counting(*args: Any, **kwargs: Any) -> Any:
@@ -91,9 +94,17 @@ class CodecCounters:
 
         setattr(owner, attr, counting)
 
+    def uninstall(self) -> None:
+        for owner, attr, original in reversed(self._originals):
+            if original is None:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, original)
+        self._originals.clear()
+
     @property
     def installed(self) -> bool:
-        return self._installed
+        return bool(self._originals)
 
     @property
     def total(self) -> int:
@@ -117,8 +128,11 @@ class SfuWorker:
         heartbeat_s: float = HEARTBEAT_S,
         alive_ttl_ms: int = ALIVE_TTL_MS,
         parent_pid: int | None = None,
+        recordings: Storage | None = None,
     ) -> None:
         self.worker_id = worker_id
+        self._recordings = recordings
+        self._taps: dict[str, RecorderTap] = {}
         self.redis = redis
         self.counters = counters or CodecCounters()
         self.rooms: dict[str, Room] = {}
@@ -144,7 +158,10 @@ class SfuWorker:
     async def stop(self) -> None:
         """Stop taking requests, close every room (``closed`` events), deregister."""
         await self._server.stop()
-        await asyncio.gather(*(self._close_room(call_id) for call_id in tuple(self.rooms)))
+        closing = [self._close_room(call_id, "shutdown") for call_id in tuple(self.rooms)]
+        for result in await asyncio.gather(*closing, return_exceptions=True):
+            if isinstance(result, BaseException):
+                log.error("sfu worker %s: closing a call failed: %r", self.worker_id, result)
         await self._heartbeat.stop()
         await self._events.stop()
         with contextlib.suppress(Exception):
@@ -164,7 +181,7 @@ class SfuWorker:
                 "sfu worker %s was declared dead; closing %d calls", self.worker_id, len(self.rooms)
             )
             for call_id in tuple(self.rooms):
-                await self._close_room(call_id)
+                await self._close_room(call_id, "fenced")
         self._beats += 1
 
     def status(self) -> WorkerStatus:
@@ -191,7 +208,7 @@ class SfuWorker:
         if isinstance(request, control.Unwatch):
             return {"removed": await self._room(request.call_id).unwatch(request.watcher_id)}
         if isinstance(request, CloseCall):
-            return {"closed": await self._close_room(request.call_id)}
+            return {"closed": await self._close_room(request.call_id, "close_call")}
         return self.stats()
 
     async def _open_call(self, request: OpenCall) -> dict[str, Any]:
@@ -222,6 +239,11 @@ class SfuWorker:
         except BaseException:
             del self.rooms[request.call_id]
             raise
+        if self._recordings is not None and not request.privileged:
+            # Decided here, before any media flows: privileged calls never get a recorder.
+            path = self._recordings.open_write(request.call_id)
+            recording = CallRecording.open(path, request.call_id)
+            self._taps[request.call_id] = RecorderTap.for_room(room, recording)
         room.start()
         log.info("call %s opened (privileged=%s)", request.call_id, request.privileged)
         return {"worker_id": self.worker_id, "created": True}
@@ -232,17 +254,24 @@ class SfuWorker:
             raise ControlError(NOT_FOUND, f"call {call_id} is not open on {self.worker_id}")
         return room
 
-    async def _close_room(self, call_id: str) -> bool:
+    async def _close_room(self, call_id: str, reason: CloseReason) -> bool:
         room = self.rooms.pop(call_id, None)
         if room is None:
             return False
         self._closing.add(call_id)
         try:
-            await room.close()  # emits "closed"
+            await room.close()
+            tap = self._taps.pop(call_id, None)
+            if tap is not None:
+                await tap.aclose()  # the file is whole before anyone hears "closed"
+            closed = WorkerEvent(
+                type="closed", call_id=call_id, worker_id=self.worker_id, reason=reason
+            )
+            self._events.emit(closed)
             await self._registry.remove_call(call_id)
         finally:
             self._closing.discard(call_id)
-        log.info("call %s closed", call_id)
+        log.info("call %s closed (%s)", call_id, reason)
         return True
 
     def stats(self) -> dict[str, Any]:
@@ -253,6 +282,10 @@ class SfuWorker:
             "started_at": self.started_at,
             "calls": len(self.rooms),
             "rooms": {call_id: room.stats() for call_id, room in self.rooms.items()},
+            "forwarding_delay": summarize(
+                merge(counts_of(room.delay.snapshot()) for room in self.rooms.values())
+            ),
+            "cpu_s": time.process_time(),
             "codecs": codecs,
             "decoders": sum(n for k, n in codecs.items() if "decode" in k.lower()),
             "encoders": sum(n for k, n in codecs.items() if "encode" in k.lower()),
@@ -275,6 +308,11 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--heartbeat-s", type=float, default=HEARTBEAT_S)
     parser.add_argument("--alive-ttl-ms", type=int, default=ALIVE_TTL_MS)
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when it goes away")
+    parser.add_argument(
+        "--recordings-dir",
+        default=os.environ.get("VISITATION_RECORDINGS_DIR"),
+        help="record every non-privileged call here (shared with the signaling tier)",
+    )
     args = parser.parse_args(argv)
     if not args.redis_url:
         parser.error("--redis-url (or REDIS_URL) is required")
@@ -295,10 +333,14 @@ async def run(args: argparse.Namespace) -> int:
         heartbeat_s=args.heartbeat_s,
         alive_ttl_ms=args.alive_ttl_ms,
         parent_pid=args.parent_pid,
+        recordings=LocalStorage(args.recordings_dir) if args.recordings_dir else None,
     )
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, worker.stopped.set)
+    loop.add_signal_handler(signal.SIGTERM, worker.stopped.set)
+    if args.parent_pid is None:
+        loop.add_signal_handler(signal.SIGINT, worker.stopped.set)
+    else:  # a terminal's Ctrl-C reaches the whole group: let the parent decide (SIGTERM)
+        loop.add_signal_handler(signal.SIGINT, lambda: None)
     try:
         await worker.start()
     except Exception as exc:

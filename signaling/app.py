@@ -25,6 +25,7 @@ from visitation.admin_api import add_admin_routes
 from visitation.config import Settings
 from visitation.directory import Directory
 from visitation.tokens import Tokens
+from web import add_page_routes
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class SignalingNode:
             biller=self.billing.biller,
         )
         add_admin_routes(self.app, redis=self.redis, directory=self.directory, tokens=self.tokens)
+        add_page_routes(self.app)
         add_recording_routes(
             self.app, tokens=self.tokens, directory=self.directory, service=self.recording.service
         )

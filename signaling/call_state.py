@@ -91,6 +91,7 @@ class CallRecord:
     ends_at: float = 0.0
     end_reason: str = ""
     ended_by: str = ""
+    worker_id: str = ""  # the SFU worker the call was placed on
 
     @property
     def live(self) -> bool:

@@ -100,12 +100,15 @@ class MediaBridge:
 
     async def _close(self, record: CallRecord) -> None:
         await self._redis.delete(watchers_key(record.call_id))
-        try:
-            await self.control.close_call(record.call_id)
-            cleanly = True
-        except ControlError as exc:
-            log.warning("closing call %s on its worker failed: %s", record.call_id, exc)
-            cleanly = False
+        cleanly = True
+        if record.worker_id:
+            # Ask the worker the call was placed on: a dead one cannot close its room cleanly.
+            args = {"call_id": record.call_id}
+            try:
+                await self.control.request(record.worker_id, "close_call", args)
+            except ControlError as exc:
+                log.warning("closing call %s on its worker failed: %s", record.call_id, exc)
+                cleanly = False
         for hook in self.closed_hooks:
             try:
                 await hook(record, cleanly)

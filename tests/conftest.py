@@ -40,6 +40,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     embedded.stop()
 
 
+@pytest.fixture(scope="session")
+def recordings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where SFU workers and signaling nodes under test share recordings."""
+    return tmp_path_factory.mktemp("recordings")
+
+
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url)
@@ -74,14 +80,21 @@ NodeFactory = Callable[..., Awaitable[Node]]
 
 
 @pytest.fixture
-async def start_node(redis_url: str, tmp_path: Path) -> AsyncIterator[NodeFactory]:
+async def start_node(
+    redis_url: str, tmp_path: Path, recordings_dir: Path
+) -> AsyncIterator[NodeFactory]:
     """Start in-process signaling nodes on free ports; all are stopped at teardown."""
     nodes: list[Node] = []
 
     async def start(**overrides: Any) -> Node:
         port = _free_port()
         settings = Settings.from_env(
-            data_dir=tmp_path / "var", redis_url=redis_url, port=port, workers=0, **overrides
+            data_dir=tmp_path / "var",
+            redis_url=redis_url,
+            port=port,
+            workers=0,
+            recordings_dir=recordings_dir,
+            **overrides,
         )
         node = SignalingNode(settings, redis_url, SECRET)
         runner = web.AppRunner(node.app, handle_signals=False, access_log=None)

@@ -19,6 +19,7 @@ from visitation.config import Settings, load_secret
 from visitation.embedded_redis import EmbeddedRedis
 from visitation.seed import SeedError, apply_seed, parse_seed
 from visitation.tokens import Tokens
+from web import page_url
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +40,20 @@ async def seed_demo(redis_url: str, tokens: Tokens, base_url: str) -> str:
     who = [("tablet", r.id, r.name) for r in seed.residents]
     who += [("family", f.id, f.name) for f in seed.families]
     who += [(s.role, s.id, s.id) for s in seed.staff]
-    for role, subject, name in who:
-        lines.append(f"  {role:<12} {subject:<6} {name:<14} {tokens.issue(role, subject)}")
+    issued = [(role, subject, name, tokens.issue(role, subject)) for role, subject, name in who]
+    for role, subject, name, token in issued:
+        lines.append(f"  {role:<12} {subject:<6} {name:<14} {token}")
+    lines += ["", "Pages (open in Chromium or Chrome; calls need a camera and microphone):"]
+    for role, subject, name, token in issued:
+        url = page_url(base_url, role, token)
+        if url is not None:
+            lines.append(f"  {role:<12} {subject:<6} {name:<14} {url}")
     lines += [
         "",
         "Next steps:",
+        "  open the tablet page of R100 and the family page of F200 in two windows, call, accept;",
+        "  open the monitor page of S1 to watch; investigators: GET /api/v1/recordings (I1 token)",
         f"  curl {base_url}/healthz",
-        "  connect a Socket.IO client with auth={'token': '<token above>'} (see PROTOCOL.md)",
         "",
     ]
     return "\n".join(lines)
@@ -60,7 +68,11 @@ async def serve(settings: Settings, demo: bool = False) -> None:
     secret = load_secret(settings.data_dir)
     node = SignalingNode(settings, redis_url, secret)
     runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
-    pool = WorkerPool(redis_url, log_level=logging.getLevelName(log.getEffectiveLevel()))
+    pool = WorkerPool(
+        redis_url,
+        log_level=logging.getLevelName(log.getEffectiveLevel()),
+        extra_args=["--recordings-dir", str(settings.recordings_path)],
+    )
     try:
         if settings.workers > 0:
             await pool.start(settings.workers)

@@ -11,8 +11,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aiortc.codecs
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpCodecParameters, RTCSessionDescription
 from redis.asyncio import Redis
 
 from client.media import MediaSink
@@ -20,9 +21,7 @@ from media.control import (
     EVENTS_GROUP,
     EVENTS_STREAM,
     ControlError,
-    ControlServer,
     ControlTimeout,
-    EventPublisher,
     Party,
     SfuControl,
     WorkerEvent,
@@ -30,7 +29,9 @@ from media.control import (
     alive_key,
     calls_key,
 )
+from media.control_worker import ControlServer, EventPublisher
 from media.pool import WorkerPool
+from media.worker import CodecCounters
 from tests.media.test_passthrough import BLUE, RED, config, connected
 from tests.media.test_passthrough import Party as Client
 
@@ -188,7 +189,8 @@ async def test_call_monitor_and_close_through_worker(
         await raises("invalid_sdp", control.offer("C2", "family", monitor.localDescription.sdp))
         await raises("invalid_state", control.open_call("C2", privileged=False, worker_id=worker))
         await raises("not_found", control.offer("nope", "tablet", "v=0"))
-        await raises("not_found", control.request(worker, "unwatch", {"call_id": "nope", "watcher_id": "S1"}))  # fmt: skip
+        unknown = {"call_id": "nope", "watcher_id": "S1"}
+        await raises("not_found", control.request(worker, "unwatch", unknown))
         await raises("invalid_request", control.request(worker, "offer", {"call_id": "C2"}))
         await raises("invalid_request", control.request(worker, "reboot", {}))
 
@@ -197,7 +199,8 @@ async def test_call_monitor_and_close_through_worker(
         await control.close_call("C1")
         await control.close_call("C2")
         await control.close_call("C1")  # idempotent
-        await asyncio.gather(events.wait("closed", "C1"), events.wait("closed", "C2"))
+        closed = await asyncio.gather(events.wait("closed", "C1"), events.wait("closed", "C2"))
+        assert [e.reason for e in closed] == ["close_call", "close_call"]
         stats = await control.stats(worker)
         assert stats["calls"] == 0 and stats["rooms"] == {} and stats["transcoders"] == 0
 
@@ -260,7 +263,8 @@ async def test_worker_declared_dead_fences_itself(
         await redis.delete(alive_key(worker))
         claimed = await asyncio.wait_for(control.claim_dead_worker(worker), 1)
     assert claimed == ["F1"]
-    await events.wait("closed", "F1", 3)  # the next heartbeat notices and closes the room
+    closed = await events.wait("closed", "F1", 3)  # the next heartbeat notices and closes
+    assert closed.reason == "fenced"
     assert (await control.stats(worker))["calls"] == 0
 
 
@@ -270,7 +274,7 @@ async def test_sigterm_closes_rooms_and_deregisters(
     await control.open_call("T1")
     codes = await pool.stop(timeout_s=5)
     assert codes == {worker: 0}
-    await events.wait("closed", "T1", 5)
+    assert (await events.wait("closed", "T1", 5)).reason == "shutdown"
     assert await control.dead_workers() == {}
     assert await control.live_workers() == {}
 
@@ -361,3 +365,17 @@ async def test_event_consumers_share_the_stream_and_retry_failures(
 async def _no_pending(redis: Redis) -> bool:
     summary = await redis.xpending(EVENTS_STREAM, EVENTS_GROUP)
     return int(summary["pending"]) == 0
+
+
+def test_codec_counters_see_aiortc_codecs() -> None:
+    """Positive control for the worker's no-transcode guard (``transcoders`` in stats)."""
+    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+    counters = CodecCounters().install()
+    try:
+        assert counters.total == 0
+        aiortc.codecs.get_decoder(vp8)
+        assert counters.calls == {"aiortc.codecs.get_decoder": 1, "Vp8Decoder.__init__": 1}
+    finally:
+        counters.uninstall()
+    aiortc.codecs.get_decoder(vp8)
+    assert counters.total == 2 and not counters.installed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -11,8 +12,13 @@ from media.pool import WorkerPool
 
 
 @pytest.fixture(scope="package")
-async def sfu_worker(redis_url: str) -> AsyncIterator[str]:
-    pool = WorkerPool(redis_url, log_level="WARNING", id_prefix="test-sfu")
+async def sfu_worker(redis_url: str, recordings_dir: Path) -> AsyncIterator[str]:
+    pool = WorkerPool(
+        redis_url,
+        log_level="WARNING",
+        id_prefix="test-sfu",
+        extra_args=["--recordings-dir", str(recordings_dir)],
+    )
     [worker_id] = await pool.start(1)
     client = Redis.from_url(redis_url)
     try:

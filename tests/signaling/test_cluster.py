@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import os
 import signal
@@ -12,6 +14,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
+import av
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -24,11 +28,13 @@ from visitation.tokens import Tokens
 
 
 class ServeProcess:
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        argv = ["serve", "--port", str(self.port), "--data-dir", str(data_dir), *args]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "visitation.cli", "serve", "--port", str(self.port), *args],
+            [sys.executable, "-m", "visitation.cli", *argv],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -71,12 +77,12 @@ def serve_procs() -> Iterator[list[ServeProcess]]:
 
 
 async def test_two_nodes_share_one_redis(
-    serve_procs: list[ServeProcess], redis_url: str, seeded: SeedFile
+    serve_procs: list[ServeProcess], redis_url: str, seeded: SeedFile, tmp_path: Path
 ) -> None:
     env = {"VISITATION_RING_TIMEOUT": "3"}
-    node_a = ServeProcess("--redis-url", redis_url, "--workers", "0", env=env)
+    node_a = ServeProcess(tmp_path / "a", "--redis-url", redis_url, "--workers", "0", env=env)
     serve_procs.append(node_a)
-    node_b = ServeProcess("--redis-url", redis_url, "--workers", "0", env=env)
+    node_b = ServeProcess(tmp_path / "b", "--redis-url", redis_url, "--workers", "0", env=env)
     serve_procs.append(node_b)
     tokens = Tokens(SECRET)
     async with (
@@ -108,7 +114,7 @@ async def test_serve_with_embedded_redis_answers_healthz_and_stops_cleanly(
     serve_procs: list[ServeProcess], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "var"
-    proc = ServeProcess("--demo", "--data-dir", str(data_dir), env={"REDIS_URL": ""})
+    proc = ServeProcess(data_dir, "--demo", env={"REDIS_URL": ""})
     serve_procs.append(proc)
     output = "".join(proc.output)
     assert "Demo tokens:" in output and "family       F200" in output
@@ -144,7 +150,7 @@ async def test_a_dead_sfu_worker_ends_its_calls(
     redis = Redis.from_url(isolated)
     await redis.flushdb()
     await apply_seed(redis, parse_seed(json.dumps(standard_seed_data())))
-    node = ServeProcess("--redis-url", isolated, "--workers", "1")
+    node = ServeProcess(tmp_path / "var", "--redis-url", isolated, "--workers", "1")
     serve_procs.append(node)
     tokens = Tokens(SECRET)
     tablet_peer, family_peer = (
@@ -162,12 +168,32 @@ async def test_a_dead_sfu_worker_ends_its_calls(
             await join_call(tablet, call_id, tablet_peer)
             await join_call(family, call_id, family_peer)
             await family.next("call.connected")
+            await asyncio.sleep(4)  # a few seconds of call on disk before the crash
             worker = (await redis.hget(f"call:{call_id}", "worker_id") or b"").decode()
             status = json.loads(await redis.get(f"sfu:alive:{worker}") or "{}")
             os.kill(int(status["pid"]), signal.SIGKILL)
             for party in (tablet, family):
                 ended = await party.next("call.ended", timeout=15)
                 assert ended["reason"] == "connection_lost"
+        # The recording survived the crash: marked incomplete, and what was written plays.
+        headers = {"Authorization": f"Bearer {tokens.issue('investigator', 'I1')}"}
+        async with aiohttp.ClientSession(base_url=node.url, headers=headers) as http:
+            # Finalizing follows call.ended (hash and sign): nothing to await but the API.
+            deadline = time.monotonic() + 10
+            while True:
+                async with http.get(f"/api/v1/recordings/{call_id}") as response:
+                    manifest = await response.json()
+                if manifest.get("sha256") or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            async with http.get(f"/api/v1/recordings/{call_id}/media") as response:
+                data = await response.read()
+        assert manifest.get("complete") is False, manifest
+        assert manifest["size"] == len(data) > 0
+        with av.open(io.BytesIO(data)) as container:
+            assert len(container.streams.video) == 2
+            frames = sum(1 for _ in container.decode(video=0))
+        assert frames > 10
     finally:
         await close_all(tablet_peer, family_peer)
         await redis.flushdb()

@@ -1,0 +1,133 @@
+"""The media benchmark: N concurrent calls through one SFU worker, then the naive aiortc pipeline.
+
+``python -m loadtest.bench [--calls 25] [--seconds 30] [--json out.json] [--skip-naive]``
+
+Everything runs on this machine: a private embedded Redis, one in-process signaling node, and
+ONE worker process per phase. Each call is two parties sending a looping pre-encoded 640x360
+VP8 (~500 kbps, 30 fps) + Opus clip and one monitor, set up through the real protocol
+(:mod:`loadtest.harness`). Phase ``sfu`` runs ``media.worker``; phase ``naive`` then runs
+``loadtest.naive_worker`` (MediaRelay + MediaRecorder: decode and re-encode) with
+``--naive-calls`` calls (default 1, the load it can carry; ``--naive-calls 25`` shows it
+collapse, and the CPU ratio then is only a lower bound). The ratio is worker CPU per call. Prints a table with the SPEC 'Performance targets' verdicts; ``--json`` also writes
+every number (including per call). Quick smoke run: ``--calls 4 --seconds 10``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiortc
+import uvloop
+
+from loadtest.harness import Environment, PhaseOptions, run_phase
+from loadtest.report import cpu_ratio, table, targets
+
+
+def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--calls", type=int, default=25, help="concurrent calls (default 25)")
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="steady measuring window (default 30)"
+    )
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
+    parser.add_argument(
+        "--naive-calls",
+        type=int,
+        default=1,
+        help="calls through the naive pipeline (default 1: on 2 cores it already loses most"
+        " frames at 2 calls, and its CPU per call is only meaningful where it keeps up)",
+    )
+    parser.add_argument("--naive-seconds", type=float, default=None, help="default: --seconds")
+    parser.add_argument("--skip-naive", action="store_true", help="only the SFU worker")
+    parser.add_argument(
+        "--no-naive-recorder", action="store_true", help="naive pipeline without MediaRecorder"
+    )
+    parser.add_argument("--setup-concurrency", type=int, default=4, help="calls set up at once")
+    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument("--per-call", action="store_true", help="print a row per call")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    if args.calls < 1 or args.seconds <= 0:
+        parser.error("--calls must be >= 1 and --seconds > 0")
+    return args
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    naive_calls = args.naive_calls
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "config": {
+            "calls": args.calls,
+            "seconds": args.seconds,
+            "warmup_s": args.warmup,
+            "naive_calls": None if args.skip_naive else naive_calls,
+            "naive_recorder": not args.no_naive_recorder,
+            "setup_concurrency": args.setup_concurrency,
+            "sfu_recording": False,  # the SFU's recorder is not built yet (recorder/)
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "aiortc": aiortc.__version__,
+            "platform": platform.platform(),
+        },
+        "phases": {},
+    }
+    async with Environment(max(args.calls, naive_calls), log_level=args.log_level) as env:
+        sfu = PhaseOptions(
+            "sfu",
+            "media.worker",
+            args.calls,
+            args.seconds,
+            args.warmup,
+            args.setup_concurrency,
+        )
+        results["phases"]["sfu"] = await run_phase(env, sfu)
+        if not args.skip_naive and naive_calls > 0:
+            with tempfile.TemporaryDirectory(prefix="visitation-naive-rec-") as rec:
+                extra = [] if args.no_naive_recorder else ["--record-dir", rec]
+                naive = PhaseOptions(
+                    "naive",
+                    "loadtest.naive_worker",
+                    naive_calls,
+                    args.naive_seconds or args.seconds,
+                    args.warmup,
+                    args.setup_concurrency,
+                    extra,
+                )
+                results["phases"]["naive"] = await run_phase(env, naive)
+    results["cpu_ratio"] = cpu_ratio(results)
+    results["targets"] = targets(results)
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_cli(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Socket.IO clients log their own teardown at ERROR ("packet queue is empty").
+    logging.getLogger("engineio.client").setLevel(logging.CRITICAL)
+    results = uvloop.run(run(args))
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    print(table(results, per_call=args.per_call))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The benchmark's moving parts: an embedded Redis, a signaling node, one worker, N calls.
+
+:class:`Environment` starts a private embedded Redis (in a temp dir), seeds one 24/7 facility
+with N residents, families (approved contacts) and monitors, and serves one in-process
+:class:`signaling.app.SignalingNode`. :func:`run_phase` starts ONE worker process (the SFU, or
+the naive pipeline) through :class:`media.pool.WorkerPool` and drives calls over the real
+protocol: place -> accept -> both parties ``rtc.offer`` -> ``call.connected`` -> ``monitor.watch``,
+then measures a steady window (see :mod:`loadtest.measure`) and hangs every call up.
+Clients send a looping pre-encoded clip and never decode, so they stay cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from client.media import ClipSpec
+from client.peer import MonitorPeer, PartyPeer, close_all, join_call, watch_call
+from client.session import ProtocolClient
+from loadtest.measure import Snapshot, phase_result, take_snapshot
+from media.control import SfuControl
+from media.pool import WorkerPool
+from signaling.app import SignalingNode
+from visitation.config import Settings
+from visitation.domain import SeedFile
+from visitation.embedded_redis import EmbeddedRedis, _free_port
+from visitation.seed import apply_seed
+from visitation.tokens import Tokens
+
+log = logging.getLogger(__name__)
+
+FACILITY = "BENCH"
+TABLET_CLIP = ClipSpec(colour="red")  # 640x360 VP8 ~500 kbps @ 30 fps + Opus (SPEC load)
+FAMILY_CLIP = ClipSpec(colour="blue")
+
+
+def bench_seed(n: int) -> SeedFile:
+    """One facility open 24/7 with ``n`` resident/family/monitor triples, all approved."""
+    always = [{"days": "mon-sun", "start": "00:00", "end": "24:00"}]
+    return SeedFile.model_validate(
+        {
+            "facilities": [
+                {
+                    "id": FACILITY,
+                    "name": "Benchmark Facility",
+                    "timezone": "UTC",
+                    "type": "prison",
+                    "rate_cents_per_minute": 10,
+                    "max_call_seconds": 3600,
+                    "calling_hours": always,
+                }
+            ],
+            "residents": [
+                {"id": f"R{i}", "facility_id": FACILITY, "name": f"Resident {i}"} for i in range(n)
+            ],
+            "families": [
+                {"id": f"F{i}", "name": f"Family {i}", "balance_cents": 1_000_000, "verified": True}
+                for i in range(n)
+            ],
+            "contacts": [
+                {"resident_id": f"R{i}", "family_id": f"F{i}", "status": "approved"}
+                for i in range(n)
+            ],
+            "staff": [
+                {"id": f"M{i}", "role": "monitor", "facility_ids": [FACILITY]} for i in range(n)
+            ],
+        }
+    )
+
+
+class Environment:
+    """Embedded Redis + seed + one in-process signaling node; an async context manager."""
+
+    def __init__(self, max_calls: int, *, log_level: str = "WARNING") -> None:
+        self.max_calls = max_calls
+        self.log_level = log_level
+        self.secret = secrets.token_hex(32).encode()
+        self.tokens = Tokens(self.secret)
+        self._tmp = tempfile.TemporaryDirectory(prefix="visitation-bench-")
+        self.data_dir = Path(self._tmp.name)
+        self._embedded = EmbeddedRedis(self.data_dir)
+        self.redis_url = ""
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._node: SignalingNode | None = None
+        self.redis: Redis | None = None
+
+    async def __aenter__(self) -> Environment:
+        try:
+            self.redis_url = await asyncio.to_thread(self._embedded.start)
+            self.redis = Redis.from_url(self.redis_url)
+            await apply_seed(self.redis, bench_seed(self.max_calls))
+            port = _free_port()
+            settings = Settings.from_env(
+                data_dir=self.data_dir / "var", redis_url=self.redis_url, port=port, workers=0
+            )
+            node = self._node = SignalingNode(settings, self.redis_url, self.secret)
+            self._runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "127.0.0.1", port).start()
+            self.url = f"http://127.0.0.1:{port}"
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._node is not None:
+            # python-socketio's Redis listener outlives the app; stop it before Redis goes away.
+            listener = getattr(self._node.sio.manager, "thread", None)
+            if isinstance(listener, asyncio.Task):
+                listener.cancel()
+                await asyncio.wait([listener], timeout=2.0)
+            self._node = None
+        if self.redis is not None:
+            await self.redis.aclose()
+            self.redis = None
+        await asyncio.to_thread(self._embedded.stop)
+        self._tmp.cleanup()
+
+    def client(self, role: str, subject: str) -> ProtocolClient:
+        return ProtocolClient(self.url, self.tokens.issue(role, subject), subject)
+
+
+@dataclass
+class Call:
+    """One benchmark call: three Socket.IO clients, three peers and their timings."""
+
+    index: int
+    tablet: ProtocolClient
+    family: ProtocolClient
+    monitor: ProtocolClient
+    call_id: str = ""
+    tablet_peer: PartyPeer | None = None
+    family_peer: PartyPeer | None = None
+    monitor_peer: MonitorPeer | None = None
+    accept_to_connected_s: float | None = None
+    monitor_first_video_s: float | None = None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.monitor_peer is not None
+
+    async def close(self) -> None:
+        peers = [p for p in (self.tablet_peer, self.family_peer, self.monitor_peer) if p]
+        await close_all(*peers)
+        for client in (self.tablet, self.family, self.monitor):
+            with contextlib.suppress(Exception):
+                await client.close()
+
+
+async def _timed(awaitable: Any) -> float:
+    await awaitable
+    return time.monotonic()
+
+
+async def setup_call(env: Environment, index: int, timeout_s: float = 30.0) -> Call:
+    """Place, accept, offer, wait for ``call.connected``, then add a monitor."""
+    call = Call(
+        index,
+        env.client("tablet", f"R{index}"),
+        env.client("family", f"F{index}"),
+        env.client("monitor", f"M{index}"),
+    )
+    stage = "connect"
+    try:
+        await asyncio.gather(call.family.connect(), call.tablet.connect(), call.monitor.connect())
+        stage = "place"
+        call.call_id = await call.tablet.place(f"F{index}")
+        await call.family.next("call.incoming", timeout=timeout_s)
+        call.tablet_peer = PartyPeer(TABLET_CLIP, decode=False)
+        call.family_peer = PartyPeer(FAMILY_CLIP, decode=False)
+        connected = asyncio.ensure_future(
+            _timed(call.family.next("call.connected", timeout=timeout_s))
+        )
+        accepted_at = time.monotonic()
+        try:
+            stage = "accept"
+            await call.family.accept(call.call_id)
+            await call.tablet.next("call.accepted", timeout=timeout_s)
+            stage = "rtc.offer"
+            await asyncio.gather(
+                join_call(call.tablet, call.call_id, call.tablet_peer),
+                join_call(call.family, call.call_id, call.family_peer),
+            )
+            stage = "call.connected"
+            call.accept_to_connected_s = await connected - accepted_at
+        finally:
+            connected.cancel()
+        stage = "monitor.watch"
+        call.monitor_peer = MonitorPeer(decode=False)
+        await watch_call(call.monitor, call.call_id, call.monitor_peer)
+        answered = time.monotonic()
+        stage = "monitor video"
+        sinks = [call.monitor_peer.sinks[who]["video"] for who in ("resident", "family")]
+        await asyncio.wait_for(asyncio.gather(*(s.first_frame.wait() for s in sinks)), timeout_s)
+        call.monitor_first_video_s = time.monotonic() - answered
+    except Exception as exc:
+        call.error = f"{stage}: {type(exc).__name__}: {exc}".rstrip(": ")
+        log.warning("call %d (%s) failed: %s", index, call.call_id or "-", call.error)
+    return call
+
+
+async def hang_up(call: Call, timeout_s: float = 10.0) -> None:
+    with contextlib.suppress(Exception):
+        if call.call_id:
+            await call.tablet.hangup(call.call_id)
+            await call.family.next("call.ended", timeout=timeout_s)
+    await call.close()
+
+
+@dataclass
+class PhaseOptions:
+    name: str  # "sfu" or "naive"
+    module: str  # worker module run by WorkerPool
+    calls: int
+    seconds: float
+    warmup_s: float = 3.0
+    setup_concurrency: int = 4
+    extra_args: list[str] = field(default_factory=list)
+
+
+async def run_phase(env: Environment, options: PhaseOptions) -> dict[str, Any]:
+    """Start one worker, run ``options.calls`` calls through it, measure, tear down."""
+    assert env.redis is not None
+    pool = WorkerPool(
+        env.redis_url,
+        log_level=env.log_level,
+        id_prefix=f"bench-{options.name}-{secrets.token_hex(2)}",
+        module=options.module,
+        extra_args=options.extra_args,
+    )
+    [worker_id] = await pool.start(1)
+    calls: list[Call] = []
+    try:
+        await pool.wait_ready(env.redis)
+        worker_pid = pool.processes[worker_id].pid
+        control = SfuControl(env.redis, timeout_s=30.0)
+        gate = asyncio.Semaphore(max(1, options.setup_concurrency))
+        setup_started = time.monotonic()
+
+        async def one(index: int) -> Call:
+            async with gate:
+                return await setup_call(env, index)
+
+        calls = list(await asyncio.gather(*(one(i) for i in range(options.calls))))
+        setup_s = time.monotonic() - setup_started
+        await asyncio.sleep(options.warmup_s)
+        before: Snapshot = await take_snapshot(control, worker_id, worker_pid, calls)
+        await asyncio.sleep(options.seconds)
+        after: Snapshot = await take_snapshot(control, worker_id, worker_pid, calls)
+        result = phase_result(options.name, options.calls, calls, before, after)
+        result["setup_s"] = round(setup_s, 3)
+        return result
+    finally:
+        await asyncio.gather(*(hang_up(call) for call in calls), return_exceptions=True)
+        await pool.stop()

@@ -1,0 +1,209 @@
+"""Counters read at the start and end of the steady window, and what they add up to.
+
+* Worker CPU: user + system time of the worker process (all its threads) from
+  ``/proc/<pid>/stat``, over the window's wall time; per call = that / calls.
+* Frames: every call has 8 streams (tablet->family, family->tablet, tablet->monitor,
+  family->monitor; audio and video). Sent = frames the client source handed to its sender,
+  received = frames the receiving client's sink got; loss = 1 - received / sent over the window.
+  ``upstream`` compares the sources with what the worker received (its publishers' counts).
+* Added forwarding delay: the worker's per-call histograms (:mod:`media.latency`), window delta.
+* Machine: all cores' busy time from ``/proc/stat``; what the worker and this process did not
+  use went to other processes (the embedded Redis, and anything else running: a busy machine
+  skews every number, so the report flags it).
+* Setup: ``call.accept`` sent -> ``call.connected`` received by the family, and monitor
+  ``monitor.watch`` answered -> first video frame from both parties.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from media.control import SfuControl
+from media.latency import Counts, diff, merge, summarize
+
+if TYPE_CHECKING:
+    from loadtest.harness import Call
+
+KINDS = ("audio", "video")
+Stream = tuple[str, str, str]  # (source party, receiver, kind)
+STREAMS: tuple[Stream, ...] = tuple(
+    (src, dst, kind)
+    for src, dst in (
+        ("tablet", "family"),
+        ("family", "tablet"),
+        ("tablet", "monitor"),
+        ("family", "monitor"),
+    )
+    for kind in KINDS
+)
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all threads), from /proc."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def system_busy_s() -> float:
+    """CPU seconds all processes on this machine spent busy (every core), from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        cpu = [int(v) for v in fh.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait
+    return (sum(cpu[:8]) - cpu[3] - cpu[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _sent(call: Call, party: str, kind: str) -> int:
+    peer = call.tablet_peer if party == "tablet" else call.family_peer
+    assert peer is not None
+    track = peer.source.audio if kind == "audio" else peer.source.video
+    return int(track._count)  # frames handed to the sender (client.media keeps no public one)
+
+
+def _received(call: Call, stream: Stream) -> int:
+    src, dst, kind = stream
+    if dst == "monitor":
+        assert call.monitor_peer is not None
+        sink = call.monitor_peer.sinks["resident" if src == "tablet" else "family"].get(kind)
+    else:
+        peer = call.tablet_peer if dst == "tablet" else call.family_peer
+        assert peer is not None
+        sink = peer.sinks.get(kind)
+    return sink.frames if sink is not None else 0
+
+
+@dataclass
+class Snapshot:
+    wall: float
+    worker_cpu_s: float
+    bench_cpu_s: float
+    system_busy_s: float
+    stats: dict[str, Any]
+    sent: dict[str, dict[Stream, int]]  # call id -> stream -> frames
+    received: dict[str, dict[Stream, int]]
+
+
+async def take_snapshot(
+    control: SfuControl, worker_id: str, worker_pid: int, calls: Sequence[Call]
+) -> Snapshot:
+    sent: dict[str, dict[Stream, int]] = {}
+    received: dict[str, dict[Stream, int]] = {}
+    for call in calls:
+        if call.ok:
+            sent[call.call_id] = {s: _sent(call, s[0], s[2]) for s in STREAMS}
+            received[call.call_id] = {s: _received(call, s) for s in STREAMS}
+    wall, cpu, bench = time.monotonic(), process_cpu_s(worker_pid), time.process_time()
+    busy = system_busy_s()
+    stats = await control.stats(worker_id)
+    return Snapshot(wall, cpu, bench, busy, stats, sent, received)
+
+
+def nearest_rank(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def ms_summary(values_s: Sequence[float]) -> dict[str, float | None]:
+    def ms(q: float) -> float | None:
+        value = nearest_rank(values_s, q)
+        return None if value is None else round(value * 1000, 1)
+
+    return {"p50_ms": ms(0.5), "p95_ms": ms(0.95), "max_ms": ms(1.0)}
+
+
+def loss_pct(sent: int, received: int) -> float | None:
+    return None if sent <= 0 else round(max(0.0, 100.0 * (1 - received / sent)), 3)
+
+
+def _party_frames(stats: dict[str, Any], call_id: str, party: str, kind: str) -> int:
+    room = stats.get("rooms", {}).get(call_id, {})
+    return int(room.get("parties", {}).get(party, {}).get("frames", {}).get(kind, 0))
+
+
+def _room_delay(before: Snapshot, after: Snapshot, call_id: str) -> Counts | None:
+    now = after.stats.get("rooms", {}).get(call_id, {}).get("forwarding_delay")
+    if now is None:
+        return None
+    then = before.stats.get("rooms", {}).get(call_id, {}).get("forwarding_delay")
+    return diff(now, then)
+
+
+def phase_result(
+    name: str, requested: int, calls: Sequence[Call], before: Snapshot, after: Snapshot
+) -> dict[str, Any]:
+    window = after.wall - before.wall
+    ok = [c for c in calls if c.ok and c.call_id in before.sent and c.call_id in after.sent]
+    per_call: list[dict[str, Any]] = []
+    total_sent = total_received = upstream_sent = upstream_received = 0
+    delays: list[Counts] = []
+    for call in ok:
+        cid = call.call_id
+        sent = sum(after.sent[cid][s] - before.sent[cid][s] for s in STREAMS)
+        received = sum(after.received[cid][s] - before.received[cid][s] for s in STREAMS)
+        total_sent += sent
+        total_received += received
+        for party in ("tablet", "family"):
+            for kind in KINDS:
+                stream = (party, "family" if party == "tablet" else "tablet", kind)
+                upstream_sent += after.sent[cid][stream] - before.sent[cid][stream]
+                upstream_received += _party_frames(after.stats, cid, party, kind)
+                upstream_received -= _party_frames(before.stats, cid, party, kind)
+        delay = _room_delay(before, after, cid)
+        if delay is not None:
+            delays.append(delay)
+        summary = summarize(delay) if delay is not None else None
+        per_call.append(
+            {
+                "index": call.index,
+                "call_id": cid,
+                "frames_sent": sent,
+                "frames_received": received,
+                "loss_pct": loss_pct(sent, received),
+                "forwarding_delay_p50_ms": summary and summary["p50_ms"],
+                "forwarding_delay_p95_ms": summary and summary["p95_ms"],
+                "accept_to_connected_ms": _ms(call.accept_to_connected_s),
+                "monitor_first_video_ms": _ms(call.monitor_first_video_s),
+            }
+        )
+    worker_cores = (after.worker_cpu_s - before.worker_cpu_s) / window
+    bench_cores = (after.bench_cpu_s - before.bench_cpu_s) / window
+    busy_cores = (after.system_busy_s - before.system_busy_s) / window
+    setups = [c.accept_to_connected_s for c in calls if c.accept_to_connected_s is not None]
+    monitors = [c.monitor_first_video_s for c in calls if c.monitor_first_video_s is not None]
+    stats = after.stats
+    return {
+        "pipeline": name,
+        "calls_requested": requested,
+        "calls_ok": len(ok),
+        "calls_failed": requested - len(ok),
+        "errors": sorted({c.error for c in calls if c.error})[:5],
+        "window_s": round(window, 3),
+        "worker_pid": stats.get("pid"),
+        "worker_cpu_cores": round(worker_cores, 4),
+        "worker_cpu_per_call_pct": round(100 * worker_cores / len(ok), 3) if ok else None,
+        "bench_process_cpu_cores": round(bench_cores, 4),
+        "machine_busy_cores": round(busy_cores, 4),
+        "other_processes_cpu_cores": round(max(0.0, busy_cores - worker_cores - bench_cores), 4),
+        "frames_sent": total_sent,
+        "frames_received": total_received,
+        "loss_pct": loss_pct(total_sent, total_received),
+        "upstream_frames_sent": upstream_sent,
+        "upstream_frames_received": upstream_received,
+        "upstream_loss_pct": loss_pct(upstream_sent, upstream_received),
+        "forwarding_delay": summarize(merge(delays)) if delays else None,
+        "accept_to_connected": ms_summary(setups),
+        "monitor_first_video": ms_summary(monitors),
+        "transcoders": stats.get("transcoders"),
+        "per_call": per_call,
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)

@@ -1,0 +1,191 @@
+"""Worker side of the control channel (keys and messages: :mod:`media.control`).
+
+:class:`ControlServer` serves requests concurrently, :class:`EventPublisher` writes events in
+order without blocking the caller, and :class:`WorkerRegistry` keeps the worker's registry
+entries (heartbeat, its calls, deregistration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
+
+from media.control import (
+    ALIVE_TTL_MS,
+    EVENTS_MAXLEN,
+    EVENTS_STREAM,
+    INTERNAL,
+    REPLY_TTL_S,
+    WORKERS_KEY,
+    ControlError,
+    Request,
+    WorkerEvent,
+    WorkerStatus,
+    alive_key,
+    call_key,
+    calls_key,
+    cancel_task,
+    ctl_key,
+    reply_key,
+)
+
+log = logging.getLogger(__name__)
+
+RequestHandler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class ControlServer:
+    """BLPOPs ``sfu:ctl:{worker_id}`` and serves each request in its own task."""
+
+    def __init__(
+        self, redis: Redis, worker_id: str, handler: RequestHandler, *, poll_s: float = 1.0
+    ) -> None:
+        self.redis = redis
+        self.worker_id = worker_id
+        self._handler = handler
+        self._poll_s = poll_s
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name=f"sfu-ctl-{self.worker_id}")
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop taking requests; let in-flight ones finish for up to ``grace_s``."""
+        task, self._task = self._task, None
+        self._stopping = True
+        if task is not None:
+            await cancel_task(task)
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=grace_s)
+        for pending in tuple(self._inflight):
+            await cancel_task(pending)
+
+    async def _run(self) -> None:
+        key = ctl_key(self.worker_id)
+        while not self._stopping:
+            try:
+                popped = await self.redis.blpop([key], timeout=self._poll_s)
+            except (RedisError, OSError):
+                log.exception("sfu control: redis error; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if popped is not None:
+                task = asyncio.create_task(self._serve(popped[1]))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def _serve(self, raw: bytes | str) -> None:
+        try:
+            request = Request.model_validate_json(raw)
+        except ValidationError:
+            log.error("sfu control: dropping malformed request %r", raw[:200])
+            return
+        if request.expires_at < time.time():
+            log.warning("sfu control: skipping expired %s %s", request.op, request.request_id)
+            return
+        reply: dict[str, Any]
+        try:
+            reply = {"result": await self._handler(request.op, request.args)}
+        except ControlError as exc:
+            reply = {"error": exc.to_dict()}
+        except Exception as exc:
+            log.exception("sfu control: %s failed", request.op)
+            reply = {"error": {"code": INTERNAL, "message": f"{type(exc).__name__}: {exc}"}}
+        key = reply_key(request.request_id)
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.rpush(key, json.dumps(reply))
+                pipe.expire(key, REPLY_TTL_S)
+                await pipe.execute()
+        except (RedisError, OSError):
+            log.exception("sfu control: cannot reply to %s %s", request.op, request.request_id)
+
+
+class EventPublisher:
+    """XADDs worker events in emission order from one task; ``emit`` never blocks."""
+
+    def __init__(self, redis: Redis, *, maxlen: int = EVENTS_MAXLEN) -> None:
+        self.redis = redis
+        self._maxlen = maxlen
+        self._queue: asyncio.Queue[WorkerEvent | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="sfu-events-out")
+
+    def emit(self, event: WorkerEvent) -> None:
+        self._queue.put_nowait(event)
+
+    async def stop(self, flush_timeout_s: float = 5.0) -> None:
+        """Write what is queued (bounded by ``flush_timeout_s``), then stop."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._queue.put_nowait(None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), flush_timeout_s)
+        await cancel_task(task)
+
+    async def _run(self) -> None:
+        while (event := await self._queue.get()) is not None:
+            for attempt in range(5):
+                try:
+                    fields: dict[FieldT, EncodableT] = {k: v for k, v in event.to_fields().items()}
+                    await self.redis.xadd(
+                        EVENTS_STREAM, fields, maxlen=self._maxlen, approximate=True
+                    )
+                    break
+                except (RedisError, OSError):
+                    log.exception("sfu events: cannot publish %s (attempt %d)", event, attempt + 1)
+                    await asyncio.sleep(0.2 * 2**attempt)
+
+
+class WorkerRegistry:
+    """The worker's entries in the registry: heartbeat, its calls, clean deregistration."""
+
+    def __init__(self, redis: Redis, worker_id: str, *, alive_ttl_ms: int = ALIVE_TTL_MS) -> None:
+        self.redis = redis
+        self.worker_id = worker_id
+        self.alive_ttl_ms = alive_ttl_ms
+
+    async def heartbeat(self, status: WorkerStatus) -> bool:
+        """Refresh the alive key; True if the worker was not registered (first beat, or
+        signaling declared it dead and claimed its calls after a missed heartbeat)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(alive_key(self.worker_id), status.model_dump_json(), px=self.alive_ttl_ms)
+            pipe.sadd(WORKERS_KEY, self.worker_id)
+            _, added = await pipe.execute()
+        return bool(added)
+
+    async def add_call(self, call_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(calls_key(self.worker_id), call_id)
+            pipe.set(call_key(call_id), self.worker_id)
+            await pipe.execute()
+
+    async def remove_call(self, call_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.srem(calls_key(self.worker_id), call_id)
+            pipe.delete(call_key(call_id))
+            await pipe.execute()
+
+    async def deregister(self) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.srem(WORKERS_KEY, self.worker_id)
+            pipe.delete(alive_key(self.worker_id), calls_key(self.worker_id))
+            await pipe.execute()

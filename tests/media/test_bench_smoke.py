@@ -1,0 +1,40 @@
+"""The benchmark harness end to end, tiny: 2 calls x 3 s through one SFU worker, no naive phase.
+
+Checks that the numbers exist and are sane, not that targets are met (timed tests would be
+flaky; the targets are the benchmark's job).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from loadtest.bench import parse_cli, run
+from loadtest.report import table
+
+
+async def test_bench_smoke_two_calls(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = parse_cli(["--calls", "2", "--seconds", "3", "--warmup", "1", "--skip-naive"])
+    results = await run(args)
+    out.write_text(json.dumps(results))
+    results = json.loads(out.read_text())  # JSON-serializable, all of it
+
+    sfu = results["phases"]["sfu"]
+    assert "naive" not in results["phases"] and results["cpu_ratio"] is None
+    assert (sfu["calls_ok"], sfu["calls_failed"]) == (2, 0), sfu["errors"]
+    assert sfu["frames_sent"] > 0 and sfu["frames_received"] > 0
+    assert 0 <= sfu["loss_pct"] < 50
+    assert 0 < sfu["worker_cpu_cores"] < 4
+    assert sfu["transcoders"] == 0
+    assert sfu["forwarding_delay"]["count"] > 0
+    assert sfu["forwarding_delay"]["p50_ms"] <= sfu["forwarding_delay"]["p95_ms"]
+    assert 0 < sfu["accept_to_connected"]["p50_ms"] <= sfu["accept_to_connected"]["p95_ms"]
+    assert sfu["monitor_first_video"]["p95_ms"] is not None
+    assert [c["index"] for c in sfu["per_call"]] == [0, 1]
+    assert all(c["frames_received"] > 0 for c in sfu["per_call"])
+    verdicts = {t["target"]: t["verdict"] for t in results["targets"]}
+    assert verdicts["concurrent calls on one worker"] == "N/A"  # only 2 calls asked for
+    assert verdicts["CPU per call vs naive aiortc"] == "N/A"
+    printed = table(results, per_call=True)
+    assert "sfu" in printed and "SPEC performance targets" in printed

@@ -1,0 +1,143 @@
+"""Recording through whole calls: the SFU worker records, signaling finalizes, investigators play."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+import pytest
+from redis.asyncio import Redis
+
+from client.media import ClipSpec, dominant_colour
+from client.peer import MonitorPeer, PartyPeer, close_all, join_call, watch_call
+from media.control import SfuControl
+from tests.conftest import Clients, Node, Ringing, accepted
+
+
+@pytest.fixture
+async def investigator(node: Node, clients: Clients) -> AsyncIterator[aiohttp.ClientSession]:
+    token = clients.tokens.issue("investigator", "I1")
+    async with aiohttp.ClientSession(
+        base_url=node.url, headers={"Authorization": f"Bearer {token}"}
+    ) as session:
+        yield session
+
+
+async def talk(pair: Ringing, seconds: float) -> dict[str, Any]:
+    """Both parties send media for ``seconds`` after connect, then the tablet hangs up."""
+    tablet, family = (
+        PartyPeer(ClipSpec("red"), decode=False),
+        PartyPeer(ClipSpec("blue"), decode=False),
+    )
+    try:
+        await asyncio.gather(
+            join_call(pair.tablet, pair.call_id, tablet),
+            join_call(pair.family, pair.call_id, family),
+        )
+        await pair.family.next("call.connected")
+        await asyncio.sleep(seconds)
+        await pair.tablet.hangup(pair.call_id)
+        return await pair.family.next("call.ended")
+    finally:
+        await close_all(tablet, family)
+
+
+def video_colours(data: bytes) -> tuple[dict[str, str], float, list[str]]:
+    """Each video stream's dominant colour, the duration, and the codecs, decoding with PyAV."""
+    with av.open(io.BytesIO(data)) as container:
+        codecs = sorted(s.codec_context.name for s in container.streams)
+        duration = float(container.duration or 0) / av.time_base
+        colours: dict[str, str] = {}
+        for index, stream in enumerate(container.streams.video):
+            container.seek(0)
+            for frame in container.decode(stream):
+                colours[f"video{index}"] = dominant_colour(
+                    np.asarray(frame.to_ndarray(format="rgb24"))
+                )
+                break
+    return colours, duration, codecs
+
+
+async def test_a_call_is_recorded_signed_and_audited(
+    clients: Clients, investigator: aiohttp.ClientSession, redis: Redis
+) -> None:
+    pair = await accepted(clients)
+    monitor = await clients.connect("monitor", "S1")
+    watcher = MonitorPeer(decode=False)
+    tablet, family = (
+        PartyPeer(ClipSpec("red"), decode=False),
+        PartyPeer(ClipSpec("blue"), decode=False),
+    )
+    try:
+        await asyncio.gather(
+            join_call(pair.tablet, pair.call_id, tablet),
+            join_call(pair.family, pair.call_id, family),
+        )
+        await pair.family.next("call.connected")
+        await watch_call(monitor, pair.call_id, watcher)
+        await asyncio.sleep(2)
+        flag = await monitor.request("monitor.flag", {"call_id": pair.call_id, "note": "note"})
+        await asyncio.sleep(3)
+        await pair.tablet.hangup(pair.call_id)
+        ended = await pair.family.next("call.ended")
+    finally:
+        await close_all(tablet, family, watcher)
+
+    async with investigator.get("/api/v1/recordings", params={"resident_id": "R1"}) as response:
+        assert response.status == 200, await response.text()
+        listed = await response.json()
+    assert [r["call_id"] for r in listed["recordings"]] == [pair.call_id]
+    async with investigator.get(f"/api/v1/recordings/{pair.call_id}") as response:
+        manifest = await response.json()
+    assert manifest["complete"] is True and manifest["signature"]
+    assert (manifest["resident_id"], manifest["family_id"], manifest["facility_id"]) == (
+        "R1",
+        "F1",
+        "SQ",
+    )
+    assert manifest["end_reason"] == "hangup"
+    assert [(f["flag_id"], f["note"]) for f in manifest["flags"]] == [(flag["flag_id"], "note")]
+    assert 1.5 < manifest["flags"][0]["offset_s"] < 3.5
+
+    async with investigator.get(f"/api/v1/recordings/{pair.call_id}/media") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("video/webm")
+        data = await response.read()
+    assert len(data) == manifest["size"]
+    colours, duration, codecs = video_colours(data)
+    assert codecs == ["opus", "opus", "vp8", "vp8"]
+    assert sorted(colours.values()) == ["blue", "red"]  # both parties, decodable
+    assert abs(duration - ended["duration_s"]) <= 1.5, (duration, ended["duration_s"])
+
+    async with investigator.post(f"/api/v1/recordings/{pair.call_id}/verify") as response:
+        verified = await response.json()
+    assert verified["ok"] is True and verified["sha256"] == manifest["sha256"]
+    async with investigator.get("/api/v1/audit", params={"call_id": pair.call_id}) as response:
+        actions = {entry["action"] for entry in (await response.json())["entries"]}
+    assert {"list", "view", "download", "verify"} <= actions
+
+    # The worker muxed both parties without creating any decoder or encoder.
+    worker = (await redis.hget(f"call:{pair.call_id}", "worker_id") or b"").decode()
+    stats = await SfuControl(redis).stats(worker)
+    assert (stats["decoders"], stats["encoders"]) == (0, 0), stats["codecs"]
+
+
+async def test_a_privileged_call_leaves_nothing_behind(
+    clients: Clients, investigator: aiohttp.ClientSession, redis: Redis, recordings_dir: Path
+) -> None:
+    pair = await accepted(clients, "R1", "FATTY")
+    await talk(pair, 2)
+    files = await asyncio.to_thread(lambda: [p.name for p in recordings_dir.rglob("*")])
+    assert files and not [name for name in files if pair.call_id in name]
+    async with investigator.get(f"/api/v1/recordings/{pair.call_id}") as response:
+        assert response.status == 404
+    assert not [k async for k in redis.scan_iter(f"rec*{pair.call_id}*")]
+    assert await redis.zscore("rec:idx:all", pair.call_id) is None
+    async with investigator.get("/api/v1/recordings", params={"family_id": "FATTY"}) as response:
+        assert (await response.json())["recordings"] == []

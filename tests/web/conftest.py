@@ -1,0 +1,308 @@
+"""Browser tests: a signaling node serving the pages, a real SFU worker and Debian's Chromium.
+
+Chromium gets fake camera/microphone devices, so two pages can call each other. The SFU (aiortc)
+cannot resolve Chrome's mDNS (``.local``) host candidates, so that obfuscation is turned off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    ViewportSize,
+    async_playwright,
+    expect,
+)
+from redis.asyncio import Redis
+
+from media.pool import WorkerPool
+from signaling.app import SignalingNode
+from tests.conftest import SECRET
+from visitation.config import Settings
+from visitation.embedded_redis import _free_port
+from visitation.seed import apply_seed, parse_seed
+from visitation.tokens import Tokens
+from web import add_page_routes
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+EXPECTED_HTTP_ERROR = "Failed to load resource: the server responded with a status of 4"
+PHONE = ViewportSize(width=390, height=844)
+TABLET = ViewportSize(width=1024, height=768)
+DESKTOP = ViewportSize(width=1280, height=900)
+
+# Facility WEB. FW can afford exactly one minute: rate 20, balance 25 -> allowed 60 s, so the
+# one-minute warning comes at connect and the server hangs up 60 s later. RV-FV and RY-FY are
+# ordinary calls, RA-FA a privileged (attorney) one.
+VISIT_SEED: dict[str, Any] = {
+    "facilities": [
+        {
+            "id": "WEB",
+            "name": "Westbrook Facility",
+            "timezone": "UTC",
+            "type": "prison",
+            "rate_cents_per_minute": 20,
+            "max_call_seconds": 90,
+            "calling_hours": [{"days": "mon-sun", "start": "00:00", "end": "24:00"}],
+        }
+    ],
+    "residents": [
+        {"id": rid, "facility_id": "WEB", "name": name}
+        for rid, name in [
+            ("RW", "Rita West"),
+            ("RV", "Victor Vale"),
+            ("RY", "Yuri Yates"),
+            ("RA", "Alan Adams"),
+        ]
+    ],
+    "families": [
+        {"id": fid, "name": name, "balance_cents": balance, "verified": True}
+        for fid, name, balance in [
+            ("FW", "Wes West", 25),
+            ("FV", "Vera Vale", 1000),
+            ("FY", "Yana Yates", 1000),
+            ("FA", "Atty. Ames", 1000),
+        ]
+    ],
+    "contacts": [
+        {"resident_id": r, "family_id": f, "status": "approved", "privileged": r == "RA"}
+        for r, f in [("RW", "FW"), ("RV", "FV"), ("RY", "FY"), ("RA", "FA")]
+    ],
+    "staff": [
+        {"id": "MW", "role": "monitor", "facility_ids": ["WEB"]},
+        {"id": "IW", "role": "investigator", "facility_ids": ["WEB"]},
+    ],
+}
+
+
+@pytest.fixture(scope="package")
+async def sfu_worker(redis_url: str, recordings_dir: Path) -> AsyncIterator[str]:
+    pool = WorkerPool(
+        redis_url,
+        log_level="WARNING",
+        id_prefix="web-sfu",
+        extra_args=["--recordings-dir", str(recordings_dir)],
+    )
+    [worker_id] = await pool.start(1)
+    client = Redis.from_url(redis_url)
+    try:
+        await pool.wait_ready(client)
+        yield worker_id
+    finally:
+        await client.aclose()
+        await pool.stop()
+
+
+@pytest.fixture
+async def redis(redis_url: str, sfu_worker: str) -> AsyncIterator[Redis]:
+    """A clean database for each test, keeping the shared worker's registration (``sfu:*``)."""
+    client = Redis.from_url(redis_url)
+    stale = [key async for key in client.scan_iter() if not key.startswith(b"sfu:")]
+    if stale:
+        await client.delete(*stale)
+    await apply_seed(client, parse_seed(json.dumps(VISIT_SEED)))
+    yield client
+    await client.aclose()
+
+
+@dataclass
+class WebNode:
+    node: SignalingNode
+    url: str
+    tokens: Tokens
+
+
+@pytest.fixture
+async def server(
+    redis_url: str, redis: Redis, seeded: object, tmp_path: Path, recordings_dir: Path
+) -> AsyncIterator[WebNode]:
+    """A signaling node with the pages mounted (routes are added before the app starts),
+    set up as ``tests/conftest.py``'s ``start_node`` does."""
+    port = _free_port()
+    settings = Settings.from_env(
+        data_dir=tmp_path / "var",
+        redis_url=redis_url,
+        port=port,
+        workers=0,
+        recordings_dir=recordings_dir,
+        ring_timeout_s=20,
+    )
+    node = SignalingNode(settings, redis_url, SECRET)
+    add_page_routes(node.app)
+    runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield WebNode(node, f"http://127.0.0.1:{port}", Tokens(SECRET))
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture(scope="package")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@dataclass
+class Pages:
+    """Opens pages (one browser context each); records their errors; closes them all."""
+
+    browser: Browser
+    server: WebNode
+    contexts: list[BrowserContext] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    async def open(
+        self,
+        path: str,
+        role: str,
+        subject: str,
+        viewport: ViewportSize = PHONE,
+        *,
+        service_workers: bool = True,
+    ) -> Page:
+        context = await self.browser.new_context(
+            viewport=viewport,
+            # Parties grant camera and microphone; staff pages never ask for them.
+            permissions=["camera", "microphone"] if role in ("tablet", "family") else [],
+            base_url=self.server.url,
+            service_workers="allow" if service_workers else "block",
+        )
+        self.contexts.append(context)
+        page = await context.new_page()
+        page.set_default_timeout(15_000)
+        page.on("pageerror", lambda exc: self.errors.append(f"{path}: {exc}"))
+        page.on("console", lambda msg: self._console(path, msg))
+        await page.goto(f"{path}?token={self.server.tokens.issue(role, subject)}")
+        return page
+
+    def _console(self, path: str, message: ConsoleMessage) -> None:
+        # The browser logs every HTTP error response; refusals the page shows are expected.
+        if message.type == "error" and not message.text.startswith(EXPECTED_HTTP_ERROR):
+            self.errors.append(f"{path}: console: {message.text}")
+
+    async def close(self) -> None:
+        for context in self.contexts:
+            await context.close()
+
+
+@pytest.fixture
+async def pages(browser: Browser, server: WebNode) -> AsyncIterator[Pages]:
+    opened = Pages(browser, server)
+    yield opened
+    await opened.close()
+    assert not opened.errors, opened.errors
+
+
+async def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
+    """Save ``test-artifacts/<name>.png`` (the repository root's, gitignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+
+
+async def video_playing(page: Page, selector: str, timeout_ms: float = 20_000) -> None:
+    """Wait until the <video> has a picture and its ``currentTime`` advances."""
+    await page.wait_for_function(
+        """(selector) => {
+            const video = document.querySelector(selector);
+            if (!video || !video.videoWidth || !video.videoHeight) return false;
+            const seen = (window.__seen ??= {});
+            if (seen[selector] === undefined) seen[selector] = video.currentTime;
+            return video.currentTime > seen[selector] + 0.5;
+        }""",
+        arg=selector,
+        timeout=timeout_ms,
+        polling=200,
+    )
+
+
+async def audio_flowing(page: Page, selector: str, *, audible: bool) -> None:
+    """Wait until the <video>'s audio track receives packets (a remote track unmutes on RTP);
+    ``audible``: the element itself plays sound (not muted, e.g. by an autoplay refusal)."""
+    await page.wait_for_function(
+        """([selector, audible]) => {
+            const video = document.querySelector(selector);
+            const [track] = video?.srcObject?.getAudioTracks() ?? [];
+            return !!track && !track.muted && track.readyState === "live"
+                && (!audible || !video.muted);
+        }""",
+        arg=[selector, audible],
+        timeout=20_000,
+        polling=200,
+    )
+
+
+# ---------------------------------------------------------------- the investigator page
+
+
+async def final_recording(server: WebNode, **filters: str) -> dict[str, Any]:
+    """The one recording matching ``filters`` (catalog filters), once signed: the worker
+    closes the file after the call ends, then the recorder hashes and signs it."""
+    headers = {"Authorization": f"Bearer {server.tokens.issue('investigator', 'IW')}"}
+    async with aiohttp.ClientSession(server.url, headers=headers) as http:
+        for _ in range(100):
+            async with http.get("/api/v1/recordings", params=filters) as response:
+                found: list[dict[str, Any]] = (await response.json())["recordings"]
+            if len(found) == 1 and found[0]["state"] == "final":
+                return found[0]
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"no signed recording for {filters}: {found}")
+
+
+async def open_recording(page: Page, **filters: str) -> None:
+    """On the investigator page: search with ``filters`` (one result expected) and open it."""
+    for name, value in filters.items():
+        field = page.locator(f"#search [name={name}]")
+        await (field.select_option(value) if name == "flagged" else field.fill(value))
+    await page.click("#search button[type=submit]")
+    await expect(page.locator("#results tr")).to_have_count(1)
+    await page.click("#results tr button")
+    await expect(page.locator("#recording")).to_be_visible()
+
+
+async def play_and_seek_to_flag(page: Page, offset_s: float) -> None:
+    """Play the recording (a picture, time advancing), then click its first flag: the player
+    jumps there."""
+    await page.evaluate("document.querySelector('#player').play()")
+    await video_playing(page, "#player")
+    await page.click("#flags li button")
+    await page.wait_for_function(
+        """(offset) => {
+            const video = document.querySelector("#player");
+            return video.readyState >= 2 && Math.abs(video.currentTime - offset) < 1.5;
+        }""",
+        arg=offset_s,
+        polling=100,
+    )

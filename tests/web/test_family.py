@@ -1,0 +1,108 @@
+"""The family app's account screens: deposits within limits, blocks, the video-calls switch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import expect
+
+from client.session import AckError, ProtocolClient
+from tests.web.conftest import PHONE, Pages, WebNode, screenshot
+
+
+async def account(server: WebNode, family: str) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {server.tokens.issue('family', family)}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{server.url}/api/v1/account", headers=headers) as response,
+    ):
+        assert response.status == 200
+        body: dict[str, Any] = await response.json()
+        return body
+
+
+async def test_deposit_limits_and_errors(pages: Pages, server: WebNode) -> None:
+    family = await pages.open("/family", "family", "F1")
+    await expect(family.locator("#balance")).to_have_text("$10.00")
+    await family.click("#tabs [data-go=deposit]")
+    error = family.locator("#deposit-error")
+    for amount, message in [
+        ("1.99", "The minimum deposit is $2.00."),
+        ("100.01", "The maximum deposit is $100.00."),
+        ("12.345", "Enter an amount in dollars, like 20 or 12.50."),
+        ("ten", "Enter an amount in dollars, like 20 or 12.50."),
+    ]:
+        await family.fill("#amount", amount)
+        await family.click("#deposit-form button[type=submit]")
+        await expect(error).to_have_text(message)
+    await screenshot(family, "family-deposit-error")
+    assert (await account(server, "F1"))["balance_cents"] == 1000  # nothing was sent
+
+    await family.click("#deposit [data-amount='20']")
+    await expect(error).to_be_hidden()
+    await family.click("#deposit-form button[type=submit]")
+    await expect(family.locator("#home-notice")).to_have_text("Added $20.00. New balance $30.00.")
+    await expect(family.locator("#balance")).to_have_text("$30.00")
+    await family.click("#tabs [data-go=deposit]")
+    await family.fill("#amount", "$2")
+    await family.click("#deposit-form button[type=submit]")
+    await expect(family.locator("#balance")).to_have_text("$32.00")
+    assert (await account(server, "F1"))["balance_cents"] == 3200
+
+
+async def test_block_a_facility_and_turn_video_calls_off(pages: Pages, server: WebNode) -> None:
+    family = await pages.open("/family", "family", "F1")
+    await expect(family.locator("#balance")).to_have_text("$10.00")
+    async with ProtocolClient(server.url, server.tokens.issue("tablet", "R1"), "R1") as tablet:
+        await family.fill("#block-form input", "SQ")
+        await family.click("#block-form button")
+        blocked = family.locator('#blocks li[data-facility="SQ"]')
+        await expect(blocked.locator("button")).to_have_text("Unblock")
+        await screenshot(family, "family-blocked")
+        assert (await account(server, "F1"))["blocks"] == ["SQ"]
+        with pytest.raises(AckError) as refused:
+            await tablet.place("F1")
+        assert refused.value.code == "unavailable"
+
+        await family.fill("#block-form input", "NOPE")
+        await family.click("#block-form button")
+        await expect(family.locator("#block-error")).to_contain_text("NOPE")
+
+        await blocked.locator("button").click()
+        await expect(blocked.locator("button")).to_have_text("Block")
+        assert (await account(server, "F1"))["blocks"] == []
+
+        await family.click("#allow-video")
+        await expect(family.locator("#video-hint")).to_have_text("Calls to you will not ring.")
+        assert (await account(server, "F1"))["allow_video_calls"] is False
+        with pytest.raises(AckError):
+            await tablet.place("F1")
+        await family.click("#allow-video")
+        await expect(family.locator("#allow-video")).to_be_checked()
+
+        # Unblocked and allowed again: the call rings, with the facility's name learnt.
+        call_id = await tablet.place("F1")
+        await expect(family.locator("#in-facility")).to_have_text("San Quentin")
+        await family.click("#reject")
+        await tablet.next("call.unanswered")
+        await expect(family.locator('#blocks li[data-facility="SQ"]')).to_contain_text(
+            "San Quentin"
+        )
+        assert call_id
+
+
+async def test_sign_in_refused(pages: Pages) -> None:
+    page = await pages.browser.new_page(base_url=pages.server.url, viewport=PHONE)
+    try:
+        await page.goto("/")
+        await expect(page.locator("nav a")).to_have_count(4)
+        await expect(page.locator('nav a[href="/investigator"]')).to_be_enabled()
+        await screenshot(page, "index")
+        await page.goto("/family?token=not-a-token")
+        await expect(page.locator("#signin .error")).to_contain_text("Could not sign in")
+        assert "token=" not in page.url  # dropped from the address bar
+        await screenshot(page, "family-signin")
+    finally:
+        await page.close()

@@ -1,0 +1,138 @@
+"""The investigator page on a short recorded call: search, stream and seek, verify, download,
+legal hold, the audit trail; a tampered file; the download fallback without a service worker."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Page, expect
+
+from client.media import ClipSpec
+from client.peer import PartyPeer, close_all, join_call
+from client.session import ProtocolClient
+from recorder.storage import LocalStorage
+from tests.web.conftest import (
+    DESKTOP,
+    Pages,
+    WebNode,
+    final_recording,
+    open_recording,
+    play_and_seek_to_flag,
+    screenshot,
+)
+
+
+async def record_call(server: WebNode, seconds: float = 6.0) -> dict[str, Any]:
+    """RV calls FV (Python clients: a red and a blue clip), MW flags it 2 s in; the manifest."""
+    issue = server.tokens.issue
+    tablet = ProtocolClient(server.url, issue("tablet", "RV"), "RV")
+    family = ProtocolClient(server.url, issue("family", "FV"), "FV")
+    monitor = ProtocolClient(server.url, issue("monitor", "MW"), "MW")
+    peers = [PartyPeer(ClipSpec("red"), decode=False), PartyPeer(ClipSpec("blue"), decode=False)]
+    async with tablet, family, monitor:
+        try:
+            call_id = await tablet.place("FV")
+            await family.next("call.incoming")
+            await family.accept(call_id)
+            await asyncio.gather(
+                join_call(tablet, call_id, peers[0]), join_call(family, call_id, peers[1])
+            )
+            await family.next("call.connected")
+            await asyncio.sleep(2)
+            note = {"call_id": call_id, "note": "passes a note"}
+            await monitor.request("monitor.flag", note)
+            await asyncio.sleep(seconds - 2)
+            await tablet.hangup(call_id)
+            await family.next("call.ended")
+        finally:
+            await close_all(*peers)
+    return await final_recording(server, resident_id="RV")
+
+
+async def audit_actions(page: Page) -> list[str]:
+    await page.click("#audit-refresh")
+    return await page.locator("#audit tr").evaluate_all("rows => rows.map(r => r.dataset.action)")
+
+
+async def test_an_investigator_reviews_a_recording(
+    pages: Pages, server: WebNode, recordings_dir: Path, tmp_path: Path
+) -> None:
+    manifest = await record_call(server)
+    [flag] = manifest["flags"]
+    page = await pages.open("/investigator", "investigator", "IW", DESKTOP)
+    await expect(page.locator("#workspace")).to_be_visible()
+    await expect(page.locator("#who")).to_have_text("IW")
+    await expect(page.locator("#results tr")).to_have_count(1)  # every recording of IW's facilities
+
+    # The filters narrow the list; a resident with no calls finds nothing.
+    await page.fill("#search [name=resident_id]", "RW")
+    await page.click("#search button[type=submit]")
+    await expect(page.locator("#no-results")).to_be_visible()
+    await page.click("#search button[type=reset]")
+    await expect(page.locator("#results tr")).to_have_count(1)
+    await open_recording(page, resident_id="RV", family_id="FV", facility_id="WEB", flagged="true")
+
+    manifest_box = page.locator("#manifest")
+    await expect(manifest_box).to_contain_text(manifest["call_id"])
+    await expect(manifest_box).to_contain_text(manifest["sha256"])
+    await expect(manifest_box).to_contain_text("hangup")
+    await expect(page.locator("#flags li")).to_contain_text("passes a note")
+
+    # Streamed through the service worker (Range requests), it plays and seeks to the flag.
+    await expect(page.locator("#player-status")).to_contain_text("Streaming")
+    await play_and_seek_to_flag(page, flag["offset_s"])
+    assert await page.evaluate("document.querySelector('#player').videoWidth") == 640
+
+    await page.click("#verify")
+    result = page.locator("#verify-result")
+    await expect(result).to_have_attribute("data-outcome", "ok")
+    await expect(result.locator("code")).to_have_text(manifest["sha256"])
+
+    async with page.expect_download() as downloading:
+        await page.click("#download")
+    download = await downloading.value
+    assert download.suggested_filename == f"{manifest['call_id']}.webm"
+    saved = tmp_path / "saved.webm"
+    await download.save_as(saved)
+    data = saved.read_bytes()
+    assert (len(data), hashlib.sha256(data).hexdigest()) == (manifest["size"], manifest["sha256"])
+
+    await page.check("#hold")
+    await expect(page.locator("#rec-state")).to_contain_text("hold")
+    actions = await audit_actions(page)
+    assert {"list", "view", "download", "verify", "legal_hold"} <= set(actions), actions
+    ranged = page.locator("#audit tr[data-action=download]", has_text="range bytes=")
+    await expect(ranged.first).to_be_visible()  # the player's own requests
+    await screenshot(page, "investigator-recording", full_page=True)
+
+    # Someone alters the file: verification says so.
+    path = LocalStorage(recordings_dir).path(manifest["call_id"])
+    with path.open("r+b") as file:
+        file.seek(manifest["size"] // 2)
+        byte = file.read(1)
+        file.seek(-1, 1)
+        file.write(bytes([byte[0] ^ 0xFF]))
+    await page.click("#verify")
+    await expect(result).to_have_attribute("data-outcome", "tampered")
+    await expect(result).to_contain_text("the file was altered")
+    await screenshot(page, "investigator-tampered")
+
+
+async def test_without_a_service_worker_the_page_downloads_then_plays(
+    pages: Pages, server: WebNode
+) -> None:
+    manifest = await record_call(server, seconds=3)
+    page = await pages.open("/investigator", "investigator", "IW", DESKTOP, service_workers=False)
+    await open_recording(page, flagged="true")
+    await expect(page.locator("#player-status")).to_contain_text("Loaded in full")
+    await play_and_seek_to_flag(page, manifest["flags"][0]["offset_s"])
+
+
+async def test_only_investigators_sign_in(pages: Pages) -> None:
+    page = await pages.open("/investigator", "monitor", "MW", DESKTOP)
+    error = page.locator("#signin .error")
+    await expect(error).to_have_text("Could not sign in: this is not an investigator's token")
+    await expect(page.locator("#workspace")).to_be_hidden()

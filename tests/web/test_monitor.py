@@ -1,0 +1,110 @@
+"""The monitoring console: live list, several calls watched at once, flag, terminate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from playwright.async_api import expect
+
+from client.media import ClipSpec
+from client.peer import PartyPeer, close_all, join_call
+from client.session import ProtocolClient
+from tests.conftest import Clients
+from tests.web.conftest import DESKTOP, Pages, WebNode, screenshot, video_playing
+
+
+@dataclass
+class Call:
+    call_id: str
+    tablet: ProtocolClient
+    family: ProtocolClient
+
+
+@pytest.fixture
+async def clients(server: WebNode) -> AsyncIterator[Clients]:
+    pool = Clients(server.tokens, server.url)
+    yield pool
+    await pool.close_all()
+
+
+async def connected_call(
+    clients: Clients, resident: str, family: str, peers: list[PartyPeer]
+) -> Call:
+    """A call with media from both parties (pre-encoded clips, as the load generator sends)."""
+    fam = await clients.connect("family", family)
+    tablet = await clients.connect("tablet", resident)
+    call_id = await tablet.place(family)
+    await fam.next("call.incoming")
+    await fam.accept(call_id)
+    await tablet.next("call.accepted")
+    tablet_peer, family_peer = (
+        PartyPeer(ClipSpec("red"), decode=False),
+        PartyPeer(ClipSpec("blue"), decode=False),
+    )
+    peers += [tablet_peer, family_peer]
+    await asyncio.gather(
+        join_call(tablet, call_id, tablet_peer), join_call(fam, call_id, family_peer)
+    )
+    await fam.next("call.connected")
+    return Call(call_id, tablet, fam)
+
+
+async def test_watch_two_calls_flag_and_terminate(pages: Pages, clients: Clients) -> None:
+    monitor = await pages.open("/monitor", "monitor", "MW", DESKTOP)
+    await expect(monitor.locator("#no-calls")).to_be_visible()
+    peers: list[PartyPeer] = []
+    try:
+        # A privileged call rings: listed, but never monitorable.
+        attorney = await clients.connect("family", "FA")
+        privileged_tablet = await clients.connect("tablet", "RA")
+        await privileged_tablet.place("FA")
+        await attorney.next("call.incoming")
+        privileged = monitor.locator("#calls tr", has_text="Alan Adams")
+        await expect(privileged).to_contain_text("not monitored")
+        await expect(privileged.locator("button")).to_have_count(0)
+
+        first, second = await asyncio.gather(
+            connected_call(clients, "RV", "FV", peers), connected_call(clients, "RY", "FY", peers)
+        )
+        rows = {
+            call.call_id: monitor.locator(f'#calls tr[data-call="{call.call_id}"]')
+            for call in (first, second)
+        }
+        for row in rows.values():
+            await expect(row).to_contain_text("connected")
+            await row.locator("button.watch").click()
+        await expect(monitor.locator("#count")).to_have_text("3 live")
+        for call in (first, second):
+            tile = f'#tiles .tile[data-call="{call.call_id}"]'
+            await video_playing(monitor, f"{tile} figure:nth-child(1) video")
+            await video_playing(monitor, f"{tile} figure:nth-child(2) video")
+            await expect(rows[call.call_id].locator(".watchers")).to_have_text("1")
+        await screenshot(monitor, "monitor-grid")
+
+        # Flag a moment on one call, terminate the other with a reason.
+        tile_two = monitor.locator(f'#tiles .tile[data-call="{second.call_id}"]')
+        await tile_two.locator("form.flag input").fill("passing a note to the camera")
+        await tile_two.locator("form.flag button").click()
+        await expect(tile_two.locator(".log")).to_contain_text("passing a note to the camera")
+        tile_one = monitor.locator(f'#tiles .tile[data-call="{first.call_id}"]')
+        await tile_one.locator("form.terminate input").fill("indecent exposure")
+        await tile_one.locator("form.terminate button").click()
+        for party in (first.tablet, first.family):
+            ended = await party.next("call.ended")
+            assert (ended["call_id"], ended["reason"]) == (first.call_id, "terminated")
+        await expect(rows[first.call_id]).to_have_count(0)
+        await expect(tile_one.locator(".badge.ended")).to_contain_text("terminated")
+        await expect(tile_one.locator("form.terminate button")).to_be_disabled()
+        await expect(monitor.locator("#count")).to_have_text("2 live")
+        await screenshot(monitor, "monitor-terminated")
+
+        # Stop watching the other call: its watcher count drops back to 0.
+        await tile_two.locator("header button.link").click()
+        await expect(tile_two).to_have_count(0)
+        await expect(rows[second.call_id].locator(".watchers")).to_have_text("0")
+        await second.tablet.hangup(second.call_id)
+    finally:
+        await close_all(*peers)

@@ -1,0 +1,129 @@
+"""A whole visit in real browsers: tablet calls, family answers, a monitor watches and flags,
+the cap ends it; then an investigator finds the recording, plays it, jumps to the flag, verifies
+it and reads who accessed it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.web.conftest import (
+    DESKTOP,
+    TABLET,
+    Pages,
+    WebNode,
+    audio_flowing,
+    final_recording,
+    open_recording,
+    play_and_seek_to_flag,
+    screenshot,
+    video_playing,
+)
+
+RED = "rgb(229, 57, 53)"  # --warn
+
+
+async def timer_is_red(page: Page) -> None:
+    timer = page.locator("#incall #timer")
+    await expect(timer).to_have_class(re.compile(r"\bwarning\b"))
+    await expect(timer).to_have_css("background-color", RED)
+
+
+@pytest.mark.timeout(170)
+async def test_a_whole_visit(pages: Pages, server: WebNode) -> None:
+    family = await pages.open("/family", "family", "FW")
+    await expect(family.locator("#balance")).to_have_text("$0.25")
+    await screenshot(family, "family-home")
+    monitor = await pages.open("/monitor", "monitor", "MW", DESKTOP)
+    await expect(monitor.locator("#no-calls")).to_be_visible()
+    tablet = await pages.open("/tablet", "tablet", "RW", TABLET)
+    await expect(tablet.locator("#home")).to_be_visible()
+
+    await tablet.fill("#contact", "FW")
+    await tablet.click("#call-form button[type=submit]")
+    await expect(tablet.locator("#calling-status")).to_have_text("Ringing…")
+    await screenshot(tablet, "tablet-ringing")
+
+    incoming = family.locator("#incoming")
+    await expect(incoming).to_be_visible()
+    await expect(family.locator("#in-caller")).to_have_text("Rita West")
+    await expect(family.locator("#in-facility")).to_have_text("Westbrook Facility")
+    await expect(family.locator("#in-balance")).to_have_text("$0.25")
+    await expect(family.locator("#in-rate")).to_have_text("20¢/min")
+    await expect(family.locator("#in-max")).to_have_text("1 min 30 s")
+    await expect(family.locator("#in-allowed")).to_have_text("1 min")
+    await screenshot(family, "family-incoming")
+    row = monitor.locator("#calls tr", has_text="Rita West")
+    await expect(row).to_contain_text("ringing")
+    await family.click("#accept")
+
+    # Both parties see each other; the warning comes at connect (60 s allowed).
+    for page in (family, tablet):
+        await video_playing(page, "#remote-video")
+        await audio_flowing(page, "#remote-video", audible=True)
+    await timer_is_red(family)
+    await timer_is_red(tablet)
+    await expect(family.locator("#call-status")).to_have_text("One minute left")
+    await screenshot(family, "family-in-call")
+    await screenshot(tablet, "tablet-in-call")
+
+    # The monitor watches both parties and flags a moment.
+    await expect(row).to_contain_text("connected")
+    await row.locator("button.watch").click()
+    tile = monitor.locator("#tiles .tile")
+    for party in (
+        "#tiles .tile figure:nth-child(1) video",
+        "#tiles .tile figure:nth-child(2) video",
+    ):
+        await video_playing(monitor, party)
+        await audio_flowing(monitor, party, audible=False)  # silent until "Listen"
+    await tile.locator("header button", has_text="Listen").click()
+    await audio_flowing(monitor, "#tiles .tile figure:nth-child(1) video", audible=True)
+    await expect(row.locator(".watchers")).to_have_text("1")
+    await tile.locator("form.flag input").fill("check this moment")
+    await tile.locator("form.flag button").click()
+    await expect(tile.locator(".log")).to_contain_text("check this moment")
+    await screenshot(monitor, "monitor-watching")
+
+    # The server hangs up at the cap; the family sees the charge and the new balance.
+    await expect(family.locator("#ended")).to_be_visible(timeout=75_000)
+    await expect(family.locator("#end-reason")).to_have_text("The time limit was reached.")
+    await expect(family.locator("#end-charge")).to_have_text("$0.20")
+    await expect(family.locator("#end-balance")).to_have_text("$0.05")
+    await screenshot(family, "family-ended")
+    await expect(tablet.locator("#ended")).to_be_visible()
+    await expect(tablet.locator("#end-reason")).to_have_text("The time limit was reached.")
+    await screenshot(tablet, "tablet-ended")
+    await expect(row).to_have_count(0)
+    await expect(tile.locator(".badge.ended")).to_contain_text("time_limit")
+    await screenshot(monitor, "monitor-ended")
+
+    # The history shows the call and its charge.
+    await family.click("#ended [data-go=home]")
+    await expect(family.locator("#balance")).to_have_text("$0.05")
+    await family.click("#tabs [data-go=history]")
+    await expect(family.locator("#calls li")).to_have_count(1)
+    await expect(family.locator("#calls li")).to_contain_text("Westbrook Facility")
+    await expect(family.locator("#calls li")).to_contain_text("$0.20")
+    await screenshot(family, "family-history")
+
+    # The recording: found with the filters, played, the flag is a jump, verified, audited.
+    recording = await final_recording(server, resident_id="RW")
+    [flag] = recording["flags"]
+    assert flag["note"] == "check this moment"
+    investigator = await pages.open("/investigator", "investigator", "IW", DESKTOP)
+    await open_recording(
+        investigator, resident_id="RW", family_id="FW", facility_id="WEB", flagged="true"
+    )
+    await expect(investigator.locator("#manifest")).to_contain_text("time_limit")
+    await play_and_seek_to_flag(investigator, flag["offset_s"])
+    await investigator.click("#verify")
+    await expect(investigator.locator("#verify-result")).to_have_attribute("data-outcome", "ok")
+    await expect(investigator.locator("#verify-result code")).to_have_text(recording["sha256"])
+    await investigator.click("#audit-refresh")
+    audit = investigator.locator("#audit")
+    for action in ("list", "view", "download", "verify"):
+        await expect(audit.locator(f"tr[data-action={action}]").first).to_contain_text("IW")
+    await screenshot(investigator, "investigator-visit", full_page=True)

@@ -1,0 +1,221 @@
+// Shared by the pages: sign-in token, the Socket.IO connection with acks, screens, formatting.
+
+/** A refusal in an ack: `code` is the PROTOCOL.md error code. */
+export class AckError extends Error {
+  constructor(event, code, message) {
+    super(message || code);
+    this.event = event;
+    this.code = code;
+  }
+}
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+
+/** Show one `<section class="screen">` and hide the others. */
+export function show(id) {
+  for (const screen of document.querySelectorAll(".screen")) screen.hidden = screen.id !== id;
+  document.body.dataset.screen = id;
+}
+
+/** Set an element's text; an empty text hides it. */
+export function say(element, text) {
+  element.textContent = text || "";
+  element.hidden = !text;
+}
+
+/** `el("li", {class: "row"}, "text", child)` — a small DOM builder (text is never HTML). */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== false && value != null) node.setAttribute(key, value === true ? "" : value);
+  }
+  node.append(...children.filter((c) => c != null));
+  return node;
+}
+
+// ---------------------------------------------------------------- token
+
+/**
+ * The sign-in token: `?token=` (then dropped from the address bar and history), else the one
+ * kept for this tab. `key` separates the pages' tokens.
+ */
+export function pageToken(key) {
+  const url = new URL(location.href);
+  const fromUrl = url.searchParams.get("token");
+  if (fromUrl) {
+    sessionStorage.setItem(key, fromUrl);
+    url.searchParams.delete("token");
+    history.replaceState(null, "", url.pathname + url.search + url.hash);
+    return fromUrl;
+  }
+  return sessionStorage.getItem(key);
+}
+
+/**
+ * Best-effort subject of a token, only to label the page and key local data; the server never
+ * trusts this. Tokens are opaque in PROTOCOL.md, so an unreadable one gives "".
+ */
+export function tokenSubject(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return String(JSON.parse(atob(payload)).sub || "");
+  } catch {
+    return "";
+  }
+}
+
+/** Wire a sign-in form (`#signin`): calls `onToken(token)`; its errors are shown on the form. */
+export function signInForm(key, onToken) {
+  const form = $("#signin form");
+  const error = $("#signin .error");
+  const attempt = async (token) => {
+    say(error, "");
+    try {
+      await onToken(token);
+    } catch (exc) {
+      sessionStorage.removeItem(key);
+      show("signin");
+      say(error, `Could not sign in: ${exc.message}`);
+    }
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = form.elements.token.value.trim();
+    if (!token) return say(error, "Paste the token you were given.");
+    sessionStorage.setItem(key, token);
+    attempt(token);
+  });
+  const token = pageToken(key);
+  if (token) attempt(token);
+  else show("signin");
+}
+
+// ---------------------------------------------------------------- Socket.IO
+
+/** A connected Socket.IO client (`globalThis.io` from vendor/socket.io.min.js). */
+export class Client {
+  constructor(socket) {
+    this.socket = socket;
+  }
+
+  on(event, handler) {
+    this.socket.on(event, handler);
+  }
+
+  /** Send `event` and return the ack's fields, or throw an AckError. */
+  async request(event, payload = {}, timeoutMs = 15000) {
+    let ack;
+    try {
+      ack = await this.socket.timeout(timeoutMs).emitWithAck(event, payload);
+    } catch {
+      throw new AckError(event, "timeout", "The server did not answer. Check your connection.");
+    }
+    if (!ack || !ack.ok) {
+      const error = (ack && ack.error) || {};
+      throw new AckError(event, error.code || "error", error.message || "Request refused");
+    }
+    const { ok: _ok, ...fields } = ack;
+    return fields;
+  }
+
+  close() {
+    this.socket.close();
+  }
+}
+
+/**
+ * Connect with `auth = {token}` (websocket only, so any node of a cluster can take it).
+ * Resolves once connected; rejects with the server's reason if the token is refused.
+ * `onLine(online)` hears later disconnects and reconnects.
+ */
+export function connect(token, onLine = () => {}) {
+  const socket = globalThis.io({ auth: { token }, transports: ["websocket"] });
+  return new Promise((resolve, reject) => {
+    let connected = false;
+    socket.on("connect", () => {
+      if (!connected) resolve(new Client(socket));
+      else onLine(true);
+      connected = true;
+    });
+    socket.on("disconnect", () => onLine(false));
+    socket.on("connect_error", (error) => {
+      if (connected && socket.active) return; // a transient drop: the client retries by itself
+      socket.close();
+      if (!connected) reject(new Error(error.message || "cannot reach the server"));
+      else onLine(false, error.message);
+    });
+  });
+}
+
+/** A JSON request to the HTTP API; throws an Error carrying the API's message and code. */
+export async function api(token, method, path, body, headers = {}) {
+  const response = await fetch(path, {
+    method,
+    headers: {
+      Authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      ...headers,
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error((data.error && data.error.message) || `HTTP ${response.status}`);
+    error.code = data.error && data.error.code;
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+/** A random id (works outside secure contexts too, unlike crypto.randomUUID). */
+export function randomId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) =>
+    b.toString(16).padStart(2, "0"),
+  ).join("");
+}
+
+// ---------------------------------------------------------------- formatting
+
+export const money = (cents) =>
+  `${cents < 0 ? "−" : ""}$${(Math.abs(cents) / 100).toFixed(2)}`;
+
+export const rate = (cents) => `${cents}¢/min`;
+
+/** 75 -> "1:15"; 3725 -> "1:02:05". */
+export function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const [h, m, r] = [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60];
+  const mm = h ? String(m).padStart(2, "0") : String(m);
+  return `${h ? `${h}:` : ""}${mm}:${String(r).padStart(2, "0")}`;
+}
+
+/** 1800 -> "30 min"; 90 -> "1 min 30 s". */
+export function duration(seconds) {
+  const m = Math.floor(seconds / 60);
+  const s = Math.round(seconds % 60);
+  if (!m) return `${s} s`;
+  return s ? `${m} min ${s} s` : `${m} min`;
+}
+
+export const dateTime = (unixSeconds) =>
+  unixSeconds ? new Date(unixSeconds * 1000).toLocaleString() : "—";
+
+/** Why a call ended, for the parties (`who` is "tablet" or "family", the reader's side). */
+export function endReason(ended, who) {
+  switch (ended.reason) {
+    case "hangup":
+      return ended.by === who ? "You hung up." : "The other side hung up.";
+    case "time_limit":
+      return "The time limit was reached.";
+    case "terminated":
+      return "The call was ended by the facility.";
+    case "connection_lost":
+      return "The connection was lost.";
+    case "server_shutdown":
+      return "The service is restarting.";
+    default:
+      return "The call ended.";
+  }
+}

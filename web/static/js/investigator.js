@@ -1,0 +1,348 @@
+// The investigator page: search recordings with the catalog filters, play one (streamed, with
+// seeking), read its signed manifest, jump to its flags, verify it, download it, put it on
+// legal hold, and read the call's audit trail. Every request is audited by the server.
+
+import { $, api, clock, dateTime, el, say, show, signInForm, tokenSubject } from "./common.js";
+
+const TOKEN_KEY = "visitation.investigator.token";
+
+const state = { token: null, callId: null, recording: null, streaming: null, blobUrl: null };
+
+const recordingPath = (callId, rest = "") =>
+  `/api/v1/recordings/${encodeURIComponent(callId)}${rest}`;
+
+const request = (method, path, body) => api(state.token, method, path, body);
+
+/** 1234567 -> "1.2 MB". */
+function bytes(n) {
+  if (n == null) return "—";
+  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  for (; n >= 1000 && i < units.length - 1; i++) n /= 1000;
+  return i ? `${n.toFixed(1)} ${units[i]}` : `${n} bytes`;
+}
+
+// ---------------------------------------------------------------- sign in
+
+async function signIn(token) {
+  state.token = token;
+  try {
+    await search(); // a token the API refuses fails the sign-in
+  } catch (exc) {
+    if (exc.status === 403) throw new Error("this is not an investigator's token");
+    throw exc;
+  }
+  $("#who").textContent = tokenSubject(token);
+  $("#signout").hidden = false;
+  show("workspace");
+  state.streaming = startMediaWorker();
+}
+
+$("#signout").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.reload();
+});
+
+/**
+ * Register the media service worker (`media-sw.js`), which adds this page's token to its
+ * <video> requests so the browser can stream and seek with Range requests. Resolves true once
+ * it controls the page; false where service workers are unavailable (not a secure context).
+ */
+async function startMediaWorker() {
+  const { serviceWorker } = navigator;
+  if (!serviceWorker) return false;
+  serviceWorker.addEventListener("message", (event) => {
+    if (event.data === "token?") event.ports[0]?.postMessage(state.token);
+  });
+  serviceWorker.startMessages();
+  const controlled = new Promise((resolve) =>
+    serviceWorker.addEventListener("controllerchange", resolve, { once: true }),
+  );
+  const claimed = serviceWorker.ready.then((registration) => {
+    registration.active?.postMessage("claim"); // a first visit, or after a hard reload
+    return controlled;
+  });
+  try {
+    const registration = await serviceWorker.register("/media-sw.js", { scope: "/investigator" });
+    if (registration && !serviceWorker.controller) {
+      await Promise.race([claimed, new Promise((resolve) => setTimeout(resolve, 5000))]);
+    }
+  } catch (exc) {
+    console.warn("media service worker unavailable; playing downloads instead:", exc);
+  }
+  return Boolean(serviceWorker.controller);
+}
+
+// ---------------------------------------------------------------- search
+
+const searchForm = $("#search");
+
+function filters() {
+  const params = new URLSearchParams();
+  for (const name of ["resident_id", "family_id", "facility_id", "flagged", "limit"]) {
+    const value = searchForm.elements[name].value.trim();
+    if (value) params.set(name, value);
+  }
+  for (const [name, pad] of [["from", 0], ["to", 59.999]]) { // "to" takes in its whole minute
+    const value = searchForm.elements[name].value;
+    if (value) params.set(name, String(new Date(value).getTime() / 1000 + pad));
+  }
+  return params;
+}
+
+async function search() {
+  const { recordings } = await request("GET", `/api/v1/recordings?${filters()}`);
+  $("#results").replaceChildren(...recordings.map(resultRow));
+  $("#no-results").hidden = recordings.length > 0;
+  $("#found").textContent = `${recordings.length} found`;
+}
+
+searchForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  say($("#search-error"), "");
+  try {
+    await search();
+  } catch (exc) {
+    say($("#search-error"), `Search failed: ${exc.message}`);
+  }
+});
+
+searchForm.addEventListener("reset", () => setTimeout(() => searchForm.requestSubmit()));
+
+function stateBadges(recording) {
+  const kind = { final: "connected", purged: "ended" }[recording.state] || "";
+  return [
+    el("span", { class: `badge ${kind}` }, recording.state),
+    recording.legal_hold ? el("span", { class: "badge privileged" }, "hold") : null,
+  ];
+}
+
+function resultRow(r) {
+  return el(
+    "tr", { "data-call": r.call_id, class: r.call_id === state.callId ? "selected" : null },
+    el("td", {}, dateTime(r.started_at)),
+    el("td", {}, r.facility_id),
+    el("td", {}, r.resident_id),
+    el("td", {}, r.family_id),
+    el("td", { class: "num" }, r.duration_s == null ? "—" : clock(r.duration_s)),
+    el("td", { class: "num" }, String(r.flags.length)),
+    el("td", {}, ...stateBadges(r)),
+    el("td", {}, el("button", { type: "button", class: "secondary", onclick: () => open(r.call_id) }, "Open")),
+  );
+}
+
+// ---------------------------------------------------------------- one recording
+
+async function open(callId) {
+  state.callId = callId;
+  for (const row of $("#results").rows) row.classList.toggle("selected", row.dataset.call === callId);
+  for (const id of ["#rec-error", "#verify-result", "#download-status"]) say($(id), "");
+  $("#audit").replaceChildren();
+  $("#recording").hidden = false;
+  try {
+    const recording = await request("GET", recordingPath(callId));
+    if (callId !== state.callId) return;
+    render(recording);
+    await load(callId);
+  } catch (exc) {
+    say($("#rec-error"), `Could not open the recording: ${exc.message}`);
+  }
+  await loadAudit();
+  $("#recording").scrollIntoView({ block: "start" });
+}
+
+function render(r) {
+  state.recording = r;
+  $("#rec-title").textContent = `${r.resident_id} ↔ ${r.family_id} · ${dateTime(r.started_at)}`;
+  $("#rec-state").replaceWith(el("span", { id: "rec-state" }, ...stateBadges(r)));
+  $("#hold").checked = r.legal_hold;
+  $("#hold").disabled = r.state === "purged";
+  $("#verify").disabled = r.state !== "final";
+  $("#download").disabled = r.state === "purged";
+
+  const tracks = r.tracks.map((t) => `${t.party} ${t.kind} (${t.codec})`).join(", ");
+  const facts = [
+    ["Call", r.call_id],
+    ["Facility", r.facility_id],
+    ["Resident", r.resident_id],
+    ["Family", r.family_id],
+    ["Started", dateTime(r.started_at)],
+    ["Ended", dateTime(r.ended_at)],
+    ["Duration", r.duration_s == null ? "—" : `${clock(r.duration_s)} (${r.duration_s.toFixed(1)} s)`],
+    ["End reason", r.end_reason || "—"],
+    ["Tracks", tracks || "—"],
+    ["Size", r.size == null ? "—" : `${bytes(r.size)} (${r.size} bytes)`],
+    ["SHA-256", el("code", {}, r.sha256 || "—")],
+    ["Complete", r.complete ? "yes" : "no — the recorder could not close the file cleanly"],
+    ["Signed", r.signed_at ? dateTime(r.signed_at) : "not yet (still recording)"],
+  ];
+  $("#manifest").replaceChildren(
+    ...facts.map(([name, value]) => el("div", {}, el("dt", {}, name), el("dd", {}, value))),
+  );
+
+  $("#flags").replaceChildren(...r.flags.map((flag) => el("li", {},
+    el("button", {
+      type: "button", class: "link", "data-offset": flag.offset_s,
+      title: "Play from this moment", onclick: () => seek(flag.offset_s),
+    }, clock(flag.offset_s)),
+    el("span", { class: "grow" }, flag.note, " ", el("small", { class: "muted" }, `— ${flag.by}`)),
+  )));
+  $("#no-flags").hidden = r.flags.length > 0;
+}
+
+function seek(seconds) {
+  const video = $("#player");
+  video.currentTime = seconds;
+  video.play().catch(() => {}); // e.g. interrupted by another seek: the position still holds
+}
+
+/** Point the player at the recording: streamed through the service worker, else downloaded. */
+async function load(callId) {
+  const video = $("#player");
+  const status = $("#player-status");
+  if (state.blobUrl) URL.revokeObjectURL(state.blobUrl);
+  state.blobUrl = null;
+  video.removeAttribute("src");
+  if (await state.streaming) {
+    video.src = recordingPath(callId, "/media");
+    status.textContent = "Streaming from the server; the browser plays the first video and audio track.";
+    return;
+  }
+  const blob = await fetchMedia(callId, (got, total) => {
+    status.textContent = `Loading the recording… ${bytes(got)} of ${bytes(total)}`;
+  });
+  if (callId !== state.callId) return;
+  state.blobUrl = URL.createObjectURL(blob);
+  video.src = state.blobUrl;
+  status.textContent = "Loaded in full (this browser cannot stream it).";
+}
+
+/** The whole media file through an authenticated fetch, reporting progress. */
+async function fetchMedia(callId, progress) {
+  const response = await fetch(recordingPath(callId, "/media"), {
+    headers: { Authorization: `Bearer ${state.token}` },
+    cache: "no-store",
+  });
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({}));
+    throw new Error(data.error?.message || `HTTP ${response.status}`);
+  }
+  const total = Number(response.headers.get("Content-Length")) || null;
+  const reader = response.body.getReader();
+  const chunks = [];
+  for (let got = 0; ;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    progress((got += value.length), total);
+  }
+  return new Blob(chunks, { type: "video/webm" });
+}
+
+$("#verify").addEventListener("click", async () => {
+  const callId = state.callId;
+  const result = $("#verify-result");
+  const button = $("#verify");
+  button.disabled = true;
+  result.className = "muted";
+  delete result.dataset.outcome;
+  say(result, "Recomputing the SHA-256…");
+  try {
+    const v = await request("POST", recordingPath(callId, "/verify"));
+    result.className = v.ok ? "notice" : "error";
+    result.dataset.outcome = v.ok ? "ok" : "tampered";
+    result.replaceChildren(
+      v.ok ? "✔ Verified: the file and the manifest are as signed." : `✘ Tampered: ${v.problems.join("; ")}.`,
+      el("br"),
+      "Recomputed SHA-256: ",
+      el("code", { class: "sha" }, v.sha256 || "— (no file)"),
+    );
+  } catch (exc) {
+    result.className = "error";
+    say(result, `Could not verify: ${exc.message}`);
+  }
+  button.disabled = false;
+  await loadAudit();
+});
+
+$("#download").addEventListener("click", async () => {
+  const callId = state.callId;
+  const status = $("#download-status");
+  const button = $("#download");
+  button.disabled = true;
+  try {
+    const blob = await fetchMedia(callId, (got, total) => {
+      say(status, `Downloading… ${total ? Math.floor((100 * got) / total) : "?"}%`);
+    });
+    const url = URL.createObjectURL(blob);
+    el("a", { href: url, download: `${callId}.webm` }).click();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    say(status, `Saved ${callId}.webm (${bytes(blob.size)}).`);
+  } catch (exc) {
+    say(status, `Download failed: ${exc.message}`);
+  }
+  button.disabled = false;
+  await loadAudit();
+});
+
+$("#hold").addEventListener("change", async (event) => {
+  const hold = event.target.checked;
+  try {
+    const recording = await request("PUT", recordingPath(state.callId, "/legal-hold"), { hold });
+    render(recording);
+  } catch (exc) {
+    event.target.checked = !hold;
+    say($("#rec-error"), `Could not change the legal hold: ${exc.message}`);
+  }
+  await loadAudit();
+});
+
+// ---------------------------------------------------------------- audit trail
+
+async function loadAudit() {
+  const callId = state.callId;
+  say($("#audit-error"), "");
+  try {
+    const query = new URLSearchParams({ call_id: callId, limit: "1000" });
+    const { entries } = await request("GET", `/api/v1/audit?${query}`);
+    if (callId !== state.callId) return;
+    $("#audit").replaceChildren(...entries.reverse().map(auditRow)); // newest first
+  } catch (exc) {
+    say($("#audit-error"), `Could not read the audit trail: ${exc.message}`);
+  }
+}
+
+$("#audit-refresh").addEventListener("click", loadAudit);
+
+function auditRow(entry) {
+  return el(
+    "tr", { "data-action": entry.action },
+    el("td", {}, dateTime(entry.at)),
+    el("td", {}, `${entry.staff_id} `, el("small", { class: "muted" }, entry.role)),
+    el("td", {}, entry.action),
+    el("td", {}, el("span", { class: `badge ${entry.outcome === "ok" ? "" : "ended"}` }, entry.outcome)),
+    el("td", {}, auditDetail(entry)),
+    el("td", { class: "muted" }, entry.remote),
+  );
+}
+
+function auditDetail({ action, detail = {} }) {
+  switch (action) {
+    case "list": {
+      const query = Object.entries(detail.query || {}).map(([k, v]) => `${k}=${v}`).join(" ");
+      return `search ${query || "(no filters)"} → ${(detail.call_ids || []).length} found`;
+    }
+    case "download":
+      return [detail.range ? `range ${detail.range}` : "whole file", detail.status && `HTTP ${detail.status}`]
+        .filter(Boolean).join(", ");
+    case "verify":
+      if (!("ok" in detail)) return `refused: ${detail.state}`;
+      return detail.ok ? "as signed" : `tampered: ${(detail.problems || []).join("; ")}`;
+    case "legal_hold":
+      return detail.hold ? "hold placed" : "hold released";
+    default:
+      return Object.keys(detail).length ? JSON.stringify(detail) : "";
+  }
+}
+
+signInForm(TOKEN_KEY, signIn);

@@ -1,0 +1,270 @@
+// The monitoring console: live calls of the staff member's facilities, updated in real time;
+// watch several calls at once (each tile shows both parties), flag, terminate.
+
+import { $, clock, connect, el, say, show, signInForm, tokenSubject } from "./common.js";
+import { applyAnswer, fullOffer, monitorConnection, play } from "./rtc.js";
+
+const TOKEN_KEY = "visitation.monitor.token";
+const WATCHABLE = new Set(["accepted", "connected"]);
+
+const state = { client: null, offset: 0, calls: new Map(), rows: new Map(), tiles: new Map() };
+
+/** Server time (CallSummary times are Unix seconds on the server's clock). */
+const now = () => Date.now() / 1000 + state.offset;
+
+async function measureOffset() {
+  try {
+    const response = await fetch("/healthz", { method: "HEAD", cache: "no-store" });
+    const offset = Date.parse(response.headers.get("Date")) / 1000 - Date.now() / 1000;
+    state.offset = Math.abs(offset) > 2 ? offset : 0; // the header has 1 s resolution
+  } catch {
+    state.offset = 0;
+  }
+}
+
+// ---------------------------------------------------------------- sign in
+
+async function signIn(token) {
+  const staff = tokenSubject(token);
+  state.client = await connect(token, (online, why) => {
+    $("#who").textContent = online ? staff : `offline — ${why || "reconnecting…"}`;
+    if (!online) for (const tile of state.tiles.values()) tile.ended("disconnected");
+    else refresh(); // the server ended our watches with the old connection
+  });
+  $("#who").textContent = staff;
+  const { client } = state;
+  client.on("monitor.call_started", upsert);
+  client.on("monitor.call_updated", upsert);
+  client.on("monitor.call_ended", (summary) => {
+    state.calls.delete(summary.call_id);
+    state.rows.get(summary.call_id)?.remove();
+    state.rows.delete(summary.call_id);
+    state.tiles.get(summary.call_id)?.ended(summary.reason);
+    renderCount();
+  });
+  await measureOffset();
+  await refresh();
+  $("#signout").hidden = false;
+  show("console");
+  setInterval(tick, 1000);
+}
+
+$("#signout").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.reload();
+});
+
+async function refresh() {
+  try {
+    const { calls } = await state.client.request("monitor.calls");
+    state.calls = new Map(calls.map((c) => [c.call_id, c]));
+    for (const row of state.rows.values()) row.remove();
+    state.rows.clear();
+    for (const call of calls) upsert(call);
+    say($("#console-error"), "");
+  } catch (exc) {
+    say($("#console-error"), `Could not list calls: ${exc.message}`);
+    if (exc.code === "forbidden") throw new Error("this token is not a monitoring token");
+  }
+  renderCount();
+}
+
+// ---------------------------------------------------------------- the call list
+
+function upsert(summary) {
+  state.calls.set(summary.call_id, summary);
+  let row = state.rows.get(summary.call_id);
+  if (!row) {
+    row = el("tr", { "data-call": summary.call_id });
+    state.rows.set(summary.call_id, row);
+    $("#calls").append(row);
+  }
+  renderRow(row, summary);
+  state.tiles.get(summary.call_id)?.update(summary);
+  renderCount();
+}
+
+function renderRow(row, call) {
+  const person = (p) => el("td", {}, p.name || p.id, " ", el("small", { class: "muted" }, p.id));
+  row.replaceChildren(
+    person(call.resident),
+    person(call.family),
+    el("td", {}, call.facility_id),
+    el("td", {}, el("span", { class: `badge ${call.state}` }, call.state)),
+    el("td", { class: "num elapsed" }),
+    el("td", { class: "num remaining" }),
+    el("td", { class: "num watchers" }, call.privileged ? "—" : String(call.watchers)),
+    el("td", {}, action(call)),
+  );
+  renderTimes(row, call);
+}
+
+function action(call) {
+  if (call.privileged) return el("span", { class: "badge privileged" }, "not monitored");
+  if (state.tiles.has(call.call_id)) return el("span", { class: "muted" }, "watching");
+  return el("button", {
+    class: "watch",
+    disabled: !WATCHABLE.has(call.state),
+    onclick: () => watch(call),
+  }, "Watch");
+}
+
+function renderTimes(row, call) {
+  row.querySelector(".elapsed").textContent =
+    call.connected_at ? clock(now() - call.connected_at) : "—";
+  row.querySelector(".remaining").textContent =
+    call.ends_at ? clock(call.ends_at - now()) : "—";
+}
+
+function renderCount() {
+  const n = state.calls.size;
+  $("#count").textContent = n ? `${n} live` : "";
+  $("#no-calls").hidden = n > 0;
+  $("#no-tiles").hidden = state.tiles.size > 0;
+}
+
+function tick() {
+  for (const [callId, row] of state.rows) renderTimes(row, state.calls.get(callId));
+  for (const tile of state.tiles.values()) tile.tick();
+}
+
+// ---------------------------------------------------------------- watching
+
+function watch(call) {
+  if (state.tiles.has(call.call_id)) return;
+  const tile = new Tile(call);
+  state.tiles.set(call.call_id, tile);
+  $("#tiles").append(tile.root);
+  upsert(state.calls.get(call.call_id) || call);
+  tile.start();
+}
+
+class Tile {
+  constructor(call) {
+    this.call = call;
+    this.pc = null;
+    this.closed = false;
+    const video = () => el("video", { autoplay: true, playsinline: true, muted: true });
+    this.videos = { resident: video(), family: video() };
+    for (const v of Object.values(this.videos)) v.muted = true;
+    this.remaining = el("span", { class: "timer" });
+    this.status = el("span", { class: "badge" }, "connecting");
+    this.listen = el("button", { class: "secondary", onclick: () => this.toggleListen() }, "Listen");
+    this.log = el("div", { class: "log" });
+    this.flagForm = this.form("Note for this moment", "Flag", "secondary", (note) => this.flag(note));
+    this.endForm = this.form("Reason to terminate", "Terminate", "danger", (r) => this.terminate(r));
+    this.root = el(
+      "article", { class: "tile", "data-call": call.call_id },
+      el("header", {},
+        el("span", { class: "grow" }, `${call.resident.name} ↔ ${call.family.name}`),
+        this.status, this.remaining, this.listen,
+        el("button", { class: "link", onclick: () => this.close(), title: "Stop watching" }, "✕")),
+      el("div", { class: "pair" },
+        el("figure", {}, this.videos.resident, el("figcaption", {}, `Resident · ${call.resident.name}`)),
+        el("figure", {}, this.videos.family, el("figcaption", {}, `Family · ${call.family.name}`))),
+      this.flagForm, this.endForm, this.log,
+    );
+    this.tick();
+  }
+
+  form(placeholder, label, kind, submit) {
+    const input = el("input", { placeholder, maxlength: 2048, required: true, "aria-label": placeholder });
+    return el("form", {
+      class: label.toLowerCase(),
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const text = input.value.trim();
+        if (!text || this.closed) return;
+        if (await submit(text)) input.value = "";
+      },
+    }, input, el("button", { class: kind, type: "submit" }, label));
+  }
+
+  note(text, cls = "") {
+    this.log.append(el("div", { class: cls }, text));
+  }
+
+  async start() {
+    const { pc, streams } = monitorConnection();
+    this.pc = pc;
+    play(this.videos.resident, streams.resident);
+    play(this.videos.family, streams.family);
+    try {
+      const sdp = await fullOffer(pc);
+      const { sdp: answer } = await state.client.request("monitor.watch", { call_id: this.call.call_id, sdp });
+      if (this.closed) return;
+      await applyAnswer(pc, answer);
+      this.status.textContent = "live";
+      this.status.className = "badge connected";
+    } catch (exc) {
+      this.status.textContent = "failed";
+      this.note(`Cannot watch: ${exc.message}`, "error");
+      pc.close();
+    }
+  }
+
+  update(call) {
+    this.call = call;
+    this.tick();
+  }
+
+  tick() {
+    const { ends_at: endsAt } = this.call;
+    if (!this.closed) this.remaining.textContent = endsAt ? `${clock(endsAt - now())} left` : "";
+  }
+
+  toggleListen() {
+    const muted = !this.videos.resident.muted;
+    for (const v of Object.values(this.videos)) v.muted = muted;
+    this.listen.textContent = muted ? "Listen" : "Mute";
+  }
+
+  async flag(note) {
+    try {
+      const { offset_s: offset } = await state.client.request("monitor.flag", { call_id: this.call.call_id, note });
+      this.note(`Flagged at ${clock(offset)} — ${note}`);
+      return true;
+    } catch (exc) {
+      this.note(`Flag failed: ${exc.message}`, "error");
+      return false;
+    }
+  }
+
+  async terminate(reason) {
+    try {
+      await state.client.request("monitor.terminate", { call_id: this.call.call_id, reason });
+      this.note(`Terminated: ${reason}`);
+      return true;
+    } catch (exc) {
+      this.note(`Terminate failed: ${exc.message}`, "error");
+      return false;
+    }
+  }
+
+  ended(reason) {
+    if (this.closed) return;
+    this.closed = true;
+    this.pc?.close();
+    this.root.classList.add("ended");
+    this.status.textContent = `ended · ${reason || "ended"}`;
+    this.status.className = "badge ended";
+    this.remaining.textContent = "";
+    for (const control of this.root.querySelectorAll("form input, form button")) control.disabled = true;
+    this.listen.disabled = true;
+  }
+
+  close() {
+    if (!this.closed) {
+      state.client.request("monitor.unwatch", { call_id: this.call.call_id }).catch(() => {});
+      this.closed = true;
+      this.pc?.close();
+    }
+    this.root.remove();
+    state.tiles.delete(this.call.call_id);
+    const summary = state.calls.get(this.call.call_id);
+    if (summary) upsert(summary);
+    renderCount();
+  }
+}
+
+signInForm(TOKEN_KEY, signIn);
