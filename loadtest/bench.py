@@ -57,6 +57,9 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--setup-concurrency", type=int, default=4, help="calls set up at once")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument(
+        "--no-sfu-recorder", action="store_true", help="forward only (no recording in our SFU)"
+    )
     parser.add_argument("--per-call", action="store_true", help="print a row per call")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
@@ -76,7 +79,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "naive_calls": None if args.skip_naive else naive_calls,
             "naive_recorder": not args.no_naive_recorder,
             "setup_concurrency": args.setup_concurrency,
-            "sfu_recording": False,  # the SFU's recorder is not built yet (recorder/)
+            "sfu_recording": not args.no_sfu_recorder,
         },
         "machine": {
             "cpus": os.cpu_count(),
@@ -87,6 +90,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "phases": {},
     }
     async with Environment(max(args.calls, naive_calls), log_level=args.log_level) as env:
+        recordings = env.data_dir / "var" / "recordings"  # where the node finalizes them
         sfu = PhaseOptions(
             "sfu",
             "media.worker",
@@ -94,6 +98,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             args.seconds,
             args.warmup,
             args.setup_concurrency,
+            [] if args.no_sfu_recorder else ["--recordings-dir", str(recordings)],
         )
         results["phases"]["sfu"] = await run_phase(env, sfu)
         if not args.skip_naive and naive_calls > 0:
