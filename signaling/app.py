@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -127,12 +129,28 @@ class SignalingNode:
     async def _on_cleanup(self, app: web.Application) -> None:
         for sid in list(self.sockets.sessions):
             await self.sio.disconnect(sid)
+        await self._stop_pubsub_listener()
         await self.media.stop()
         await self.billing.stop()
         await self.recording.stop()
         await self.timers.stop()
         await self.presence.stop()
         await self.redis.aclose()
+
+    async def _stop_pubsub_listener(self) -> None:
+        """python-socketio has no stop for its Redis listener task: cancel it, and its client."""
+        manager = self.sio.manager
+        task = getattr(manager, "thread", None)
+        if isinstance(task, asyncio.Task):
+            for _ in range(5):
+                if task.done():
+                    break
+                task.cancel()
+                await asyncio.wait([task], timeout=1.0)
+        client = getattr(manager, "redis", None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.aclose()
 
     async def _healthz(self, request: web.Request) -> web.Response:
         try:
