@@ -18,10 +18,10 @@ from pydantic import BaseModel, ValidationError
 
 from signaling.call_state import CallState
 from signaling.calls import CallService, family_room, monitors_room, tablet_room
-from signaling.payloads import CallRef, PlaceCall
+from signaling.payloads import CallRef, Empty, PlaceCall
 from visitation.directory import Directory
 from visitation.errors import ErrorCode, ProtocolError
-from visitation.tokens import Claims, TokenError, Tokens
+from visitation.tokens import ROLES, Claims, TokenError, Tokens
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,9 @@ class SocketApi:
         self.route("call.accept", {"family"}, CallRef, self._accept)
         self.route("call.reject", {"family"}, CallRef, self._reject)
         self.route("call.hangup", {"tablet", "family"}, CallRef, self._hangup)
+        # Additions to PROTOCOL.md (for the pages): who am I, and whom may this tablet call.
+        self.route("session.info", set(ROLES), Empty, self._session_info)
+        self.route("contacts.list", {"tablet"}, Empty, self._contacts)
 
     def route(
         self,
@@ -209,3 +212,28 @@ class SocketApi:
         record = await self.calls.get_for(payload.call_id, session.role, session.subject)
         await self.calls.hangup(record, by=session.role)
         return {}
+
+    async def _session_info(self, session: Session, payload: Empty) -> dict[str, Any]:
+        name = session.subject
+        if session.role == "tablet":
+            resident = await self.directory.resident(session.subject)
+            name = resident.name if resident else name
+        elif session.role == "family":
+            family = await self.directory.family(session.subject)
+            name = family.name if family else name
+        return {
+            "role": session.role,
+            "id": session.subject,
+            "name": name,
+            "facility_ids": session.facility_ids,
+        }
+
+    async def _contacts(self, session: Session, payload: Empty) -> dict[str, Any]:
+        contacts = []
+        for contact in await self.directory.contacts_of(session.subject):
+            family = await self.directory.family(contact.family_id)
+            if contact.status == "approved" and family is not None:
+                contacts.append(
+                    {"id": family.id, "name": family.name, "privileged": contact.privileged}
+                )
+        return {"contacts": contacts}

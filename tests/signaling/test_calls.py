@@ -275,3 +275,17 @@ async def test_privileged_calls_refuse_monitoring(clients: Clients) -> None:
     for event, extra in (("monitor.terminate", {"reason": "x"}), ("monitor.flag", {"note": "x"})):
         ack = await monitor.call(event, {"call_id": pair.call_id, **extra})
         assert ack["error"]["code"] == "privileged", event
+
+
+async def test_session_info_and_approved_contacts(clients: Clients) -> None:
+    tablet = await clients.connect("tablet", "R1")
+    info = await tablet.request("session.info")
+    assert info == {"role": "tablet", "id": "R1", "name": "James Doe", "facility_ids": ["SQ"]}
+    contacts = (await tablet.request("contacts.list"))["contacts"]
+    ids = {c["id"] for c in contacts}
+    assert {"F1", "F2", "FATTY"} <= ids and not {"FPENDING", "FDENIED"} & ids
+    assert [c["privileged"] for c in contacts if c["id"] == "FATTY"] == [True]
+    family = await clients.connect("family", "F1")
+    assert (await family.request("session.info"))["name"] == "Family F1"
+    ack = await family.call("contacts.list")
+    assert ack["error"]["code"] == "forbidden"
