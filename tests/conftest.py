@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -14,6 +16,8 @@ import uvloop
 from aiohttp import web
 from redis.asyncio import Redis
 
+from client.media import ClipSpec
+from client.peer import PartyPeer, close_all, join_call
 from client.session import ProtocolClient
 from signaling.app import SignalingNode
 from tests.seeds import standard_seed
@@ -187,3 +191,36 @@ async def accepted(clients: Clients, resident: str = "R1", family: str = "F1") -
     await pair.family.accept(pair.call_id)
     assert (await pair.tablet.next("call.accepted"))["call_id"] == pair.call_id
     return pair
+
+
+TABLET_CLIP = ClipSpec("red")
+FAMILY_CLIP = ClipSpec("blue")
+
+
+@dataclass
+class Media:
+    tablet: PartyPeer
+    family: PartyPeer
+    connected: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.asynccontextmanager
+async def media_between(
+    pair: Ringing,
+    *,
+    decode: bool = False,
+    tablet: ClipSpec = TABLET_CLIP,
+    family: ClipSpec = FAMILY_CLIP,
+) -> AsyncIterator[Media]:
+    """Both parties of an accepted call send media; yields once both heard call.connected."""
+    media = Media(PartyPeer(tablet, decode=decode), PartyPeer(family, decode=decode))
+    try:
+        await asyncio.gather(
+            join_call(pair.tablet, pair.call_id, media.tablet),
+            join_call(pair.family, pair.call_id, media.family),
+        )
+        media.connected = await pair.family.next("call.connected")
+        assert await pair.tablet.next("call.connected") == media.connected
+        yield media
+    finally:
+        await close_all(media.tablet, media.family)

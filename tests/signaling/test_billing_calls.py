@@ -10,10 +10,8 @@ from dataclasses import dataclass, field
 import aiohttp
 from redis.asyncio import Redis
 
-from client.media import ClipSpec
-from client.peer import PartyPeer, close_all, join_call
 from client.session import ProtocolClient
-from tests.conftest import Clients, Node, accepted
+from tests.conftest import Clients, Node, accepted, media_between
 from visitation.seed import apply_seed, parse_seed
 
 SHORT = {
@@ -55,19 +53,10 @@ class Timeline:
 
 async def run_call_to_its_cap(clients: Clients, resident: str, family: str) -> Timeline:
     pair = await accepted(clients, resident, family)
-    tablet, fam = (
-        PartyPeer(ClipSpec("red"), decode=False),
-        PartyPeer(ClipSpec("blue"), decode=False),
-    )
     timeline = Timeline()
-    try:
-        await asyncio.gather(
-            join_call(pair.tablet, pair.call_id, tablet),
-            join_call(pair.family, pair.call_id, fam),
-        )
-        timeline.connected = await pair.family.next("call.connected")
+    async with media_between(pair) as media:
+        timeline.connected = media.connected
         start = time.monotonic()
-        await pair.tablet.next("call.connected")
 
         async def watch(client: ProtocolClient, who: str) -> None:
             warning = await client.next("call.warning", timeout=100)
@@ -79,8 +68,6 @@ async def run_call_to_its_cap(clients: Clients, resident: str, family: str) -> T
                 timeline.ended = ended
 
         await asyncio.gather(watch(pair.tablet, "tablet"), watch(pair.family, "family"))
-    finally:
-        await close_all(tablet, fam)
     return timeline
 
 
@@ -121,23 +108,12 @@ async def test_warning_and_hangup_at_the_cap_from_balance_and_from_facility(
 
 async def test_hangup_charges_whole_minutes_to_the_family_only(clients: Clients) -> None:
     pair = await accepted(clients)
-    tablet, family = (
-        PartyPeer(ClipSpec("red"), decode=False),
-        PartyPeer(ClipSpec("blue"), decode=False),
-    )
-    try:
-        await asyncio.gather(
-            join_call(pair.tablet, pair.call_id, tablet),
-            join_call(pair.family, pair.call_id, family),
-        )
-        connected = await pair.family.next("call.connected")
-        assert connected["allowed_seconds"] == 1800
+    async with media_between(pair) as media:
+        assert media.connected["allowed_seconds"] == 1800
         await asyncio.sleep(11)  # past the free first 10 seconds
         await pair.family.hangup(pair.call_id)
         family_end = await pair.family.next("call.ended")
         tablet_end = await pair.tablet.next("call.ended")
-    finally:
-        await close_all(tablet, family)
     assert family_end["duration_s"] >= 11
     assert (family_end["charged_cents"], family_end["balance_cents"]) == (16, 984)
     assert "charged_cents" not in tablet_end and "balance_cents" not in tablet_end

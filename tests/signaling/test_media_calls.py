@@ -11,10 +11,10 @@ import pytest
 from redis.asyncio import Redis
 
 from client.media import ClipSpec
-from client.peer import MonitorPeer, PartyPeer, close_all, join_call, watch_call
+from client.peer import MonitorPeer, PartyPeer, watch_call
 from client.session import AckError
 from media.control import SfuControl
-from tests.conftest import Clients, ClientsFactory, Ringing, accepted, ring
+from tests.conftest import Clients, ClientsFactory, Ringing, accepted, media_between, ring
 
 # Keyframes only every 4 s: a viewer that sees a picture within 1 s got it through PLI relay.
 RED = ClipSpec(colour="red", keyframe_interval_s=4.0, duration_s=4.0)
@@ -33,17 +33,8 @@ class LiveCall:
 async def live_call(clients: Clients) -> AsyncIterator[LiveCall]:
     """A tablet (red clip) and a family (blue clip) in a connected call."""
     pair = await accepted(clients)
-    tablet, family = PartyPeer(RED), PartyPeer(BLUE)
-    try:
-        await asyncio.gather(
-            join_call(pair.tablet, pair.call_id, tablet),
-            join_call(pair.family, pair.call_id, family),
-        )
-        connected = await pair.tablet.next("call.connected")
-        assert await pair.family.next("call.connected") == connected
-        yield LiveCall(pair, tablet, family, connected)
-    finally:
-        await close_all(tablet, family)
+    async with media_between(pair, decode=True, tablet=RED, family=BLUE) as media:
+        yield LiveCall(pair, media.tablet, media.family, media.connected)
 
 
 async def test_each_party_sees_the_other_and_a_late_monitor_sees_both(
@@ -164,17 +155,9 @@ async def test_privileged_call_refuses_watch(clients: Clients) -> None:
 async def test_lost_media_ends_the_call(clients_on: ClientsFactory) -> None:
     pool = await clients_on(media_timeout_s=1.5)
     pair = await accepted(pool)
-    tablet, family = PartyPeer(RED, decode=False), PartyPeer(BLUE, decode=False)
-    try:
-        await asyncio.gather(
-            join_call(pair.tablet, pair.call_id, tablet),
-            join_call(pair.family, pair.call_id, family),
-        )
-        await pair.family.next("call.connected")
-        tablet.stop_sending()
+    async with media_between(pair) as media:
+        media.tablet.stop_sending()
         ended = await pair.family.next("call.ended", timeout=10)
         assert ended["reason"] == "connection_lost"
         assert ended["charged_cents"] == 0  # connected for under 10 s: free
         assert (await pair.tablet.next("call.ended"))["reason"] == "connection_lost"
-    finally:
-        await close_all(tablet, family)

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from redis.asyncio import Redis
 
-from client.media import ClipSpec, dominant_colour
-from client.peer import MonitorPeer, PartyPeer, close_all, join_call, watch_call
+from client.media import dominant_colour
+from client.peer import MonitorPeer, watch_call
 from media.control import SfuControl
-from tests.conftest import Clients, Node, Ringing, accepted
+from tests.conftest import Clients, Node, Ringing, accepted, media_between
 
 
 @pytest.fixture
@@ -31,21 +31,10 @@ async def investigator(node: Node, clients: Clients) -> AsyncIterator[aiohttp.Cl
 
 async def talk(pair: Ringing, seconds: float) -> dict[str, Any]:
     """Both parties send media for ``seconds`` after connect, then the tablet hangs up."""
-    tablet, family = (
-        PartyPeer(ClipSpec("red"), decode=False),
-        PartyPeer(ClipSpec("blue"), decode=False),
-    )
-    try:
-        await asyncio.gather(
-            join_call(pair.tablet, pair.call_id, tablet),
-            join_call(pair.family, pair.call_id, family),
-        )
-        await pair.family.next("call.connected")
+    async with media_between(pair):
         await asyncio.sleep(seconds)
         await pair.tablet.hangup(pair.call_id)
         return await pair.family.next("call.ended")
-    finally:
-        await close_all(tablet, family)
 
 
 def video_colours(data: bytes) -> tuple[dict[str, str], float, list[str]]:
@@ -70,24 +59,16 @@ async def test_a_call_is_recorded_signed_and_audited(
     pair = await accepted(clients)
     monitor = await clients.connect("monitor", "S1")
     watcher = MonitorPeer(decode=False)
-    tablet, family = (
-        PartyPeer(ClipSpec("red"), decode=False),
-        PartyPeer(ClipSpec("blue"), decode=False),
-    )
     try:
-        await asyncio.gather(
-            join_call(pair.tablet, pair.call_id, tablet),
-            join_call(pair.family, pair.call_id, family),
-        )
-        await pair.family.next("call.connected")
-        await watch_call(monitor, pair.call_id, watcher)
-        await asyncio.sleep(2)
-        flag = await monitor.request("monitor.flag", {"call_id": pair.call_id, "note": "note"})
-        await asyncio.sleep(3)
-        await pair.tablet.hangup(pair.call_id)
-        ended = await pair.family.next("call.ended")
+        async with media_between(pair):
+            await watch_call(monitor, pair.call_id, watcher)
+            await asyncio.sleep(2)
+            flag = await monitor.request("monitor.flag", {"call_id": pair.call_id, "note": "note"})
+            await asyncio.sleep(3)
+            await pair.tablet.hangup(pair.call_id)
+            ended = await pair.family.next("call.ended")
     finally:
-        await close_all(tablet, family, watcher)
+        await watcher.close()
 
     async with investigator.get("/api/v1/recordings", params={"resident_id": "R1"}) as response:
         assert response.status == 200, await response.text()
