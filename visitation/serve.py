@@ -52,7 +52,7 @@ async def seed_demo(redis_url: str, tokens: Tokens, base_url: str) -> str:
         "",
         "Next steps:",
         "  open the tablet page of R100 and the family page of F200 in two windows, call, accept;",
-        "  open the monitor page of S1 to watch; investigators: GET /api/v1/recordings (I1 token)",
+        "  open the monitor page of S1 to watch, and the investigator page of I1 afterwards.",
         f"  curl {base_url}/healthz",
         "",
     ]

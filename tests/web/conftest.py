@@ -35,7 +35,6 @@ from visitation.config import Settings
 from visitation.embedded_redis import _free_port
 from visitation.seed import apply_seed, parse_seed
 from visitation.tokens import Tokens
-from web import add_page_routes
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -58,7 +57,7 @@ DESKTOP = ViewportSize(width=1280, height=900)
 
 # Facility WEB. FW can afford exactly one minute: rate 20, balance 25 -> allowed 60 s, so the
 # one-minute warning comes at connect and the server hangs up 60 s later. RV-FV and RY-FY are
-# ordinary calls, RA-FA a privileged (attorney) one.
+# ordinary calls, RA-FA a privileged (attorney) one. MW monitors WEB; IW investigates it.
 VISIT_SEED: dict[str, Any] = {
     "facilities": [
         {
@@ -141,8 +140,8 @@ class WebNode:
 async def server(
     redis_url: str, redis: Redis, seeded: object, tmp_path: Path, recordings_dir: Path
 ) -> AsyncIterator[WebNode]:
-    """A signaling node with the pages mounted (routes are added before the app starts),
-    set up as ``tests/conftest.py``'s ``start_node`` does."""
+    """A signaling node (it mounts the pages itself), set up as ``tests/conftest.py``'s
+    ``start_node`` does."""
     port = _free_port()
     settings = Settings.from_env(
         data_dir=tmp_path / "var",
@@ -153,7 +152,6 @@ async def server(
         ring_timeout_s=20,
     )
     node = SignalingNode(settings, redis_url, SECRET)
-    add_page_routes(node.app)
     runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

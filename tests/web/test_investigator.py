@@ -108,6 +108,12 @@ async def test_an_investigator_reviews_a_recording(
     await expect(ranged.first).to_be_visible()  # the player's own requests
     await screenshot(page, "investigator-recording", full_page=True)
 
+    # Back later (the tab keeps the token, the worker is installed): still streamed.
+    await page.reload()
+    await open_recording(page, resident_id="RV")
+    await expect(page.locator("#player-status")).to_contain_text("Streaming")
+    await play_and_seek_to_flag(page, flag["offset_s"])
+
     # Someone alters the file: verification says so.
     path = LocalStorage(recordings_dir).path(manifest["call_id"])
     with path.open("r+b") as file:

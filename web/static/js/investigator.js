@@ -200,9 +200,15 @@ function seek(seconds) {
 async function load(callId) {
   const video = $("#player");
   const status = $("#player-status");
+  video.pause();
+  video.removeAttribute("src");
+  video.load(); // stop the previous recording
   if (state.blobUrl) URL.revokeObjectURL(state.blobUrl);
   state.blobUrl = null;
-  video.removeAttribute("src");
+  if (state.recording.state === "purged") {
+    status.textContent = "The media was purged under the retention policy; the manifest remains.";
+    return;
+  }
   if (await state.streaming) {
     video.src = recordingPath(callId, "/media");
     status.textContent = "Streaming from the server; the browser plays the first video and audio track.";
@@ -238,6 +244,12 @@ async function fetchMedia(callId, progress) {
   }
   return new Blob(chunks, { type: "video/webm" });
 }
+
+$("#player").addEventListener("error", (event) => {
+  if (event.target.getAttribute("src")) {
+    $("#player-status").textContent = "The recording could not be played (refused, or not a playable file).";
+  }
+});
 
 $("#verify").addEventListener("click", async () => {
   const callId = state.callId;
@@ -338,6 +350,8 @@ function auditDetail({ action, detail = {} }) {
     case "verify":
       if (!("ok" in detail)) return `refused: ${detail.state}`;
       return detail.ok ? "as signed" : `tampered: ${(detail.problems || []).join("; ")}`;
+    case "view":
+      return "manifest";
     case "legal_hold":
       return detail.hold ? "hold placed" : "hold released";
     default:
