@@ -112,6 +112,7 @@ class SignalingNode:
             self.app, tokens=self.tokens, directory=self.directory, service=self.recording.service
         )
         self.app.on_startup.append(self._on_startup)
+        self.app.on_shutdown.append(self._on_shutdown)
         self.app.on_cleanup.append(self._on_cleanup)
 
     async def _emit(self, event: str, data: dict[str, Any], room: str) -> None:
@@ -126,9 +127,13 @@ class SignalingNode:
         self.recording.start()
         log.info("signaling node %s started", self.settings.node_id)
 
-    async def _on_cleanup(self, app: web.Application) -> None:
+    async def _on_shutdown(self, app: web.Application) -> None:
+        # Before aiohttp waits for open handlers: close every client's websocket now.
         for sid in list(self.sockets.sessions):
             await self.sio.disconnect(sid)
+        await self.sio.shutdown()
+
+    async def _on_cleanup(self, app: web.Application) -> None:
         await self._stop_pubsub_listener()
         await self.media.stop()
         await self.billing.stop()

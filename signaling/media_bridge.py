@@ -179,8 +179,9 @@ class MediaBridge:
         elif event.type == "media_lost":
             await self.calls.end(record, "connection_lost")
         elif event.type == "closed" and record.live:
-            # The worker dropped a call we did not close (it shut down, or was fenced off).
-            await self.calls.end(record, "connection_lost")
+            # The worker dropped a call we did not close: it is shutting down, or was fenced off.
+            reason = "server_shutdown" if event.reason == "shutdown" else "connection_lost"
+            await self.calls.end(record, reason)
 
     async def end_worker_calls(self, worker_ids: list[str], reason: str) -> int:
         """End every live call on these workers (e.g. ``server_shutdown`` before they stop)."""

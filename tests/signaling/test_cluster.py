@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -21,9 +24,11 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from client.session import ProtocolClient
-from tests.conftest import SECRET
+from tests.conftest import SECRET, Ringing, media_between
+from tests.seeds import standard_seed_data
 from visitation.domain import SeedFile
 from visitation.embedded_redis import _free_port
+from visitation.seed import apply_seed, parse_seed
 from visitation.tokens import Tokens
 
 
@@ -41,17 +46,19 @@ class ServeProcess:
             env={**os.environ, **(env or {})},
         )
         self.output: list[str] = []
-        deadline = time.monotonic() + 30
+        self._ready = threading.Event()
+        # Drain the pipe for the process's whole life: a full pipe would block its logging.
+        threading.Thread(target=self._drain, daemon=True).start()
+        if not self._ready.wait(30):
+            self.kill()
+            raise AssertionError("serve did not start:\n" + "".join(self.output))
+
+    def _drain(self) -> None:
         assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
+        for line in self.proc.stdout:
             self.output.append(line)
             if "visitation serving on" in line:
-                return
-        self.kill()
-        raise AssertionError("serve did not start:\n" + "".join(self.output))
+                self._ready.set()
 
     def healthz(self) -> dict[str, object]:
         with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
@@ -137,44 +144,56 @@ async def test_serve_with_embedded_redis_answers_healthz_and_stops_cleanly(
         await gone.aclose()
 
 
-async def test_a_dead_sfu_worker_ends_its_calls(
-    serve_procs: list[ServeProcess], redis_url: str, tmp_path: Path
-) -> None:
-    """A node with its own worker, in its own Redis database; SIGKILL the worker mid-call."""
-    from client.media import ClipSpec
-    from client.peer import PartyPeer, close_all, join_call
-    from tests.seeds import standard_seed_data
-    from visitation.seed import apply_seed, parse_seed
+@dataclass
+class OwnNodeCall:
+    node: ServeProcess
+    redis: Redis
+    pair: Ringing
+    tokens: Tokens
 
-    isolated = redis_url.rsplit("/", 1)[0] + "/3"
+
+@contextlib.asynccontextmanager
+async def call_on_own_node(
+    serve_procs: list[ServeProcess], redis_url: str, tmp_path: Path, db: int
+) -> AsyncIterator[OwnNodeCall]:
+    """A ``serve`` with its own SFU worker, in its own Redis database, and a connected call."""
+    isolated = redis_url.rsplit("/", 1)[0] + f"/{db}"
     redis = Redis.from_url(isolated)
     await redis.flushdb()
     await apply_seed(redis, parse_seed(json.dumps(standard_seed_data())))
     node = ServeProcess(tmp_path / "var", "--redis-url", isolated, "--workers", "1")
     serve_procs.append(node)
     tokens = Tokens(SECRET)
-    tablet_peer, family_peer = (
-        PartyPeer(ClipSpec("red"), decode=False),
-        PartyPeer(ClipSpec("blue"), decode=False),
-    )
     try:
         async with (
             ProtocolClient(node.url, tokens.issue("tablet", "R1")) as tablet,
             ProtocolClient(node.url, tokens.issue("family", "F1")) as family,
         ):
             call_id = await tablet.place("F1")
-            await family.next("call.incoming")
+            incoming = await family.next("call.incoming")
             await family.accept(call_id)
-            await join_call(tablet, call_id, tablet_peer)
-            await join_call(family, call_id, family_peer)
-            await family.next("call.connected")
-            await asyncio.sleep(4)  # a few seconds of call on disk before the crash
-            worker = (await redis.hget(f"call:{call_id}", "worker_id") or b"").decode()
-            status = json.loads(await redis.get(f"sfu:alive:{worker}") or "{}")
-            os.kill(int(status["pid"]), signal.SIGKILL)
-            for party in (tablet, family):
-                ended = await party.next("call.ended", timeout=15)
-                assert ended["reason"] == "connection_lost"
+            pair = Ringing(tablet, family, call_id, incoming)
+            async with media_between(pair):
+                yield OwnNodeCall(node, redis, pair, tokens)
+    finally:
+        await redis.flushdb()
+        await redis.aclose()
+
+
+async def test_a_dead_sfu_worker_ends_its_calls(
+    serve_procs: list[ServeProcess], redis_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL the worker mid-call: the call ends, and its recording is kept as incomplete."""
+    async with call_on_own_node(serve_procs, redis_url, tmp_path, db=3) as call:
+        pair, redis, node, tokens = call.pair, call.redis, call.node, call.tokens
+        call_id = pair.call_id
+        await asyncio.sleep(4)  # a few seconds of call on disk before the crash
+        worker = (await redis.hget(f"call:{call_id}", "worker_id") or b"").decode()
+        status = json.loads(await redis.get(f"sfu:alive:{worker}") or "{}")
+        os.kill(int(status["pid"]), signal.SIGKILL)
+        for party in (pair.tablet, pair.family):
+            ended = await party.next("call.ended", timeout=15)
+            assert ended["reason"] == "connection_lost"
         # The recording survived the crash: marked incomplete, and what was written plays.
         headers = {"Authorization": f"Bearer {tokens.issue('investigator', 'I1')}"}
         async with aiohttp.ClientSession(base_url=node.url, headers=headers) as http:
@@ -194,7 +213,19 @@ async def test_a_dead_sfu_worker_ends_its_calls(
             assert len(container.streams.video) == 2
             frames = sum(1 for _ in container.decode(video=0))
         assert frames > 10
-    finally:
-        await close_all(tablet_peer, family_peer)
-        await redis.flushdb()
-        await redis.aclose()
+
+
+async def test_sigterm_ends_calls_with_server_shutdown(
+    serve_procs: list[ServeProcess], redis_url: str, tmp_path: Path
+) -> None:
+    async with call_on_own_node(serve_procs, redis_url, tmp_path, db=4) as call:
+        call.node.proc.send_signal(signal.SIGTERM)
+        for party in (call.pair.tablet, call.pair.family):
+            ended = await party.next("call.ended", timeout=15)
+            assert ended["reason"] == "server_shutdown"
+        assert ended["charged_cents"] == 0  # under 10 s, and the last partial minute is free
+        try:
+            code = await asyncio.to_thread(call.node.proc.wait, 20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("".join(call.node.output)[-4000:]) from None
+        assert code == 0
