@@ -5,11 +5,19 @@ recording outside the caller's facilities answers 404 exactly like one that does
 Every list, view, download, verify and legal-hold change is an audit entry (also refused
 look-ups of an existing recording, with ``outcome: not_found``). Media is addressed by call id
 only and streamed from :class:`recorder.storage.Storage`.
+
+``GET .../media?party=tablet|family`` serves one party's view instead of the call file: that
+party's video and audio remuxed into their own WebM (browsers play only a file's first video
+and audio track), cached beside the original and made again when it changes; see
+:mod:`recorder.party_view`. Same scoping, Range handling and audit (``download``, with
+``party`` in the detail). The view is a convenience copy: ``verify`` and the manifest's hash
+always concern the original call file, which stays the evidence.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any, Final, Self
 
 from aiohttp import web
@@ -17,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from recorder.audit import Action, Actor
 from recorder.catalog import Entry, Query, allowed_facilities
+from recorder.party_view import PARTIES, Party, PartyViews, ViewBusyError, ViewError, view_key
+from recorder.party_view import View as PartyView
 from recorder.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from recorder.service import RecordingService
 from recorder.storage import CALL_ID, Storage
@@ -27,6 +37,7 @@ from visitation.tokens import Claims, Tokens
 
 PREFIX: Final = "/api/v1"
 CHUNK: Final = 256 * 1024
+MAX_PARTY_TEXT: Final = 64  # of a refused ?party= value kept in the audit entry
 
 
 class ListParams(BaseModel):
@@ -83,6 +94,11 @@ class RecordingApi:
         self._storage = storage
         self._catalog = service.catalog
         self._audit = service.audit
+        self._views = PartyViews(storage)
+        # One maker per view at a time (the lock goes once no request holds it).
+        self._view_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def _staff(self, claims: Claims) -> Staff:
         staff = await self._directory.staff(claims.subject)
@@ -152,35 +168,84 @@ class RecordingApi:
         return web.json_response(entry.summary())
 
     async def media(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        """The call file, or with ``?party=tablet|family`` that party's view (see
+        :mod:`recorder.party_view`); both with HTTP Range, both audited as ``download``."""
         entry = await self._visible(request, claims, "download")
         call_id = entry.manifest.call_id
+        wanted = request.query.getall("party", [])
+        party: Party | None = None
+        detail: dict[str, Any] = {}
+        if wanted:
+            detail["party"] = wanted[0][:MAX_PARTY_TEXT]
+            if len(wanted) > 1 or wanted[0] not in PARTIES:
+                await self._log(request, claims, "download", entry, **detail, status=422)
+                raise ApiError(422, "invalid_request", "party: must be 'tablet' or 'family'")
+            party = wanted[0]
         if entry.state == "purged":
-            await self._log(request, claims, "download", entry, status=409)
+            await self._log(request, claims, "download", entry, **detail, status=409)
+            await asyncio.to_thread(self._views.discard, call_id)  # leave no copy behind
             raise ApiError(409, "purged", f"the recording of call {call_id!r} was purged")
         try:
-            size = await asyncio.to_thread(self._storage.size, call_id)
+            if party is None:
+                key, etag = call_id, self._etag(entry)
+                size = await asyncio.to_thread(self._storage.size, call_id)
+            else:
+                view = await self._view(request, claims, entry, party)
+                key, etag, size = view.key, view.etag, view.size
         except FileNotFoundError:
-            await self._log(request, claims, "download", entry, status=404)
+            await self._log(request, claims, "download", entry, **detail, status=404)
             raise ApiError(404, "not_found", f"no media for call {call_id!r}") from None
-        etag = f'"{entry.manifest.sha256}"' if entry.state == "final" else None
         header = request.headers.get("Range")
         if header is not None and request.headers.get("If-Range") not in (None, etag):
             header = None  # the client's copy is stale: send everything
+        detail["range"] = header
         try:
             byte_range = parse_range(header, size)
         except RangeNotSatisfiable:
-            await self._log(request, claims, "download", entry, range=header, status=416)
+            await self._log(request, claims, "download", entry, **detail, status=416)
             response = error_response(416, "range_not_satisfiable", f"the file has {size} bytes")
             response.headers["Content-Range"] = f"bytes */{size}"
             return response
         status = 200 if byte_range is None else 206
-        await self._log(request, claims, "download", entry, range=header, status=status)
-        return await self._stream(request, call_id, size, byte_range, etag)
+        await self._log(request, claims, "download", entry, **detail, status=status)
+        name = call_id if party is None else f"{call_id}-{party}"
+        return await self._stream(request, key, name, size, byte_range, etag)
+
+    @staticmethod
+    def _etag(entry: Entry) -> str | None:
+        return f'"{entry.manifest.sha256}"' if entry.state == "final" else None
+
+    async def _view(
+        self, request: web.Request, claims: Claims, entry: Entry, party: Party
+    ) -> PartyView:
+        """The recording's current ``party`` view, made (once at a time) if need be."""
+        call_id = entry.manifest.call_id
+        if entry.state != "final" or entry.manifest.sha256 is None:
+            await self._log(request, claims, "download", entry, party=party, status=409)
+            raise ApiError(
+                409,
+                "invalid_state",
+                f"the recording of call {call_id!r} is still being recorded: party views are "
+                "made once it is signed (the whole file is available without 'party')",
+            )
+        sha256 = entry.manifest.sha256
+        key = view_key(call_id, party)
+        lock = self._view_locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                return await asyncio.to_thread(self._views.get, call_id, party, sha256)
+        except ViewBusyError as exc:
+            await self._log(request, claims, "download", entry, party=party, status=503)
+            raise ApiError(503, "busy", str(exc)) from None
+        except ViewError as exc:
+            await self._log(request, claims, "download", entry, party=party, status=409)
+            raise ApiError(409, "unavailable", str(exc)) from None
 
     async def _stream(
         self,
         request: web.Request,
-        call_id: str,
+        key: str,
+        name: str,
         size: int,
         byte_range: ByteRange | None,
         etag: str | None,
@@ -191,7 +256,7 @@ class RecordingApi:
         response.content_length = length
         response.headers["Accept-Ranges"] = "bytes"
         response.headers["Cache-Control"] = "private, no-store"
-        response.headers["Content-Disposition"] = f'inline; filename="{call_id}.webm"'
+        response.headers["Content-Disposition"] = f'inline; filename="{name}.webm"'
         if etag:
             response.headers["ETag"] = etag
         if byte_range is not None:
@@ -201,7 +266,7 @@ class RecordingApi:
             end = start + length
             while start < end:
                 want = min(CHUNK, end - start)
-                chunk = await asyncio.to_thread(self._storage.read_range, call_id, start, want)
+                chunk = await asyncio.to_thread(self._storage.read_range, key, start, want)
                 if not chunk:
                     break  # the file shrank under us (purged mid-download): stop short
                 await response.write(chunk)

@@ -20,6 +20,7 @@ from recorder.audit import RETENTION, Actor, AuditLog
 from recorder.catalog import Catalog, Entry
 from recorder.manifest import Flag, Manifest, ManifestSigner, Track, Verification, file_sha256
 from recorder.muxer import CODECS, TRACKS
+from recorder.party_view import PartyViews
 from recorder.storage import Storage
 from visitation.directory import Directory
 
@@ -210,7 +211,15 @@ class RecordingService:
         if not await self.catalog.mark_purged(m, now):  # re-checks the hold atomically
             return False
         deleted = await asyncio.to_thread(self.storage.delete, m.call_id)
-        detail = {"retention_days": days, "sha256": m.sha256, "size": m.size, "deleted": deleted}
+        # The per-party views are copies of the same evidence: they expire with it.
+        views = await asyncio.to_thread(PartyViews(self.storage).discard, m.call_id)
+        detail = {
+            "retention_days": days,
+            "sha256": m.sha256,
+            "size": m.size,
+            "deleted": deleted,
+            "views_deleted": views,
+        }
         await self.audit.append(
             RETENTION, "purge", call_ids=[m.call_id], facility_id=m.facility_id, detail=detail
         )

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from client.media import ClipSpec
 from client.peer import PartyPeer, close_all, join_call
 from client.session import ProtocolClient
+from media.pool import WorkerPool
 from signaling.app import SignalingNode
 from tests.seeds import standard_seed
 from visitation.config import Settings
@@ -68,6 +69,55 @@ async def seeded(redis: Redis) -> SeedFile:
     seed = standard_seed()
     await apply_seed(redis, seed)
     return seed
+
+
+@contextlib.asynccontextmanager
+async def start_sfu_worker(
+    redis_url: str, recordings_dir: Path, id_prefix: str
+) -> AsyncIterator[str]:
+    """One real SFU worker process, recording into ``recordings_dir``, registered and ready;
+    yields its id."""
+    pool = WorkerPool(
+        redis_url,
+        log_level="WARNING",
+        id_prefix=id_prefix,
+        extra_args=["--recordings-dir", str(recordings_dir)],
+    )
+    [worker_id] = await pool.start(1)
+    client = Redis.from_url(redis_url)
+    try:
+        await pool.wait_ready(client)
+        yield worker_id
+    finally:
+        await client.aclose()
+        await pool.stop()
+
+
+def package_sfu_worker(id_prefix: str) -> Any:
+    """A package's own ``sfu_worker`` fixture, one worker shared by the package's tests: in its
+    conftest.py, ``sfu_worker = package_sfu_worker("web-sfu")``. Package-scoped, because the
+    other packages (e.g. tests/media) flush Redis and must not see it."""
+
+    @pytest.fixture(scope="package")
+    async def sfu_worker(redis_url: str, recordings_dir: Path) -> AsyncIterator[str]:
+        async with start_sfu_worker(redis_url, recordings_dir, id_prefix) as worker_id:
+            yield worker_id
+
+    return sfu_worker
+
+
+@contextlib.asynccontextmanager
+async def redis_keeping_workers(redis_url: str) -> AsyncIterator[Redis]:
+    """A client on a clean database but for the SFU workers' registration (``sfu:*``): each
+    test of a package that shares one worker starts from this."""
+    client = Redis.from_url(redis_url)
+    try:
+        stale = [key async for key in client.scan_iter() if not key.startswith(b"sfu:")]
+        if stale:
+            await client.delete(*stale)
+        yield client
+    finally:
+        await client.aclose()
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 from visitation.domain import SeedFile
 
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ALWAYS_OPEN: list[dict[str, str]] = [{"days": "mon-sun", "start": "00:00", "end": "24:00"}]
 
 
 def closed_day() -> str:
@@ -15,8 +16,42 @@ def closed_day() -> str:
     return DAYS[(datetime.now(UTC) + timedelta(days=3)).weekday()]
 
 
+def short_stay_facility(facility_id: str = "SHORT", name: str = "Short Stay") -> dict[str, Any]:
+    """A prison open around the clock at 20 cents a minute, calls at most 90 s: a 25-cent
+    balance buys exactly one minute (the balance caps the call, under the 90 s maximum); a
+    well-funded family gets the facility's 90 s."""
+    return {
+        "id": facility_id,
+        "name": name,
+        "timezone": "UTC",
+        "type": "prison",
+        "rate_cents_per_minute": 20,
+        "max_call_seconds": 90,
+        "calling_hours": ALWAYS_OPEN,
+    }
+
+
+def short_seed_data() -> dict[str, Any]:
+    """SHORT: RB-FB capped by FB's balance (one minute), RF-FF by the facility (90 s)."""
+    return {
+        "facilities": [short_stay_facility()],
+        "residents": [
+            {"id": "RB", "facility_id": "SHORT", "name": "Bal Capped"},
+            {"id": "RF", "facility_id": "SHORT", "name": "Fac Capped"},
+        ],
+        "families": [
+            {"id": "FB", "name": "Balance Family", "balance_cents": 25, "verified": True},
+            {"id": "FF", "name": "Facility Family", "balance_cents": 1000, "verified": True},
+        ],
+        "contacts": [
+            {"resident_id": "RB", "family_id": "FB", "status": "approved"},
+            {"resident_id": "RF", "family_id": "FF", "status": "approved"},
+        ],
+    }
+
+
 def standard_seed_data() -> dict[str, Any]:
-    always = [{"days": "mon-sun", "start": "00:00", "end": "24:00"}]
+    always = ALWAYS_OPEN
     families = [
         ("F1", 1000, True, True, []),
         ("F2", 1000, True, True, []),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import av
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -15,7 +17,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from recorder import add_recording_routes
 from recorder.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from recorder.service import RecordingService
-from tests.recorder.conftest import DAY, record
+from recorder.storage import LocalStorage
+from tests.recorder.conftest import DAY, call_info, record
+from tests.recorder.test_muxer import video_colours
 from visitation.directory import Directory
 from visitation.tokens import Tokens
 
@@ -126,17 +130,14 @@ async def test_bad_requests_get_clear_errors(api: Api, service: RecordingService
         assert (await api.json("PUT", "/recordings/H/legal-hold", body=body))[0] == 422
 
 
-async def test_media_ranges_are_exact(
-    api: Api, service: RecordingService, call_webm: bytes
-) -> None:
-    manifest = await record(service, "M1", call_webm)
-    size = len(call_webm)
-    url = API + "/recordings/M1/media"
+async def assert_ranges_exact(api: Api, url: str, data: bytes, etag: str) -> int:
+    """Whole file, ranges, 416s, ignored and stale ranges, HEAD; returns the requests made."""
+    size = len(data)
     full = await api.client.get(url, headers=api.headers("I1"))
     assert full.status == 200 and full.content_type == "video/webm"
     assert full.headers["Accept-Ranges"] == "bytes"
-    assert full.headers["ETag"] == f'"{manifest.sha256}"'
-    assert await full.read() == call_webm
+    assert full.headers["ETag"] == etag
+    assert await full.read() == data
     for header, start, end in [
         ("bytes=0-0", 0, 0),
         ("bytes=0-99", 0, 99),
@@ -150,7 +151,7 @@ async def test_media_ranges_are_exact(
         assert resp.status == 206, header
         assert resp.headers["Content-Range"] == f"bytes {start}-{end}/{size}"
         assert int(resp.headers["Content-Length"]) == end - start + 1
-        assert await resp.read() == call_webm[start : end + 1], header
+        assert await resp.read() == data[start : end + 1], header
     for header in (f"bytes={size}-", f"bytes={size + 5}-{size + 9}", "bytes=-0"):
         resp = await api.client.get(url, headers=api.headers("I1", Range=header))
         assert resp.status == 416 and resp.headers["Content-Range"] == f"bytes */{size}"
@@ -159,11 +160,101 @@ async def test_media_ranges_are_exact(
         assert resp.status == 200 and len(await resp.read()) == size
     stale = api.headers("I1", Range="bytes=0-9", **{"If-Range": '"0000"'})
     assert (await api.client.get(url, headers=stale)).status == 200
+    fresh = api.headers("I1", Range="bytes=0-9", **{"If-Range": etag})
+    assert (await api.client.get(url, headers=fresh)).status == 206
     head = await api.client.head(url, headers=api.headers("I1", Range="bytes=-100"))
     assert head.status == 206 and head.headers["Content-Length"] == "100"
+    return 1 + 7 + 3 + 3 + 2 + 1
+
+
+async def test_media_ranges_are_exact(
+    api: Api, service: RecordingService, call_webm: bytes
+) -> None:
+    manifest = await record(service, "M1", call_webm)
+    requests = await assert_ranges_exact(
+        api, API + "/recordings/M1/media", call_webm, f'"{manifest.sha256}"'
+    )
     downloads = [e for e in (await api.json("GET", "/audit?call_id=M1"))[1]["entries"]]
-    assert len(downloads) == 1 + 7 + 3 + 3 + 1 + 1
+    assert len(downloads) == requests
     assert {e["detail"]["status"] for e in downloads} == {200, 206, 416}
+    assert not any("party" in e["detail"] for e in downloads)
+
+
+async def test_party_views_are_served_like_the_file(
+    api: Api, service: RecordingService, storage: LocalStorage, call_webm: bytes
+) -> None:
+    """?party= gives that party's video + audio only, remuxed from the call file, with the
+    same Range handling and audit; the signed original is untouched."""
+    await record(service, "P1", call_webm)
+    url = API + "/recordings/P1/media"
+    etags = set()
+    for party, colour in (("tablet", "red"), ("family", "blue")):
+        resp = await api.client.get(url, params={"party": party}, headers=api.headers("I1"))
+        assert resp.status == 200, await resp.text()
+        assert resp.headers["Content-Disposition"] == f'inline; filename="P1-{party}.webm"'
+        data = await resp.read()
+        assert data == storage.path(f"P1.{party}").read_bytes()  # cached beside the original
+        etag = resp.headers["ETag"]
+        etags.add(etag)
+        requests = await assert_ranges_exact(api, f"{url}?party={party}", data, etag)
+        view = storage.root / "view.webm"
+        view.write_bytes(data)
+        with av.open(str(view)) as container:
+            assert [s.metadata["title"] for s in container.streams] == [
+                f"{party} video",
+                f"{party} audio",
+            ]
+        decoded, colours = video_colours(view, 0)
+        assert decoded > 100 and set(colours) == {colour}
+        view.unlink()
+        entries = (await api.json("GET", "/audit?call_id=P1"))[1]["entries"]
+        mine = [e for e in entries if e["detail"].get("party") == party]
+        assert len(mine) == 1 + requests and {e["action"] for e in mine} == {"download"}
+        assert {e["detail"]["status"] for e in mine} == {200, 206, 416}
+    assert len(etags) == 2
+    status, verified = await api.json("POST", "/recordings/P1/verify")  # the original, as signed
+    assert status == 200 and verified["ok"] is True
+    assert storage.list() == ["P1", "P1.family", "P1.tablet"]
+
+    # Refusals: a bad party (422), out of scope (404), a recording not yet signed (409).
+    for query in ("?party=monitor", "?party=", "?party=tablet&party=family", "?party=TABLET"):
+        status, body = await api.json("GET", "/recordings/P1/media" + query)
+        assert status == 422 and "party" in body["error"]["message"], query
+    assert (await api.json("GET", "/recordings/P1/media?party=tablet", "I3"))[0] == 404
+    await service.begin(call_info("LIVE2"))
+    with storage.open_write("LIVE2") as fh:
+        fh.write(call_webm[:100_000])
+    status, body = await api.json("GET", "/recordings/LIVE2/media?party=family")
+    assert status == 409 and "still being recorded" in body["error"]["message"]
+    assert (
+        await api.client.get(API + "/recordings/LIVE2/media", headers=api.headers("I1"))
+    ).status == 200
+    details = [e["detail"] for e in (await api.json("GET", "/audit?call_id=P1"))[1]["entries"]]
+    assert {"party": "monitor", "status": 422} in details
+    assert {"party": "", "status": 422} in details
+
+
+async def test_party_views_go_with_the_file(
+    api: Api, service: RecordingService, storage: LocalStorage, call_webm: bytes
+) -> None:
+    """Made again when the file changes; gone once the recording is purged."""
+    await record(service, "P2", call_webm, started_at=time.time() - 365 * DAY)
+    url = API + "/recordings/P2/media?party=family"
+    first = await api.client.get(url, headers=api.headers("I1"))
+    assert first.status == 200
+    first_data = await first.read()
+    later = time.time() + 10
+    os.utime(storage.path("P2"), (later, later))  # the original changed (e.g. restored)
+    second = await api.client.get(url, headers=api.headers("I1"))
+    assert second.status == 200 and second.headers["ETag"] != first.headers["ETag"]
+    assert await second.read() != first_data  # made again: its source tag changed
+    status, verified = await api.json("POST", "/recordings/P2/verify")
+    assert status == 200 and verified["ok"] is True  # the bytes are as signed
+
+    assert await service.purge_expired() == ["P2"]
+    assert storage.list() == []  # the purge itself leaves no copy of the recording behind
+    status, body = await api.json("GET", "/recordings/P2/media?party=family")
+    assert status == 409 and body["error"]["code"] == "purged"
 
 
 async def test_every_access_is_audited(api: Api, service: RecordingService) -> None:
@@ -191,8 +282,6 @@ async def test_every_access_is_audited(api: Api, service: RecordingService) -> N
 
 
 async def test_unfinished_and_purged_recordings(api: Api, service: RecordingService) -> None:
-    from tests.recorder.conftest import call_info
-
     await service.begin(call_info("LIVE1"))
     status, body = await api.json("GET", "/recordings/LIVE1")
     assert status == 200 and body["complete"] is False and body["state"] == "recording"

@@ -12,34 +12,8 @@ from redis.asyncio import Redis
 
 from client.session import ProtocolClient
 from tests.conftest import Clients, Node, accepted, media_between
+from tests.seeds import short_seed_data
 from visitation.seed import apply_seed, parse_seed
-
-SHORT = {
-    "facilities": [
-        {
-            "id": "SHORT",
-            "name": "Short Stay",
-            "timezone": "UTC",
-            "type": "prison",
-            "rate_cents_per_minute": 20,
-            "max_call_seconds": 90,
-            "calling_hours": [{"days": "mon-sun", "start": "00:00", "end": "24:00"}],
-        }
-    ],
-    "residents": [
-        {"id": "RB", "facility_id": "SHORT", "name": "Bal Capped"},
-        {"id": "RF", "facility_id": "SHORT", "name": "Fac Capped"},
-    ],
-    "families": [
-        # 25 cents at 20 cents a minute: one whole minute (balance cap, under the 90 s max).
-        {"id": "FB", "name": "Balance Family", "balance_cents": 25, "verified": True},
-        {"id": "FF", "name": "Facility Family", "balance_cents": 1000, "verified": True},
-    ],
-    "contacts": [
-        {"resident_id": "RB", "family_id": "FB", "status": "approved"},
-        {"resident_id": "RF", "family_id": "FF", "status": "approved"},
-    ],
-}
 
 
 @dataclass
@@ -74,7 +48,7 @@ async def run_call_to_its_cap(clients: Clients, resident: str, family: str) -> T
 async def test_warning_and_hangup_at_the_cap_from_balance_and_from_facility(
     clients: Clients, redis: Redis, node: Node
 ) -> None:
-    await apply_seed(redis, parse_seed(json.dumps(SHORT)))
+    await apply_seed(redis, parse_seed(json.dumps(short_seed_data())))
     by_balance, by_facility = await asyncio.gather(
         run_call_to_its_cap(clients, "RB", "FB"), run_call_to_its_cap(clients, "RF", "FF")
     )

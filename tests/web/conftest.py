@@ -16,7 +16,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from playwright.async_api import (
     Browser,
     BrowserContext,
@@ -28,11 +27,9 @@ from playwright.async_api import (
 )
 from redis.asyncio import Redis
 
-from media.pool import WorkerPool
 from signaling.app import SignalingNode
-from tests.conftest import SECRET
-from visitation.config import Settings
-from visitation.embedded_redis import _free_port
+from tests.conftest import SECRET, NodeFactory, package_sfu_worker, redis_keeping_workers
+from tests.seeds import short_stay_facility
 from visitation.seed import apply_seed, parse_seed
 from visitation.tokens import Tokens
 
@@ -59,17 +56,7 @@ DESKTOP = ViewportSize(width=1280, height=900)
 # one-minute warning comes at connect and the server hangs up 60 s later. RV-FV and RY-FY are
 # ordinary calls, RA-FA a privileged (attorney) one. MW monitors WEB; IW investigates it.
 VISIT_SEED: dict[str, Any] = {
-    "facilities": [
-        {
-            "id": "WEB",
-            "name": "Westbrook Facility",
-            "timezone": "UTC",
-            "type": "prison",
-            "rate_cents_per_minute": 20,
-            "max_call_seconds": 90,
-            "calling_hours": [{"days": "mon-sun", "start": "00:00", "end": "24:00"}],
-        }
-    ],
+    "facilities": [short_stay_facility("WEB", "Westbrook Facility")],
     "residents": [
         {"id": rid, "facility_id": "WEB", "name": name}
         for rid, name in [
@@ -99,34 +86,16 @@ VISIT_SEED: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="package")
-async def sfu_worker(redis_url: str, recordings_dir: Path) -> AsyncIterator[str]:
-    pool = WorkerPool(
-        redis_url,
-        log_level="WARNING",
-        id_prefix="web-sfu",
-        extra_args=["--recordings-dir", str(recordings_dir)],
-    )
-    [worker_id] = await pool.start(1)
-    client = Redis.from_url(redis_url)
-    try:
-        await pool.wait_ready(client)
-        yield worker_id
-    finally:
-        await client.aclose()
-        await pool.stop()
+sfu_worker = package_sfu_worker("web-sfu")
 
 
 @pytest.fixture
 async def redis(redis_url: str, sfu_worker: str) -> AsyncIterator[Redis]:
-    """A clean database for each test, keeping the shared worker's registration (``sfu:*``)."""
-    client = Redis.from_url(redis_url)
-    stale = [key async for key in client.scan_iter() if not key.startswith(b"sfu:")]
-    if stale:
-        await client.delete(*stale)
-    await apply_seed(client, parse_seed(json.dumps(VISIT_SEED)))
-    yield client
-    await client.aclose()
+    """A clean database for each test (the shared worker's registration kept), with
+    ``VISIT_SEED`` (and the standard seed, through ``seeded``)."""
+    async with redis_keeping_workers(redis_url) as client:
+        await apply_seed(client, parse_seed(json.dumps(VISIT_SEED)))
+        yield client
 
 
 @dataclass
@@ -137,28 +106,10 @@ class WebNode:
 
 
 @pytest.fixture
-async def server(
-    redis_url: str, redis: Redis, seeded: object, tmp_path: Path, recordings_dir: Path
-) -> AsyncIterator[WebNode]:
-    """A signaling node (it mounts the pages itself), set up as ``tests/conftest.py``'s
-    ``start_node`` does."""
-    port = _free_port()
-    settings = Settings.from_env(
-        data_dir=tmp_path / "var",
-        redis_url=redis_url,
-        port=port,
-        workers=0,
-        recordings_dir=recordings_dir,
-        ring_timeout_s=20,
-    )
-    node = SignalingNode(settings, redis_url, SECRET)
-    runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield WebNode(node, f"http://127.0.0.1:{port}", Tokens(SECRET))
-    finally:
-        await runner.cleanup()
+async def server(start_node: NodeFactory, seeded: object) -> WebNode:
+    """A signaling node (it mounts the pages itself); stopped by ``start_node``."""
+    handle = await start_node(ring_timeout_s=20)
+    return WebNode(handle.node, handle.url, Tokens(SECRET))
 
 
 @pytest.fixture(scope="package")
@@ -290,17 +241,29 @@ async def open_recording(page: Page, **filters: str) -> None:
     await expect(page.locator("#recording")).to_be_visible()
 
 
+PLAYERS = ("#player-tablet", "#player-family")  # the investigator's: resident, family
+
+
 async def play_and_seek_to_flag(page: Page, offset_s: float) -> None:
-    """Play the recording (a picture, time advancing), then click its first flag: the player
-    jumps there."""
-    await page.evaluate("document.querySelector('#player').play()")
-    await video_playing(page, "#player")
+    """Play the recording: both parties' players show a picture and advance (the family's
+    follows the resident's). Then click its first flag: both jump there, still in step."""
+    await page.evaluate("document.querySelector('#player-tablet').play()")
+    for player in PLAYERS:
+        await video_playing(page, player)
     await page.click("#flags li button")
     await page.wait_for_function(
-        """(offset) => {
-            const video = document.querySelector("#player");
+        """([offset, players]) => players.every((selector) => {
+            const video = document.querySelector(selector);
             return video.readyState >= 2 && Math.abs(video.currentTime - offset) < 1.5;
+        })""",
+        arg=[offset_s, list(PLAYERS)],
+        polling=100,
+    )
+    await page.wait_for_function(  # in step: within the follower's drift limit (and a frame)
+        """([leader, follower]) => {
+            const [a, b] = [leader, follower].map((s) => document.querySelector(s));
+            return !a.paused && !b.paused && Math.abs(a.currentTime - b.currentTime) < 0.35;
         }""",
-        arg=offset_s,
+        arg=list(PLAYERS),
         polling=100,
     )

@@ -8,9 +8,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from playwright.async_api import Page, expect
 
-from client.media import ClipSpec
+from client.media import ClipSpec, dominant_colour
 from client.peer import PartyPeer, close_all, join_call
 from client.session import ProtocolClient
 from recorder.storage import LocalStorage
@@ -52,6 +53,27 @@ async def record_call(server: WebNode, seconds: float = 6.0) -> dict[str, Any]:
     return await final_recording(server, resident_id="RV")
 
 
+async def picture_colours(page: Page) -> dict[str, str]:
+    """The dominant colour of each party's player's current picture."""
+    rgb: dict[str, list[float]] = await page.evaluate(
+        """() => Object.fromEntries(["tablet", "family"].map((party) => {
+            const video = document.querySelector(`#player-${party}`);
+            const canvas = document.createElement("canvas");
+            [canvas.width, canvas.height] = [64, 36];
+            const context = canvas.getContext("2d");
+            context.drawImage(video, 0, 0, 64, 36);
+            const data = context.getImageData(0, 0, 64, 36).data;
+            const sum = [0, 0, 0];
+            for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c++) sum[c] += data[i + c];
+            return [party, sum.map((v) => v / (data.length / 4))];
+        }))"""
+    )
+    return {
+        party: dominant_colour(np.array([[value]], dtype=np.float64))
+        for party, value in rgb.items()
+    }
+
+
 async def audit_actions(page: Page) -> list[str]:
     await page.click("#audit-refresh")
     return await page.locator("#audit tr").evaluate_all("rows => rows.map(r => r.dataset.action)")
@@ -84,7 +106,12 @@ async def test_an_investigator_reviews_a_recording(
     # Streamed through the service worker (Range requests), it plays and seeks to the flag.
     await expect(page.locator("#player-status")).to_contain_text("Streaming")
     await play_and_seek_to_flag(page, flag["offset_s"])
-    assert await page.evaluate("document.querySelector('#player').videoWidth") == 640
+    sizes = await page.evaluate(
+        "['#player-tablet', '#player-family'].map(s => document.querySelector(s).videoWidth)"
+    )
+    assert sizes == [640, 640]
+    assert await picture_colours(page) == {"tablet": "red", "family": "blue"}  # each its side
+    await expect(page.locator("#player-family")).to_have_js_property("muted", False)
 
     await page.click("#verify")
     result = page.locator("#verify-result")

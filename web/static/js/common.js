@@ -65,8 +65,40 @@ export function tokenSubject(token) {
   }
 }
 
-/** Wire a sign-in form (`#signin`): calls `onToken(token)`; its errors are shown on the form. */
+/**
+ * The top bar and the sign-in screen every page shares, put at the start of `<main>` from its
+ * data attributes: `data-title` (the bar's heading), `data-token-label` and `data-token-hint`
+ * (the form's label and placeholder), `data-narrow` (a narrow form, on wide pages).
+ */
+function pageShell(main) {
+  const { title, tokenLabel, tokenHint } = main.dataset;
+  main.prepend(
+    el("header", { class: "topbar" },
+      el("h1", {}, title || "Video visits"),
+      el("span", { class: "who", id: "who" }),
+      el("button", { class: "link", id: "signout", hidden: true }, "Sign out"),
+    ),
+    el("section", { class: "screen", id: "signin", hidden: true },
+      el("form", { class: "narrow" in main.dataset ? "card stack narrow" : "card stack" },
+        el("h2", {}, "Sign in"),
+        el("label", { for: "token" }, tokenLabel || "Token"),
+        el("textarea", {
+          id: "token", name: "token", autocomplete: "off", spellcheck: "false",
+          placeholder: tokenHint || "Paste your token",
+        }),
+        el("button", { class: "big", type: "submit" }, "Sign in"),
+        el("p", { class: "error", hidden: true }),
+      ),
+    ),
+  );
+}
+
+/**
+ * Build the page's top bar and sign-in screen (`pageShell`) and wire them: `onToken(token)`
+ * signs in (its errors are shown on the form); "Sign out" forgets this page's token (`key`).
+ */
 export function signInForm(key, onToken) {
+  if (!$("#signin")) pageShell($("main"));
   const form = $("#signin form");
   const error = $("#signin .error");
   const attempt = async (token) => {
@@ -85,6 +117,10 @@ export function signInForm(key, onToken) {
     if (!token) return say(error, "Paste the token you were given.");
     sessionStorage.setItem(key, token);
     attempt(token);
+  });
+  $("#signout").addEventListener("click", () => {
+    sessionStorage.removeItem(key);
+    location.reload();
   });
   const token = pageToken(key);
   if (token) attempt(token);

@@ -1,10 +1,11 @@
 // The family app: account, deposits, blocks, history; answering and holding a video call.
 
+import { CallView } from "./call-view.js";
 import {
   $, api, connect, dateTime, duration, el, endReason, money, randomId, rate, say, show,
   signInForm,
 } from "./common.js";
-import { CallTimer, localMedia, PartyCall, play, stopMedia } from "./rtc.js";
+import { localMedia, stopMedia } from "./rtc.js";
 
 const TOKEN_KEY = "visitation.family.token";
 const FACILITIES_KEY = "visitation.family.facilities"; // id -> name, learnt from calls
@@ -16,8 +17,8 @@ const ENTRY_LABELS = {
 const PLUS = new Set(["deposit", "autopay", "credit"]);
 const HELD = new Set(["hold", "release"]);
 
-const state = { token: null, client: null, account: null, incoming: null, call: null };
-const timer = new CallTimer($("#timer"));
+const state = { token: null, client: null, account: null, incoming: null };
+const view = new CallView(); // the call in progress: view.callId
 let ringTicker = null;
 
 // ---------------------------------------------------------------- navigation
@@ -53,10 +54,6 @@ async function signIn(token) {
   go("home");
 }
 
-$("#signout").addEventListener("click", () => {
-  sessionStorage.removeItem(TOKEN_KEY);
-  location.reload();
-});
 
 // ---------------------------------------------------------------- account
 
@@ -246,27 +243,23 @@ function renderStatement(entries) {
 function bindCallEvents(client) {
   client.on("call.incoming", onIncoming);
   client.on("call.canceled", ({ call_id }) => {
-    if (state.incoming?.call_id !== call_id || state.call) return;
+    if (state.incoming?.call_id !== call_id || view.callId) return;
     const caller = state.incoming.resident.name;
     endRinging();
     go("home");
     say($("#home-notice"), `Missed call from ${caller}.`);
   });
   client.on("call.connected", (data) => {
-    if (state.call?.callId !== data.call_id) return;
-    timer.start(data.allowed_seconds);
-    $("#call-status").textContent = `Connected · up to ${duration(data.allowed_seconds)}`;
+    if (view.callId === data.call_id) view.connected(data.allowed_seconds);
   });
   client.on("call.warning", (data) => {
-    if (state.call?.callId !== data.call_id) return;
-    timer.warn();
-    $("#call-status").textContent = "One minute left";
+    if (view.callId === data.call_id) view.warning();
   });
   client.on("call.ended", onEnded);
 }
 
 function onIncoming(call) {
-  if (state.call) return; // the server never rings a family that is in a call
+  if (view.callId) return; // the server never rings a family that is in a call
   state.incoming = call;
   rememberFacility(call.facility.id, call.facility.name);
   $("#in-initial").textContent = (call.resident.name || "?").trim().charAt(0).toUpperCase();
@@ -328,54 +321,14 @@ $("#accept").addEventListener("click", async () => {
     return;
   }
   endRinging();
-  startCall(call, stream);
-});
-
-async function startCall(call, stream) {
-  state.call = new PartyCall(state.client, call.call_id, stream, $("#remote-video"));
-  play($("#self-video"), stream);
-  $("#call-overlay").hidden = false;
-  $("#call-with").textContent = `${call.resident.name} · ${call.facility.name}`;
-  $("#call-status").textContent = "Connecting…";
-  $("#hangup").disabled = false;
-  timer.waiting("");
+  view.open(state.client, call.call_id, `${call.resident.name} · ${call.facility.name}`);
   go("incall");
-  try {
-    await state.call.negotiate();
-  } catch (exc) {
-    $("#call-status").textContent = `Video could not start: ${exc.message}`;
-    state.client.request("call.hangup", { call_id: call.call_id }).catch(() => {});
-  }
-}
-
-$("#remote-video").addEventListener("playing", () => {
-  $("#call-overlay").hidden = true;
-});
-$("#incall").addEventListener("autoplay-muted", () => {
-  $("#call-status").textContent = "Tap the video to hear the call";
-});
-$("#remote-video").addEventListener("click", (event) => {
-  event.target.muted = false;
-});
-
-$("#hangup").addEventListener("click", async () => {
-  if (!state.call) return;
-  $("#hangup").disabled = true;
-  try {
-    await state.client.request("call.hangup", { call_id: state.call.callId });
-  } catch (exc) {
-    $("#call-status").textContent = exc.message;
-    $("#hangup").disabled = false;
-  }
+  view.start(stream);
 });
 
 function onEnded(ended) {
-  if (state.call?.callId !== ended.call_id) return;
-  state.call.close();
-  state.call = null;
-  timer.stop();
-  $("#remote-video").srcObject = null;
-  $("#self-video").srcObject = null;
+  if (view.callId !== ended.call_id) return;
+  view.close();
   $("#end-reason").textContent = endReason(ended, "family");
   $("#end-duration").textContent = duration(ended.duration_s || 0);
   $("#end-charge").textContent = money(ended.charged_cents ?? 0);

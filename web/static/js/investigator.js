@@ -1,15 +1,28 @@
 // The investigator page: search recordings with the catalog filters, play one (streamed, with
 // seeking), read its signed manifest, jump to its flags, verify it, download it, put it on
 // legal hold, and read the call's audit trail. Every request is audited by the server.
+//
+// Browsers play only the first video and audio track of a file, so each party is played from
+// its own view of the recording (`/media?party=tablet|family`, remuxed by the server), in two
+// players kept in step: the resident's drives, the family's follows. Downloads and
+// verification always concern the original, signed call file.
 
 import { $, api, clock, dateTime, el, say, show, signInForm, tokenSubject } from "./common.js";
+import { syncVideos } from "./video-sync.js";
 
 const TOKEN_KEY = "visitation.investigator.token";
+const PARTIES = ["tablet", "family"];
+const players = { tablet: $("#player-tablet"), family: $("#player-family") };
+syncVideos(players.tablet, [players.family]);
 
-const state = { token: null, callId: null, recording: null, streaming: null, blobUrl: null };
+const state = { token: null, callId: null, recording: null, streaming: null, blobUrls: [] };
 
 const recordingPath = (callId, rest = "") =>
   `/api/v1/recordings/${encodeURIComponent(callId)}${rest}`;
+
+/** The whole call file (`party` null), or one party's view of it. */
+const mediaPath = (callId, party = null) =>
+  recordingPath(callId, party ? `/media?party=${party}` : "/media");
 
 const request = (method, path, body) => api(state.token, method, path, body);
 
@@ -38,10 +51,6 @@ async function signIn(token) {
   state.streaming = startMediaWorker();
 }
 
-$("#signout").addEventListener("click", () => {
-  sessionStorage.removeItem(TOKEN_KEY);
-  location.reload();
-});
 
 /**
  * Register the media service worker (`media-sw.js`), which adds this page's token to its
@@ -190,42 +199,62 @@ function render(r) {
   $("#no-flags").hidden = r.flags.length > 0;
 }
 
+/** Both players to `seconds` on the call clock, playing. */
 function seek(seconds) {
-  const video = $("#player");
-  video.currentTime = seconds;
-  video.play().catch(() => {}); // e.g. interrupted by another seek: the position still holds
+  for (const video of Object.values(players)) {
+    if (video.getAttribute("src")) video.currentTime = seconds;
+  }
+  players.tablet.play().catch(() => {}); // e.g. interrupted by another seek: the position holds
 }
 
-/** Point the player at the recording: streamed through the service worker, else downloaded. */
+/**
+ * Point the players at the recording: each party's view, streamed through the service worker,
+ * else downloaded. A recording not yet signed has no party views: its whole file plays in the
+ * first player (the resident's side only).
+ */
 async function load(callId) {
-  const video = $("#player");
   const status = $("#player-status");
-  video.pause();
-  video.removeAttribute("src");
-  video.load(); // stop the previous recording
-  if (state.blobUrl) URL.revokeObjectURL(state.blobUrl);
-  state.blobUrl = null;
-  if (state.recording.state === "purged") {
+  for (const video of Object.values(players)) {
+    video.pause();
+    video.removeAttribute("src");
+    video.load(); // stop the previous recording
+  }
+  for (const url of state.blobUrls) URL.revokeObjectURL(url);
+  state.blobUrls = [];
+  const recording = state.recording;
+  players.family.closest("figure").hidden = recording.state !== "final";
+  if (recording.state === "purged") {
     status.textContent = "The media was purged under the retention policy; the manifest remains.";
     return;
   }
+  const sources = recording.state === "final" ? PARTIES : [null];
+  const partial = recording.state === "final" ? "" : " Still being recorded: the resident's side only until it is signed.";
   if (await state.streaming) {
-    video.src = recordingPath(callId, "/media");
-    status.textContent = "Streaming from the server; the browser plays the first video and audio track.";
+    sources.forEach((party, i) => {
+      players[PARTIES[i]].src = mediaPath(callId, party);
+    });
+    status.textContent = `Streaming from the server; the two sides play in step.${partial}`;
     return;
   }
-  const blob = await fetchMedia(callId, (got, total) => {
-    status.textContent = `Loading the recording… ${bytes(got)} of ${bytes(total)}`;
-  });
+  const got = sources.map(() => 0);
+  const totals = sources.map(() => null);
+  const blobs = await Promise.all(sources.map((party, i) => fetchMedia(callId, party, (n, total) => {
+    [got[i], totals[i]] = [n, total];
+    const sum = (list) => list.reduce((a, b) => a + (b || 0), 0);
+    status.textContent = `Loading the recording… ${bytes(sum(got))} of ${bytes(sum(totals) || null)}`;
+  })));
   if (callId !== state.callId) return;
-  state.blobUrl = URL.createObjectURL(blob);
-  video.src = state.blobUrl;
-  status.textContent = "Loaded in full (this browser cannot stream it).";
+  blobs.forEach((blob, i) => {
+    const url = URL.createObjectURL(blob);
+    state.blobUrls.push(url);
+    players[PARTIES[i]].src = url;
+  });
+  status.textContent = `Loaded in full (this browser cannot stream it).${partial}`;
 }
 
-/** The whole media file through an authenticated fetch, reporting progress. */
-async function fetchMedia(callId, progress) {
-  const response = await fetch(recordingPath(callId, "/media"), {
+/** A media file (see `mediaPath`) through an authenticated fetch, reporting progress. */
+async function fetchMedia(callId, party, progress) {
+  const response = await fetch(mediaPath(callId, party), {
     headers: { Authorization: `Bearer ${state.token}` },
     cache: "no-store",
   });
@@ -245,11 +274,14 @@ async function fetchMedia(callId, progress) {
   return new Blob(chunks, { type: "video/webm" });
 }
 
-$("#player").addEventListener("error", (event) => {
-  if (event.target.getAttribute("src")) {
-    $("#player-status").textContent = "The recording could not be played (refused, or not a playable file).";
-  }
-});
+for (const video of Object.values(players)) {
+  video.addEventListener("error", () => {
+    if (video.getAttribute("src")) {
+      const side = video.dataset.party === "family" ? "family's" : "resident's";
+      $("#player-status").textContent = `The ${side} side could not be played (refused, or not a playable file).`;
+    }
+  });
+}
 
 $("#verify").addEventListener("click", async () => {
   const callId = state.callId;
@@ -283,7 +315,7 @@ $("#download").addEventListener("click", async () => {
   const button = $("#download");
   button.disabled = true;
   try {
-    const blob = await fetchMedia(callId, (got, total) => {
+    const blob = await fetchMedia(callId, null, (got, total) => {
       say(status, `Downloading… ${total ? Math.floor((100 * got) / total) : "?"}%`);
     });
     const url = URL.createObjectURL(blob);
@@ -345,8 +377,11 @@ function auditDetail({ action, detail = {} }) {
       return `search ${query || "(no filters)"} → ${(detail.call_ids || []).length} found`;
     }
     case "download":
-      return [detail.range ? `range ${detail.range}` : "whole file", detail.status && `HTTP ${detail.status}`]
-        .filter(Boolean).join(", ");
+      return [
+        detail.party ? `${detail.party} view` : "call file",
+        detail.range ? `range ${detail.range}` : "whole",
+        detail.status && `HTTP ${detail.status}`,
+      ].filter(Boolean).join(", ");
     case "verify":
       if (!("ok" in detail)) return `refused: ${detail.state}`;
       return detail.ok ? "as signed" : `tampered: ${(detail.problems || []).join("; ")}`;

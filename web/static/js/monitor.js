@@ -49,10 +49,6 @@ async function signIn(token) {
   setInterval(tick, 1000);
 }
 
-$("#signout").addEventListener("click", () => {
-  sessionStorage.removeItem(TOKEN_KEY);
-  location.reload();
-});
 
 async function refresh() {
   try {

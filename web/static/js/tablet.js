@@ -3,8 +3,9 @@
 // PROTOCOL.md has no event listing a resident's contacts, so the tablet takes a contact id and
 // remembers recent ones on this device, per resident.
 
+import { CallView } from "./call-view.js";
 import { $, connect, duration, el, endReason, say, show, signInForm, tokenSubject } from "./common.js";
-import { CallTimer, localMedia, PartyCall, play, stopMedia } from "./rtc.js";
+import { localMedia, stopMedia } from "./rtc.js";
 
 const TOKEN_KEY = "visitation.tablet.token";
 const RECENT_MAX = 8;
@@ -18,9 +19,9 @@ const PLACE_ERRORS = {
   forbidden: "This device is not signed in as a resident tablet.",
 };
 
-// call: {id, contact, media (Promise<MediaStream>), party (PartyCall once accepted)}
+// call: {id, contact, media (Promise<MediaStream>)}; its screen once accepted: `view`
 const state = { client: null, resident: "", call: null };
-const timer = new CallTimer($("#timer"));
+const view = new CallView();
 
 function go(screen) {
   show(screen);
@@ -45,10 +46,6 @@ async function signIn(token) {
   go("home");
 }
 
-$("#signout").addEventListener("click", () => {
-  sessionStorage.removeItem(TOKEN_KEY);
-  location.reload();
-});
 
 // ---------------------------------------------------------------- recent contacts
 
@@ -82,7 +79,7 @@ $("#call-form").addEventListener("submit", (event) => {
 async function placeCall(contact) {
   if (state.call) return;
   say($("#call-error"), "");
-  const call = { id: null, contact, media: localMedia(), party: null };
+  const call = { id: null, contact, media: localMedia() };
   call.media.catch(() => {}); // reported when the call is accepted
   state.call = call;
   $("#calling-initial").textContent = contact.charAt(0).toUpperCase();
@@ -112,12 +109,8 @@ function ours(data) {
 function finish() {
   const call = state.call;
   state.call = null;
-  timer.stop();
-  if (!call) return;
-  if (call.party) call.party.close();
-  else call.media.then(stopMedia, () => {});
-  $("#remote-video").srcObject = null;
-  $("#self-video").srcObject = null;
+  view.close();
+  call?.media.then(stopMedia, () => {}); // unused if the call never got to its media
 }
 
 $("#cancel").addEventListener("click", async () => {
@@ -149,14 +142,10 @@ function bindCallEvents(client) {
     if (call) startMedia(call);
   });
   client.on("call.connected", (data) => {
-    if (!ours(data)) return;
-    timer.start(data.allowed_seconds);
-    $("#call-status").textContent = `Connected · up to ${duration(data.allowed_seconds)}`;
+    if (ours(data)) view.connected(data.allowed_seconds);
   });
   client.on("call.warning", (data) => {
-    if (!ours(data)) return;
-    timer.warn();
-    $("#call-status").textContent = "One minute left";
+    if (ours(data)) view.warning();
   });
   client.on("call.ended", (data) => {
     if (!ours(data)) return;
@@ -168,44 +157,16 @@ function bindCallEvents(client) {
 }
 
 async function startMedia(call) {
-  $("#call-with").textContent = call.contact;
-  $("#call-status").textContent = "Connecting…";
-  $("#call-overlay").hidden = false;
-  $("#hangup").disabled = false;
-  timer.waiting("");
+  view.open(state.client, call.id, call.contact);
   go("incall");
+  let stream;
   try {
-    const stream = await call.media;
-    if (state.call !== call) return stopMedia(stream);
-    call.party = new PartyCall(state.client, call.id, stream, $("#remote-video"));
-    play($("#self-video"), stream);
-    await call.party.negotiate();
+    stream = await call.media;
   } catch (exc) {
-    $("#call-status").textContent = `Video could not start: ${exc.message}`;
-    state.client.request("call.hangup", { call_id: call.id }).catch(() => {});
+    return view.fail(exc);
   }
+  if (state.call !== call) return stopMedia(stream);
+  await view.start(stream);
 }
-
-$("#remote-video").addEventListener("playing", () => {
-  $("#call-overlay").hidden = true;
-});
-$("#incall").addEventListener("autoplay-muted", () => {
-  $("#call-status").textContent = "Tap the video to hear the call";
-});
-$("#remote-video").addEventListener("click", (event) => {
-  event.target.muted = false;
-});
-
-$("#hangup").addEventListener("click", async () => {
-  const call = state.call;
-  if (!call?.id) return;
-  $("#hangup").disabled = true;
-  try {
-    await state.client.request("call.hangup", { call_id: call.id });
-  } catch (exc) {
-    $("#call-status").textContent = exc.message;
-    $("#hangup").disabled = false;
-  }
-});
 
 signInForm(TOKEN_KEY, signIn);
