@@ -140,13 +140,16 @@ def test_malformed_json_says_where() -> None:
         parse_seed('{"facilities": [')
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "visitation.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), **(env or {})},
+        cwd=cwd,
     )
 
 
@@ -173,10 +176,11 @@ def test_cli_seed_with_embedded_redis(tmp_path: Path) -> None:
     seed = tmp_path / "seed.json"
     seed.write_text(json.dumps(standard_seed_data()))
     data_dir = tmp_path / "var"
-    result = run_cli("seed", str(seed), "--data-dir", str(data_dir))
+    # A relative data dir, like the default ./var of `make run`.
+    result = run_cli("seed", str(seed), "--data-dir", "var", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (data_dir / "redis" / "appendonly.aof").exists()
-    again = run_cli("seed", str(seed), "--data-dir", str(data_dir))
+    again = run_cli("seed", str(seed), "--data-dir", "var", cwd=tmp_path)
     assert "left unchanged" in again.stdout  # the data persisted in the AOF
 
 

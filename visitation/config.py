@@ -45,6 +45,7 @@ class Settings:
         for key, value in overrides.items():
             if value is not None:
                 setattr(settings, key, value)
+        settings.data_dir = settings.data_dir.resolve()  # workers and Redis get these paths
         if not settings.node_id:
             settings.node_id = f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
         return settings

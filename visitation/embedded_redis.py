@@ -70,7 +70,8 @@ class EmbeddedRedis:
 
     @property
     def dir(self) -> Path:
-        return self.data_dir / "redis"
+        # Absolute: redis-server changes into ``dir`` before it opens the other paths.
+        return (self.data_dir / "redis").resolve()
 
     @property
     def _url_file(self) -> Path:
