@@ -71,6 +71,7 @@ class SignalingNode:
             emit=self._emit,
             ring_timeout_s=settings.ring_timeout_s,
             connect_timeout_s=settings.connect_timeout_s,
+            settle_retry_s=settings.settle_retry_s,
         )
         hooks, webhooks = hooks_from_env(self.redis, secret)
         self.billing = BillingBridge(

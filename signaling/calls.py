@@ -29,6 +29,7 @@ CONNECT_TIMEOUT = "connect_timeout"
 WARNING = "warning"
 TIME_LIMIT = "time_limit"
 CALL_TIMERS = (RING_TIMEOUT, CONNECT_TIMEOUT, WARNING, TIME_LIMIT)
+SETTLE = "settle"
 WARNING_BEFORE_S = 60
 PRE_CONNECT = (CallState.ACCEPTED,)
 IN_CALL = (CallState.ACCEPTED, CallState.CONNECTED)
@@ -48,6 +49,17 @@ def family_room(family_id: str) -> str:
 
 def monitors_room(facility_id: str) -> str:
     return f"monitors:{facility_id}"
+
+
+def _ended_payload(record: CallRecord) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "call_id": record.call_id,
+        "reason": record.end_reason,
+        "duration_s": record.duration_s,
+    }
+    if record.ended_by:
+        payload["by"] = record.ended_by
+    return payload
 
 
 def call_summary(record: CallRecord, watchers: int = 0) -> dict[str, Any]:
@@ -83,6 +95,7 @@ class CallService:
     emit: Emitter
     ring_timeout_s: float = 45.0
     connect_timeout_s: float = 30.0
+    settle_retry_s: float = 30.0  # when a settlement left undone (node died, failure) is retried
     accept_hooks: list[CallHook] = field(default_factory=list)
     connect_hooks: list[CallHook] = field(default_factory=list)
     warning_hooks: list[CallHook] = field(default_factory=list)
@@ -95,6 +108,7 @@ class CallService:
         self.timers.on(CONNECT_TIMEOUT, self._on_connect_timeout)
         self.timers.on(WARNING, self._on_warning)
         self.timers.on(TIME_LIMIT, self._on_time_limit)
+        self.timers.on(SETTLE, self._on_settle)
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -275,39 +289,57 @@ class CallService:
         by: str = "",
         allowed_from: tuple[CallState, ...] = IN_CALL,
     ) -> bool:
-        """End a live call once; False if it was already over."""
+        """End a live call once; False if it was already over.
+
+        The transition also arms a durable ``settle`` timer, so that if this node dies or
+        settlement fails before :meth:`_finish` completes, any node settles the call later
+        (exactly once: settlement is idempotent) and tears down its media.
+        """
+        now = time.time()
         result = await self.store.transition(
             record,
             CallState.ENDED,
             allowed_from=allowed_from,
-            set_fields={"ended_at": time.time(), "end_reason": reason, "ended_by": by},
+            set_fields={"ended_at": now, "end_reason": reason, "ended_by": by},
             cancel_timers=CALL_TIMERS,
+            add_timers=[(SETTLE, now + self.settle_retry_s)],
         )
         if not result.applied:
             return False
         ended = await self.store.get(record.call_id)
         assert ended is not None
-        settlement = await self._settle(ended)
-        payload: dict[str, Any] = {
-            "call_id": ended.call_id,
-            "reason": reason,
-            "duration_s": ended.duration_s,
-        }
-        if by:
-            payload["by"] = by
-        await self.emit("call.ended", payload, tablet_room(ended.resident_id))
+        await self.emit("call.ended", _ended_payload(ended), tablet_room(ended.resident_id))
+        await self._to_monitors("monitor.call_ended", ended, reason=reason)
+        try:
+            await self._finish(ended)
+        except Exception:
+            log.exception("settling call %s failed; its durable timer retries", ended.call_id)
+        return True
+
+    async def _finish(self, ended: CallRecord) -> None:
+        """Settle, tell the family its charge, tear down the media. Safe to repeat."""
+        try:
+            settlement = await self._settle(ended)
+        except Exception:
+            await self._run_hooks(self.end_hooks, ended)  # the media goes even so
+            raise
         await self.emit(
             "call.ended",
             {
-                **payload,
+                **_ended_payload(ended),
                 "charged_cents": settlement.charged_cents,
                 "balance_cents": settlement.balance_cents,
             },
             family_room(ended.family_id),
         )
-        await self._to_monitors("monitor.call_ended", ended, reason=reason)
         await self._run_hooks(self.end_hooks, ended)
-        return True
+        await self.timers.cancel(SETTLE, ended.call_id)
+
+    async def _on_settle(self, call_id: str) -> None:
+        record = await self.store.get(call_id)
+        if record is not None and record.state == CallState.ENDED:
+            log.warning("call %s: finishing a settlement left undone", call_id)
+            await self._finish(record)
 
     async def _run_hooks(self, hooks: list[CallHook], record: CallRecord) -> None:
         for hook in hooks:
@@ -326,7 +358,8 @@ class CallService:
     async def _on_connect_timeout(self, call_id: str) -> None:
         record = await self.store.get(call_id)
         if record is not None and record.state in PRE_CONNECT:
-            await self.end(record, "connection_lost")
+            # Only while still not connected: a connect racing this timer wins.
+            await self.end(record, "connection_lost", allowed_from=PRE_CONNECT)
 
     async def _on_warning(self, call_id: str) -> None:
         record = await self.store.get(call_id)

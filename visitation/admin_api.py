@@ -38,7 +38,8 @@ class ContactChange(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     status: ContactStatus
-    privileged: StrictBool = False
+    # Omitted: keep what the contact has (an attorney stays privileged when re-approved).
+    privileged: StrictBool | None = None
 
 
 class AdminApi:
@@ -76,11 +77,15 @@ class AdminApi:
             raise ApiError(404, "not_found", f"no resident {resident_id!r}")
         if not await self._directory.exists("family", family_id):
             raise ApiError(404, "not_found", f"no family {family_id!r}")
+        current = await self._directory.contact(resident_id, family_id)
+        privileged = change.privileged
+        if privileged is None:
+            privileged = current.privileged if current is not None else False
         contact = Contact(
             resident_id=resident_id,
             family_id=family_id,
             status=change.status,
-            privileged=change.privileged,
+            privileged=privileged,
         )
         async with self._redis.pipeline(transaction=True) as pipe:
             Directory.queue_contact(pipe, contact)

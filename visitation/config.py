@@ -24,6 +24,7 @@ class Settings:
     connect_timeout_s: float = 30.0
     presence_ttl_s: float = 15.0
     media_timeout_s: float = 15.0
+    settle_retry_s: float = 30.0
     recordings_dir: Path | None = None
     node_id: str = ""
 

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from client.session import AckError
-from tests.conftest import Clients, Node
+from tests.conftest import Clients, Node, accepted
 
 
 @pytest.fixture
@@ -98,3 +98,21 @@ async def test_closed_account_makes_future_calls_unavailable(node: Node, clients
     with pytest.raises(AckError) as err:
         await tablet.place("F1")
     assert err.value.code == "unavailable"
+
+
+async def test_changing_a_contacts_status_keeps_it_privileged(
+    http: aiohttp.ClientSession, clients: Clients
+) -> None:
+    """Re-approving an attorney without restating "privileged" must not make it monitorable."""
+    status, body = await put(http, "/api/v1/admin/contacts/R1/FATTY", {"status": "pending"})
+    assert (status, body["privileged"]) == (200, True)
+    status, body = await put(http, "/api/v1/admin/contacts/R1/FATTY", {"status": "approved"})
+    assert (status, body["privileged"]) == (200, True)
+    pair = await accepted(clients, "R1", "FATTY")
+    monitor = await clients.connect("monitor", "S1")
+    ack = await monitor.call("monitor.flag", {"call_id": pair.call_id, "note": "x"})
+    assert ack["error"]["code"] == "privileged"
+    status, body = await put(
+        http, "/api/v1/admin/contacts/R1/FATTY", {"status": "approved", "privileged": False}
+    )
+    assert (status, body["privileged"]) == (200, False)  # only when said explicitly

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 import aiohttp
 from redis.asyncio import Redis
 
+from billing_hooks import Settlement
 from client.session import ProtocolClient
-from tests.conftest import Clients, Node, accepted, media_between
+from signaling.call_state import CallRecord
+from tests.conftest import Clients, ClientsFactory, Node, accepted, media_between
 from tests.seeds import short_seed_data
 from visitation.seed import apply_seed, parse_seed
 
@@ -91,3 +93,40 @@ async def test_hangup_charges_whole_minutes_to_the_family_only(clients: Clients)
     assert family_end["duration_s"] >= 11
     assert (family_end["charged_cents"], family_end["balance_cents"]) == (16, 984)
     assert "charged_cents" not in tablet_end and "balance_cents" not in tablet_end
+
+
+async def test_a_failed_settlement_is_retried_and_charges_once(
+    clients_on: ClientsFactory, redis: Redis
+) -> None:
+    """Settlement interrupted (here: one failure, as in a Redis blip) is finished later."""
+    pool = await clients_on(settle_retry_s=1.0)
+    assert pool.node is not None
+    calls = pool.node.node.calls
+    real_settle = calls.settle
+    assert real_settle is not None
+    failed: list[str] = []
+
+    async def settle_failing_once(record: CallRecord) -> Settlement:
+        if not failed:
+            failed.append(record.call_id)
+            raise ConnectionError("redis went away")
+        return await real_settle(record)
+
+    calls.settle = settle_failing_once
+    pair = await accepted(pool)
+    async with media_between(pair):
+        await asyncio.sleep(11)  # past the free first 10 seconds
+        await pair.tablet.hangup(pair.call_id)
+        assert (await pair.tablet.next("call.ended"))["reason"] == "hangup"
+        family_end = await pair.family.next("call.ended", timeout=15)
+    assert failed == [pair.call_id]
+    assert (family_end["charged_cents"], family_end["balance_cents"]) == (16, 984)
+    account = await redis.hmget("acct:F1", "charges", "held")
+    assert account == [b"16", b"0"]  # charged once, nothing left on hold
+    # Tear-down follows the family's call.ended: the media goes, then the timer is disarmed.
+    worker = (await redis.hget(f"call:{pair.call_id}", "worker_id") or b"").decode()
+    deadline = time.monotonic() + 10
+    while await redis.zscore("timers", f"settle|{pair.call_id}") is not None:
+        assert time.monotonic() < deadline, "the settle timer was never disarmed"
+        await asyncio.sleep(0.1)
+    assert pair.call_id.encode() not in await redis.smembers(f"sfu:calls:{worker}")
