@@ -77,6 +77,7 @@ class _Leg:
     offered_at: float = field(default_factory=time.monotonic)
     last_media_at: float | None = None
     lost: bool = False
+    lost_reported_at: float = 0.0
 
 
 class Room:
@@ -285,8 +286,13 @@ class Room:
         now = time.monotonic()
         for party, leg in tuple(self._parties.items()):
             since = leg.last_media_at if leg.last_media_at is not None else leg.offered_at
-            if not leg.lost and now - since >= self.media_timeout_s:
+            if now - since < self.media_timeout_s:
+                continue
+            # Reported again every timeout while it lasts: one lost event must not leave a
+            # dead call running (and billed) until its cap. Signaling ignores repeats.
+            if not leg.lost or now - leg.lost_reported_at >= self.media_timeout_s:
                 leg.lost = True
+                leg.lost_reported_at = now
                 log.info("call %s: no media from %s for %.1fs", self.call_id, party, now - since)
                 self._emit("media_lost", party)
 

@@ -53,9 +53,14 @@ class EventLog:
     def of(self, type_: str, call_id: str) -> list[WorkerEvent]:
         return [e for e in self.events if e.type == type_ and e.call_id == call_id]
 
-    async def wait(self, type_: str, call_id: str, timeout: float = 10.0) -> WorkerEvent:
+    async def wait(
+        self, type_: str, call_id: str, timeout: float = 10.0, count: int = 1
+    ) -> WorkerEvent:
+        """The first such event, once ``count`` of them have arrived."""
         async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: self.of(type_, call_id)), timeout)
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: len(self.of(type_, call_id)) >= count), timeout
+            )
         return self.of(type_, call_id)[0]
 
 
@@ -226,6 +231,9 @@ async def test_media_lost_when_one_party_stops_sending(
         assert lost.party == "family" and lost.worker_id == worker
         assert time.monotonic() - stopped_at >= 1.0
         assert [e.party for e in events.of("media_lost", "L1")] == ["family"]
+        # Repeated while it lasts, so one event lost on the way cannot keep a dead call up.
+        await events.wait("media_lost", "L1", 5, count=2)
+        assert {e.party for e in events.of("media_lost", "L1")} == {"family"}
     finally:
         await close_clients(tablet.pc, family.pc)
         await control.close_call("L1")
