@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Literal
 
 from redis.asyncio import Redis
@@ -19,6 +20,8 @@ from redis.asyncio import Redis
 from billing_hooks.ledger import Entry, Ledger, LedgerError
 from billing_hooks.payments import PaymentProcessor
 from visitation.redis_text import text
+
+PAYOUT_GRACE_S = 300.0  # a payout mark without its close entry is forgotten after this
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +113,8 @@ class Funding:
     async def close(self, family_id: str) -> Entry:
         """Refund the whole balance on the ledger, close the account, and pay the refund out."""
         ref = f"close:{family_id}"
-        await self._redis.hset(PAYOUT_PENDING, ref, family_id)
+        mark = json.dumps({"family_id": family_id, "at": time.time()})
+        await self._redis.hset(PAYOUT_PENDING, ref, mark)
         try:
             entry = await self._ledger.close(family_id, ref)
         except LedgerError as exc:
@@ -139,11 +143,13 @@ class Funding:
 
     async def resume_payouts(self) -> int:
         payouts = await self._redis.hgetall(PAYOUT_PENDING)
-        for raw_ref, raw_family in payouts.items():
-            ref, family_id = text(raw_ref), text(raw_family)
+        for raw_ref, raw_mark in payouts.items():
+            ref, mark = text(raw_ref), json.loads(raw_mark)
+            family_id, marked_at = str(mark["family_id"]), float(mark["at"])
             entry = await self._ledger.find(family_id, ref)
-            if entry is None:  # the close never happened
-                await self._redis.hdel(PAYOUT_PENDING, ref)
-            else:
+            if entry is not None:
                 await self.payout(family_id, ref, entry.amount_cents)
+            elif time.time() - marked_at > PAYOUT_GRACE_S:
+                # The close never happened (a close still in flight is younger than this).
+                await self._redis.hdel(PAYOUT_PENDING, ref)
         return len(payouts)
