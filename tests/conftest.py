@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import uvloop
 from aiohttp import web
@@ -274,3 +275,9 @@ async def media_between(
         yield media
     finally:
         await close_all(media.tablet, media.family)
+
+
+def http_as(url: str, tokens: Tokens, role: str, subject: str) -> aiohttp.ClientSession:
+    """An HTTP session to ``url`` that sends a bearer token for ``role``/``subject``."""
+    token = tokens.issue(role, subject)
+    return aiohttp.ClientSession(base_url=url, headers={"Authorization": f"Bearer {token}"})

@@ -10,15 +10,12 @@ import pytest
 from redis.asyncio import Redis
 
 from client.session import AckError
-from tests.conftest import Clients, Node, accepted
+from tests.conftest import Clients, Node, accepted, http_as
 
 
 @pytest.fixture
 async def http(node: Node, clients: Clients) -> AsyncIterator[aiohttp.ClientSession]:
-    token = clients.tokens.issue("admin", "A1")
-    async with aiohttp.ClientSession(
-        base_url=node.url, headers={"Authorization": f"Bearer {token}"}
-    ) as session:
+    async with http_as(node.url, clients.tokens, "admin", "A1") as session:
         yield session
 
 

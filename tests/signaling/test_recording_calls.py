@@ -17,15 +17,12 @@ from redis.asyncio import Redis
 from client.media import dominant_colour
 from client.peer import MonitorPeer, watch_call
 from media.control import SfuControl
-from tests.conftest import Clients, Node, Ringing, accepted, media_between
+from tests.conftest import Clients, Node, Ringing, accepted, http_as, media_between
 
 
 @pytest.fixture
 async def investigator(node: Node, clients: Clients) -> AsyncIterator[aiohttp.ClientSession]:
-    token = clients.tokens.issue("investigator", "I1")
-    async with aiohttp.ClientSession(
-        base_url=node.url, headers={"Authorization": f"Bearer {token}"}
-    ) as session:
+    async with http_as(node.url, clients.tokens, "investigator", "I1") as session:
         yield session
 
 
