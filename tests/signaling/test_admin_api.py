@@ -83,8 +83,7 @@ async def test_admin_api_needs_an_admin_token(node: Node, clients: Clients) -> N
 
 async def test_closed_account_makes_future_calls_unavailable(node: Node, clients: Clients) -> None:
     family = await clients.connect("family", "F1")
-    headers = {"Authorization": f"Bearer {clients.tokens.issue('family', 'F1')}"}
-    async with aiohttp.ClientSession(base_url=node.url, headers=headers) as session:
+    async with http_as(node.url, clients.tokens, "family", "F1") as session:
         async with session.post("/api/v1/account/close") as response:
             assert response.status == 200, await response.text()
         async with session.get("/api/v1/account") as response:

@@ -7,13 +7,12 @@ import json
 import time
 from dataclasses import dataclass, field
 
-import aiohttp
 from redis.asyncio import Redis
 
 from billing_hooks import Settlement
 from client.session import ProtocolClient
 from signaling.call_state import CallRecord
-from tests.conftest import Clients, ClientsFactory, Node, accepted, media_between
+from tests.conftest import Clients, ClientsFactory, Node, accepted, http_as, media_between
 from tests.seeds import short_seed_data
 from visitation.seed import apply_seed, parse_seed
 
@@ -69,12 +68,11 @@ async def test_warning_and_hangup_at_the_cap_from_balance_and_from_facility(
             balance,
         )
     # The family API agrees with what call.ended said, and nothing is left on hold.
-    async with aiohttp.ClientSession() as http:
-        headers = {"Authorization": f"Bearer {clients.tokens.issue('family', 'FF')}"}
-        async with http.get(f"{node.url}/api/v1/account", headers=headers) as response:
+    async with http_as(node.url, clients.tokens, "family", "FF") as http:
+        async with http.get("/api/v1/account") as response:
             assert response.status == 200
             assert (await response.json())["balance_cents"] == 960
-        async with http.get(f"{node.url}/api/v1/account/calls", headers=headers) as response:
+        async with http.get("/api/v1/account/calls") as response:
             calls = (await response.json())["calls"]
             assert [(c["duration_s"] in (90, 91), c["charged_cents"]) for c in calls] == [
                 (True, 40)

@@ -17,14 +17,13 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import av
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from client.session import ProtocolClient
-from tests.conftest import SECRET, Ringing, media_between
+from tests.conftest import SECRET, Ringing, http_as, media_between
 from tests.seeds import standard_seed_data
 from visitation.domain import SeedFile
 from visitation.embedded_redis import _free_port
@@ -195,8 +194,7 @@ async def test_a_dead_sfu_worker_ends_its_calls(
             ended = await party.next("call.ended", timeout=15)
             assert ended["reason"] == "connection_lost"
         # The recording survived the crash: marked incomplete, and what was written plays.
-        headers = {"Authorization": f"Bearer {tokens.issue('investigator', 'I1')}"}
-        async with aiohttp.ClientSession(base_url=node.url, headers=headers) as http:
+        async with http_as(node.url, tokens, "investigator", "I1") as http:
             # Finalizing follows call.ended (hash and sign): nothing to await but the API.
             deadline = time.monotonic() + 10
             while True:
