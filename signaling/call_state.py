@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from signaling.timers import TIMERS_KEY, timer_member
 from visitation.redis_text import text
@@ -234,3 +235,9 @@ class CallStore:
                 if record is not None and record.live:
                     out.append(record)
         return out
+
+    async def annotate(self, call_id: str, values: Mapping[str, str]) -> None:
+        """Record facts about a call that are not state (its worker, who terminated it)."""
+        mapping: dict[FieldT, EncodableT] = {}
+        mapping.update(values)
+        await self._redis.hset(_key(call_id), mapping=mapping)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from billing_hooks import Ledger, Settlement
-from signaling.call_state import LIVE, CallRecord, CallState, CallStore
+from billing_hooks import Ledger, Settlement, tariff
+from signaling.call_state import CallRecord, CallState, CallStore
 from signaling.presence import Presence
 from signaling.timers import DurableTimers
 from visitation.directory import Directory
@@ -178,7 +178,11 @@ class CallService:
                 "rate_cents_per_minute": facility.rate_cents_per_minute,
                 "max_call_seconds": facility.max_call_seconds,
                 "balance_cents": account.available_cents,
-                "allowed_seconds": facility.allowed_seconds(account.available_cents),
+                "allowed_seconds": tariff.allowed_seconds(
+                    facility.max_call_seconds,
+                    account.available_cents,
+                    facility.rate_cents_per_minute,
+                ),
                 "ring_timeout_s": self.ring_timeout_s,
             },
             family_room(family.id),
@@ -267,8 +271,9 @@ class CallService:
         if self.authorize is not None:
             return await self.authorize(record)
         account = await self.ledger.balance(record.family_id)
-        per_minute = record.rate_cents_per_minute
-        return min(record.max_call_seconds, (account.available_cents // per_minute) * 60)
+        return tariff.allowed_seconds(
+            record.max_call_seconds, max(0, account.available_cents), record.rate_cents_per_minute
+        )
 
     # -- either party -------------------------------------------------------------------------
 
@@ -408,4 +413,4 @@ class CallService:
         await self.emit(event, {**call_summary(record), **extra}, monitors_room(record.facility_id))
 
     async def live_calls(self, facility_ids: list[str]) -> list[CallRecord]:
-        return [r for r in await self.store.live_calls(facility_ids) if r.state in LIVE]
+        return await self.store.live_calls(facility_ids)

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from media.control import ControlError, Party, SfuControl, WorkerEvent, calls_key
 from signaling.call_state import CallRecord, CallState
 from signaling.calls import IN_CALL, CallService
-from signaling.monitoring import Monitoring, watchers_key
+from signaling.monitoring import Monitoring
 from signaling.payloads import CallRef, RtcOffer
 from signaling.sockets import Session, SocketApi
 from visitation.errors import ErrorCode, ProtocolError
@@ -96,10 +96,10 @@ class MediaBridge:
             log.exception("no SFU worker could take call %s", record.call_id)
             await self.calls.end(record, "connection_lost")
             return
-        await self._redis.hset(f"call:{record.call_id}", "worker_id", worker)
+        await self.calls.store.annotate(record.call_id, {"worker_id": worker})
 
     async def _close(self, record: CallRecord) -> None:
-        await self._redis.delete(watchers_key(record.call_id))
+        await self.monitoring.clear_watchers(record.call_id)
         cleanly = True
         if record.worker_id:
             # Ask the worker the call was placed on: a dead one cannot close its room cleanly.
@@ -137,8 +137,7 @@ class MediaBridge:
         except ControlError as exc:
             raise _protocol_error(exc) from exc
         self._watching[session.sid].add(record.call_id)
-        await self._redis.sadd(watchers_key(record.call_id), session.sid)
-        await self._watchers_changed(record.call_id)
+        await self.monitoring.add_watcher(record.call_id, session.sid)
         return {"sdp": answer}
 
     async def _unwatch(self, session: Session, payload: CallRef) -> dict[str, Any]:
@@ -152,21 +151,11 @@ class MediaBridge:
 
     async def _stop_watching(self, sid: str, call_id: str) -> None:
         self._watching[sid].discard(call_id)
-        if await self._redis.srem(watchers_key(call_id), sid):
+        if await self.monitoring.remove_watcher(call_id, sid):
             try:
                 await self.control.unwatch(call_id, sid)
             except ControlError as exc:
                 log.info("unwatch %s on its worker: %s", call_id, exc)
-            await self._watchers_changed(call_id)
-
-    async def _watchers_changed(self, call_id: str) -> None:
-        record = await self.calls.store.get(call_id)
-        if record is not None and record.live:
-            await self.calls.emit(
-                "monitor.call_updated",
-                await self.monitoring.summary(record),
-                f"monitors:{record.facility_id}",
-            )
 
     # -- worker events ------------------------------------------------------------------------
 
@@ -187,17 +176,21 @@ class MediaBridge:
         """End every live call on these workers (e.g. ``server_shutdown`` before they stop)."""
         ended = 0
         for worker in worker_ids:
-            for raw in await self._redis.smembers(calls_key(worker)):
-                record = await self.calls.store.get(text(raw))
-                if record is not None and await self.calls.end(record, reason):
-                    ended += 1
+            call_ids = [text(raw) for raw in await self._redis.smembers(calls_key(worker))]
+            ended += await self._end_calls(call_ids, reason)
         return ended
 
     async def sweep_dead_workers(self) -> None:
         for worker in await self.control.dead_workers():
             call_ids = await self.control.claim_dead_worker(worker)
-            for call_id in call_ids or []:
-                log.warning("SFU worker %s died; ending call %s", worker, call_id)
-                record = await self.calls.store.get(call_id)
-                if record is not None:
-                    await self.calls.end(record, "connection_lost")
+            if call_ids:
+                log.warning("SFU worker %s died; ending its calls %s", worker, call_ids)
+                await self._end_calls(call_ids, "connection_lost")
+
+    async def _end_calls(self, call_ids: list[str], reason: str) -> int:
+        ended = 0
+        for call_id in call_ids:
+            record = await self.calls.store.get(call_id)
+            if record is not None and await self.calls.end(record, reason):
+                ended += 1
+        return ended

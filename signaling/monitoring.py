@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from signaling.call_state import LIVE, CallRecord
-from signaling.calls import CallService, call_summary
+from signaling.calls import CallService, call_summary, monitors_room
 from signaling.payloads import Empty, Flag, Terminate
 from signaling.sockets import Session, SocketApi
 from visitation.errors import ErrorCode, ProtocolError
@@ -53,6 +53,29 @@ class Monitoring:
     async def watcher_count(self, call_id: str) -> int:
         return int(await self._redis.scard(watchers_key(call_id)))
 
+    async def add_watcher(self, call_id: str, watcher_id: str) -> None:
+        await self._redis.sadd(watchers_key(call_id), watcher_id)
+        await self._announce(call_id)
+
+    async def remove_watcher(self, call_id: str, watcher_id: str) -> bool:
+        """False if ``watcher_id`` was not watching."""
+        removed = bool(await self._redis.srem(watchers_key(call_id), watcher_id))
+        if removed:
+            await self._announce(call_id)
+        return removed
+
+    async def clear_watchers(self, call_id: str) -> None:
+        await self._redis.delete(watchers_key(call_id))
+
+    async def _announce(self, call_id: str) -> None:
+        """Tell the facility's monitors the watcher count changed."""
+        record = await self.calls.store.get(call_id)
+        if record is not None and record.live:
+            summary = await self.summary(record)
+            await self.calls.emit(
+                "monitor.call_updated", summary, monitors_room(record.facility_id)
+            )
+
     async def summary(self, record: CallRecord) -> dict[str, Any]:
         return call_summary(record, watchers=await self.watcher_count(record.call_id))
 
@@ -64,9 +87,8 @@ class Monitoring:
         record = await self.scoped(session, payload.call_id, allow_privileged=False)
         if record.state not in LIVE:
             raise ProtocolError(ErrorCode.INVALID_STATE, f"the call is already {record.state}")
-        await self._redis.hset(
-            f"call:{record.call_id}",
-            mapping={"terminated_by": session.subject, "terminate_reason": payload.reason},
+        await self.calls.store.annotate(
+            record.call_id, {"terminated_by": session.subject, "terminate_reason": payload.reason}
         )
         await self.calls.end(record, "terminated", allowed_from=LIVE)
         return {}

@@ -111,10 +111,6 @@ class Facility(_Record):
         local = at.astimezone(ZoneInfo(self.timezone))
         return any(window.contains(local) for window in self.calling_hours)
 
-    def allowed_seconds(self, available_cents: int) -> int:
-        """SPEC rule 4: the facility cap, or whole minutes the balance pays for."""
-        return min(self.max_call_seconds, (available_cents // self.rate_cents_per_minute) * 60)
-
 
 class Resident(_Record):
     id: Id
