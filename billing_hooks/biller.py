@@ -156,6 +156,7 @@ class Biller:
         rate: int,
         *,
         facility_id: str = "",
+        facility_name: str = "",
         started_at: float = 0.0,
         connected_at: float = 0.0,
     ) -> Settlement:
@@ -183,6 +184,9 @@ class Biller:
             "call_id": call_id,
             "facility_id": facility_id,
             "started_at": started_at or None,
+            # PROTOCOL.md's names for the family's call details
+            "start": started_at or None,
+            "facility": {"id": facility_id, "name": facility_name or facility_id},
             "connected_at": connected_at or None,
             "duration_s": int(first.get("connected_seconds", seconds)),
             "end_reason": str(first.get("end_reason", end_reason)),

@@ -94,6 +94,7 @@ class BillingBridge:
             record.end_reason,
             record.rate_cents_per_minute,
             facility_id=record.facility_id,
+            facility_name=record.facility_name,
             started_at=record.created_at,
             connected_at=record.connected_at,
         )

@@ -74,6 +74,8 @@ async def test_warning_and_hangup_at_the_cap_from_balance_and_from_facility(
             assert (await response.json())["balance_cents"] == 960
         async with http.get("/api/v1/account/calls") as response:
             calls = (await response.json())["calls"]
+            assert calls[0]["facility"] == {"id": "SHORT", "name": "Short Stay"}
+            assert calls[0]["start"] and calls[0]["start"] <= time.time()
             assert [(c["duration_s"] in (90, 91), c["charged_cents"]) for c in calls] == [
                 (True, 40)
             ]
