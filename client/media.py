@@ -1,37 +1,43 @@
-"""Client-side media: a cheap pre-encoded VP8/Opus source and counting/decoding sinks.
+"""Client-side media at RTP level: a pre-encoded VP8/Opus source and counting sinks.
 
-The clip (solid background of a configurable colour, a moving marker, a frame
-counter; a sine tone) is encoded ONCE per :class:`ClipSpec` and cached in memory
-and on disk, then looped by :class:`PreEncodedVideoTrack` / :class:`PreEncodedAudioTrack`
-as :class:`av.Packet` with real-time pacing. aiortc's sender only packetizes them
-(``Vp8Encoder.pack``), so a simulated client costs almost no CPU. Send them through
-:class:`media.passthrough.PassthroughSender` (e.g. ``PassthroughPeerConnection``) so
-that upstream PLI makes the source jump to its next keyframe.
+The clip (solid background of a configurable colour, a moving marker, a frame counter; a sine
+tone) is encoded ONCE per :class:`ClipSpec` and cached in memory and on disk. A
+:class:`ClipStream` loops it into a :class:`media.endpoints.ForwardingSender` as RTP (VP8
+packetized on the fly, Opus one frame per packet) with timestamps advancing in real time; one
+:class:`Pacer` per event loop drives every stream from a single timer, so hundreds of
+simulated clients cost little CPU. A PLI from the SFU makes the video jump to the clip's next
+key frame.
+
+:class:`RtpSink` counts what a :class:`media.endpoints.ForwardingReceiver` hands it: packets,
+losses (sequence gaps), whole frames and key frames (reassembled, see
+:class:`media.rtp.FrameAssembler`), and decodes all frames, only key frames (a cheap content
+check for load tests) or none.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import hashlib
 import os
+import random
 import struct
 import tempfile
 import time
 from collections import Counter
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import ClassVar, Final
 
 import av
 import cv2
 import numpy as np
 import numpy.typing as npt
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
 from av.video.codeccontext import VideoCodecContext
 
-from media.passthrough import is_vp8_keyframe
+from media.endpoints import ForwardingSender
+from media.rtp import FrameAssembler, is_vp8_keyframe, seq_delta, vp8_payloads
 
 VIDEO_TIME_BASE: Final = fractions.Fraction(1, 90000)
 AUDIO_TIME_BASE: Final = fractions.Fraction(1, 48000)
@@ -214,46 +220,61 @@ def load_clip(spec: ClipSpec, *, use_disk: bool = True) -> EncodedClip:
     return clip
 
 
-class _PacedTrack(MediaStreamTrack):
-    """Loops pre-encoded frames with real-time pacing."""
+class ClipStream:
+    """Loops one kind of a clip into a sender in real time (driven by the :class:`Pacer`)."""
 
     def __init__(self, kind: str, frames: list[bytes], rate: int, clock_rate: int) -> None:
-        super().__init__()
         self.kind = kind
         self._frames = frames
         self._period = 1.0 / rate
         self._step = clock_rate // rate
-        self._time_base = fractions.Fraction(1, clock_rate)
         self._start: float | None = None
-        self._count = 0  # frames emitted (drives pts and pacing)
+        self._count = 0  # frames due so far (drives timestamps and pacing)
         self._index = 0  # position in the clip
+        self._picture_id = random.randrange(0, 0x8000)
+        self._sender: ForwardingSender | None = None
+        self.frames_sent = 0
         self.bytes_sent = 0
+        self.stopped = False
+
+    def attach(self, sender: ForwardingSender) -> None:
+        self._sender = sender
+        if self.kind == "video":
+            sender.on_keyframe_request = self.request_keyframe
+        Pacer.get().add(self)
+
+    def stop(self) -> None:
+        self.stopped = True
+        Pacer.discard(self)
+
+    def request_keyframe(self) -> None:
+        """Only video has key frames to jump to."""
 
     def _next_index(self) -> int:
         index = self._index
         self._index = (index + 1) % len(self._frames)
         return index
 
-    async def recv(self) -> av.Packet[Any]:
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = time.monotonic()
+    def tick(self, now: float) -> None:
+        """Send every frame that is due at ``now`` (re-anchors after a stall > 1 s)."""
         if self._start is None or now - (self._start + self._count * self._period) > 1.0:
-            self._start = now - self._count * self._period  # (re)anchor after stalls
-        delay = self._start + self._count * self._period - now
-        if delay > 0:
-            await asyncio.sleep(delay)
-        data = self._frames[self._next_index()]
-        packet = av.Packet(data)
-        packet.pts = packet.dts = self._count * self._step
-        packet.time_base = self._time_base
-        packet.is_keyframe = self.kind == "audio" or is_vp8_keyframe(data)
-        self._count += 1
-        self.bytes_sent += len(data)
-        return packet
+            self._start = now - self._count * self._period
+        while self._start + self._count * self._period <= now:
+            data = self._frames[self._next_index()]
+            timestamp = self._count * self._step
+            self._count += 1
+            if self.kind == "video":
+                self._picture_id = (self._picture_id + 1) & 0x7FFF
+                payloads = vp8_payloads(data, self._picture_id)
+            else:
+                payloads = [data]
+            sender = self._sender
+            if sender is not None and sender.send_frame(payloads, timestamp):
+                self.frames_sent += 1
+                self.bytes_sent += len(data)
 
 
-class PreEncodedVideoTrack(_PacedTrack):
+class ClipVideo(ClipStream):
     def __init__(self, clip: EncodedClip) -> None:
         super().__init__("video", clip.video, clip.spec.fps, VIDEO_TIME_BASE.denominator)
         self._keyframes = clip.keyframes
@@ -273,22 +294,69 @@ class PreEncodedVideoTrack(_PacedTrack):
         return super()._next_index()
 
 
-class PreEncodedAudioTrack(_PacedTrack):
+class ClipAudio(ClipStream):
     def __init__(self, clip: EncodedClip) -> None:
         super().__init__("audio", clip.audio, 50, AUDIO_TIME_BASE.denominator)  # 20 ms frames
 
 
 class ClipSource:
-    """Audio + video tracks looping one cached clip."""
+    """Audio + video streams looping one cached clip."""
 
     def __init__(self, spec: ClipSpec | None = None) -> None:
         self.clip = load_clip(spec or ClipSpec())
-        self.video = PreEncodedVideoTrack(self.clip)
-        self.audio = PreEncodedAudioTrack(self.clip)
+        self.video = ClipVideo(self.clip)
+        self.audio = ClipAudio(self.clip)
+
+    def stream(self, kind: str) -> ClipStream:
+        return self.video if kind == "video" else self.audio
 
     def stop(self) -> None:
         self.video.stop()
         self.audio.stop()
+
+
+class Pacer:
+    """One timer per event loop that sends every due frame of every :class:`ClipStream`."""
+
+    TICK_S: Final = 0.005
+    _instances: ClassVar[dict[asyncio.AbstractEventLoop, Pacer]] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._streams: list[ClipStream] = []
+        self._handle: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def get(cls) -> Pacer:
+        loop = asyncio.get_running_loop()
+        pacer = cls._instances.get(loop)
+        if pacer is None:
+            for old in [lp for lp in cls._instances if lp.is_closed()]:
+                del cls._instances[old]
+            pacer = cls._instances[loop] = cls(loop)
+        return pacer
+
+    @classmethod
+    def discard(cls, stream: ClipStream) -> None:
+        for pacer in cls._instances.values():
+            if stream in pacer._streams:
+                pacer._streams.remove(stream)
+
+    def add(self, stream: ClipStream) -> None:
+        if stream not in self._streams:
+            self._streams.append(stream)
+        if self._handle is None:
+            self._handle = self._loop.call_later(self.TICK_S, self._tick)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self._streams = [s for s in self._streams if not s.stopped]
+        for stream in self._streams:
+            try:
+                stream.tick(now)
+            except Exception:  # one broken stream must not stop the others
+                stream.stopped = True
+        self._handle = self._loop.call_later(self.TICK_S, self._tick) if self._streams else None
 
 
 def dominant_colour(image: RgbImage) -> str:
@@ -297,84 +365,93 @@ def dominant_colour(image: RgbImage) -> str:
     return min(COLOURS, key=lambda n: float(np.sum((median - np.array(COLOURS[n])) ** 2)))
 
 
-class MediaSink:
-    """Consumes a received track: counts frames/bytes, optionally checks colour.
+class RtpSink:
+    """Counts (and optionally decodes) one received stream; fed by ``on_packet``.
 
-    Works with decoded frames (a normal aiortc receiver) and with encoded
-    ``av.Packet`` (a pass-through receiver; decoded here only if ``decode``).
+    ``decode``: ``"all"`` decodes every frame (and samples colours every ``colour_every``),
+    ``"keyframes"`` only key frames (self-contained: a cheap content check), ``"none"``.
     """
 
-    def __init__(
-        self, track: MediaStreamTrack, *, decode: bool = True, colour_every: int = 5
-    ) -> None:
-        self.track = track
-        self.kind = track.kind
-        self.decode = decode
+    def __init__(self, kind: str, *, decode: str = "all", colour_every: int = 5) -> None:
+        if decode not in ("all", "keyframes", "none"):
+            raise ValueError(f"decode must be all, keyframes or none, not {decode!r}")
+        self.kind = kind
+        self.decode = decode if kind == "video" else "none"
         self.colour_every = max(1, colour_every)
-        self.frames = 0
+        self.packets = 0
         self.bytes = 0
-        self.keyframes = 0
         self.decoded = 0
         self.colours: Counter[str] = Counter()
         self.first_frame = asyncio.Event()
         self.first_decoded = asyncio.Event()
         self.first_decoded_at: float | None = None
+        self._assembler = FrameAssembler(kind == "video")
         self._progress = asyncio.Event()
         self._decoder: VideoCodecContext | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._base_seq: int | None = None
+        self._max_seq = 0  # extended
+        self.closed = False
 
-    def start(self) -> MediaSink:
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._run())
-        return self
+    @property
+    def frames(self) -> int:
+        return self._assembler.frames
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    @property
+    def keyframes(self) -> int:
+        return self._assembler.keyframes
 
-    async def _run(self) -> None:
-        try:
-            while True:
-                item = await self.track.recv()
-                self.frames += 1
-                self.first_frame.set()
-                self._progress.set()
-                if isinstance(item, av.Packet):
-                    self.bytes += item.size
-                    self.keyframes += bool(item.is_keyframe)
-                    if self.decode and self.kind == "video":
-                        for frame in self._decode(item):
-                            self._on_video_frame(frame)
-                elif isinstance(item, av.VideoFrame):
-                    self._on_video_frame(item)
-        except MediaStreamError:
-            pass
-        finally:
+    @property
+    def lost(self) -> int:
+        """Packets never received (sequence gaps not filled by retransmission)."""
+        if self._base_seq is None:
+            return 0
+        return max(0, self._max_seq - self._base_seq + 1 - self.packets)
+
+    def on_packet(self, packet: RtpPacket, keyframe_start: bool, arrival: float) -> None:
+        seq = packet.sequence_number
+        if self._base_seq is None:
+            self._base_seq = self._max_seq = seq
+        else:
+            delta = seq_delta(seq, self._max_seq & 0xFFFF)
+            if delta > 0:
+                self._max_seq += delta
+        self.packets += 1
+        self.bytes += len(packet.payload)
+        for frame in self._assembler.push(
+            seq, packet.timestamp, bool(packet.marker), packet.payload, arrival
+        ):
+            self.first_frame.set()
+            if self.decode == "all" or (self.decode == "keyframes" and frame.keyframe):
+                self._decode(frame.data, frame.keyframe)
             self._progress.set()
 
-    def _decode(self, packet: av.Packet[Any]) -> list[av.VideoFrame]:
+    def _decode(self, data: bytes, keyframe: bool) -> None:
         if self._decoder is None:
-            if not packet.is_keyframe:
-                return []
+            if not keyframe:
+                return
             self._decoder = av.CodecContext.create("libvpx", "r")
         try:
-            return [f for f in self._decoder.decode(packet) if isinstance(f, av.VideoFrame)]
+            frames = self._decoder.decode(av.Packet(data))
         except av.FFmpegError:
-            return []
+            return
+        for frame in frames:
+            if isinstance(frame, av.VideoFrame):
+                self._on_video_frame(frame)
+
+    def close(self) -> None:
+        self.closed = True
+        self._progress.set()
 
     async def wait_for(self, *, frames: int = 0, decoded: int = 0, keyframes: int = 0) -> None:
         """Wait until at least this many frames / decoded frames / keyframes arrived."""
         while self.frames < frames or self.decoded < decoded or self.keyframes < keyframes:
-            if self._task is not None and self._task.done():
-                raise MediaStreamError(f"{self.kind} track ended")
+            if self.closed:
+                raise ConnectionError(f"{self.kind} sink closed")
             self._progress.clear()
             await self._progress.wait()
 
     def _on_video_frame(self, frame: av.VideoFrame) -> None:
         self.decoded += 1
-        self._progress.set()
         if self.first_decoded_at is None:
             self.first_decoded_at = time.monotonic()
             self.first_decoded.set()

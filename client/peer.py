@@ -1,8 +1,10 @@
 """WebRTC endpoints for clients: a party (tablet or family) and a silent monitor.
 
-A party sends a looping pre-encoded clip (no encoder runs, so a client costs little CPU) and
-sinks what the other party sends; a monitor receives both parties on 2 audio + 2 video
-``recvonly`` transceivers (PROTOCOL.md "WebRTC"). Offers carry every ICE candidate (no trickle).
+A party sends a looping pre-encoded clip as RTP (no encoder runs, so a client costs little
+CPU) and counts what the other party sends at RTP level; a monitor receives both parties on
+2 audio + 2 video ``recvonly`` transceivers (PROTOCOL.md "WebRTC"). Offers carry every ICE
+candidate (no trickle). ``decode`` picks what the sinks decode: ``True``/``"all"`` every
+frame, ``"keyframes"`` only key frames, ``False``/``"none"`` nothing.
 """
 
 from __future__ import annotations
@@ -11,13 +13,21 @@ import asyncio
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from client.media import ClipSource, ClipSpec, MediaSink
+from client.media import ClipSource, ClipSpec, RtpSink
 from client.session import ProtocolClient
-from media.passthrough import PassthroughPeerConnection
+from media.passthrough import PassthroughPeerConnection, forwarding_ends
+
+KINDS = ("audio", "video")
 
 
 def rtc_config() -> RTCConfiguration:
     return RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
+def _decode_mode(decode: bool | str) -> str:
+    if isinstance(decode, str):
+        return decode
+    return "all" if decode else "none"
 
 
 class _Peer:
@@ -29,31 +39,33 @@ class _Peer:
 
     async def accept_answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        self._start_sinks()
 
-    def _start_sinks(self) -> None:
+    def _sinks(self) -> list[RtpSink]:
         raise NotImplementedError
 
     async def close(self) -> None:
+        for sink in self._sinks():
+            sink.close()
         await self.pc.close()
 
 
 class PartyPeer(_Peer):
     """A tablet's or family's media: sends ``spec``'s clip, sinks the other party's media."""
 
-    def __init__(self, spec: ClipSpec, *, decode: bool = True) -> None:
+    def __init__(self, spec: ClipSpec, *, decode: bool | str = True) -> None:
         self.source = ClipSource(spec)
-        # Pass-through senders (a PLI from the SFU jumps the clip to a keyframe).
-        self.pc = PassthroughPeerConnection(rtc_config(), receive=not decode)
-        self.pc.addTrack(self.source.audio)
-        self.pc.addTrack(self.source.video)
-        self.decode = decode
-        self.sinks: dict[str, MediaSink] = {}
+        self.pc = PassthroughPeerConnection(rtc_config())
+        self.decode = _decode_mode(decode)
+        self.sinks: dict[str, RtpSink] = {}
+        for kind in KINDS:
+            transceiver = self.pc.addTransceiver(kind, direction="sendrecv")
+            receiver, sender = forwarding_ends(transceiver)
+            sink = self.sinks[kind] = RtpSink(kind, decode=self.decode)
+            receiver.on_packet = sink.on_packet
+            self.source.stream(kind).attach(sender)
 
-    def _start_sinks(self) -> None:
-        for transceiver in self.pc.getTransceivers():
-            track = transceiver.receiver.track
-            self.sinks[transceiver.kind] = MediaSink(track, decode=self.decode).start()
+    def _sinks(self) -> list[RtpSink]:
+        return list(self.sinks.values())
 
     def stop_sending(self) -> None:
         """Stop this party's media (as when a tablet loses its network)."""
@@ -61,34 +73,25 @@ class PartyPeer(_Peer):
 
     async def close(self) -> None:
         self.source.stop()
-        for sink in self.sinks.values():
-            await sink.stop()
         await super().close()
 
 
 class MonitorPeer(_Peer):
     """A monitor's receive-only media: ``sinks["resident"|"family"]["audio"|"video"]``."""
 
-    def __init__(self, *, decode: bool = True) -> None:
-        self.pc = PassthroughPeerConnection(rtc_config(), receive=not decode)
-        for _ in ("resident", "family"):
-            self.pc.addTransceiver("audio", direction="recvonly")
-            self.pc.addTransceiver("video", direction="recvonly")
-        self.decode = decode
-        self.sinks: dict[str, dict[str, MediaSink]] = {"resident": {}, "family": {}}
+    def __init__(self, *, decode: bool | str = True) -> None:
+        self.pc = PassthroughPeerConnection(rtc_config())
+        self.decode = _decode_mode(decode)
+        self.sinks: dict[str, dict[str, RtpSink]] = {"resident": {}, "family": {}}
+        for who in ("resident", "family"):
+            for kind in KINDS:
+                transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+                receiver, _ = forwarding_ends(transceiver)
+                sink = self.sinks[who][kind] = RtpSink(kind, decode=self.decode)
+                receiver.on_packet = sink.on_packet
 
-    def _start_sinks(self) -> None:
-        transceivers = self.pc.getTransceivers()
-        for index, transceiver in enumerate(transceivers):
-            who = "resident" if index < 2 else "family"
-            sink = MediaSink(transceiver.receiver.track, decode=self.decode).start()
-            self.sinks[who][transceiver.kind] = sink
-
-    async def close(self) -> None:
-        for pair in self.sinks.values():
-            for sink in pair.values():
-                await sink.stop()
-        await super().close()
+    def _sinks(self) -> list[RtpSink]:
+        return [sink for pair in self.sinks.values() for sink in pair.values()]
 
 
 async def join_call(client: ProtocolClient, call_id: str, peer: PartyPeer) -> None:

@@ -62,7 +62,7 @@ def _sent(call: Call, party: str, kind: str) -> int:
     peer = call.tablet_peer if party == "tablet" else call.family_peer
     assert peer is not None
     track = peer.source.audio if kind == "audio" else peer.source.video
-    return int(track._count)  # frames handed to the sender (client.media keeps no public one)
+    return track.frames_sent
 
 
 def _received(call: Call, stream: Stream) -> int:

@@ -1,54 +1,42 @@
-"""Fan-out of one encoded publisher track to many subscribers, with PLI relay.
+"""Fan-out of one publisher's RTP packets to many subscribers, with gating and PLI relay.
 
-``EncodedPublisher`` pumps :class:`av.Packet` frames from a source track (e.g. a
-:class:`media.passthrough.PassthroughReceiver`'s track) into any number of
-:class:`SubscriberTrack` objects. Each subscriber is a MediaStreamTrack that an
-aiortc sender (a :class:`media.passthrough.PassthroughSender`) packetizes as is.
+A :class:`Publisher` wraps one :class:`media.endpoints.ForwardingReceiver` (a party's audio or
+video). Every packet it receives is handed, synchronously and in arrival order, to each
+:class:`Subscription` (one subscriber's :class:`media.endpoints.ForwardingSender`, which
+rewrites and sends it at once) and to each tap (the recorder). Nothing is queued, decoded or
+re-packetized, so the added delay is the time to rewrite, protect and ``sendto``.
 
-* Bounded per-subscriber queues: dispatch never awaits, so a slow subscriber can
-  only hurt itself. Audio drops the oldest frame; video drops its backlog and
-  resynchronises at the next keyframe (dropping single P-frames would corrupt
-  every following frame until then) and asks upstream for one.
-* Keyframe gating: a new video subscriber receives nothing until a keyframe and
-  triggers a keyframe request upstream.
-* PLI relay: a subscriber's remote decoder sends PLI -> PassthroughSender calls
-  ``SubscriberTrack.request_keyframe()`` -> ``EncodedPublisher.request_keyframe()``
-  -> :class:`PliThrottle` -> publisher receiver's RTCP PLI. At most one PLI per
-  ``pli_interval`` per publisher track; requests made during the quiet period are
-  coalesced into one trailing PLI, dropped if a keyframe arrives meanwhile.
-* Added delay: a publisher given a :class:`media.latency.DelayHistogram` records, for every
-  frame a subscriber hands to its sender, the time since the frame was complete in the
-  pass-through receiver (``packet.opaque``, a ``time.monotonic()`` stamp).
-* Recorder hook: ``subscribe()`` (keyframe-aligned, queued) or ``add_tap()``
-  (synchronous callback for every frame).
-* Re-publishing: an aiortc sender's RTP loop exits for good once its track raises
-  MediaStreamError, so a subscriber made with ``persistent=True`` idles when its
-  publisher ends and can be ``retarget()``-ed to a new publisher (party reconnects)
-  with timestamps rebased to stay monotonic; the sender never notices.
+* Key-frame gating: a new video subscription forwards nothing until the first packet of a key
+  frame (VP8 payload descriptor), and asks the publisher for one.
+* PLI relay: a subscriber's PLI/FIR -> :meth:`Publisher.request_keyframe` ->
+  :class:`PliThrottle` -> the publisher's receiver sends RTCP PLI. At most one PLI per
+  ``pli_interval`` per publisher; requests made meanwhile are coalesced into one trailing PLI,
+  dropped if a key frame arrives first.
+* Re-publishing: a party that re-offers gets a new publisher; :meth:`Subscription.retarget`
+  moves a subscription to it and the sender continues its SSRC, sequence numbers and
+  timestamps (no gap a decoder would take for loss, no timestamp jump backwards).
+* Sender reports: each subscriber's sender maps its stream onto the publisher's latest
+  sender report, so a browser keeps the two parties' audio and video in sync.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
-import av
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
 
+from media.endpoints import ForwardingReceiver, ForwardingSender
 from media.latency import DelayHistogram
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DEFAULT_PLI_INTERVAL = 0.5
-DEFAULT_VIDEO_QUEUE = 60  # ~2 s at 30 fps
-DEFAULT_AUDIO_QUEUE = 50  # 1 s of 20 ms Opus frames
 
-PacketTap = Callable[["av.Packet[Any]"], None]
+#: ``tap(packet, keyframe_start, arrival)``: called for every packet, in the event loop.
+PacketTap = Callable[[RtpPacket, bool, float], None]
 
 
 class PliThrottle:
@@ -101,7 +89,7 @@ class PliThrottle:
         try:
             result = self._send()
         except Exception:
-            logger.exception("keyframe request failed")
+            log.exception("keyframe request failed")
             return
         if result is False:
             return  # nothing sent (e.g. publisher SSRC unknown yet): don't throttle
@@ -109,165 +97,92 @@ class PliThrottle:
         self.sent += 1
 
 
-class SubscriberTrack(MediaStreamTrack):
-    """One subscriber's view of a publisher: a bounded queue of encoded frames."""
+class Subscription:
+    """One subscriber's sender fed by a publisher (re-targetable)."""
 
-    def __init__(
-        self,
-        publisher: EncodedPublisher,
-        maxsize: int,
-        wait_for_keyframe: bool,
-        name: str,
-        persistent: bool = False,
-    ) -> None:
-        super().__init__()
-        self.kind = publisher.kind
-        self.name = name
+    __slots__ = ("_publisher", "gated", "name", "sender", "skipped", "waiting_for_keyframe")
+
+    def __init__(self, publisher: Publisher, sender: ForwardingSender, name: str) -> None:
         self._publisher = publisher
-        self._queue: collections.deque[av.Packet[Any]] = collections.deque()
-        self._maxsize = maxsize
-        self._wakeup = asyncio.Event()
-        self._ended = False
-        self._persistent = persistent
-        self._gate = wait_for_keyframe
-        self._last_pts: int | None = None
-        self._pts_offset = 0
-        self._rebase = False
-        self.waiting_for_keyframe = wait_for_keyframe
-        self.forwarded = 0
-        self.dropped = 0
-        self.skipped = 0  # frames discarded while waiting for a keyframe
-        self.keyframe_requests = 0
-        self.subscribed_at = time.monotonic()
-        self.first_keyframe_at: float | None = None
-        self.first_frame = asyncio.Event()
+        self.sender = sender
+        self.name = name
+        self.gated = publisher.kind == "video"
+        self.waiting_for_keyframe = self.gated
+        self.skipped = 0  # packets not forwarded while waiting for a key frame
+        sender.on_keyframe_request = self.request_keyframe
+        sender.on_ready = self._sender_ready
+        sender.clock_source = self._clock_source
+        sender.delay = publisher.delay
 
     @property
-    def publisher(self) -> EncodedPublisher:
+    def publisher(self) -> Publisher:
         return self._publisher
 
     @property
-    def queued(self) -> int:
-        return len(self._queue)
+    def forwarded(self) -> int:
+        return int(self.sender.packets_sent)
 
-    def _offer(self, packet: av.Packet[Any]) -> None:
-        """Called synchronously by the publisher for each frame; never blocks."""
-        if self._ended:
-            return
-        if self.waiting_for_keyframe:
-            if not packet.is_keyframe:
-                self.skipped += 1
-                return
-            self.waiting_for_keyframe = False
-            if self.first_keyframe_at is None:
-                self.first_keyframe_at = time.monotonic()
-        if len(self._queue) >= self._maxsize:
-            if self.kind == "video":
-                self.dropped += len(self._queue)
-                self._queue.clear()
-                if not packet.is_keyframe:
-                    self.dropped += 1
-                    self.waiting_for_keyframe = True
-                    self._publisher.request_keyframe()
-                    return
-            else:
-                self._queue.popleft()
-                self.dropped += 1
-        self._queue.append(packet)
-        self._wakeup.set()
+    def _clock_source(self) -> tuple[int, int, float] | None:
+        return self._publisher.receiver.last_sr
 
-    def _end(self) -> None:
-        self._ended = True
-        self._wakeup.set()
-
-    def _publisher_ended(self) -> None:
-        if not self._persistent:
-            self._end()
-
-    def retarget(self, publisher: EncodedPublisher) -> None:
-        """Follow another publisher of the same kind; the aiortc sender is untouched."""
-        if publisher.kind != self.kind:
-            raise ValueError(f"cannot retarget a {self.kind} subscriber to {publisher.kind}")
-        self._publisher._unsubscribe(self)
-        self._publisher = publisher
-        self._queue.clear()
-        self._rebase = True
-        self.waiting_for_keyframe = self._gate
-        publisher._attach(self)
-
-    def _rebased(self, packet: av.Packet[Any]) -> av.Packet[Any]:
-        if packet.pts is None:
-            return packet
-        if self._rebase:
-            self._rebase = False
-            if self._last_pts is not None:
-                step = max(1, round(0.02 / packet.time_base))  # keep pts strictly increasing
-                self._pts_offset = self._last_pts + step - packet.pts
-        if self._pts_offset:
-            copy = av.Packet(bytes(packet))  # packets are shared: never mutate them
-            copy.pts = copy.dts = packet.pts + self._pts_offset
-            copy.time_base, copy.is_keyframe = packet.time_base, packet.is_keyframe
-            packet = copy
-        self._last_pts = packet.pts
-        return packet
-
-    async def recv(self) -> av.Packet[Any]:
-        while not self._queue:
-            if self._ended or self.readyState != "live":
-                raise MediaStreamError
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        packet = self._queue.popleft()
-        delay = self._publisher.delay
-        if delay is not None and isinstance(stamp := packet.opaque, float):
-            delay.record(time.monotonic() - stamp)
-        packet = self._rebased(packet)
-        self.forwarded += 1
-        if not self.first_frame.is_set():
-            self.first_frame.set()
-        return packet
+    def _sender_ready(self) -> None:
+        if self.waiting_for_keyframe:  # a key frame sent before DTLS was up never arrived
+            self._publisher.request_keyframe()
 
     def request_keyframe(self) -> None:
-        """PLI from this subscriber's remote decoder; relayed upstream (throttled)."""
-        self.keyframe_requests += 1
+        """PLI/FIR from this subscriber's decoder: relayed upstream (throttled)."""
         self._publisher.request_keyframe()
 
-    def stop(self) -> None:
-        super().stop()
-        self._publisher._unsubscribe(self)
-        self._end()
+    def retarget(self, publisher: Publisher) -> None:
+        """Follow another publisher of the same kind; the stream continues seamlessly."""
+        if publisher.kind != self._publisher.kind:
+            raise ValueError(f"cannot retarget a {self._publisher.kind} subscription")
+        self._publisher._detach(self)
+        self._publisher = publisher
+        self.sender.restart()
+        self.sender.delay = publisher.delay
+        self.waiting_for_keyframe = self.gated
+        publisher._attach(self)
+
+    def close(self) -> None:
+        self._publisher._detach(self)
 
 
-class EncodedPublisher:
-    """One encoded source track fanned out to subscribers; see module docstring."""
+class Publisher:
+    """One received track fanned out to subscriptions and taps; see the module docstring."""
 
     def __init__(
         self,
-        source: MediaStreamTrack,
+        receiver: ForwardingReceiver,
         *,
-        request_keyframe: Callable[[], object] | None = None,
-        pli_interval: float = DEFAULT_PLI_INTERVAL,
+        kind: str,
         name: str = "",
+        pli_interval: float = DEFAULT_PLI_INTERVAL,
         delay: DelayHistogram | None = None,
     ) -> None:
-        self.source = source
-        self.delay = delay
-        self.kind = source.kind
-        self.name = name or f"{source.kind}:{source.id}"
-        self._subscribers: set[SubscriberTrack] = set()
-        self._taps: list[PacketTap] = []
-        self._task: asyncio.Task[None] | None = None
+        self.receiver = receiver
+        self.kind = kind
+        self.name = name or kind
+        self.delay = delay  # shared by the senders it feeds: their added delay
+        self._subs: tuple[Subscription, ...] = ()
+        self._taps: tuple[PacketTap, ...] = ()
+        self._pli = PliThrottle(receiver.request_keyframe, pli_interval)
+        self._pli_interval = pli_interval
+        self._asked_at = 0.0
         self._ended = False
-        self._pli = PliThrottle(request_keyframe or (lambda: None), pli_interval)
-        self._can_request = request_keyframe is not None and self.kind == "video"
         self.packets = 0
         self.bytes = 0
+        self.frames = 0  # marker bits (video) / packets (audio)
         self.keyframes = 0
+        self.first_packet_at: float | None = None
+        self.last_packet_at: float | None = None
         self.last_keyframe_at: float | None = None
+        self.on_first_packet: Callable[[Publisher], None] | None = None
+        receiver.on_packet = self._on_packet
 
     @property
-    def subscribers(self) -> frozenset[SubscriberTrack]:
-        return frozenset(self._subscribers)
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        return self._subs
 
     @property
     def pli_throttle(self) -> PliThrottle:
@@ -277,92 +192,71 @@ class EncodedPublisher:
     def ended(self) -> bool:
         return self._ended
 
-    def start(self) -> EncodedPublisher:
-        if self._task is None and not self._ended:
-            self._task = asyncio.ensure_future(self._pump())
-        return self
+    def subscribe(self, sender: ForwardingSender, *, name: str = "") -> Subscription:
+        """Feed ``sender`` from now on (video from the next key frame, requested now)."""
+        subscription = Subscription(self, sender, name)
+        self._attach(subscription)
+        return subscription
 
-    def subscribe(
-        self,
-        *,
-        maxsize: int | None = None,
-        wait_for_keyframe: bool = True,
-        name: str = "",
-        persistent: bool = False,
-    ) -> SubscriberTrack:
-        """A new subscriber track; video starts at the next keyframe (requested now)."""
-        if maxsize is None:
-            maxsize = DEFAULT_VIDEO_QUEUE if self.kind == "video" else DEFAULT_AUDIO_QUEUE
-        gated = wait_for_keyframe and self.kind == "video"
-        track = SubscriberTrack(self, maxsize, gated, name, persistent)
-        self._attach(track)
-        return track
-
-    def _attach(self, track: SubscriberTrack) -> None:
-        if self._ended:
-            track._publisher_ended()
-            return
-        self._subscribers.add(track)
-        self.start()
-        if track.waiting_for_keyframe:
+    def _attach(self, subscription: Subscription) -> None:
+        self._subs = (*self._subs, subscription)
+        if subscription.waiting_for_keyframe:
             self.request_keyframe()
 
+    def _detach(self, subscription: Subscription) -> None:
+        self._subs = tuple(s for s in self._subs if s is not subscription)
+
     def add_tap(self, tap: PacketTap) -> Callable[[], None]:
-        """Call ``tap(packet)`` synchronously for every frame; returns a remover."""
-        self._taps.append(tap)
-        self.start()
+        """Call ``tap(packet, keyframe_start, arrival)`` for every packet; returns a remover."""
+        self._taps = (*self._taps, tap)
 
         def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._taps.remove(tap)
+            self._taps = tuple(t for t in self._taps if t is not tap)
 
         return remove
 
     def request_keyframe(self) -> None:
-        if self._can_request and not self._ended:
+        if self.kind == "video" and not self._ended:
             self._pli.request()
 
-    def _unsubscribe(self, track: SubscriberTrack) -> None:
-        self._subscribers.discard(track)
-
-    def _dispatch(self, packet: av.Packet[Any]) -> None:
+    def _on_packet(self, packet: RtpPacket, keyframe_start: bool, arrival: float) -> None:
+        if self._ended:
+            return
         self.packets += 1
-        self.bytes += packet.size
-        if packet.is_keyframe and self.kind == "video":
+        self.bytes += len(packet.payload)
+        self.last_packet_at = arrival
+        if self.first_packet_at is None:
+            self.first_packet_at = arrival
+            if self.on_first_packet is not None:
+                self.on_first_packet(self)
+        if packet.marker or self.kind == "audio":
+            self.frames += 1
+        if keyframe_start:
             self.keyframes += 1
-            self.last_keyframe_at = time.monotonic()
+            self.last_keyframe_at = arrival
             self._pli.keyframe_seen()
-        for subscriber in tuple(self._subscribers):
-            subscriber._offer(packet)
-        for tap in tuple(self._taps):
+        waiting = False
+        for sub in self._subs:
+            if not sub.waiting_for_keyframe:
+                sub.sender.forward(packet, arrival)
+            elif keyframe_start and sub.sender.forward(packet, arrival):
+                sub.waiting_for_keyframe = False  # opens only once it really went out
+            else:
+                sub.skipped += 1
+                waiting = True
+        if waiting and arrival - self._asked_at >= self._pli_interval:
+            # Someone still waits for a key frame: ask again (a PLI can be lost too).
+            self._asked_at = arrival
+            self.request_keyframe()
+        for tap in self._taps:
             try:
-                tap(packet)
+                tap(packet, keyframe_start, arrival)
             except Exception:
-                logger.exception("packet tap failed on %s", self.name)
+                log.exception("packet tap failed on %s", self.name)
 
-    async def _pump(self) -> None:
-        try:
-            while True:
-                frame = await self.source.recv()
-                if not isinstance(frame, av.Packet):
-                    raise TypeError(f"{self.name}: expected encoded av.Packet, got {type(frame)}")
-                self._dispatch(frame)
-        except MediaStreamError:
-            pass
-        finally:
-            self._finish()
-
-    def _finish(self) -> None:
+    def stop(self) -> None:
+        """Stop forwarding (the receiver is closed with its peer connection)."""
         self._ended = True
         self._pli.close()
-        for subscriber in tuple(self._subscribers):
-            subscriber._publisher_ended()
-        self._subscribers.clear()
-
-    async def stop(self) -> None:
-        """Stop pumping and end every subscriber (does not stop the source track)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._finish()
+        self.receiver.on_packet = None
+        self._subs = ()

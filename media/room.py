@@ -1,23 +1,22 @@
 """One call on an SFU worker: two parties, any number of silent monitors, no transcoding.
 
 Each party (tablet, family) has one :class:`PassthroughPeerConnection` whose received
-audio/video become :class:`EncodedPublisher` objects. Every outgoing sender in the room is a
-*slot* fed by one party's publisher of one kind: the other party's senders and each monitor's
-four senders (first audio/video pair = tablet, second = family). Slots hold persistent
-subscriber tracks, so a party that re-offers (reconnects) gets new publishers and every slot is
-retargeted to them without touching the senders. Monitors only add slots: the parties' peer
-connections never change, so monitors are invisible to them.
+audio/video become :class:`Publisher` objects (RTP packets, see :mod:`media.forwarding`).
+Every outgoing sender in the room is a *slot* fed by one party's publisher of one kind: the
+other party's senders and each monitor's four senders (first audio/video pair = tablet,
+second = family). A slot's subscription is retargeted when a party re-offers (reconnects), and
+its sender continues the same SSRC, sequence numbers and timestamps. Monitors only add slots:
+the parties' peer connections never change, so monitors are invisible to them.
 
 A watchdog reports ``media_lost`` for a party whose media has been absent for
 ``media_timeout_s`` (counted from its offer if it never sent anything); ``connected`` is
-reported once encoded frames have arrived from both parties (``closed`` is the worker's).
+reported once RTP has arrived from both parties (``closed`` is the worker's).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -29,7 +28,6 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
-    RTCRtpSender,
     RTCSessionDescription,
 )
 
@@ -44,27 +42,28 @@ from media.control import (
     EventType,
     Party,
 )
-from media.forwarding import EncodedPublisher, SubscriberTrack
+from media.endpoints import ForwardingSender
+from media.forwarding import Publisher, Subscription
 from media.latency import DelayHistogram
-from media.passthrough import PassthroughPeerConnection, PassthroughReceiver
+from media.passthrough import PassthroughPeerConnection, forwarding_ends
 from visitation.tasks import Periodic
 
 log = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
 RoomEventSink = Callable[[EventType, Party | None], None]
-PublisherListener = Callable[[Party, EncodedPublisher], None]
+PublisherListener = Callable[[Party, Publisher], None]
 
 
 @dataclass(eq=False)
 class _Slot:
     """One outgoing sender fed by ``source``'s publisher of ``kind``."""
 
-    sender: RTCRtpSender
+    sender: ForwardingSender
     source: Party
     kind: str
     name: str
-    track: SubscriberTrack | None = None
+    subscription: Subscription | None = None
 
 
 @dataclass(eq=False)
@@ -73,11 +72,15 @@ class _Leg:
 
     pc: RTCPeerConnection
     slots: list[_Slot]
-    publishers: dict[str, EncodedPublisher] = field(default_factory=dict)
+    publishers: dict[str, Publisher] = field(default_factory=dict)
     offered_at: float = field(default_factory=time.monotonic)
-    last_media_at: float | None = None
     lost: bool = False
     lost_reported_at: float = 0.0
+
+    @property
+    def last_media_at(self) -> float | None:
+        stamps = [p.last_packet_at for p in self.publishers.values() if p.last_packet_at]
+        return max(stamps) if stamps else None
 
 
 class Room:
@@ -120,7 +123,7 @@ class Room:
 
     # ---------------------------------------------------------------- publishers
 
-    def publisher(self, party: Party, kind: str) -> EncodedPublisher | None:
+    def publisher(self, party: Party, kind: str) -> Publisher | None:
         """The party's current publisher of ``kind`` (e.g. for a recorder), if it offered."""
         leg = self._parties.get(party)
         return leg.publishers.get(kind) if leg else None
@@ -128,7 +131,7 @@ class Room:
     def add_publisher_listener(self, listener: PublisherListener) -> None:
         """Called with every publisher created from now on (a party re-offering makes new ones).
 
-        Subscribe with ``persistent=True`` and ``retarget()`` to follow a reconnecting party.
+        A recorder adds a tap to each (see :class:`recorder.RecorderTap`).
         """
         self._listeners.append(listener)
 
@@ -149,21 +152,15 @@ class Room:
                 await _close_pc(pc)
                 raise
             other: Party = "family" if party == "tablet" else "tablet"
-            transceivers = (*audio, *video)
-            slots = [
-                _Slot(t.sender, other, t.kind, f"{other}-{t.kind}->{party}") for t in transceivers
-            ]
+            slots: list[_Slot] = []
             leg = _Leg(pc, slots)
-            for t in transceivers:
-                receiver = t.receiver
-                assert isinstance(receiver, PassthroughReceiver)
-                publisher = EncodedPublisher(
-                    receiver.track,
-                    request_keyframe=receiver.request_keyframe,
-                    name=f"{self.call_id}:{party}:{t.kind}",
-                    delay=self.delay,
+            for t in (*audio, *video):
+                receiver, sender = forwarding_ends(t)
+                slots.append(_Slot(sender, other, t.kind, f"{other}-{t.kind}->{party}"))
+                publisher = Publisher(
+                    receiver, kind=t.kind, name=f"{self.call_id}:{party}:{t.kind}", delay=self.delay
                 )
-                publisher.add_tap(functools.partial(self._media_seen, leg))  # starts it
+                publisher.on_first_packet = self._media_seen
                 leg.publishers[t.kind] = publisher
             old = self._parties.get(party)
             self._parties[party] = leg
@@ -185,7 +182,12 @@ class Room:
             try:
                 audio, video = await self._accept_offer(pc, sdp, 2, "sendonly")
                 slots = [
-                    _Slot(t.sender, source, t.kind, f"{source}-{t.kind}->monitor:{watcher_id}")
+                    _Slot(
+                        forwarding_ends(t)[1],
+                        source,
+                        t.kind,
+                        f"{source}-{t.kind}->monitor:{watcher_id}",
+                    )
                     for pair in (audio, video)
                     for t, source in zip(pair, PARTIES, strict=True)
                 ]
@@ -265,17 +267,14 @@ class Room:
                 publisher = self.publisher(slot.source, slot.kind)
                 if publisher is None:
                     continue
-                if slot.track is None:
-                    slot.track = publisher.subscribe(name=slot.name, persistent=True)
-                    slot.sender.replaceTrack(slot.track)
-                elif slot.track.publisher is not publisher:
-                    slot.track.retarget(publisher)
+                if slot.subscription is None:
+                    slot.subscription = publisher.subscribe(slot.sender, name=slot.name)
+                elif slot.subscription.publisher is not publisher:
+                    slot.subscription.retarget(publisher)
 
     # ---------------------------------------------------------------- media watchdog
 
-    def _media_seen(self, leg: _Leg, _packet: object = None) -> None:
-        leg.last_media_at = time.monotonic()
-        leg.lost = False
+    def _media_seen(self, _publisher: Publisher) -> None:
         if not self.connected and all(
             p in self._parties and self._parties[p].last_media_at is not None for p in PARTIES
         ):
@@ -285,8 +284,10 @@ class Room:
     async def _check_media(self) -> None:
         now = time.monotonic()
         for party, leg in tuple(self._parties.items()):
-            since = leg.last_media_at if leg.last_media_at is not None else leg.offered_at
+            last = leg.last_media_at
+            since = last if last is not None else leg.offered_at
             if now - since < self.media_timeout_s:
+                leg.lost = False
                 continue
             # Reported again every timeout while it lasts: one lost event must not leave a
             # dead call running (and billed) until its cap. Signaling ignores repeats.
@@ -317,10 +318,10 @@ class Room:
 
     async def _close_leg(self, leg: _Leg) -> None:
         for publisher in leg.publishers.values():
-            await publisher.stop()
+            publisher.stop()
         for slot in leg.slots:
-            if slot.track is not None:
-                slot.track.stop()
+            if slot.subscription is not None:
+                slot.subscription.close()
         await _close_pc(leg.pc)
 
     # ---------------------------------------------------------------- stats
@@ -330,27 +331,32 @@ class Room:
         parties: dict[str, Any] = {}
         for party, leg in self._parties.items():
             parties[party] = {
-                "frames": {k: p.packets for k, p in leg.publishers.items()},
+                "frames": {k: p.frames for k, p in leg.publishers.items()},
+                "packets": {k: p.packets for k, p in leg.publishers.items()},
                 "bytes": sum(p.bytes for p in leg.publishers.values()),
                 "keyframes": sum(p.keyframes for p in leg.publishers.values()),
                 "plis_sent": sum(p.pli_throttle.sent for p in leg.publishers.values()),
                 "media_age_s": None if leg.last_media_at is None else now - leg.last_media_at,
                 "connection": leg.pc.connectionState,
             }
-        slots = [s for leg in self._legs() for s in leg.slots if s.track is not None]
-        tracks = [s.track for s in slots if s.track is not None]
+        slots = [s for leg in self._legs() for s in leg.slots]
         return {
             "call_id": self.call_id,
             "privileged": self.privileged,
             "connected": self.connected,
             "parties": parties,
             "watchers": self.watchers,
-            "forwarded": sum(t.forwarded for t in tracks),
-            "dropped": sum(t.dropped for t in tracks),
+            "forwarded": sum(s.sender.packets_sent for s in slots),
+            "retransmitted": sum(s.sender.retransmitted for s in slots),
             "slots": {
-                s.name: {"forwarded": s.track.forwarded, "dropped": s.track.dropped}
+                s.name: {
+                    "forwarded": s.sender.packets_sent,
+                    "retransmitted": s.sender.retransmitted,
+                    "nacks": s.sender.nacks_received,
+                    "plis": s.sender.keyframe_requests,
+                    "sender_reports": s.sender.sender_reports,
+                }
                 for s in slots
-                if s.track is not None
             },
             "forwarding_delay": self.delay.snapshot(),
         }

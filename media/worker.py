@@ -2,8 +2,7 @@
 
 ``python -m media.worker --redis-url URL [--worker-id ID] [--log-level LEVEL]``
 
-Runs on uvloop with aiortc's receivers/senders replaced process-wide by the pass-through
-ones, heartbeats into the registry and serves control requests concurrently (see
+Runs on uvloop, forwards RTP packets without decoding (:mod:`media.forwarding`), heartbeats into the registry and serves control requests concurrently (see
 :mod:`media.control_worker`). On SIGTERM it closes every room (``closed`` events, reason
 ``shutdown``), deregisters and exits 0; SIGINT does the same unless the worker runs under a
 pool (``--parent-pid``), whose parent ends its calls first and then sends SIGTERM. It also
@@ -52,7 +51,6 @@ from media.control import (
 )
 from media.control_worker import ControlServer, EventPublisher, WorkerRegistry
 from media.latency import counts_of, merge, summarize
-from media.passthrough import install_process_wide
 from media.room import Room
 from recorder import CallRecording, LocalStorage, RecorderTap, Storage
 from visitation.tasks import Periodic
@@ -321,7 +319,6 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> int:
     counters = CodecCounters().install()
-    install_process_wide()
     worker_id = args.worker_id or default_worker_id()
     ice = [RTCIceServer(urls=url) for url in args.ice_server]
     redis = Redis.from_url(args.redis_url)

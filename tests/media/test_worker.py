@@ -16,7 +16,7 @@ import pytest
 from aiortc import RTCPeerConnection, RTCRtpCodecParameters, RTCSessionDescription
 from redis.asyncio import Redis
 
-from client.media import MediaSink
+from client.peer import PartyPeer as Client
 from media.control import (
     EVENTS_GROUP,
     EVENTS_STREAM,
@@ -32,8 +32,7 @@ from media.control import (
 from media.control_worker import ControlServer, EventPublisher
 from media.pool import WorkerPool
 from media.worker import CodecCounters
-from tests.media.test_passthrough import BLUE, RED, config, connected
-from tests.media.test_passthrough import Party as Client
+from tests.media.peers import BLUE, RED, TrackSink, config, connected
 
 FAST = ["--heartbeat-s", "0.2", "--alive-ttl-ms", "800"]
 
@@ -100,7 +99,6 @@ async def join(control: SfuControl, call_id: str, party: Party, client: Client) 
     await client.pc.setLocalDescription(await client.pc.createOffer())
     answer = await control.offer(call_id, party, client.pc.localDescription.sdp)
     await client.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-    client.start_sinks()
 
 
 async def start_call(
@@ -161,9 +159,7 @@ async def test_call_monitor_and_close_through_worker(
         answer = await control.watch("C1", "S1", monitor.localDescription.sdp)
         await monitor.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         answered_at = time.monotonic()
-        sinks = [
-            MediaSink(t.receiver.track, colour_every=1).start() for t in monitor.getTransceivers()
-        ]
+        sinks = [TrackSink(t.receiver.track) for t in monitor.getTransceivers()]
         resident_video, family_video = sinks[1], sinks[3]
         await asyncio.wait_for(
             asyncio.gather(resident_video.first_decoded.wait(), family_video.first_decoded.wait()),
@@ -175,7 +171,7 @@ async def test_call_monitor_and_close_through_worker(
         assert resident_video.main_colour == "red"
         assert family_video.main_colour == "blue"
         await asyncio.wait_for(
-            asyncio.gather(sinks[0].wait_for(frames=5), sinks[2].wait_for(frames=5)), 3
+            asyncio.gather(sinks[0].wait_for(5), sinks[2].wait_for(5)), 3
         )
         await connected(monitor)
 

@@ -1,0 +1,421 @@
+"""aiortc receiver and sender that move RTP packets, never frames.
+
+:class:`ForwardingReceiver` replaces aiortc's receive path (jitter buffer, frame reassembly,
+remote bitrate estimator, decoder thread) with one synchronous call per packet: RTCP receiver
+statistics (for aiortc's receiver reports), RTX unwrapping, NACKs toward the remote sender for
+its losses, key-frame detection from the VP8 payload descriptor, then ``on_packet(packet,
+keyframe_start, arrival)``. It remembers the remote's latest sender report (lip sync
+downstream) and sends PLI on request.
+
+:class:`ForwardingSender` has no RTP loop and no encoder: :meth:`ForwardingSender.forward`
+rewrites a packet for this stream (SSRC, payload type, sequence number and timestamp with
+per-stream offsets that stay continuous when the source changes, this peer's header
+extensions), keeps it in a history for NACK (answered with RTX where negotiated), protects and
+sends it at once. :meth:`ForwardingSender.send_frame` does the same for locally packetized
+frames (clients). It sends sender reports mapped onto the source's clock and relays PLI/FIR
+through ``on_keyframe_request``.
+
+Both are installed in place by :mod:`media.passthrough` before aiortc starts them; they rely
+on aiortc-private state, verified on first use so an aiortc upgrade fails loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Final
+
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs import is_rtx
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpReceiveParameters,
+    RTCRtpSendParameters,
+)
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtp import (
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    AnyRtcpPacket,
+    RtcpByePacket,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    unwrap_rtx,
+)
+
+from media import fastpath
+from media.latency import DelayHistogram
+from media.rtp import ExtensionWriter, rtp_header, seq_delta, vp8_keyframe_start
+
+log = logging.getLogger(__name__)
+
+PacketSink = Callable[[RtpPacket, bool, float], None]
+HISTORY_SIZE: Final = 512  # ~2.5 s of 500 kbps video: enough for a few RTTs of NACKs
+NTP_EPOCH_OFFSET: Final = 2208988800  # 1900 -> 1970
+
+_R: Final = "_RTCRtpReceiver__"
+_RECEIVER_PRIVATE: Final = (
+    "started",
+    "codecs",
+    "rtx_ssrc",
+    "remote_streams",
+    "nack_generator",
+    "transport",
+    "rtcp_task",
+    "lsr",
+    "lsr_time",
+    "rtcp_ssrc",
+)
+
+
+def check_layout(obj: object, prefix: str, names: tuple[str, ...]) -> None:
+    import aiortc
+
+    missing = [prefix + n for n in names if not hasattr(obj, prefix + n)]
+    if missing:
+        raise RuntimeError(
+            f"aiortc {aiortc.__version__} changed its private layout ({', '.join(missing)}); "
+            "media.endpoints must be updated before it can be used"
+        )
+
+
+def ntp_now() -> int:
+    """The wall clock as a 64-bit NTP timestamp."""
+    now = time.time() + NTP_EPOCH_OFFSET
+    return (int(now) << 32) | int((now % 1) * (1 << 32))
+
+
+class ForwardingReceiver(RTCRtpReceiver):
+    """A receiver that hands every RTP packet to ``on_packet``; see the module docstring."""
+
+    on_packet: PacketSink | None
+    _is_vp8: bool
+    _media_ssrcs: list[int]
+    plis_sent: int
+    nacks_sent: int
+    packets: int
+    last_sr: tuple[int, int, float] | None  # (ntp, rtp timestamp, monotonic arrival)
+
+    def _prepare(self) -> None:
+        check_layout(self, _R, _RECEIVER_PRIVATE)
+        self.on_packet = None
+        self._is_vp8 = False
+        self._media_ssrcs = []
+        self.plis_sent = self.nacks_sent = self.packets = 0
+        self.last_sr = None
+
+    async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
+        # Mirrors RTCRtpReceiver.receive() (aiortc 1.16) minus the decoder thread.
+        if getattr(self, _R + "started"):
+            return
+        codecs: dict[int, RTCRtpCodecParameters] = getattr(self, _R + "codecs")
+        rtx_ssrc: dict[int, int] = getattr(self, _R + "rtx_ssrc")
+        for codec in parameters.codecs:
+            if codec.payloadType is not None:
+                codecs[codec.payloadType] = codec
+        for encoding in parameters.encodings:
+            if encoding.rtx:
+                rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
+        self._media_ssrcs = [e.ssrc for e in parameters.encodings if e.ssrc is not None]
+        self._is_vp8 = any(c.mimeType.lower() == "video/vp8" for c in parameters.codecs)
+        transport = getattr(self, _R + "transport")
+        fastpath.install(transport)
+        transport._register_rtp_receiver(self, parameters)
+        setattr(self, _R + "rtcp_task", asyncio.ensure_future(self._run_rtcp()))
+        setattr(self, _R + "started", True)
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        self.handle_rtp(packet, time.monotonic())  # only if the fast path is not installed
+
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
+        self.handle_rtcp(packet)
+
+    def handle_rtcp(self, packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            info = packet.sender_info
+            self.last_sr = (info.ntp_timestamp, info.rtp_timestamp, time.monotonic())
+            getattr(self, _R + "lsr")[packet.ssrc] = (info.ntp_timestamp >> 16) & 0xFFFFFFFF
+            getattr(self, _R + "lsr_time")[packet.ssrc] = time.time()
+
+    def handle_rtp(self, packet: RtpPacket, arrival: float) -> None:
+        codecs: dict[int, RTCRtpCodecParameters] = getattr(self, _R + "codecs")
+        codec = codecs.get(packet.payload_type)
+        if codec is None or not self._enabled:
+            return
+        streams: dict[int, StreamStatistics] = getattr(self, _R + "remote_streams")
+        stats = streams.get(packet.ssrc)
+        if stats is None:
+            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(packet)
+        if is_rtx(codec):
+            original = getattr(self, _R + "rtx_ssrc").get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if original is None or len(packet.payload) < 2 or apt not in codecs:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
+        if not packet.payload:
+            return  # padding-only (bandwidth probing): nothing to forward
+        nacks: NackGenerator | None = getattr(self, _R + "nack_generator")
+        if nacks is not None and nacks.add(packet):
+            self.nacks_sent += 1
+            fastpath.spawn(self._send_rtcp_nack(packet.ssrc, sorted(nacks.missing)))
+        self.packets += 1
+        sink = self.on_packet
+        if sink is not None:
+            sink(packet, self._is_vp8 and vp8_keyframe_start(packet.payload), arrival)
+
+    def media_ssrc(self) -> int | None:
+        """SSRC of the incoming media stream (from SDP, else the latest seen)."""
+        if self._media_ssrcs:
+            return self._media_ssrcs[0]
+        rtx: dict[int, int] = getattr(self, _R + "rtx_ssrc")
+        streams: dict[int, StreamStatistics] = getattr(self, _R + "remote_streams")
+        sources = [s for s in streams if s not in rtx]
+        return sources[-1] if sources else None
+
+    def request_keyframe(self) -> bool:
+        """Send an RTCP PLI to the remote sender (unthrottled; see forwarding)."""
+        ssrc = self.media_ssrc()
+        if ssrc is None or getattr(self, _R + "rtcp_ssrc") is None:
+            return False
+        if not getattr(self, _R + "started") or self.transport.state != "connected":
+            return False  # it would be lost: the publisher asks again once media flows
+        self.plis_sent += 1
+        fastpath.spawn(self._send_rtcp_pli(ssrc))
+        return True
+
+
+class ForwardingSender(RTCRtpSender):
+    """A sender of ready RTP packets; see the module docstring."""
+
+    on_keyframe_request: Callable[[], None] | None
+    on_ready: Callable[[], None] | None
+    delay: DelayHistogram | None
+    clock_source: Callable[[], tuple[int, int, float] | None] | None
+
+    def _prepare(self) -> None:
+        self.on_keyframe_request = None
+        self.on_ready = None
+        self.delay = None
+        self.clock_source = None  # the source's latest sender report (ntp, rtp ts, at)
+        self._ready = False
+        self._pt = 0
+        self._rtx_pt: int | None = None
+        self._clock_rate = 90000
+        self._ext = ExtensionWriter({}, None)
+        self._cname = ""
+        self._history: list[tuple[int, int, bool, bytes] | None] = [None] * HISTORY_SIZE
+        self._keep_history = False
+        self._seq = random.randrange(0, 0x8000)  # low half: no early wrap (SRTP index)
+        self._rtx_seq = random.randrange(0, 0x8000)
+        self._ts = random.randrange(0, 1 << 32)
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._rebase = True
+        self._sent_at = 0.0
+        self._guard_seq: int | None = None  # forwarded seq at the last rebase
+        self._rtcp: asyncio.Task[None] | None = None
+        self.packets_sent = 0
+        self.octets_sent = 0
+        self.retransmitted = 0
+        self.nacks_received = 0
+        self.keyframe_requests = 0
+        self.sender_reports = 0
+
+    # ------------------------------------------------------------------ aiortc lifecycle
+
+    async def send(self, parameters: RTCRtpSendParameters) -> None:
+        if self._ready:
+            return
+        primary = parameters.codecs[0]
+        self._pt = primary.payloadType or 0
+        self._clock_rate = primary.clockRate
+        for codec in parameters.codecs:
+            if is_rtx(codec) and codec.parameters.get("apt") == primary.payloadType:
+                self._rtx_pt = codec.payloadType
+        ids = {ext.uri: ext.id for ext in parameters.headerExtensions}
+        self._ext = ExtensionWriter(ids, parameters.muxId)
+        self._cname = parameters.rtcp.cname or ""
+        self._keep_history = self.kind == "video"
+        fastpath.install(self.transport)
+        self.transport._register_rtp_sender(self, parameters)
+        self._rtcp = asyncio.ensure_future(self._run_reports())
+        self._ready = True
+        if self.on_ready is not None:
+            self.on_ready()
+
+    async def stop(self) -> None:
+        if not self._ready:
+            return
+        self._ready = False
+        self.transport._unregister_rtp_sender(self)
+        if self._rtcp is not None:
+            self._rtcp.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rtcp
+        fastpath.send_rtcp(self.transport, bytes(RtcpByePacket(sources=[self._ssrc])))
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    # ------------------------------------------------------------------ forwarding
+
+    def restart(self) -> None:
+        """The source changes: continue this stream's numbering from where it is."""
+        self._rebase = True
+
+    def forward(self, packet: RtpPacket, arrival: float) -> bool:
+        """Send a source packet rewritten for this stream; ``False`` if not sent."""
+        if not self._ready:
+            return False
+        seq_in = packet.sequence_number
+        if self._rebase:
+            self._rebase = False
+            self._seq_offset = (self._seq + 1 - seq_in) & 0xFFFF
+            elapsed = int((arrival - self._sent_at) * self._clock_rate) if self._sent_at else 0
+            self._ts_offset = (self._ts + max(1, elapsed) - packet.timestamp) & 0xFFFFFFFF
+            self._guard_seq = (seq_in + self._seq_offset) & 0xFFFF
+        seq = (seq_in + self._seq_offset) & 0xFFFF
+        guard = self._guard_seq
+        if guard is not None:
+            ahead = seq_delta(seq, guard)
+            if ahead < 0:
+                return False  # reordered from before this stream (re)started
+            if ahead > 1000:
+                self._guard_seq = None
+        ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
+        self._emit(seq, ts, bool(packet.marker), packet.payload, arrival)
+        return True
+
+    def send_frame(self, payloads: list[bytes], timestamp: int) -> bool:
+        """Send one locally packetized frame (``timestamp`` in this stream's clock)."""
+        if not self._ready:
+            return False
+        now = time.monotonic()
+        last = len(payloads) - 1
+        for i, payload in enumerate(payloads):
+            self._emit((self._seq + 1) & 0xFFFF, timestamp & 0xFFFFFFFF, i == last, payload, now)
+        return True
+
+    def _emit(self, seq: int, ts: int, marker: bool, payload: bytes, arrival: float) -> None:
+        if seq_delta(seq, self._seq) > 0:
+            self._seq = seq
+            self._ts = ts
+            self._sent_at = arrival
+        now = time.monotonic()
+        data = rtp_header(self._pt, marker, seq, ts, self._ssrc, self._ext.build(time.time()))
+        if self._keep_history:
+            self._history[seq % HISTORY_SIZE] = (seq, ts, marker, payload)
+        if fastpath.send_rtp(self.transport, data + payload):
+            self.packets_sent += 1
+            self.octets_sent += len(payload)
+            if self.delay is not None:
+                self.delay.record(now - arrival)
+
+    # ------------------------------------------------------------------ feedback
+
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
+        self.handle_rtcp(packet)
+
+    def handle_rtcp(self, packet: AnyRtcpPacket) -> None:
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            self.nacks_received += 1
+            for seq in packet.lost:
+                self._resend(seq)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            self.keyframe_requests += 1
+            if self.on_keyframe_request is not None:
+                self.on_keyframe_request()
+
+    def _send_keyframe(self) -> None:  # aiortc's name, should anything call it
+        if self.on_keyframe_request is not None:
+            self.on_keyframe_request()
+
+    def _resend(self, seq: int) -> None:
+        entry = self._history[seq % HISTORY_SIZE]
+        if entry is None or entry[0] != seq or not self._ready:
+            return
+        _, ts, marker, payload = entry
+        ext = self._ext.build(time.time())
+        if self._rtx_pt is not None:
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            header = rtp_header(self._rtx_pt, marker, self._rtx_seq, ts, self._rtx_ssrc, ext)
+            data = header + seq.to_bytes(2, "big") + payload
+        else:
+            data = rtp_header(self._pt, marker, seq, ts, self._ssrc, ext) + payload
+        if fastpath.send_rtp(self.transport, data):
+            self.retransmitted += 1
+
+    # ------------------------------------------------------------------ sender reports
+
+    def sender_report(self) -> RtcpSrPacket:
+        """An SR for this stream: the source's clock mapping if it sent one, else ours."""
+        now = time.monotonic()
+        source = self.clock_source() if self.clock_source is not None else None
+        if source is not None and not self._rebase:
+            ntp, rtp_ts, at = source
+            elapsed = now - at
+            ntp_out = ntp + int(elapsed * (1 << 32))
+            rtp_out = rtp_ts + int(elapsed * self._clock_rate) + self._ts_offset
+        else:
+            ntp_out = ntp_now()
+            rtp_out = self._ts + int((now - self._sent_at) * self._clock_rate)
+        info = RtcpSenderInfo(
+            ntp_timestamp=ntp_out & 0xFFFFFFFFFFFFFFFF,
+            rtp_timestamp=rtp_out & 0xFFFFFFFF,
+            packet_count=self.packets_sent & 0xFFFFFFFF,
+            octet_count=self.octets_sent & 0xFFFFFFFF,
+        )
+        return RtcpSrPacket(ssrc=self._ssrc, sender_info=info)
+
+    async def _run_reports(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(0.5 + random.random())  # RFC 3550 randomised interval
+                if not self.packets_sent:
+                    continue
+                report = bytes(self.sender_report())
+                sdes = RtcpSdesPacket(
+                    chunks=[RtcpSourceInfo(ssrc=self._ssrc, items=[(1, self._cname.encode())])]
+                )
+                if fastpath.send_rtcp(self.transport, report + bytes(sdes)):
+                    self.sender_reports += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sender reports stopped")
+
+
+def enable_receiver(receiver: RTCRtpReceiver) -> ForwardingReceiver:
+    """Convert ``receiver`` in place; must happen before aiortc calls ``receive()``."""
+    if isinstance(receiver, ForwardingReceiver):
+        return receiver
+    if getattr(receiver, _R + "started", False):
+        raise RuntimeError("receiver already started; its decoder thread is running")
+    receiver.__class__ = ForwardingReceiver
+    assert isinstance(receiver, ForwardingReceiver)
+    receiver._prepare()
+    return receiver
+
+
+def enable_sender(sender: RTCRtpSender) -> ForwardingSender:
+    """Convert ``sender`` in place; must happen before aiortc calls ``send()``."""
+    if isinstance(sender, ForwardingSender):
+        return sender
+    if getattr(sender, "_RTCRtpSender__started", False):
+        raise RuntimeError("sender already started; its RTP loop is running")
+    sender.__class__ = ForwardingSender
+    assert isinstance(sender, ForwardingSender)
+    sender._prepare()
+    return sender

@@ -1,0 +1,152 @@
+"""A synchronous SRTP path under aiortc: packets in and out without queues or tasks.
+
+aiortc delivers every datagram through aioice's ``asyncio.Queue`` to a per-transport task that
+unprotects, parses and routes it with several awaits, and sends through a chain of four
+coroutines. For an SFU forwarding thousands of packets a second that is most of the cost, and
+the queue is where packets wait when the loop is busy. This module keeps aiortc for ICE,
+DTLS, SRTP keys, SDP and RTCP semantics and only shortens the data path:
+
+* :func:`install` on an :class:`~aiortc.rtcdtlstransport.RTCDtlsTransport` makes its ICE
+  connection handle SRTP/SRTCP datagrams *in the datagram callback*: unprotect, parse, route
+  to the receiver (or sender, for RTCP) and call its synchronous handler
+  (``handle_rtp(packet, arrival)`` / ``handle_rtcp(packet)``) when it has one, else schedule
+  aiortc's own coroutine (plain receivers keep working). DTLS and anything else still take
+  aiortc's queue. ``arrival`` is ``time.monotonic()`` when the datagram came off the socket.
+* :func:`send_rtp` / :func:`send_rtcp` protect and hand one packet to the selected ICE pair's
+  socket at once (UDP), or schedule aioice's own send (TCP/TURN).
+* STUN is tried first on every datagram by aioice; :func:`install` also teaches aioice's UDP
+  protocol to skip that for RTP/RTCP (first byte 128-191, never STUN).
+
+Touches aiortc/aioice private state (checked on first use so an upgrade fails loudly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import aioice.ice
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtp import RtcpPacket, RtpPacket, is_rtcp
+from pylibsrtp import Error as SrtpError
+
+log = logging.getLogger(__name__)
+
+_MARK: Final = "_visitation_fast_path"
+_background: set[asyncio.Future[Any]] = set()
+_stun_patched = False
+
+
+def spawn(coro: Any) -> None:
+    """Run ``coro`` in the background, keeping a reference until it ends."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def _check(obj: object, names: tuple[str, ...]) -> None:
+    missing = [n for n in names if not hasattr(obj, n)]
+    if missing:
+        raise RuntimeError(f"aiortc/aioice private layout changed ({', '.join(missing)})")
+
+
+def _patch_stun_protocol() -> None:
+    """aioice parses every datagram as STUN first (an exception per RTP packet): skip that."""
+    global _stun_patched
+    if _stun_patched:
+        return
+    original = aioice.ice.StunProtocol.datagram_received
+
+    def datagram_received(self: Any, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        if isinstance(data, bytes) and data and 127 < data[0] < 192:  # RTP/RTCP (RFC 7983)
+            self.receiver.data_received(data, self.local_candidate.component)
+        else:
+            original(self, data, addr)
+
+    aioice.ice.StunProtocol.datagram_received = datagram_received  # type: ignore[method-assign]
+    _stun_patched = True
+
+
+def install(dtls: RTCDtlsTransport) -> None:
+    """Route ``dtls``'s SRTP/SRTCP synchronously (idempotent; before media flows)."""
+    if getattr(dtls, _MARK, False):
+        return
+    _check(dtls, ("_rtp_router", "_rtp_header_extensions_map", "_state", "transport"))
+    connection = dtls.transport._connection
+    _check(connection, ("data_received", "_nominated"))
+    _patch_stun_protocol()
+    queued: Callable[[bytes, int], None] = connection.data_received
+    router = dtls._rtp_router
+    extensions = dtls._rtp_header_extensions_map
+    clock = time.monotonic
+
+    def data_received(data: bytes, component: int) -> None:
+        rx = dtls._rx_srtp
+        if rx is None or not 127 < data[0] < 192:
+            queued(data, component)  # DTLS (and anything before keys exist): aiortc's way
+            return
+        arrival = clock()
+        try:
+            if is_rtcp(data):
+                packets = RtcpPacket.parse(rx.unprotect_rtcp(data))
+            else:
+                packet = RtpPacket.parse(rx.unprotect(data), extensions)
+                receiver = router.route_rtp(packet)
+                if receiver is None:
+                    return
+                handle = getattr(receiver, "handle_rtp", None)
+                if handle is not None:
+                    handle(packet, arrival)
+                else:
+                    spawn(receiver._handle_rtp_packet(packet, arrival_time_ms=int(arrival * 1000)))
+                return
+        except (SrtpError, ValueError):
+            return  # replayed, forged or malformed: dropped, as aiortc does
+        for rtcp in packets:
+            for recipient in router.route_rtcp(rtcp):
+                handle_rtcp = getattr(recipient, "handle_rtcp", None)
+                if handle_rtcp is not None:
+                    handle_rtcp(rtcp)
+                else:
+                    spawn(recipient._handle_rtcp_packet(rtcp))
+
+    connection.data_received = data_received  # type: ignore[method-assign]
+    setattr(dtls, _MARK, True)
+
+
+def _send(dtls: RTCDtlsTransport, protected: bytes) -> bool:
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None:
+        return False
+    protocol = pair.protocol
+    if type(protocol) is aioice.ice.StunProtocol:
+        transport = protocol.transport
+        if transport is None or transport.is_closing():
+            return False
+        transport.sendto(protected, pair.remote_addr)
+    else:  # ICE-TCP or a TURN relay: aioice frames it
+        spawn(protocol.send_data(protected, pair.remote_addr))
+    return True
+
+
+def send_rtp(dtls: RTCDtlsTransport, packet: bytes) -> bool:
+    """Protect and send one RTP packet now; ``False`` if the transport cannot send yet."""
+    if dtls._state is not State.CONNECTED:
+        return False
+    try:
+        return _send(dtls, dtls._tx_srtp.protect(packet))
+    except SrtpError:
+        return False
+
+
+def send_rtcp(dtls: RTCDtlsTransport, packet: bytes) -> bool:
+    """Protect and send one (compound) RTCP packet now."""
+    if dtls._state is not State.CONNECTED:
+        return False
+    try:
+        return _send(dtls, dtls._tx_srtp.protect_rtcp(packet))
+    except SrtpError:
+        return False

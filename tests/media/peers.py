@@ -1,0 +1,84 @@
+"""Shared pieces for media tests: clips, configs, a connected-state wait, and a sink for
+plain aiortc receivers (decoded frames), which checks that what the SFU sends is standard RTP
+that aiortc's own jitter buffer and decoder accept."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+
+import av
+import numpy as np
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from client.media import ClipSpec, dominant_colour
+
+# One keyframe per 4 s loop: a late viewer only gets one within 1 s through PLI.
+RED = ClipSpec(colour="red", keyframe_interval_s=4.0, duration_s=4.0)
+BLUE = ClipSpec(colour="blue", keyframe_interval_s=4.0, duration_s=4.0)
+
+
+def config() -> RTCConfiguration:
+    return RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
+async def connected(pc: RTCPeerConnection) -> None:
+    done = asyncio.Event()
+
+    def check() -> None:
+        if pc.connectionState in ("connected", "failed", "closed"):
+            done.set()
+
+    pc.on("connectionstatechange", check)
+    try:
+        check()
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        pc.remove_listener("connectionstatechange", check)
+    assert pc.connectionState == "connected"
+
+
+class TrackSink:
+    """Reads a plain aiortc track (decoded frames): counts them and samples colours."""
+
+    def __init__(self, track: MediaStreamTrack) -> None:
+        self.track = track
+        self.frames = 0
+        self.colours: Counter[str] = Counter()
+        self.first_decoded = asyncio.Event()
+        self.first_decoded_at: float | None = None
+        self._progress = asyncio.Event()
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await self.track.recv()
+                self.frames += 1
+                if isinstance(frame, av.VideoFrame):
+                    if self.first_decoded_at is None:
+                        self.first_decoded_at = time.monotonic()
+                        self.first_decoded.set()
+                    rgb = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+                    self.colours[dominant_colour(rgb)] += 1
+                self._progress.set()
+
+    async def wait_for(self, frames: int) -> None:
+        while self.frames < frames:
+            if self._task.done():
+                raise MediaStreamError("track ended")
+            self._progress.clear()
+            await self._progress.wait()
+
+    @property
+    def main_colour(self) -> str | None:
+        common = self.colours.most_common(1)
+        return common[0][0] if common else None
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
