@@ -9,6 +9,7 @@ party's publishers, exactly as :class:`media.room.Room` wires them.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,7 +26,7 @@ from aiortc.rtp import RtpPacket
 from client.media import ClipSpec
 from client.peer import PartyPeer
 from media.endpoints import ForwardingReceiver, ForwardingSender, ntp_now
-from media.forwarding import Publisher, PliThrottle
+from media.forwarding import PliThrottle, Publisher
 from media.passthrough import PassthroughPeerConnection, forwarding_ends
 from media.rtp import seq_delta, ts_delta, vp8_keyframe_start
 from tests.media.peers import BLUE, RED, TrackSink, config, connected
@@ -194,7 +195,10 @@ async def test_gating_starts_exactly_at_a_keyframe_packet() -> None:
         await family.sinks["video"].wait_for(keyframes=1, frames=10)
         first = recorded.packets[0]
         assert first[3], "the first packet a new subscriber gets starts a key frame"
-        assert all(seq_delta(b[1], a[1]) == 1 for a, b in zip(recorded.packets, recorded.packets[1:], strict=False))
+        assert all(
+            seq_delta(b[1], a[1]) == 1
+            for a, b in zip(recorded.packets, recorded.packets[1:], strict=False)
+        )
     finally:
         await close_all(tablet.pc, family.pc, sfu_tablet.pc, sfu_family.pc)
 
@@ -205,8 +209,9 @@ async def test_stream_continues_across_a_publisher_re_offer() -> None:
     second = PartyPeer(RED, decode=False)
     sfu_second = SfuLeg()
     try:
-        video, audio = Recorded(client_receiver(family, "video")), Recorded(
-            client_receiver(family, "audio")
+        video, audio = (
+            Recorded(client_receiver(family, "video")),
+            Recorded(client_receiver(family, "audio")),
         )
         await family.sinks["video"].wait_for(frames=20)
         await family.sinks["audio"].wait_for(frames=20)
@@ -222,9 +227,9 @@ async def test_stream_continues_across_a_publisher_re_offer() -> None:
             packets = rec.packets
             assert len(packets) > before[kind] + 5
             assert len({p[0] for p in packets}) == 1, "one SSRC for the whole call"
-            steps = [seq_delta(b[1], a[1]) for a, b in zip(packets, packets[1:], strict=False)]
+            steps = [seq_delta(b[1], a[1]) for a, b in itertools.pairwise(packets)]
             assert set(steps) == {1}, f"{kind}: sequence numbers continue without a gap"
-            jumps = [ts_delta(b[2], a[2]) for a, b in zip(packets, packets[1:], strict=False)]
+            jumps = [ts_delta(b[2], a[2]) for a, b in itertools.pairwise(packets)]
             assert min(jumps) >= 0, f"{kind}: timestamps never go back"
             switch = before[kind]
             # across the switch the timestamp advances by about the wall time between them

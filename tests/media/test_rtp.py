@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+import itertools
+
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -57,7 +59,9 @@ def packets_of(frames: list[bytes], seq0: int, ts0: int) -> list[tuple[int, int,
     for index, frame in enumerate(frames):
         payloads = vp8_payloads(frame, index, max_size=300)
         for i, payload in enumerate(payloads):
-            out.append((seq & 0xFFFF, (ts0 + index * 3000) & 0xFFFFFFFF, i == len(payloads) - 1, payload))
+            out.append(
+                (seq & 0xFFFF, (ts0 + index * 3000) & 0xFFFFFFFF, i == len(payloads) - 1, payload)
+            )
             seq += 1
     return out
 
@@ -79,7 +83,7 @@ def test_assembler_rebuilds_every_frame_despite_reordering_and_wraps(
     out = [f for p in packets for f in assembler.push(*p, arrival=0.0)]
     assert [f.data for f in out] == frames
     assert [f.keyframe for f in out] == [i in CLIP.keyframes for i in range(10)]
-    assert all(seq_delta(b.timestamp, a.timestamp) or True for a, b in zip(out, out[1:], strict=False))
+    assert all(seq_delta(b.timestamp, a.timestamp) or True for a, b in itertools.pairwise(out))
 
 
 def test_assembler_drops_an_incomplete_frame_and_resumes_at_a_keyframe() -> None:
@@ -110,6 +114,8 @@ def test_assembler_takes_a_late_retransmission() -> None:
 
 def test_audio_frames_are_single_packets() -> None:
     assembler = FrameAssembler(video=False)
-    out = [f for i, a in enumerate(CLIP.audio[:5]) for f in assembler.push(i, i * 960, True, a, 0.0)]
+    out = [
+        f for i, a in enumerate(CLIP.audio[:5]) for f in assembler.push(i, i * 960, True, a, 0.0)
+    ]
     assert [f.data for f in out] == CLIP.audio[:5]
     assert list(assembler.push(2, 2 * 960, True, CLIP.audio[2], 0.0)) == []  # too late

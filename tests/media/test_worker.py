@@ -170,9 +170,7 @@ async def test_call_monitor_and_close_through_worker(
             assert sink.first_decoded_at - answered_at < 1.0
         assert resident_video.main_colour == "red"
         assert family_video.main_colour == "blue"
-        await asyncio.wait_for(
-            asyncio.gather(sinks[0].wait_for(5), sinks[2].wait_for(5)), 3
-        )
+        await asyncio.wait_for(asyncio.gather(sinks[0].wait_for(5), sinks[2].wait_for(5)), 3)
         await connected(monitor)
 
         stats = await control.stats(worker)

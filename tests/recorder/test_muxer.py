@@ -7,17 +7,18 @@ import gc
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 import pytest
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
 from av.codec.context import CodecContext
 
-from client.media import PreEncodedAudioTrack, PreEncodedVideoTrack, dominant_colour
-from media.forwarding import EncodedPublisher
+from client.media import ClipAudio, ClipStream, ClipVideo, dominant_colour
+from media.rtp import vp8_keyframe_start
 from recorder.muxer import CallRecording
 from recorder.service import PrivilegedCallError
 from recorder.tap import RecorderTap
@@ -143,34 +144,54 @@ def test_jitter_and_reconnect_keep_parties_in_sync(tmp_path: Path) -> None:
         assert max(errors) <= 85, (track.party, track.kind, max(errors))
 
 
-class _Source(MediaStreamTrack):
-    """An encoded source for EncodedPublisher (like a pass-through receiver's track) that
-    ends after ``frames`` frames."""
+class ClipPublisher:
+    """Plays a clip stream as RTP packets into taps in real time, as a room's publisher does
+    (the clip stream treats it as its sender); ends after ``frames`` frames."""
 
-    def __init__(self, track: MediaStreamTrack, frames: int) -> None:
-        super().__init__()
-        self.kind = track.kind
-        self._track = track
-        self._left = frames
+    def __init__(self, stream: ClipStream, frames: int) -> None:
+        self.kind = stream.kind
+        self.on_keyframe_request: Callable[[], None] | None = None
         self.done = asyncio.Event()
+        self._stream, self._left, self._seq = stream, frames, random.randrange(0, 0xFFFF)
+        self._taps: list[Callable[[RtpPacket, bool, float], None]] = []
+        stream.attach(self)  # type: ignore[arg-type]
 
-    async def recv(self) -> av.Packet[Any]:
+    def send_frame(self, payloads: list[bytes], timestamp: int) -> bool:
         if self._left <= 0:
             self.done.set()
-            raise MediaStreamError
+            self._stream.stop()
+            return False
         self._left -= 1
-        packet = await self._track.recv()
-        assert isinstance(packet, av.Packet)
-        packet.opaque = time.monotonic()  # as media.passthrough stamps complete frames
-        return packet
+        now = time.monotonic()
+        for i, payload in enumerate(payloads):
+            packet = RtpPacket(
+                payload_type=96,
+                marker=int(i == len(payloads) - 1),
+                sequence_number=self._seq & 0xFFFF,
+                timestamp=timestamp & 0xFFFFFFFF,
+            )
+            packet.payload = payload
+            self._seq += 1
+            start = self.kind == "video" and vp8_keyframe_start(payload)
+            for tap in self._taps:
+                tap(packet, start, now)
+        return True
+
+    def add_tap(self, tap: Callable[[RtpPacket, bool, float], None]) -> Callable[[], None]:
+        self._taps.append(tap)
+        return lambda: self._taps.remove(tap)
+
+    def request_keyframe(self) -> None:
+        if self.on_keyframe_request is not None:
+            self.on_keyframe_request()
 
 
 class _Room:
-    def __init__(self, publishers: dict[tuple[str, str], EncodedPublisher], privileged: bool):
+    def __init__(self, publishers: dict[tuple[str, str], ClipPublisher], privileged: bool):
         self.call_id, self.privileged, self._publishers = "C1", privileged, publishers
         self.listeners: list[Any] = []
 
-    def publisher(self, party: str, kind: str) -> EncodedPublisher | None:
+    def publisher(self, party: str, kind: str) -> ClipPublisher | None:
         return self._publishers.get((party, kind))
 
     def add_publisher_listener(self, listener: Any) -> None:
@@ -178,16 +199,12 @@ class _Room:
 
 
 async def test_recorder_tap_records_a_room_from_its_publishers(tmp_path: Path) -> None:
-    """Real EncodedPublishers fed by real-time paced clip tracks, as in the SFU worker."""
-    publishers: dict[tuple[str, str], EncodedPublisher] = {}
-    sources: list[_Source] = []
+    """RTP packets of real-time paced clips, as the SFU's publishers hand them over."""
+    publishers: dict[tuple[str, str], ClipPublisher] = {}
     for party, clip in zip(("tablet", "family"), clips(), strict=True):
-        video = PreEncodedVideoTrack(clip)
-        sources += [_Source(video, 45), _Source(PreEncodedAudioTrack(clip), 75)]
-        publishers[party, "video"] = EncodedPublisher(
-            sources[-2], request_keyframe=video.request_keyframe
-        )
-        publishers[party, "audio"] = EncodedPublisher(sources[-1])
+        publishers[party, "video"] = ClipPublisher(ClipVideo(clip), 45)
+        publishers[party, "audio"] = ClipPublisher(ClipAudio(clip), 75)
+    sources = list(publishers.values())
     privileged = CallRecording.open(tmp_path / "p.webm", "P")
     with pytest.raises(PrivilegedCallError):
         RecorderTap.for_room(_Room(publishers, privileged=True), privileged)
