@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import hashlib
+import math
 import os
 import random
 import struct
@@ -33,11 +34,10 @@ import av
 import cv2
 import numpy as np
 import numpy.typing as npt
-from aiortc.rtp import RtpPacket
 from av.video.codeccontext import VideoCodecContext
 
 from media.endpoints import ForwardingSender
-from media.rtp import FrameAssembler, is_vp8_keyframe, seq_delta, vp8_payloads
+from media.rtp import FrameAssembler, RtpIn, is_vp8_keyframe, seq_delta, vp8_payloads
 
 VIDEO_TIME_BASE: Final = fractions.Fraction(1, 90000)
 AUDIO_TIME_BASE: Final = fractions.Fraction(1, 48000)
@@ -369,15 +369,25 @@ class RtpSink:
     """Counts (and optionally decodes) one received stream; fed by ``on_packet``.
 
     ``decode``: ``"all"`` decodes every frame (and samples colours every ``colour_every``),
-    ``"keyframes"`` only key frames (self-contained: a cheap content check), ``"none"``.
+    ``"keyframes"`` one key frame every ``sample_every_s`` at most (self-contained: a cheap
+    content check), ``"none"``.
     """
 
-    def __init__(self, kind: str, *, decode: str = "all", colour_every: int = 5) -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        decode: str = "all",
+        colour_every: int = 5,
+        sample_every_s: float = 5.0,
+    ) -> None:
         if decode not in ("all", "keyframes", "none"):
             raise ValueError(f"decode must be all, keyframes or none, not {decode!r}")
         self.kind = kind
         self.decode = decode if kind == "video" else "none"
         self.colour_every = max(1, colour_every)
+        self.sample_every_s = sample_every_s
+        self._sampled_at = -math.inf
         self.packets = 0
         self.bytes = 0
         self.decoded = 0
@@ -407,7 +417,7 @@ class RtpSink:
             return 0
         return max(0, self._max_seq - self._base_seq + 1 - self.packets)
 
-    def on_packet(self, packet: RtpPacket, keyframe_start: bool, arrival: float) -> None:
+    def on_packet(self, packet: RtpIn, keyframe_start: bool, arrival: float) -> None:
         seq = packet.sequence_number
         if self._base_seq is None:
             self._base_seq = self._max_seq = seq
@@ -421,8 +431,13 @@ class RtpSink:
             seq, packet.timestamp, bool(packet.marker), packet.payload, arrival
         ):
             self.first_frame.set()
-            if self.decode == "all" or (self.decode == "keyframes" and frame.keyframe):
+            if self.decode == "all":
                 self._decode(frame.data, frame.keyframe)
+            elif self.decode == "keyframes" and frame.keyframe:
+                if arrival - self._sampled_at >= self.sample_every_s:
+                    self._sampled_at = arrival
+                    self._decoder = None  # each sample on its own: no stale references
+                    self._decode(frame.data, frame.keyframe)
             self._progress.set()
 
     def _decode(self, data: bytes, keyframe: bool) -> None:
@@ -440,6 +455,7 @@ class RtpSink:
 
     def close(self) -> None:
         self.closed = True
+        self._decoder = None  # release libvpx now, not whenever the peer is collected
         self._progress.set()
 
     async def wait_for(self, *, frames: int = 0, decoded: int = 0, keyframes: int = 0) -> None:

@@ -1,6 +1,7 @@
 """The media benchmark: N concurrent calls through one SFU worker, then the naive aiortc pipeline.
 
-``python -m loadtest.bench [--calls 25] [--seconds 30] [--json out.json] [--skip-naive]``
+``python -m loadtest.bench [--calls 25] [--sweep 4,8,16,25,32] [--seconds 30] [--json out.json]
+[--skip-naive]``
 
 Everything runs on this machine: a private embedded Redis, one in-process signaling node, and
 ONE worker process per phase. Each call is two parties sending a looping pre-encoded 640x360
@@ -9,7 +10,11 @@ VP8 (~500 kbps, 30 fps) + Opus clip and one monitor, set up through the real pro
 ``loadtest.naive_worker`` (MediaRelay + MediaRecorder: decode and re-encode) with
 ``--naive-calls`` calls (default 1, the load it can carry; ``--naive-calls 25`` shows it
 collapse, and the CPU ratio then is only a lower bound). The ratio is worker CPU per call. Prints a table with the SPEC 'Performance targets' verdicts; ``--json`` also writes
-every number (including per call). Quick smoke run: ``--calls 4 --seconds 10``.
+every number (including per call). ``--sweep`` runs the SFU phase once per load (a fresh
+worker each time) and prints how CPU per call, loss, delays and set-up times grow with work;
+the targets are judged at ``--calls``. With two or more cores the worker is pinned to one
+core and the clients to the others; the report says when the clients were the bottleneck.
+Quick smoke run: ``--calls 4 --seconds 10``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,17 @@ import aiortc
 import uvloop
 
 from loadtest.harness import Environment, PhaseOptions, run_phase
-from loadtest.report import cpu_ratio, table, targets
+from loadtest.report import cpu_ratio, phase_row, table, targets
+
+
+def _loads(text: str) -> list[int]:
+    try:
+        loads = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of call counts: {text!r}") from None
+    if not loads or min(loads) < 1:
+        raise argparse.ArgumentTypeError("every load must be >= 1")
+    return loads
 
 
 def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,6 +57,13 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seconds", type=float, default=30.0, help="steady measuring window (default 30)"
     )
+    parser.add_argument(
+        "--sweep",
+        type=_loads,
+        default=[],
+        help="comma-separated loads, e.g. 4,8,16,25,32 (--calls is always included)",
+    )
+    parser.add_argument("--no-pin", action="store_true", help="do not pin worker and clients")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument(
         "--naive-calls",
@@ -70,10 +92,12 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     naive_calls = args.naive_calls
+    loads = sorted({*args.sweep, args.calls})
     started = time.monotonic()
     results: dict[str, Any] = {
         "config": {
             "calls": args.calls,
+            "sweep": loads,
             "seconds": args.seconds,
             "warmup_s": args.warmup,
             "naive_calls": None if args.skip_naive else naive_calls,
@@ -88,19 +112,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "platform": platform.platform(),
         },
         "phases": {},
+        "sweep": [],
     }
-    async with Environment(max(args.calls, naive_calls), log_level=args.log_level) as env:
+    async with Environment(max(*loads, naive_calls), log_level=args.log_level) as env:
         recordings = env.data_dir / "var" / "recordings"  # where the node finalizes them
-        sfu = PhaseOptions(
-            "sfu",
-            "media.worker",
-            args.calls,
-            args.seconds,
-            args.warmup,
-            args.setup_concurrency,
-            [] if args.no_sfu_recorder else ["--recordings-dir", str(recordings)],
-        )
-        results["phases"]["sfu"] = await run_phase(env, sfu)
+        for load in loads:
+            sfu = PhaseOptions(
+                "sfu",
+                "media.worker",
+                load,
+                args.seconds,
+                args.warmup,
+                args.setup_concurrency,
+                [] if args.no_sfu_recorder else ["--recordings-dir", str(recordings)],
+                pin_cores=not args.no_pin,
+            )
+            phase = await run_phase(env, sfu)
+            results["sweep"].append(phase)
+            if load == args.calls:
+                results["phases"]["sfu"] = phase
+            if len(loads) > 1:
+                print(phase_row(phase), flush=True)
         if not args.skip_naive and naive_calls > 0:
             with tempfile.TemporaryDirectory(prefix="visitation-naive-rec-") as rec:
                 extra = [] if args.no_naive_recorder else ["--record-dir", rec]
@@ -112,6 +144,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     args.warmup,
                     args.setup_concurrency,
                     extra,
+                    pin_cores=not args.no_pin,
                 )
                 results["phases"]["naive"] = await run_phase(env, naive)
     results["cpu_ratio"] = cpu_ratio(results)

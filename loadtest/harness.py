@@ -6,7 +6,10 @@ with N residents, families (approved contacts) and monitors, and serves one in-p
 the naive pipeline) through :class:`media.pool.WorkerPool` and drives calls over the real
 protocol: place -> accept -> both parties ``rtc.offer`` -> ``call.connected`` -> ``monitor.watch``,
 then measures a steady window (see :mod:`loadtest.measure`) and hangs every call up.
-Clients send a looping pre-encoded clip and never decode, so they stay cheap.
+Clients send a looping pre-encoded clip as RTP and count frames, key frames and losses at RTP
+level, decoding only key frames (a content check: each party must see the other's colour), so
+25 calls' clients fit in one core. With two or more cores the worker is pinned to core 0 and
+this process (clients + signaling) and Redis to the others, so each side's CPU is its own.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import tempfile
 import time
@@ -43,6 +47,33 @@ log = logging.getLogger(__name__)
 FACILITY = "BENCH"
 TABLET_CLIP = ClipSpec(colour="red")  # 640x360 VP8 ~500 kbps @ 30 fps + Opus (SPEC load)
 FAMILY_CLIP = ClipSpec(colour="blue")
+CLIENT_DECODE = "keyframes"  # a sample of frames (self-contained ones) checks the content
+
+
+def cpu_layout() -> tuple[set[int], set[int]] | None:
+    """(worker cores, everything else) when this machine can keep them apart."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    if len(cores) < 2:
+        return None
+    return {cores[0]}, set(cores[1:])
+
+
+def pin(pid: int, cores: set[int]) -> bool:
+    """Pin every thread of process ``pid`` (threads it starts later inherit it)."""
+    try:
+        threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        threads = [pid]
+    try:
+        for tid in threads:
+            os.sched_setaffinity(tid, cores)
+    except OSError as exc:
+        log.warning("cannot pin process %d to %s: %s", pid, sorted(cores), exc)
+        return False
+    return True
 
 
 def bench_seed(n: int) -> SeedFile:
@@ -134,6 +165,10 @@ class Environment:
         await asyncio.to_thread(self._embedded.stop)
         self._tmp.cleanup()
 
+    @property
+    def redis_pid(self) -> int | None:
+        return self._embedded.pid
+
     def client(self, role: str, subject: str) -> ProtocolClient:
         return ProtocolClient(self.url, self.tokens.issue(role, subject), subject)
 
@@ -186,8 +221,8 @@ async def setup_call(env: Environment, index: int, timeout_s: float = 30.0) -> C
         stage = "place"
         call.call_id = await call.tablet.place(f"F{index}")
         await call.family.next("call.incoming", timeout=timeout_s)
-        call.tablet_peer = PartyPeer(TABLET_CLIP, decode=False)
-        call.family_peer = PartyPeer(FAMILY_CLIP, decode=False)
+        call.tablet_peer = PartyPeer(TABLET_CLIP, decode=CLIENT_DECODE)
+        call.family_peer = PartyPeer(FAMILY_CLIP, decode=CLIENT_DECODE)
         connected = asyncio.ensure_future(
             _timed(call.family.next("call.connected", timeout=timeout_s))
         )
@@ -206,7 +241,7 @@ async def setup_call(env: Environment, index: int, timeout_s: float = 30.0) -> C
         finally:
             connected.cancel()
         stage = "monitor.watch"
-        call.monitor_peer = MonitorPeer(decode=False)
+        call.monitor_peer = MonitorPeer(decode=CLIENT_DECODE)
         await watch_call(call.monitor, call.call_id, call.monitor_peer)
         answered = time.monotonic()
         stage = "monitor video"
@@ -236,6 +271,7 @@ class PhaseOptions:
     warmup_s: float = 3.0
     setup_concurrency: int = 4
     extra_args: list[str] = field(default_factory=list)
+    pin_cores: bool = True
 
 
 async def run_phase(env: Environment, options: PhaseOptions) -> dict[str, Any]:
@@ -250,9 +286,20 @@ async def run_phase(env: Environment, options: PhaseOptions) -> dict[str, Any]:
     )
     [worker_id] = await pool.start(1)
     calls: list[Call] = []
+    layout = cpu_layout() if options.pin_cores else None
     try:
-        await pool.wait_ready(env.redis)
         worker_pid = pool.processes[worker_id].pid
+        pinned = None
+        if layout is not None:
+            worker_cores, other_cores = layout
+            redis_pid = env.redis_pid
+            if (
+                pin(worker_pid, worker_cores)
+                and pin(os.getpid(), other_cores)
+                and (redis_pid is None or pin(redis_pid, other_cores))
+            ):
+                pinned = {"worker": sorted(worker_cores), "clients": sorted(other_cores)}
+        await pool.wait_ready(env.redis)
         control = SfuControl(env.redis, timeout_s=30.0)
         gate = asyncio.Semaphore(max(1, options.setup_concurrency))
         setup_started = time.monotonic()
@@ -269,6 +316,7 @@ async def run_phase(env: Environment, options: PhaseOptions) -> dict[str, Any]:
         after: Snapshot = await take_snapshot(control, worker_id, worker_pid, calls)
         result = phase_result(options.name, options.calls, calls, before, after)
         result["setup_s"] = round(setup_s, 3)
+        result["pinned"] = pinned
         return result
     finally:
         await asyncio.gather(*(hang_up(call) for call in calls), return_exceptions=True)

@@ -122,6 +122,31 @@ def loss_pct(sent: int, received: int) -> float | None:
     return None if sent <= 0 else round(max(0.0, 100.0 * (1 - received / sent)), 3)
 
 
+EXPECTED_COLOUR = {"tablet": "red", "family": "blue"}  # harness.TABLET_CLIP / FAMILY_CLIP
+
+
+def content_check(calls: Sequence[Call]) -> dict[str, int]:
+    """Video sinks whose decoded (key) frames were checked, and those showing the wrong party."""
+    checked = wrong = 0
+    for call in calls:
+        if not call.ok:
+            continue
+        for src, dst, kind in STREAMS:
+            if kind != "video":
+                continue
+            if dst == "monitor":
+                assert call.monitor_peer is not None
+                sink = call.monitor_peer.sinks["resident" if src == "tablet" else "family"][kind]
+            else:
+                peer = call.tablet_peer if dst == "tablet" else call.family_peer
+                assert peer is not None
+                sink = peer.sinks[kind]
+            if sink.main_colour is not None:
+                checked += 1
+                wrong += sink.main_colour != EXPECTED_COLOUR[src]
+    return {"checked": checked, "wrong": wrong}
+
+
 def _party_frames(stats: dict[str, Any], call_id: str, party: str, kind: str) -> int:
     room = stats.get("rooms", {}).get(call_id, {})
     return int(room.get("parties", {}).get(party, {}).get("frames", {}).get(kind, 0))
@@ -201,6 +226,7 @@ def phase_result(
         "accept_to_connected": ms_summary(setups),
         "monitor_first_video": ms_summary(monitors),
         "transcoders": stats.get("transcoders"),
+        "content": content_check(calls),
         "per_call": per_call,
     }
 

@@ -12,6 +12,8 @@ MAX_P95_SETUP_MS = 1000.0
 MIN_CPU_RATIO = 10.0
 SATURATED_LOSS_PCT = 5.0
 BUSY_MACHINE_CORES = 0.25  # other processes' CPU that makes a run suspect
+CLIENTS_SATURATED_CORES = 0.9  # the load generator's own core is (nearly) full
+MAX_CPU_GROWTH_PCT = 20.0  # CPU per call from the smallest load to the target load
 
 
 def cpu_ratio(results: dict[str, Any]) -> float | None:
@@ -103,7 +105,51 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             None if setup is None else setup < MAX_P95_SETUP_MS,
         )
     )
+    clients = sfu["bench_process_cpu_cores"]
+    out.append(
+        _target(
+            "load generator not the bottleneck",
+            f"< {100 * CLIENTS_SATURATED_CORES:g} % of its core",
+            f"{100 * clients:.1f} %",
+            clients < CLIENTS_SATURATED_CORES,
+            ""
+            if clients < CLIENTS_SATURATED_CORES
+            else "clients saturated: SFU figures are a bound",
+        )
+    )
+    content = sfu.get("content") or {}
+    checked, wrong = content.get("checked", 0), content.get("wrong", 0)
+    out.append(
+        _target(
+            "every viewer sees the right party",
+            "0 wrong",
+            f"{wrong} wrong of {checked} checked",
+            checked > 0 and wrong == 0 if checked else None,
+        )
+    )
+    growth = cpu_growth(results)
+    out.append(
+        _target(
+            "CPU per call stable with load",
+            f"within +/-{MAX_CPU_GROWTH_PCT:g} %",
+            None if growth is None else f"{growth[2]:+.1f} % ({growth[0]} -> {growth[1]} calls)",
+            None if growth is None else abs(growth[2]) <= MAX_CPU_GROWTH_PCT,
+            "" if growth is not None else "needs --sweep with a smaller load",
+        )
+    )
     return out
+
+
+def cpu_growth(results: dict[str, Any]) -> tuple[int, int, float] | None:
+    """(smallest load, target load, % change of worker CPU per call between them)."""
+    sweep = [p for p in results.get("sweep", []) if p.get("worker_cpu_per_call_pct")]
+    target = results["phases"]["sfu"]
+    smaller = [p for p in sweep if p["calls_ok"] < target["calls_ok"]]
+    if not smaller or not target.get("worker_cpu_per_call_pct"):
+        return None
+    base = min(smaller, key=lambda p: p["calls_ok"])
+    change = 100 * (target["worker_cpu_per_call_pct"] / base["worker_cpu_per_call_pct"] - 1)
+    return base["calls_ok"], target["calls_ok"], round(change, 1)
 
 
 def _fmt(value: Any, spec: str = "") -> str:
@@ -130,6 +176,7 @@ COLUMNS = (
     ("fwd delay p50/p95 ms", 20),
     ("accept->connected p50/p95 ms", 28),
     ("monitor 1st video p95 ms", 24),
+    ("clients CPU", 11),
 )
 
 
@@ -151,6 +198,7 @@ def phase_row(p: dict[str, Any]) -> str:
             _pair(p["forwarding_delay"]),
             _pair(p["accept_to_connected"]),
             _fmt(p["monitor_first_video"]["p95_ms"], ".1f"),
+            f"{100 * p['bench_process_cpu_cores']:.1f} %",
         ]
     )
 
@@ -161,12 +209,22 @@ def table(results: dict[str, Any], *, per_call: bool = False) -> str:
         f"Visitation media benchmark: {cfg['calls']} calls (2 parties + 1 monitor each, 640x360 VP8"
         f" ~500 kbps + Opus), {cfg['seconds']:g} s steady window, 1 worker;"
         f" {machine['cpus']} CPUs, aiortc {machine['aiortc']}",
-        "CPU in % of one core (user+sys of the worker process); delays are worker-internal",
+        "CPU in % of one core (user+sys of the worker process); delays are worker-internal"
+        " (datagram in -> sent)",
+        _pinning(results),
         "",
         _row([name for name, _ in COLUMNS]),
     ]
+    sweep = results.get("sweep", [])
+    if len(sweep) > 1:
+        lines += [phase_row(p) for p in sweep]
+        growth = cpu_growth(results)
+        if growth is not None:
+            lines.append(f"  CPU per call {growth[0]} -> {growth[1]} calls: {growth[2]:+.1f} %")
+        lines.append("")
     for phase in results["phases"].values():
-        lines.append(phase_row(phase))
+        if phase is not results["phases"].get("sfu") or len(sweep) <= 1:
+            lines.append(phase_row(phase))
     for phase in results["phases"].values():
         if phase["errors"]:
             lines.append(f"  {phase['pipeline']} failures: {'; '.join(phase['errors'])}")
@@ -176,6 +234,12 @@ def table(results: dict[str, Any], *, per_call: bool = False) -> str:
             f" {100 * phase['other_processes_cpu_cores']:.1f} %;"
             f" transcoders in worker: {_fmt(phase['transcoders'])}"
         )
+        if phase["bench_process_cpu_cores"] >= CLIENTS_SATURATED_CORES:
+            lines.append(
+                f"  WARNING: the clients used {100 * phase['bench_process_cpu_cores']:.0f} % of"
+                f" their core in the {phase['pipeline']} window: the load generator, not the"
+                " worker, may have limited these figures"
+            )
         if phase["other_processes_cpu_cores"] > BUSY_MACHINE_CORES:
             lines.append(
                 f"  WARNING: other processes were busy during the {phase['pipeline']} window;"
@@ -194,6 +258,17 @@ def table(results: dict[str, Any], *, per_call: bool = False) -> str:
             lines += ["", f"{phase['pipeline']} per call:", _per_call_header()]
             lines += [_per_call_row(c) for c in phase["per_call"]]
     return "\n".join(lines)
+
+
+def _pinning(results: dict[str, Any]) -> str:
+    phase = results["phases"].get("sfu") or {}
+    pinned = phase.get("pinned")
+    if not pinned:
+        return "Not pinned: worker and clients shared the machine's cores"
+    return (
+        f"Pinned: worker on core(s) {pinned['worker']}, clients + signaling + Redis on"
+        f" {pinned['clients']}"
+    )
 
 
 def _per_call_header() -> str:

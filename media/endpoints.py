@@ -50,16 +50,15 @@ from aiortc.rtp import (
     RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
-    unwrap_rtx,
 )
 
 from media import fastpath
 from media.latency import DelayHistogram
-from media.rtp import ExtensionWriter, rtp_header, seq_delta, vp8_keyframe_start
+from media.rtp import ExtensionWriter, RtpIn, rtp_header, seq_delta, vp8_keyframe_start
 
 log = logging.getLogger(__name__)
 
-PacketSink = Callable[[RtpPacket, bool, float], None]
+PacketSink = Callable[[RtpIn, bool, float], None]
 HISTORY_SIZE: Final = 512  # ~2.5 s of 500 kbps video: enough for a few RTTs of NACKs
 NTP_EPOCH_OFFSET: Final = 2208988800  # 1900 -> 1970
 
@@ -113,19 +112,27 @@ class ForwardingReceiver(RTCRtpReceiver):
         self._media_ssrcs = []
         self.plis_sent = self.nacks_sent = self.packets = 0
         self.last_sr = None
+        # Per payload type: (clock rate, original payload type if it is RTX else None).
+        self._pt_info: dict[int, tuple[int, int | None]] = {}
+        self._streams: dict[int, StreamStatistics] = getattr(self, _R + "remote_streams")
+        self._rtx_ssrc: dict[int, int] = getattr(self, _R + "rtx_ssrc")
+        self._nacks: NackGenerator | None = getattr(self, _R + "nack_generator")
 
     async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
         # Mirrors RTCRtpReceiver.receive() (aiortc 1.16) minus the decoder thread.
         if getattr(self, _R + "started"):
             return
         codecs: dict[int, RTCRtpCodecParameters] = getattr(self, _R + "codecs")
-        rtx_ssrc: dict[int, int] = getattr(self, _R + "rtx_ssrc")
         for codec in parameters.codecs:
             if codec.payloadType is not None:
                 codecs[codec.payloadType] = codec
+        for pt, codec in codecs.items():
+            apt = codec.parameters.get("apt") if is_rtx(codec) else None
+            if apt is None or apt in codecs:
+                self._pt_info[pt] = (codec.clockRate, apt if isinstance(apt, int) else None)
         for encoding in parameters.encodings:
             if encoding.rtx:
-                rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
+                self._rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
         self._media_ssrcs = [e.ssrc for e in parameters.encodings if e.ssrc is not None]
         self._is_vp8 = any(c.mimeType.lower() == "video/vp8" for c in parameters.codecs)
         transport = getattr(self, _R + "transport")
@@ -135,7 +142,9 @@ class ForwardingReceiver(RTCRtpReceiver):
         setattr(self, _R + "started", True)
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        self.handle_rtp(packet, time.monotonic())  # only if the fast path is not installed
+        # Only if the fast path is not installed on this transport.
+        fields = (packet.payload_type, packet.marker, packet.sequence_number, packet.timestamp)
+        self.handle_rtp(RtpIn(*fields, packet.ssrc, packet.payload), time.monotonic())
 
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
         self.handle_rtcp(packet)
@@ -147,26 +156,24 @@ class ForwardingReceiver(RTCRtpReceiver):
             getattr(self, _R + "lsr")[packet.ssrc] = (info.ntp_timestamp >> 16) & 0xFFFFFFFF
             getattr(self, _R + "lsr_time")[packet.ssrc] = time.time()
 
-    def handle_rtp(self, packet: RtpPacket, arrival: float) -> None:
-        codecs: dict[int, RTCRtpCodecParameters] = getattr(self, _R + "codecs")
-        codec = codecs.get(packet.payload_type)
-        if codec is None or not self._enabled:
+    def handle_rtp(self, packet: RtpIn, arrival: float) -> None:
+        info = self._pt_info.get(packet.payload_type)
+        if info is None or not self._enabled:
             return
-        streams: dict[int, StreamStatistics] = getattr(self, _R + "remote_streams")
-        stats = streams.get(packet.ssrc)
+        stats = self._streams.get(packet.ssrc)
         if stats is None:
-            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
-        stats.add(packet)
-        if is_rtx(codec):
-            original = getattr(self, _R + "rtx_ssrc").get(packet.ssrc)
-            apt = codec.parameters.get("apt")
-            if original is None or len(packet.payload) < 2 or apt not in codecs:
+            stats = self._streams[packet.ssrc] = StreamStatistics(info[0])
+        stats.add(packet)  # type: ignore[arg-type]  # reads sequence_number and timestamp
+        apt = info[1]
+        if apt is not None:  # RTX: unwrap to the original packet
+            original = self._rtx_ssrc.get(packet.ssrc)
+            if original is None or len(packet.payload) < 2:
                 return
-            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
+            packet = packet.unwrap_rtx(apt, original)
         if not packet.payload:
             return  # padding-only (bandwidth probing): nothing to forward
-        nacks: NackGenerator | None = getattr(self, _R + "nack_generator")
-        if nacks is not None and nacks.add(packet):
+        nacks = self._nacks
+        if nacks is not None and nacks.add(packet):  # type: ignore[arg-type]
             self.nacks_sent += 1
             fastpath.spawn(self._send_rtcp_nack(packet.ssrc, sorted(nacks.missing)))
         self.packets += 1
@@ -179,8 +186,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         if self._media_ssrcs:
             return self._media_ssrcs[0]
         rtx: dict[int, int] = getattr(self, _R + "rtx_ssrc")
-        streams: dict[int, StreamStatistics] = getattr(self, _R + "remote_streams")
-        sources = [s for s in streams if s not in rtx]
+        sources = [s for s in self._streams if s not in rtx]
         return sources[-1] if sources else None
 
     def request_keyframe(self) -> bool:
@@ -275,7 +281,7 @@ class ForwardingSender(RTCRtpSender):
         """The source changes: continue this stream's numbering from where it is."""
         self._rebase = True
 
-    def forward(self, packet: RtpPacket, arrival: float) -> bool:
+    def forward(self, packet: RtpIn, arrival: float) -> bool:
         """Send a source packet rewritten for this stream; ``False`` if not sent."""
         if not self._ready:
             return False
@@ -320,7 +326,7 @@ class ForwardingSender(RTCRtpSender):
         if fastpath.send_rtp(self.transport, data + payload):
             self.packets_sent += 1
             self.octets_sent += len(payload)
-            if self.delay is not None:
+            if self.delay is not None and not self.packets_sent & 3:  # a 1-in-4 sample
                 self.delay.record(now - arrival)
 
     # ------------------------------------------------------------------ feedback

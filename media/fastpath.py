@@ -7,10 +7,10 @@ the queue is where packets wait when the loop is busy. This module keeps aiortc 
 DTLS, SRTP keys, SDP and RTCP semantics and only shortens the data path:
 
 * :func:`install` on an :class:`~aiortc.rtcdtlstransport.RTCDtlsTransport` makes its ICE
-  connection handle SRTP/SRTCP datagrams *in the datagram callback*: unprotect, parse, route
-  to the receiver (or sender, for RTCP) and call its synchronous handler
-  (``handle_rtp(packet, arrival)`` / ``handle_rtcp(packet)``) when it has one, else schedule
-  aiortc's own coroutine (plain receivers keep working). DTLS and anything else still take
+  connection handle SRTP/SRTCP datagrams *in the datagram callback*: unprotect, parse (the
+  lean :class:`media.rtp.RtpIn`), route by SSRC to the receiver (or sender, for RTCP) and call
+  its synchronous handler (``handle_rtp(packet, arrival)`` / ``handle_rtcp(packet)``) when it
+  has one, else schedule aiortc's own coroutine (plain receivers keep working). DTLS and anything else still take
   aiortc's queue. ``arrival`` is ``time.monotonic()`` when the datagram came off the socket.
 * :func:`send_rtp` / :func:`send_rtcp` protect and hand one packet to the selected ICE pair's
   socket at once (UDP), or schedule aioice's own send (TCP/TURN).
@@ -30,8 +30,19 @@ from typing import Any, Final
 
 import aioice.ice
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
-from aiortc.rtp import RtcpPacket, RtpPacket, is_rtcp
+from aiortc.rtp import (
+    RtcpByePacket,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    is_rtcp,
+)
 from pylibsrtp import Error as SrtpError
+
+from media.rtp import RtpIn
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +86,13 @@ def install(dtls: RTCDtlsTransport) -> None:
     if getattr(dtls, _MARK, False):
         return
     _check(dtls, ("_rtp_router", "_rtp_header_extensions_map", "_state", "transport"))
+    _check(dtls._rtp_router, ("ssrc_table", "senders", "route_rtp"))
     connection = dtls.transport._connection
     _check(connection, ("data_received", "_nominated"))
     _patch_stun_protocol()
     queued: Callable[[bytes, int], None] = connection.data_received
     router = dtls._rtp_router
-    extensions = dtls._rtp_header_extensions_map
+    ssrc_table: dict[int, Any] = router.ssrc_table
     clock = time.monotonic
 
     def data_received(data: bytes, component: int) -> None:
@@ -91,30 +103,51 @@ def install(dtls: RTCDtlsTransport) -> None:
         arrival = clock()
         try:
             if is_rtcp(data):
-                packets = RtcpPacket.parse(rx.unprotect_rtcp(data))
-            else:
-                packet = RtpPacket.parse(rx.unprotect(data), extensions)
-                receiver = router.route_rtp(packet)
-                if receiver is None:
-                    return
-                handle = getattr(receiver, "handle_rtp", None)
-                if handle is not None:
-                    handle(packet, arrival)
-                else:
-                    spawn(receiver._handle_rtp_packet(packet, arrival_time_ms=int(arrival * 1000)))
+                _deliver_rtcp(router, RtcpPacket.parse(rx.unprotect_rtcp(data)))
                 return
+            plain = rx.unprotect(data)
+            packet = RtpIn.parse(plain)
         except (SrtpError, ValueError):
             return  # replayed, forged or malformed: dropped, as aiortc does
-        for rtcp in packets:
-            for recipient in router.route_rtcp(rtcp):
-                handle_rtcp = getattr(recipient, "handle_rtcp", None)
-                if handle_rtcp is not None:
-                    handle_rtcp(rtcp)
-                else:
-                    spawn(recipient._handle_rtcp_packet(rtcp))
+        receiver = ssrc_table.get(packet.ssrc)
+        if receiver is None:  # a new SSRC: let aiortc's router decide (by payload type)
+            try:
+                receiver = router.route_rtp(RtpPacket.parse(plain, dtls._rtp_header_extensions_map))
+            except ValueError:
+                return
+            if receiver is None:
+                return
+        handle = getattr(receiver, "handle_rtp", None)
+        if handle is not None:
+            handle(packet, arrival)
+        else:
+            aiortc_packet = RtpPacket.parse(plain, dtls._rtp_header_extensions_map)
+            spawn(receiver._handle_rtp_packet(aiortc_packet, arrival_time_ms=int(arrival * 1000)))
 
     connection.data_received = data_received  # type: ignore[method-assign]
     setattr(dtls, _MARK, True)
+
+
+def _deliver_rtcp(router: Any, packets: list[Any]) -> None:
+    """aiortc's ``RtpRouter.route_rtcp`` without its per-call typing work, then delivery."""
+    receivers: dict[int, Any] = router.ssrc_table
+    senders: dict[int, Any] = router.senders
+    for packet in packets:
+        recipients: list[Any] = []
+        if isinstance(packet, RtcpSrPacket):
+            recipients.append(receivers.get(packet.ssrc))
+        elif isinstance(packet, RtcpByePacket):
+            recipients += [receivers.get(source) for source in packet.sources]
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            recipients += [senders.get(report.ssrc) for report in packet.reports]
+        elif isinstance(packet, RtcpPsfbPacket | RtcpRtpfbPacket):
+            recipients.append(senders.get(packet.media_ssrc))  # REMB (media ssrc 0): ignored
+        for recipient in dict.fromkeys(r for r in recipients if r is not None):
+            handle = getattr(recipient, "handle_rtcp", None)
+            if handle is not None:
+                handle(packet)
+            else:
+                spawn(recipient._handle_rtcp_packet(packet))
 
 
 def _send(dtls: RTCDtlsTransport, protected: bytes) -> bool:

@@ -26,17 +26,16 @@ import logging
 import time
 from collections.abc import Callable
 
-from aiortc.rtp import RtpPacket
-
 from media.endpoints import ForwardingReceiver, ForwardingSender
 from media.latency import DelayHistogram
+from media.rtp import RtpIn
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PLI_INTERVAL = 0.5
 
 #: ``tap(packet, keyframe_start, arrival)``: called for every packet, in the event loop.
-PacketTap = Callable[[RtpPacket, bool, float], None]
+PacketTap = Callable[[RtpIn, bool, float], None]
 
 
 class PliThrottle:
@@ -219,7 +218,7 @@ class Publisher:
         if self.kind == "video" and not self._ended:
             self._pli.request()
 
-    def _on_packet(self, packet: RtpPacket, keyframe_start: bool, arrival: float) -> None:
+    def _on_packet(self, packet: RtpIn, keyframe_start: bool, arrival: float) -> None:
         if self._ended:
             return
         self.packets += 1

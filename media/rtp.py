@@ -26,7 +26,55 @@ ABS_SEND_TIME_URI: Final = "http://www.webrtc.org/experiments/rtp-hdrext/abs-sen
 VP8_MAX_PAYLOAD: Final = 1200  # descriptor + VP8 data per packet (fits any sane path MTU)
 
 _HEADER = struct.Struct("!BBHII")
+_SEQ_TS_SSRC = struct.Struct("!HII")
 _U16 = struct.Struct("!H")
+
+
+class RtpIn:
+    """A received RTP packet: the fields forwarding needs (aiortc ``RtpPacket`` names)."""
+
+    __slots__ = ("marker", "payload", "payload_type", "sequence_number", "ssrc", "timestamp")
+
+    def __init__(
+        self,
+        payload_type: int,
+        marker: int,
+        sequence_number: int,
+        timestamp: int,
+        ssrc: int,
+        payload: bytes,
+    ) -> None:
+        self.payload_type = payload_type
+        self.marker = marker
+        self.sequence_number = sequence_number
+        self.timestamp = timestamp
+        self.ssrc = ssrc
+        self.payload = payload
+
+    @classmethod
+    def parse(cls, data: bytes) -> RtpIn:
+        """Header fields and payload of a plain RTP packet (CSRCs, extensions and padding
+        skipped); raises ``ValueError`` if it is not one."""
+        size = len(data)
+        if size < 12 or data[0] >> 6 != 2:
+            raise ValueError("not an RTP packet")
+        first = data[0]
+        pos = 12 + 4 * (first & 0x0F)
+        if first & 0x10:
+            if size < pos + 4:
+                raise ValueError("truncated RTP header extension")
+            pos += 4 + 4 * _U16.unpack_from(data, pos + 2)[0]
+        end = size - data[-1] if first & 0x20 else size
+        if pos > end:
+            raise ValueError("truncated RTP packet")
+        seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
+        second = data[1]
+        return cls(second & 0x7F, second >> 7, seq, ts, ssrc, data[pos:end])
+
+    def unwrap_rtx(self, payload_type: int, ssrc: int) -> RtpIn:
+        """The original packet inside a retransmission (RFC 4588)."""
+        seq = _U16.unpack_from(self.payload)[0]
+        return RtpIn(payload_type, self.marker, seq, self.timestamp, ssrc, self.payload[2:])
 
 
 # ---------------------------------------------------------------------------- sequence maths

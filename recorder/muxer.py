@@ -127,7 +127,7 @@ class _MediaClock:
         if pts is None or not time_base:
             when = arrival_ms
         else:
-            media_ms = float(pts * time_base * 1000)
+            media_ms = pts * 1000 * time_base.numerator / time_base.denominator  # no Fractions
             seen = arrival_ms - media_ms
             if self._offset is None or seen < self._offset or seen - self._offset > self._resync:
                 self._offset = seen

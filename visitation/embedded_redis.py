@@ -81,6 +81,15 @@ class EmbeddedRedis:
     def _pid_file(self) -> Path:
         return self.dir / "redis.pid"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (from its pid file)."""
+        try:
+            pid = int(self._pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
     def running_url(self) -> str | None:
         """URL of an embedded Redis already serving this data dir, if any."""
         try:

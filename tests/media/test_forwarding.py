@@ -21,14 +21,13 @@ import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
-from aiortc.rtp import RtpPacket
 
 from client.media import ClipSpec
 from client.peer import PartyPeer
 from media.endpoints import ForwardingReceiver, ForwardingSender, ntp_now
 from media.forwarding import PliThrottle, Publisher
 from media.passthrough import PassthroughPeerConnection, forwarding_ends
-from media.rtp import seq_delta, ts_delta, vp8_keyframe_start
+from media.rtp import RtpIn, seq_delta, ts_delta, vp8_keyframe_start
 from tests.media.peers import BLUE, RED, TrackSink, config, connected
 
 
@@ -106,7 +105,7 @@ class Recorded:
         inner = receiver.on_packet
         assert inner is not None
 
-        def on_packet(packet: RtpPacket, keyframe_start: bool, arrival: float) -> None:
+        def on_packet(packet: RtpIn, keyframe_start: bool, arrival: float) -> None:
             self.packets.append(
                 (packet.ssrc, packet.sequence_number, packet.timestamp, keyframe_start)
             )
@@ -276,8 +275,7 @@ async def test_publisher_losses_are_nacked_upstream() -> None:
         assert ssrc is not None
         tablet_sender = client_sender(tablet, "video")
         recent = (tablet_sender._seq + 3) & 0xFFFF  # a packet far ahead: two are "missing"
-        fake = RtpPacket(payload_type=tablet_sender._pt, sequence_number=recent, ssrc=ssrc)
-        fake.payload = b"\x80\x80\x80\x01" + b"\x00" * 10
+        fake = RtpIn(tablet_sender._pt, 0, recent, 0, ssrc, b"\x80\x80\x80\x01" + b"\x00" * 10)
         receiver.handle_rtp(fake, time.monotonic())
         assert receiver.nacks_sent >= 1
         await eventually(lambda: tablet_sender.nacks_received >= 1)
@@ -290,17 +288,24 @@ async def test_sender_reports_map_the_forwarded_stream_onto_the_source_clock() -
     try:
         recorded = Recorded(client_receiver(family, "video"))
         receiver = client_receiver(family, "video")
-        await eventually(lambda: receiver.last_sr is not None, 5)
-        assert sfu_family.sender("video").sender_reports >= 1
-        assert sfu_tablet.publishers["video"].receiver.last_sr is not None  # from the tablet
-        assert receiver.last_sr is not None
-        ntp, rtp_ts, at = receiver.last_sr
-        # The report's RTP time is the forwarded stream's (rewritten) timeline, near the
-        # packets' own timestamps at that moment; its NTP time is the source's wall clock.
-        latest = recorded.packets[-1][2]
-        assert abs(ts_delta(rtp_ts, latest)) < 90000
-        assert abs(ntp - ntp_now()) < 2 << 32
-        assert time.monotonic() - at < 2
+        source = sfu_tablet.publishers["video"].receiver
+        await eventually(lambda: source.last_sr is not None, 5)  # the tablet's own SR
+        assert source.last_sr is not None
+        heard_at = source.last_sr[2]
+        # The next SR the family gets was made after the SFU knew the tablet's clock.
+        await eventually(lambda: receiver.last_sr is not None and receiver.last_sr[2] > heard_at, 5)
+        assert receiver.last_sr is not None and source.last_sr is not None
+        ntp_out, rtp_out, _ = receiver.last_sr
+        ntp_in, rtp_in, _ = source.last_sr
+        sender = sfu_family.sender("video")
+        assert sender.sender_reports >= 1
+        # Same line through (NTP, RTP) as the tablet's report, shifted by the stream's offset.
+        seconds = (ntp_out - ntp_in) / (1 << 32)
+        expected = (rtp_in + round(seconds * 90000) + sender._ts_offset) & 0xFFFFFFFF
+        assert abs(ts_delta(rtp_out, expected)) <= 90  # 1 ms
+        # ... and on the forwarded stream's own (rewritten) timeline and the wall clock.
+        assert abs(ts_delta(rtp_out, recorded.packets[-1][2])) < 90000
+        assert abs(ntp_out - ntp_now()) < 2 << 32
     finally:
         await close_all(tablet.pc, family.pc, sfu_tablet.pc, sfu_family.pc)
 

@@ -14,11 +14,10 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from aiortc.rtp import RtpPacket
 from av.codec.context import CodecContext
 
 from client.media import ClipAudio, ClipStream, ClipVideo, dominant_colour
-from media.rtp import vp8_keyframe_start
+from media.rtp import RtpIn, vp8_keyframe_start
 from recorder.muxer import CallRecording
 from recorder.service import PrivilegedCallError
 from recorder.tap import RecorderTap
@@ -153,7 +152,7 @@ class ClipPublisher:
         self.on_keyframe_request: Callable[[], None] | None = None
         self.done = asyncio.Event()
         self._stream, self._left, self._seq = stream, frames, random.randrange(0, 0xFFFF)
-        self._taps: list[Callable[[RtpPacket, bool, float], None]] = []
+        self._taps: list[Callable[[RtpIn, bool, float], None]] = []
         stream.attach(self)  # type: ignore[arg-type]
 
     def send_frame(self, payloads: list[bytes], timestamp: int) -> bool:
@@ -164,20 +163,15 @@ class ClipPublisher:
         self._left -= 1
         now = time.monotonic()
         for i, payload in enumerate(payloads):
-            packet = RtpPacket(
-                payload_type=96,
-                marker=int(i == len(payloads) - 1),
-                sequence_number=self._seq & 0xFFFF,
-                timestamp=timestamp & 0xFFFFFFFF,
-            )
-            packet.payload = payload
+            marker = int(i == len(payloads) - 1)
+            packet = RtpIn(96, marker, self._seq & 0xFFFF, timestamp & 0xFFFFFFFF, 1, payload)
             self._seq += 1
             start = self.kind == "video" and vp8_keyframe_start(payload)
             for tap in self._taps:
                 tap(packet, start, now)
         return True
 
-    def add_tap(self, tap: Callable[[RtpPacket, bool, float], None]) -> Callable[[], None]:
+    def add_tap(self, tap: Callable[[RtpIn, bool, float], None]) -> Callable[[], None]:
         self._taps.append(tap)
         return lambda: self._taps.remove(tap)
 

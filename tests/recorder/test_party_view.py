@@ -102,6 +102,7 @@ def test_timestamps_stay_on_the_call_clock(tmp_path: Path) -> None:
 
 def test_no_decoder_or_encoder_is_opened_while_remuxing(call_file: Path, tmp_path: Path) -> None:
     """Looks at every codec context alive while the view is being written (each write)."""
+    gc.collect()  # other tests' decoders awaiting collection are not this remux's
     opened: list[str] = []
     seen: set[int] = set()
 
