@@ -210,6 +210,7 @@ class ForwardingSender(RTCRtpSender):
     clock_source: Callable[[], tuple[int, int, float] | None] | None
 
     def _prepare(self) -> None:
+        self._dtls = self.transport
         self.on_keyframe_request = None
         self.on_ready = None
         self.delay = None
@@ -253,8 +254,9 @@ class ForwardingSender(RTCRtpSender):
         self._ext = ExtensionWriter(ids, parameters.muxId)
         self._cname = parameters.rtcp.cname or ""
         self._keep_history = self.kind == "video"
-        fastpath.install(self.transport)
-        self.transport._register_rtp_sender(self, parameters)
+        self._dtls = self.transport
+        fastpath.install(self._dtls)
+        self._dtls._register_rtp_sender(self, parameters)
         self._rtcp = asyncio.ensure_future(self._run_reports())
         self._ready = True
         if self.on_ready is not None:
@@ -319,15 +321,15 @@ class ForwardingSender(RTCRtpSender):
             self._seq = seq
             self._ts = ts
             self._sent_at = arrival
-        now = time.monotonic()
-        data = rtp_header(self._pt, marker, seq, ts, self._ssrc, self._ext.build(time.time()))
+        # abs-send-time only needs a steady clock: the arrival stamp (sent right after it)
+        data = rtp_header(self._pt, marker, seq, ts, self._ssrc, self._ext.build(arrival))
         if self._keep_history:
             self._history[seq % HISTORY_SIZE] = (seq, ts, marker, payload)
-        if fastpath.send_rtp(self.transport, data + payload):
+        if fastpath.send_rtp(self._dtls, data + payload):
             self.packets_sent += 1
             self.octets_sent += len(payload)
             if self.delay is not None and not self.packets_sent & 3:  # a 1-in-4 sample
-                self.delay.record(now - arrival)
+                self.delay.record(time.monotonic() - arrival)
 
     # ------------------------------------------------------------------ feedback
 
@@ -353,14 +355,14 @@ class ForwardingSender(RTCRtpSender):
         if entry is None or entry[0] != seq or not self._ready:
             return
         _, ts, marker, payload = entry
-        ext = self._ext.build(time.time())
+        ext = self._ext.build(time.monotonic())
         if self._rtx_pt is not None:
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
             header = rtp_header(self._rtx_pt, marker, self._rtx_seq, ts, self._rtx_ssrc, ext)
             data = header + seq.to_bytes(2, "big") + payload
         else:
             data = rtp_header(self._pt, marker, seq, ts, self._ssrc, ext) + payload
-        if fastpath.send_rtp(self.transport, data):
+        if fastpath.send_rtp(self._dtls, data):
             self.retransmitted += 1
 
     # ------------------------------------------------------------------ sender reports

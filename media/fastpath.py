@@ -40,7 +40,9 @@ from aiortc.rtp import (
     RtpPacket,
     is_rtcp,
 )
+from pylibsrtp import SRTP_MAX_SRTCP_TRAILER_LEN, SRTP_MAX_TRAILER_LEN, Session
 from pylibsrtp import Error as SrtpError
+from pylibsrtp._binding import ffi, lib
 
 from media.rtp import RtpIn
 
@@ -49,6 +51,55 @@ log = logging.getLogger(__name__)
 _MARK: Final = "_visitation_fast_path"
 _background: set[asyncio.Future[Any]] = set()
 _stun_patched = False
+
+
+class _Srtp:
+    """pylibsrtp's ``Session.protect``/``unprotect`` minus its per-call wrapper work (a new
+    length cell, type checks, two method hops): the same C calls on the session's buffer."""
+
+    __slots__ = ("_buffer", "_cdata", "_length", "_room", "_srtp", "session")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session  # keeps the C session alive
+        self._srtp = session._srtp[0]
+        self._cdata = session._cdata
+        self._buffer = session._buffer
+        self._room = len(session._buffer)
+        self._length = ffi.new("int *")
+
+    def _run(self, data: bytes, func: Any, trailer: int) -> bytes:
+        size = len(data)
+        if size > self._room - trailer:
+            raise ValueError("packet is too long")
+        self._buffer[0:size] = data
+        self._length[0] = size
+        if func(self._srtp, self._cdata, self._length):
+            raise SrtpError("SRTP processing failed")
+        return self._buffer[0 : self._length[0]]  # type: ignore[no-any-return]
+
+    def protect(self, data: bytes) -> bytes:
+        return self._run(data, lib.srtp_protect, SRTP_MAX_TRAILER_LEN)
+
+    def protect_rtcp(self, data: bytes) -> bytes:
+        return self._run(data, lib.srtp_protect_rtcp, SRTP_MAX_SRTCP_TRAILER_LEN)
+
+    def unprotect(self, data: bytes) -> bytes:
+        return self._run(data, lib.srtp_unprotect, 0)
+
+    def unprotect_rtcp(self, data: bytes) -> bytes:
+        return self._run(data, lib.srtp_unprotect_rtcp, 0)
+
+
+def _srtp(dtls: RTCDtlsTransport, name: str) -> _Srtp | None:
+    """The fast wrapper of ``dtls``'s ``_rx_srtp``/``_tx_srtp`` session (None before keys)."""
+    session = getattr(dtls, name)
+    if session is None:
+        return None
+    cached: _Srtp | None = getattr(dtls, "_visitation" + name, None)
+    if cached is None or cached.session is not session:
+        cached = _Srtp(session)
+        setattr(dtls, "_visitation" + name, cached)
+    return cached
 
 
 def spawn(coro: Any) -> None:
@@ -96,7 +147,7 @@ def install(dtls: RTCDtlsTransport) -> None:
     clock = time.monotonic
 
     def data_received(data: bytes, component: int) -> None:
-        rx = dtls._rx_srtp
+        rx = _srtp(dtls, "_rx_srtp")
         if rx is None or not 127 < data[0] < 192:
             queued(data, component)  # DTLS (and anything before keys exist): aiortc's way
             return
@@ -167,19 +218,21 @@ def _send(dtls: RTCDtlsTransport, protected: bytes) -> bool:
 
 def send_rtp(dtls: RTCDtlsTransport, packet: bytes) -> bool:
     """Protect and send one RTP packet now; ``False`` if the transport cannot send yet."""
-    if dtls._state is not State.CONNECTED:
+    tx = _srtp(dtls, "_tx_srtp")
+    if tx is None or dtls._state is not State.CONNECTED:
         return False
     try:
-        return _send(dtls, dtls._tx_srtp.protect(packet))
-    except SrtpError:
+        return _send(dtls, tx.protect(packet))
+    except (SrtpError, ValueError):
         return False
 
 
 def send_rtcp(dtls: RTCDtlsTransport, packet: bytes) -> bool:
     """Protect and send one (compound) RTCP packet now."""
-    if dtls._state is not State.CONNECTED:
+    tx = _srtp(dtls, "_tx_srtp")
+    if tx is None or dtls._state is not State.CONNECTED:
         return False
     try:
-        return _send(dtls, dtls._tx_srtp.protect_rtcp(packet))
-    except SrtpError:
+        return _send(dtls, tx.protect_rtcp(packet))
+    except (SrtpError, ValueError):
         return False

@@ -166,25 +166,28 @@ class ExtensionWriter:
     seconds, 24 bits) is added per packet only if the subscriber negotiated it.
     """
 
-    __slots__ = ("_abs_id", "_static")
+    __slots__ = ("_abs", "_fixed", "_pad", "_prefix")
 
     def __init__(self, ids: dict[str, int], mid: str | None) -> None:
         mid_id = ids.get(MID_URI)
-        self._static = b""
+        static = b""
         if mid_id and mid and 0 < len(mid.encode()) <= 16:
             raw = mid.encode()
-            self._static = bytes([(mid_id << 4) | (len(raw) - 1)]) + raw
-        self._abs_id = ids.get(ABS_SEND_TIME_URI)
+            static = bytes([(mid_id << 4) | (len(raw) - 1)]) + raw
+        abs_id = ids.get(ABS_SEND_TIME_URI)
+        self._abs = bool(abs_id)
+        size = len(static) + (4 if abs_id else 0)
+        pad = -size % 4
+        header = b"\xbe\xde" + _U16.pack((size + pad) // 4) if size else b""
+        self._pad = b"\x00" * pad
+        self._prefix = header + static + (bytes([(abs_id << 4) | 2]) if abs_id else b"")
+        self._fixed = self._prefix + self._pad  # everything, when there is no abs-send-time
 
     def build(self, now: float) -> bytes:
-        body = self._static
-        if self._abs_id:
-            abs_time = int(now * 262144) & 0xFFFFFF
-            body += bytes([(self._abs_id << 4) | 2]) + abs_time.to_bytes(3, "big")
-        if not body:
-            return b""
-        pad = -len(body) % 4
-        return b"\xbe\xde" + _U16.pack((len(body) + pad) // 4) + body + b"\x00" * pad
+        """The extension block for a packet sent at ``now`` (seconds on a steady clock)."""
+        if not self._abs:
+            return self._fixed
+        return self._prefix + (int(now * 262144) & 0xFFFFFF).to_bytes(3, "big") + self._pad
 
 
 # ---------------------------------------------------------------------------- frames
