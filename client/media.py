@@ -395,6 +395,7 @@ class RtpSink:
         self.first_frame = asyncio.Event()
         self.first_decoded = asyncio.Event()
         self.first_decoded_at: float | None = None
+        self.first_at: float | None = None  # first packet
         self._assembler = FrameAssembler(kind == "video")
         self._progress = asyncio.Event()
         self._decoder: VideoCodecContext | None = None
@@ -419,6 +420,8 @@ class RtpSink:
 
     def on_packet(self, packet: RtpIn, keyframe_start: bool, arrival: float) -> None:
         seq = packet.sequence_number
+        if self.first_at is None:
+            self.first_at = arrival
         if self._base_seq is None:
             self._base_seq = self._max_seq = seq
         else:

@@ -67,12 +67,14 @@ def pin(pid: int, cores: set[int]) -> bool:
         threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
     except OSError:
         threads = [pid]
-    try:
-        for tid in threads:
+    for tid in threads:
+        try:
             os.sched_setaffinity(tid, cores)
-    except OSError as exc:
-        log.warning("cannot pin process %d to %s: %s", pid, sorted(cores), exc)
-        return False
+        except ProcessLookupError:
+            continue  # a thread that just ended
+        except OSError as exc:
+            log.warning("cannot pin process %d to %s: %s", pid, sorted(cores), exc)
+            return False
     return True
 
 
@@ -236,8 +238,15 @@ async def setup_call(env: Environment, index: int, timeout_s: float = 30.0) -> C
                 join_call(call.tablet, call.call_id, call.tablet_peer),
                 join_call(call.family, call.call_id, call.family_peer),
             )
+            call.timings["offers_answered_s"] = time.monotonic() - accepted_at
             stage = "call.connected"
             call.accept_to_connected_s = await connected - accepted_at
+            first = [
+                call.tablet_peer.sinks["audio"].first_at,
+                call.family_peer.sinks["audio"].first_at,
+            ]
+            if None not in first:  # media from each party reached the other (through the SFU)
+                call.timings["media_both_ways_s"] = max(t for t in first if t) - accepted_at
         finally:
             connected.cancel()
         stage = "monitor.watch"

@@ -147,6 +147,22 @@ def content_check(calls: Sequence[Call]) -> dict[str, int]:
     return {"checked": checked, "wrong": wrong}
 
 
+def recording_totals(before: Snapshot, after: Snapshot) -> dict[str, int] | None:
+    """Frames the worker's recorders wrote in the window, packets they dropped, backlog."""
+    rooms_after = after.stats.get("rooms", {})
+    rooms_before = before.stats.get("rooms", {})
+    taps = [(cid, r["recording"]) for cid, r in rooms_after.items() if r.get("recording")]
+    if not taps:
+        return None
+    frames = dropped = pending = 0
+    for cid, now in taps:
+        then = rooms_before.get(cid, {}).get("recording") or {}
+        frames += now["frames"] - then.get("frames", 0)
+        dropped += now["dropped_packets"] - then.get("dropped_packets", 0)
+        pending = max(pending, now["pending_batches"])
+    return {"calls": len(taps), "frames": frames, "dropped_packets": dropped, "backlog": pending}
+
+
 def _party_frames(stats: dict[str, Any], call_id: str, party: str, kind: str) -> int:
     room = stats.get("rooms", {}).get(call_id, {})
     return int(room.get("parties", {}).get(party, {}).get("frames", {}).get(kind, 0))
@@ -194,6 +210,7 @@ def phase_result(
                 "forwarding_delay_p50_ms": summary and summary["p50_ms"],
                 "forwarding_delay_p95_ms": summary and summary["p95_ms"],
                 "accept_to_connected_ms": _ms(call.accept_to_connected_s),
+                "stages_ms": {k: _ms(v) for k, v in call.timings.items()},
                 "monitor_first_video_ms": _ms(call.monitor_first_video_s),
             }
         )
@@ -224,9 +241,14 @@ def phase_result(
         "upstream_loss_pct": loss_pct(upstream_sent, upstream_received),
         "forwarding_delay": summarize(merge(delays)) if delays else None,
         "accept_to_connected": ms_summary(setups),
+        "setup_stages": {
+            stage: ms_summary([c.timings[stage] for c in calls if stage in c.timings])
+            for stage in ("offers_answered_s", "media_both_ways_s")
+        },
         "monitor_first_video": ms_summary(monitors),
         "transcoders": stats.get("transcoders"),
         "content": content_check(calls),
+        "recording": recording_totals(before, after),
         "per_call": per_call,
     }
 

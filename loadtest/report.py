@@ -234,6 +234,13 @@ def table(results: dict[str, Any], *, per_call: bool = False) -> str:
             f" {100 * phase['other_processes_cpu_cores']:.1f} %;"
             f" transcoders in worker: {_fmt(phase['transcoders'])}"
         )
+        rec = phase.get("recording")
+        if rec:
+            lines.append(
+                f"  {phase['pipeline']}: recorded {rec['calls']} calls, {rec['frames']} frames"
+                f" written in the window, {rec['dropped_packets']} packets dropped,"
+                f" writer backlog {rec['backlog']} batches"
+            )
         if phase["bench_process_cpu_cores"] >= CLIENTS_SATURATED_CORES:
             lines.append(
                 f"  WARNING: the clients used {100 * phase['bench_process_cpu_cores']:.0f} % of"

@@ -272,6 +272,13 @@ class SfuWorker:
         log.info("call %s closed (%s)", call_id, reason)
         return True
 
+    def _room_stats(self, call_id: str, room: Room) -> dict[str, Any]:
+        stats = room.stats()
+        tap = self._taps.get(call_id)
+        if tap is not None:
+            stats["recording"] = tap.stats()
+        return stats
+
     def stats(self) -> dict[str, Any]:
         codecs = dict(self.counters.calls)
         return {
@@ -279,7 +286,9 @@ class SfuWorker:
             "pid": os.getpid(),
             "started_at": self.started_at,
             "calls": len(self.rooms),
-            "rooms": {call_id: room.stats() for call_id, room in self.rooms.items()},
+            "rooms": {
+                call_id: self._room_stats(call_id, room) for call_id, room in self.rooms.items()
+            },
             "forwarding_delay": summarize(
                 merge(counts_of(room.delay.snapshot()) for room in self.rooms.values())
             ),

@@ -250,6 +250,16 @@ class RecorderTap:
             self._batch = []
         self._writer.put(None)
 
+    def stats(self) -> dict[str, Any]:
+        """How far the writer is behind, what it dropped, what the file holds so far."""
+        recording = self.recording.stats
+        return {
+            "pending_batches": self._writer.pending,
+            "dropped_packets": self.dropped,
+            "frames": recording.packets,
+            "failed": recording.failed,
+        }
+
     def close(self) -> RecordingStats:
         """Stop taking packets, write what is queued, close the file (blocks until done)."""
         if not self.closed:
