@@ -269,6 +269,9 @@ class ClipStream:
             else:
                 payloads = [data]
             sender = self._sender
+            if sender is not None and sender.stopped:
+                self.stopped = True  # its connection is closed: leave the pacer
+                return
             if sender is not None and sender.send_frame(payloads, timestamp):
                 self.frames_sent += 1
                 self.bytes_sent += len(data)

@@ -248,7 +248,10 @@ class SfuControl:
             raise ControlTimeout(f"SFU worker {worker_id} did not answer {op} within {timeout}s")
         reply = json.loads(popped[1])
         if "error" in reply:
-            raise ControlError(str(reply["error"]["code"]), str(reply["error"]["message"]))
+            code, message = str(reply["error"]["code"]), str(reply["error"]["message"])
+            if code == TIMEOUT:  # the worker gave up at the deadline (and undid the work)
+                raise ControlTimeout(message)
+            raise ControlError(code, message)
         result: dict[str, Any] = reply["result"]
         return result
 

@@ -28,6 +28,7 @@ from media.control import (
     REPLY_TTL_S,
     WORKERS_KEY,
     ControlError,
+    ControlTimeout,
     Request,
     WorkerEvent,
     WorkerStatus,
@@ -99,7 +100,14 @@ class ControlServer:
             return
         reply: dict[str, Any]
         try:
-            reply = {"result": await self._handler(request.op, request.args)}
+            # Past the caller's deadline the work is abandoned (cancelled: a half-made peer
+            # connection is closed), never finished for nobody.
+            work = self._handler(request.op, request.args)
+            result = await asyncio.wait_for(work, max(0.0, request.expires_at - time.time()))
+            reply = {"result": result}
+        except TimeoutError:
+            log.warning("sfu control: %s %s passed its deadline", request.op, request.request_id)
+            reply = {"error": ControlTimeout(f"{request.op} took too long").to_dict()}
         except ControlError as exc:
             reply = {"error": exc.to_dict()}
         except Exception as exc:

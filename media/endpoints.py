@@ -211,6 +211,7 @@ class ForwardingSender(RTCRtpSender):
 
     def _prepare(self) -> None:
         self._dtls = self.transport
+        self.stopped = False  # for good (its peer connection closed)
         self.on_keyframe_request = None
         self.on_ready = None
         self.delay = None
@@ -263,6 +264,7 @@ class ForwardingSender(RTCRtpSender):
             self.on_ready()
 
     async def stop(self) -> None:
+        self.stopped = True
         if not self._ready:
             return
         self._ready = False

@@ -35,11 +35,16 @@ _CONTROL_CODES = {
     "invalid_state": ErrorCode.INVALID_STATE,
     "not_found": ErrorCode.INVALID_STATE,
     "invalid_request": ErrorCode.INVALID_REQUEST,
+    # Too slow to answer in time, or no worker at all: refused at the door, try again later.
+    "timeout": ErrorCode.CAPACITY,
+    "no_workers": ErrorCode.CAPACITY,
 }
 
 
 def _protocol_error(exc: ControlError) -> ProtocolError:
     code = _CONTROL_CODES.get(exc.code)
+    if code is ErrorCode.CAPACITY:
+        return ProtocolError(code, "the media server is busy; try again shortly")
     if code is None:
         log.warning("SFU control failed: %s %s", exc.code, exc)
         return ProtocolError(ErrorCode.INTERNAL, "the media server is unavailable; try again")

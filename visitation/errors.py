@@ -18,6 +18,7 @@ class ErrorCode(StrEnum):
     INVALID_STATE = "invalid_state"
     INVALID_SDP = "invalid_sdp"
     PRIVILEGED = "privileged"
+    CAPACITY = "capacity"
     INTERNAL = "internal"
 
 

@@ -72,7 +72,7 @@ class SfuLeg:
 
 
 async def call(decode: bool = True) -> tuple[PartyPeer, PartyPeer, SfuLeg, SfuLeg]:
-    tablet, family = PartyPeer(RED, decode=decode), PartyPeer(BLUE, decode=decode)
+    tablet, family = party(RED, decode), party(BLUE, decode)
     sfu_tablet, sfu_family = SfuLeg(), SfuLeg()
     await sfu_tablet.answer(tablet.pc, "sendrecv")
     await sfu_family.answer(family.pc, "sendrecv")
@@ -82,7 +82,17 @@ async def call(decode: bool = True) -> tuple[PartyPeer, PartyPeer, SfuLeg, SfuLe
 
 
 async def close_all(*pcs: RTCPeerConnection) -> None:
-    await asyncio.gather(*(pc.close() for pc in pcs))
+    """Close peer connections; a client peer's whole PartyPeer (its sinks too) is closed."""
+    await asyncio.gather(*(_peers.pop(id(pc), pc).close() for pc in pcs))
+
+
+_peers: dict[int, PartyPeer] = {}
+
+
+def party(spec: ClipSpec, decode: bool) -> PartyPeer:
+    peer = PartyPeer(spec, decode=decode)
+    _peers[id(peer.pc)] = peer
+    return peer
 
 
 def client_receiver(peer: PartyPeer, kind: str) -> ForwardingReceiver:
@@ -205,7 +215,7 @@ async def test_gating_starts_exactly_at_a_keyframe_packet() -> None:
 async def test_stream_continues_across_a_publisher_re_offer() -> None:
     """SSRC, sequence numbers and timestamps stay continuous when a party reconnects."""
     tablet, family, sfu_tablet, sfu_family = await call(decode=False)
-    second = PartyPeer(RED, decode=False)
+    second = party(RED, False)
     sfu_second = SfuLeg()
     try:
         video, audio = (

@@ -299,12 +299,19 @@ async def test_requests_are_served_concurrently_and_time_out(
     control: SfuControl, redis: Redis
 ) -> None:
     gate = asyncio.Event()
+    abandoned = asyncio.Event()
 
     async def handler(op: str, args: dict[str, object]) -> dict[str, object]:
         if op == "slow":
             await asyncio.wait_for(gate.wait(), 5)  # only the "fast" request opens it
         elif op == "fast":
             gate.set()
+        elif op == "stuck":
+            try:
+                await asyncio.Event().wait()  # never answers by itself
+            except asyncio.CancelledError:
+                abandoned.set()  # what Room.offer does here: close the half-made connection
+                raise
         else:
             raise ControlError("not_found", f"no {op}")
         return {"op": op}
@@ -322,6 +329,10 @@ async def test_requests_are_served_concurrently_and_time_out(
         with pytest.raises(ControlTimeout):
             await control.request("ghost", "stats", {}, timeout_s=0.3)
         await raises("worker_unavailable", control.request("nobody", "stats", {}))
+        # Past its deadline the worker abandons the work instead of finishing it for nobody.
+        with pytest.raises(ControlTimeout):
+            await control.request("w1", "stuck", {}, timeout_s=0.3)
+        await asyncio.wait_for(abandoned.wait(), 3)
     finally:
         await server.stop()
 

@@ -149,6 +149,7 @@ class ClipPublisher:
 
     def __init__(self, stream: ClipStream, frames: int) -> None:
         self.kind = stream.kind
+        self.stopped = False
         self.on_keyframe_request: Callable[[], None] | None = None
         self.done = asyncio.Event()
         self._stream, self._left, self._seq = stream, frames, random.randrange(0, 0xFFFF)
