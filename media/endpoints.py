@@ -137,6 +137,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         self._is_vp8 = any(c.mimeType.lower() == "video/vp8" for c in parameters.codecs)
         transport = getattr(self, _R + "transport")
         fastpath.install(transport)
+        fastpath.enlarge_socket_buffers(transport)
         transport._register_rtp_receiver(self, parameters)
         setattr(self, _R + "rtcp_task", asyncio.ensure_future(self._run_rtcp()))
         setattr(self, _R + "started", True)
@@ -257,6 +258,7 @@ class ForwardingSender(RTCRtpSender):
         self._keep_history = self.kind == "video"
         self._dtls = self.transport
         fastpath.install(self._dtls)
+        fastpath.enlarge_socket_buffers(self._dtls)
         self._dtls._register_rtp_sender(self, parameters)
         self._rtcp = asyncio.ensure_future(self._run_reports())
         self._ready = True

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -130,6 +131,28 @@ def _patch_stun_protocol() -> None:
 
     aioice.ice.StunProtocol.datagram_received = datagram_received  # type: ignore[method-assign]
     _stun_patched = True
+
+
+SOCKET_BUFFER_BYTES: Final = 4 << 20  # ~1 s of a busy worker's media (capped by the kernel)
+
+
+def enlarge_socket_buffers(dtls: RTCDtlsTransport) -> None:
+    """Give the ICE sockets room for a burst while the loop is busy (the default ~200 KB is
+    50 ms of 25 calls: a short stall would drop packets in the kernel). Idempotent."""
+    connection = dtls.transport._connection
+    done: set[int] = connection.__dict__.setdefault("_visitation_buffers", set())
+    for protocol in getattr(connection, "_protocols", ()):
+        transport = getattr(protocol, "transport", None)
+        if transport is None or id(protocol) in done:
+            continue
+        done.add(id(protocol))
+        sock = transport.get_extra_info("socket")
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                if sock.getsockopt(socket.SOL_SOCKET, option) < SOCKET_BUFFER_BYTES:
+                    sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+            except (OSError, AttributeError) as exc:
+                log.debug("cannot enlarge a socket buffer: %s", exc)
 
 
 def install(dtls: RTCDtlsTransport) -> None:
