@@ -35,6 +35,7 @@ import uvloop
 
 from loadtest.harness import Environment, PhaseOptions, run_phase
 from loadtest.report import cpu_ratio, phase_row, table, targets
+from visitation.runtime import tune_gc
 
 
 def _loads(text: str) -> list[int]:
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Socket.IO clients log their own teardown at ERROR ("packet queue is empty").
     logging.getLogger("engineio.client").setLevel(logging.CRITICAL)
+    tune_gc()  # the clients' process forwards as many packets as the worker
     results = uvloop.run(run(args))
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
