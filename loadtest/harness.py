@@ -296,6 +296,7 @@ async def run_phase(env: Environment, options: PhaseOptions) -> dict[str, Any]:
     [worker_id] = await pool.start(1)
     calls: list[Call] = []
     layout = cpu_layout() if options.pin_cores else None
+    own_cores = os.sched_getaffinity(0)
     try:
         worker_pid = pool.processes[worker_id].pid
         pinned = None
@@ -330,3 +331,7 @@ async def run_phase(env: Environment, options: PhaseOptions) -> dict[str, Any]:
     finally:
         await asyncio.gather(*(hang_up(call) for call in calls), return_exceptions=True)
         await pool.stop()
+        if layout is not None:  # this process (e.g. a test run) gets all its cores back
+            pin(os.getpid(), own_cores)
+            if env.redis_pid is not None:
+                pin(env.redis_pid, own_cores)

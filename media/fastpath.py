@@ -239,23 +239,21 @@ def _send(dtls: RTCDtlsTransport, protected: bytes) -> bool:
     return True
 
 
-def send_rtp(dtls: RTCDtlsTransport, packet: bytes) -> bool:
-    """Protect and send one RTP packet now; ``False`` if the transport cannot send yet."""
+def _protect_and_send(dtls: RTCDtlsTransport, packet: bytes, rtcp: bool) -> bool:
     tx = _srtp(dtls, "_tx_srtp")
     if tx is None or dtls._state is not State.CONNECTED:
         return False
     try:
-        return _send(dtls, tx.protect(packet))
+        return _send(dtls, tx.protect_rtcp(packet) if rtcp else tx.protect(packet))
     except (SrtpError, ValueError):
         return False
+
+
+def send_rtp(dtls: RTCDtlsTransport, packet: bytes) -> bool:
+    """Protect and send one RTP packet now; ``False`` if the transport cannot send yet."""
+    return _protect_and_send(dtls, packet, False)
 
 
 def send_rtcp(dtls: RTCDtlsTransport, packet: bytes) -> bool:
     """Protect and send one (compound) RTCP packet now."""
-    tx = _srtp(dtls, "_tx_srtp")
-    if tx is None or dtls._state is not State.CONNECTED:
-        return False
-    try:
-        return _send(dtls, tx.protect_rtcp(packet))
-    except (SrtpError, ValueError):
-        return False
+    return _protect_and_send(dtls, packet, True)

@@ -15,6 +15,7 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from client.media import ClipSpec, dominant_colour
+from client.peer import PartyPeer
 
 # One keyframe per 4 s loop: a late viewer only gets one within 1 s through PLI.
 RED = ClipSpec(colour="red", keyframe_interval_s=4.0, duration_s=4.0)
@@ -82,3 +83,18 @@ class TrackSink:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+async def see_each_other(tablet: PartyPeer, family: PartyPeer, decoded: int) -> None:
+    """Each party decodes ``decoded`` frames of the other's colour and hears its audio."""
+    await asyncio.wait_for(
+        asyncio.gather(
+            family.sinks["video"].wait_for(decoded=decoded),
+            tablet.sinks["video"].wait_for(decoded=decoded),
+            family.sinks["audio"].wait_for(frames=decoded),
+            tablet.sinks["audio"].wait_for(frames=decoded),
+        ),
+        10,
+    )
+    assert set(family.sinks["video"].colours) == {tablet.source.clip.spec.colour}
+    assert set(tablet.sinks["video"].colours) == {family.source.clip.spec.colour}

@@ -7,6 +7,7 @@ flaky; the targets are the benchmark's job).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from loadtest.bench import parse_cli, run
@@ -15,8 +16,12 @@ from loadtest.report import table
 
 async def test_bench_smoke_two_calls(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    args = parse_cli(["--calls", "2", "--seconds", "3", "--warmup", "1", "--skip-naive"])
+    cores = os.sched_getaffinity(0)
+    args = parse_cli(
+        ["--calls", "2", "--sweep", "1", "--seconds", "3", "--warmup", "1", "--skip-naive"]
+    )
     results = await run(args)
+    assert os.sched_getaffinity(0) == cores  # pinned for the phases, given back after
     out.write_text(json.dumps(results))
     results = json.loads(out.read_text())  # JSON-serializable, all of it
 
@@ -36,5 +41,12 @@ async def test_bench_smoke_two_calls(tmp_path: Path) -> None:
     verdicts = {t["target"]: t["verdict"] for t in results["targets"]}
     assert verdicts["concurrent calls on one worker"] == "N/A"  # only 2 calls asked for
     assert verdicts["CPU per call vs naive aiortc"] == "N/A"
+    assert [p["calls_requested"] for p in results["sweep"]] == [1, 2]
+    assert sfu["content"]["checked"] > 0 and sfu["content"]["wrong"] == 0  # right parties
+    assert sfu["recording"]["calls"] == 2 and sfu["recording"]["frames"] > 0
+    assert sfu["recording"]["dropped_packets"] == 0
+    if len(cores) > 1:
+        assert sfu["pinned"]["worker"] and sfu["pinned"]["clients"]
+    assert verdicts["load generator not the bottleneck"] in ("PASS", "FAIL")
     printed = table(results, per_call=True)
     assert "sfu" in printed and "SPEC performance targets" in printed

@@ -28,7 +28,7 @@ from media.endpoints import ForwardingReceiver, ForwardingSender, ntp_now
 from media.forwarding import PliThrottle, Publisher
 from media.passthrough import PassthroughPeerConnection, forwarding_ends
 from media.rtp import RtpIn, seq_delta, ts_delta, vp8_keyframe_start
-from tests.media.peers import BLUE, RED, TrackSink, config, connected
+from tests.media.peers import BLUE, RED, TrackSink, config, connected, see_each_other
 
 
 async def eventually(predicate: Callable[[], bool], within: float = 3.0) -> None:
@@ -130,17 +130,7 @@ async def test_parties_see_each_other_through_the_forwarding_sfu() -> None:
         for leg in (sfu_tablet, sfu_family):
             sdp = leg.pc.localDescription.sdp
             assert "VP8/90000" in sdp and "opus/48000" in sdp and "H264" not in sdp
-        await asyncio.wait_for(
-            asyncio.gather(
-                family.sinks["video"].wait_for(decoded=20),
-                tablet.sinks["video"].wait_for(decoded=20),
-                family.sinks["audio"].wait_for(frames=25),
-                tablet.sinks["audio"].wait_for(frames=25),
-            ),
-            10,
-        )
-        assert set(family.sinks["video"].colours) == {"red"}
-        assert set(tablet.sinks["video"].colours) == {"blue"}
+        await see_each_other(tablet, family, decoded=20)
         assert family.sinks["video"].lost == 0  # loopback: nothing missing
 
         # PLI from the family's decoder reaches the SFU sender, is relayed (throttled) to

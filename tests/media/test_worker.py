@@ -32,7 +32,7 @@ from media.control import (
 from media.control_worker import ControlServer, EventPublisher
 from media.pool import WorkerPool
 from media.worker import CodecCounters
-from tests.media.peers import BLUE, RED, TrackSink, config, connected
+from tests.media.peers import BLUE, RED, TrackSink, config, connected, see_each_other
 
 FAST = ["--heartbeat-s", "0.2", "--alive-ttl-ms", "800"]
 
@@ -138,17 +138,7 @@ async def test_call_monitor_and_close_through_worker(
     tablet, family = await start_call(control, "C1", media_timeout_s=10)
     monitor = RTCPeerConnection(config())
     try:
-        await asyncio.wait_for(
-            asyncio.gather(
-                family.sinks["video"].wait_for(decoded=10),
-                tablet.sinks["video"].wait_for(decoded=10),
-                family.sinks["audio"].wait_for(frames=10),
-                tablet.sinks["audio"].wait_for(frames=10),
-            ),
-            10,
-        )
-        assert set(family.sinks["video"].colours) == {"red"}
-        assert set(tablet.sinks["video"].colours) == {"blue"}
+        await see_each_other(tablet, family, decoded=10)
         connected_event = await events.wait("connected", "C1", 5)
         assert connected_event.worker_id == worker
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -212,3 +213,45 @@ async def test_recorder_tap_records_a_room_from_its_publishers(tmp_path: Path) -
     for index, colour in ((0, "red"), (2, "blue")):
         decoded, colours = video_colours(path, index)
         assert decoded > 20 and set(colours) == {colour}
+
+
+class StalledDisk:
+    """A recording file whose writes block until ``release`` (a stalled disk)."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("xb", buffering=0)
+        self.release = threading.Event()
+        self.blocked = threading.Event()
+
+    def write(self, data: bytes) -> int:
+        self.blocked.set()
+        self.release.wait(30)
+        return self._file.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
+async def test_a_stalled_disk_never_holds_up_forwarding(tmp_path: Path) -> None:
+    """Packets keep flowing through the publishers while every write waits; the backlog is
+    bounded (what falls past it is counted); once the disk is back the file is whole."""
+    disk = StalledDisk(tmp_path / "slow.webm")
+    publishers: dict[tuple[str, str], ClipPublisher] = {}
+    for party, clip in zip(("tablet", "family"), clips(), strict=True):
+        publishers[party, "video"] = ClipPublisher(ClipVideo(clip), 45)
+        publishers[party, "audio"] = ClipPublisher(ClipAudio(clip), 75)
+    recording = CallRecording.open(disk, "S1")  # type: ignore[arg-type]
+    tap = RecorderTap.for_room(
+        _Room(publishers, privileged=False), recording, flush_interval_s=0.05, max_backlog_s=0.5
+    )
+    # Every publisher hands all its packets to the tap while the disk is still stalled:
+    # nothing on the forwarding side waited for a write.
+    await asyncio.wait_for(asyncio.gather(*(p.done.wait() for p in publishers.values())), 10)
+    assert disk.blocked.is_set() and not disk.release.is_set()
+    assert tap.stats()["pending_batches"] > 0
+    assert tap.dropped > 0  # more than max_backlog_s of media waited: the rest was dropped
+    disk.release.set()
+    stats = await tap.aclose()
+    assert stats.failed is None and all(t.packets > 0 for t in stats.tracks)
+    decoded, colours = video_colours(tmp_path / "slow.webm", 0)
+    assert decoded > 0 and set(colours) == {"red"}
