@@ -39,6 +39,7 @@ from signaling.app import SignalingNode
 from visitation.config import Settings
 from visitation.domain import SeedFile
 from visitation.embedded_redis import EmbeddedRedis, _free_port
+from visitation.redis_pool import connect
 from visitation.seed import apply_seed
 from visitation.tokens import Tokens
 
@@ -132,7 +133,7 @@ class Environment:
     async def __aenter__(self) -> Environment:
         try:
             self.redis_url = await asyncio.to_thread(self._embedded.start)
-            self.redis = Redis.from_url(self.redis_url)
+            self.redis = connect(self.redis_url)
             await apply_seed(self.redis, bench_seed(self.max_calls))
             port = _free_port()
             settings = Settings.from_env(

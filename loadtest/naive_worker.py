@@ -58,6 +58,7 @@ from media.control import (
     WorkerStatus,
 )
 from media.control_worker import ControlServer, EventPublisher, WorkerRegistry
+from visitation.redis_pool import connect
 from visitation.tasks import Periodic
 
 log = logging.getLogger("loadtest.naive_worker")
@@ -280,7 +281,7 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> int:
-    redis = Redis.from_url(args.redis_url)
+    redis = connect(args.redis_url)
     worker = NaiveWorker(
         redis,
         args.worker_id,

@@ -53,6 +53,7 @@ from media.control_worker import ControlServer, EventPublisher, WorkerRegistry
 from media.latency import counts_of, merge, summarize
 from media.room import Room
 from recorder import CallRecording, LocalStorage, RecorderTap, Storage
+from visitation.redis_pool import connect
 from visitation.runtime import tune_gc
 from visitation.tasks import Periodic
 
@@ -331,7 +332,7 @@ async def run(args: argparse.Namespace) -> int:
     counters = CodecCounters().install()
     worker_id = args.worker_id or default_worker_id()
     ice = [RTCIceServer(urls=url) for url in args.ice_server]
-    redis = Redis.from_url(args.redis_url)
+    redis = connect(args.redis_url)
     worker = SfuWorker(
         redis,
         worker_id,

@@ -26,6 +26,7 @@ from signaling.timers import DurableTimers
 from visitation.admin_api import add_admin_routes
 from visitation.config import Settings
 from visitation.directory import Directory
+from visitation.redis_pool import connect
 from visitation.tokens import Tokens
 from web import add_page_routes
 
@@ -46,7 +47,7 @@ class SignalingNode:
         processor: PaymentProcessor | None = None,
     ) -> None:
         self.settings = settings
-        self.redis = Redis.from_url(redis_url)
+        self.redis = connect(redis_url)
         # Pub/sub ignores database numbers: name the channel after ours, so deployments
         # sharing one Redis server in different databases never hear each other's events.
         db = self.redis.connection_pool.connection_kwargs.get("db", 0)

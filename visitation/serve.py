@@ -11,12 +11,12 @@ from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from media.pool import WorkerPool
 from signaling.app import SignalingNode
 from visitation.config import Settings, load_secret
 from visitation.embedded_redis import EmbeddedRedis
+from visitation.redis_pool import connect
 from visitation.seed import SeedError, apply_seed, parse_seed
 from visitation.tokens import Tokens
 from web import page_url
@@ -30,7 +30,7 @@ def demo_seed_text() -> str:
 
 async def seed_demo(redis_url: str, tokens: Tokens, base_url: str) -> str:
     """Load the packaged demo data; return what to print for a newcomer."""
-    redis = Redis.from_url(redis_url)
+    redis = connect(redis_url)
     try:
         seed = parse_seed(demo_seed_text())
         report = await apply_seed(redis, seed)
@@ -109,7 +109,7 @@ async def run_seed(path: Path, data_dir: Path, redis_url: str | None) -> str:
     if redis_url is None:
         embedded = EmbeddedRedis(data_dir)
         redis_url = await asyncio.to_thread(embedded.ensure_running)
-    redis = Redis.from_url(redis_url)
+    redis = connect(redis_url)
     try:
         report = await seed_file(redis, path)
         return report.summary()
