@@ -164,6 +164,7 @@ class WorkerStatus(BaseModel):
     load: float  # process CPU seconds per wall second over the last heartbeat
     pid: int
     started_at: float
+    loop_lag_ms: float = 0.0  # worst event-loop lag since the last heartbeat
 
 
 class WorkerEvent(_Msg):

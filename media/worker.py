@@ -51,11 +51,11 @@ from media.control import (
 )
 from media.control_worker import ControlServer, EventPublisher, WorkerRegistry
 from media.latency import counts_of, merge, summarize
+from media.liveness import HeartbeatThread, LoopLag
 from media.room import Room
 from recorder import CallRecording, LocalStorage, RecorderTap, Storage
 from visitation.redis_pool import connect
 from visitation.runtime import tune_gc
-from visitation.tasks import Periodic
 
 log = logging.getLogger("media.worker")  # not "__main__" under -m
 
@@ -123,6 +123,7 @@ class SfuWorker:
         redis: Redis,
         worker_id: str,
         *,
+        redis_url: str,
         counters: CodecCounters | None = None,
         ice_servers: list[RTCIceServer] | None = None,
         heartbeat_s: float = HEARTBEAT_S,
@@ -143,16 +144,31 @@ class SfuWorker:
         self._registry = WorkerRegistry(redis, worker_id, alive_ttl_ms=alive_ttl_ms)
         self._events = EventPublisher(redis)
         self._server = ControlServer(redis, worker_id, self.handle)
-        self._heartbeat = Periodic(f"sfu-heartbeat-{worker_id}", self._beat, heartbeat_s, False)
+        # Liveness from a thread of its own: a busy event loop is late, never "dead".
+        self._heartbeat = HeartbeatThread(
+            redis_url,
+            worker_id,
+            self.status,
+            interval_s=heartbeat_s,
+            alive_ttl_ms=alive_ttl_ms,
+            on_fenced=self._fenced,
+            parent_pid=parent_pid,
+            on_orphaned=self._orphaned,
+        )
+        self._lag: LoopLag | None = None
         self._cpu = (time.monotonic(), time.process_time())
         self._closing: set[str] = set()
-        self._beats = 0
+        self._fencing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._beat()  # registered (and reachable) before the first request can arrive
+        # Registered (and reachable) before the first request can arrive.
+        await asyncio.to_thread(self._heartbeat.beat)
+        loop = asyncio.get_running_loop()
+        self._lag = LoopLag(loop)
+        self._lag.start()
         self._events.start()
         self._server.start()
-        self._heartbeat.start()
+        self._heartbeat.start(loop)
         log.info("sfu worker %s ready (pid %d)", self.worker_id, os.getpid())
 
     async def stop(self) -> None:
@@ -162,35 +178,47 @@ class SfuWorker:
         for result in await asyncio.gather(*closing, return_exceptions=True):
             if isinstance(result, BaseException):
                 log.error("sfu worker %s: closing a call failed: %r", self.worker_id, result)
-        await self._heartbeat.stop()
+        await asyncio.to_thread(self._heartbeat.stop)
+        if self._lag is not None:
+            self._lag.stop()
         await self._events.stop()
         with contextlib.suppress(Exception):
             await self._registry.deregister()
         log.info("sfu worker %s stopped", self.worker_id)
 
-    async def _beat(self) -> None:
-        if self._parent_pid is not None and os.getppid() != self._parent_pid:
-            log.warning("sfu worker %s: parent process gone; shutting down", self.worker_id)
-            self.stopped.set()
+    def _orphaned(self) -> None:
+        log.warning("sfu worker %s: parent process gone; shutting down", self.worker_id)
+        self.stopped.set()
+
+    def _fenced(self) -> None:
+        """Our alive key lapsed and signaling claimed our calls (ended connection_lost):
+        fence ourselves by closing those rooms rather than serving ghosts."""
+        if not self.rooms or (self._fencing is not None and not self._fencing.done()):
             return
-        registered_now = await self._registry.heartbeat(self.status())
-        if registered_now and self._beats and self.rooms:
-            # Our alive key lapsed and signaling claimed our calls (ended connection_lost):
-            # fence ourselves by closing those rooms rather than serving ghosts.
-            log.error(
-                "sfu worker %s was declared dead; closing %d calls", self.worker_id, len(self.rooms)
-            )
-            for call_id in tuple(self.rooms):
+        log.error(
+            "sfu worker %s was declared dead; closing %d calls", self.worker_id, len(self.rooms)
+        )
+        self._fencing = asyncio.ensure_future(self._fence())
+
+    async def _fence(self) -> None:
+        for call_id in tuple(self.rooms):
+            try:
                 await self._close_room(call_id, "fenced")
-        self._beats += 1
+            except Exception:
+                log.exception("sfu worker %s: fencing call %s failed", self.worker_id, call_id)
 
     def status(self) -> WorkerStatus:
         wall, cpu = time.monotonic(), time.process_time()
         last_wall, last_cpu = self._cpu
         self._cpu = (wall, cpu)
         load = (cpu - last_cpu) / (wall - last_wall) if wall > last_wall else 0.0
+        lag_ms = 1000 * self._lag.take_max() if self._lag is not None else 0.0
         return WorkerStatus(
-            calls=len(self.rooms), load=round(load, 3), pid=os.getpid(), started_at=self.started_at
+            calls=len(self.rooms),
+            load=round(load, 3),
+            pid=os.getpid(),
+            started_at=self.started_at,
+            loop_lag_ms=round(lag_ms, 1),
         )
 
     # ---------------------------------------------------------------- requests
@@ -336,6 +364,7 @@ async def run(args: argparse.Namespace) -> int:
     worker = SfuWorker(
         redis,
         worker_id,
+        redis_url=args.redis_url,
         counters=counters,
         ice_servers=ice,
         heartbeat_s=args.heartbeat_s,
