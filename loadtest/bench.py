@@ -35,6 +35,7 @@ import uvloop
 
 from loadtest.harness import Environment, PhaseOptions, run_phase
 from loadtest.report import cpu_ratio, phase_row, table, targets
+from media.control import DEFAULT_MAX_CALLS
 from visitation.runtime import tune_gc
 
 
@@ -125,7 +126,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.seconds,
                 args.warmup,
                 args.setup_concurrency,
-                [] if args.no_sfu_recorder else ["--recordings-dir", str(recordings)],
+                [
+                    # measure past the default admission limit when asked to
+                    *("--max-calls", str(max(load, DEFAULT_MAX_CALLS))),
+                    *([] if args.no_sfu_recorder else ["--recordings-dir", str(recordings)]),
+                ],
                 pin_cores=not args.no_pin,
             )
             phase = await run_phase(env, sfu)

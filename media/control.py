@@ -57,6 +57,10 @@ INVALID_REQUEST: Final = "invalid_request"
 INTERNAL: Final = "internal"
 TIMEOUT: Final = "timeout"
 NO_WORKERS: Final = "no_workers"
+CAPACITY: Final = "capacity"
+DEFAULT_MAX_CALLS: Final = 25  # per worker (one core): what the benchmark shows fits
+MAX_LOOP_LAG_MS: Final = 250.0  # a worker this late takes no new call
+MAX_LOAD: Final = 0.9  # nor one using this much of its core
 WORKER_UNAVAILABLE: Final = "worker_unavailable"
 
 Party = Literal["tablet", "family"]
@@ -161,10 +165,17 @@ class Request(_Msg):
 
 class WorkerStatus(BaseModel):
     calls: int
-    load: float  # process CPU seconds per wall second over the last heartbeat
+    load: float  # process CPU seconds per wall second, smoothed over a few seconds
     pid: int
     started_at: float
     loop_lag_ms: float = 0.0  # worst event-loop lag since the last heartbeat
+    max_calls: int = DEFAULT_MAX_CALLS  # admission limit of this worker
+
+    def has_room(self, calls: int) -> bool:
+        """Admission: below its call limit, its event loop on time and its core not full."""
+        return (
+            calls < self.max_calls and self.loop_lag_ms < MAX_LOOP_LAG_MS and self.load < MAX_LOAD
+        )
 
 
 class WorkerEvent(_Msg):
@@ -212,7 +223,8 @@ class SfuControl:
         return {w: WorkerStatus.model_validate_json(v) for w, v in zip(ids, raw, strict=True) if v}
 
     async def pick_worker(self) -> str:
-        """The live worker with the fewest calls (then the lowest load).
+        """The live worker with room (admission, see :meth:`WorkerStatus.has_room`) and the
+        fewest calls (then the lowest load); ``capacity`` if none has room.
 
         Calls are counted from ``sfu:calls:{w}``, which the worker updates before it answers
         ``open_call``, so back-to-back placements do not wait for the next heartbeat.
@@ -225,7 +237,10 @@ class SfuControl:
             for worker in live:
                 pipe.scard(calls_key(worker))
             counts = dict(zip(live, await pipe.execute(), strict=True))
-        return min(live, key=lambda w: (counts[w], statuses[w].load, w))
+        open_ = [w for w in live if statuses[w].has_room(counts[w])]
+        if not open_:
+            raise ControlError(CAPACITY, "every SFU worker is at its limit; try again later")
+        return min(open_, key=lambda w: (counts[w], statuses[w].load, w))
 
     async def worker_of(self, call_id: str) -> str:
         worker = await self.redis.get(call_key(call_id))

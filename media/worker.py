@@ -37,6 +37,8 @@ from redis.asyncio import Redis
 from media import control
 from media.control import (
     ALIVE_TTL_MS,
+    CAPACITY,
+    DEFAULT_MAX_CALLS,
     HEARTBEAT_S,
     INVALID_STATE,
     NOT_FOUND,
@@ -57,7 +59,8 @@ from recorder import CallRecording, LocalStorage, RecorderTap, Storage
 from visitation.redis_pool import connect
 from visitation.runtime import tune_gc
 
-log = logging.getLogger("media.worker")  # not "__main__" under -m
+log = logging.getLogger("media.worker")
+LOAD_WINDOW_S = 5.0  # not "__main__" under -m
 
 
 class CodecCounters:
@@ -130,8 +133,10 @@ class SfuWorker:
         alive_ttl_ms: int = ALIVE_TTL_MS,
         parent_pid: int | None = None,
         recordings: Storage | None = None,
+        max_calls: int = DEFAULT_MAX_CALLS,
     ) -> None:
         self.worker_id = worker_id
+        self.max_calls = max_calls
         self._recordings = recordings
         self._taps: dict[str, RecorderTap] = {}
         self.redis = redis
@@ -157,6 +162,7 @@ class SfuWorker:
         )
         self._lag: LoopLag | None = None
         self._cpu = (time.monotonic(), time.process_time())
+        self._load = 0.0
         self._closing: set[str] = set()
         self._fencing: asyncio.Task[None] | None = None
 
@@ -211,7 +217,11 @@ class SfuWorker:
         wall, cpu = time.monotonic(), time.process_time()
         last_wall, last_cpu = self._cpu
         self._cpu = (wall, cpu)
-        load = (cpu - last_cpu) / (wall - last_wall) if wall > last_wall else 0.0
+        now_load = (cpu - last_cpu) / (wall - last_wall) if wall > last_wall else 0.0
+        # Smoothed over ~LOAD_WINDOW_S: admission follows sustained load, not one busy set-up.
+        weight = min(1.0, (wall - last_wall) / LOAD_WINDOW_S)
+        self._load += (now_load - self._load) * weight
+        load = self._load
         lag_ms = 1000 * self._lag.take_max() if self._lag is not None else 0.0
         return WorkerStatus(
             calls=len(self.rooms),
@@ -219,6 +229,7 @@ class SfuWorker:
             pid=os.getpid(),
             started_at=self.started_at,
             loop_lag_ms=round(lag_ms, 1),
+            max_calls=self.max_calls,
         )
 
     # ---------------------------------------------------------------- requests
@@ -247,6 +258,8 @@ class SfuWorker:
             return {"worker_id": self.worker_id, "created": False}  # a retried open_call
         if request.call_id in self._closing:
             raise ControlError(INVALID_STATE, f"call {request.call_id} is closing")
+        if len(self.rooms) >= self.max_calls:  # admission, in case two nodes raced for the room
+            raise ControlError(CAPACITY, f"{self.worker_id} already has {len(self.rooms)} calls")
 
         def on_event(kind: EventType, party: Party | None) -> None:
             event = WorkerEvent(
@@ -346,6 +359,12 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--alive-ttl-ms", type=int, default=ALIVE_TTL_MS)
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when it goes away")
     parser.add_argument(
+        "--max-calls",
+        type=int,
+        default=DEFAULT_MAX_CALLS,
+        help=f"calls this worker admits (default {DEFAULT_MAX_CALLS}: what one core carries)",
+    )
+    parser.add_argument(
         "--recordings-dir",
         default=os.environ.get("VISITATION_RECORDINGS_DIR"),
         help="record every non-privileged call here (shared with the signaling tier)",
@@ -353,6 +372,8 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.redis_url:
         parser.error("--redis-url (or REDIS_URL) is required")
+    if args.max_calls < 1:
+        parser.error("--max-calls must be at least 1")
     return args
 
 
@@ -371,6 +392,7 @@ async def run(args: argparse.Namespace) -> int:
         alive_ttl_ms=args.alive_ttl_ms,
         parent_pid=args.parent_pid,
         recordings=LocalStorage(args.recordings_dir) if args.recordings_dir else None,
+        max_calls=args.max_calls,
     )
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, worker.stopped.set)

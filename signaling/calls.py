@@ -102,6 +102,8 @@ class CallService:
     end_hooks: list[CallHook] = field(default_factory=list)
     settle: Settler | None = None
     authorize: Authorizer | None = None
+    # Refuses a new call (raises ProtocolError) when the media plane has no room for it.
+    admission: Callable[[], Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         self.timers.on(RING_TIMEOUT, self._on_ring_timeout)
@@ -153,6 +155,8 @@ class CallService:
             raise ProtocolError(
                 ErrorCode.INSUFFICIENT_FUNDS, "the contact's balance does not cover one minute"
             )
+        if self.admission is not None:
+            await self.admission()  # refused at the door, not spread over running calls
         record = CallRecord(
             call_id=uuid.uuid4().hex,
             state=CallState.RINGING,

@@ -17,7 +17,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from media.control import ControlError, Party, SfuControl, WorkerEvent, calls_key
+from media.control import CAPACITY, ControlError, Party, SfuControl, WorkerEvent, calls_key
 from signaling.call_state import CallRecord, CallState
 from signaling.calls import IN_CALL, CallService
 from signaling.monitoring import Monitoring
@@ -38,6 +38,7 @@ _CONTROL_CODES = {
     # Too slow to answer in time, or no worker at all: refused at the door, try again later.
     "timeout": ErrorCode.CAPACITY,
     "no_workers": ErrorCode.CAPACITY,
+    "capacity": ErrorCode.CAPACITY,
 }
 
 
@@ -71,6 +72,7 @@ class MediaBridge:
         # After a call's room is closed on its worker: (record, closed cleanly?).
         self.closed_hooks: list[Callable[[CallRecord, bool], Awaitable[None]]] = []
         calls.accept_hooks.append(self._place)
+        calls.admission = self._admit
         calls.end_hooks.append(self._close)
 
     def bind(self, sockets: SocketApi) -> None:
@@ -91,6 +93,19 @@ class MediaBridge:
         return len(await self.control.live_workers())
 
     # -- call placement -----------------------------------------------------------------------
+
+    async def _admit(self) -> None:
+        """``call.place`` -> ``capacity`` when live workers exist and none has room.
+
+        With no worker alive at all the call still rings (the media plane may be restarting);
+        it then ends ``connection_lost`` at accept, as before."""
+        try:
+            await self.control.pick_worker()
+        except ControlError as exc:
+            if exc.code == CAPACITY:
+                raise ProtocolError(
+                    ErrorCode.CAPACITY, "no room for another call now; try again later"
+                ) from exc
 
     async def _place(self, record: CallRecord) -> None:
         try:

@@ -26,6 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--redis-url", default=None)
     serve.add_argument("--workers", type=int, default=None, help="SFU workers (default: cores)")
     serve.add_argument("--ring-timeout", type=float, default=None, help="seconds (default 45)")
+    serve.add_argument(
+        "--max-calls-per-worker",
+        type=int,
+        default=None,
+        help="calls each SFU worker admits before call.place answers capacity (default 25)",
+    )
     serve.add_argument("--demo", action="store_true", help="load demo data and print tokens")
     serve.add_argument("--log-level", default=os.environ.get("VISITATION_LOG_LEVEL", "INFO"))
 
@@ -50,6 +56,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         port=getattr(args, "port", None),
         workers=getattr(args, "workers", None),
         ring_timeout_s=getattr(args, "ring_timeout", None),
+        max_calls_per_worker=getattr(args, "max_calls_per_worker", None),
     )
 
 
@@ -75,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"visitation seed: {exc}; nothing was written", file=sys.stderr)
             return 1
         return 0
+    if settings.max_calls_per_worker < 1:
+        print("visitation serve: --max-calls-per-worker must be at least 1", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -27,6 +27,7 @@ class Settings:
     settle_retry_s: float = 30.0
     recordings_dir: Path | None = None
     node_id: str = ""
+    max_calls_per_worker: int = 25  # admission: calls one SFU worker (one core) takes
 
     @property
     def recordings_path(self) -> Path:
@@ -42,6 +43,7 @@ class Settings:
             ring_timeout_s=_env_float("VISITATION_RING_TIMEOUT", 45.0),
             connect_timeout_s=_env_float("VISITATION_CONNECT_TIMEOUT", 30.0),
             media_timeout_s=_env_float("VISITATION_MEDIA_TIMEOUT", 15.0),
+            max_calls_per_worker=int(_env_float("VISITATION_MAX_CALLS_PER_WORKER", 25)),
         )
         for key, value in overrides.items():
             if value is not None:

@@ -71,7 +71,12 @@ async def serve(settings: Settings, demo: bool = False) -> None:
     pool = WorkerPool(
         redis_url,
         log_level=logging.getLevelName(log.getEffectiveLevel()),
-        extra_args=["--recordings-dir", str(settings.recordings_path)],
+        extra_args=[
+            "--recordings-dir",
+            str(settings.recordings_path),
+            "--max-calls",
+            str(settings.max_calls_per_worker),
+        ],
     )
     try:
         if settings.workers > 0:

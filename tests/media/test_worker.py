@@ -382,3 +382,21 @@ def test_codec_counters_see_aiortc_codecs() -> None:
         counters.uninstall()
     aiortc.codecs.get_decoder(vp8)
     assert counters.total == 2 and not counters.installed
+
+
+async def test_worker_admits_up_to_its_limit_then_answers_capacity(
+    redis_url: str, redis: Redis, control: SfuControl
+) -> None:
+    workers = WorkerPool(redis_url, log_level="WARNING", extra_args=[*FAST, "--max-calls", "1"])
+    try:
+        [worker] = await workers.start(1)
+        await workers.wait_ready(redis)
+        assert (await control.live_workers())[worker].max_calls == 1
+        await control.open_call("A1", worker_id=worker)
+        await raises("capacity", control.open_call("A2", worker_id=worker))  # the worker says no
+        await raises("capacity", control.pick_worker())  # and nobody picks it any more
+        assert (await control.stats(worker))["calls"] == 1  # nothing half-made for A2
+        await control.close_call("A1")
+        assert await control.pick_worker() == worker
+    finally:
+        await workers.stop(timeout_s=5)

@@ -289,3 +289,32 @@ async def test_session_info_and_approved_contacts(clients: Clients) -> None:
     assert (await family.request("session.info"))["name"] == "Family F1"
     ack = await family.call("contacts.list")
     assert ack["error"]["code"] == "forbidden"
+
+
+async def test_place_answers_capacity_when_every_live_worker_is_full(
+    clients: Clients, redis: Redis
+) -> None:
+    """Admission at the door: a live worker at its limit (or too late, or too busy) takes no
+    new call, and the tablet hears ``capacity`` before anything rings."""
+    from media.control import WORKERS_KEY, WorkerStatus, alive_key, calls_key
+
+    def status(**fields: float) -> str:
+        base = {"calls": 1, "load": 0.1, "pid": 1, "started_at": 0.0, "max_calls": 2}
+        return WorkerStatus.model_validate(base | fields).model_dump_json()
+
+    await redis.sadd(WORKERS_KEY, "full-w")
+    await redis.sadd(calls_key("full-w"), "C-a", "C-b")  # 2 calls of its 2
+    await redis.set(alive_key("full-w"), status(), px=60_000)
+    try:
+        assert await place_error(clients, "R1", "F1") == "capacity"
+        await redis.srem(calls_key("full-w"), "C-b")  # room again ...
+        await redis.set(alive_key("full-w"), status(loop_lag_ms=900), px=60_000)
+        assert await place_error(clients, "R1", "F1", online=False) == "capacity"  # ... but late
+        await redis.set(alive_key("full-w"), status(load=0.97), px=60_000)
+        assert await place_error(clients, "R1", "F1", online=False) == "capacity"  # ... or busy
+        await redis.set(alive_key("full-w"), status(), px=60_000)
+        tablet = await clients.connect("tablet", "R1")
+        assert await tablet.place("F1")  # room, on time, not busy: it rings
+    finally:
+        await redis.delete(alive_key("full-w"), calls_key("full-w"))
+        await redis.srem(WORKERS_KEY, "full-w")
