@@ -296,12 +296,17 @@ async def test_place_answers_capacity_when_every_live_worker_is_full(
 ) -> None:
     """Admission at the door: a live worker at its limit (or too late, or too busy) takes no
     new call, and the tablet hears ``capacity`` before anything rings."""
-    from media.control import WORKERS_KEY, WorkerStatus, alive_key, calls_key
+    from media.control import WORKERS_KEY, SfuControl, WorkerStatus, alive_key, calls_key
 
     def status(**fields: float) -> str:
         base = {"calls": 1, "load": 0.1, "pid": 1, "started_at": 0.0, "max_calls": 2}
         return WorkerStatus.model_validate(base | fields).model_dump_json()
 
+    # Workers other tests left running share this Redis: fill them up with placeholder calls.
+    others = await SfuControl(redis).live_workers()
+    fillers = {w: [f"filler-{w}-{i}" for i in range(st.max_calls)] for w, st in others.items()}
+    for worker, ids in fillers.items():
+        await redis.sadd(calls_key(worker), *ids)
     await redis.sadd(WORKERS_KEY, "full-w")
     await redis.sadd(calls_key("full-w"), "C-a", "C-b")  # 2 calls of its 2
     await redis.set(alive_key("full-w"), status(), px=60_000)
@@ -318,3 +323,5 @@ async def test_place_answers_capacity_when_every_live_worker_is_full(
     finally:
         await redis.delete(alive_key("full-w"), calls_key("full-w"))
         await redis.srem(WORKERS_KEY, "full-w")
+        for worker, ids in fillers.items():
+            await redis.srem(calls_key(worker), *ids)
