@@ -2,7 +2,9 @@
 
 ``python -m media.worker --redis-url URL [--worker-id ID] [--log-level LEVEL]``
 
-Runs on uvloop, forwards RTP packets without decoding (:mod:`media.forwarding`), heartbeats into the registry and serves control requests concurrently (see
+Runs on uvloop, forwards RTP packets without decoding (:mod:`media.forwarding`), heartbeats
+into the registry from a thread of its own (:mod:`media.liveness`), admits calls up to
+``--max-calls`` and serves control requests concurrently (see
 :mod:`media.control_worker`). On SIGTERM it closes every room (``closed`` events, reason
 ``shutdown``), deregisters and exits 0; SIGINT does the same unless the worker runs under a
 pool (``--parent-pid``), whose parent ends its calls first and then sends SIGTERM. It also
