@@ -27,6 +27,7 @@ from media.control import SfuControl
 from media.latency import Counts, diff, merge, summarize
 
 if TYPE_CHECKING:
+    from client.media import RtpSink
     from loadtest.harness import Call
 
 KINDS = ("audio", "video")
@@ -65,15 +66,19 @@ def _sent(call: Call, party: str, kind: str) -> int:
     return track.frames_sent
 
 
-def _received(call: Call, stream: Stream) -> int:
+def _sink(call: Call, stream: Stream) -> RtpSink | None:
+    """The sink where ``stream`` (source party, receiver, kind) arrives."""
     src, dst, kind = stream
     if dst == "monitor":
         assert call.monitor_peer is not None
-        sink = call.monitor_peer.sinks["resident" if src == "tablet" else "family"].get(kind)
-    else:
-        peer = call.tablet_peer if dst == "tablet" else call.family_peer
-        assert peer is not None
-        sink = peer.sinks.get(kind)
+        return call.monitor_peer.sinks["resident" if src == "tablet" else "family"].get(kind)
+    peer = call.tablet_peer if dst == "tablet" else call.family_peer
+    assert peer is not None
+    return peer.sinks.get(kind)
+
+
+def _received(call: Call, stream: Stream) -> int:
+    sink = _sink(call, stream)
     return sink.frames if sink is not None else 0
 
 
@@ -131,19 +136,11 @@ def content_check(calls: Sequence[Call]) -> dict[str, int]:
     for call in calls:
         if not call.ok:
             continue
-        for src, dst, kind in STREAMS:
-            if kind != "video":
-                continue
-            if dst == "monitor":
-                assert call.monitor_peer is not None
-                sink = call.monitor_peer.sinks["resident" if src == "tablet" else "family"][kind]
-            else:
-                peer = call.tablet_peer if dst == "tablet" else call.family_peer
-                assert peer is not None
-                sink = peer.sinks[kind]
-            if sink.main_colour is not None:
+        for stream in STREAMS:
+            sink = _sink(call, stream)
+            if stream[2] == "video" and sink is not None and sink.main_colour is not None:
                 checked += 1
-                wrong += sink.main_colour != EXPECTED_COLOUR[src]
+                wrong += sink.main_colour != EXPECTED_COLOUR[stream[0]]
     return {"checked": checked, "wrong": wrong}
 
 

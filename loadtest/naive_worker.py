@@ -58,8 +58,8 @@ from media.control import (
     WorkerStatus,
 )
 from media.control_worker import ControlServer, EventPublisher, WorkerRegistry
+from media.liveness import HeartbeatThread
 from visitation.redis_pool import connect
-from visitation.tasks import Periodic
 
 log = logging.getLogger("loadtest.naive_worker")
 KINDS = ("audio", "video")
@@ -180,45 +180,51 @@ class NaiveRoom:
 
 
 class NaiveWorker:
-    def __init__(self, redis: Redis, worker_id: str, record_dir: Path | None, **opts: Any) -> None:
+    def __init__(
+        self, redis: Redis, redis_url: str, worker_id: str, record_dir: Path | None, **opts: Any
+    ) -> None:
         self.redis = redis
         self.worker_id = worker_id
         self.rooms: dict[str, NaiveRoom] = {}
         self.started_at = time.time()
         self.stopped = asyncio.Event()
         self._record_dir = record_dir
-        self._parent_pid: int | None = opts.get("parent_pid")
         self._registry = WorkerRegistry(redis, worker_id, alive_ttl_ms=opts["alive_ttl_ms"])
         self._events = EventPublisher(redis)
         self._server = ControlServer(redis, worker_id, self.handle)
-        self._heartbeat = Periodic("naive-heartbeat", self._beat, opts["heartbeat_s"], False)
+        self._heartbeat = HeartbeatThread(
+            redis_url,
+            worker_id,
+            self.status,
+            interval_s=opts["heartbeat_s"],
+            alive_ttl_ms=opts["alive_ttl_ms"],
+            on_fenced=lambda: None,  # a baseline: it keeps its calls
+            parent_pid=opts.get("parent_pid"),
+            on_orphaned=self.stopped.set,
+        )
 
     def emit(self, kind: EventType, call_id: str) -> None:
         self._events.emit(WorkerEvent(type=kind, call_id=call_id, worker_id=self.worker_id))
 
     async def start(self) -> None:
-        await self._beat()
+        await asyncio.to_thread(self._heartbeat.beat)
         self._events.start()
         self._server.start()
-        self._heartbeat.start()
+        self._heartbeat.start(asyncio.get_running_loop())
 
     async def stop(self) -> None:
         await self._server.stop()
         for call_id in tuple(self.rooms):
             await self._close(call_id)
-        await self._heartbeat.stop()
+        await asyncio.to_thread(self._heartbeat.stop)
         await self._events.stop()
         with contextlib.suppress(Exception):
             await self._registry.deregister()
 
-    async def _beat(self) -> None:
-        if self._parent_pid is not None and os.getppid() != self._parent_pid:
-            self.stopped.set()
-            return
-        status = WorkerStatus(
+    def status(self) -> WorkerStatus:
+        return WorkerStatus(
             calls=len(self.rooms), load=0.0, pid=os.getpid(), started_at=self.started_at
         )
-        await self._registry.heartbeat(status)
 
     async def handle(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
         request = control.parse_args(op, args)
@@ -284,6 +290,7 @@ async def run(args: argparse.Namespace) -> int:
     redis = connect(args.redis_url)
     worker = NaiveWorker(
         redis,
+        args.redis_url,
         args.worker_id,
         args.record_dir,
         parent_pid=args.parent_pid,

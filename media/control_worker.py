@@ -31,7 +31,6 @@ from media.control import (
     ControlTimeout,
     Request,
     WorkerEvent,
-    WorkerStatus,
     alive_key,
     call_key,
     calls_key,
@@ -164,21 +163,13 @@ class EventPublisher:
 
 
 class WorkerRegistry:
-    """The worker's entries in the registry: heartbeat, its calls, clean deregistration."""
+    """The worker's entries in the registry: its calls and clean deregistration (the
+    heartbeat is :class:`media.liveness.HeartbeatThread`)."""
 
     def __init__(self, redis: Redis, worker_id: str, *, alive_ttl_ms: int = ALIVE_TTL_MS) -> None:
         self.redis = redis
         self.worker_id = worker_id
         self.alive_ttl_ms = alive_ttl_ms
-
-    async def heartbeat(self, status: WorkerStatus) -> bool:
-        """Refresh the alive key; True if the worker was not registered (first beat, or
-        signaling declared it dead and claimed its calls after a missed heartbeat)."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(alive_key(self.worker_id), status.model_dump_json(), px=self.alive_ttl_ms)
-            pipe.sadd(WORKERS_KEY, self.worker_id)
-            _, added = await pipe.execute()
-        return bool(added)
 
     async def add_call(self, call_id: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:

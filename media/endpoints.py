@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Final
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.clock import current_ntp_time
 from aiortc.codecs import is_rtx
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 
 PacketSink = Callable[[RtpIn, bool, float], None]
 HISTORY_SIZE: Final = 512  # ~2.5 s of 500 kbps video: enough for a few RTTs of NACKs
-NTP_EPOCH_OFFSET: Final = 2208988800  # 1900 -> 1970
 
 _R: Final = "_RTCRtpReceiver__"
 _RECEIVER_PRIVATE: Final = (
@@ -77,23 +77,6 @@ _RECEIVER_PRIVATE: Final = (
 )
 
 
-def check_layout(obj: object, prefix: str, names: tuple[str, ...]) -> None:
-    import aiortc
-
-    missing = [prefix + n for n in names if not hasattr(obj, prefix + n)]
-    if missing:
-        raise RuntimeError(
-            f"aiortc {aiortc.__version__} changed its private layout ({', '.join(missing)}); "
-            "media.endpoints must be updated before it can be used"
-        )
-
-
-def ntp_now() -> int:
-    """The wall clock as a 64-bit NTP timestamp."""
-    now = time.time() + NTP_EPOCH_OFFSET
-    return (int(now) << 32) | int((now % 1) * (1 << 32))
-
-
 class ForwardingReceiver(RTCRtpReceiver):
     """A receiver that hands every RTP packet to ``on_packet``; see the module docstring."""
 
@@ -106,7 +89,7 @@ class ForwardingReceiver(RTCRtpReceiver):
     last_sr: tuple[int, int, float] | None  # (ntp, rtp timestamp, monotonic arrival)
 
     def _prepare(self) -> None:
-        check_layout(self, _R, _RECEIVER_PRIVATE)
+        fastpath.check_private(self, tuple(_R + name for name in _RECEIVER_PRIVATE))
         self.on_packet = None
         self._is_vp8 = False
         self._media_ssrcs = []
@@ -186,8 +169,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         """SSRC of the incoming media stream (from SDP, else the latest seen)."""
         if self._media_ssrcs:
             return self._media_ssrcs[0]
-        rtx: dict[int, int] = getattr(self, _R + "rtx_ssrc")
-        sources = [s for s in self._streams if s not in rtx]
+        sources = [s for s in self._streams if s not in self._rtx_ssrc]
         return sources[-1] if sources else None
 
     def request_keyframe(self) -> bool:
@@ -270,16 +252,12 @@ class ForwardingSender(RTCRtpSender):
         if not self._ready:
             return
         self._ready = False
-        self.transport._unregister_rtp_sender(self)
+        self._dtls._unregister_rtp_sender(self)
         if self._rtcp is not None:
             self._rtcp.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._rtcp
-        fastpath.send_rtcp(self.transport, bytes(RtcpByePacket(sources=[self._ssrc])))
-
-    @property
-    def ready(self) -> bool:
-        return self._ready
+        fastpath.send_rtcp(self._dtls, bytes(RtcpByePacket(sources=[self._ssrc])))
 
     # ------------------------------------------------------------------ forwarding
 
@@ -350,10 +328,6 @@ class ForwardingSender(RTCRtpSender):
             if self.on_keyframe_request is not None:
                 self.on_keyframe_request()
 
-    def _send_keyframe(self) -> None:  # aiortc's name, should anything call it
-        if self.on_keyframe_request is not None:
-            self.on_keyframe_request()
-
     def _resend(self, seq: int) -> None:
         entry = self._history[seq % HISTORY_SIZE]
         if entry is None or entry[0] != seq or not self._ready:
@@ -381,7 +355,7 @@ class ForwardingSender(RTCRtpSender):
             ntp_out = ntp + int(elapsed * (1 << 32))
             rtp_out = rtp_ts + int(elapsed * self._clock_rate) + self._ts_offset
         else:
-            ntp_out = ntp_now()
+            ntp_out = current_ntp_time()
             rtp_out = self._ts + int((now - self._sent_at) * self._clock_rate)
         info = RtcpSenderInfo(
             ntp_timestamp=ntp_out & 0xFFFFFFFFFFFFFFFF,
@@ -401,7 +375,7 @@ class ForwardingSender(RTCRtpSender):
                 sdes = RtcpSdesPacket(
                     chunks=[RtcpSourceInfo(ssrc=self._ssrc, items=[(1, self._cname.encode())])]
                 )
-                if fastpath.send_rtcp(self.transport, report + bytes(sdes)):
+                if fastpath.send_rtcp(self._dtls, report + bytes(sdes)):
                     self.sender_reports += 1
         except asyncio.CancelledError:
             raise

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import aioice.ice
+import aiortc
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtp import (
     RtcpByePacket,
@@ -110,10 +111,15 @@ def spawn(coro: Any) -> None:
     task.add_done_callback(_background.discard)
 
 
-def _check(obj: object, names: tuple[str, ...]) -> None:
+def check_private(obj: object, names: tuple[str, ...]) -> None:
+    """Fail loudly (not by decoding, or dropping media) if an aiortc/aioice upgrade moved
+    private state that the fast path relies on."""
     missing = [n for n in names if not hasattr(obj, n)]
     if missing:
-        raise RuntimeError(f"aiortc/aioice private layout changed ({', '.join(missing)})")
+        raise RuntimeError(
+            f"aiortc {aiortc.__version__}/aioice private layout changed ({', '.join(missing)}); "
+            "media.fastpath and media.endpoints must be updated before they can be used"
+        )
 
 
 def _patch_stun_protocol() -> None:
@@ -159,10 +165,10 @@ def install(dtls: RTCDtlsTransport) -> None:
     """Route ``dtls``'s SRTP/SRTCP synchronously (idempotent; before media flows)."""
     if getattr(dtls, _MARK, False):
         return
-    _check(dtls, ("_rtp_router", "_rtp_header_extensions_map", "_state", "transport"))
-    _check(dtls._rtp_router, ("ssrc_table", "senders", "route_rtp"))
+    check_private(dtls, ("_rtp_router", "_rtp_header_extensions_map", "_state", "transport"))
+    check_private(dtls._rtp_router, ("ssrc_table", "senders", "route_rtp"))
     connection = dtls.transport._connection
-    _check(connection, ("data_received", "_nominated"))
+    check_private(connection, ("data_received", "_nominated"))
     _patch_stun_protocol()
     queued: Callable[[bytes, int], None] = connection.data_received
     router = dtls._rtp_router

@@ -61,8 +61,8 @@ from recorder import CallRecording, LocalStorage, RecorderTap, Storage
 from visitation.redis_pool import connect
 from visitation.runtime import tune_gc
 
-log = logging.getLogger("media.worker")
-LOAD_WINDOW_S = 5.0  # not "__main__" under -m
+log = logging.getLogger("media.worker")  # not "__main__" under -m
+LOAD_WINDOW_S = 5.0  # admission follows load smoothed over this long
 
 
 class CodecCounters:
@@ -147,7 +147,6 @@ class SfuWorker:
         self.started_at = time.time()
         self.stopped = asyncio.Event()
         self._ice_servers = ice_servers
-        self._parent_pid = parent_pid
         self._registry = WorkerRegistry(redis, worker_id, alive_ttl_ms=alive_ttl_ms)
         self._events = EventPublisher(redis)
         self._server = ControlServer(redis, worker_id, self.handle)

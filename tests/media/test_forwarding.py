@@ -21,10 +21,11 @@ import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
+from aiortc.clock import current_ntp_time
 
 from client.media import ClipSpec
 from client.peer import PartyPeer
-from media.endpoints import ForwardingReceiver, ForwardingSender, ntp_now
+from media.endpoints import ForwardingReceiver, ForwardingSender
 from media.forwarding import PliThrottle, Publisher
 from media.passthrough import PassthroughPeerConnection, forwarding_ends
 from media.rtp import RtpIn, seq_delta, ts_delta, vp8_keyframe_start
@@ -305,7 +306,7 @@ async def test_sender_reports_map_the_forwarded_stream_onto_the_source_clock() -
         assert abs(ts_delta(rtp_out, expected)) <= 90  # 1 ms
         # ... and on the forwarded stream's own (rewritten) timeline and the wall clock.
         assert abs(ts_delta(rtp_out, recorded.packets[-1][2])) < 90000
-        assert abs(ntp_out - ntp_now()) < 2 << 32
+        assert abs(ntp_out - current_ntp_time()) < 2 << 32
     finally:
         await close_all(tablet.pc, family.pc, sfu_tablet.pc, sfu_family.pc)
 
