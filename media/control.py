@@ -6,7 +6,8 @@ Keys (``{w}`` = worker id):
   ``PX 3000``, refreshed every second): the worker registry. A worker still in the set whose
   alive key expired died without cleaning up (:meth:`SfuControl.dead_workers`).
 * ``sfu:calls:{w}`` (set of call ids on that worker) and ``sfu:call:{call_id}`` (its worker id),
-  written by the worker when it opens / closes a call.
+  written by the worker when it opens / closes a call; ``sfu:recording:{call_id}`` (JSON
+  ``{"problems": [...]}``, 7 days) when it has closed the call's recording file.
 * ``sfu:ctl:{w}`` (list): requests, RPUSHed as JSON :class:`Request`, BLPOPed by the worker.
 * ``sfu:reply:{request_id}`` (list, EXPIRE 30): ``{"result": {...}}`` or
   ``{"error": {"code", "message"}}``, BLPOPed by the caller.
@@ -43,6 +44,7 @@ EVENTS_STREAM: Final = "sfu:events"
 EVENTS_GROUP: Final = "signaling"
 EVENTS_MAXLEN: Final = 10_000
 REPLY_TTL_S: Final = 30
+RECORDING_REPORT_TTL_S: Final = 7 * 86400
 HEARTBEAT_S: Final = 1.0
 ALIVE_TTL_MS: Final = 3000
 DEFAULT_MEDIA_TIMEOUT_S: Final = 15.0
@@ -62,6 +64,7 @@ DEFAULT_MAX_CALLS: Final = 25  # per worker (one core): what the benchmark shows
 MAX_LOOP_LAG_MS: Final = 250.0  # a worker this late takes no new call
 MAX_LOAD: Final = 0.9  # nor one using this much of its core
 WORKER_UNAVAILABLE: Final = "worker_unavailable"
+RECORDING_UNAVAILABLE: Final = "recording_unavailable"  # the call's file cannot be created
 
 Party = Literal["tablet", "family"]
 PARTIES: Final[tuple[Party, Party]] = ("tablet", "family")
@@ -89,6 +92,11 @@ def calls_key(worker_id: str) -> str:
 
 def call_key(call_id: str) -> str:
     return f"sfu:call:{call_id}"
+
+
+def recording_report_key(call_id: str) -> str:
+    """Written by the worker once it closed a call's recording: ``{"problems": [...]}``."""
+    return f"sfu:recording:{call_id}"
 
 
 class ControlError(Exception):
@@ -310,6 +318,18 @@ class SfuControl:
 
     async def stats(self, worker_id: str) -> dict[str, Any]:
         return await self.request(worker_id, "stats", {})
+
+    async def held_by_worker(self, call_id: str) -> bool:
+        """Whether a worker still holds the call (its room is open or closing)."""
+        return bool(await self.redis.exists(call_key(call_id)))
+
+    async def recording_report(self, call_id: str) -> tuple[str, ...] | None:
+        """What the worker reported when it closed the call's recording (its problems, empty
+        if whole); ``None`` if no worker closed it (it died, was cut off, or is still busy)."""
+        raw = await self.redis.get(recording_report_key(call_id))
+        if raw is None:
+            return None
+        return tuple(str(p) for p in json.loads(raw).get("problems", []))
 
     async def dead_workers(self) -> dict[str, list[str]]:
         """Registered workers whose alive key expired, with the calls they still held."""

@@ -25,6 +25,7 @@ from media.control import (
     EVENTS_MAXLEN,
     EVENTS_STREAM,
     INTERNAL,
+    RECORDING_REPORT_TTL_S,
     REPLY_TTL_S,
     WORKERS_KEY,
     ControlError,
@@ -36,6 +37,7 @@ from media.control import (
     calls_key,
     cancel_task,
     ctl_key,
+    recording_report_key,
     reply_key,
 )
 
@@ -177,10 +179,17 @@ class WorkerRegistry:
             pipe.set(call_key(call_id), self.worker_id)
             await pipe.execute()
 
-    async def remove_call(self, call_id: str) -> None:
+    async def remove_call(
+        self, call_id: str, recording_problems: tuple[str, ...] | None = None
+    ) -> None:
+        """Forget the call; for a recorded call, report that its file is closed and what
+        could not be recorded (:func:`media.control.recording_report_key`)."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.srem(calls_key(self.worker_id), call_id)
             pipe.delete(call_key(call_id))
+            if recording_problems is not None:
+                report = json.dumps({"problems": list(recording_problems)})
+                pipe.set(recording_report_key(call_id), report, ex=RECORDING_REPORT_TTL_S)
             await pipe.execute()
 
     async def deregister(self) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 import aiortc.codecs
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+import av
 import uvloop
 from aiortc import RTCIceServer
 from aiortc.codecs.base import Decoder, Encoder
@@ -44,6 +45,7 @@ from media.control import (
     HEARTBEAT_S,
     INVALID_STATE,
     NOT_FOUND,
+    RECORDING_UNAVAILABLE,
     CloseCall,
     CloseReason,
     ControlError,
@@ -268,6 +270,9 @@ class SfuWorker:
             )
             self._events.emit(event)
 
+        # Decided here, before any media flows: privileged calls never get a recorder. A call
+        # that cannot be recorded is refused before anyone is connected.
+        recording = None if request.privileged else self._open_recording(request.call_id)
         room = Room(
             request.call_id,
             on_event,
@@ -280,15 +285,32 @@ class SfuWorker:
             await self._registry.add_call(request.call_id)
         except BaseException:
             del self.rooms[request.call_id]
+            if recording is not None:
+                recording.close()
+                assert self._recordings is not None
+                self._recordings.discard_recording(request.call_id)
             raise
-        if self._recordings is not None and not request.privileged:
-            # Decided here, before any media flows: privileged calls never get a recorder.
-            path = self._recordings.open_write(request.call_id)
-            recording = CallRecording.open(path, request.call_id)
+        if recording is not None:
             self._taps[request.call_id] = RecorderTap.for_room(room, recording)
         room.start()
         log.info("call %s opened (privileged=%s)", request.call_id, request.privileged)
         return {"worker_id": self.worker_id, "created": True}
+
+    def _open_recording(self, call_id: str) -> CallRecording | None:
+        if self._recordings is None:
+            return None
+        try:
+            file = self._recordings.open_recording(call_id)
+            try:
+                return CallRecording.open(file, call_id)
+            except BaseException:
+                self._recordings.discard_recording(call_id)
+                raise
+        except (OSError, av.FFmpegError) as exc:
+            log.error("call %s: cannot open its recording: %s", call_id, exc)
+            raise ControlError(
+                RECORDING_UNAVAILABLE, f"cannot record call {call_id}: {exc}"
+            ) from exc
 
     def _room(self, call_id: str) -> Room:
         room = self.rooms.get(call_id)
@@ -304,13 +326,15 @@ class SfuWorker:
         try:
             await room.close()
             tap = self._taps.pop(call_id, None)
+            problems = None
             if tap is not None:
                 await tap.aclose()  # the file is whole before anyone hears "closed"
+                problems = tap.problems()
+            await self._registry.remove_call(call_id, problems)
             closed = WorkerEvent(
                 type="closed", call_id=call_id, worker_id=self.worker_id, reason=reason
             )
             self._events.emit(closed)
-            await self._registry.remove_call(call_id)
         finally:
             self._closing.discard(call_id)
         log.info("call %s closed (%s)", call_id, reason)

@@ -1,13 +1,15 @@
 """Recorder: crash-safe zero-transcode call recordings, signed manifests, catalog, audit.
 
-SFU worker (has the media): ``rec = CallRecording.open(storage.open_write(call_id), call_id)``
+SFU worker (has the media): ``rec = CallRecording.open(storage.open_recording(call_id), call_id)``
 and ``tap = RecorderTap.for_room(room, rec)`` when a non-privileged room opens;
-``await tap.aclose()`` after ``room.close()``.
+``await tap.aclose()`` after ``room.close()``, then report ``tap.problems()`` (what could not
+be recorded) to the signaling tier.
 
 Signaling tier (has the call record): ``await service.begin(CallInfo(...))`` before the call
 is placed on a worker (raises :class:`PrivilegedCallError` for attorney calls: then never ask
-the worker to record); ``await service.finalize(call_id, CallInfo(...), flags)`` once the
-worker reported the room closed; periodically ``service.sweep_orphans(live_call_ids)`` and
+the worker to record); ``await service.finalize(call_id, CallInfo(...), flags, writer=...)``
+once the worker reported the room closed (``writer=None`` if it never did: the file is then
+copied as written and signed ``complete: false``); periodically ``service.sweep_orphans(live_call_ids)`` and
 ``service.purge_expired()``; ``add_recording_routes(app, ...)`` for investigators.
 """
 
@@ -16,7 +18,7 @@ from recorder.catalog import Catalog, Entry, Query
 from recorder.http_api import add_recording_routes
 from recorder.manifest import Flag, Manifest, ManifestSigner, Verification
 from recorder.muxer import CallRecording, MuxerOptions, RecordingStats
-from recorder.service import CallInfo, PrivilegedCallError, RecordingService
+from recorder.service import CallInfo, PrivilegedCallError, RecordingService, WriterReport
 from recorder.storage import LocalStorage, Storage
 from recorder.tap import RecorderTap
 
@@ -39,5 +41,6 @@ __all__ = [
     "RecordingStats",
     "Storage",
     "Verification",
+    "WriterReport",
     "add_recording_routes",
 ]

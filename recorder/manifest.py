@@ -61,12 +61,19 @@ class Manifest(BaseModel):
     sha256: Hex64 | None = None
     flags: list[Flag] = Field(default_factory=list)
     complete: bool = False
+    #: Why ``complete`` is false (the writer died, the disk was full, ...), once finalized.
+    incomplete_reason: str | None = None
     signed_at: float | None = None
     signature: Hex64 | None = None
 
     @property
     def flagged(self) -> bool:
         return bool(self.flags)
+
+    @property
+    def has_media(self) -> bool:
+        """False for a call that connected but of which no byte could be recorded."""
+        return self.sha256 is not None
 
     @property
     def finalized(self) -> bool:
@@ -77,7 +84,11 @@ class Manifest(BaseModel):
 
 
 def canonical_json(manifest: Manifest) -> bytes:
-    body = manifest.model_dump(mode="json", exclude={"signature"})
+    # Fields added later are left out while unset, so older signatures still verify.
+    exclude = {"signature"} | (
+        {"incomplete_reason"} if manifest.incomplete_reason is None else set()
+    )
+    body = manifest.model_dump(mode="json", exclude=exclude)
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
@@ -122,7 +133,22 @@ class ManifestSigner:
             digest, size = file_sha256(storage, manifest.call_id)
         except FileNotFoundError:
             digest, size = None, None
-            problems.append("the recording file is missing")
+            if manifest.has_media:
+                problems.append("the recording file is missing")
+        if not manifest.has_media:  # signed as "nothing could be recorded": no file expected
+            if digest is not None:
+                problems.append("a file exists although the manifest says nothing was recorded")
+            ok = signature_ok and digest is None
+            return Verification(
+                ok=ok,
+                sha256=digest,
+                expected_sha256=None,
+                size=size,
+                signature_ok=signature_ok,
+                hash_ok=digest is None,
+                size_ok=digest is None,
+                problems=problems,
+            )
         hash_ok = digest is not None and digest == manifest.sha256
         size_ok = size is not None and size == manifest.size
         if digest is not None and not hash_ok:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +19,7 @@ from redis.asyncio import Redis
 
 from recorder.audit import RETENTION, Actor, AuditLog
 from recorder.catalog import Catalog, Entry
-from recorder.manifest import Flag, Manifest, ManifestSigner, Track, Verification, file_sha256
+from recorder.manifest import Flag, Manifest, ManifestSigner, Track, Verification
 from recorder.muxer import CODECS, TRACKS
 from recorder.party_view import PartyViews
 from recorder.storage import Storage
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 DEFAULT_RETENTION_DAYS: Final = 180
 DAY: Final = 86400.0
 FlagSource = Callable[[str], Awaitable[Iterable[Mapping[str, Any] | Flag]]]
+WRITER_LOST: Final = (
+    "the SFU worker did not close the file (it stopped, was cut off or did not answer): "
+    "the end of the call may be missing"
+)
 
 
 class PrivilegedCallError(Exception):
@@ -46,9 +51,22 @@ class CallInfo(BaseModel):
     family_id: str
     privileged: bool = False
     started_at: float  # connected_at once known; the accept time when recording begins
+    connected_at: float | None = None  # None: the call never connected
     ended_at: float | None = None
     end_reason: str | None = None
 
+
+InfoSource = Callable[[str], Awaitable[CallInfo | None]]
+
+
+@dataclass(frozen=True)
+class WriterReport:
+    """What the SFU worker reported when it closed a call's file: what it could not record."""
+
+    problems: tuple[str, ...] = ()
+
+
+CLOSED_CLEANLY: Final = WriterReport()
 
 PLANNED_TRACKS: Final = [
     Track(party=party, kind=kind, codec=CODECS[kind])  # type: ignore[arg-type]
@@ -97,75 +115,104 @@ class RecordingService:
         call_id: str,
         call: CallInfo | None = None,
         flags: Iterable[Mapping[str, Any] | Flag] = (),
-        complete: bool = True,
+        *,
+        writer: WriterReport | None = CLOSED_CLEANLY,
     ) -> Manifest | None:
-        """Hash the closed file, sign the manifest, catalog it. Call once the worker closed
-        the file. Returns the final manifest (the existing one if already finalized), or
-        ``None`` if nothing is cataloged (never begun, e.g. privileged) or no media was ever
-        written (the entry is then dropped)."""
+        """Seal the file (see :meth:`Storage.seal`), hash it, sign the manifest, catalog it.
+
+        ``writer`` is what the SFU worker reported when it closed the file; ``None`` if it
+        never did (it died, was fenced off or did not answer): the bytes written so far are
+        then sealed as ``complete: false``. Returns the final manifest (the existing one if
+        already finalized), or ``None`` if nothing is cataloged (never begun, e.g.
+        privileged) or the call never connected and no media was written (the entry is then
+        dropped). A call that connected keeps its entry even with no media at all, signed as
+        such, with the reason."""
         entry = await self.catalog.get(call_id)
         if entry is None:
             return None
         if entry.state != "recording":
             return entry.manifest
-        storage = self.storage
-        try:
-            modified_at = await asyncio.to_thread(storage.modified_at, call_id)
-            digest, size = await asyncio.to_thread(file_sha256, storage, call_id)
-        except FileNotFoundError:
-            size = 0
-        if size == 0:
+        closed = writer is not None
+        sealed = await asyncio.to_thread(self.storage.seal, call_id, writer_closed=closed)
+        if sealed is not None and sealed.size == 0:
+            await asyncio.to_thread(self.storage.delete, call_id)  # no empty files
+            sealed = None
+        if sealed is None and (call is None or call.connected_at is None):
             await self.catalog.discard(entry.manifest)
             log.info("call %s: no media was recorded; catalog entry dropped", call_id)
             return None
+        problems = list(writer.problems) if writer is not None else [WRITER_LOST]
+        if sealed is None:
+            problems.insert(0, "nothing could be recorded")
         started_at = round(call.started_at if call else entry.manifest.started_at, 3)
-        ended_at = round(call.ended_at if call and call.ended_at else modified_at, 3)
+        ended_at = call.ended_at if call and call.ended_at else None
+        if ended_at is None:
+            ended_at = sealed.modified_at if sealed is not None else self._clock()
+        ended_at = round(ended_at, 3)
         manifest = entry.manifest.model_copy(
             update={
                 "started_at": started_at,
                 "ended_at": ended_at,
                 "duration_s": round(max(0.0, ended_at - started_at), 3),
                 "end_reason": (call.end_reason if call else None) or entry.manifest.end_reason,
-                "size": size,
-                "sha256": digest,
+                "size": sealed.size if sealed is not None else 0,
+                "sha256": sealed.sha256 if sealed is not None else None,
                 "flags": [f if isinstance(f, Flag) else Flag.model_validate(f) for f in flags],
-                "complete": complete,
+                "complete": not problems,
+                "incomplete_reason": "; ".join(problems) or None,
             }
         )
         signed = self.signer.sign(manifest, self._clock())
         if await self.catalog.finalize(signed):
-            log.info(
-                "call %s: recording finalized (%d bytes, complete=%s)", call_id, size, complete
-            )
+            if problems:
+                log.warning("call %s: recording finalized incomplete: %s", call_id, problems)
+            else:
+                log.info("call %s: recording finalized (%d bytes)", call_id, signed.size)
             return signed
         current = await self.catalog.get(call_id)  # finalized concurrently (e.g. by a sweep)
         return current.manifest if current else None
 
     async def sweep_orphans(
         self,
-        live_call_ids: Collection[str],
+        busy_call_ids: Collection[str],
         *,
         flags_of: FlagSource | None = None,
+        info_of: InfoSource | None = None,
         min_age_s: float = 60.0,
     ) -> list[Manifest]:
         """Finalize, with ``complete: false`` and the file as written, every recording still
-        open whose call is not live (its writer or signaling node died). ``live_call_ids``
-        must be every live call in the cluster; recordings begun less than ``min_age_s`` ago
-        are left alone (their call may have started after the live set was read)."""
+        open whose call is not busy (live, or still being closed by its worker): its writer
+        or signaling node died. Recordings begun less than ``min_age_s`` ago are left alone
+        (their call may have started after the busy set was read). Then delete recordings in
+        progress that have no open catalog entry (their call never connected)."""
         done: list[Manifest] = []
         horizon = self._clock() - min_age_s
-        for call_id in await self.catalog.open_call_ids():
-            if call_id in live_call_ids:
+        open_ids = await self.catalog.open_call_ids()
+        for call_id in open_ids:
+            if call_id in busy_call_ids:
                 continue
             entry = await self.catalog.get(call_id)
             if entry is None or entry.manifest.started_at > horizon:
                 continue
             flags = await flags_of(call_id) if flags_of else ()
-            manifest = await self.finalize(call_id, None, flags, complete=False)
+            info = await info_of(call_id) if info_of else None
+            manifest = await self.finalize(call_id, info, flags, writer=None)
             if manifest is not None:
                 log.warning("call %s: orphaned recording finalized as incomplete", call_id)
                 done.append(manifest)
+        await asyncio.to_thread(self._delete_stray_files, set(open_ids), horizon)
         return done
+
+    def _delete_stray_files(self, open_ids: set[str], horizon: float) -> None:
+        for call_id in self.storage.recordings_in_progress():
+            if call_id in open_ids:
+                continue
+            try:
+                stale = self.storage.modified_at(call_id) < horizon
+            except FileNotFoundError:
+                continue
+            if stale and self.storage.discard_recording(call_id):
+                log.info("call %s: deleted a recording in progress with no catalog entry", call_id)
 
     async def set_legal_hold(self, call_id: str, hold: bool, who: Actor) -> bool:
         """Put a recording on legal hold (never purged) or release it; audited."""

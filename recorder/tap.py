@@ -72,6 +72,7 @@ class _Writer:
     def __init__(self, recording: CallRecording) -> None:
         self.recording = recording
         self.stats: RecordingStats | None = None
+        self.error: str | None = None  # the thread itself failed
         self._queue: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
         self._assemblers = {
             (party, kind): FrameAssembler(kind == "video")
@@ -99,7 +100,8 @@ class _Writer:
                     break
                 for item in batch:
                     self._write(item)
-        except Exception:
+        except Exception as exc:
+            self.error = f"the recorder failed: {exc!r}"
             log.exception("call %s: recorder thread failed", self.recording.call_id)
         finally:
             self.stats = self.recording.close()
@@ -259,6 +261,14 @@ class RecorderTap:
             "frames": recording.packets,
             "failed": recording.failed,
         }
+
+    def problems(self) -> tuple[str, ...]:
+        """What could not be recorded (once closed): empty if the file is whole."""
+        stats = self._writer.stats or self.recording.stats
+        found = [p for p in (stats.failed, self._writer.error) if p]
+        if self.dropped:
+            found.append(f"{self.dropped} packets not recorded: the disk fell too far behind")
+        return tuple(found)
 
     def close(self) -> RecordingStats:
         """Stop taking packets, write what is queued, close the file (blocks until done)."""

@@ -121,14 +121,17 @@ class MediaBridge:
     async def _close(self, record: CallRecord) -> None:
         await self.monitoring.clear_watchers(record.call_id)
         cleanly = True
-        if record.worker_id:
-            # Ask the worker the call was placed on: a dead one cannot close its room cleanly.
-            args = {"call_id": record.call_id}
-            try:
+        try:
+            # Ask the worker the call was placed on (or, if its placement never completed,
+            # whichever worker holds it): a dead one cannot close its room cleanly.
+            if record.worker_id:
+                args = {"call_id": record.call_id}
                 await self.control.request(record.worker_id, "close_call", args)
-            except ControlError as exc:
-                log.warning("closing call %s on its worker failed: %s", record.call_id, exc)
-                cleanly = False
+            else:
+                await self.control.close_call(record.call_id)
+        except ControlError as exc:
+            log.warning("closing call %s on its worker failed: %s", record.call_id, exc)
+            cleanly = False
         for hook in self.closed_hooks:
             try:
                 await hook(record, cleanly)

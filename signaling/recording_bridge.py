@@ -3,18 +3,24 @@
 - at accept, before the call is placed on a worker: catalog the recording (``complete: false``);
   a privileged call is never cataloged, and its worker room never records (decided before any
   media flows, from the call's ``privileged`` flag);
-- when the worker has closed the call's room (and so the file): hash, sign and catalog it, with
-  the monitors' flags; ``complete: false`` if the worker could not close it cleanly;
-- periodically: finalize orphans (a worker or node died mid-call) and purge expired recordings.
+- when the call's room is closed: seal, hash, sign and catalog the file with the monitors'
+  flags. The worker's report (``sfu:recording:{call_id}``) says it closed the file and what it
+  could not record; without one (the worker died, was fenced or did not answer in time) the
+  bytes written so far are sealed as a copy, ``complete: false``, so a late write can never
+  reach the signed file;
+- periodically: finalize orphans (a worker or node died mid-call; a call whose worker still
+  holds it, or that ended moments ago, is being closed and is left alone) and purge expired
+  recordings.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from redis.asyncio import Redis
 
-from recorder import CallInfo, LocalStorage, RecordingService
+from recorder import CallInfo, LocalStorage, RecordingService, WriterReport
 from signaling.call_state import CallRecord
 from signaling.calls import CallService
 from signaling.media_bridge import MediaBridge
@@ -25,6 +31,9 @@ from visitation.tasks import Periodic
 
 log = logging.getLogger(__name__)
 
+#: A call that ended this recently may still be closing on its worker: not an orphan yet.
+CLOSING_GRACE_S = 60.0
+
 
 def _info(record: CallRecord) -> CallInfo:
     return CallInfo(
@@ -34,6 +43,7 @@ def _info(record: CallRecord) -> CallInfo:
         family_id=record.family_id,
         privileged=record.privileged,
         started_at=record.connected_at or record.accepted_at or record.created_at,
+        connected_at=record.connected_at or None,
         ended_at=record.ended_at or None,
         end_reason=record.end_reason or None,
     )
@@ -53,6 +63,7 @@ class RecordingBridge:
         storage = LocalStorage(settings.recordings_path)
         self.service = RecordingService(redis, storage, secret, directory=directory)
         self.calls = calls
+        self.media = media
         self.monitoring = monitoring
         # First of the accept hooks: cataloged before the media bridge places the call.
         calls.accept_hooks.insert(0, self._begin)
@@ -76,12 +87,24 @@ class RecordingBridge:
         if record.privileged:
             return
         flags = await self.monitoring.flags(record.call_id)
-        await self.service.finalize(record.call_id, _info(record), flags, complete=closed_cleanly)
+        problems = await self.media.control.recording_report(record.call_id)
+        writer = WriterReport(problems) if problems is not None else None
+        await self.service.finalize(record.call_id, _info(record), flags, writer=writer)
 
     async def _sweep(self) -> None:
         facility_ids = await self.calls.directory.all_facility_ids()
-        live = {r.call_id for r in await self.calls.live_calls(facility_ids)}
-        await self.service.sweep_orphans(live, flags_of=self.monitoring.flags)
+        busy = {r.call_id for r in await self.calls.live_calls(facility_ids)}
+        now = time.time()
+        for call_id in await self.service.catalog.open_call_ids():
+            record = await self.calls.store.get(call_id)
+            recently_ended = record is not None and now - record.ended_at < CLOSING_GRACE_S
+            if recently_ended or await self.media.control.held_by_worker(call_id):
+                busy.add(call_id)
+        await self.service.sweep_orphans(busy, flags_of=self.monitoring.flags, info_of=self._info)
+
+    async def _info(self, call_id: str) -> CallInfo | None:
+        record = await self.calls.store.get(call_id)
+        return _info(record) if record is not None else None
 
     async def _purge(self) -> None:
         purged = await self.service.purge_expired()

@@ -133,7 +133,7 @@ class EmbeddedRedis:
                     f'pidfile "{self._pid_file}"',
                     f'logfile "{self.dir / "redis.log"}"',
                     "appendonly yes",
-                    "appendfsync everysec",
+                    "appendfsync always",  # an acknowledged ledger write survives a kill
                     "save 300 1",
                     "protected-mode yes",
                     "",

@@ -16,7 +16,7 @@ from tests.recorder.frames import call_frames
 
 def main() -> None:
     root, call_id, fast = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    recording = CallRecording.open(LocalStorage(root).open_write(call_id), call_id)
+    recording = CallRecording.open(LocalStorage(root).open_recording(call_id), call_id)
     frames = call_frames()
     origin = time.monotonic()  # arrival = origin + media time: one steady call clock
     pace: float | None = None  # real-time pacing after the fast part

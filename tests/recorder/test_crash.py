@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
@@ -19,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST_S = 3.0  # media written before the kill is announced; more follows in real time
 
 
-async def kill_writer_mid_call(storage: LocalStorage, call_id: str) -> None:
+@contextlib.asynccontextmanager
+async def writer_mid_call(storage: LocalStorage, call_id: str) -> AsyncIterator[None]:
+    """A writer process in the real-time part of a call, SIGKILLed on exit."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.recorder.crash_writer", str(storage.root), call_id,
         str(FAST_S), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
@@ -28,11 +32,16 @@ async def kill_writer_mid_call(storage: LocalStorage, call_id: str) -> None:
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 20)
         assert line.decode().startswith("written"), line
-        await asyncio.sleep(0.3)  # mid-call, in the real-time part
+        yield
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         await proc.wait()
     assert proc.returncode == -signal.SIGKILL
+
+
+async def kill_writer_mid_call(storage: LocalStorage, call_id: str) -> None:
+    async with writer_mid_call(storage, call_id):
+        await asyncio.sleep(0.3)  # mid-call, in the real-time part
 
 
 async def test_killed_writer_leaves_a_playable_file_and_sweep_marks_it_incomplete(
@@ -40,7 +49,7 @@ async def test_killed_writer_leaves_a_playable_file_and_sweep_marks_it_incomplet
 ) -> None:
     await service.begin(call_info("CRASH1"))
     await kill_writer_mid_call(storage, "CRASH1")
-    path = storage.path("CRASH1")
+    path = storage.part_path("CRASH1")  # still in progress: nobody sealed it
 
     # Up to the last ~1.5 s of what was written is on disk and plays: 4 tracks, both videos.
     last: dict[int, int] = {}
@@ -57,10 +66,36 @@ async def test_killed_writer_leaves_a_playable_file_and_sweep_marks_it_incomplet
 
     # Live calls are left alone; the dead one is finalized from the file as written.
     assert await service.sweep_orphans({"CRASH1"}) == []
+    size = path.stat().st_size
     [manifest] = await service.sweep_orphans(set())
     assert manifest.call_id == "CRASH1" and manifest.complete is False
-    assert manifest.size == path.stat().st_size and manifest.signature
+    assert manifest.incomplete_reason and "did not close the file" in manifest.incomplete_reason
+    assert manifest.size == size == storage.path("CRASH1").stat().st_size and manifest.signature
+    assert not path.exists()
     assert await service.catalog.open_call_ids() == []
     verification = await service.verify("CRASH1")
     assert verification is not None and verification.ok
     assert await service.sweep_orphans(set()) == []  # once
+
+
+async def test_a_writer_still_running_cannot_change_a_sealed_recording(
+    service: RecordingService, storage: LocalStorage
+) -> None:
+    """The dead-worker path finalizes while a slow (not dead) worker keeps writing: what it
+    writes afterwards never reaches the signed bytes."""
+    await service.begin(call_info("LATE1"))
+    async with writer_mid_call(storage, "LATE1"):
+        part = storage.part_path("LATE1")
+        manifest = await service.finalize("LATE1", None, writer=None)
+        assert manifest is not None and manifest.complete is False and manifest.size
+        written = part.stat().st_size if part.exists() else None
+        assert written is None  # the writer's file is gone from the store
+        # The writer goes on writing into its (unlinked) file for a while.
+        before = os.stat(storage.path("LATE1")).st_size
+        await asyncio.sleep(0.5)  # let it write; nothing here waits for a state
+        assert os.stat(storage.path("LATE1")).st_size == before == manifest.size
+    verification = await service.verify("LATE1")
+    assert verification is not None and verification.ok, verification
+    assert storage.path("LATE1").stat().st_mode & 0o222 == 0  # sealed read-only
+    with av.open(str(storage.path("LATE1"))) as container:
+        assert len(container.streams) == 4

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
 import time
 
 import pytest
@@ -10,9 +13,9 @@ from redis.asyncio import Redis
 
 from recorder.audit import Actor
 from recorder.catalog import Query
-from recorder.manifest import ManifestSigner
+from recorder.manifest import Manifest, ManifestSigner
 from recorder.muxer import CallRecording
-from recorder.service import PrivilegedCallError, RecordingService
+from recorder.service import PrivilegedCallError, RecordingService, WriterReport
 from recorder.storage import LocalStorage
 from tests.recorder.conftest import DAY, call_info, record
 
@@ -56,7 +59,7 @@ async def test_finalize_hashes_signs_and_catalogs(
     assert manifest.flags[0].note == "holding up a paper" and manifest.flagged
     assert service.signer.signature_ok(manifest)
     assert not ManifestSigner(b"another-server-key-0123").signature_ok(manifest)
-    assert await service.finalize("C1", ended, complete=False) == manifest  # once only
+    assert await service.finalize("C1", ended, writer=None) == manifest  # once only
     verification = await service.verify("C1")
     assert verification is not None and verification.ok and verification.sha256 == manifest.sha256
 
@@ -96,8 +99,70 @@ async def test_a_muxer_with_no_frames_leaves_no_recording(
     service: RecordingService, storage: LocalStorage
 ) -> None:
     await service.begin(call_info("NOFRAMES"))
-    CallRecording.open(storage.open_write("NOFRAMES"), "NOFRAMES").close()
+    CallRecording.open(storage.open_recording("NOFRAMES"), "NOFRAMES").close()
     assert await service.finalize("NOFRAMES") is None
+    assert storage.list() == [] and storage.recordings_in_progress() == []  # no empty file
+
+
+async def test_a_connected_call_with_no_media_keeps_a_signed_entry_saying_why(
+    service: RecordingService, storage: LocalStorage
+) -> None:
+    """The header could not be written (disk full): investigators still see the call."""
+    info = call_info("NOHEADER", connected_at=time.time() - 100, ended_at=time.time())
+    await service.begin(info)
+    CallRecording.open(storage.open_recording("NOHEADER"), "NOHEADER").close()
+    problem = "cannot start the file: [Errno 28] No space left on device"
+    manifest = await service.finalize("NOHEADER", info, writer=WriterReport((problem,)))
+    assert manifest is not None and manifest.complete is False and manifest.signature
+    assert manifest.size == 0 and manifest.sha256 is None
+    assert manifest.incomplete_reason == f"nothing could be recorded; {problem}"
+    assert storage.list() == [] and storage.recordings_in_progress() == []
+    verification = await service.verify("NOHEADER")
+    assert verification is not None and verification.ok, verification
+
+
+async def test_a_write_failure_mid_call_makes_the_recording_incomplete(
+    service: RecordingService, storage: LocalStorage, call_webm: bytes
+) -> None:
+    info = call_info("DISKFULL", connected_at=time.time() - 100, ended_at=time.time())
+    await service.begin(info)
+    with storage.open_recording("DISKFULL") as fh:
+        fh.write(call_webm)
+    problems = ("write failed: [Errno 28] No space left on device", "12 packets not recorded")
+    manifest = await service.finalize("DISKFULL", info, writer=WriterReport(problems))
+    assert manifest is not None and manifest.complete is False
+    assert manifest.incomplete_reason == "; ".join(problems)
+    assert manifest.size == len(call_webm)
+    verification = await service.verify("DISKFULL")
+    assert verification is not None and verification.ok
+
+
+async def test_manifests_signed_before_incomplete_reason_existed_still_verify(
+    service: RecordingService,
+) -> None:
+    manifest = Manifest(
+        call_id="OLD", facility_id="SQ", resident_id="R1", family_id="F1", started_at=1.0,
+        tracks=[], complete=True,
+    )  # fmt: skip
+    legacy = json.dumps(
+        manifest.model_dump(mode="json", exclude={"signature", "incomplete_reason"}),
+        sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+    ).encode()  # fmt: skip
+    signer = service.signer
+    signature = hmac.new(signer._key, legacy, hashlib.sha256).hexdigest()
+    assert signer.signature_ok(manifest.model_copy(update={"signature": signature}))
+
+
+async def test_sweep_deletes_recordings_in_progress_that_no_call_owns(
+    service: RecordingService, storage: LocalStorage
+) -> None:
+    with storage.open_recording("STRAY") as fh:
+        fh.write(b"x")
+    os.utime(storage.part_path("STRAY"), (time.time() - 3600, time.time() - 3600))
+    with storage.open_recording("FRESH") as fh:  # its call may be opening right now
+        fh.write(b"x")
+    await service.sweep_orphans(set())
+    assert storage.recordings_in_progress() == ["FRESH"]
 
 
 async def test_retention_purges_expired_media_except_on_legal_hold(

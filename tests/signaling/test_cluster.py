@@ -16,7 +16,9 @@ import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import av
 import pytest
 from redis.asyncio import Redis
@@ -206,11 +208,58 @@ async def test_a_dead_sfu_worker_ends_its_calls(
             async with http.get(f"/api/v1/recordings/{call_id}/media") as response:
                 data = await response.read()
         assert manifest.get("complete") is False, manifest
+        assert "did not close the file" in manifest["incomplete_reason"]
         assert manifest["size"] == len(data) > 0
         with av.open(io.BytesIO(data)) as container:
             assert len(container.streams.video) == 2
             frames = sum(1 for _ in container.decode(video=0))
         assert frames > 10
+
+
+async def wait_for_manifest(http: aiohttp.ClientSession, call_id: str) -> dict[str, Any]:
+    """The recording's manifest once signed (finalizing follows ``call.ended``)."""
+    deadline = time.monotonic() + 20
+    while True:
+        async with http.get(f"/api/v1/recordings/{call_id}") as response:
+            manifest: dict[str, Any] = await response.json()
+        if manifest.get("signature"):
+            return manifest
+        assert time.monotonic() < deadline, manifest
+        await asyncio.sleep(0.2)
+
+
+async def test_a_worker_taken_for_dead_cannot_change_the_signed_recording(
+    serve_procs: list[ServeProcess], redis_url: str, tmp_path: Path
+) -> None:
+    """A worker frozen past its alive key (SIGSTOP) is declared dead and its call's recording
+    sealed and signed; thawed, it goes on writing until it finds itself fenced off. Nothing it
+    writes reaches the signed file: verify stays ok."""
+    async with call_on_own_node(serve_procs, redis_url, tmp_path, db=5) as call:
+        pair, redis, node, tokens = call.pair, call.redis, call.node, call.tokens
+        call_id = pair.call_id
+        await asyncio.sleep(3)  # some call on disk
+        worker = (await redis.hget(f"call:{call_id}", "worker_id") or b"").decode()
+        pid = int(json.loads(await redis.get(f"sfu:alive:{worker}") or "{}")["pid"])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for party in (pair.tablet, pair.family):
+                ended = await party.next("call.ended", timeout=15)
+                assert ended["reason"] == "connection_lost"
+            async with http_as(node.url, tokens, "investigator", "I1") as http:
+                manifest = await wait_for_manifest(http, call_id)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert manifest["complete"] is False and manifest["size"] > 0, manifest
+        # Thawed, the worker writes on, then fences itself: it closes the room and reports.
+        deadline = time.monotonic() + 20
+        while not await redis.exists(f"sfu:recording:{call_id}"):
+            assert time.monotonic() < deadline, "the thawed worker never fenced itself"
+            await asyncio.sleep(0.2)
+        async with http_as(node.url, tokens, "investigator", "I1") as http:
+            async with http.post(f"/api/v1/recordings/{call_id}/verify") as response:
+                verified = await response.json()
+        assert verified["ok"] is True, verified
+        assert verified["sha256"] == manifest["sha256"]
 
 
 async def test_sigterm_ends_calls_with_server_shutdown(

@@ -35,14 +35,18 @@ async def talk(pair: Ringing, seconds: float) -> dict[str, Any]:
 
 
 def video_colours(data: bytes) -> tuple[dict[str, str], float, list[str]]:
-    """Each video stream's dominant colour, the duration, and the codecs, decoding with PyAV."""
+    """Each video stream's dominant colour, the duration, and the codecs, decoding with PyAV.
+
+    Each stream is read from the start of a fresh demuxer: ``seek(0)`` lands on the first
+    cue (the earlier video's first key frame), which can be after the other video's first."""
     with av.open(io.BytesIO(data)) as container:
         codecs = sorted(s.codec_context.name for s in container.streams)
         duration = float(container.duration or 0) / av.time_base
-        colours: dict[str, str] = {}
-        for index, stream in enumerate(container.streams.video):
-            container.seek(0)
-            for frame in container.decode(stream):
+        videos = len(container.streams.video)
+    colours: dict[str, str] = {}
+    for index in range(videos):
+        with av.open(io.BytesIO(data)) as container:
+            for frame in container.decode(container.streams.video[index]):
                 colours[f"video{index}"] = dominant_colour(
                     np.asarray(frame.to_ndarray(format="rgb24"))
                 )
