@@ -27,14 +27,13 @@ from billing_hooks.outbox import Outbox
 from media.control import WORKERS_KEY
 from media.liveness import LoopLag
 from media.metrics import WORKER_LABEL, metrics_key, with_labels
-from signaling.call_state import LIVE
-from signaling.call_state import _key as call_key
-from signaling.call_state import _live_key as live_calls_key
 from visitation.redis_text import text
 from visitation.tokens import ROLES
 
 log = logging.getLogger(__name__)
 
+# Nothing of signaling's is imported at load time (see _calls_by_state): any module may use
+# the metric objects below, signaling.timers included.
 REDIS_PART_TIMEOUT_S: Final = 2.0  # a scrape answers in time even with Redis unreachable
 
 SOCKET_EVENTS: Final = Counter(
@@ -147,6 +146,12 @@ class NodeMetrics:
         return [lag, sockets]
 
     async def _calls_by_state(self) -> list[Metric]:
+        # Imported here: signaling.timers (imported by call_state) will import this module's
+        # TIMER_LATENESS, so this module imports nothing of signaling's at load time.
+        from signaling.call_state import LIVE
+        from signaling.call_state import _key as call_key
+        from signaling.call_state import _live_key as live_calls_key
+
         facility_ids = await self._facility_ids()
         async with self._redis.pipeline(transaction=False) as pipe:
             for facility_id in facility_ids:
