@@ -5,7 +5,9 @@ cores oversubscribed, a loop that was still forwarding every packet could miss i
 have all its calls ended as ``connection_lost``. :class:`HeartbeatThread` refreshes it from a
 thread of its own with its own (blocking) Redis connection, so liveness means "the process
 runs", and it reports how late the event loop is (``loop_lag_ms``, measured by a 100 ms
-ticker on the loop) for admission and metrics instead of dying of it.
+ticker on the loop) for admission and metrics instead of dying of it. When given the worker's
+metrics (:mod:`media.metrics`), each beat also writes their exposition text to
+``sfu:metrics:{worker}`` with the alive key's TTL: signaling nodes serve it from ``/metrics``.
 
 When a beat finds the worker unregistered although it has already beaten (signaling declared
 it dead after a real outage and claimed its calls), ``on_fenced`` is scheduled on the loop:
@@ -25,10 +27,12 @@ from typing import Final
 import redis
 
 from media.control import WORKERS_KEY, WorkerStatus, alive_key
+from media.metrics import metrics_key
 
 log = logging.getLogger(__name__)
 
 TICK_S: Final = 0.1
+WINDOW_S: Final = 1.0  # :meth:`LoopLag.recent_max_s` covers the last one to two of these
 
 
 class LoopLag:
@@ -39,9 +43,12 @@ class LoopLag:
         self._last = time.monotonic()
         self._handle: asyncio.TimerHandle | None = None
         self.max_s = 0.0  # worst lag since the last :meth:`take_max`
+        self._window_at = self._last
+        self._window_max = 0.0  # worst lag since _window_at
+        self._previous_max = 0.0  # worst lag in the window before
 
     def start(self) -> None:
-        self._last = time.monotonic()
+        self._last = self._window_at = time.monotonic()
         self._handle = self._loop.call_later(TICK_S, self._tick)
 
     def stop(self) -> None:
@@ -51,7 +58,11 @@ class LoopLag:
 
     def _tick(self) -> None:
         now = time.monotonic()
-        self.max_s = max(self.max_s, now - self._last - TICK_S)
+        lag = now - self._last - TICK_S
+        self.max_s = max(self.max_s, lag)
+        if now - self._window_at >= WINDOW_S:
+            self._previous_max, self._window_max, self._window_at = self._window_max, 0.0, now
+        self._window_max = max(self._window_max, lag)
         self._last = now
         self._handle = self._loop.call_later(TICK_S, self._tick)
 
@@ -62,6 +73,13 @@ class LoopLag:
     def take_max(self) -> float:
         worst, self.max_s = max(self.max_s, self.current_s()), 0.0
         return worst
+
+    def recent_max_s(self) -> float:
+        """Worst lag over the last one to two :data:`WINDOW_S`, lateness right now included.
+
+        Unlike :meth:`take_max` it resets nothing, so any number of readers (metrics) can
+        look without stealing the worst value from admission."""
+        return max(self._previous_max, self._window_max, self.current_s())
 
 
 class HeartbeatThread:
@@ -78,6 +96,7 @@ class HeartbeatThread:
         on_fenced: Callable[[], None],
         parent_pid: int | None = None,
         on_orphaned: Callable[[], None] | None = None,
+        metrics: Callable[[], bytes] | None = None,
     ) -> None:
         self.worker_id = worker_id
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=max(1.0, interval_s))
@@ -87,6 +106,8 @@ class HeartbeatThread:
         self._on_fenced = on_fenced
         self._parent_pid = parent_pid
         self._on_orphaned = on_orphaned
+        self._metrics = metrics  # the exposition text, produced in this thread
+        self._metrics_failing = False
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -95,15 +116,33 @@ class HeartbeatThread:
 
     def beat(self) -> bool:
         """One heartbeat (blocking); True if the worker was not registered before it."""
+        status = self._status().model_dump_json()
+        metrics = self._exposition()
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(alive_key(self.worker_id), self._status().model_dump_json(), px=self._ttl_ms)
+            pipe.set(alive_key(self.worker_id), status, px=self._ttl_ms)
             pipe.sadd(WORKERS_KEY, self.worker_id)
-            _, added = pipe.execute()
+            if metrics is not None:
+                pipe.set(metrics_key(self.worker_id), metrics, px=self._ttl_ms)
+            added = pipe.execute()[1]
         registered_now = bool(added)
         if registered_now and self.beats and self._loop is not None:
             self._loop.call_soon_threadsafe(self._on_fenced)
         self.beats += 1
         return registered_now
+
+    def _exposition(self) -> bytes | None:
+        """The metrics text, or None: broken metrics must never stop the heartbeat."""
+        if self._metrics is None:
+            return None
+        try:
+            text = self._metrics()
+        except Exception:
+            if not self._metrics_failing:  # once per streak, not every second
+                log.exception("sfu worker %s: collecting metrics failed", self.worker_id)
+            self._metrics_failing = True
+            return None
+        self._metrics_failing = False
+        return text
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -128,8 +167,13 @@ class HeartbeatThread:
                 log.exception("sfu worker %s: heartbeat failed", self.worker_id)
 
     def stop(self) -> None:
-        """Stop beating (blocking: joins the thread) and close the connection."""
+        """Stop beating (blocking: joins the thread), withdraw the metrics, close the connection."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self._interval + 5)
+        if self._metrics is not None:
+            try:
+                self._redis.delete(metrics_key(self.worker_id))
+            except (redis.RedisError, OSError) as exc:  # it expires with the alive TTL anyway
+                log.warning("sfu worker %s: withdrawing metrics failed: %s", self.worker_id, exc)
         self._redis.close()

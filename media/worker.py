@@ -58,6 +58,7 @@ from media.control import (
 from media.control_worker import ControlServer, EventPublisher, WorkerRegistry
 from media.latency import counts_of, merge, summarize
 from media.liveness import HeartbeatThread, LoopLag
+from media.metrics import WorkerMetrics
 from media.room import Room
 from recorder import CallRecording, LocalStorage, RecorderTap, Storage
 from visitation.redis_pool import connect
@@ -152,6 +153,17 @@ class SfuWorker:
         self._registry = WorkerRegistry(redis, worker_id, alive_ttl_ms=alive_ttl_ms)
         self._events = EventPublisher(redis)
         self._server = ControlServer(redis, worker_id, self.handle)
+        self._lag: LoopLag | None = None
+        self._cpu = (time.monotonic(), time.process_time())
+        self._load = 0.0
+        # Sampled on the loop, published by the heartbeat (see media.metrics).
+        self.metrics = WorkerMetrics(
+            worker_id,
+            self.rooms,
+            self._taps,
+            lag_s=lambda: self._lag.recent_max_s() if self._lag is not None else 0.0,
+            load=lambda: self._load,
+        )
         # Liveness from a thread of its own: a busy event loop is late, never "dead".
         self._heartbeat = HeartbeatThread(
             redis_url,
@@ -162,10 +174,8 @@ class SfuWorker:
             on_fenced=self._fenced,
             parent_pid=parent_pid,
             on_orphaned=self._orphaned,
+            metrics=self.metrics.exposition,
         )
-        self._lag: LoopLag | None = None
-        self._cpu = (time.monotonic(), time.process_time())
-        self._load = 0.0
         self._closing: set[str] = set()
         self._fencing: asyncio.Task[None] | None = None
 
@@ -175,6 +185,7 @@ class SfuWorker:
         loop = asyncio.get_running_loop()
         self._lag = LoopLag(loop)
         self._lag.start()
+        self.metrics.start(loop)
         self._events.start()
         self._server.start()
         self._heartbeat.start(loop)
@@ -188,6 +199,7 @@ class SfuWorker:
             if isinstance(result, BaseException):
                 log.error("sfu worker %s: closing a call failed: %r", self.worker_id, result)
         await asyncio.to_thread(self._heartbeat.stop)
+        self.metrics.stop()
         if self._lag is not None:
             self._lag.stop()
         await self._events.stop()
@@ -240,7 +252,15 @@ class SfuWorker:
     async def handle(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
         request = control.parse_args(op, args)
         if isinstance(request, OpenCall):
-            return await self._open_call(request)
+            try:
+                opened = await self._open_call(request)
+            except ControlError as exc:
+                if exc.code == CAPACITY:
+                    self.metrics.refused += 1
+                raise
+            if opened["created"]:
+                self.metrics.opened += 1
+            return opened
         if isinstance(request, control.Offer):
             sdp = await self._room(request.call_id).offer(request.party, request.sdp)
             return {"sdp": sdp}

@@ -9,15 +9,17 @@ from typing import Any
 
 import socketio
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from redis.asyncio import Redis
 
 from billing_hooks import Ledger, PaymentProcessor, add_account_routes
+from billing_hooks.outbox import Outbox
 from recorder import add_recording_routes
 from signaling.billing_bridge import BillingBridge, hooks_from_env
 from signaling.call_state import CallStore
 from signaling.calls import CallService
 from signaling.media_bridge import MediaBridge
+from signaling.metrics import NodeMetrics
 from signaling.monitoring import Monitoring
 from signaling.presence import Presence
 from signaling.recording_bridge import RecordingBridge
@@ -95,6 +97,12 @@ class SignalingNode:
             self.media,
             self.monitoring,
         )
+        self.metrics = NodeMetrics(
+            self.redis,
+            roles=lambda: [session.role for session in self.sockets.sessions.values()],
+            facility_ids=self.directory.all_facility_ids,
+            outboxes=[webhook.outbox for webhook in webhooks] or [Outbox(self.redis)],
+        )
         self.app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
         self.app[REDIS_KEY] = self.redis
         self.sio.attach(self.app)
@@ -122,6 +130,7 @@ class SignalingNode:
 
     async def _on_startup(self, app: web.Application) -> None:
         await self.redis.ping()
+        self.metrics.start()
         self.timers.start()
         self.presence.start()
         await self.media.start()
@@ -142,6 +151,7 @@ class SignalingNode:
         await self.recording.stop()
         await self.timers.stop()
         await self.presence.stop()
+        self.metrics.stop()
         await self.redis.aclose()
 
     async def _stop_pubsub_listener(self) -> None:
@@ -170,4 +180,6 @@ class SignalingNode:
         return web.json_response(body, status=200 if ok else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        """This node's metrics and every live SFU worker's (see :mod:`signaling.metrics`)."""
+        body = await self.metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -13,19 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import socketio
-from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
 from signaling.call_state import CallState
 from signaling.calls import CallService, family_room, monitors_room, tablet_room
+from signaling.metrics import ADMISSION_REFUSALS, SOCKET_EVENTS
 from signaling.payloads import CallRef, Empty, PlaceCall
 from visitation.directory import Directory
 from visitation.errors import ErrorCode, ProtocolError
 from visitation.tokens import ROLES, Claims, TokenError, Tokens
 
 log = logging.getLogger(__name__)
-
-EVENTS = Counter("visitation_socket_events_total", "Socket.IO events handled", ["event", "result"])
 
 P = TypeVar("P", bound=BaseModel)
 Handler = Callable[["Session", Any], Awaitable[dict[str, Any]]]
@@ -82,7 +80,7 @@ class SocketApi:
     ) -> None:
         async def wrapped(sid: str, *args: Any) -> dict[str, Any]:
             ack = await self._dispatch(event, sid, roles, model, handler, args)
-            EVENTS.labels(event, "ok" if ack.get("ok") else ack["error"]["code"]).inc()
+            SOCKET_EVENTS.labels(event, "ok" if ack.get("ok") else ack["error"]["code"]).inc()
             return ack
 
         self.sio.on(event, wrapped)
@@ -184,13 +182,17 @@ class SocketApi:
                     pass
 
     async def _unknown(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
-        EVENTS.labels("unknown", ErrorCode.INVALID_REQUEST.value).inc()
+        SOCKET_EVENTS.labels("unknown", ErrorCode.INVALID_REQUEST.value).inc()
         return ProtocolError(ErrorCode.INVALID_REQUEST, f"unknown event {event[:64]!r}").to_ack()
 
     # -- events -------------------------------------------------------------------------------
 
     async def _place(self, session: Session, payload: PlaceCall) -> dict[str, Any]:
-        record = await self.calls.place(session.subject, payload.contact_id)
+        try:
+            record = await self.calls.place(session.subject, payload.contact_id)
+        except ProtocolError as exc:  # the call rules' refusals and admission's (capacity)
+            ADMISSION_REFUSALS.labels(exc.code.value).inc()
+            raise
         return {"call_id": record.call_id}
 
     async def _cancel(self, session: Session, payload: CallRef) -> dict[str, Any]:
