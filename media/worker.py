@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import secrets
@@ -25,19 +24,15 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
-import aiortc.codecs
-import aiortc.rtcrtpreceiver
-import aiortc.rtcrtpsender
 import av
 import uvloop
 from aiortc import RTCIceServer
-from aiortc.codecs.base import Decoder, Encoder
 from redis.asyncio import Redis
 
 from media import control
+from media.codec_guard import CodecCounters
 from media.control import (
     ALIVE_TTL_MS,
     CAPACITY,
@@ -66,57 +61,6 @@ from visitation.runtime import tune_gc
 
 log = logging.getLogger("media.worker")  # not "__main__" under -m
 LOAD_WINDOW_S = 5.0  # admission follows load smoothed over this long
-
-
-class CodecCounters:
-    """Counts every way aiortc could decode or encode media in this process."""
-
-    def __init__(self) -> None:
-        self.calls: dict[str, int] = {}
-        self._originals: list[tuple[Any, str, Any]] = []
-
-    def install(self) -> CodecCounters:
-        if self._originals:
-            return self
-        for module in (aiortc.codecs, aiortc.rtcrtpreceiver, aiortc.rtcrtpsender):
-            for name in ("get_decoder", "get_encoder", "decoder_worker"):
-                if hasattr(module, name):
-                    self._wrap(module, name, f"{module.__name__}.{name}")
-        for obj in vars(aiortc.codecs).values():
-            if isinstance(obj, type) and issubclass(obj, Decoder) and obj is not Decoder:
-                self._wrap(obj, "__init__", f"{obj.__name__}.__init__")  # a decoder context
-            if isinstance(obj, type) and issubclass(obj, Encoder) and obj is not Encoder:
-                self._wrap(obj, "encode", f"{obj.__name__}.encode")
-                if obj.__name__ == "OpusEncoder":  # creates its libopus context up front
-                    self._wrap(obj, "__init__", f"{obj.__name__}.__init__")
-        return self
-
-    def _wrap(self, owner: Any, attr: str, name: str) -> None:
-        original: Callable[..., Any] = getattr(owner, attr)
-        self._originals.append((owner, attr, owner.__dict__.get(attr)))  # None: inherited
-
-        @functools.wraps(original)
-        def counting(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] = self.calls.get(name, 0) + 1
-            return original(*args, **kwargs)
-
-        setattr(owner, attr, counting)
-
-    def uninstall(self) -> None:
-        for owner, attr, original in reversed(self._originals):
-            if original is None:
-                delattr(owner, attr)
-            else:
-                setattr(owner, attr, original)
-        self._originals.clear()
-
-    @property
-    def installed(self) -> bool:
-        return bool(self._originals)
-
-    @property
-    def total(self) -> int:
-        return sum(self.calls.values())
 
 
 def default_worker_id() -> str:

@@ -17,6 +17,7 @@ from aiortc import RTCPeerConnection, RTCRtpCodecParameters, RTCSessionDescripti
 from redis.asyncio import Redis
 
 from client.peer import PartyPeer as Client
+from media.codec_guard import CodecCounters
 from media.control import (
     EVENTS_GROUP,
     EVENTS_STREAM,
@@ -31,7 +32,6 @@ from media.control import (
 )
 from media.control_worker import ControlServer, EventPublisher
 from media.pool import WorkerPool
-from media.worker import CodecCounters
 from tests.media.peers import BLUE, RED, TrackSink, config, connected, see_each_other
 
 FAST = ["--heartbeat-s", "0.2", "--alive-ttl-ms", "800"]
