@@ -1,13 +1,18 @@
 """Bursts of requests wait for a Redis connection instead of failing (a bounded, blocking
-pool): 300 concurrent requests, none answered 5xx, none told Redis is down."""
+pool): 300 concurrent requests, none answered 5xx, none told Redis is down; 200 sockets
+connected and disconnected at once."""
 
 from __future__ import annotations
 
 import asyncio
 
 import aiohttp
+from redis.asyncio import Redis
 
+from client.session import ProtocolClient
+from loadtest.harness import bench_seed
 from tests.conftest import Node, http_as
+from visitation.seed import apply_seed
 from visitation.tokens import Tokens
 
 BURST = 300
@@ -39,3 +44,31 @@ async def test_300_concurrent_requests_all_get_redis(node: Node, tokens: Tokens)
     assert accounts == [200] * BURST
     pool = node.node.redis.connection_pool
     assert pool.max_connections <= 64  # bounded: waiting, not opening without limit
+
+
+async def test_200_simultaneous_connects_and_disconnects(
+    node: Node, tokens: Tokens, redis: Redis
+) -> None:
+    """Every one of 200 sockets opened at once is accepted and present; closed at once, every
+    disconnect handler runs to the end (no presence left behind)."""
+    people = bench_seed(100)
+    await apply_seed(redis, people)
+    subjects = [("tablet", r.id) for r in people.residents]
+    subjects += [("family", f.id) for f in people.families]
+    assert len(subjects) == 200
+    clients = [ProtocolClient(node.url, tokens.issue(role, s), s) for role, s in subjects]
+    try:
+        results = await asyncio.gather(
+            *(c.connect(timeout=30) for c in clients), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert not failed, failed[:3]
+        online = node.node.calls.presence
+        assert all([await online.is_online(role, s) for role, s in subjects])
+    finally:
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    deadline = asyncio.get_running_loop().time() + 30
+    while [key async for key in redis.scan_iter("presence:*")]:
+        left = [key async for key in redis.scan_iter("presence:*")]
+        assert asyncio.get_running_loop().time() < deadline, left[:5]
+        await asyncio.sleep(0.1)
