@@ -182,7 +182,7 @@ function render(r) {
     ["Tracks", tracks || "—"],
     ["Size", r.size == null ? "—" : `${bytes(r.size)} (${r.size} bytes)`],
     ["SHA-256", el("code", {}, r.sha256 || "—")],
-    ["Complete", r.complete ? "yes" : "no — the recorder could not close the file cleanly"],
+    ["Complete", r.complete ? "yes" : `no — ${r.incomplete_reason || "the recorder could not close the file cleanly"}`],
     ["Signed", r.signed_at ? dateTime(r.signed_at) : "not yet (still recording)"],
   ];
   $("#manifest").replaceChildren(
