@@ -130,17 +130,23 @@ class SignalingNode:
         log.info("signaling node %s started", self.settings.node_id)
 
     async def _on_shutdown(self, app: web.Application) -> None:
+        # Calls ended just now (e.g. server_shutdown) finish in the background: let the
+        # families hear their charge first (bounded).
+        await self.calls.finisher.drain()
         # Before aiohttp waits for open handlers: close every client's websocket now.
         for sid in list(self.sockets.sessions):
             await self.sio.disconnect(sid)
         await self.sio.shutdown()
 
     async def _on_cleanup(self, app: web.Application) -> None:
-        await self._stop_pubsub_listener()
+        # What ends calls first (worker events, timers), then end-of-call chains in progress,
+        # while they can still emit; each stop is bounded.
         await self.media.stop()
+        await self.timers.stop()
+        await self.calls.stop()
+        await self._stop_pubsub_listener()
         await self.billing.stop()
         await self.recording.stop()
-        await self.timers.stop()
         await self.presence.stop()
         await self.redis.aclose()
 
