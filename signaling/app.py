@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from typing import Any
 
 import socketio
@@ -34,6 +36,17 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 256 * 1024
 REDIS_KEY: web.AppKey[Redis] = web.AppKey("redis", Redis)
+
+
+def node_name(settings: Settings) -> str:
+    """This node's name among signaling nodes, the same after a restart (unlike
+    ``settings.node_id``): ``VISITATION_NODE_NAME``, else the host and the port it serves
+    (two live nodes never share both)."""
+    if name := os.environ.get("VISITATION_NODE_NAME"):
+        return name
+    if not settings.port:  # a port picked by the OS says nothing about the next run
+        return settings.node_id
+    return f"{socket.gethostname()}:{settings.port}"
 
 
 class SignalingNode:
@@ -83,7 +96,7 @@ class SignalingNode:
         self.monitoring = Monitoring(self.redis, self.calls)
         self.monitoring.bind(self.sockets)
         self.media = MediaBridge(
-            self.redis, self.calls, self.monitoring, settings.node_id, settings.media_timeout_s
+            self.redis, self.calls, self.monitoring, node_name(settings), settings.media_timeout_s
         )
         self.media.bind(self.sockets)
         self.recording = RecordingBridge(
