@@ -12,13 +12,15 @@ Keys (``{w}`` = worker id):
 * ``sfu:reply:{request_id}`` (list, EXPIRE 30): ``{"result": {...}}`` or
   ``{"error": {"code", "message"}}``, BLPOPed by the caller.
 * ``sfu:events`` (stream, MAXLEN ~ 10000): :class:`WorkerEvent` fields; signaling nodes read it
-  in consumer group ``signaling`` (:class:`EventConsumer`), so each event is handled once.
+  in consumer group ``signaling`` (:class:`~media.events.EventConsumer`), so each event is
+  handled once.
   A ``closed`` event whose call is still live means the worker dropped it on its own
   (``reason`` ``shutdown`` / ``fenced``): signaling should end that call.
 
-This module holds the messages, keys and the signaling side (:class:`SfuControl`,
-:class:`EventConsumer`). The worker-side transport (``ControlServer``, ``EventPublisher``,
-``WorkerRegistry``) is in :mod:`media.control_worker`.
+This module holds the messages, keys and the signaling side's requests (:class:`SfuControl`).
+The signaling side's event consumer (:class:`~media.events.EventConsumer`; poison events go to
+``sfu:events:dead``) is in :mod:`media.events`, the worker-side transport (``ControlServer``,
+``EventPublisher``, ``WorkerRegistry``) in :mod:`media.control_worker`.
 """
 
 from __future__ import annotations
@@ -28,14 +30,15 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
 
 from visitation.redis_text import text
+
+if TYPE_CHECKING:
+    from media.events import EventConsumer, EventHandler
 
 log = logging.getLogger(__name__)
 
@@ -355,6 +358,8 @@ class SfuControl:
 
     def events(self, consumer: str, handler: EventHandler, **options: Any) -> EventConsumer:
         """A consumer of ``sfu:events`` in group ``signaling`` (call ``start()``/``stop()``)."""
+        from media.events import EventConsumer  # built on this module's messages
+
         return EventConsumer(self.redis, consumer, handler, **options)
 
 
@@ -369,107 +374,6 @@ end
 redis.call('DEL', KEYS[3])
 return calls
 """
-
-EventHandler = Callable[[WorkerEvent], Awaitable[object]]
-
-
-class EventConsumer:
-    """Reads ``sfu:events`` in a consumer group; acks each event after ``handler`` returns.
-
-    A failing handler leaves its event pending; pending events idle for ``claim_idle_ms``
-    (this consumer's or a dead node's) are claimed and retried. Malformed events are acked
-    and logged.
-    """
-
-    def __init__(
-        self,
-        redis: Redis,
-        consumer: str,
-        handler: EventHandler,
-        *,
-        group: str = EVENTS_GROUP,
-        block_ms: int = 1000,
-        batch: int = 100,
-        claim_idle_ms: int = 30_000,
-    ) -> None:
-        self.redis = redis
-        self.consumer = consumer
-        self.group = group
-        self._handler = handler
-        self._block_ms = block_ms
-        self._batch = batch
-        self._claim_idle_ms = claim_idle_ms
-        self._last_claim = time.monotonic()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        if self._task is None:
-            await self._ensure_group()
-            self._stopping = False
-            self._task = asyncio.create_task(self._run(), name=f"sfu-events-{self.consumer}")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        self._stopping = True
-        if task is not None:
-            await cancel_task(task)
-
-    async def _ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(EVENTS_STREAM, self.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    async def _run(self) -> None:
-        backlog = True  # first, our own pending entries (a restarted node)
-        while not self._stopping:
-            try:
-                if backlog:
-                    entries = await self._read("0", None)
-                    backlog = bool(entries)
-                elif time.monotonic() - self._last_claim > self._claim_idle_ms / 2000:
-                    self._last_claim = time.monotonic()
-                    claimed = await self.redis.xautoclaim(
-                        EVENTS_STREAM,
-                        self.group,
-                        self.consumer,
-                        self._claim_idle_ms,
-                        count=self._batch,
-                    )
-                    entries = claimed[1]
-                else:
-                    entries = await self._read(">", self._block_ms)
-                for entry_id, fields in entries:
-                    await self._handle(entry_id, fields)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
-                    await self._ensure_group()  # the stream was deleted (e.g. FLUSHALL)
-                    continue
-                log.exception("sfu events: redis error; retrying")
-                await asyncio.sleep(1.0)
-
-    async def _read(self, cursor: str, block: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        streams: Any = await self.redis.xreadgroup(
-            self.group, self.consumer, {EVENTS_STREAM: cursor}, count=self._batch, block=block
-        )
-        return list(streams[0][1]) if streams else []
-
-    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes] | None) -> None:
-        try:
-            event = WorkerEvent.from_fields(fields or {})
-        except (ValidationError, UnicodeDecodeError):
-            log.error("sfu events: dropping malformed entry %s: %r", entry_id, fields)
-        else:
-            try:
-                await self._handler(event)
-            except Exception:
-                log.exception("sfu events: handler failed on %s; left pending", event)
-                return
-        await self.redis.xack(EVENTS_STREAM, self.group, entry_id)
 
 
 async def cancel_task(task: asyncio.Task[Any], grace_s: float = 1.0) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from typing import Any
 
 import socketio
@@ -36,6 +38,17 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 256 * 1024
 REDIS_KEY: web.AppKey[Redis] = web.AppKey("redis", Redis)
+
+
+def node_name(settings: Settings) -> str:
+    """This node's name among signaling nodes, the same after a restart (unlike
+    ``settings.node_id``): ``VISITATION_NODE_NAME``, else the host and the port it serves
+    (two live nodes never share both)."""
+    if name := os.environ.get("VISITATION_NODE_NAME"):
+        return name
+    if not settings.port:  # a port picked by the OS says nothing about the next run
+        return settings.node_id
+    return f"{socket.gethostname()}:{settings.port}"
 
 
 class SignalingNode:
@@ -85,7 +98,7 @@ class SignalingNode:
         self.monitoring = Monitoring(self.redis, self.calls)
         self.monitoring.bind(self.sockets)
         self.media = MediaBridge(
-            self.redis, self.calls, self.monitoring, settings.node_id, settings.media_timeout_s
+            self.redis, self.calls, self.monitoring, node_name(settings), settings.media_timeout_s
         )
         self.media.bind(self.sockets)
         self.recording = RecordingBridge(
@@ -139,17 +152,23 @@ class SignalingNode:
         log.info("signaling node %s started", self.settings.node_id)
 
     async def _on_shutdown(self, app: web.Application) -> None:
+        # Calls ended just now (e.g. server_shutdown) finish in the background: let the
+        # families hear their charge first (bounded).
+        await self.calls.finisher.drain()
         # Before aiohttp waits for open handlers: close every client's websocket now.
         for sid in list(self.sockets.sessions):
             await self.sio.disconnect(sid)
         await self.sio.shutdown()
 
     async def _on_cleanup(self, app: web.Application) -> None:
-        await self._stop_pubsub_listener()
+        # What ends calls first (worker events, timers), then end-of-call chains in progress,
+        # while they can still emit; each stop is bounded.
         await self.media.stop()
+        await self.timers.stop()
+        await self.calls.stop()
+        await self._stop_pubsub_listener()
         await self.billing.stop()
         await self.recording.stop()
-        await self.timers.stop()
         await self.presence.stop()
         self.metrics.stop()
         await self.redis.aclose()

@@ -70,6 +70,12 @@ for m, due in string.gmatch(ARGV[5], '([^,=]+)=(%d+)') do redis.call('ZADD', KEY
 return {'ok', state}
 """
 
+# Set a once-flag on an existing call record; 1 if this run set it (first), else 0.
+_CLAIM_ONCE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSETNX', KEYS[1], ARGV[1], '1')
+"""
+
 
 @dataclass
 class CallRecord:
@@ -149,6 +155,10 @@ def _key(call_id: str) -> str:
     return f"call:{call_id}"
 
 
+def _once_field(what: str) -> str:
+    return f"once:{what}"  # not a CallRecord field: from_redis ignores it
+
+
 def _busy_keys(resident_id: str, family_id: str) -> list[str]:
     return [f"busy:resident:{resident_id}", f"busy:family:{family_id}"]
 
@@ -164,6 +174,11 @@ class CallStore:
         self._redis = redis
         self._create = redis.register_script(_CREATE)
         self._transition = redis.register_script(_TRANSITION)
+        self._claim_once = redis.register_script(_CLAIM_ONCE)
+
+    @property
+    def redis(self) -> Redis:
+        return self._redis
 
     async def create(self, record: CallRecord, ring_timeout_s: float) -> bool:
         """Store a ringing call and its ring timer; False if either party is busy."""
@@ -241,3 +256,12 @@ class CallStore:
         mapping: dict[FieldT, EncodableT] = {}
         mapping.update(values)
         await self._redis.hset(_key(call_id), mapping=mapping)
+
+    async def claim_once(self, call_id: str, what: str) -> bool:
+        """True for exactly one caller per call and ``what`` (across retries and nodes): the
+        one that may do that step (send ``call.warning``, the family's ``call.ended`` ...)."""
+        return bool(await self._claim_once(keys=[_key(call_id)], args=[_once_field(what)]))
+
+    async def claimed(self, call_id: str, what: str) -> bool:
+        """Whether :meth:`claim_once` already returned True for this call and ``what``."""
+        return bool(await self._redis.hexists(_key(call_id), _once_field(what)))

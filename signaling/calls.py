@@ -13,9 +13,18 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from billing_hooks import Ledger, Settlement, tariff
+from signaling.call_end import SETTLE, CallFinisher
+from signaling.call_events import CallHook as CallHook
+from signaling.call_events import Emitter as Emitter
+from signaling.call_events import Settler as Settler
+from signaling.call_events import call_summary as call_summary
+from signaling.call_events import ended_payload, run_hooks
+from signaling.call_events import family_room as family_room
+from signaling.call_events import monitors_room as monitors_room
+from signaling.call_events import tablet_room as tablet_room
 from signaling.call_state import CallRecord, CallState, CallStore
 from signaling.presence import Presence
 from signaling.timers import DurableTimers
@@ -29,58 +38,11 @@ CONNECT_TIMEOUT = "connect_timeout"
 WARNING = "warning"
 TIME_LIMIT = "time_limit"
 CALL_TIMERS = (RING_TIMEOUT, CONNECT_TIMEOUT, WARNING, TIME_LIMIT)
-SETTLE = "settle"
 WARNING_BEFORE_S = 60
 PRE_CONNECT = (CallState.ACCEPTED,)
 IN_CALL = (CallState.ACCEPTED, CallState.CONNECTED)
 
 
-class Emitter(Protocol):
-    async def __call__(self, event: str, data: dict[str, Any], room: str) -> None: ...
-
-
-def tablet_room(resident_id: str) -> str:
-    return f"tablet:{resident_id}"
-
-
-def family_room(family_id: str) -> str:
-    return f"family:{family_id}"
-
-
-def monitors_room(facility_id: str) -> str:
-    return f"monitors:{facility_id}"
-
-
-def _ended_payload(record: CallRecord) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "call_id": record.call_id,
-        "reason": record.end_reason,
-        "duration_s": record.duration_s,
-    }
-    if record.ended_by:
-        payload["by"] = record.ended_by
-    return payload
-
-
-def call_summary(record: CallRecord, watchers: int = 0) -> dict[str, Any]:
-    """PROTOCOL.md CallSummary."""
-    return {
-        "call_id": record.call_id,
-        "facility_id": record.facility_id,
-        "resident": {"id": record.resident_id, "name": record.resident_name},
-        "family": {"id": record.family_id, "name": record.family_name},
-        "state": record.state.value,
-        "connected_at": record.connected_at or None,
-        "allowed_seconds": record.allowed_seconds or None,
-        "ends_at": record.ends_at or None,
-        "privileged": record.privileged,
-        "recording": not record.privileged and record.state == CallState.CONNECTED,
-        "watchers": watchers,
-    }
-
-
-CallHook = Callable[[CallRecord], Awaitable[None]]
-Settler = Callable[[CallRecord], Awaitable[Settlement]]
 # At connect: how many seconds this call may last (billing puts the hold for them).
 Authorizer = Callable[[CallRecord], Awaitable[int]]
 
@@ -110,7 +72,20 @@ class CallService:
         self.timers.on(CONNECT_TIMEOUT, self._on_connect_timeout)
         self.timers.on(WARNING, self._on_warning)
         self.timers.on(TIME_LIMIT, self._on_time_limit)
-        self.timers.on(SETTLE, self._on_settle)
+        # The end-of-call chain (and the settle timer that retries it) runs off the caller's path.
+        self.finisher = CallFinisher(
+            self.store,
+            self.timers,
+            self.emit,
+            self._settle,
+            self.end_hooks,
+            retry_s=self.settle_retry_s,
+        )
+
+    async def stop(self) -> None:
+        """Let end-of-call chains in progress finish (bounded); their settle timers cover
+        the rest."""
+        await self.finisher.stop()
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -229,7 +204,7 @@ class CallService:
         updated = await self.store.get(record.call_id)
         assert updated is not None
         # Hooks first: the call is open on an SFU worker before the tablet hears of the answer.
-        await self._run_hooks(self.accept_hooks, updated)
+        await run_hooks(self.accept_hooks, updated)
         await self.emit(
             "call.accepted", {"call_id": record.call_id}, tablet_room(record.resident_id)
         )
@@ -268,7 +243,7 @@ class CallService:
         connected = await self.store.get(record.call_id)
         assert connected is not None
         await self._to_monitors("monitor.call_updated", connected)
-        await self._run_hooks(self.connect_hooks, connected)
+        await run_hooks(self.connect_hooks, connected)
         return True
 
     async def _allowed_seconds(self, record: CallRecord) -> int:
@@ -300,9 +275,11 @@ class CallService:
     ) -> bool:
         """End a live call once; False if it was already over.
 
-        The transition also arms a durable ``settle`` timer, so that if this node dies or
-        settlement fails before :meth:`_finish` completes, any node settles the call later
-        (exactly once: settlement is idempotent) and tears down its media.
+        The tablet hears ``call.ended`` at once; the rest (settle, the family's ``call.ended``
+        with its charge, tearing down the media) runs in the background
+        (:class:`~signaling.call_end.CallFinisher`). The transition also arms a durable
+        ``settle`` timer, so that if this node dies or settlement fails before that completes,
+        any node finishes the call later, exactly once.
         """
         now = time.time()
         result = await self.store.transition(
@@ -317,45 +294,10 @@ class CallService:
             return False
         ended = await self.store.get(record.call_id)
         assert ended is not None
-        await self.emit("call.ended", _ended_payload(ended), tablet_room(ended.resident_id))
+        await self.emit("call.ended", ended_payload(ended), tablet_room(ended.resident_id))
         await self._to_monitors("monitor.call_ended", ended, reason=reason)
-        try:
-            await self._finish(ended)
-        except Exception:
-            log.exception("settling call %s failed; its durable timer retries", ended.call_id)
+        self.finisher.finish_later(ended)
         return True
-
-    async def _finish(self, ended: CallRecord) -> None:
-        """Settle, tell the family its charge, tear down the media. Safe to repeat."""
-        try:
-            settlement = await self._settle(ended)
-        except Exception:
-            await self._run_hooks(self.end_hooks, ended)  # the media goes even so
-            raise
-        await self.emit(
-            "call.ended",
-            {
-                **_ended_payload(ended),
-                "charged_cents": settlement.charged_cents,
-                "balance_cents": settlement.balance_cents,
-            },
-            family_room(ended.family_id),
-        )
-        await self._run_hooks(self.end_hooks, ended)
-        await self.timers.cancel(SETTLE, ended.call_id)
-
-    async def _on_settle(self, call_id: str) -> None:
-        record = await self.store.get(call_id)
-        if record is not None and record.state == CallState.ENDED:
-            log.warning("call %s: finishing a settlement left undone", call_id)
-            await self._finish(record)
-
-    async def _run_hooks(self, hooks: list[CallHook], record: CallRecord) -> None:
-        for hook in hooks:
-            try:
-                await hook(record)
-            except Exception:
-                log.exception("call hook failed for call %s", record.call_id)
 
     # -- timers -------------------------------------------------------------------------------
 
@@ -374,10 +316,11 @@ class CallService:
         record = await self.store.get(call_id)
         if record is None or record.state != CallState.CONNECTED:
             return
-        payload = {"call_id": call_id, "remaining_s": WARNING_BEFORE_S}
-        await self.emit("call.warning", payload, tablet_room(record.resident_id))
-        await self.emit("call.warning", payload, family_room(record.family_id))
-        await self._run_hooks(self.warning_hooks, record)
+        if await self.store.claim_once(call_id, WARNING):  # a retried timer warns nobody twice
+            payload = {"call_id": call_id, "remaining_s": WARNING_BEFORE_S}
+            await self.emit("call.warning", payload, tablet_room(record.resident_id))
+            await self.emit("call.warning", payload, family_room(record.family_id))
+        await run_hooks(self.warning_hooks, record)  # billing drops a repeated event itself
 
     async def _on_time_limit(self, call_id: str) -> None:
         record = await self.store.get(call_id)

@@ -58,15 +58,18 @@ class MediaBridge:
         redis: Redis,
         calls: CallService,
         monitoring: Monitoring,
-        node_id: str,
+        node_name: str,
         media_timeout_s: float = 15.0,
     ) -> None:
+        """``node_name`` names this node's consumer of worker events: it must survive a
+        restart (so the node takes back the events it had not finished) and differ between
+        live nodes."""
         self._redis = redis
         self.calls = calls
         self.monitoring = monitoring
         self.control = SfuControl(redis)
         self.media_timeout_s = media_timeout_s
-        self._consumer = self.control.events(node_id, self._on_event)
+        self._consumer = self.control.events(node_name, self._on_event)
         self._sweeper = Periodic("sfu-dead-workers", self.sweep_dead_workers, 1.0, True)
         self._watching: defaultdict[str, set[str]] = defaultdict(set)  # sid -> call ids
         # After a call's room is closed on its worker: (record, closed cleanly?).
@@ -183,6 +186,9 @@ class MediaBridge:
     # -- worker events ------------------------------------------------------------------------
 
     async def _on_event(self, event: WorkerEvent) -> None:
+        """One worker event (events of different calls concurrently, of one call in order).
+        Idempotent: a retried event finds the call already moved on. Ending a call returns
+        once it is ``ENDED``; the end-of-call chain runs in the background."""
         record = await self.calls.store.get(event.call_id)
         if record is None:
             return

@@ -1,0 +1,70 @@
+"""What the call lifecycle tells clients: the emitter, the rooms, and the payloads it builds."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from billing_hooks import Settlement
+from signaling.call_state import CallRecord, CallState
+
+log = logging.getLogger(__name__)
+
+
+class Emitter(Protocol):
+    async def __call__(self, event: str, data: dict[str, Any], room: str) -> None: ...
+
+
+CallHook = Callable[[CallRecord], Awaitable[None]]
+Settler = Callable[[CallRecord], Awaitable[Settlement]]
+
+
+def tablet_room(resident_id: str) -> str:
+    return f"tablet:{resident_id}"
+
+
+def family_room(family_id: str) -> str:
+    return f"family:{family_id}"
+
+
+def monitors_room(facility_id: str) -> str:
+    return f"monitors:{facility_id}"
+
+
+def ended_payload(record: CallRecord) -> dict[str, Any]:
+    """``call.ended`` as the tablet gets it (the family's adds its charge)."""
+    payload: dict[str, Any] = {
+        "call_id": record.call_id,
+        "reason": record.end_reason,
+        "duration_s": record.duration_s,
+    }
+    if record.ended_by:
+        payload["by"] = record.ended_by
+    return payload
+
+
+def call_summary(record: CallRecord, watchers: int = 0) -> dict[str, Any]:
+    """PROTOCOL.md CallSummary."""
+    return {
+        "call_id": record.call_id,
+        "facility_id": record.facility_id,
+        "resident": {"id": record.resident_id, "name": record.resident_name},
+        "family": {"id": record.family_id, "name": record.family_name},
+        "state": record.state.value,
+        "connected_at": record.connected_at or None,
+        "allowed_seconds": record.allowed_seconds or None,
+        "ends_at": record.ends_at or None,
+        "privileged": record.privileged,
+        "recording": not record.privileged and record.state == CallState.CONNECTED,
+        "watchers": watchers,
+    }
+
+
+async def run_hooks(hooks: list[CallHook], record: CallRecord) -> None:
+    """Each hook in turn; one that fails is logged and does not stop the others."""
+    for hook in hooks:
+        try:
+            await hook(record)
+        except Exception:
+            log.exception("call hook failed for call %s", record.call_id)
