@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from signaling.metrics import TIMER_LATENESS
 from visitation.task_pool import TaskPool
 from visitation.tasks import Periodic
 
@@ -34,8 +35,8 @@ DEFAULT_CONCURRENCY = 32
 MAX_CLAIM = 100
 
 _CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], member) end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[3])
+for i = 1, #due, 2 do redis.call('ZADD', KEYS[1], ARGV[2], due[i]) end
 return due
 """
 
@@ -133,14 +134,16 @@ class DurableTimers:
             return 0
         now_ms = int(time.time() * 1000)
         lease_ms = now_ms + int(self._lease * 1000)
-        members = await self._claim(keys=[TIMERS_KEY], args=[now_ms, lease_ms, free])
-        for raw in members:
+        claimed = await self._claim(keys=[TIMERS_KEY], args=[now_ms, lease_ms, free])
+        members = claimed[::2]
+        for raw, due_ms in zip(members, claimed[1::2], strict=True):
             member = raw.decode()
             kind, _, call_id = member.partition("|")
             handler = self._handlers.get(kind)
             if handler is None:
                 # Another node's kind (e.g. a newer version): leave it to that node.
                 continue
+            TIMER_LATENESS.labels(kind).observe(max(0.0, now_ms - float(due_ms)) / 1000)
             if member in self._running:
                 # Re-armed (or its lease lapsed) while its handler still runs here: the handler
                 # no longer holds it, so it fires again after this lease, not twice at once.

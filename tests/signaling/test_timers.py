@@ -192,3 +192,28 @@ async def _true(value: bool) -> bool:
 
 async def _true_async(value: Awaitable[int], expected: int) -> bool:
     return await value == expected
+
+
+async def test_timer_lateness_is_measured(redis: Redis) -> None:
+    from prometheus_client import REGISTRY
+
+    def observed() -> float:
+        labels = {"kind": "lateness-probe"}
+        return REGISTRY.get_sample_value("visitation_timer_lateness_seconds_count", labels) or 0
+
+    timers = DurableTimers(redis, interval_s=0.02)
+    fired = asyncio.Event()
+
+    async def probe(call_id: str) -> None:
+        fired.set()
+
+    timers.on("lateness-probe", probe)
+    before = observed()
+    async with running(timers):
+        await timers.schedule("lateness-probe", "L", time.time() - 2.0)  # 2 s overdue
+        await asyncio.wait_for(fired.wait(), DEADLINE_S)
+    assert observed() == before + 1
+    late = REGISTRY.get_sample_value(
+        "visitation_timer_lateness_seconds_bucket", {"kind": "lateness-probe", "le": "1.0"}
+    )
+    assert late == 0  # it was at least 2 s late
