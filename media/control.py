@@ -180,12 +180,16 @@ class WorkerStatus(BaseModel):
     pid: int
     started_at: float
     loop_lag_ms: float = 0.0  # worst event-loop lag since the last heartbeat
+    loop_lag_avg_ms: float = 0.0  # that, smoothed over a few seconds
     max_calls: int = DEFAULT_MAX_CALLS  # admission limit of this worker
 
     def has_room(self, calls: int) -> bool:
-        """Admission: below its call limit, its event loop on time and its core not full."""
+        """Admission: below its call limit, its event loop on time (smoothed: a moment's
+        hiccup refuses nothing) and its core not full."""
         return (
-            calls < self.max_calls and self.loop_lag_ms < MAX_LOOP_LAG_MS and self.load < MAX_LOAD
+            calls < self.max_calls
+            and self.loop_lag_avg_ms < MAX_LOOP_LAG_MS
+            and self.load < MAX_LOAD
         )
 
 

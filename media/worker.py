@@ -100,6 +100,7 @@ class SfuWorker:
         self._lag: LoopLag | None = None
         self._cpu = (time.monotonic(), time.process_time())
         self._load = 0.0
+        self._lag_avg_ms = 0.0
         # Sampled on the loop, published by the heartbeat (see media.metrics).
         self.metrics = WorkerMetrics(
             worker_id,
@@ -182,12 +183,16 @@ class SfuWorker:
         self._load += (now_load - self._load) * weight
         load = self._load
         lag_ms = 1000 * self._lag.take_max() if self._lag is not None else 0.0
+        # Admission follows sustained lateness too: one hiccup (the machine busy for a moment)
+        # must not refuse calls.
+        self._lag_avg_ms += (lag_ms - self._lag_avg_ms) * weight
         return WorkerStatus(
             calls=len(self.rooms),
             load=round(load, 3),
             pid=os.getpid(),
             started_at=self.started_at,
             loop_lag_ms=round(lag_ms, 1),
+            loop_lag_avg_ms=round(self._lag_avg_ms, 1),
             max_calls=self.max_calls,
         )
 

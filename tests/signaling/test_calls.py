@@ -313,7 +313,7 @@ async def test_place_answers_capacity_when_every_live_worker_is_full(
     try:
         assert await place_error(clients, "R1", "F1") == "capacity"
         await redis.srem(calls_key("full-w"), "C-b")  # room again ...
-        await redis.set(alive_key("full-w"), status(loop_lag_ms=900), px=60_000)
+        await redis.set(alive_key("full-w"), status(loop_lag_avg_ms=900), px=60_000)
         assert await place_error(clients, "R1", "F1", online=False) == "capacity"  # ... but late
         await redis.set(alive_key("full-w"), status(load=0.97), px=60_000)
         assert await place_error(clients, "R1", "F1", online=False) == "capacity"  # ... or busy

@@ -69,7 +69,9 @@ async def scrape_until(
         families = await scrape(node)
         if predicate(families):
             return families
-        assert time.monotonic() < deadline, "metrics never showed the expected values"
+        if time.monotonic() > deadline:
+            shown = {n: [(s.labels, s.value) for s in f.samples] for n, f in families.items()}
+            raise AssertionError(f"metrics never showed the expected values: {shown}")
         await asyncio.sleep(0.2)
 
 
