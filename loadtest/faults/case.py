@@ -8,6 +8,7 @@ of the product under that fault did not happen, e.g. a dead worker noticed late)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from typing import Any
 from client.session import ProtocolClient
 from loadtest.faults.checks import Losses
 from loadtest.faults.cluster import Cluster
+from media.control import WorkerStatus, alive_key, calls_key
 from signaling.call_state import CallRecord
 
 
@@ -170,6 +172,52 @@ async def ended_record(cluster: Cluster, call_id: str, timeout_s: float) -> Call
 
     await wait_for(over, timeout_s)
     return latest[0]
+
+
+class WorkerWatch:
+    """While open, samples the worker's heartbeat (``sfu:alive:{w}``) every 250 ms: the worst
+    event-loop lag and load it reported, how often it had no room for a call (admission), and
+    how often its alive key was missing (a dead-looking worker)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        [self.worker] = cluster.worker_ids
+        self.max_lag_ms = 0.0
+        self.max_load = 0.0
+        self.samples = self.full = self.lapses = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        redis = self.cluster.redis
+        while not self._stop.is_set():
+            raw = await redis.get(alive_key(self.worker))
+            self.samples += 1
+            if raw is None:
+                self.lapses += 1
+            else:
+                status = WorkerStatus.model_validate_json(raw)
+                self.max_lag_ms = max(self.max_lag_ms, status.loop_lag_ms)
+                self.max_load = max(self.max_load, status.load)
+                calls = int(await redis.scard(calls_key(self.worker)))
+                self.full += not status.has_room(calls)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 0.25)
+
+    async def __aenter__(self) -> WorkerWatch:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    def summary(self) -> str:
+        return (
+            f"worker loop lag up to {self.max_lag_ms:.0f} ms, load up to {self.max_load:.2f}, "
+            f"no room in {self.full}/{self.samples} samples, alive key missing {self.lapses}x"
+        )
 
 
 def add_losses(result: CaseResult, problems: list[str], checked: str) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from collections.abc import AsyncIterator
 from loadtest.faults.case import (
     CaseResult,
     Knobs,
+    WorkerWatch,
     add_checks,
     heard_end,
     record_of,
@@ -31,24 +31,7 @@ from loadtest.faults.checks import nothing_lost
 from loadtest.faults.cluster import Cluster, ClusterSpec
 from loadtest.faults.processes import CpuHogs
 from loadtest.harness import Call, cpu_layout, hang_up, pin, setup_call
-from media.control import alive_key
 from signaling.call_state import CallState
-
-
-async def _worker_watch(cluster: Cluster, stop: asyncio.Event, seen: dict[str, float]) -> None:
-    """The worst loop lag the worker reported, and whether its alive key ever lapsed."""
-    [worker] = cluster.worker_ids
-    while not stop.is_set():
-        raw = await cluster.redis.get(alive_key(worker))
-        if raw is None:
-            seen["lapses"] = seen.get("lapses", 0) + 1
-        else:
-            lag = float(json.loads(raw).get("loop_lag_ms", 0.0))
-            seen["max_lag_ms"] = max(seen.get("max_lag_ms", 0.0), lag)
-        try:
-            await asyncio.wait_for(stop.wait(), 0.25)
-        except TimeoutError:
-            pass
 
 
 async def _hang_up_all(cluster: Cluster, result: CaseResult, calls: list[Call]) -> None:
@@ -96,22 +79,14 @@ async def cpu_starvation(knobs: Knobs, result: CaseResult) -> None:
             if not result.expect(all(c.ok for c in calls), f"set-up: {[c.error for c in calls]}"):
                 return
             packets = [c.family_peer.sinks["video"].packets for c in calls if c.family_peer]
-            stop, seen = asyncio.Event(), dict[str, float]()
-            watcher = asyncio.create_task(_worker_watch(cluster, stop, seen))
-            try:
-                async with squeezed(cluster, knobs) as where:
-                    started = time.monotonic()
-                    await asyncio.sleep(knobs.starve_s)  # the fault's length, not a state
-                    starved = time.monotonic() - started
-            finally:
-                stop.set()
-                await watcher
+            async with WorkerWatch(cluster) as watch, squeezed(cluster, knobs) as where:
+                started = time.monotonic()
+                await asyncio.sleep(knobs.starve_s)  # the fault's length, not a state
+                starved = time.monotonic() - started
             after = [c.family_peer.sinks["video"].packets for c in calls if c.family_peer]
             result.saw(
                 f"{knobs.hogs} busy processes {where} for {starved:.1f} s, {len(calls)} calls; "
-                f"worker loop lag up to {seen.get('max_lag_ms', 0):.0f} ms, alive key lapsed "
-                f"{int(seen.get('lapses', 0))}x; family video packets "
-                f"+{sum(after) - sum(packets)}"
+                f"{watch.summary()}; family video packets +{sum(after) - sum(packets)}"
             )
             ended = [c.call_id for c in calls if c.family.pending("call.ended")]
             for call in calls:
