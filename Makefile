@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck pytest bench clean chromium
+.PHONY: install run test lint typecheck pytest bench faults clean chromium
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ test: lint typecheck pytest
 # The SFU benchmark (ours vs the naive aiortc pipeline), e.g. make bench ARGS="--calls 4 --seconds 10"
 bench: $(STAMP)
 	$(BIN)/python -m loadtest.bench $(ARGS)
+
+# The fault suite against real processes (kills, restarts, starvation, full disk, webhook
+# outage, churn), e.g. make faults ARGS="--case worker_kill --short"; needs root (tmpfs mount).
+faults: $(STAMP)
+	$(BIN)/python -m loadtest.faults $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
 import sys
@@ -33,7 +32,7 @@ from typing import Any
 import aiortc
 import uvloop
 
-from loadtest.harness import Environment, PhaseOptions, run_phase
+from loadtest.harness import Environment, PhaseOptions, run_phase, setup_logging
 from loadtest.report import cpu_ratio, phase_row, table, targets
 from media.control import DEFAULT_MAX_CALLS
 from visitation.runtime import tune_gc
@@ -161,11 +160,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_cli(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Socket.IO clients log their own teardown at ERROR ("packet queue is empty").
-    logging.getLogger("engineio.client").setLevel(logging.CRITICAL)
+    setup_logging(args.log_level)
     tune_gc()  # the clients' process forwards as many packets as the worker
     results = uvloop.run(run(args))
     if args.json is not None:

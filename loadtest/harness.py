@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -49,6 +49,15 @@ FACILITY = "BENCH"
 TABLET_CLIP = ClipSpec(colour="red")  # 640x360 VP8 ~500 kbps @ 30 fps + Opus (SPEC load)
 FAMILY_CLIP = ClipSpec(colour="blue")
 CLIENT_DECODE = "keyframes"  # a sample of frames (self-contained ones) checks the content
+
+
+def setup_logging(level: str) -> None:
+    """Logging for a load-generating command (the benchmark, the fault suite)."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Socket.IO clients log their own teardown at ERROR ("packet queue is empty").
+    logging.getLogger("engineio.client").setLevel(logging.CRITICAL)
 
 
 def cpu_layout() -> tuple[set[int], set[int]] | None:
@@ -111,6 +120,12 @@ def bench_seed(n: int) -> SeedFile:
             ],
         }
     )
+
+
+class ClientSource(Protocol):
+    """Where a call's clients connect: :class:`Environment`, or the fault suite's cluster."""
+
+    def client(self, role: str, subject: str) -> ProtocolClient: ...
 
 
 class Environment:
@@ -192,10 +207,11 @@ class Call:
     monitor_first_video_s: float | None = None
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    watch: bool = True  # a monitor watches the call
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.monitor_peer is not None
+        return self.error is None and (self.monitor_peer is not None or not self.watch)
 
     async def close(self) -> None:
         peers = [p for p in (self.tablet_peer, self.family_peer, self.monitor_peer) if p]
@@ -210,17 +226,21 @@ async def _timed(awaitable: Any) -> float:
     return time.monotonic()
 
 
-async def setup_call(env: Environment, index: int, timeout_s: float = 30.0) -> Call:
-    """Place, accept, offer, wait for ``call.connected``, then add a monitor."""
+async def setup_call(
+    env: ClientSource, index: int, timeout_s: float = 30.0, *, watch: bool = True
+) -> Call:
+    """Place, accept, offer, wait for ``call.connected``, then (``watch``) add a monitor."""
     call = Call(
         index,
         env.client("tablet", f"R{index}"),
         env.client("family", f"F{index}"),
         env.client("monitor", f"M{index}"),
+        watch=watch,
     )
     stage = "connect"
     try:
-        await asyncio.gather(call.family.connect(), call.tablet.connect(), call.monitor.connect())
+        parties = [call.family.connect(), call.tablet.connect()]
+        await asyncio.gather(*parties, *([call.monitor.connect()] if watch else []))
         stage = "place"
         call.call_id = await call.tablet.place(f"F{index}")
         await call.family.next("call.incoming", timeout=timeout_s)
@@ -250,6 +270,8 @@ async def setup_call(env: Environment, index: int, timeout_s: float = 30.0) -> C
                 call.timings["media_both_ways_s"] = max(t for t in first if t) - accepted_at
         finally:
             connected.cancel()
+        if not watch:
+            return call
         stage = "monitor.watch"
         call.monitor_peer = MonitorPeer(decode=CLIENT_DECODE)
         await watch_call(call.monitor, call.call_id, call.monitor_peer)

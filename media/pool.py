@@ -18,6 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import IO
 
 from redis.asyncio import Redis
 
@@ -40,12 +41,14 @@ class WorkerPool:
         python: str = sys.executable,
         id_prefix: str | None = None,
         module: str = "media.worker",
+        output: IO[bytes] | None = None,
     ) -> None:
         self.redis_url = redis_url
         self.log_level = log_level
         self.extra_args = list(extra_args)
         self.python = python
         self.module = module  # or another worker with the same CLI (the naive benchmark one)
+        self.output = output  # where the workers' stdout and stderr go (default: ours)
         self.id_prefix = id_prefix or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self._spawned = 0
@@ -64,7 +67,12 @@ class WorkerPool:
             argv = [self.python, "-m", self.module, "--worker-id", worker_id]
             argv += ["--log-level", self.log_level, "--parent-pid", str(os.getpid())]
             process = await asyncio.create_subprocess_exec(
-                *argv, *self.extra_args, env=env, stdin=asyncio.subprocess.DEVNULL
+                *argv,
+                *self.extra_args,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=self.output,
+                stderr=self.output,
             )
             self.processes[worker_id] = process
             started.append(worker_id)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
+from billing_hooks.invariants import audit_account
 from billing_hooks.ledger import Entry, Ledger, LedgerError
 
 REFS = [f"r{i}" for i in range(30)]
@@ -142,58 +142,11 @@ class Model:
         return "ok"
 
 
-def check_release_amounts(entries: list[Entry]) -> None:
-    """A plain release entry's amount is the hold it freed."""
-    holds: dict[str, int] = {}
-    for e in entries:
-        if e.kind == "hold":
-            holds[e.hold_id] = e.amount_cents
-        elif e.kind == "release" and e.ref.startswith("release:"):
-            assert e.amount_cents == holds[e.hold_id]
-
-
 async def check_invariants(ledger: Ledger, redis: Redis, acct: str) -> list[Entry]:
-    b = await ledger.balance(acct)
-    entries = await ledger.entries(acct)
-    assert b.balance_cents == b.deposits_cents + b.credits_cents - b.charges_cents - b.refunds_cents
-    assert b.held_cents >= 0 and b.available_cents >= 0
-    holds = await redis.hgetall(f"acct:{acct}:holds")
-    assert sum(int(v) for v in holds.values()) == b.held_cents
-    # Replay: each entry's running balance follows from the previous one.
-    bal = held = 0
-    totals: dict[str, int] = defaultdict(int)
-    for seq, e in enumerate(entries, start=1):
-        assert e.seq == seq and e.amount_cents >= 0
-        if e.kind in ("deposit", "autopay", "credit"):
-            bal += e.amount_cents
-        elif e.kind == "refund":
-            bal -= e.amount_cents
-        elif e.kind == "charge":
-            bal -= e.amount_cents
-            held -= e.amount_cents if e.hold_id else 0
-        elif e.kind == "hold":
-            held += e.amount_cents
-        elif e.kind == "release":
-            held -= e.amount_cents
-        totals["deposit" if e.kind == "autopay" else e.kind] += e.amount_cents
-        assert (e.balance_cents, e.held_cents) == (bal, held), e
-        assert bal - held >= 0
-    assert (bal, held) == (b.balance_cents, b.held_cents)
-    assert totals["deposit"] == b.deposits_cents
-    assert totals["credit"] == b.credits_cents
-    assert totals["charge"] == b.charges_cents
-    assert totals["refund"] == b.refunds_cents
-    # A ref never applies twice: its entries are one run (a charge plus the release of the
-    # rest of its hold at most).
-    by_ref: dict[str, list[Entry]] = defaultdict(list)
-    for e in entries:
-        by_ref[e.ref].append(e)
-    for ref, group in by_ref.items():
-        seqs = [e.seq for e in group]
-        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), ref
-        assert len(group) == 1 or [e.kind for e in group] == ["charge", "release"], ref
-    check_release_amounts(entries)
-    return entries
+    """Every ledger invariant (:func:`billing_hooks.invariants.audit_account`) holds."""
+    audit = await audit_account(ledger, redis, acct)
+    assert not audit.problems, audit.problems
+    return audit.entries
 
 
 @given(st.integers(0, 5000), st.lists(st.tuples(ops, st.booleans()), min_size=15, max_size=50))

@@ -1,0 +1,7 @@
+"""``python -m loadtest.faults``: see :mod:`loadtest.faults.report`."""
+
+import sys
+
+from loadtest.faults.report import main
+
+sys.exit(main())

@@ -1,0 +1,266 @@
+"""The real processes a fault case starts, kills and restarts, each cleaned up by its owner.
+
+- :class:`RedisServer`: the embedded ``redis-server`` (AOF on), SIGKILLed and restarted from its
+  AOF on the same port and password, so every client reconnects to the same URL;
+- :class:`NodeProcess`: a ``visitation serve --workers 0`` signaling node;
+- :class:`CpuHogs`: busy-looping processes that take the machine's cores;
+- :class:`Tmpfs`: a small filesystem mounted for the recordings (disk-full case; needs root).
+
+Child processes get ``PR_SET_PDEATHSIG`` (SIGKILL) so a suite that dies leaves none behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+import aiohttp
+import redis
+
+from visitation.embedded_redis import EmbeddedRedis, _free_port, find_redis_server
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child before exec: the kernel SIGKILLs it when the suite process goes away."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie nobody reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            state = fh.read().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+async def wait_gone(pid: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not gone(pid):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {pid} still runs after {timeout_s}s")
+        await asyncio.sleep(0.02)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process, from /proc."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise LookupError(f"no VmRSS for process {pid}")
+
+
+class RedisServer:
+    """The embedded Redis of a run directory, which a case may SIGKILL and restart."""
+
+    def __init__(self, root: Path) -> None:
+        self.embedded = EmbeddedRedis(root)
+        self.url = ""
+
+    @property
+    def pid(self) -> int | None:
+        return self.embedded.pid
+
+    async def start(self) -> str:
+        self.url = await asyncio.to_thread(self.embedded.start)
+        return self.url
+
+    async def kill(self) -> int:
+        """SIGKILL (no shutdown, no AOF rewrite): returns the pid that was killed."""
+        pid = self.pid
+        if pid is None:
+            raise RuntimeError("redis is not running")
+        os.kill(pid, signal.SIGKILL)
+        await wait_gone(pid)
+        return pid
+
+    async def restart(self, timeout_s: float = 20.0) -> None:
+        """Start redis-server again from the same config: same port, password, AOF."""
+        conf = self.embedded.dir / "redis.conf"
+        await asyncio.to_thread(
+            subprocess.run, [find_redis_server(), str(conf)], check=True, capture_output=True
+        )
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    if await asyncio.to_thread(client.ping):
+                        return
+                except redis.BusyLoadingError:
+                    pass  # still replaying the AOF
+                except redis.RedisError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"redis did not come back within {timeout_s}s")
+                await asyncio.sleep(0.02)
+        finally:
+            client.close()
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.embedded.stop)
+
+
+class NodeProcess:
+    """One ``visitation serve`` signaling node (no workers of its own) on a free port."""
+
+    def __init__(self, name: str, data_dir: Path, env: Mapping[str, str], log_path: Path) -> None:
+        self.name = name
+        self.data_dir = data_dir
+        self.env = dict(env)
+        self.log_path = log_path
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, f"{self.name} was never started"
+        return self.proc.pid
+
+    async def start(self, timeout_s: float = 60.0) -> None:
+        argv = ["serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        argv += ["--workers", "0", "--log-level", self.env.get("VISITATION_LOG_LEVEL", "WARNING")]
+        with self.log_path.open("ab") as out:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "visitation.cli",
+                *argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+            )
+        await self._wait_serving(timeout_s)
+
+    async def _wait_serving(self, timeout_s: float) -> None:
+        """Until /healthz answers at all (503 without a worker is an answer)."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+            while True:
+                if self.proc.returncode is not None:
+                    raise RuntimeError(
+                        f"{self.name} exited ({self.proc.returncode}): {self.tail()}"
+                    )
+                try:
+                    async with http.get(f"{self.url}/healthz") as response:
+                        await response.read()
+                        return
+                except (aiohttp.ClientError, TimeoutError, OSError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{self.name} not serving in {timeout_s}s: {self.tail()}")
+                await asyncio.sleep(0.05)
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown work at all."""
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.terminate()
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout_s)
+        except TimeoutError:
+            await self.kill()
+
+
+class CpuHogs:
+    """``count`` processes that spin (``while True: pass``) until stopped; an async context."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.procs: list[asyncio.subprocess.Process] = []
+
+    async def __aenter__(self) -> CpuHogs:
+        for _ in range(self.count):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                "while True: pass",
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
+            self.procs.append(proc)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for proc in self.procs:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        for proc in self.procs:
+            await proc.wait()
+        self.procs.clear()
+
+
+class Tmpfs:
+    """A tmpfs of ``size_bytes`` mounted on ``path`` (created if needed), unmounted on exit."""
+
+    def __init__(self, path: Path, size_bytes: int) -> None:
+        self.path = path
+        self.size_bytes = size_bytes
+        self.mounted = False
+
+    def mount(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        cmd = ["mount", "-t", "tmpfs", "-o", f"size={self.size_bytes}", "tmpfs", str(self.path)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"cannot mount a tmpfs (root needed): {done.stderr.strip()}")
+        self.mounted = True
+
+    def unmount(self) -> None:
+        if not self.mounted:
+            return
+        done = subprocess.run(["umount", str(self.path)], capture_output=True, text=True)
+        if done.returncode != 0:  # a file still open: detach now, freed when closed
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True, check=False)
+        self.mounted = False
+
+    def free_bytes(self) -> int:
+        st = os.statvfs(self.path)
+        return st.f_bavail * st.f_frsize
+
+    def fill(self, leave_bytes: int, name: str = "filler.bin") -> int:
+        """Write a file that leaves about ``leave_bytes`` free; returns its size."""
+        size = max(0, self.free_bytes() - leave_bytes)
+        chunk = b"\0" * (1 << 20)
+        written = 0
+        with open(self.path / name, "wb") as fh:
+            while written < size:
+                written += fh.write(chunk[: min(len(chunk), size - written)])
+        return written
