@@ -57,7 +57,7 @@ from media.metrics import WorkerMetrics
 from media.room import Room
 from recorder import CallRecording, LocalStorage, RecorderTap, Storage
 from visitation.redis_pool import connect
-from visitation.runtime import tune_gc
+from visitation.runtime import CollectAfterCalls, tune_gc
 
 log = logging.getLogger("media.worker")  # not "__main__" under -m
 LOAD_WINDOW_S = 5.0  # admission follows load smoothed over this long
@@ -101,6 +101,7 @@ class SfuWorker:
         self._cpu = (time.monotonic(), time.process_time())
         self._load = 0.0
         self._lag_avg_ms = 0.0
+        self._collector = CollectAfterCalls()
         # Sampled on the loop, published by the heartbeat (see media.metrics).
         self.metrics = WorkerMetrics(
             worker_id,
@@ -147,6 +148,7 @@ class SfuWorker:
         self.metrics.stop()
         if self._lag is not None:
             self._lag.stop()
+        self._collector.stop()
         await self._events.stop()
         with contextlib.suppress(Exception):
             await self._registry.deregister()
@@ -307,6 +309,7 @@ class SfuWorker:
         finally:
             self._closing.discard(call_id)
         log.info("call %s closed (%s)", call_id, reason)
+        self._collector.call_ended()  # the closed call's cycles, before they pile up
         return True
 
     def _room_stats(self, call_id: str, room: Room) -> dict[str, Any]:

@@ -5,6 +5,10 @@ moment a 101st is wanted: a burst of requests (300 parallel health checks, 200 s
 connecting, a wave of hang-ups) then fails half-way with 5xx or skipped clean-up. Every
 process of ours uses :func:`connect` instead: at most ``max_connections`` connections, and a
 request beyond them waits up to ``timeout_s`` for one to come back, then fails with a timeout.
+
+A connection that breaks (Redis restarted from its AOF, a failover, a network blip) is
+reconnected and the command retried with backoff for a few seconds, instead of failing the
+first request after every restart (a pool built by hand gets no retries from redis-py).
 """
 
 from __future__ import annotations
@@ -13,9 +17,17 @@ import os
 from typing import Final
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 MAX_CONNECTIONS: Final = 64
 POOL_TIMEOUT_S: Final = 10.0
+RETRIES: Final = 6  # ~5 s of backoff in all: rides out a Redis restart
+
+
+def retry_policy() -> Retry:
+    """Retry on connection errors and timeouts, backing off from 0.1 s up to 2 s."""
+    return Retry(ExponentialWithJitterBackoff(base=0.1, cap=2.0), RETRIES)
 
 
 def pool_size_from_env() -> tuple[int, float]:
@@ -36,5 +48,6 @@ def connect(
         url,
         max_connections=max_connections or default_size,
         timeout=default_timeout if timeout_s is None else timeout_s,
+        retry=retry_policy(),
     )
     return Redis.from_pool(pool)

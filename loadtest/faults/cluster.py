@@ -35,6 +35,7 @@ from loadtest.faults.processes import NodeProcess, RedisServer, Tmpfs
 from loadtest.harness import FACILITY, bench_seed
 from media.control import SfuControl
 from media.pool import WorkerPool
+from recorder.storage import LocalStorage
 from signaling.call_state import CallStore
 from visitation.domain import SeedFile
 from visitation.redis_pool import connect
@@ -212,4 +213,5 @@ class Cluster:
         )
 
     def recording_path(self, call_id: str) -> Path:
-        return self.recordings_dir / f"{call_id}.webm"
+        """The call's recording while it is being written (sealed at finalize)."""
+        return LocalStorage(self.recordings_dir).part_path(call_id)

@@ -156,5 +156,10 @@ async def disk_full(knobs: Knobs, result: CaseResult) -> None:
                 rec.complete is False,
                 f"the recording of a call whose disk filled says complete={rec.complete}",
             )
+            reason = str(manifest.get("incomplete_reason") or "")
+            result.expect(
+                "No space left" in reason or "write failed" in reason,
+                f"the recording does not say why it is incomplete: {reason!r}",
+            )
         finally:
             await call.close()
