@@ -3,7 +3,8 @@
 Keys (``{w}`` = worker id):
 
 * ``sfu:workers`` (set of worker ids) and ``sfu:alive:{w}`` (JSON :class:`WorkerStatus`,
-  ``PX 3000``, refreshed every second): the worker registry. A worker still in the set whose
+  ``PX 3000``, refreshed every second): the worker registry; ``sfu:last_beat`` (hash: worker
+  id -> time of its last heartbeat, kept until the worker is claimed or deregisters). A worker still in the set whose
   alive key expired died without cleaning up (:meth:`SfuControl.dead_workers`).
 * ``sfu:calls:{w}`` (set of call ids on that worker) and ``sfu:call:{call_id}`` (its worker id),
   written by the worker when it opens / closes a call; ``sfu:recording:{call_id}`` (JSON
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WORKERS_KEY: Final = "sfu:workers"
+LAST_BEATS_KEY: Final = "sfu:last_beat"  # hash: worker id -> Unix time of its last heartbeat
 EVENTS_STREAM: Final = "sfu:events"
 EVENTS_GROUP: Final = "signaling"
 EVENTS_MAXLEN: Final = 10_000
@@ -348,13 +350,19 @@ class SfuControl:
                 dead[worker] = sorted(text(c) for c in calls)
         return dead
 
+    async def last_beat(self, worker_id: str) -> float | None:
+        """When the worker last heartbeat (Unix time), while it is registered or unclaimed:
+        a dead worker's calls are charged up to then, not up to when its death was noticed."""
+        raw = await self.redis.hget(LAST_BEATS_KEY, worker_id)
+        return float(raw) if raw is not None else None
+
     async def claim_dead_worker(self, worker_id: str) -> list[str] | None:
         """Forget a dead worker and return its calls, exactly once across signaling nodes.
 
         ``None`` if the worker is alive or another node already claimed it. The caller ends
         the returned calls with ``connection_lost``.
         """
-        keys = [WORKERS_KEY, alive_key(worker_id), calls_key(worker_id)]
+        keys = [WORKERS_KEY, alive_key(worker_id), calls_key(worker_id), LAST_BEATS_KEY]
         result = await self._claim(keys=keys, args=[worker_id])
         if result is None:
             return None
@@ -376,6 +384,7 @@ for _, call in ipairs(calls) do
   if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
 end
 redis.call('DEL', KEYS[3])
+redis.call('HDEL', KEYS[4], ARGV[1])
 return calls
 """
 

@@ -25,6 +25,7 @@ from media.control import (
     EVENTS_MAXLEN,
     EVENTS_STREAM,
     INTERNAL,
+    LAST_BEATS_KEY,
     RECORDING_REPORT_TTL_S,
     REPLY_TTL_S,
     WORKERS_KEY,
@@ -195,5 +196,6 @@ class WorkerRegistry:
     async def deregister(self) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.srem(WORKERS_KEY, self.worker_id)
+            pipe.hdel(LAST_BEATS_KEY, self.worker_id)
             pipe.delete(alive_key(self.worker_id), calls_key(self.worker_id))
             await pipe.execute()

@@ -26,7 +26,7 @@ from typing import Final
 
 import redis
 
-from media.control import WORKERS_KEY, WorkerStatus, alive_key
+from media.control import LAST_BEATS_KEY, WORKERS_KEY, WorkerStatus, alive_key
 from media.metrics import metrics_key
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ class HeartbeatThread:
         with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(alive_key(self.worker_id), status, px=self._ttl_ms)
             pipe.sadd(WORKERS_KEY, self.worker_id)
+            pipe.hset(LAST_BEATS_KEY, self.worker_id, repr(time.time()))
             if metrics is not None:
                 pipe.set(metrics_key(self.worker_id), metrics, px=self._ttl_ms)
             added = pipe.execute()[1]

@@ -272,8 +272,10 @@ class CallService:
         reason: str,
         by: str = "",
         allowed_from: tuple[CallState, ...] = IN_CALL,
+        at: float | None = None,
     ) -> bool:
-        """End a live call once; False if it was already over.
+        """End a live call once; False if it was already over. ``at``: when it really ended,
+        if earlier than now (e.g. its SFU worker's last heartbeat): the charge stops there.
 
         The tablet hears ``call.ended`` at once; the rest (settle, the family's ``call.ended``
         with its charge, tearing down the media) runs in the background
@@ -282,11 +284,12 @@ class CallService:
         any node finishes the call later, exactly once.
         """
         now = time.time()
+        ended_at = now if at is None else max(min(now, at), record.connected_at)
         result = await self.store.transition(
             record,
             CallState.ENDED,
             allowed_from=allowed_from,
-            set_fields={"ended_at": now, "end_reason": reason, "ended_by": by},
+            set_fields={"ended_at": ended_at, "end_reason": reason, "ended_by": by},
             cancel_timers=CALL_TIMERS,
             add_timers=[(SETTLE, now + self.settle_retry_s)],
         )

@@ -211,15 +211,17 @@ class MediaBridge:
 
     async def sweep_dead_workers(self) -> None:
         for worker in await self.control.dead_workers():
+            last_beat = await self.control.last_beat(worker)
             call_ids = await self.control.claim_dead_worker(worker)
             if call_ids:
                 log.warning("SFU worker %s died; ending its calls %s", worker, call_ids)
-                await self._end_calls(call_ids, "connection_lost")
+                # Charged for connected time only: up to the worker's last sign of life.
+                await self._end_calls(call_ids, "connection_lost", at=last_beat)
 
-    async def _end_calls(self, call_ids: list[str], reason: str) -> int:
+    async def _end_calls(self, call_ids: list[str], reason: str, at: float | None = None) -> int:
         ended = 0
         for call_id in call_ids:
             record = await self.calls.store.get(call_id)
-            if record is not None and await self.calls.end(record, reason):
+            if record is not None and await self.calls.end(record, reason, at=at):
                 ended += 1
         return ended

@@ -77,7 +77,7 @@ class DurableTimers:
         self,
         redis: Redis,
         interval_s: float = 0.1,
-        lease_s: float = 10.0,
+        lease_s: float = 1.5,  # a dead node's claims fire elsewhere within 2 s (SPEC)
         concurrency: int = DEFAULT_CONCURRENCY,
         stop_grace_s: float = 5.0,
     ) -> None:

@@ -191,10 +191,14 @@ async def test_a_dead_sfu_worker_ends_its_calls(
         await asyncio.sleep(4)  # a few seconds of call on disk before the crash
         worker = (await redis.hget(f"call:{call_id}", "worker_id") or b"").decode()
         status = json.loads(await redis.get(f"sfu:alive:{worker}") or "{}")
+        killed_at = time.time()
         os.kill(int(status["pid"]), signal.SIGKILL)
         for party in (pair.tablet, pair.family):
             ended = await party.next("call.ended", timeout=15)
             assert ended["reason"] == "connection_lost"
+        # Charged up to the worker's last heartbeat, not up to when its death was noticed.
+        record = await redis.hgetall(f"call:{call_id}")
+        assert killed_at - 1.5 < float(record[b"ended_at"]) <= killed_at
         # The recording survived the crash: marked incomplete, and what was written plays.
         async with http_as(node.url, tokens, "investigator", "I1") as http:
             # Finalizing follows call.ended (hash and sign): nothing to await but the API.
