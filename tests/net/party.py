@@ -75,6 +75,7 @@ class Party:
         self.call_id = ""
         self.counted = {"video": 0, "audio": 0}  # frames of the connections closed so far
         self.done = asyncio.Event()
+        self.closing: list[asyncio.Future[None]] = []
 
     def frames(self) -> dict[str, int]:
         current = {k: s.frames for k, s in self.peer.sinks.items()} if self.peer else {}
@@ -93,7 +94,9 @@ class Party:
         if old is not None:
             for kind, sink in old.sinks.items():
                 self.counted[kind] += sink.frames
-            await old.close()
+            # In the background: its sockets lost their address, so closing it (a TURN
+            # allocation to delete, DTLS to close) only ends in timeouts.
+            self.closing.append(asyncio.ensure_future(asyncio.wait_for(old.close(), 20)))
         await self._wait_connected(peer)
         emit("joined", call_id=self.call_id, pair=selected_pair(peer), servers=servers)
 
