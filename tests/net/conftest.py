@@ -91,13 +91,13 @@ async def redis_socket(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 async def deployment(
     redis_socket: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Deployment]:
+    workdir = tmp_path_factory.mktemp("net")
     lab = NetLab().build()
     redis = Redis.from_url(redis_socket)
     server: Proc | None = None
     try:
         await redis.flushall()
         await apply_seed(redis, standard_seed())
-        workdir = tmp_path_factory.mktemp("net")
         async with running_coturn(
             workdir / "coturn",
             host=INTERNET,
@@ -120,6 +120,7 @@ async def deployment(
     finally:
         if server is not None:
             await server.stop(timeout=20)
-            (workdir / "serve.log").write_text("\n".join(server.lines))  # noqa: ASYNC240
+            # Kept for a failing test's post-mortem (the parties' output is in the assertion).
+            (workdir / "serve.log").write_text("\n".join(server.lines))
         await redis.aclose()
         lab.destroy()
