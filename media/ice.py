@@ -20,9 +20,11 @@ A worker without ``--rtc-ports`` or ``--announce-ip`` converts nothing.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import ipaddress
 import logging
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from aioice.ice import StunProtocol, TransportPolicy, server_reflexive_candidate
 from aiortc import RTCIceServer, RTCPeerConnection
 
 from media.control import CAPACITY, ControlError
-from media.ports import PortPool, PortRange, PortsExhausted
+from media.ports import PortPool, PortRange, PortsExhausted, capacity_error
 from visitation.ice_servers import IceServers
 
 log = logging.getLogger(__name__)
@@ -271,3 +273,44 @@ def worker_ice_servers(
         ]
 
     return current
+
+
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """The worker's ``--ice-server``, ``--rtc-ports`` and ``--announce-ip``."""
+    parser.add_argument(
+        "--ice-server",
+        action="append",
+        default=[],
+        help="STUN/TURN URL, repeatable (TURN credentials are minted from $VISITATION_TURN_SECRET)",
+    )
+    parser.add_argument(
+        "--rtc-ports",
+        type=PortRange.parse,
+        default=os.environ.get("VISITATION_RTC_PORTS") or None,
+        metavar="MIN-MAX",
+        help="bind every ICE socket in this UDP port range (default: ephemeral ports)",
+    )
+    parser.add_argument(
+        "--announce-ip",
+        default=os.environ.get("VISITATION_ANNOUNCE_IP") or None,
+        metavar="ADDR",
+        help="also offer host candidates with this (public) address",
+    )
+
+
+def parse_network_arguments(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, worker_id: str
+) -> None:
+    """Set ``args.network`` and ``args.ice_servers`` (TURN user ``<expiry>:sfu:<worker id>``);
+    a parser error if they cannot work (``--max-calls`` must fit in ``--rtc-ports``)."""
+    try:
+        args.network = IceNetwork(args.rtc_ports, args.announce_ip)
+        secret = os.environ.get("VISITATION_TURN_SECRET") or None
+        args.ice_servers = worker_ice_servers(args.ice_server, secret, worker_id)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.rtc_ports is not None:
+        turn = any(url.startswith("turn") for url in args.ice_server)
+        problem = capacity_error(args.rtc_ports, 1, args.max_calls, turn=turn)
+        if problem is not None:
+            parser.error(problem.replace("--max-calls-per-worker / --workers", "--max-calls"))

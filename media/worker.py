@@ -52,11 +52,10 @@ from media.control import (
     WorkerStatus,
 )
 from media.control_worker import ControlServer, EventPublisher, WorkerRegistry
-from media.ice import IceNetwork, check_aioice, worker_ice_servers
+from media.ice import IceNetwork, add_network_arguments, check_aioice, parse_network_arguments
 from media.latency import counts_of, merge, summarize
 from media.liveness import HeartbeatThread, LoopLag
 from media.metrics import WorkerMetrics
-from media.ports import PortRange, capacity_error
 from media.room import Room
 from recorder import CallRecording, LocalStorage, RecorderTap, Storage
 from visitation.redis_pool import connect
@@ -349,25 +348,7 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--worker-id", default=None, help="default: host-pid-random")
     parser.add_argument("--log-level", default=os.environ.get("VISITATION_LOG_LEVEL", "INFO"))
-    parser.add_argument(
-        "--ice-server",
-        action="append",
-        default=[],
-        help="STUN/TURN URL, repeatable (TURN credentials are minted from $VISITATION_TURN_SECRET)",
-    )
-    parser.add_argument(
-        "--rtc-ports",
-        type=PortRange.parse,
-        default=os.environ.get("VISITATION_RTC_PORTS") or None,
-        metavar="MIN-MAX",
-        help="bind every ICE socket in this UDP port range (default: ephemeral ports)",
-    )
-    parser.add_argument(
-        "--announce-ip",
-        default=os.environ.get("VISITATION_ANNOUNCE_IP") or None,
-        metavar="ADDR",
-        help="also offer host candidates with this (public) address",
-    )
+    add_network_arguments(parser)
     parser.add_argument("--heartbeat-s", type=float, default=HEARTBEAT_S)
     parser.add_argument("--alive-ttl-ms", type=int, default=ALIVE_TTL_MS)
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when it goes away")
@@ -387,24 +368,14 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--redis-url (or REDIS_URL) is required")
     if args.max_calls < 1:
         parser.error("--max-calls must be at least 1")
-    try:
-        args.network = IceNetwork(args.rtc_ports, args.announce_ip)
-        args.ice_servers = worker_ice_servers(
-            args.ice_server, os.environ.get("VISITATION_TURN_SECRET") or None, "sfu"
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
-    if args.rtc_ports is not None:
-        turn = any(url.startswith("turn") for url in args.ice_server)
-        problem = capacity_error(args.rtc_ports, 1, args.max_calls, turn=turn)
-        if problem is not None:
-            parser.error(problem.replace("--max-calls-per-worker / --workers", "--max-calls"))
+    args.worker_id = args.worker_id or default_worker_id()
+    parse_network_arguments(parser, args, args.worker_id)
     return args
 
 
 async def run(args: argparse.Namespace) -> int:
     counters = CodecCounters().install()
-    worker_id = args.worker_id or default_worker_id()
+    worker_id: str = args.worker_id
     if args.network.active:
         check_aioice()
     redis = connect(args.redis_url)
