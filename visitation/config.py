@@ -58,7 +58,7 @@ class Settings:
         settings = cls(
             data_dir=Path(os.environ.get("VISITATION_DATA_DIR", "./var")),
             redis_url=os.environ.get("REDIS_URL") or None,
-            workers=os.cpu_count() or 1,
+            workers=int(_env_float("VISITATION_WORKERS", os.cpu_count() or 1)),
             ring_timeout_s=_env_float("VISITATION_RING_TIMEOUT", 45.0),
             connect_timeout_s=_env_float("VISITATION_CONNECT_TIMEOUT", 30.0),
             media_timeout_s=_env_float("VISITATION_MEDIA_TIMEOUT", 15.0),
