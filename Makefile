@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck pytest bench faults clean chromium
+.PHONY: install run test lint typecheck pytest bench faults clean chromium coturn nettools
 
 install: $(STAMP)
 
@@ -32,7 +32,23 @@ chromium:
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-pytest: $(STAMP) chromium
+# The network tests run Debian's coturn (a real TURN server) and build NATs in network
+# namespaces with iproute2 and nftables (they need root, as CI has).
+coturn:
+	@command -v turnserver >/dev/null 2>&1 || { \
+		echo "installing Debian's coturn for the TURN tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq coturn >/dev/null; }
+
+nettools:
+	@{ command -v nft && command -v ip; } >/dev/null 2>&1 || { \
+		echo "installing Debian's nftables and iproute2 for the NAT tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nftables iproute2 >/dev/null; }
+
+pytest: $(STAMP) chromium coturn nettools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -5,13 +5,24 @@ CPU) and counts what the other party sends at RTP level; a monitor receives both
 2 audio + 2 video ``recvonly`` transceivers (PROTOCOL.md "WebRTC"). Offers carry every ICE
 candidate (no trickle). ``decode`` picks what the sinks decode: ``True``/``"all"`` every
 frame, ``"keyframes"`` only key frames, ``False``/``"none"`` nothing.
+
+``ice_servers`` are the STUN/TURN servers of ``session.info`` (:func:`session_ice_servers`);
+aiortc uses the first STUN and the first TURN URL it supports.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 
 from client.media import ClipSource, ClipSpec, RtpSink
 from client.session import ProtocolClient
@@ -20,8 +31,27 @@ from media.passthrough import PassthroughPeerConnection, forwarding_ends
 KINDS = ("audio", "video")
 
 
-def rtc_config() -> RTCConfiguration:
-    return RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+def rtc_ice_servers(servers: Iterable[Mapping[str, Any]]) -> list[RTCIceServer]:
+    """``session.info``'s ``ice_servers`` (JSON) as aiortc objects."""
+    return [
+        RTCIceServer(
+            urls=list(s["urls"]) if isinstance(s["urls"], list) else str(s["urls"]),
+            username=s.get("username"),
+            credential=s.get("credential"),
+        )
+        for s in servers
+    ]
+
+
+async def session_ice_servers(client: ProtocolClient) -> list[RTCIceServer]:
+    """The STUN/TURN servers the server hands this session (fresh TURN credentials)."""
+    return rtc_ice_servers(await client.ice_servers())
+
+
+def rtc_config(ice_servers: list[RTCIceServer] | None = None) -> RTCConfiguration:
+    return RTCConfiguration(
+        iceServers=list(ice_servers or []), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+    )
 
 
 def _decode_mode(decode: bool | str) -> str:
@@ -52,9 +82,15 @@ class _Peer:
 class PartyPeer(_Peer):
     """A tablet's or family's media: sends ``spec``'s clip, sinks the other party's media."""
 
-    def __init__(self, spec: ClipSpec, *, decode: bool | str = True) -> None:
+    def __init__(
+        self,
+        spec: ClipSpec,
+        *,
+        decode: bool | str = True,
+        ice_servers: list[RTCIceServer] | None = None,
+    ) -> None:
         self.source = ClipSource(spec)
-        self.pc = PassthroughPeerConnection(rtc_config())
+        self.pc = PassthroughPeerConnection(rtc_config(ice_servers))
         self.decode = _decode_mode(decode)
         self.sinks: dict[str, RtpSink] = {}
         for kind in KINDS:
@@ -79,8 +115,10 @@ class PartyPeer(_Peer):
 class MonitorPeer(_Peer):
     """A monitor's receive-only media: ``sinks["resident"|"family"]["audio"|"video"]``."""
 
-    def __init__(self, *, decode: bool | str = True) -> None:
-        self.pc = PassthroughPeerConnection(rtc_config())
+    def __init__(
+        self, *, decode: bool | str = True, ice_servers: list[RTCIceServer] | None = None
+    ) -> None:
+        self.pc = PassthroughPeerConnection(rtc_config(ice_servers))
         self.decode = _decode_mode(decode)
         self.sinks: dict[str, dict[str, RtpSink]] = {"resident": {}, "family": {}}
         for who in ("resident", "family"):

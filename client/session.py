@@ -98,6 +98,12 @@ class ProtocolClient:
 
     # -- conveniences for the common flows --
 
+    async def ice_servers(self) -> list[dict[str, Any]]:
+        """``session.info``'s STUN/TURN servers (TURN credentials valid 24 h): ask again for
+        each new peer connection rather than keeping them."""
+        servers = (await self.request("session.info")).get("ice_servers", [])
+        return [s for s in servers if isinstance(s, dict)]
+
     async def place(self, contact_id: str) -> str:
         return str((await self.request("call.place", {"contact_id": contact_id}))["call_id"])
 

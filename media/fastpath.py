@@ -13,7 +13,8 @@ DTLS, SRTP keys, SDP and RTCP semantics and only shortens the data path:
   has one, else schedule aiortc's own coroutine (plain receivers keep working). DTLS and anything else still take
   aiortc's queue. ``arrival`` is ``time.monotonic()`` when the datagram came off the socket.
 * :func:`send_rtp` / :func:`send_rtcp` protect and hand one packet to the selected ICE pair's
-  socket at once (UDP), or schedule aioice's own send (TCP/TURN).
+  socket at once (UDP), to its TURN transport (a relayed candidate), or schedule aioice's own
+  send (ICE-TCP).
 * STUN is tried first on every datagram by aioice; :func:`install` also teaches aioice's UDP
   protocol to skip that for RTP/RTCP (first byte 128-191, never STUN).
 
@@ -30,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import aioice.ice
+import aioice.turn
 import aiortc
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtp import (
@@ -235,13 +237,20 @@ def _send(dtls: RTCDtlsTransport, protected: bytes) -> bool:
     if pair is None:
         return False
     protocol = pair.protocol
-    if type(protocol) is aioice.ice.StunProtocol:
-        transport = protocol.transport
-        if transport is None or transport.is_closing():
-            return False
-        transport.sendto(protected, pair.remote_addr)
-    else:  # ICE-TCP or a TURN relay: aioice frames it
+    if type(protocol) is not aioice.ice.StunProtocol:  # ICE-TCP: aioice frames it
         spawn(protocol.send_data(protected, pair.remote_addr))
+        return True
+    transport = protocol.transport
+    if transport is None:
+        return False
+    if isinstance(transport, aioice.turn.TurnTransport):
+        # A relayed candidate (TURN over UDP or TCP): its transport sends over a channel
+        # (binding it first if need be), in order, and drops what comes after its close.
+        transport.sendto(protected, pair.remote_addr)
+    elif transport.is_closing():
+        return False
+    else:
+        transport.sendto(protected, pair.remote_addr)
     return True
 
 

@@ -13,14 +13,23 @@ whatever the offer's order; as the offerer (a client) it offers only those.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 from aiortc.codecs import is_rtx
 
 from media import fastpath
 from media.endpoints import ForwardingReceiver, ForwardingSender, enable_receiver, enable_sender
 from media.rtp import is_vp8_keyframe
+
+if TYPE_CHECKING:
+    from media.ice import IceNetwork
 
 #: The only codecs the SFU forwards (nothing is ever transcoded).
 FORWARDED_MIME_TYPES: Final[dict[str, str]] = {"audio": "audio/opus", "video": "video/VP8"}
@@ -69,7 +78,16 @@ def forwarding_ends(transceiver: RTCRtpTransceiver) -> tuple[ForwardingReceiver,
 
 
 class PassthroughPeerConnection(RTCPeerConnection):
-    """RTCPeerConnection whose transceivers forward RTP packets only; see the module docstring."""
+    """RTCPeerConnection whose transceivers forward RTP packets only; see the module docstring.
+
+    ``network`` (the SFU's) binds its ICE sockets in a port range and announces a public
+    address (:mod:`media.ice`)."""
+
+    def __init__(
+        self, configuration: RTCConfiguration | None = None, network: IceNetwork | None = None
+    ) -> None:
+        super().__init__(configuration)
+        self._network = network
 
     def _install(self) -> None:
         for transceiver in self.getTransceivers():
@@ -92,5 +110,7 @@ class PassthroughPeerConnection(RTCPeerConnection):
         self, sessionDescription: RTCSessionDescription | None = None
     ) -> None:
         self._install()
+        if self._network is not None:
+            self._network.prepare(self)  # before aiortc gathers candidates
         await super().setLocalDescription(sessionDescription)
         self._install()

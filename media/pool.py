@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
 from redis.asyncio import Redis
@@ -42,6 +42,8 @@ class WorkerPool:
         id_prefix: str | None = None,
         module: str = "media.worker",
         output: IO[bytes] | None = None,
+        args_for: Callable[[int], Sequence[str]] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.redis_url = redis_url
         self.log_level = log_level
@@ -49,6 +51,8 @@ class WorkerPool:
         self.python = python
         self.module = module  # or another worker with the same CLI (the naive benchmark one)
         self.output = output  # where the workers' stdout and stderr go (default: ours)
+        self.args_for = args_for  # the n-th spawned worker's own arguments (its port share)
+        self.env = dict(env or {})  # e.g. secrets, kept out of argv
         self.id_prefix = id_prefix or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self._spawned = 0
@@ -59,13 +63,15 @@ class WorkerPool:
 
     async def start(self, n: int) -> list[str]:
         """Spawn ``n`` more workers; returns their ids (see :meth:`wait_ready`)."""
-        env = {**os.environ, "REDIS_URL": self.redis_url}
+        env = {**os.environ, **self.env, "REDIS_URL": self.redis_url}
         started: list[str] = []
         for _ in range(n):
             worker_id = f"{self.id_prefix}-w{self._spawned}"
-            self._spawned += 1
             argv = [self.python, "-m", self.module, "--worker-id", worker_id]
             argv += ["--log-level", self.log_level, "--parent-pid", str(os.getpid())]
+            if self.args_for is not None:
+                argv += self.args_for(self._spawned)
+            self._spawned += 1
             process = await asyncio.create_subprocess_exec(
                 *argv,
                 *self.extra_args,

@@ -44,6 +44,7 @@ from media.control import (
 )
 from media.endpoints import ForwardingSender
 from media.forwarding import Publisher, Subscription
+from media.ice import IceNetwork
 from media.latency import DelayHistogram
 from media.passthrough import PassthroughPeerConnection, forwarding_ends
 from visitation.tasks import Periodic
@@ -92,8 +93,10 @@ class Room:
         privileged: bool = False,
         media_timeout_s: float = DEFAULT_MEDIA_TIMEOUT_S,
         ice_servers: list[RTCIceServer] | None = None,
+        network: IceNetwork | None = None,
     ) -> None:
         self.call_id = call_id
+        self._network = network  # port range and announced address (media.ice)
         self.privileged = privileged
         self.media_timeout_s = media_timeout_s
         self._on_event = on_event
@@ -144,7 +147,7 @@ class Room:
     async def offer(self, party: Party, sdp: str) -> str:
         """A party's offer (1 audio + 1 video, sendrecv); returns the answer SDP."""
         async with self._lock(party):
-            pc = PassthroughPeerConnection(self._config)
+            pc = PassthroughPeerConnection(self._config, self._network)
             try:
                 audio, video = await self._accept_offer(pc, sdp, 1, "sendrecv")
                 answer = await self._answer(pc)
@@ -178,7 +181,7 @@ class Room:
         if self.privileged:
             raise ControlError(PRIVILEGED, "privileged calls cannot be monitored")
         async with self._lock(f"watch:{watcher_id}"):
-            pc = PassthroughPeerConnection(self._config)
+            pc = PassthroughPeerConnection(self._config, self._network)
             try:
                 audio, video = await self._accept_offer(pc, sdp, 2, "sendonly")
                 slots = [

@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import av
@@ -51,6 +52,7 @@ from media.control import (
     WorkerStatus,
 )
 from media.control_worker import ControlServer, EventPublisher, WorkerRegistry
+from media.ice import IceNetwork, add_network_arguments, check_aioice, parse_network_arguments
 from media.latency import counts_of, merge, summarize
 from media.liveness import HeartbeatThread, LoopLag
 from media.metrics import WorkerMetrics
@@ -77,7 +79,8 @@ class SfuWorker:
         *,
         redis_url: str,
         counters: CodecCounters | None = None,
-        ice_servers: list[RTCIceServer] | None = None,
+        ice_servers: Callable[[], list[RTCIceServer]] | None = None,
+        network: IceNetwork | None = None,
         heartbeat_s: float = HEARTBEAT_S,
         alive_ttl_ms: int = ALIVE_TTL_MS,
         parent_pid: int | None = None,
@@ -93,7 +96,8 @@ class SfuWorker:
         self.rooms: dict[str, Room] = {}
         self.started_at = time.time()
         self.stopped = asyncio.Event()
-        self._ice_servers = ice_servers
+        self._ice_servers = ice_servers  # fresh TURN credentials for each call
+        self._network = network  # --rtc-ports share and --announce-ip (media.ice)
         self._registry = WorkerRegistry(redis, worker_id, alive_ttl_ms=alive_ttl_ms)
         self._events = EventPublisher(redis)
         self._server = ControlServer(redis, worker_id, self.handle)
@@ -249,7 +253,8 @@ class SfuWorker:
             on_event,
             privileged=request.privileged,
             media_timeout_s=request.media_timeout_s,
-            ice_servers=self._ice_servers,
+            ice_servers=self._ice_servers() if self._ice_servers is not None else None,
+            network=self._network,
         )
         self.rooms[request.call_id] = room
         try:
@@ -351,7 +356,7 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--worker-id", default=None, help="default: host-pid-random")
     parser.add_argument("--log-level", default=os.environ.get("VISITATION_LOG_LEVEL", "INFO"))
-    parser.add_argument("--ice-server", action="append", default=[], help="STUN/TURN URL")
+    add_network_arguments(parser)
     parser.add_argument("--heartbeat-s", type=float, default=HEARTBEAT_S)
     parser.add_argument("--alive-ttl-ms", type=int, default=ALIVE_TTL_MS)
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when it goes away")
@@ -371,20 +376,24 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--redis-url (or REDIS_URL) is required")
     if args.max_calls < 1:
         parser.error("--max-calls must be at least 1")
+    args.worker_id = args.worker_id or default_worker_id()
+    parse_network_arguments(parser, args, args.worker_id)
     return args
 
 
 async def run(args: argparse.Namespace) -> int:
     counters = CodecCounters().install()
-    worker_id = args.worker_id or default_worker_id()
-    ice = [RTCIceServer(urls=url) for url in args.ice_server]
+    worker_id: str = args.worker_id
+    if args.network.active:
+        check_aioice()
     redis = connect(args.redis_url)
     worker = SfuWorker(
         redis,
         worker_id,
         redis_url=args.redis_url,
         counters=counters,
-        ice_servers=ice,
+        ice_servers=args.ice_servers,
+        network=args.network,
         heartbeat_s=args.heartbeat_s,
         alive_ttl_ms=args.alive_ttl_ms,
         parent_pid=args.parent_pid,

@@ -94,7 +94,9 @@ class SignalingNode:
             self.redis, self.ledger, self.calls, hooks, webhooks, processor
         )
         self.tokens = Tokens(secret)
-        self.sockets = SocketApi(self.sio, self.tokens, self.directory, self.calls)
+        self.sockets = SocketApi(
+            self.sio, self.tokens, self.directory, self.calls, settings.ice_servers
+        )
         self.monitoring = Monitoring(self.redis, self.calls)
         self.monitoring.bind(self.sockets)
         self.media = MediaBridge(

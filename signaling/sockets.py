@@ -21,6 +21,7 @@ from signaling.metrics import ADMISSION_REFUSALS, SOCKET_EVENTS
 from signaling.payloads import CallRef, Empty, PlaceCall
 from visitation.directory import Directory
 from visitation.errors import ErrorCode, ProtocolError
+from visitation.ice_servers import IceServers
 from visitation.tokens import ROLES, Claims, TokenError, Tokens
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,10 @@ class SocketApi:
         tokens: Tokens,
         directory: Directory,
         calls: CallService,
+        ice_servers: IceServers | None = None,
     ) -> None:
         self.sio = sio
+        self.ice_servers = ice_servers or IceServers()
         self.tokens = tokens
         self.directory = directory
         self.calls = calls
@@ -228,6 +231,11 @@ class SocketApi:
             "id": session.subject,
             "name": name,
             "facility_ids": session.facility_ids,
+            # PROTOCOL.md v1.1: STUN/TURN for RTCPeerConnection, TURN credentials for 24 h.
+            "ice_servers": [
+                server.as_json()
+                for server in self.ice_servers.for_subject(session.role, session.subject)
+            ],
         }
 
     async def _contacts(self, session: Session, payload: Empty) -> dict[str, Any]:

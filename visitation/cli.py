@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import uvloop
 
+from media.ports import PortRange, capacity_error
 from visitation.config import Settings, load_secret
 from visitation.seed import SeedError
 from visitation.tokens import DEFAULT_TTL_S, ROLES, Tokens
@@ -32,6 +34,41 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="calls each SFU worker admits before call.place answers capacity (default 25)",
     )
+    net = serve.add_argument_group("real networks (PROTOCOL.md v1.1)")
+    net.add_argument(
+        "--rtc-ports",
+        type=_port_range,
+        default=None,
+        metavar="MIN-MAX",
+        help="UDP ports of every SFU media socket, split between the workers "
+        "($VISITATION_RTC_PORTS; default: ephemeral ports)",
+    )
+    net.add_argument(
+        "--announce-ip",
+        default=None,
+        metavar="ADDR",
+        help="public address put in the SFU's answers beside the local ones "
+        "($VISITATION_ANNOUNCE_IP): a NAT 1:1 host, a cloud VM, a container",
+    )
+    net.add_argument(
+        "--stun-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STUN server for clients and workers, repeatable ($VISITATION_STUN_URLS)",
+    )
+    net.add_argument(
+        "--turn-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="TURN server, e.g. turn:HOST:3478?transport=udp, repeatable ($VISITATION_TURN_URLS)",
+    )
+    net.add_argument(
+        "--turn-secret",
+        default=None,
+        help="the TURN server's shared secret (coturn use-auth-secret; $VISITATION_TURN_SECRET)",
+    )
     serve.add_argument("--demo", action="store_true", help="load demo data and print tokens")
     serve.add_argument("--log-level", default=os.environ.get("VISITATION_LOG_LEVEL", "INFO"))
 
@@ -48,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _port_range(text: str) -> PortRange:
+    try:
+        return PortRange.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(
         data_dir=args.data_dir,
@@ -57,12 +101,39 @@ def _settings(args: argparse.Namespace) -> Settings:
         workers=getattr(args, "workers", None),
         ring_timeout_s=getattr(args, "ring_timeout", None),
         max_calls_per_worker=getattr(args, "max_calls_per_worker", None),
+        rtc_ports=getattr(args, "rtc_ports", None),
+        announce_ip=getattr(args, "announce_ip", None),
+        stun_urls=getattr(args, "stun_url", None),
+        turn_urls=getattr(args, "turn_url", None),
+        turn_secret=getattr(args, "turn_secret", None),
     )
 
 
+def network_error(settings: Settings) -> str | None:
+    """Why the network settings cannot work, or ``None`` (checked before anything starts)."""
+    try:
+        settings.ice_servers  # noqa: B018 - validates the URLs and the secret
+        if settings.announce_ip is not None:
+            ipaddress.ip_address(settings.announce_ip)
+    except ValueError as exc:
+        return str(exc)
+    if settings.rtc_ports is not None and settings.workers > 0:
+        return capacity_error(
+            settings.rtc_ports,
+            settings.workers,
+            settings.max_calls_per_worker,
+            turn=bool(settings.turn_urls),
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    settings = _settings(args)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValueError as exc:  # a bad VISITATION_* variable
+        parser.error(str(exc))
     if args.command == "token":
         if args.ttl <= 0:
             print("visitation token: --ttl must be a positive number of seconds", file=sys.stderr)
@@ -84,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if settings.max_calls_per_worker < 1:
         print("visitation serve: --max-calls-per-worker must be at least 1", file=sys.stderr)
+        return 2
+    problem = network_error(settings)
+    if problem is not None:
+        print(f"visitation serve: {problem}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

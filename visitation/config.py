@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from media.ports import PortRange
+from visitation.ice_servers import IceServers
 
 
 def _env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return float(raw) if raw else default
+
+
+def _env_list(name: str) -> list[str]:
+    """A comma-separated variable (``VISITATION_STUN_URLS=stun:a:3478,stun:b:3478``)."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
 @dataclass
@@ -28,6 +36,17 @@ class Settings:
     recordings_dir: Path | None = None
     node_id: str = ""
     max_calls_per_worker: int = 25  # admission: calls one SFU worker (one core) takes
+    # Real networks (PROTOCOL.md v1.1): media port range, public address, STUN/TURN.
+    rtc_ports: PortRange | None = None
+    announce_ip: str | None = None
+    stun_urls: list[str] = field(default_factory=list)
+    turn_urls: list[str] = field(default_factory=list)
+    turn_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def ice_servers(self) -> IceServers:
+        """The STUN/TURN servers handed to clients and workers (ValueError if inconsistent)."""
+        return IceServers(tuple(self.stun_urls), tuple(self.turn_urls), self.turn_secret)
 
     @property
     def recordings_path(self) -> Path:
@@ -39,14 +58,21 @@ class Settings:
         settings = cls(
             data_dir=Path(os.environ.get("VISITATION_DATA_DIR", "./var")),
             redis_url=os.environ.get("REDIS_URL") or None,
-            workers=os.cpu_count() or 1,
+            workers=int(_env_float("VISITATION_WORKERS", os.cpu_count() or 1)),
             ring_timeout_s=_env_float("VISITATION_RING_TIMEOUT", 45.0),
             connect_timeout_s=_env_float("VISITATION_CONNECT_TIMEOUT", 30.0),
             media_timeout_s=_env_float("VISITATION_MEDIA_TIMEOUT", 15.0),
             max_calls_per_worker=int(_env_float("VISITATION_MAX_CALLS_PER_WORKER", 25)),
+            announce_ip=os.environ.get("VISITATION_ANNOUNCE_IP") or None,
+            stun_urls=_env_list("VISITATION_STUN_URLS"),
+            turn_urls=_env_list("VISITATION_TURN_URLS"),
+            turn_secret=os.environ.get("VISITATION_TURN_SECRET") or None,
         )
+        ports = os.environ.get("VISITATION_RTC_PORTS")
+        if ports:
+            settings.rtc_ports = PortRange.parse(ports)
         for key, value in overrides.items():
-            if value is not None:
+            if value is not None and value != []:  # an unrepeated flag keeps the variable
                 setattr(settings, key, value)
         settings.data_dir = settings.data_dir.resolve()  # workers and Redis get these paths
         if not settings.node_id:

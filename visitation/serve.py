@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import signal
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -59,6 +60,24 @@ async def seed_demo(redis_url: str, tokens: Tokens, base_url: str) -> str:
     return "\n".join(lines)
 
 
+def worker_network_args(settings: Settings) -> list[str]:
+    """Every worker's ``--announce-ip`` and STUN/TURN URLs (the TURN secret goes in its
+    environment, never its argv)."""
+    args = ["--announce-ip", settings.announce_ip] if settings.announce_ip else []
+    for url in (*settings.stun_urls, *settings.turn_urls):
+        args += ["--ice-server", url]
+    return args
+
+
+def port_shares(settings: Settings) -> Callable[[int], list[str]] | None:
+    """The n-th worker's ``--rtc-ports``: its contiguous share of the range (a worker
+    respawned in the n-th place would get the same share)."""
+    if settings.rtc_ports is None or settings.workers < 1:
+        return None
+    shares = settings.rtc_ports.split(settings.workers)
+    return lambda n: ["--rtc-ports", str(shares[n % len(shares)])]
+
+
 async def serve(settings: Settings, demo: bool = False) -> None:
     embedded: EmbeddedRedis | None = None
     redis_url = settings.redis_url
@@ -76,7 +95,10 @@ async def serve(settings: Settings, demo: bool = False) -> None:
             str(settings.recordings_path),
             "--max-calls",
             str(settings.max_calls_per_worker),
+            *worker_network_args(settings),
         ],
+        args_for=port_shares(settings),
+        env={"VISITATION_TURN_SECRET": settings.turn_secret} if settings.turn_secret else {},
     )
     try:
         if settings.workers > 0:

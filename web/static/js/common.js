@@ -155,6 +155,12 @@ export class Client {
     return fields;
   }
 
+  /** `session.info`'s STUN/TURN servers (TURN credentials last 24 h: ask for each call). */
+  async iceServers() {
+    const { ice_servers: servers } = await this.request("session.info");
+    return Array.isArray(servers) ? servers : [];
+  }
+
   close() {
     this.socket.close();
   }

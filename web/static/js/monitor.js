@@ -186,7 +186,7 @@ class Tile {
     play(this.videos.resident, streams.resident);
     play(this.videos.family, streams.family);
     try {
-      const sdp = await fullOffer(pc);
+      const sdp = await fullOffer(pc, await state.client.iceServers());
       const { sdp: answer } = await state.client.request("monitor.watch", { call_id: this.call.call_id, sdp });
       if (this.closed) return;
       await applyAnswer(pc, answer);

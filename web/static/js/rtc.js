@@ -1,5 +1,6 @@
 // WebRTC for the pages (PROTOCOL.md "WebRTC"): one RTCPeerConnection per call, audio then video
-// m-line, VP8 and Opus first, the offer sent once ICE gathering is complete (no trickle).
+// m-line, VP8 and Opus first, the offer sent once ICE gathering is complete (no trickle), with
+// the STUN/TURN servers of `session.info` (PROTOCOL.md v1.1) set before gathering starts.
 
 import { clock } from "./common.js";
 
@@ -67,8 +68,9 @@ function gathered(pc, timeoutMs) {
   });
 }
 
-/** Offer with every candidate in it; returns the SDP. */
-export async function fullOffer(pc, timeoutMs = 5000) {
+/** Offer with every candidate in it, gathered with `iceServers`; returns the SDP. */
+export async function fullOffer(pc, iceServers = [], timeoutMs = 5000) {
+  pc.setConfiguration({ ...CONFIG, iceServers });
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc, timeoutMs);
   return pc.localDescription.sdp;
@@ -140,7 +142,7 @@ export class PartyCall {
 
   /** Send `rtc.offer` (after the call is accepted) and apply the answer. */
   async negotiate() {
-    const sdp = await fullOffer(this.pc);
+    const sdp = await fullOffer(this.pc, await this.client.iceServers());
     const answer = await this.client.request("rtc.offer", { call_id: this.callId, sdp });
     await applyAnswer(this.pc, answer.sdp);
   }
