@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 from typing import Final
+
+log = logging.getLogger(__name__)
 
 #: Young-generation threshold (allocations), and how many passes before an older one.
 GC_THRESHOLDS: Final = (50_000, 20, 20)
@@ -42,6 +45,7 @@ class CollectAfterCalls:
         self._last = time.monotonic()
         self._pending: asyncio.TimerHandle | None = None
         self.collections = 0
+        self.last_pause_s = 0.0
 
     def call_ended(self) -> None:
         if self._pending is not None:
@@ -51,9 +55,13 @@ class CollectAfterCalls:
 
     def _collect(self) -> None:
         self._pending = None
+        started = time.monotonic()
+        found = gc.collect()
         self._last = time.monotonic()
-        gc.collect()
         self.collections += 1
+        self.last_pause_s = self._last - started
+        if self.last_pause_s > 0.05:
+            log.warning("full GC pass: %.0f ms, %d objects freed", 1000 * self.last_pause_s, found)
 
     def stop(self) -> None:
         if self._pending is not None:
