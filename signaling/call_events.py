@@ -45,12 +45,17 @@ def ended_payload(record: CallRecord) -> dict[str, Any]:
 
 
 def call_summary(record: CallRecord, watchers: int = 0) -> dict[str, Any]:
-    """PROTOCOL.md CallSummary."""
+    """PROTOCOL.md CallSummary, for monitors: of a privileged call they learn that the
+    resident is in one, never with whom (PROTOCOL.md v1.1)."""
+    if record.privileged:
+        family: dict[str, str | None] = {"id": None, "name": None}
+    else:
+        family = {"id": record.family_id, "name": record.family_name}
     return {
         "call_id": record.call_id,
         "facility_id": record.facility_id,
         "resident": {"id": record.resident_id, "name": record.resident_name},
-        "family": {"id": record.family_id, "name": record.family_name},
+        "family": family,
         "state": record.state.value,
         "connected_at": record.connected_at or None,
         "allowed_seconds": record.allowed_seconds or None,

@@ -272,6 +272,14 @@ async def test_privileged_calls_refuse_monitoring(clients: Clients) -> None:
     assert [(c["call_id"], c["privileged"], c["recording"]) for c in listed] == [
         (pair.call_id, True, False)
     ]
+    # Monitors see that the resident is in a privileged call, never with whom.
+    assert listed[0]["family"] == {"id": None, "name": None}
+    assert listed[0]["resident"]["id"] == "R1"
+    await pair.tablet.hangup(pair.call_id)
+    ended = await monitor.next("monitor.call_ended")
+    assert ended["family"] == {"id": None, "name": None}
+    assert "FATTY" not in repr(monitor.received)
+    pair = await ring(clients, "R1", "FATTY")
     for event, extra in (("monitor.terminate", {"reason": "x"}), ("monitor.flag", {"note": "x"})):
         ack = await monitor.call(event, {"call_id": pair.call_id, **extra})
         assert ack["error"]["code"] == "privileged", event
