@@ -52,9 +52,15 @@ class _Peer:
 class PartyPeer(_Peer):
     """A tablet's or family's media: sends ``spec``'s clip, sinks the other party's media."""
 
-    def __init__(self, spec: ClipSpec, *, decode: bool | str = True) -> None:
+    def __init__(
+        self,
+        spec: ClipSpec,
+        *,
+        decode: bool | str = True,
+        config: RTCConfiguration | None = None,
+    ) -> None:
         self.source = ClipSource(spec)
-        self.pc = PassthroughPeerConnection(rtc_config())
+        self.pc = PassthroughPeerConnection(config or rtc_config())
         self.decode = _decode_mode(decode)
         self.sinks: dict[str, RtpSink] = {}
         for kind in KINDS:
@@ -79,8 +85,10 @@ class PartyPeer(_Peer):
 class MonitorPeer(_Peer):
     """A monitor's receive-only media: ``sinks["resident"|"family"]["audio"|"video"]``."""
 
-    def __init__(self, *, decode: bool | str = True) -> None:
-        self.pc = PassthroughPeerConnection(rtc_config())
+    def __init__(
+        self, *, decode: bool | str = True, config: RTCConfiguration | None = None
+    ) -> None:
+        self.pc = PassthroughPeerConnection(config or rtc_config())
         self.decode = _decode_mode(decode)
         self.sinks: dict[str, dict[str, RtpSink]] = {"resident": {}, "family": {}}
         for who in ("resident", "family"):

@@ -93,6 +93,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.on_packet = None
         self._is_vp8 = False
         self._media_ssrcs = []
+        self._seen_ssrc: int | None = None  # of the latest media (not RTX) packet
         self.plis_sent = self.nacks_sent = self.packets = 0
         self.last_sr = None
         # Per payload type: (clock rate, original payload type if it is RTX else None).
@@ -151,9 +152,13 @@ class ForwardingReceiver(RTCRtpReceiver):
         apt = info[1]
         if apt is not None:  # RTX: unwrap to the original packet
             original = self._rtx_ssrc.get(packet.ssrc)
+            if original is None and self._seen_ssrc is not None:  # no FID group in the SDP
+                original = self._rtx_ssrc[packet.ssrc] = self._seen_ssrc
             if original is None or len(packet.payload) < 2:
                 return
             packet = packet.unwrap_rtx(apt, original)
+        elif packet.ssrc != self._seen_ssrc:
+            self._seen_ssrc = packet.ssrc
         if not packet.payload:
             return  # padding-only (bandwidth probing): nothing to forward
         nacks = self._nacks
@@ -167,10 +172,7 @@ class ForwardingReceiver(RTCRtpReceiver):
 
     def media_ssrc(self) -> int | None:
         """SSRC of the incoming media stream (from SDP, else the latest seen)."""
-        if self._media_ssrcs:
-            return self._media_ssrcs[0]
-        sources = [s for s in self._streams if s not in self._rtx_ssrc]
-        return sources[-1] if sources else None
+        return self._media_ssrcs[0] if self._media_ssrcs else self._seen_ssrc
 
     def request_keyframe(self) -> bool:
         """Send an RTCP PLI to the remote sender (unthrottled; see forwarding)."""

@@ -103,7 +103,7 @@ def plan_offer(sdp: str, role: Role) -> OfferPlan:
         if not description.media:
             raise ValueError("no m-lines")
     except Exception as exc:  # aiortc's parser raises ValueError, AssertionError & co.
-        raise OfferError(f"unusable offer: {exc or type(exc).__name__}") from exc
+        raise OfferError(f"unusable offer: {str(exc) or type(exc).__name__}") from exc
     _check_shape(description.media, role, bundle_only)
     for media in description.media:
         _keep_forwarded_codec(media)
@@ -130,6 +130,8 @@ def _repair_lines(sdp: str) -> tuple[str, list[bool]]:
     out = sections[0]
     bundle_only: list[bool] = []
     for section in sections[1:]:
+        if len(section[0].split()) < 4:
+            raise OfferError(f"unusable offer: {section[0]!r} lists no codecs")
         mapped = {line[9:].split(" ", 1)[0] for line in section if line.startswith("a=rtpmap:")}
         bundle_only.append("a=bundle-only" in section)
         for line in section:
