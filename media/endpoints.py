@@ -45,6 +45,7 @@ from aiortc.rtp import (
     AnyRtcpPacket,
     RtcpByePacket,
     RtcpPsfbPacket,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSdesPacket,
     RtcpSenderInfo,
@@ -55,6 +56,7 @@ from aiortc.rtp import (
 
 from media import fastpath
 from media.latency import DelayHistogram
+from media.quality import SenderReports
 from media.rtp import ExtensionWriter, RtpIn, rtp_header, seq_delta, vp8_keyframe_start
 
 log = logging.getLogger(__name__)
@@ -224,6 +226,7 @@ class ForwardingSender(RTCRtpSender):
         self.nacks_received = 0
         self.keyframe_requests = 0
         self.sender_reports = 0
+        self.reports = SenderReports()  # RTT, jitter, loss as the remote reports them
 
     # ------------------------------------------------------------------ aiortc lifecycle
 
@@ -329,6 +332,10 @@ class ForwardingSender(RTCRtpSender):
             self.keyframe_requests += 1
             if self.on_keyframe_request is not None:
                 self.on_keyframe_request()
+        elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc == self._ssrc:
+                    self.reports.received(report, self._clock_rate, time.monotonic())
 
     def _resend(self, seq: int) -> None:
         entry = self._history[seq % HISTORY_SIZE]
@@ -373,12 +380,14 @@ class ForwardingSender(RTCRtpSender):
                 await asyncio.sleep(0.5 + random.random())  # RFC 3550 randomised interval
                 if not self.packets_sent:
                     continue
-                report = bytes(self.sender_report())
+                sr = self.sender_report()
+                report = bytes(sr)
                 sdes = RtcpSdesPacket(
                     chunks=[RtcpSourceInfo(ssrc=self._ssrc, items=[(1, self._cname.encode())])]
                 )
                 if fastpath.send_rtcp(self._dtls, report + bytes(sdes)):
                     self.sender_reports += 1
+                    self.reports.sent(sr.sender_info.ntp_timestamp, time.monotonic())
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -10,7 +10,9 @@ the parties' peer connections never change, so monitors are invisible to them.
 
 A watchdog reports ``media_lost`` for a party whose media has been absent for
 ``media_timeout_s`` (counted from its offer if it never sent anything); ``connected`` is
-reported once RTP has arrived from both parties (``closed`` is the worker's).
+reported once RTP has arrived from both parties (``closed`` is the worker's); ``quality`` when
+a party's connection quality changes level, and every few seconds (:mod:`media.quality`).
+Offers are checked and planned by :mod:`media.offers` before aiortc sees them.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from media.forwarding import Publisher, Subscription
 from media.latency import DelayHistogram
 from media.offers import OfferError, OfferPlan, Role, plan_offer
 from media.passthrough import PassthroughPeerConnection, forwarding_ends
+from media.quality import RoomQuality
 from visitation.tasks import Periodic
 
 log = logging.getLogger(__name__)
@@ -112,6 +115,7 @@ class Room:
         self.closed = False
         self.created_at = time.time()
         self.delay = DelayHistogram()  # added forwarding delay of every frame sent out
+        self.quality = RoomQuality(lambda: self._emit("quality", None))  # sampled by the watchdog
 
     def start(self) -> Room:
         self._watchdog.start()
@@ -298,6 +302,7 @@ class Room:
                 leg.lost_reported_at = now
                 log.info("call %s: no media from %s for %.1fs", self.call_id, party, now - since)
                 self._emit("media_lost", party)
+        self.quality.tick(self._parties, now)
 
     def _emit(self, event: EventType, party: Party | None) -> None:
         try:
@@ -361,6 +366,7 @@ class Room:
                 for s in slots
             },
             "forwarding_delay": self.delay.snapshot(),
+            "quality": self.quality.as_dict(),
         }
 
 

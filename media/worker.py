@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -229,8 +230,15 @@ class SfuWorker:
             raise ControlError(CAPACITY, f"{self.worker_id} already has {len(self.rooms)} calls")
 
         def on_event(kind: EventType, party: Party | None) -> None:
+            quality = None
+            if kind == "quality" and request.call_id in self.rooms:
+                quality = json.dumps(self.rooms[request.call_id].quality.as_dict())
             event = WorkerEvent(
-                type=kind, call_id=request.call_id, worker_id=self.worker_id, party=party
+                type=kind,
+                call_id=request.call_id,
+                worker_id=self.worker_id,
+                party=party,
+                quality=quality,
             )
             self._events.emit(event)
 
