@@ -122,7 +122,7 @@ async def test_a_party_losing_packets_is_poor_and_the_other_is_not_blamed() -> N
         for party in ("tablet", "family"):  # loopback (a busy machine may add some jitter)
             assert first[party].level in ("good", "fair"), first
             assert first[party].rtt_ms is not None and first[party].rtt_ms < 100
-            assert first[party].loss_pct == 0
+            assert first[party].loss_pct is not None and first[party].loss_pct < 2
         stats = room.stats()["quality"]
         assert set(stats) == {"tablet", "family"}
         assert set(stats["tablet"]) == {"level", "rtt_ms", "jitter_ms", "loss_pct"}
