@@ -19,11 +19,12 @@ raises :class:`OfferError` with a message for people:
 * **Lines aiortc's parser trips on**: RFC 8285 extension attributes after an ``a=extmap``
   URI, ``a=fmtp`` / ``a=rtcp-fb`` for a payload type with no ``a=rtpmap``.
 * **Transports**: which m-lines share an offerer transport is read from their ICE
-  credentials and candidates (the m-line's address when it lists none; ``a=bundle-only``
-  m-lines have none of their own). If the offer's BUNDLE group covers every m-line and no
-  m-lines share a transport other than the tagged one's (``max-bundle``, ``max-compat``, a
-  browser's ``balanced``), BUNDLE is accepted as RFC 8843 says: one transport, the tagged
-  m-line's, whose ICE and DTLS parameters are copied onto every m-line so aiortc uses them.
+  credentials and candidates. If the offer's BUNDLE group covers every m-line and no m-lines
+  share a transport other than the tagged one's (``max-bundle``, ``max-compat``, a browser's
+  ``balanced``; m-lines with no candidates of their own, like a browser's bundled ones at
+  port 9 or ``a=bundle-only`` ones, follow the tag), BUNDLE is accepted as RFC 8843 says: one
+  transport, the tagged m-line's, whose ICE and DTLS parameters are copied onto every m-line
+  so aiortc uses them.
   Otherwise the SFU mirrors the offerer's transports and answers without BUNDLE. That is the
   case of aiortc's own ``balanced`` policy (one transport per media kind): an offerer that
   already shares a transport between two m-lines of a kind does not move the second one when
@@ -213,6 +214,8 @@ def _order_ssrcs(media: MediaDescription) -> None:
 
 
 def _transport_key(media: MediaDescription) -> Hashable:
+    """Which offerer transport an m-line is on: its ICE credentials and candidates (its
+    address when it lists none)."""
     ice = media.ice
     credentials = (ice.usernameFragment, ice.password) if ice is not None else (None, None)
     if media.ice_candidates:
@@ -232,20 +235,25 @@ def _plan_transports(
     bundle = next((g for g in description.group if g.semantic == "BUNDLE"), None)
     others = [g for g in description.group if g.semantic != "BUNDLE"]
     groups: dict[Hashable, list[int]] = {}
-    for i, m in enumerate(media):
-        if not bundle_only[i]:
+    for i, m in enumerate(media):  # m-lines with candidates of their own
+        if m.ice_candidates and not bundle_only[i]:
             groups.setdefault(_transport_key(m), []).append(i)
     items = [str(mid) for mid in bundle.items] if bundle is not None else []
     if items and set(items) == set(mids) and len(set(mids)) == len(mids):
+        # m-lines without candidates (a browser's max-bundle: port 9, none) follow the tag.
         tagged = mids.index(items[0])
-        if not bundle_only[tagged] and all(len(g) == 1 or tagged in g for g in groups.values()):
-            _share_transport(media, media[tagged])
+        if all(len(g) == 1 or tagged in g for g in groups.values()):
+            if media[tagged].ice_candidates:
+                _share_transport(media, media[tagged])
             description.group = [GroupDescription("BUNDLE", list(items)), *others]
             return RTCBundlePolicy.MAX_BUNDLE, tuple(items)
     # Mirror the offerer's own transports (no BUNDLE in the answer).
     description.group = others
     if any(bundle_only):
         raise OfferError("the offer has bundle-only m-lines but cannot be bundled")
+    for i, m in enumerate(media):
+        if not m.ice_candidates:
+            groups.setdefault(_transport_key(m), []).append(i)
     layout = sorted(sorted(g) for g in groups.values())
     by_kind = sorted(
         sorted(i for i, m in enumerate(media) if m.kind == kind) for kind in {m.kind for m in media}
