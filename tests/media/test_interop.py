@@ -20,6 +20,7 @@ import itertools
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiortc import (
@@ -202,6 +203,34 @@ async def test_monitor_sees_each_party_on_its_own_pair(
             await sink.stop()
         await live_call.room.unwatch(variant.name)
         await monitor.close()
+
+
+# ------------------------------------------------------------------------- browsers
+
+CHROMIUM_OFFERS = {
+    path.stem: path.read_text() for path in sorted((Path(__file__).parent / "sdp").glob("*.sdp"))
+}
+
+
+@pytest.mark.parametrize("name", CHROMIUM_OFFERS)
+async def test_recorded_chromium_offers_are_answered_on_one_transport(name: str) -> None:
+    """Chromium 156's offers (``chrome-<bundle policy>-<role>.sdp``, the pages' codec
+    preferences): a transport per m-line (balanced, max-compat) or candidates on the first
+    m-line only (max-bundle, the others at port 9): all bundled on the tagged transport."""
+    sdp = CHROMIUM_OFFERS[name]
+    room = new_room()
+    try:
+        if name.endswith("monitor"):
+            answer = await room.watch("S1", sdp)
+        else:
+            answer = await room.offer("tablet", sdp)
+        check_answer(answer, bundled=True)
+        sections = answer.split("m=")[1:]
+        candidates = [sorted(re.findall(r"a=candidate:.*", s)) for s in sections]
+        assert candidates[0] and all(c == candidates[0] for c in candidates)
+        assert "a=group:BUNDLE " + " ".join(str(i) for i in range(len(sections))) in answer
+    finally:
+        await room.close()
 
 
 # ------------------------------------------------------------------------- refusals

@@ -120,6 +120,7 @@ async def test_a_whole_visit(pages: Pages, server: WebNode, redis: Redis) -> Non
     await expect(family.locator("#call-quality")).to_have_attribute("title", re.compile("640 ms"))
     await expect(row.locator(".badge.quality")).to_have_text("poor connection")
     await screenshot(family, "family-poor-connection")
+    await screenshot(monitor, "monitor-poor-connection")
 
     # The server hangs up at the cap; the family sees the charge and the new balance.
     await expect(family.locator("#ended")).to_be_visible(timeout=75_000)
