@@ -230,15 +230,15 @@ class SfuWorker:
             raise ControlError(CAPACITY, f"{self.worker_id} already has {len(self.rooms)} calls")
 
         def on_event(kind: EventType, party: Party | None) -> None:
-            quality = None
-            if kind == "quality" and request.call_id in self.rooms:
-                quality = json.dumps(self.rooms[request.call_id].quality.as_dict())
+            reporting = self.rooms.get(request.call_id) if kind == "quality" else None
+            if kind == "quality" and reporting is None:
+                return  # closed meanwhile
             event = WorkerEvent(
                 type=kind,
                 call_id=request.call_id,
                 worker_id=self.worker_id,
                 party=party,
-                quality=quality,
+                quality=json.dumps(reporting.quality.as_dict()) if reporting else None,
             )
             self._events.emit(event)
 
