@@ -245,7 +245,10 @@ def _plan_transports(
         if all(len(g) == 1 or tagged in g for g in groups.values()):
             if media[tagged].ice_candidates:
                 _share_transport(media, media[tagged])
-            description.group = [GroupDescription("BUNDLE", list(items)), *others]
+            # aiortc's answerer stops its one transport if the group's first mid is not the
+            # first m-line's: it sees the (identical) m-lines in m-line order; the answer
+            # keeps the offer's order (the tag first).
+            description.group = [GroupDescription("BUNDLE", mids), *others]
             return RTCBundlePolicy.MAX_BUNDLE, tuple(items)
     # Mirror the offerer's own transports (no BUNDLE in the answer).
     description.group = others

@@ -51,6 +51,17 @@ def strip_bundle(sdp: str) -> str:
     return _join([[line for line in s if not line.startswith("a=group:")] for s in _sections(sdp)])
 
 
+def tag_last(sdp: str) -> str:
+    """The BUNDLE group lists its mids last first: the last m-line is the tagged one."""
+    lines = []
+    for line in sdp.splitlines():
+        if line.startswith("a=group:BUNDLE "):
+            mids = line.split(" ")[1:]
+            line = " ".join(["a=group:BUNDLE", *mids[::-1]])
+        lines.append(line)
+    return "\r\n".join(lines) + "\r\n"
+
+
 def strip_ssrcs(sdp: str) -> str:
     """No ``a=ssrc`` lines (allowed by JSEP): the SFU must route by MID or payload type."""
     return _join([[line for line in s if not line.startswith("a=ssrc")] for s in _sections(sdp)])

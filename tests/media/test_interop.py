@@ -44,6 +44,7 @@ from tests.media.munge import (
     reverse_codecs,
     strip_bundle,
     strip_ssrcs,
+    tag_last,
     without_codec,
 )
 from tests.media.peers import TrackSink, connected, see_each_other
@@ -74,6 +75,7 @@ VARIANTS = [
     Variant("max-compat", MAX_COMPAT),
     Variant("separate transports", MAX_COMPAT, strip_bundle, False, False, False),
     Variant("one transport per kind", BALANCED, strip_bundle, False, False, False),
+    Variant("BUNDLE tagged on the last m-line", MAX_COMPAT, tag_last),
     Variant("H.264 first", h264_first=True),
     Variant("codecs reversed", munge=reverse_codecs),
     Variant("RTX, RED and ULPFEC", munge=add_fec),
