@@ -248,7 +248,7 @@ def _plan_transports(
             # aiortc's answerer stops its one transport if the group's first mid is not the
             # first m-line's: it sees the (identical) m-lines in m-line order; the answer
             # keeps the offer's order (the tag first).
-            description.group = [GroupDescription("BUNDLE", mids), *others]
+            description.group = [GroupDescription("BUNDLE", list[int | str](mids)), *others]
             return RTCBundlePolicy.MAX_BUNDLE, tuple(items)
     # Mirror the offerer's own transports (no BUNDLE in the answer).
     description.group = others
