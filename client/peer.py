@@ -88,9 +88,10 @@ class PartyPeer(_Peer):
         *,
         decode: bool | str = True,
         ice_servers: list[RTCIceServer] | None = None,
+        config: RTCConfiguration | None = None,
     ) -> None:
         self.source = ClipSource(spec)
-        self.pc = PassthroughPeerConnection(rtc_config(ice_servers))
+        self.pc = PassthroughPeerConnection(config or rtc_config(ice_servers))
         self.decode = _decode_mode(decode)
         self.sinks: dict[str, RtpSink] = {}
         for kind in KINDS:
@@ -116,9 +117,13 @@ class MonitorPeer(_Peer):
     """A monitor's receive-only media: ``sinks["resident"|"family"]["audio"|"video"]``."""
 
     def __init__(
-        self, *, decode: bool | str = True, ice_servers: list[RTCIceServer] | None = None
+        self,
+        *,
+        decode: bool | str = True,
+        ice_servers: list[RTCIceServer] | None = None,
+        config: RTCConfiguration | None = None,
     ) -> None:
-        self.pc = PassthroughPeerConnection(rtc_config(ice_servers))
+        self.pc = PassthroughPeerConnection(config or rtc_config(ice_servers))
         self.decode = _decode_mode(decode)
         self.sinks: dict[str, dict[str, RtpSink]] = {"resident": {}, "family": {}}
         for who in ("resident", "family"):

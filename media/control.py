@@ -73,7 +73,7 @@ RECORDING_UNAVAILABLE: Final = "recording_unavailable"  # the call's file cannot
 
 Party = Literal["tablet", "family"]
 PARTIES: Final[tuple[Party, Party]] = ("tablet", "family")
-EventType = Literal["connected", "media_lost", "closed"]
+EventType = Literal["connected", "media_lost", "closed", "quality"]
 #: Why a worker closed a call: asked to (``close_call``), its own shutdown (SIGTERM), or it
 #: found itself declared dead (``fenced``; signaling already ended the call).
 CloseReason = Literal["close_call", "shutdown", "fenced"]
@@ -203,6 +203,7 @@ class WorkerEvent(_Msg):
     worker_id: str
     party: Party | None = None  # media_lost only
     reason: CloseReason | None = None  # closed only
+    quality: str | None = None  # quality only: JSON {party: media.quality.PartyQuality.as_dict()}
     at: float = Field(default_factory=time.time)
 
     def to_fields(self) -> dict[str, str]:

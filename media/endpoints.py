@@ -45,6 +45,7 @@ from aiortc.rtp import (
     AnyRtcpPacket,
     RtcpByePacket,
     RtcpPsfbPacket,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSdesPacket,
     RtcpSenderInfo,
@@ -55,6 +56,7 @@ from aiortc.rtp import (
 
 from media import fastpath
 from media.latency import DelayHistogram
+from media.quality import SenderReports
 from media.rtp import ExtensionWriter, RtpIn, rtp_header, seq_delta, vp8_keyframe_start
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.on_packet = None
         self._is_vp8 = False
         self._media_ssrcs = []
+        self._seen_ssrc: int | None = None  # of the latest media (not RTX) packet
         self.plis_sent = self.nacks_sent = self.packets = 0
         self.last_sr = None
         # Per payload type: (clock rate, original payload type if it is RTX else None).
@@ -151,9 +154,13 @@ class ForwardingReceiver(RTCRtpReceiver):
         apt = info[1]
         if apt is not None:  # RTX: unwrap to the original packet
             original = self._rtx_ssrc.get(packet.ssrc)
+            if original is None and self._seen_ssrc is not None:  # no FID group in the SDP
+                original = self._rtx_ssrc[packet.ssrc] = self._seen_ssrc
             if original is None or len(packet.payload) < 2:
                 return
             packet = packet.unwrap_rtx(apt, original)
+        elif packet.ssrc != self._seen_ssrc:
+            self._seen_ssrc = packet.ssrc
         if not packet.payload:
             return  # padding-only (bandwidth probing): nothing to forward
         nacks = self._nacks
@@ -167,10 +174,7 @@ class ForwardingReceiver(RTCRtpReceiver):
 
     def media_ssrc(self) -> int | None:
         """SSRC of the incoming media stream (from SDP, else the latest seen)."""
-        if self._media_ssrcs:
-            return self._media_ssrcs[0]
-        sources = [s for s in self._streams if s not in self._rtx_ssrc]
-        return sources[-1] if sources else None
+        return self._media_ssrcs[0] if self._media_ssrcs else self._seen_ssrc
 
     def request_keyframe(self) -> bool:
         """Send an RTCP PLI to the remote sender (unthrottled; see forwarding)."""
@@ -222,6 +226,7 @@ class ForwardingSender(RTCRtpSender):
         self.nacks_received = 0
         self.keyframe_requests = 0
         self.sender_reports = 0
+        self.reports = SenderReports()  # RTT, jitter, loss as the remote reports them
 
     # ------------------------------------------------------------------ aiortc lifecycle
 
@@ -327,6 +332,10 @@ class ForwardingSender(RTCRtpSender):
             self.keyframe_requests += 1
             if self.on_keyframe_request is not None:
                 self.on_keyframe_request()
+        elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc == self._ssrc:
+                    self.reports.received(report, self._clock_rate, time.monotonic())
 
     def _resend(self, seq: int) -> None:
         entry = self._history[seq % HISTORY_SIZE]
@@ -371,12 +380,14 @@ class ForwardingSender(RTCRtpSender):
                 await asyncio.sleep(0.5 + random.random())  # RFC 3550 randomised interval
                 if not self.packets_sent:
                     continue
-                report = bytes(self.sender_report())
+                sr = self.sender_report()
+                report = bytes(sr)
                 sdes = RtcpSdesPacket(
                     chunks=[RtcpSourceInfo(ssrc=self._ssrc, items=[(1, self._cname.encode())])]
                 )
                 if fastpath.send_rtcp(self._dtls, report + bytes(sdes)):
                     self.sender_reports += 1
+                    self.reports.sent(sr.sender_info.ntp_timestamp, time.monotonic())
         except asyncio.CancelledError:
             raise
         except Exception:

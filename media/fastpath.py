@@ -168,7 +168,7 @@ def install(dtls: RTCDtlsTransport) -> None:
     if getattr(dtls, _MARK, False):
         return
     check_private(dtls, ("_rtp_router", "_rtp_header_extensions_map", "_state", "transport"))
-    check_private(dtls._rtp_router, ("ssrc_table", "senders", "route_rtp"))
+    check_private(dtls._rtp_router, ("ssrc_table", "mid_table", "senders", "route_rtp"))
     connection = dtls.transport._connection
     check_private(connection, ("data_received", "_nominated"))
     _patch_stun_protocol()
@@ -192,11 +192,8 @@ def install(dtls: RTCDtlsTransport) -> None:
         except (SrtpError, ValueError):
             return  # replayed, forged or malformed: dropped, as aiortc does
         receiver = ssrc_table.get(packet.ssrc)
-        if receiver is None:  # a new SSRC: let aiortc's router decide (by payload type)
-            try:
-                receiver = router.route_rtp(RtpPacket.parse(plain, dtls._rtp_header_extensions_map))
-            except ValueError:
-                return
+        if receiver is None:
+            receiver = _route_new_ssrc(dtls, router, plain)
             if receiver is None:
                 return
         handle = getattr(receiver, "handle_rtp", None)
@@ -208,6 +205,22 @@ def install(dtls: RTCDtlsTransport) -> None:
 
     connection.data_received = data_received  # type: ignore[method-assign]
     setattr(dtls, _MARK, True)
+
+
+def _route_new_ssrc(dtls: RTCDtlsTransport, router: Any, plain: bytes) -> Any:
+    """The receiver of an SSRC the SDP did not list: by its MID header extension (RFC 8843
+    section 9.2: m-lines sharing a transport may even share payload types), else by payload
+    type (aiortc's router). Remembered for the SSRC's next packets."""
+    try:
+        packet = RtpPacket.parse(plain, dtls._rtp_header_extensions_map)
+    except ValueError:
+        return None
+    mid = packet.extensions.mid
+    receiver = router.mid_table.get(mid) if mid else None
+    if receiver is None:
+        return router.route_rtp(packet)
+    router.ssrc_table[packet.ssrc] = receiver
+    return receiver
 
 
 def _deliver_rtcp(router: Any, packets: list[Any]) -> None:

@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING, Any, Final
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from media import quality
 from media.control import PARTIES
+from media.quality import QualitySnapshot
 
 if TYPE_CHECKING:
     from media.endpoints import ForwardingReceiver, ForwardingSender
@@ -128,6 +130,7 @@ class Snapshot:
     )
     recording_dropped: int = 0
     recording_backlog: int = 0
+    quality: QualitySnapshot = field(default_factory=QualitySnapshot)
 
 
 def _lost(receiver: ForwardingReceiver) -> int:
@@ -247,6 +250,7 @@ class WorkerMetrics:
             senders={k: tuple(v) for k, v in self._sender_totals.items()},
             recording_dropped=self._dropped[0],
             recording_backlog=backlog,
+            quality=quality.TOTALS.snapshot(room.quality for room in self._rooms.values()),
         )
         return self.snapshot
 
@@ -302,6 +306,7 @@ class WorkerMetrics:
             "Worst event-loop lag over the last one to two seconds",
             self._lag_s(),
         )
+        yield from quality.metric_families(snap.quality, self.worker_id)
         yield gauge(
             "visitation_sfu_cpu_load",
             "Process CPU seconds per wall second, smoothed over a few seconds (admission's)",

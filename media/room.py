@@ -10,7 +10,9 @@ the parties' peer connections never change, so monitors are invisible to them.
 
 A watchdog reports ``media_lost`` for a party whose media has been absent for
 ``media_timeout_s`` (counted from its offer if it never sent anything); ``connected`` is
-reported once RTP has arrived from both parties (``closed`` is the worker's).
+reported once RTP has arrived from both parties (``closed`` is the worker's); ``quality`` when
+a party's connection quality changes level, and every few seconds (:mod:`media.quality`).
+Offers are checked and planned by :mod:`media.offers` before aiortc sees them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import (
-    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -35,7 +36,6 @@ from media.control import (
     DEFAULT_MEDIA_TIMEOUT_S,
     INVALID_SDP,
     INVALID_STATE,
-    MAX_SDP_BYTES,
     PARTIES,
     PRIVILEGED,
     ControlError,
@@ -46,7 +46,9 @@ from media.endpoints import ForwardingSender
 from media.forwarding import Publisher, Subscription
 from media.ice import IceNetwork
 from media.latency import DelayHistogram
+from media.offers import OfferError, OfferPlan, Role, plan_offer
 from media.passthrough import PassthroughPeerConnection, forwarding_ends
+from media.quality import RoomQuality
 from visitation.tasks import Periodic
 
 log = logging.getLogger(__name__)
@@ -100,11 +102,8 @@ class Room:
         self.privileged = privileged
         self.media_timeout_s = media_timeout_s
         self._on_event = on_event
-        # MAX_BUNDLE: aiortc's answerer mis-bundles a second m-line of the same kind
-        # (a monitor's family pair) under BALANCED; every client offers BUNDLE anyway.
-        self._config = RTCConfiguration(
-            iceServers=ice_servers or [], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
-        )
+        # The bundle policy is each offer's (media.offers.OfferPlan.configuration).
+        self._config = RTCConfiguration(iceServers=ice_servers or [])
         self._parties: dict[Party, _Leg] = {}
         self._monitors: dict[str, _Leg] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -119,6 +118,7 @@ class Room:
         self.closed = False
         self.created_at = time.time()
         self.delay = DelayHistogram()  # added forwarding delay of every frame sent out
+        self.quality = RoomQuality(lambda: self._emit("quality", None))  # sampled by the watchdog
 
     def start(self) -> Room:
         self._watchdog.start()
@@ -147,10 +147,11 @@ class Room:
     async def offer(self, party: Party, sdp: str) -> str:
         """A party's offer (1 audio + 1 video, sendrecv); returns the answer SDP."""
         async with self._lock(party):
-            pc = PassthroughPeerConnection(self._config, self._network)
+            plan = self._plan(sdp, "party")
+            pc = PassthroughPeerConnection(plan.configuration(self._config), self._network)
             try:
-                audio, video = await self._accept_offer(pc, sdp, 1, "sendrecv")
-                answer = await self._answer(pc)
+                audio, video = await self._accept_offer(pc, plan, "sendrecv")
+                answer = await self._answer(pc, plan)
             except BaseException:
                 await _close_pc(pc)
                 raise
@@ -181,9 +182,10 @@ class Room:
         if self.privileged:
             raise ControlError(PRIVILEGED, "privileged calls cannot be monitored")
         async with self._lock(f"watch:{watcher_id}"):
-            pc = PassthroughPeerConnection(self._config, self._network)
+            plan = self._plan(sdp, "monitor")
+            pc = PassthroughPeerConnection(plan.configuration(self._config), self._network)
             try:
-                audio, video = await self._accept_offer(pc, sdp, 2, "sendonly")
+                audio, video = await self._accept_offer(pc, plan, "sendonly")
                 slots = [
                     _Slot(
                         forwarding_ends(t)[1],
@@ -194,7 +196,7 @@ class Room:
                     for pair in (audio, video)
                     for t, source in zip(pair, PARTIES, strict=True)
                 ]
-                answer = await self._answer(pc)
+                answer = await self._answer(pc, plan)
             except BaseException:
                 await _close_pc(pc)
                 raise
@@ -231,32 +233,36 @@ class Room:
         if self.closed:
             raise ControlError(INVALID_STATE, f"call {self.call_id} is closed")
 
-    async def _accept_offer(
-        self, pc: RTCPeerConnection, sdp: str, pairs: int, direction: str
-    ) -> tuple[list[Any], list[Any]]:
-        """setRemoteDescription(offer) with shape checks; returns (audio, video) transceivers."""
+    def _plan(self, sdp: str, role: Role) -> OfferPlan:
+        """The offer checked for ``role`` (see :mod:`media.offers`); ``invalid_sdp`` if not."""
         self._check_open()
-        if len(sdp.encode()) > MAX_SDP_BYTES:
-            raise ControlError(INVALID_SDP, f"SDP larger than {MAX_SDP_BYTES} bytes")
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except Exception as exc:  # aiortc raises ValueError & co. for bad SDP or codecs
+            return plan_offer(sdp, role)
+        except OfferError as exc:
+            raise ControlError(INVALID_SDP, str(exc)) from exc
+
+    async def _accept_offer(
+        self, pc: RTCPeerConnection, plan: OfferPlan, direction: str
+    ) -> tuple[list[Any], list[Any]]:
+        """setRemoteDescription(offer); returns the (audio, video) transceivers in m-line order."""
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=plan.sdp, type="offer"))
+        except Exception as exc:  # aiortc raises ValueError & co. for what it cannot take
             raise ControlError(INVALID_SDP, f"unusable offer: {exc}") from exc
         transceivers = pc.getTransceivers()
-        audio = [t for t in transceivers if t.kind == "audio"]
-        video = [t for t in transceivers if t.kind == "video"]
-        if len(audio) != pairs or len(video) != pairs or len(transceivers) != 2 * pairs:
-            raise ControlError(
-                INVALID_SDP,
-                f"expected {pairs} audio and {pairs} video m-lines, got "
-                f"{[t.kind for t in transceivers]}",
-            )
+        if [t.mid for t in transceivers] != list(plan.mids):  # plan_offer checked the shape
+            raise ControlError(INVALID_SDP, f"unusable offer: m-lines {plan.mids}")
         for t in transceivers:
             t.direction = direction
+        audio = [t for t in transceivers if t.kind == "audio"]
+        video = [t for t in transceivers if t.kind == "video"]
         return audio, video
 
-    async def _answer(self, pc: RTCPeerConnection) -> str:
-        await pc.setLocalDescription(await pc.createAnswer())
+    async def _answer(self, pc: RTCPeerConnection, plan: OfferPlan) -> str:
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(
+            RTCSessionDescription(sdp=plan.finish_answer(answer.sdp), type="answer")
+        )
         self._check_open()  # closed while we negotiated
         return str(pc.localDescription.sdp)
 
@@ -299,6 +305,7 @@ class Room:
                 leg.lost_reported_at = now
                 log.info("call %s: no media from %s for %.1fs", self.call_id, party, now - since)
                 self._emit("media_lost", party)
+        self.quality.tick(self._parties, now)
 
     def _emit(self, event: EventType, party: Party | None) -> None:
         try:
@@ -362,6 +369,7 @@ class Room:
                 for s in slots
             },
             "forwarding_delay": self.delay.snapshot(),
+            "quality": self.quality.as_dict(),
         }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -240,8 +241,15 @@ class SfuWorker:
             raise ControlError(CAPACITY, f"{self.worker_id} already has {len(self.rooms)} calls")
 
         def on_event(kind: EventType, party: Party | None) -> None:
+            reporting = self.rooms.get(request.call_id) if kind == "quality" else None
+            if kind == "quality" and reporting is None:
+                return  # closed meanwhile
             event = WorkerEvent(
-                type=kind, call_id=request.call_id, worker_id=self.worker_id, party=party
+                type=kind,
+                call_id=request.call_id,
+                worker_id=self.worker_id,
+                party=party,
+                quality=json.dumps(reporting.quality.as_dict()) if reporting else None,
             )
             self._events.emit(event)
 

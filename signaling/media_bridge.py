@@ -5,7 +5,8 @@
 - relays ``rtc.offer`` and ``monitor.watch`` to that worker and returns its answer;
 - turns worker events into call transitions: ``connected`` starts the call (and billing),
   ``media_lost`` ends it with ``connection_lost``; each event is handled once across nodes;
-- ends every call of a worker whose heartbeat stopped, with ``connection_lost``.
+- ends every call of a worker whose heartbeat stopped, with ``connection_lost``;
+- relays a worker's ``quality`` reports as ``call.quality`` (:mod:`signaling.call_quality`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from media.control import CAPACITY, ControlError, Party, SfuControl, WorkerEvent, calls_key
+from signaling import call_quality
 from signaling.call_state import CallRecord, CallState
 from signaling.calls import IN_CALL, CallService
 from signaling.monitoring import Monitoring
@@ -49,7 +51,7 @@ def _protocol_error(exc: ControlError) -> ProtocolError:
     if code is None:
         log.warning("SFU control failed: %s %s", exc.code, exc)
         return ProtocolError(ErrorCode.INTERNAL, "the media server is unavailable; try again")
-    return ProtocolError(code, str(exc))
+    return ProtocolError(code, exc.message)
 
 
 class MediaBridge:
@@ -196,6 +198,8 @@ class MediaBridge:
             await self.calls.connect(record)
         elif event.type == "media_lost":
             await self.calls.end(record, "connection_lost")
+        elif event.type == "quality":
+            await call_quality.relay(self.calls, record, event)
         elif event.type == "closed" and record.live:
             # The worker dropped a call we did not close: it is shutting down, or was fenced off.
             reason = "server_shutdown" if event.reason == "shutdown" else "connection_lost"

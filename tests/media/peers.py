@@ -43,12 +43,14 @@ async def connected(pc: RTCPeerConnection) -> None:
 
 
 class TrackSink:
-    """Reads a plain aiortc track (decoded frames): counts them and samples colours."""
+    """Reads a plain aiortc track (decoded frames): counts them, samples colours (video) and
+    the loudest frequency of each frame (audio: the clips are sine tones)."""
 
     def __init__(self, track: MediaStreamTrack) -> None:
         self.track = track
         self.frames = 0
         self.colours: Counter[str] = Counter()
+        self.tones: list[float] = []
         self.first_decoded = asyncio.Event()
         self.first_decoded_at: float | None = None
         self._progress = asyncio.Event()
@@ -65,6 +67,8 @@ class TrackSink:
                         self.first_decoded.set()
                     rgb = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
                     self.colours[dominant_colour(rgb)] += 1
+                elif isinstance(frame, av.AudioFrame):
+                    self.tones.append(loudest_hz(frame))
                 self._progress.set()
 
     async def wait_for(self, frames: int) -> None:
@@ -75,6 +79,11 @@ class TrackSink:
             await self._progress.wait()
 
     @property
+    def main_tone(self) -> float | None:
+        """The median of the frames' loudest frequencies (Hz)."""
+        return float(np.median(self.tones)) if self.tones else None
+
+    @property
     def main_colour(self) -> str | None:
         common = self.colours.most_common(1)
         return common[0][0] if common else None
@@ -83,6 +92,17 @@ class TrackSink:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+def loudest_hz(frame: av.AudioFrame) -> float:
+    """The strongest frequency of one decoded audio frame (its first channel)."""
+    samples = np.asarray(frame.to_ndarray(), dtype=np.float64).reshape(-1)
+    if frame.format.is_packed:
+        samples = samples[:: len(frame.layout.channels)]
+    else:
+        samples = samples[: frame.samples]
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.argmax(spectrum[1:]) + 1) * frame.sample_rate / len(samples)
 
 
 async def see_each_other(tablet: PartyPeer, family: PartyPeer, decoded: int) -> None:

@@ -17,6 +17,7 @@ from media.control import WORKERS_KEY, SfuControl, WorkerStatus, alive_key
 from media.liveness import HeartbeatThread, LoopLag
 from media.metrics import WorkerMetrics, metrics_key
 from media.pool import WorkerPool
+from media.quality import RoomQuality
 from tests.media.test_worker import FAST, raises
 
 
@@ -137,6 +138,7 @@ class FakePublisher:
 @dataclass(eq=False)
 class FakeRoom:
     publishers: dict[tuple[str, str], FakePublisher] = field(default_factory=dict)
+    quality: RoomQuality = field(default_factory=lambda: RoomQuality(lambda: None))
 
     def publisher(self, party: str, kind: str) -> FakePublisher | None:
         return self.publishers.get((party, kind))

@@ -13,7 +13,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiortc.codecs
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpCodecParameters, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCSessionDescription,
+)
 from redis.asyncio import Redis
 
 from client.peer import PartyPeer as Client
@@ -32,7 +37,7 @@ from media.control import (
 )
 from media.control_worker import ControlServer, EventPublisher
 from media.pool import WorkerPool
-from tests.media.peers import BLUE, RED, TrackSink, config, connected, see_each_other
+from tests.media.peers import BLUE, RED, TrackSink, connected, see_each_other
 
 FAST = ["--heartbeat-s", "0.2", "--alive-ttl-ms", "800"]
 
@@ -136,7 +141,7 @@ async def test_call_monitor_and_close_through_worker(
 ) -> None:
     assert await control.pick_worker() == worker
     tablet, family = await start_call(control, "C1", media_timeout_s=10)
-    monitor = RTCPeerConnection(config())
+    monitor = RTCPeerConnection(RTCConfiguration())  # aiortc's default policy: balanced
     try:
         await see_each_other(tablet, family, decoded=10)
         connected_event = await events.wait("connected", "C1", 5)

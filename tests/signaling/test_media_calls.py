@@ -107,6 +107,23 @@ async def test_each_party_sees_the_other_and_a_late_monitor_sees_both(
         await watcher.close()
 
 
+async def test_connection_quality_reaches_the_family_and_the_monitors(
+    live_call: LiveCall, clients: Clients
+) -> None:
+    pair = live_call.pair
+    monitor = await clients.connect("monitor", "S1")
+    elsewhere = await clients.connect("monitor", "S2")  # another facility
+    for receiver in (pair.family, monitor):  # the worker reports on change and every 10 s
+        quality = await receiver.next("call.quality", timeout=25)
+        assert quality["call_id"] == pair.call_id
+        for party in ("tablet", "family"):
+            assert set(quality[party]) == {"level", "rtt_ms", "jitter_ms", "loss_pct"}
+            assert quality[party]["level"] in ("good", "fair", "poor", "unknown")
+    assert quality["tablet"]["level"] != "unknown"
+    assert not pair.tablet.events_named("call.quality")  # no badge on the tablet
+    assert not elsewhere.events_named("call.quality")
+
+
 async def test_no_decoder_or_encoder_runs_in_the_worker(live_call: LiveCall, redis: Redis) -> None:
     await live_call.tablet.sinks["video"].wait_for(decoded=10)
     await live_call.family.sinks["video"].wait_for(decoded=10)
@@ -134,6 +151,12 @@ async def test_offer_errors(clients: Clients) -> None:
         await pair.family.accept(pair.call_id)
         ack = await pair.tablet.call("rtc.offer", {"call_id": pair.call_id, "sdp": "v=0 nonsense"})
         assert ack["error"]["code"] == "invalid_sdp"
+        h264 = sdp.replace("VP8/90000", "H264/90000")
+        ack = await pair.tablet.call("rtc.offer", {"call_id": pair.call_id, "sdp": h264})
+        assert ack["error"] == {
+            "code": "invalid_sdp",
+            "message": "the offer has no VP8 video codec",
+        }
         ack = await pair.tablet.call("rtc.offer", {"call_id": pair.call_id, "sdp": "x" * 70_000})
         assert ack["error"]["code"] == "invalid_request"  # over the 64 KiB SDP limit
         monitor = await clients.connect("monitor", "S2")  # another facility

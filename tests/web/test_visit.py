@@ -4,11 +4,14 @@ it and reads who accessed it."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from playwright.async_api import Page, expect
+from redis.asyncio import Redis
 
+from media.control import EVENTS_STREAM, WorkerEvent
 from tests.web.conftest import (
     DESKTOP,
     TABLET,
@@ -31,8 +34,38 @@ async def timer_is_red(page: Page) -> None:
     await expect(timer).to_have_css("background-color", RED)
 
 
+async def poor_family_connection(redis: Redis, call_id: str, family: Page, monitor: Page) -> None:
+    """Report the family's connection as poor through the worker event stream, until both
+    pages show it (the worker's own reports, every 10 s, may overtake ours: then again)."""
+    quality = {
+        "tablet": {"level": "good", "rtt_ms": 1.0, "jitter_ms": 2.0, "loss_pct": 0.0},
+        "family": {"level": "poor", "rtt_ms": 640.0, "jitter_ms": 80.0, "loss_pct": 12.5},
+    }
+    event = WorkerEvent(
+        type="quality", call_id=call_id, worker_id="test", quality=json.dumps(quality)
+    )
+    family_badge = family.locator("#call-quality")
+    tile_badge = monitor.locator("#tiles .tile figure:nth-child(2) .badge.quality")
+    row_badge = monitor.locator(f'#calls tr[data-call="{call_id}"] .badge.quality')
+    for attempt in range(3):
+        await redis.xadd(EVENTS_STREAM, event.to_fields())  # type: ignore[arg-type]
+        try:
+            await expect(family_badge).to_have_text("poor connection", timeout=3000)
+            await expect(family_badge).to_have_attribute(
+                "title", re.compile("640 ms"), timeout=1000
+            )
+            await expect(tile_badge).to_have_text("poor connection", timeout=1000)
+            await expect(row_badge).to_have_text("poor connection", timeout=1000)
+            await screenshot(family, "family-poor-connection")
+            await screenshot(monitor, "monitor-poor-connection")
+            return
+        except AssertionError:
+            if attempt == 2:
+                raise
+
+
 @pytest.mark.timeout(170)
-async def test_a_whole_visit(pages: Pages, server: WebNode) -> None:
+async def test_a_whole_visit(pages: Pages, server: WebNode, redis: Redis) -> None:
     family = await pages.open("/family", "family", "FW")
     await expect(family.locator("#balance")).to_have_text("$0.25")
     await screenshot(family, "family-home")
@@ -86,6 +119,11 @@ async def test_a_whole_visit(pages: Pages, server: WebNode) -> None:
     await tile.locator("form.flag button").click()
     await expect(tile.locator(".log")).to_contain_text("check this moment")
     await screenshot(monitor, "monitor-watching")
+
+    # A poor connection (as a worker would report it) is shown to the family and the monitor.
+    call_id = await row.get_attribute("data-call")
+    assert call_id
+    await poor_family_connection(redis, call_id, family, monitor)
 
     # The server hangs up at the cap; the family sees the charge and the new balance.
     await expect(family.locator("#ended")).to_be_visible(timeout=75_000)

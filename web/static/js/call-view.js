@@ -3,6 +3,7 @@
 // `<section class="screen call" id="incall">`; this module builds and runs it.
 
 import { $, duration, el } from "./common.js";
+import { showQuality, qualityBadge } from "./quality.js";
 import { CallTimer, PartyCall, play, stopMedia } from "./rtc.js";
 
 function video(attrs, muted) {
@@ -17,6 +18,7 @@ function build(section) {
       video({ class: "remote", id: "remote-video" }, false),
       el("div", { class: "overlay", id: "call-overlay" }, "Connecting…"),
       el("span", { class: "timer", id: "timer" }),
+      Object.assign(qualityBadge(), { id: "call-quality" }),
       video({ class: "self", id: "self-video" }, true), // never hear yourself
     ),
     el("div", { class: "bar" },
@@ -38,6 +40,7 @@ export class CallView {
     this.self = $("#self-video", section);
     this.overlay = $("#call-overlay", section);
     this.hangupButton = $("#hangup", section);
+    this.qualityBadge = $("#call-quality", section);
     this.call = null; // {client, callId, party (a PartyCall once media starts)}
     this.remote.addEventListener("playing", () => {
       this.overlay.hidden = true;
@@ -100,6 +103,13 @@ export class CallView {
     this.say("One minute left");
   }
 
+  /** `call.quality`: `mine` (this side's connection), `theirs` (the other party's). */
+  quality(mine, theirs) {
+    const weak = (q) => q?.level === "fair" || q?.level === "poor";
+    if (weak(mine) || !weak(theirs)) showQuality(this.qualityBadge, mine);
+    else showQuality(this.qualityBadge, theirs, " (other side)");
+  }
+
   async hangup() {
     const call = this.call;
     if (!call) return;
@@ -117,6 +127,7 @@ export class CallView {
     const call = this.call;
     this.call = null;
     this.timer.stop();
+    showQuality(this.qualityBadge, null);
     call?.party?.close();
     this.remote.srcObject = null;
     this.self.srcObject = null;

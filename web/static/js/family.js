@@ -255,6 +255,9 @@ function bindCallEvents(client) {
   client.on("call.warning", (data) => {
     if (view.callId === data.call_id) view.warning();
   });
+  client.on("call.quality", (data) => {
+    if (view.callId === data.call_id) view.quality(data.family, data.tablet);
+  });
   client.on("call.ended", onEnded);
 }
 

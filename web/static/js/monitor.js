@@ -2,12 +2,16 @@
 // watch several calls at once (each tile shows both parties), flag, terminate.
 
 import { $, clock, connect, el, say, show, signInForm, tokenSubject } from "./common.js";
+import { qualityBadge, showQuality, worst } from "./quality.js";
 import { applyAnswer, fullOffer, monitorConnection, play } from "./rtc.js";
 
 const TOKEN_KEY = "visitation.monitor.token";
 const WATCHABLE = new Set(["accepted", "connected"]);
 
-const state = { client: null, offset: 0, calls: new Map(), rows: new Map(), tiles: new Map() };
+const state = {
+  client: null, offset: 0, calls: new Map(), rows: new Map(), tiles: new Map(),
+  quality: new Map(), // call id -> the latest `call.quality`
+};
 
 /** Server time (CallSummary times are Unix seconds on the server's clock). */
 const now = () => Date.now() / 1000 + state.offset;
@@ -35,8 +39,15 @@ async function signIn(token) {
   const { client } = state;
   client.on("monitor.call_started", upsert);
   client.on("monitor.call_updated", upsert);
+  client.on("call.quality", (quality) => {
+    state.quality.set(quality.call_id, quality);
+    const row = state.rows.get(quality.call_id);
+    if (row) renderQuality(row, quality);
+    state.tiles.get(quality.call_id)?.quality(quality);
+  });
   client.on("monitor.call_ended", (summary) => {
     state.calls.delete(summary.call_id);
+    state.quality.delete(summary.call_id);
     state.rows.get(summary.call_id)?.remove();
     state.rows.delete(summary.call_id);
     state.tiles.get(summary.call_id)?.ended(summary.reason);
@@ -86,13 +97,19 @@ function renderRow(row, call) {
     person(call.resident),
     person(call.family),
     el("td", {}, call.facility_id),
-    el("td", {}, el("span", { class: `badge ${call.state}` }, call.state)),
+    el("td", {}, el("span", { class: `badge ${call.state}` }, call.state), " ", qualityBadge()),
     el("td", { class: "num elapsed" }),
     el("td", { class: "num remaining" }),
     el("td", { class: "num watchers" }, call.privileged ? "—" : String(call.watchers)),
     el("td", {}, action(call)),
   );
   renderTimes(row, call);
+  renderQuality(row, state.quality.get(call.call_id));
+}
+
+/** The worse party's connection, if weak or poor, next to the call's state. */
+function renderQuality(row, quality) {
+  showQuality(row.querySelector(".badge.quality"), quality && worst(quality.tablet, quality.family));
 }
 
 function action(call) {
@@ -144,6 +161,7 @@ class Tile {
     this.videos = { resident: video(), family: video() };
     for (const v of Object.values(this.videos)) v.muted = true;
     this.remaining = el("span", { class: "timer" });
+    this.badges = { resident: qualityBadge(), family: qualityBadge() };
     this.status = el("span", { class: "badge" }, "connecting");
     this.listen = el("button", { class: "secondary", onclick: () => this.toggleListen() }, "Listen");
     this.log = el("div", { class: "log" });
@@ -156,11 +174,22 @@ class Tile {
         this.status, this.remaining, this.listen,
         el("button", { class: "link", onclick: () => this.close(), title: "Stop watching" }, "✕")),
       el("div", { class: "pair" },
-        el("figure", {}, this.videos.resident, el("figcaption", {}, `Resident · ${call.resident.name}`)),
-        el("figure", {}, this.videos.family, el("figcaption", {}, `Family · ${call.family.name}`))),
+        el("figure", {}, this.videos.resident, el("figcaption", {}, `Resident · ${call.resident.name}`),
+          this.badges.resident),
+        el("figure", {}, this.videos.family, el("figcaption", {}, `Family · ${call.family.name}`),
+          this.badges.family)),
       this.flagForm, this.endForm, this.log,
     );
     this.tick();
+    const known = state.quality.get(call.call_id);
+    if (known) this.quality(known);
+  }
+
+  /** `call.quality`: each party's badge on its picture. */
+  quality({ tablet, family }) {
+    if (this.closed) return;
+    showQuality(this.badges.resident, tablet);
+    showQuality(this.badges.family, family);
   }
 
   form(placeholder, label, kind, submit) {
@@ -242,6 +271,7 @@ class Tile {
     this.closed = true;
     this.pc?.close();
     this.root.classList.add("ended");
+    for (const badge of Object.values(this.badges)) showQuality(badge, null);
     this.status.textContent = `ended · ${reason || "ended"}`;
     this.status.className = "badge ended";
     this.remaining.textContent = "";
