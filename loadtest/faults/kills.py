@@ -58,11 +58,17 @@ async def worker_kill(knobs: Knobs, result: CaseResult) -> None:
                 f"(family had {packets} video packets)"
             )
             heard = [await heard_end(p, 15.0) for p in (call.tablet, call.family)]
+            noticed = time.time() - killed_at if heard[0] is not None else None
             record = await ended_record(cluster, call_id, 15.0)
-            noticed = record.ended_at - killed_at if record.ended_at else None
             result.saw(
                 f"call ended {record.end_reason or '(still ' + record.state.value + ')'}"
-                + (f" {noticed:.1f} s after the kill" if noticed is not None else "")
+                + (f", heard {noticed:.1f} s after the kill" if noticed is not None else "")
+                + (
+                    f", charged until {killed_at - record.ended_at:.1f} s before it (the "
+                    "worker's last heartbeat)"
+                    if record.ended_at
+                    else ""
+                )
             )
             result.expect(
                 record.end_reason == "connection_lost",
