@@ -4,13 +4,30 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from visitation.keys import same_secret
+from visitation.permissions import private_dir
+from visitation.rate_limits import RateLimits
+
+CALL_RETENTION_S = 7 * 24 * 3600
+
+
+class ConfigError(ValueError):
+    """A setting that the server must not start with; the message names it and says why."""
 
 
 def _env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return float(raw) if raw else default
+
+
+def _env_list(name: str) -> list[str] | None:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    return [item.strip() for item in raw.split(",") if item.strip()]
 
 
 @dataclass
@@ -28,6 +45,14 @@ class Settings:
     recordings_dir: Path | None = None
     node_id: str = ""
     max_calls_per_worker: int = 25  # admission: calls one SFU worker (one core) takes
+    demo: bool = False  # serve --demo: demo data, and the fake processor unless one is named
+    payment_processor: str | None = None  # "fake" or "module:factory"; None: no payments
+    allowed_origins: list[str] | None = None  # Socket.IO CORS; None: same origin only
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    billing_webhook_url: str | None = None
+    billing_webhook_secret: str | None = None
+    call_retention_s: float = CALL_RETENTION_S  # how long a call's flags outlive the call
+    session_sweep_s: float = 0.5  # how often expired and revoked sessions are ended
 
     @property
     def recordings_path(self) -> Path:
@@ -44,6 +69,11 @@ class Settings:
             connect_timeout_s=_env_float("VISITATION_CONNECT_TIMEOUT", 30.0),
             media_timeout_s=_env_float("VISITATION_MEDIA_TIMEOUT", 15.0),
             max_calls_per_worker=int(_env_float("VISITATION_MAX_CALLS_PER_WORKER", 25)),
+            payment_processor=os.environ.get("VISITATION_PAYMENT_PROCESSOR") or None,
+            allowed_origins=_env_list("VISITATION_ALLOWED_ORIGINS"),
+            rate_limits=_env_rate_limits(),
+            billing_webhook_url=os.environ.get("VISITATION_BILLING_WEBHOOK_URL") or None,
+            billing_webhook_secret=os.environ.get("VISITATION_BILLING_WEBHOOK_SECRET") or None,
         )
         for key, value in overrides.items():
             if value is not None:
@@ -53,9 +83,40 @@ class Settings:
             settings.node_id = f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
         return settings
 
+    def check(self, secret: bytes) -> None:
+        """Refuse settings a server must not run with (ConfigError, naming the setting)."""
+        self.rate_limits.check()
+        if self.billing_webhook_url:
+            if not self.billing_webhook_secret:
+                raise ConfigError(
+                    "VISITATION_BILLING_WEBHOOK_SECRET must be set when "
+                    "VISITATION_BILLING_WEBHOOK_URL is: the webhook key is shared with the "
+                    "billing company and never defaults to the server secret"
+                )
+            if len(self.billing_webhook_secret) < 16:
+                raise ConfigError("VISITATION_BILLING_WEBHOOK_SECRET: at least 16 characters")
+            if same_secret(self.billing_webhook_secret.encode(), secret):
+                raise ConfigError(
+                    "VISITATION_BILLING_WEBHOOK_SECRET must differ from VISITATION_SECRET"
+                )
+        for origin in self.allowed_origins or []:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"VISITATION_ALLOWED_ORIGINS: {origin!r} is not an origin "
+                    "(scheme://host[:port], or *)"
+                )
+
+
+def _env_rate_limits() -> RateLimits:
+    try:
+        return RateLimits.from_env()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
 
 def load_secret(data_dir: Path) -> bytes:
-    """The token/manifest signing key: VISITATION_SECRET, else one kept in the data dir."""
+    """The server secret (each purpose derives its own key from it, see visitation.keys):
+    VISITATION_SECRET, else one kept (0600) in the data dir."""
     env = os.environ.get("VISITATION_SECRET")
     if env:
         return env.encode()
@@ -64,7 +125,7 @@ def load_secret(data_dir: Path) -> bytes:
         return path.read_bytes().strip()
     except FileNotFoundError:
         pass
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     key = secrets.token_hex(32).encode()
     # O_EXCL: if two processes race, one writes and both read the same key.
     try:

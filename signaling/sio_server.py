@@ -1,0 +1,69 @@
+"""The node's python-socketio server, closed to events a client must never fire.
+
+python-socketio dispatches a client's EVENT packet to whatever handler bears its name, its own
+``connect`` and ``disconnect`` handlers included: ``42["disconnect"]`` sent over a raw
+websocket would run the server's disconnect handler while the socket stays open (and
+``42["connect", {}, {"token": ...}]`` would sign it in again as someone else). Here an event
+must be a list whose first item is a name that is not reserved; anything else is refused with
+an ``invalid_request`` ack (when the client asked for one) and one warning line.
+
+A frame that is not Socket.IO at all (bad JSON, 8,000 nested arrays, an unknown packet type)
+is one warning line too, not an error with a stack trace per frame (a cheap log flood).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+from socketio import packet
+
+from visitation.errors import ErrorCode, ProtocolError
+
+log = logging.getLogger(__name__)
+
+#: Socket.IO's reserved names (the protocol's and python-socketio's): never client events.
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+MAX_EVENT_NAME = 64
+
+
+def refusal(data: Any) -> str | None:
+    """Why an EVENT packet's data cannot be dispatched, or None if it can."""
+    if not isinstance(data, list) or not data:
+        return "an event must be a list starting with its name"
+    name = data[0]
+    if not isinstance(name, str) or not name or len(name) > MAX_EVENT_NAME:
+        return "an event name must be a string of 1 to 64 characters"
+    if name in RESERVED_EVENTS:
+        return f"{name!r} is a reserved event name"
+    return None
+
+
+class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
+    async def _handle_event(
+        self, eio_sid: str, namespace: str | None, id: int | None, data: Any
+    ) -> None:
+        why = refusal(data)
+        if why is None:
+            await super()._handle_event(eio_sid, namespace, id, data)
+            return
+        log.warning("refused an event from %s: %s", eio_sid, why)
+        if id is not None:
+            ack = ProtocolError(ErrorCode.INVALID_REQUEST, why).to_ack()
+            await self._send_packet(
+                eio_sid, self.packet_class(packet.ACK, namespace=namespace, id=id, data=[ack])
+            )
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+            log.warning("malformed Socket.IO frame from %s: %s", eio_sid, _short(exc))
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 120 else text[:117] + "..."
