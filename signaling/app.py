@@ -30,7 +30,7 @@ from signaling.monitoring import Monitoring
 from signaling.presence import Presence
 from signaling.recording_bridge import RecordingBridge
 from signaling.session_policy import SessionPolicy
-from signaling.sio_server import GuardedServer
+from signaling.sio_server import GuardedServer, engineio_logger
 from signaling.sockets import SocketApi
 from signaling.timers import DurableTimers
 from visitation import http_guard
@@ -79,7 +79,7 @@ class SignalingNode:
             cors_allowed_origins="*" if origins and "*" in origins else origins,
             max_http_buffer_size=MAX_MESSAGE_BYTES,
             logger=False,
-            engineio_logger=False,
+            engineio_logger=engineio_logger(),
         )
         self.directory = Directory(self.redis)
         self.ledger = Ledger(self.redis)

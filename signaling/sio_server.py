@@ -8,15 +8,19 @@ must be a list whose first item is a name that is not reserved; anything else is
 an ``invalid_request`` ack (when the client asked for one) and one warning line.
 
 A frame that is not Socket.IO at all (bad JSON, 8,000 nested arrays, an unknown packet type)
-is one warning line too, not an error with a stack trace per frame (a cheap log flood).
+is one warning line too, not an error with a stack trace per frame (a cheap log flood); a
+websocket frame that is not even Engine.IO closes that connection, with one warning line.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
+import engineio
 import socketio
+from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet
 
 from visitation.errors import ErrorCode, ProtocolError
@@ -42,7 +46,45 @@ def refusal(data: Any) -> str | None:
     return None
 
 
+ENGINEIO_TYPES = frozenset("0123456")  # open, close, ping, pong, message, upgrade, noop
+
+
+class CheckedWebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
+    """Engine.IO's aiohttp websocket, refusing text frames that are no Engine.IO packet."""
+
+    async def wait(self) -> Any:
+        data = await super().wait()
+        if isinstance(data, str) and (not data or data[0] not in ENGINEIO_TYPES):
+            log.warning("closing a websocket that sent a frame that is not Engine.IO")
+            raise OSError("not an Engine.IO frame")  # the socket's loop closes the connection
+        return data
+
+
+class GuardedEngine(engineio.AsyncServer):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._async = {**self._async, "websocket": CheckedWebSocket}
+
+
+class OneLineLogger(logging.LoggerAdapter[logging.Logger]):
+    """Engine.IO's logger: an error a client's input caused is one warning line, no trace."""
+
+    def exception(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        kwargs.pop("exc_info", None)
+        self.warning(f"{msg}: %s", *args, _short_current(), **kwargs)
+
+    def error(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self.warning(msg, *args, **kwargs)
+
+
+def engineio_logger() -> OneLineLogger:
+    return OneLineLogger(logging.getLogger("engineio.server"), {})
+
+
 class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        return GuardedEngine
+
     async def _handle_event(
         self, eio_sid: str, namespace: str | None, id: int | None, data: Any
     ) -> None:
@@ -62,6 +104,11 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
             await super()._handle_eio_message(eio_sid, data)
         except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
             log.warning("malformed Socket.IO frame from %s: %s", eio_sid, _short(exc))
+
+
+def _short_current() -> str:
+    exc = sys.exc_info()[1]
+    return "no exception" if exc is None else _short(exc)
 
 
 def _short(exc: BaseException) -> str:
