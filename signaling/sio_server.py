@@ -63,7 +63,8 @@ class CheckedWebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
 class GuardedEngine(engineio.AsyncServer):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._async = {**self._async, "websocket": CheckedWebSocket}
+        own = vars(self)  # engine.io's driver table, with our websocket class in it
+        own["_async"] = {**own["_async"], "websocket": CheckedWebSocket}
 
 
 class OneLineLogger(logging.LoggerAdapter[logging.Logger]):

@@ -45,7 +45,7 @@ def json_error(body: Any, code: str | None = None) -> bool:
     return bool(shape) and (code is None or body["error"]["code"] == code)
 
 
-def test_every_route_with_a_body_is_listed(node: Node) -> None:
+async def test_every_route_with_a_body_is_listed(node: Node) -> None:
     """A new route that changes something must be added here (and so to the tests below)."""
     for route in node.node.app.router.routes():
         canonical = route.resource.canonical if route.resource else ""
