@@ -63,8 +63,9 @@ class CheckedWebSocket(engineio_aiohttp.WebSocket):  # type: ignore[misc]
 class GuardedEngine(engineio.AsyncServer):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        own = vars(self)  # engine.io's driver table, with our websocket class in it
-        own["_async"] = {**own["_async"], "websocket": CheckedWebSocket}
+        # Engine.IO's table of driver classes, with our websocket class in it.
+        drivers: dict[str, Any] = self.__dict__["_async"]
+        self.__dict__["_async"] = {**drivers, "websocket": CheckedWebSocket}
 
 
 class OneLineLogger(logging.LoggerAdapter[logging.Logger]):
