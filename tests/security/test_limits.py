@@ -176,3 +176,20 @@ async def test_new_connections_per_address(start_with: StartWith, tokens: Tokens
     finally:
         for client in clients:
             await client.close()
+
+
+def test_limits_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VISITATION_RATE_LIMIT_CALL_PLACE", "2 per 10 seconds")
+    monkeypatch.setenv("VISITATION_RATE_LIMIT_HTTP_ADDRESS", "off")
+    monkeypatch.setenv("VISITATION_RATE_LIMIT_SOCKETS_PER_SUBJECT", "3")
+    limits = RateLimits.from_env()
+    assert (limits.call_place, limits.http_address, limits.sockets_per_subject) == (
+        "2 per 10 seconds",
+        "off",
+        3,
+    )
+    for name, bad in (("CALL_PLACE", "often"), ("SOCKETS_PER_SUBJECT", "0")):
+        monkeypatch.setenv(f"VISITATION_RATE_LIMIT_{name}", bad)
+        with pytest.raises(ValueError, match=f"VISITATION_RATE_LIMIT_{name}"):
+            RateLimits.from_env()
+        monkeypatch.delenv(f"VISITATION_RATE_LIMIT_{name}")
