@@ -15,7 +15,6 @@ websocket frame that is not even Engine.IO closes that connection, with one warn
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 import engineio
@@ -24,6 +23,7 @@ from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet
 
 from visitation.errors import ErrorCode, ProtocolError
+from visitation.quiet_log import OneLineLogger, one_line_logger, short
 
 log = logging.getLogger(__name__)
 
@@ -68,19 +68,9 @@ class GuardedEngine(engineio.AsyncServer):  # type: ignore[misc]
         self.__dict__["_async"] = {**drivers, "websocket": CheckedWebSocket}
 
 
-class OneLineLogger(logging.LoggerAdapter[logging.Logger]):
-    """Engine.IO's logger: an error a client's input caused is one warning line, no trace."""
-
-    def exception(self, msg: object, *args: Any, **kwargs: Any) -> None:
-        kwargs.pop("exc_info", None)
-        self.warning(f"{msg}: %s", *args, _short_current(), **kwargs)
-
-    def error(self, msg: object, *args: Any, **kwargs: Any) -> None:
-        self.warning(msg, *args, **kwargs)
-
-
 def engineio_logger() -> OneLineLogger:
-    return OneLineLogger(logging.getLogger("engineio.server"), {})
+    """Engine.IO's logger: an error a client's input caused is one warning line, no trace."""
+    return one_line_logger("engineio.server")
 
 
 class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
@@ -105,14 +95,4 @@ class GuardedServer(socketio.AsyncServer):  # type: ignore[misc]
         try:
             await super()._handle_eio_message(eio_sid, data)
         except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
-            log.warning("malformed Socket.IO frame from %s: %s", eio_sid, _short(exc))
-
-
-def _short_current() -> str:
-    exc = sys.exc_info()[1]
-    return "no exception" if exc is None else _short(exc)
-
-
-def _short(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= 120 else text[:117] + "..."
+            log.warning("malformed Socket.IO frame from %s: %s", eio_sid, short(exc))

@@ -7,7 +7,8 @@
 - :class:`NodeRequestPolicy`: on every authenticated API request (see
   :class:`visitation.http_api.Guarded`), a revoked token is refused and one subject's requests
   are rate limited;
-- the ``Server`` header names no software or version.
+- the ``Server`` header names no software or version, even on the 400 that aiohttp answers
+  itself to bytes that are no HTTP request (and :func:`runner` logs those in one line).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiohttp import web
+from aiohttp import web, web_response
 from aiohttp.typedefs import Middleware
 
 from visitation.http_api import REQUEST_POLICY, AiohttpHandler, ApiError, error_response
+from visitation.quiet_log import one_line_logger
 from visitation.rate_limits import RateLimiter
 from visitation.revocation import Revocations
 from visitation.tokens import Claims
@@ -107,6 +109,17 @@ class NodeRequestPolicy:
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Server"] = SERVER_HEADER
+
+
+# aiohttp's default for responses no app prepares (its own 400 to a request it cannot parse).
+vars(web_response)["SERVER_SOFTWARE"] = SERVER_HEADER
+
+
+def runner(app: web.Application) -> web.AppRunner:
+    """The runner to serve ``app`` with: a request that is no HTTP is one warning line."""
+    return web.AppRunner(
+        app, handle_signals=False, access_log=None, logger=one_line_logger("aiohttp.server")
+    )
 
 
 def install(app: web.Application, revocations: Revocations, limiter: RateLimiter) -> None:

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from media.pool import WorkerPool
 from signaling.app import SignalingNode
+from visitation import http_guard
 from visitation.config import Settings, load_secret
 from visitation.directory import Directory
 from visitation.embedded_redis import EmbeddedRedis
@@ -83,7 +84,7 @@ async def serve(settings: Settings, demo: bool = False) -> None:
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
         raise
-    runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
+    runner = http_guard.runner(node.app)
     pool = WorkerPool(
         redis_url,
         log_level=logging.getLevelName(log.getEffectiveLevel()),

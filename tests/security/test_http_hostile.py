@@ -4,7 +4,9 @@ Socket.IO takes connections from its own origin only unless told otherwise."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,6 +16,7 @@ from redis.asyncio import Redis
 from tests.conftest import Node, NodeFactory
 from tests.recorder.conftest import record
 from tests.security.conftest import SUBJECTS, state
+from tests.signaling.test_cluster import ServeProcess
 from visitation.domain import SeedFile
 from visitation.http_api import roles_of
 from visitation.tokens import Tokens
@@ -175,3 +178,37 @@ async def test_allowed_origins_are_configurable(start_node: NodeFactory, seeded:
     node = await start_node(allowed_origins=["https://visits.example.org"])
     assert await handshake(node.url, "https://visits.example.org") == 200
     assert await handshake(node.url, "http://evil.example") == 400
+
+
+async def raw_http(url: str, request: bytes) -> list[bytes]:
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    finally:
+        writer.close()
+    return head.split(b"\r\n")
+
+
+NOT_HTTP = [b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n"]
+
+
+async def test_a_request_that_is_no_http_names_no_software(node: Node) -> None:
+    for request in NOT_HTTP:
+        head = await raw_http(node.url, request)
+        assert head[0].split(b" ")[1] == b"400"
+        assert [h for h in head if h.lower().startswith(b"server:")] == [b"Server: visitation"]
+
+
+def test_serve_logs_a_request_that_is_no_http_in_one_line(tmp_path: Path) -> None:
+    proc = ServeProcess(tmp_path / "var", "--workers", "0", env={"REDIS_URL": ""})
+    try:
+        for _ in range(3):
+            for request in NOT_HTTP:
+                asyncio.run(raw_http(proc.url, request))
+    finally:
+        assert proc.terminate() == 0
+    output = "".join(proc.output)
+    assert "Traceback" not in output and "BadHttpMessage" in output
