@@ -76,6 +76,6 @@ async def test_revoke_ends_the_subjects_sockets_on_every_node(
             await client.close()
 
 
-def test_revoke_refuses_an_unknown_role(tmp_path: Path, redis_url: str) -> None:
+async def test_revoke_refuses_an_unknown_role(tmp_path: Path, redis_url: str) -> None:
     result = run_cli("revoke", "warden", "W1", "--redis-url", redis_url)
     assert result.returncode == 2
