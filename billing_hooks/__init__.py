@@ -5,7 +5,8 @@ from billing_hooks.biller import Authorization, AutoPaySettings, Biller, Settlem
 from billing_hooks.funding import BillingError
 from billing_hooks.hooks import BillingEvent, Hook, HookBus, MemoryHook, WebhookHook
 from billing_hooks.ledger import Balance, Entry, Ledger, LedgerError
-from billing_hooks.payments import FakeProcessor, PaymentProcessor, PaymentResult
+from billing_hooks.payments import FakeProcessor, NoProcessor, PaymentProcessor, PaymentResult
+from billing_hooks.processors import ProcessorError, load_processor
 from billing_hooks.rates import DEFAULT_CAPS, RateCapError, check_rate, load_caps
 
 __all__ = [
@@ -23,12 +24,15 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "MemoryHook",
+    "NoProcessor",
     "PaymentProcessor",
     "PaymentResult",
+    "ProcessorError",
     "RateCapError",
     "Settlement",
     "WebhookHook",
     "add_account_routes",
     "check_rate",
     "load_caps",
+    "load_processor",
 ]

@@ -21,6 +21,7 @@ from redis.exceptions import LockError
 from billing_hooks.biller import AutoPaySettings, Biller, check_autopay_amount
 from billing_hooks.funding import BillingError
 from billing_hooks.ledger import Entry, Ledger
+from billing_hooks.payments import PAYMENTS_UNAVAILABLE
 from visitation.directory import Directory
 from visitation.domain import Family
 from visitation.http_api import (
@@ -44,6 +45,7 @@ _STATUS = {
     "call_in_progress": 409,
     "idempotency_conflict": 409,
     "payment_failed": 409,
+    PAYMENTS_UNAVAILABLE: 503,
 }
 
 
@@ -195,6 +197,11 @@ class AccountApi:
                 check_autopay_amount(body.autopay.amount_cents)
             if enabled and amount is None:
                 raise ApiError(422, "invalid_amount", "autopay.amount_cents: needed to enable it")
+            if enabled and not self._biller.payments_available:
+                raise BillingError(
+                    PAYMENTS_UNAVAILABLE,
+                    "AutoPay is unavailable: this server has no payment processor configured",
+                )
             autopay = AutoPaySettings(enabled, amount)
         allow = body.allow_video_calls
         if allow is not None:

@@ -27,7 +27,7 @@ from billing_hooks import tariff
 from billing_hooks.funding import BillingError, Funding
 from billing_hooks.hooks import BillingEvent, EventType, Hook
 from billing_hooks.ledger import Entry, Ledger, LedgerError
-from billing_hooks.payments import PaymentProcessor
+from billing_hooks.payments import PAYMENTS_UNAVAILABLE, NoProcessor, PaymentProcessor
 from visitation.redis_text import text
 
 log = logging.getLogger(__name__)
@@ -88,13 +88,15 @@ def calls_key(family_id: str) -> str:
 
 class Biller:
     def __init__(
-        self, redis: Redis, ledger: Ledger, hooks: Hook, *, processor: PaymentProcessor
+        self, redis: Redis, ledger: Ledger, hooks: Hook, *, processor: PaymentProcessor | None
     ) -> None:
+        """``processor`` None: no payments (deposits and AutoPay refused, nothing credited)."""
         self._redis = redis
         self.ledger = ledger
         self.hooks = hooks
-        self.processor = processor
-        self.funding = Funding(redis, ledger, processor)
+        self.payments_available = processor is not None
+        self.processor: PaymentProcessor = processor if processor is not None else NoProcessor()
+        self.funding = Funding(redis, ledger, self.processor)
         self._record_call = redis.register_script(_RECORD_CALL)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -225,7 +227,16 @@ class Biller:
         amount = raw.get("amount_cents")
         return AutoPaySettings(raw.get("enabled") == "1", int(amount) if amount else None)
 
+    def _need_payments(self) -> None:
+        if not self.payments_available:
+            raise BillingError(
+                PAYMENTS_UNAVAILABLE,
+                "payments are unavailable: this server has no payment processor configured",
+            )
+
     async def set_autopay(self, family_id: str, settings: AutoPaySettings) -> None:
+        if settings.enabled:
+            self._need_payments()
         if settings.amount_cents is not None:
             check_autopay_amount(settings.amount_cents)
         elif settings.enabled:
@@ -242,7 +253,7 @@ class Biller:
         await self._emit("low_balance", data | {"threshold_cents": LOW_BALANCE_CENTS},
                          f"low_balance:{family_id}:{trigger}")  # fmt: skip
         settings = await self.autopay_settings(family_id)
-        if not settings.enabled or settings.amount_cents is None:
+        if not settings.enabled or settings.amount_cents is None or not self.payments_available:
             return
         key = f"autopay:{family_id}:{trigger}"
         try:  # durable before anything else: resume_pending() finishes it after a crash
@@ -277,6 +288,7 @@ class Biller:
 
     async def deposit(self, family_id: str, amount_cents: int, idempotency_key: str) -> Entry:
         """Take ``amount_cents`` through the processor and deposit it, once per key."""
+        self._need_payments()
         if (
             not isinstance(amount_cents, int)
             or isinstance(amount_cents, bool)
@@ -314,7 +326,8 @@ class Biller:
     async def resume_pending(self) -> int:
         """Finish fundings and close-out refunds a crash or an outage interrupted (call at
         startup and from time to time). Safe to run on every node at once."""
-        intents = await self.funding.pending_fundings()
+        # Without a processor, interrupted fundings wait for one (never credited unpaid).
+        intents = await self.funding.pending_fundings() if self.payments_available else []
         for key, intent in intents:
             family_id, amount = intent["family_id"], int(intent["amount_cents"])
             if intent["kind"] == "autopay":

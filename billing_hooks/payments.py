@@ -77,3 +77,21 @@ class FakeProcessor:
 
     def succeeded(self, kind: str = "charge") -> list[Payment]:
         return [p for p in self.payments.values() if p.kind == kind and p.result.ok]
+
+
+PAYMENTS_UNAVAILABLE = "payments_unavailable"
+
+
+class NoProcessor:
+    """Stands in when no processor is configured: nothing is ever charged or paid out (a
+    close-out refund stays pending until a processor is configured)."""
+
+    async def charge(
+        self, family_id: str, amount_cents: int, idempotency_key: str
+    ) -> PaymentResult:
+        return PaymentResult(ok=False, reason=PAYMENTS_UNAVAILABLE)
+
+    async def refund(
+        self, family_id: str, amount_cents: int, idempotency_key: str
+    ) -> PaymentResult:
+        return PaymentResult(ok=False, reason=PAYMENTS_UNAVAILABLE)

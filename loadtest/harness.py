@@ -39,6 +39,7 @@ from signaling.app import SignalingNode
 from visitation.config import Settings
 from visitation.domain import SeedFile
 from visitation.embedded_redis import EmbeddedRedis, _free_port
+from visitation.rate_limits import RateLimits
 from visitation.redis_pool import connect
 from visitation.seed import apply_seed
 from visitation.tokens import Tokens
@@ -152,7 +153,12 @@ class Environment:
             await apply_seed(self.redis, bench_seed(self.max_calls))
             port = _free_port()
             settings = Settings.from_env(
-                data_dir=self.data_dir / "var", redis_url=self.redis_url, port=port, workers=0
+                data_dir=self.data_dir / "var",
+                redis_url=self.redis_url,
+                port=port,
+                workers=0,
+                # Every client of the benchmark comes from one address, calls back to back.
+                rate_limits=RateLimits().scaled(1000),
             )
             node = self._node = SignalingNode(settings, self.redis_url, self.secret)
             self._runner = web.AppRunner(node.app, handle_signals=False, access_log=None)

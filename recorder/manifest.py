@@ -15,8 +15,8 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recorder.storage import Storage
+from visitation.keys import Purpose, derive_key
 
-KEY_CONTEXT: Final = b"visitation/recording-manifest/v1"
 CHUNK: Final = 1 << 20
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
@@ -107,9 +107,7 @@ class Verification(BaseModel):
 
 class ManifestSigner:
     def __init__(self, secret: bytes) -> None:
-        if len(secret) < 16:
-            raise ValueError("the signing key must be at least 16 bytes")
-        self._key = hmac.new(secret, KEY_CONTEXT, hashlib.sha256).digest()
+        self._key = derive_key(secret, Purpose.MANIFESTS)
 
     def _mac(self, manifest: Manifest) -> str:
         return hmac.new(self._key, canonical_json(manifest), hashlib.sha256).hexdigest()

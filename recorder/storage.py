@@ -120,8 +120,8 @@ class LocalStorage:
         return part if part.is_file() else path
 
     def _create(self, path: Path) -> BinaryIO:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         return open(fd, "wb", buffering=0)  # FileIO: every write goes straight to the OS
 
     def open_write(self, call_id: str) -> BinaryIO:
@@ -140,7 +140,7 @@ class LocalStorage:
             except FileNotFoundError:
                 return None
             if writer_closed:
-                os.chmod(part, 0o440)
+                os.chmod(part, 0o400)
                 self._link(part, final)
             else:
                 self._copy_into(part, final)
@@ -157,7 +157,7 @@ class LocalStorage:
                 shutil.copyfileobj(src, dst, CHUNK)
                 dst.flush()
                 os.fsync(dst.fileno())
-            os.chmod(tmp, 0o440)
+            os.chmod(tmp, 0o400)
             self._link(Path(tmp), final)
         finally:
             Path(tmp).unlink(missing_ok=True)

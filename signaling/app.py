@@ -14,10 +14,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from redis.asyncio import Redis
 
-from billing_hooks import Ledger, PaymentProcessor, add_account_routes
+from billing_hooks import (
+    Ledger,
+    PaymentProcessor,
+    ProcessorError,
+    add_account_routes,
+    load_processor,
+)
 from billing_hooks.outbox import Outbox
 from recorder import add_recording_routes
-from signaling.billing_bridge import BillingBridge, hooks_from_env
+from signaling.billing_bridge import BillingBridge, hooks_for
 from signaling.call_state import CallStore
 from signaling.calls import CallService
 from signaling.media_bridge import MediaBridge
@@ -25,12 +31,17 @@ from signaling.metrics import NodeMetrics
 from signaling.monitoring import Monitoring
 from signaling.presence import Presence
 from signaling.recording_bridge import RecordingBridge
+from signaling.session_policy import SessionPolicy
+from signaling.sio_server import GuardedServer, engineio_logger
 from signaling.sockets import SocketApi
 from signaling.timers import DurableTimers
+from visitation import http_guard
 from visitation.admin_api import add_admin_routes
-from visitation.config import Settings
+from visitation.config import ConfigError, Settings
 from visitation.directory import Directory
+from visitation.rate_limits import RateLimiter
 from visitation.redis_pool import connect
+from visitation.revocation import Revocations
 from visitation.tokens import Tokens
 from web import add_page_routes
 
@@ -61,18 +72,27 @@ class SignalingNode:
         secret: bytes,
         processor: PaymentProcessor | None = None,
     ) -> None:
+        """``processor`` None: the one ``settings`` name (none, unless asked for or demo)."""
+        settings.check(secret)
+        if processor is None:
+            try:
+                processor = load_processor(settings.payment_processor, demo=settings.demo)
+            except ProcessorError as exc:
+                raise ConfigError(str(exc)) from None
         self.settings = settings
         self.redis = connect(redis_url)
         # Pub/sub ignores database numbers: name the channel after ours, so deployments
         # sharing one Redis server in different databases never hear each other's events.
         db = self.redis.connection_pool.connection_kwargs.get("db", 0)
-        self.sio = socketio.AsyncServer(
+        origins = settings.allowed_origins
+        self.sio = GuardedServer(
             async_mode="aiohttp",
             client_manager=socketio.AsyncRedisManager(redis_url, channel=f"visitation-sio-{db}"),
-            cors_allowed_origins="*",
+            # None: same origin only; "*" only when configured so.
+            cors_allowed_origins="*" if origins and "*" in origins else origins,
             max_http_buffer_size=MAX_MESSAGE_BYTES,
             logger=False,
-            engineio_logger=False,
+            engineio_logger=engineio_logger(),
         )
         self.directory = Directory(self.redis)
         self.ledger = Ledger(self.redis)
@@ -89,15 +109,25 @@ class SignalingNode:
             connect_timeout_s=settings.connect_timeout_s,
             settle_retry_s=settings.settle_retry_s,
         )
-        hooks, webhooks = hooks_from_env(self.redis, secret)
+        hooks, webhooks = hooks_for(settings, self.redis)
         self.billing = BillingBridge(
             self.redis, self.ledger, self.calls, hooks, webhooks, processor
         )
         self.tokens = Tokens(secret)
-        self.sockets = SocketApi(
-            self.sio, self.tokens, self.directory, self.calls, settings.ice_servers
+        self.revocations = Revocations(self.redis)
+        self.limiter = RateLimiter(self.redis, redis_url, settings.rate_limits)
+        self.policy = SessionPolicy(
+            self.sio, self.presence, self.revocations, self.limiter, settings.session_sweep_s
         )
-        self.monitoring = Monitoring(self.redis, self.calls)
+        self.sockets = SocketApi(
+            self.sio, self.tokens, self.directory, self.calls, self.policy, settings.ice_servers
+        )
+        self.monitoring = Monitoring(
+            self.redis,
+            self.calls,
+            max_flags=settings.rate_limits.flags_per_call,
+            retention_s=settings.call_retention_s,
+        )
         self.monitoring.bind(self.sockets)
         self.media = MediaBridge(
             self.redis, self.calls, self.monitoring, node_name(settings), settings.media_timeout_s
@@ -120,6 +150,7 @@ class SignalingNode:
         )
         self.app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
         self.app[REDIS_KEY] = self.redis
+        http_guard.install(self.app, self.revocations, self.limiter)
         self.sio.attach(self.app)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/metrics", self._metrics)
@@ -148,6 +179,7 @@ class SignalingNode:
         self.metrics.start()
         self.timers.start()
         self.presence.start()
+        self.policy.start()
         await self.media.start()
         self.billing.start()
         self.recording.start()
@@ -171,6 +203,7 @@ class SignalingNode:
         await self._stop_pubsub_listener()
         await self.billing.stop()
         await self.recording.stop()
+        await self.policy.stop()
         await self.presence.stop()
         self.metrics.stop()
         await self.redis.aclose()

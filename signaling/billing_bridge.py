@@ -7,13 +7,11 @@ The cap and its timers live in the call service (durable Redis timers fire the w
 from __future__ import annotations
 
 import logging
-import os
 
 from redis.asyncio import Redis
 
 from billing_hooks import (
     Biller,
-    FakeProcessor,
     HookBus,
     Ledger,
     PaymentProcessor,
@@ -22,19 +20,22 @@ from billing_hooks import (
 )
 from signaling.call_state import CallRecord
 from signaling.calls import CallService
+from visitation.config import ConfigError, Settings
 from visitation.tasks import Periodic
 
 log = logging.getLogger(__name__)
 
 
-def hooks_from_env(redis: Redis, secret: bytes) -> tuple[HookBus, list[WebhookHook]]:
-    """Billing hooks: a signed webhook when ``VISITATION_BILLING_WEBHOOK_URL`` is set."""
+def hooks_for(settings: Settings, redis: Redis) -> tuple[HookBus, list[WebhookHook]]:
+    """Billing hooks: a webhook signed with ``VISITATION_BILLING_WEBHOOK_SECRET`` (required,
+    and never the server secret: see :meth:`Settings.check`) when a webhook URL is set."""
     bus = HookBus()
     webhooks: list[WebhookHook] = []
-    url = os.environ.get("VISITATION_BILLING_WEBHOOK_URL")
+    url = settings.billing_webhook_url
     if url:
-        key = os.environ.get("VISITATION_BILLING_WEBHOOK_SECRET", "").encode() or secret
-        webhook = WebhookHook(url, key, redis)
+        if not settings.billing_webhook_secret:
+            raise ConfigError("VISITATION_BILLING_WEBHOOK_SECRET must be set with a webhook URL")
+        webhook = WebhookHook(url, settings.billing_webhook_secret.encode(), redis)
         bus.add(webhook)
         webhooks.append(webhook)
     return bus, webhooks
@@ -50,9 +51,7 @@ class BillingBridge:
         webhooks: list[WebhookHook],
         processor: PaymentProcessor | None = None,
     ) -> None:
-        if processor is None:
-            log.warning("no payment processor configured: using the in-memory fake processor")
-            processor = FakeProcessor()
+        """``processor`` None: payments unavailable (see :mod:`billing_hooks.processors`)."""
         self.biller = Biller(redis, ledger, hooks, processor=processor)
         self._webhooks = webhooks
         self._resume = Periodic("billing-resume", self.biller.resume_pending, 30.0, False)

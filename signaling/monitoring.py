@@ -2,6 +2,9 @@
 
 Monitors are invisible: nothing here emits to the parties except the ``call.ended`` that a
 termination causes (reason ``terminated``, never naming who).
+
+A call keeps at most ``max_flags`` flags, and its flags and watchers expire ``retention_s``
+after they last changed (long enough for the recording's manifest to take them in).
 """
 
 from __future__ import annotations
@@ -20,6 +23,17 @@ from signaling.sockets import Session, SocketApi
 from visitation.errors import ErrorCode, ProtocolError
 from visitation.redis_text import text
 
+MAX_FLAGS = 200
+RETENTION_S = 7 * 24 * 3600
+
+# KEYS: the call's flags. ARGV: the flag, the most flags kept, seconds to keep them.
+_ADD_FLAG = """
+if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
 
 def flags_key(call_id: str) -> str:
     return f"call:{call_id}:flags"
@@ -30,9 +44,19 @@ def watchers_key(call_id: str) -> str:
 
 
 class Monitoring:
-    def __init__(self, redis: Redis, calls: CallService) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        calls: CallService,
+        *,
+        max_flags: int = MAX_FLAGS,
+        retention_s: float = RETENTION_S,
+    ) -> None:
         self._redis = redis
         self.calls = calls
+        self.max_flags = max_flags
+        self.retention_s = int(retention_s)
+        self._add_flag = redis.register_script(_ADD_FLAG)
 
     def bind(self, sockets: SocketApi) -> None:
         sockets.route("monitor.calls", {"monitor"}, Empty, self._calls)
@@ -54,7 +78,10 @@ class Monitoring:
         return int(await self._redis.scard(watchers_key(call_id)))
 
     async def add_watcher(self, call_id: str, watcher_id: str) -> None:
-        await self._redis.sadd(watchers_key(call_id), watcher_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(watchers_key(call_id), watcher_id)
+            pipe.expire(watchers_key(call_id), self.retention_s)
+            await pipe.execute()
         await self._announce(call_id)
 
     async def remove_watcher(self, call_id: str, watcher_id: str) -> bool:
@@ -106,7 +133,11 @@ class Monitoring:
             "by": session.subject,
             "at": now,
         }
-        await self._redis.rpush(flags_key(record.call_id), json.dumps(flag))
+        args: list[str | int] = [json.dumps(flag), self.max_flags, self.retention_s]
+        if not await self._add_flag(keys=[flags_key(record.call_id)], args=args):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED, f"this call already has {self.max_flags} flags"
+            )
         return {"flag_id": flag["flag_id"], "offset_s": offset}
 
     async def flags(self, call_id: str) -> list[dict[str, Any]]:

@@ -16,6 +16,17 @@ from visitation.tasks import Periodic
 log = logging.getLogger(__name__)
 
 
+# KEYS: the subject's presence set. ARGV: now, member, cap, expiry. 1 if the member holds a
+# place (already, or now), 0 if the subject already has ``cap`` live connections.
+_RESERVE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
+return 1
+"""
+
+
 def _key(role: str, subject: str) -> str:
     return f"presence:{role}:{subject}"
 
@@ -27,6 +38,16 @@ class Presence:
         self._ttl = ttl_s
         self._local: dict[str, tuple[str, str]] = {}
         self._loop = Periodic("presence-refresh", self.refresh, ttl_s / 3, delay_first=True)
+        self._reserve = redis.register_script(_RESERVE)
+
+    async def reserve(self, sid: str, role: str, subject: str, cap: int) -> bool:
+        """Hold a place for ``sid`` among the subject's connections on all nodes, if fewer than
+        ``cap`` are live (atomic: simultaneous connects cannot all pass). :meth:`add` follows
+        once the connection is accepted; an unused place lapses with the presence TTL."""
+        now = time.time()
+        member = f"{self._node}:{sid}"
+        args: list[str | float] = [now, member, cap, now + self._ttl]
+        return bool(await self._reserve(keys=[_key(role, subject)], args=args))
 
     async def add(self, sid: str, role: str, subject: str) -> None:
         self._local[sid] = (role, subject)

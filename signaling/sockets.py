@@ -1,8 +1,10 @@
 """Socket.IO handlers: authenticate on connect, then route each event to the call service.
 
-Every event is wrapped the same way: the caller's role is checked (``forbidden``), the payload is
-validated (``invalid_request``), and any refusal becomes a PROTOCOL.md ack. Nothing a client sends
-can raise out of a handler, so no input affects the server or other connections.
+Every event is wrapped the same way: the caller's role is checked (``forbidden``), the session's
+policy admits it (live token, rate limits: ``rate_limited``), the payload is validated
+(``invalid_request``), and any refusal becomes a PROTOCOL.md ack. Nothing a client sends can
+raise out of a handler, so no input affects the server or other connections. ``routes`` lists
+every event with the roles it admits.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from signaling.call_state import CallState
 from signaling.calls import CallService, family_room, monitors_room, tablet_room
 from signaling.metrics import ADMISSION_REFUSALS, SOCKET_EVENTS
 from signaling.payloads import CallRef, Empty, PlaceCall
+from signaling.session_policy import SessionPolicy
 from visitation.directory import Directory
 from visitation.errors import ErrorCode, ProtocolError
 from visitation.ice_servers import IceServers
@@ -36,6 +39,8 @@ class Session:
     role: str
     subject: str
     facility_ids: list[str] = field(default_factory=list)
+    issued_at: float = 0.0  # the token's
+    expires_at: float = 0.0
 
 
 def _describe(exc: ValidationError) -> str:
@@ -53,6 +58,7 @@ class SocketApi:
         tokens: Tokens,
         directory: Directory,
         calls: CallService,
+        policy: SessionPolicy,
         ice_servers: IceServers | None = None,
     ) -> None:
         self.sio = sio
@@ -61,6 +67,9 @@ class SocketApi:
         self.directory = directory
         self.calls = calls
         self.sessions: dict[str, Session] = {}
+        self.policy = policy
+        policy.attach(self.sessions)
+        self.routes: dict[str, frozenset[str]] = {}  # event -> roles
         self.on_disconnect: list[Callable[[Session], Awaitable[None]]] = []
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
@@ -87,6 +96,7 @@ class SocketApi:
             return ack
 
         self.sio.on(event, wrapped)
+        self.routes[event] = frozenset(roles)
 
     async def _dispatch(
         self,
@@ -105,6 +115,7 @@ class SocketApi:
                 raise ProtocolError(
                     ErrorCode.FORBIDDEN, f"{event} is not allowed for {session.role}"
                 )
+            await self.policy.admit_event(session, event)
             if len(args) > 1:
                 raise ProtocolError(ErrorCode.INVALID_REQUEST, "expected a single JSON object")
             data = args[0] if args else {}
@@ -114,6 +125,7 @@ class SocketApi:
                 payload = model.model_validate(data)
             except ValidationError as exc:
                 raise ProtocolError(ErrorCode.INVALID_REQUEST, _describe(exc)) from exc
+            await self.policy.admit_payload(session, event, payload)
             result = await handler(session, payload)
             return {"ok": True, **result}
         except ProtocolError as exc:
@@ -131,6 +143,8 @@ class SocketApi:
         except TokenError as exc:
             raise socketio.exceptions.ConnectionRefusedError(str(exc)) from exc
         session = await self._session_for(sid, claims)
+        session.issued_at, session.expires_at = claims.issued_at, claims.expires_at
+        await self.policy.admit_connect(session)
         self.sessions[sid] = session
         if session.role == "tablet":
             await self.sio.enter_room(sid, tablet_room(session.subject))
@@ -152,15 +166,14 @@ class SocketApi:
             if await self.directory.family(claims.subject) is None:
                 raise refuse(f"unknown family {claims.subject!r}")
             return Session(sid, claims.role, claims.subject)
-        if claims.role in ("monitor", "investigator"):
-            staff = await self.directory.staff(claims.subject)
-            if staff is None or staff.role != claims.role:
-                raise refuse(f"unknown {claims.role} {claims.subject!r}")
-            facility_ids = list(staff.facility_ids)
-            if "*" in facility_ids:
-                facility_ids = await self.directory.all_facility_ids()
-            return Session(sid, claims.role, claims.subject, facility_ids)
-        return Session(sid, claims.role, claims.subject, await self.directory.all_facility_ids())
+        # Staff (admins too): a seeded member of that role, scoped to its facilities.
+        staff = await self.directory.staff(claims.subject)
+        if staff is None or staff.role != claims.role:
+            raise refuse(f"unknown {claims.role} {claims.subject!r}")
+        facility_ids = list(staff.facility_ids)
+        if "*" in facility_ids:
+            facility_ids = await self.directory.all_facility_ids()
+        return Session(sid, claims.role, claims.subject, facility_ids)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         session = self.sessions.pop(sid, None)

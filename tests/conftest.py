@@ -26,11 +26,15 @@ from tests.seeds import standard_seed
 from visitation.config import Settings
 from visitation.domain import SeedFile
 from visitation.embedded_redis import EmbeddedRedis, _free_port
+from visitation.rate_limits import RateLimits
 from visitation.seed import apply_seed
 from visitation.tokens import Tokens
 
 SECRET = secrets.token_hex(32).encode()
 os.environ["VISITATION_SECRET"] = SECRET.decode()
+# Tests reach nodes from one address and reuse subjects fast: limits far above the defaults
+# (tests/security sets the defaults, or tighter ones, where it tests them).
+TEST_RATE_LIMITS = RateLimits().scaled(1000)
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
@@ -149,7 +153,7 @@ async def start_node(
             port=port,
             workers=0,
             recordings_dir=recordings_dir,
-            **overrides,
+            **{"rate_limits": TEST_RATE_LIMITS, **overrides},
         )
         node = SignalingNode(settings, redis_url, SECRET)
         runner = web.AppRunner(node.app, handle_signals=False, access_log=None)

@@ -124,6 +124,8 @@ def standard_seed_data() -> dict[str, Any]:
             {"id": "S1", "role": "monitor", "facility_ids": ["SQ"]},
             {"id": "S2", "role": "monitor", "facility_ids": ["CLOSED"]},
             {"id": "I1", "role": "investigator", "facility_ids": ["*"]},
+            {"id": "A1", "role": "admin", "facility_ids": ["*"]},
+            {"id": "A2", "role": "admin", "facility_ids": ["CLOSED"]},
         ],
     }
 

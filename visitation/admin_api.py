@@ -1,5 +1,9 @@
 """Facility administration over HTTP (role ``admin``): facility settings and contact approval.
 
+An admin token's subject must be a seeded staff member whose role is ``admin``; its
+``facility_ids`` (or ``["*"]``) scope every request: a facility, or a resident, outside them
+answers 404 exactly like one that does not exist, and nothing is changed.
+
 A change is validated whole (the same rules as the seed, including the regulatory rate cap)
 before anything is written. A new rate applies to calls placed after it; a call keeps the rate it
 rang with.
@@ -15,7 +19,15 @@ from redis.asyncio import Redis
 
 from billing_hooks import RateCapError, check_rate, load_caps
 from visitation.directory import Directory
-from visitation.domain import CallingWindow, Contact, ContactStatus, Facility, FacilityType, Name
+from visitation.domain import (
+    CallingWindow,
+    Contact,
+    ContactStatus,
+    Facility,
+    FacilityType,
+    Name,
+    Staff,
+)
 from visitation.http_api import ApiError, describe, guarded, parse_body
 from visitation.tokens import Claims, Tokens
 
@@ -47,11 +59,18 @@ class AdminApi:
         self._redis = redis
         self._directory = directory
 
+    async def _admin(self, claims: Claims) -> Staff:
+        staff = await self._directory.staff(claims.subject)
+        if staff is None or staff.role != "admin":
+            raise ApiError(403, "forbidden", f"{claims.subject!r} is not a known admin")
+        return staff
+
     async def update_facility(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        admin = await self._admin(claims)
         facility_id = request.match_info["facility_id"]
-        current = await self._directory.facility(facility_id)
+        current = await self._directory.facility(facility_id) if admin.covers(facility_id) else None
         if current is None:
-            raise ApiError(404, "not_found", f"no facility {facility_id!r}")
+            raise ApiError(404, "not_found", f"no facility {facility_id!r} in your facilities")
         change = await parse_body(request, FacilityChange)
         merged: dict[str, Any] = {
             **current.model_dump(),
@@ -70,11 +89,13 @@ class AdminApi:
         return web.json_response(facility.model_dump())
 
     async def set_contact(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        admin = await self._admin(claims)
         resident_id = request.match_info["resident_id"]
         family_id = request.match_info["family_id"]
         change = await parse_body(request, ContactChange)
-        if not await self._directory.exists("resident", resident_id):
-            raise ApiError(404, "not_found", f"no resident {resident_id!r}")
+        resident = await self._directory.resident(resident_id)
+        if resident is None or not admin.covers(resident.facility_id):
+            raise ApiError(404, "not_found", f"no resident {resident_id!r} in your facilities")
         if not await self._directory.exists("family", family_id):
             raise ApiError(404, "not_found", f"no family {family_id!r}")
         current = await self._directory.contact(resident_id, family_id)

@@ -1,4 +1,7 @@
-"""The ``visitation`` console script: serve, seed, token (PROTOCOL.md "Command line")."""
+"""The ``visitation`` console script: serve, seed, token, revoke (PROTOCOL.md "Command line").
+
+Every command makes its files private (umask 077: the data dir is the server user's alone).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,14 @@ import ipaddress
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import uvloop
 
 from media.ports import PortRange, capacity_error
-from visitation.config import Settings, load_secret
+from visitation.config import ConfigError, Settings, load_secret
+from visitation.permissions import private_umask
 from visitation.seed import SeedError
 from visitation.tokens import DEFAULT_TTL_S, ROLES, Tokens
 
@@ -82,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("subject")
     token.add_argument("--ttl", type=int, default=DEFAULT_TTL_S, help="seconds")
     token.add_argument("--data-dir", type=Path, default=None)
+    token.add_argument("--redis-url", default=None, help="where admins are looked up")
+
+    revoke = sub.add_parser("revoke", help="end every token of a subject issued before now")
+    revoke.add_argument("role", choices=ROLES)
+    revoke.add_argument("subject")
+    revoke.add_argument("--data-dir", type=Path, default=None)
+    revoke.add_argument("--redis-url", default=None)
     return parser
 
 
@@ -127,23 +139,63 @@ def network_error(settings: Settings) -> str | None:
     return None
 
 
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    if args.ttl <= 0:
+        print("visitation token: --ttl must be a positive number of seconds", file=sys.stderr)
+        return 2
+    try:
+        tokens = Tokens(load_secret(settings.data_dir))
+        token = tokens.issue(args.role, args.subject, args.ttl)
+    except ValueError as exc:
+        print(f"visitation token: {exc}", file=sys.stderr)
+        return 2
+    if args.role == "admin":
+        from visitation.serve import is_admin
+
+        if not uvloop.run(is_admin(args.subject, settings.data_dir, settings.redis_url)):
+            print(
+                f"visitation token: no staff member {args.subject!r} whose role is admin "
+                "(seed one: staff with role admin and its facility_ids)",
+                file=sys.stderr,
+            )
+            return 2
+    print(token)
+    return 0
+
+
+def _revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from visitation.serve import run_revoke
+
+    try:
+        moment = uvloop.run(
+            run_revoke(args.role, args.subject, settings.data_dir, settings.redis_url)
+        )
+    except ValueError as exc:
+        print(f"visitation revoke: {exc}", file=sys.stderr)
+        return 2
+    when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(moment))
+    print(
+        f"revoked {args.role} {args.subject}: tokens issued before {when} no longer work; "
+        "open connections close within 2 s"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    private_umask()
     try:
         settings = _settings(args)
+    except ConfigError as exc:
+        print(f"visitation {args.command}: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:  # a bad VISITATION_* variable
         parser.error(str(exc))
     if args.command == "token":
-        if args.ttl <= 0:
-            print("visitation token: --ttl must be a positive number of seconds", file=sys.stderr)
-            return 2
-        try:
-            print(Tokens(load_secret(settings.data_dir)).issue(args.role, args.subject, args.ttl))
-        except ValueError as exc:
-            print(f"visitation token: {exc}", file=sys.stderr)
-            return 2
-        return 0
+        return _token(args, settings)
+    if args.command == "revoke":
+        return _revoke(args, settings)
     if args.command == "seed":
         from visitation.serve import run_seed
 
@@ -167,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         uvloop.run(serve(settings, demo=args.demo))
+    except ConfigError as exc:
+        print(f"visitation serve: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         pass
     return 0

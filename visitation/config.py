@@ -9,6 +9,15 @@ from pathlib import Path
 
 from media.ports import PortRange
 from visitation.ice_servers import IceServers
+from visitation.keys import same_secret
+from visitation.permissions import private_dir
+from visitation.rate_limits import RateLimits
+
+CALL_RETENTION_S = 7 * 24 * 3600
+
+
+class ConfigError(ValueError):
+    """A setting that the server must not start with; the message names it and says why."""
 
 
 def _env_float(name: str, default: float) -> float:
@@ -48,6 +57,15 @@ class Settings:
         """The STUN/TURN servers handed to clients and workers (ValueError if inconsistent)."""
         return IceServers(tuple(self.stun_urls), tuple(self.turn_urls), self.turn_secret)
 
+    demo: bool = False  # serve --demo: demo data, and the fake processor unless one is named
+    payment_processor: str | None = None  # "fake" or "module:factory"; None: no payments
+    allowed_origins: list[str] | None = None  # Socket.IO CORS; None: same origin only
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    billing_webhook_url: str | None = None
+    billing_webhook_secret: str | None = None
+    call_retention_s: float = CALL_RETENTION_S  # how long a call's flags outlive the call
+    session_sweep_s: float = 0.5  # how often expired and revoked sessions are ended
+
     @property
     def recordings_path(self) -> Path:
         """Where recordings are written (shared by the SFU workers and signaling)."""
@@ -67,6 +85,11 @@ class Settings:
             stun_urls=_env_list("VISITATION_STUN_URLS"),
             turn_urls=_env_list("VISITATION_TURN_URLS"),
             turn_secret=os.environ.get("VISITATION_TURN_SECRET") or None,
+            payment_processor=os.environ.get("VISITATION_PAYMENT_PROCESSOR") or None,
+            allowed_origins=_env_list("VISITATION_ALLOWED_ORIGINS") or None,
+            rate_limits=_env_rate_limits(),
+            billing_webhook_url=os.environ.get("VISITATION_BILLING_WEBHOOK_URL") or None,
+            billing_webhook_secret=os.environ.get("VISITATION_BILLING_WEBHOOK_SECRET") or None,
         )
         ports = os.environ.get("VISITATION_RTC_PORTS")
         if ports:
@@ -79,9 +102,40 @@ class Settings:
             settings.node_id = f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
         return settings
 
+    def check(self, secret: bytes) -> None:
+        """Refuse settings a server must not run with (ConfigError, naming the setting)."""
+        self.rate_limits.check()
+        if self.billing_webhook_url:
+            if not self.billing_webhook_secret:
+                raise ConfigError(
+                    "VISITATION_BILLING_WEBHOOK_SECRET must be set when "
+                    "VISITATION_BILLING_WEBHOOK_URL is: the webhook key is shared with the "
+                    "billing company and never defaults to the server secret"
+                )
+            if len(self.billing_webhook_secret) < 16:
+                raise ConfigError("VISITATION_BILLING_WEBHOOK_SECRET: at least 16 characters")
+            if same_secret(self.billing_webhook_secret.encode(), secret):
+                raise ConfigError(
+                    "VISITATION_BILLING_WEBHOOK_SECRET must differ from VISITATION_SECRET"
+                )
+        for origin in self.allowed_origins or []:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"VISITATION_ALLOWED_ORIGINS: {origin!r} is not an origin "
+                    "(scheme://host[:port], or *)"
+                )
+
+
+def _env_rate_limits() -> RateLimits:
+    try:
+        return RateLimits.from_env()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
 
 def load_secret(data_dir: Path) -> bytes:
-    """The token/manifest signing key: VISITATION_SECRET, else one kept in the data dir."""
+    """The server secret (each purpose derives its own key from it, see visitation.keys):
+    VISITATION_SECRET, else one kept (0600) in the data dir."""
     env = os.environ.get("VISITATION_SECRET")
     if env:
         return env.encode()
@@ -90,7 +144,7 @@ def load_secret(data_dir: Path) -> bytes:
         return path.read_bytes().strip()
     except FileNotFoundError:
         pass
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     key = secrets.token_hex(32).encode()
     # O_EXCL: if two processes race, one writes and both read the same key.
     try:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import redis
 
+from visitation.permissions import PRIVATE_UMASK, private_dir
+
 log = logging.getLogger(__name__)
 
 
@@ -117,7 +119,7 @@ class EmbeddedRedis:
         return self.start(timeout)
 
     def start(self, timeout: float = 10.0) -> str:
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.dir)
         password = secrets.token_hex(16)
         port = _free_port()
         url = f"redis://:{password}@127.0.0.1:{port}/0"
@@ -142,7 +144,10 @@ class EmbeddedRedis:
         )
         conf.chmod(0o600)
         self._pid_file.unlink(missing_ok=True)
-        subprocess.run([find_redis_server(), str(conf)], check=True, capture_output=True)
+        # umask 077: its AOF, snapshot and log are the server user's alone (0600).
+        subprocess.run(
+            [find_redis_server(), str(conf)], check=True, capture_output=True, umask=PRIVATE_UMASK
+        )
         deadline = time.monotonic() + timeout
         client = redis.Redis.from_url(url, socket_timeout=1)
         try:

@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     INVALID_SDP = "invalid_sdp"
     PRIVILEGED = "privileged"
     CAPACITY = "capacity"
+    RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
 
 

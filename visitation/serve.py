@@ -7,17 +7,22 @@ import contextlib
 import json
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from media.pool import WorkerPool
 from signaling.app import SignalingNode
+from visitation import http_guard
 from visitation.config import Settings, load_secret
+from visitation.directory import Directory
 from visitation.embedded_redis import EmbeddedRedis
+from visitation.permissions import make_private, private_dir
 from visitation.redis_pool import connect
+from visitation.revocation import Revocations
 from visitation.seed import SeedError, apply_seed, parse_seed
 from visitation.tokens import Tokens
 from web import page_url
@@ -79,14 +84,25 @@ def port_shares(settings: Settings) -> Callable[[int], list[str]] | None:
 
 
 async def serve(settings: Settings, demo: bool = False) -> None:
+    """Run until SIGINT/SIGTERM. Settings are checked (ConfigError) before anything starts."""
+    settings.demo = settings.demo or demo
+    for root in dict.fromkeys([settings.data_dir, settings.recordings_path]):
+        private_dir(root)
+        make_private(root)  # made before files were kept private: 0700 dirs, 0600 files
+    secret = load_secret(settings.data_dir)
+    settings.check(secret)
     embedded: EmbeddedRedis | None = None
     redis_url = settings.redis_url
     if redis_url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         redis_url = await asyncio.to_thread(embedded.ensure_running)
-    secret = load_secret(settings.data_dir)
-    node = SignalingNode(settings, redis_url, secret)
-    runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
+    try:
+        node = SignalingNode(settings, redis_url, secret)
+    except BaseException:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+        raise
+    runner = http_guard.runner(node.app)
     pool = WorkerPool(
         redis_url,
         log_level=logging.getLevelName(log.getEffectiveLevel()),
@@ -129,22 +145,43 @@ async def serve(settings: Settings, demo: bool = False) -> None:
             await asyncio.to_thread(embedded.stop)
 
 
-async def run_seed(path: Path, data_dir: Path, redis_url: str | None) -> str:
-    from visitation.seed import seed_file
-
+@contextlib.asynccontextmanager
+async def redis_for(data_dir: Path, redis_url: str | None) -> AsyncIterator[Redis]:
+    """A client of ``redis_url``, else of the data dir's embedded Redis (started if none runs,
+    and then stopped again)."""
     embedded: EmbeddedRedis | None = None
     if redis_url is None:
         embedded = EmbeddedRedis(data_dir)
         redis_url = await asyncio.to_thread(embedded.ensure_running)
     redis = connect(redis_url)
     try:
-        report = await seed_file(redis, path)
-        return report.summary()
+        yield redis
     finally:
         await redis.aclose()
         if embedded is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(embedded.stop)
+
+
+async def run_seed(path: Path, data_dir: Path, redis_url: str | None) -> str:
+    from visitation.seed import seed_file
+
+    async with redis_for(data_dir, redis_url) as redis:
+        report = await seed_file(redis, path)
+        return report.summary()
+
+
+async def run_revoke(role: str, subject: str, data_dir: Path, redis_url: str | None) -> float:
+    """``visitation revoke``: the moment before which the subject's tokens stop working."""
+    async with redis_for(data_dir, redis_url) as redis:
+        return await Revocations(redis).revoke(role, subject)
+
+
+async def is_admin(subject: str, data_dir: Path, redis_url: str | None) -> bool:
+    """Whether ``subject`` is a seeded staff member whose role is ``admin``."""
+    async with redis_for(data_dir, redis_url) as redis:
+        staff = await Directory(redis).staff(subject)
+        return staff is not None and staff.role == "admin"
 
 
 def dump(obj: object) -> str:

@@ -1,4 +1,10 @@
-"""Signed, expiring bearer tokens per role (PyJWT, HS256)."""
+"""Signed, expiring bearer tokens per role (PyJWT, HS256).
+
+The signing key is derived from the server secret for tokens only (:mod:`visitation.keys`), so
+``visitation token``, ``serve --demo`` and every node sign and verify with the same key, and no
+other key (a manifest's, a webhook's) can sign a token. ``iat`` carries sub-second precision:
+``visitation revoke`` ends every token issued before its moment.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from dataclasses import dataclass
 from typing import Literal, cast, get_args
 
 import jwt
+
+from visitation.keys import Purpose, derive_key
 
 Role = Literal["tablet", "family", "monitor", "investigator", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -23,13 +31,12 @@ class Claims:
     role: Role
     subject: str
     expires_at: int
+    issued_at: float = 0.0  # 0 for a token without ``iat``: any revocation covers it
 
 
 class Tokens:
     def __init__(self, secret: bytes) -> None:
-        if len(secret) < 16:
-            raise ValueError("the signing key must be at least 16 bytes")
-        self._secret = secret
+        self._secret = derive_key(secret, Purpose.TOKENS)
 
     def issue(self, role: str, subject: str, ttl_s: int = DEFAULT_TTL_S) -> str:
         if role not in ROLES:
@@ -38,8 +45,14 @@ class Tokens:
             raise ValueError("subject must be 1 to 64 characters")
         if ttl_s <= 0:
             raise ValueError("ttl must be a positive number of seconds")
-        now = int(time.time())
-        payload = {"iss": ISSUER, "sub": subject, "role": role, "iat": now, "exp": now + ttl_s}
+        now = time.time()
+        payload = {
+            "iss": ISSUER,
+            "sub": subject,
+            "role": role,
+            "iat": round(now, 6),
+            "exp": int(now) + ttl_s,
+        }
         return jwt.encode(payload, self._secret, algorithm="HS256")
 
     def verify(self, token: object) -> Claims:
@@ -64,7 +77,13 @@ class Tokens:
         role = data.get("role")
         if role not in ROLES:
             raise TokenError("invalid token: unknown role")
-        return Claims(role=cast(Role, role), subject=str(data["sub"]), expires_at=int(data["exp"]))
+        issued_at = data.get("iat", 0.0)
+        return Claims(
+            role=cast(Role, role),
+            subject=str(data["sub"]),
+            expires_at=int(data["exp"]),
+            issued_at=float(issued_at) if isinstance(issued_at, int | float) else 0.0,
+        )
 
 
 def bearer(header: str | None) -> str | None:

@@ -37,6 +37,8 @@ class Api:
         self, method: str, path: str, body: Any = None, family: str = "F1", **kw: Any
     ) -> tuple[int, Any]:
         headers = {**self.auth(family), **kw.pop("headers", {})}
+        if body is not None:
+            headers.setdefault("Content-Type", "application/json")
         data = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
         resp = await self.client.request(method, API + path, data=data, headers=headers, **kw)
         assert resp.content_type == "application/json"

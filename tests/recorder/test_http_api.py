@@ -38,9 +38,10 @@ class Api:
         self, method: str, path: str, who: str = "I1", body: Any = None, **kw: Any
     ) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body)
-        resp = await self.client.request(
-            method, API + path, data=data, headers=self.headers(who), **kw
-        )
+        headers = self.headers(who)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        resp = await self.client.request(method, API + path, data=data, headers=headers, **kw)
         assert resp.content_type == "application/json"
         return resp.status, await resp.json()
 

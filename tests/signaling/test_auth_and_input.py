@@ -12,6 +12,8 @@ from redis.asyncio import Redis
 
 from client.session import ProtocolClient, RefusedError
 from tests.conftest import SECRET, Clients, Node, accepted, ring
+from visitation.keys import Purpose, derive_key
+from visitation.rate_limits import KEY_PREFIX
 from visitation.tokens import TokenError, Tokens
 
 
@@ -37,7 +39,7 @@ def expired_token() -> str:
         "iat": now - 100,
         "exp": now - 10,
     }
-    return jwt.encode(payload, SECRET, algorithm="HS256")
+    return jwt.encode(payload, derive_key(SECRET, Purpose.TOKENS), algorithm="HS256")
 
 
 @pytest.mark.parametrize(
@@ -103,17 +105,22 @@ BAD_PAYLOADS = [
 ]
 
 
+async def state_keys(redis: Redis) -> list[bytes]:
+    """Every key but the rate limiters' counters (every event counts, even a refused one)."""
+    return sorted(k for k in await redis.keys("*") if not k.startswith(KEY_PREFIX.encode()))
+
+
 @pytest.mark.parametrize("payload", BAD_PAYLOADS)
 async def test_malformed_place_is_invalid_request(
     clients: Clients, redis: Redis, payload: object
 ) -> None:
     await clients.connect("family", "F1")
     tablet = await clients.connect("tablet", "R1")
-    keys_before = sorted(await redis.keys("*"))
+    keys_before = await state_keys(redis)
     ack = await tablet.sio.call("call.place", payload, timeout=5)
     assert ack["ok"] is False and ack["error"]["code"] == "invalid_request", ack
     assert ack["error"]["message"]
-    assert sorted(await redis.keys("*")) == keys_before
+    assert await state_keys(redis) == keys_before
 
 
 async def test_unknown_and_foreign_calls_are_not_found(clients: Clients) -> None:

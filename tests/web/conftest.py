@@ -108,7 +108,7 @@ class WebNode:
 @pytest.fixture
 async def server(start_node: NodeFactory, seeded: object) -> WebNode:
     """A signaling node (it mounts the pages itself); stopped by ``start_node``."""
-    handle = await start_node(ring_timeout_s=20)
+    handle = await start_node(ring_timeout_s=20, payment_processor="fake")  # deposits
     return WebNode(handle.node, handle.url, Tokens(SECRET))
 
 

@@ -181,6 +181,11 @@ export function connect(token, onLine = () => {}) {
       connected = true;
     });
     socket.on("disconnect", () => onLine(false));
+    // The token expired or was revoked: the server closes this connection; do not retry.
+    socket.on("session.expired", () => {
+      socket.close();
+      onLine(false, "Your session has ended: sign in again with a new link.");
+    });
     socket.on("connect_error", (error) => {
       if (connected && socket.active) return; // a transient drop: the client retries by itself
       socket.close();

@@ -1,0 +1,124 @@
+"""A property-based fuzzer over every Socket.IO event and every JSON body (hypothesis).
+
+Whatever arrives, the answer is a clear error (an ack ``{"ok": false, "error": {"code",
+"message"}}``, or an HTTP 4xx in the JSON error shape; a harmless read may succeed), the server
+stays healthy, and no state changes: the ledger, calls, the directory, the recordings' catalog
+(all of Redis but counters and liveness). Events and routes come from the routing tables, so a
+new one is fuzzed the day it is added.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+
+from client.session import ProtocolClient
+from tests.conftest import Node
+from tests.security.conftest import SUBJECTS, state
+from tests.security.test_http_hostile import JSON_ROUTES, role_for
+from tests.seeds import standard_seed_data
+from visitation.errors import ErrorCode
+from visitation.tokens import Tokens
+
+FUZZ = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+CODES = {code.value for code in ErrorCode} - {"internal"}
+SEEDED = {row["id"] for kind in ("residents", "families") for row in standard_seed_data()[kind]}
+FIELDS = ["call_id", "contact_id", "sdp", "note", "reason", "amount_cents", "status",
+          "privileged", "facility_id", "allow_video_calls", "autopay", "hold"]  # fmt: skip
+# Ids that are no seeded resident or family: a random payload never names a real party.
+ids = st.text(max_size=80).filter(lambda s: s not in SEEDED)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | ids
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+# Objects with the protocol's own field names, so payloads get past the first checks too.
+objects = st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=4)
+payloads = objects | json_values
+
+
+@pytest.fixture
+async def everyone(node: Node, tokens: Tokens) -> AsyncIterator[dict[str, ProtocolClient]]:
+    clients = {
+        role: ProtocolClient(node.url, tokens.issue(role, subject), subject)
+        for role, subject in SUBJECTS.items()
+    }
+    for client in clients.values():
+        await client.connect()
+    yield clients
+    for client in clients.values():
+        await client.close()
+
+
+def clear_error(ack: Any) -> bool:
+    if not isinstance(ack, dict) or set(ack) != {"ok", "error"} or ack["ok"] is not False:
+        return False
+    error = ack["error"]
+    return set(error) == {"code", "message"} and error["code"] in CODES and bool(error["message"])
+
+
+@FUZZ
+@given(data=st.data(), payload=payloads)
+async def test_socket_events_fuzzed(
+    data: st.DataObject,
+    payload: Any,
+    node: Node,
+    redis: Redis,
+    everyone: dict[str, ProtocolClient],
+) -> None:
+    routes = node.node.sockets.routes
+    event = data.draw(st.sampled_from(sorted(routes)), label="event")
+    role = data.draw(st.sampled_from(sorted(SUBJECTS)), label="role")
+    client = everyone[role]
+    before = await state(redis)
+    ack = await client.sio.call(event, payload, timeout=10)
+    read_only = event in {"session.info", "contacts.list", "monitor.calls"}
+    assert clear_error(ack) or (read_only and ack.get("ok") is True), (event, role, ack)
+    assert await state(redis) == before, (event, role, payload)
+    assert (await client.request("session.info"))["id"] == SUBJECTS[role]  # still served
+
+
+@FUZZ
+@given(data=st.data(), body=payloads, raw=st.booleans())
+async def test_json_bodies_fuzzed(
+    data: st.DataObject, body: Any, raw: bool, node: Node, redis: Redis, tokens: Tokens
+) -> None:
+    (method, canonical), path = data.draw(st.sampled_from(sorted(JSON_ROUTES.items())))
+    role = role_for(node, method, canonical)
+    path = path.format(call="FUZZCALL")
+    text = data.draw(st.text(max_size=40)) if raw else json.dumps(body)
+    headers = {
+        "Authorization": f"Bearer {tokens.issue(role, SUBJECTS[role])}",
+        "Content-Type": "application/json",
+    }
+    before = await state(redis)
+    async with (
+        aiohttp.ClientSession(base_url=node.url) as http,
+        http.request(method, path, data=text.encode(), headers=headers) as response,
+    ):
+        answer = await response.json()
+        assert response.status < 500 or answer["error"]["code"] == "payments_unavailable"
+        if response.status >= 400:
+            assert set(answer) == {"error"} and answer["error"]["message"], answer
+        async with http.get("/healthz") as health:
+            assert (await health.json())["redis"] is True
+    if response.status >= 400:
+        assert await state(redis) == before, (method, path, text)
