@@ -101,7 +101,7 @@ class SignalingNode:
         self.calls = CallService(
             directory=self.directory,
             ledger=self.ledger,
-            store=CallStore(self.redis),
+            store=CallStore(self.redis, settings.call_retention_s),
             presence=self.presence,
             timers=self.timers,
             emit=self._emit,

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from signaling.timers import TIMERS_KEY, timer_member
+from visitation.config import CALL_RETENTION_S
 from visitation.redis_text import text
 
 
@@ -58,9 +59,10 @@ for s in string.gmatch(ARGV[1], '[^,]+') do
 end
 if not allowed then return {'refused', state} end
 redis.call('HSET', KEYS[1], 'state', ARGV[2])
-if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
+if #ARGV > 6 then redis.call('HSET', KEYS[1], unpack(ARGV, 7)) end
 local call_id = redis.call('HGET', KEYS[1], 'call_id')
 if ARGV[3] == '1' then
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
   if redis.call('GET', KEYS[2]) == call_id then redis.call('DEL', KEYS[2]) end
   if redis.call('GET', KEYS[3]) == call_id then redis.call('DEL', KEYS[3]) end
   redis.call('SREM', KEYS[4], call_id)
@@ -170,8 +172,9 @@ def _live_key(facility_id: str) -> str:
 class CallStore:
     """All Redis access for call records."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, retention_s: float = CALL_RETENTION_S) -> None:
         self._redis = redis
+        self._retention_s = retention_s  # an ended call's record is kept this long
         self._create = redis.register_script(_CREATE)
         self._transition = redis.register_script(_TRANSITION)
         self._claim_once = redis.register_script(_CLAIM_ONCE)
@@ -230,6 +233,7 @@ class CallStore:
             ",".join(
                 f"{timer_member(k, record.call_id)}={int(due * 1000)}" for k, due in add_timers
             ),
+            int(self._retention_s),
         ]
         for name, value in (set_fields or {}).items():
             args += [name, value]

@@ -47,6 +47,17 @@ log = logging.getLogger(__name__)
 INVESTIGATOR = "I1"
 RATE_CENTS = 10  # bench_seed's rate: a 10-cent balance buys exactly one minute
 # Variables of the caller's environment that would change how the nodes behave.
+#: The suite is one client address placing many calls, and it makes deposits: no rate limit in
+#: its way, and the fake payment processor (never a real one).
+LOAD_GENERATOR_ENV = {
+    "VISITATION_PAYMENT_PROCESSOR": "fake",
+    **{
+        f"VISITATION_RATE_LIMIT_{name}": "off"
+        for name in ("HTTP_ADDRESS", "HTTP_SUBJECT", "CONNECT_ADDRESS", "CONNECT_SUBJECT")
+    },
+    **{f"VISITATION_RATE_LIMIT_{name}": "off" for name in ("EVENTS_SUBJECT", "CALL_PLACE")},
+    "VISITATION_RATE_LIMIT_SOCKETS_PER_SUBJECT": "1000",
+}
 _NODE_VARS_DROPPED = ("REDIS_URL", "VISITATION_BILLING_WEBHOOK_URL", "VISITATION_DATA_DIR")
 
 
@@ -132,6 +143,7 @@ class Cluster:
         env |= {"REDIS_URL": url, "VISITATION_SECRET": self.secret}
         env |= {"VISITATION_LOG_LEVEL": self.spec.log_level, **self.spec.node_env}
         env["VISITATION_MAX_CALLS_PER_WORKER"] = str(self.spec.max_calls_per_worker)
+        env |= LOAD_GENERATOR_ENV
         for i in range(self.spec.nodes):
             self.nodes.append(
                 NodeProcess(f"node{i}", self.data_dir, env, self.logs_dir / f"node{i}.log")

@@ -88,17 +88,13 @@ async def test_a_call_keeps_at_most_so_many_flags_and_not_forever(
     assert 0 < await redis.ttl(flags_key(pair.call_id)) <= 7 * 24 * 3600
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="call:<id> gets no expiry until signaling/call_state.py sets one at a terminal "
-    "transition (owned elsewhere; see the security report)",
-)
 async def test_an_ended_call_record_expires(start_with: StartWith, redis: Redis) -> None:
     _, clients = await start_with()
     pair = await accepted(clients)
+    assert await redis.ttl(f"call:{pair.call_id}") == -1  # a live call never expires
     await pair.tablet.hangup(pair.call_id)
     await pair.tablet.next("call.ended")
-    assert await redis.ttl(f"call:{pair.call_id}") > 0
+    assert 0 < await redis.ttl(f"call:{pair.call_id}") <= 7 * 24 * 3600
 
 
 async def test_one_subject_holds_a_few_sockets_at_once(
