@@ -45,6 +45,7 @@ def _release_free_memory() -> None:
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 
+
 #: Young-generation threshold (allocations), and how many passes before an older one.
 GC_THRESHOLDS: Final = (50_000, 20, 20)
 
