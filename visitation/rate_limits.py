@@ -96,6 +96,14 @@ def _count(name: str, raw: str) -> int:
         raise ValueError(f"{ENV_PREFIX}{name.upper()}: must be a whole number >= 1") from None
 
 
+def _storage_uri(redis_url: str) -> str:
+    """``limits``' name for our Redis URL: it takes any scheme not starting ``redis`` (a
+    ``unix://`` socket, say) for Valkey, so a socket is spelled ``redis+unix://``."""
+    if redis_url.startswith("unix://"):
+        redis_url = "redis+" + redis_url
+    return "async+" + redis_url
+
+
 class RateLimiter:
     """``await hit(name, *who)``: None if allowed, else the seconds to wait (``Retry-After``)."""
 
@@ -105,7 +113,7 @@ class RateLimiter:
         # On the node's own bounded pool (a documented option of the redis-py bridge).
         pool: dict[str, Any] = {"connection_pool": redis.connection_pool}
         storage = RedisStorage(
-            "async+" + redis_url, implementation="redispy", key_prefix=KEY_PREFIX, **pool
+            _storage_uri(redis_url), implementation="redispy", key_prefix=KEY_PREFIX, **pool
         )
         self._strategy = SlidingWindowCounterRateLimiter(storage)
         self._items: dict[str, RateLimitItem | None] = {}

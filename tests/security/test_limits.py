@@ -189,3 +189,32 @@ def test_limits_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
         with pytest.raises(ValueError, match=f"VISITATION_RATE_LIMIT_{name}"):
             RateLimits.from_env()
         monkeypatch.delenv(f"VISITATION_RATE_LIMIT_{name}")
+
+
+async def test_limits_count_on_a_redis_reached_by_its_unix_socket(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """``--redis-url unix://...`` is a documented form: the limiter counts there too."""
+    from tests.net.procs import Proc
+    from visitation.embedded_redis import find_redis_server
+    from visitation.rate_limits import RateLimiter
+
+    workdir = tmp_path_factory.mktemp("socket-redis")
+    sock = workdir / "redis.sock"
+    argv = [find_redis_server(), "--port", "0", "--unixsocket", str(sock)]
+    argv += ["--dir", str(workdir), "--save", "", "--appendonly", "no"]
+    proc = await Proc.start("redis", argv)
+    try:
+        await proc.wait_line("accept connections", timeout=20)
+        url = f"unix://{sock}"
+        redis = Redis.from_url(url)
+        try:
+            limiter = RateLimiter(redis, url, replace(DEFAULTS, call_place="2/minute"))
+            waits = [await limiter.hit("call_place", "R1") for _ in range(3)]
+            assert waits[:2] == [None, None]
+            assert waits[2] is not None and 1 <= waits[2] <= 60
+            assert await redis.keys("ratelimit*")  # counted in this Redis
+        finally:
+            await redis.aclose()
+    finally:
+        await proc.stop(timeout=5)
