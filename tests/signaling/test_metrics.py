@@ -90,18 +90,18 @@ async def test_a_live_call_shows_in_the_workers_metrics_on_the_node(
                 and value(m, forwarded, worker=sfu_worker, kind="video") > 0
             ),
         )
+        counters = [(name, kind) for name in (received, forwarded) for kind in ("audio", "video")]
         before = {
-            name: value(first, name, worker=sfu_worker, kind=kind)
-            for name in (received, forwarded)
-            for kind in ("audio", "video")
+            (name, kind): value(first, name, worker=sfu_worker, kind=kind)
+            for name, kind in counters
         }
-        # The packet counters keep counting while media flows.
+        # Each packet counter keeps counting while media flows (compared with its own earlier
+        # value: earlier tests' long calls leave video's totals far above audio's).
         await scrape_until(
             node,
             lambda m: all(
-                value(m, name, worker=sfu_worker, kind=kind) > before[name]
-                for name in (received, forwarded)
-                for kind in ("audio", "video")
+                value(m, name, worker=sfu_worker, kind=kind) > before[name, kind]
+                for name, kind in counters
             ),
         )
         now = await scrape(node)
