@@ -17,22 +17,22 @@ def closed_day() -> str:
 
 
 def short_stay_facility(facility_id: str = "SHORT", name: str = "Short Stay") -> dict[str, Any]:
-    """A prison open around the clock at 20 cents a minute, calls at most 90 s: a 25-cent
-    balance buys exactly one minute (the balance caps the call, under the 90 s maximum); a
-    well-funded family gets the facility's 90 s."""
+    """A prison open around the clock at 20 cents a minute, calls at most 70 s: a 25-cent
+    balance buys exactly one minute (the balance caps the call, under the 70 s maximum); a
+    well-funded family gets the facility's 70 s (charged as two started minutes)."""
     return {
         "id": facility_id,
         "name": name,
         "timezone": "UTC",
         "type": "prison",
         "rate_cents_per_minute": 20,
-        "max_call_seconds": 90,
+        "max_call_seconds": 70,
         "calling_hours": ALWAYS_OPEN,
     }
 
 
 def short_seed_data() -> dict[str, Any]:
-    """SHORT: RB-FB capped by FB's balance (one minute), RF-FF by the facility (90 s)."""
+    """SHORT: RB-FB capped by FB's balance (one minute), RF-FF by the facility (70 s)."""
     return {
         "facilities": [short_stay_facility()],
         "residents": [
