@@ -33,7 +33,7 @@ from client.media import ClipSpec
 from client.peer import MonitorPeer, PartyPeer, close_all, join_call, watch_call
 from client.session import ProtocolClient
 from loadtest.measure import Snapshot, phase_result, take_snapshot
-from media.control import SfuControl
+from media.control import SfuControl, calls_key
 from media.pool import WorkerPool
 from signaling.app import SignalingNode
 from visitation.config import Settings
@@ -300,6 +300,18 @@ async def hang_up(call: Call, timeout_s: float = 10.0) -> None:
     await call.close()
 
 
+async def wait_until_idle(redis: Redis, worker_id: str, timeout_s: float = 30.0) -> None:
+    """Wait (bounded) until the worker has closed every call: a hang-up is acknowledged before
+    the call's end-of-call chain (settle, close the room, seal the recording) has run, and a
+    worker stopped before that would leave its recordings to the orphan sweep."""
+    deadline = time.monotonic() + timeout_s
+    while await redis.scard(calls_key(worker_id)):
+        if time.monotonic() > deadline:
+            log.warning("sfu worker %s still has calls open; stopping it anyway", worker_id)
+            return
+        await asyncio.sleep(0.1)
+
+
 @dataclass
 class PhaseOptions:
     name: str  # "sfu" or "naive"
@@ -359,6 +371,7 @@ async def run_phase(env: Environment, options: PhaseOptions) -> dict[str, Any]:
         return result
     finally:
         await asyncio.gather(*(hang_up(call) for call in calls), return_exceptions=True)
+        await wait_until_idle(env.redis, worker_id)
         await pool.stop()
         if layout is not None:  # this process (e.g. a test run) gets all its cores back
             pin(os.getpid(), own_cores)

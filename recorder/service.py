@@ -57,6 +57,7 @@ class CallInfo(BaseModel):
 
 
 InfoSource = Callable[[str], Awaitable[CallInfo | None]]
+WriterSource = Callable[[str], Awaitable["WriterReport | None"]]
 
 
 @dataclass(frozen=True)
@@ -178,13 +179,16 @@ class RecordingService:
         *,
         flags_of: FlagSource | None = None,
         info_of: InfoSource | None = None,
+        writer_of: WriterSource | None = None,
         min_age_s: float = 60.0,
     ) -> list[Manifest]:
-        """Finalize, with ``complete: false`` and the file as written, every recording still
-        open whose call is not busy (live, or still being closed by its worker): its writer
-        or signaling node died. Recordings begun less than ``min_age_s`` ago are left alone
-        (their call may have started after the busy set was read). Then delete recordings in
-        progress that have no open catalog entry (their call never connected)."""
+        """Finalize every recording still open whose call is not busy (live, or still being
+        closed by its worker): its signaling node died, or its writer did. ``writer_of`` tells
+        what the worker reported if it did close the file (its node never heard, e.g. the
+        reply was lost): the file is whole and only those problems count; otherwise it is
+        signed ``complete: false`` as written. Recordings begun less than ``min_age_s`` ago are
+        left alone (their call may have started after the busy set was read). Then delete
+        recordings in progress that have no open catalog entry (their call never connected)."""
         done: list[Manifest] = []
         horizon = self._clock() - min_age_s
         open_ids = await self.catalog.open_call_ids()
@@ -196,9 +200,11 @@ class RecordingService:
                 continue
             flags = await flags_of(call_id) if flags_of else ()
             info = await info_of(call_id) if info_of else None
-            manifest = await self.finalize(call_id, info, flags, writer=None)
+            writer = await writer_of(call_id) if writer_of else None
+            manifest = await self.finalize(call_id, info, flags, writer=writer)
             if manifest is not None:
-                log.warning("call %s: orphaned recording finalized as incomplete", call_id)
+                how = "closed by its worker" if writer is not None else "incomplete"
+                log.warning("call %s: orphaned recording finalized (%s)", call_id, how)
                 done.append(manifest)
         await asyncio.to_thread(self._delete_stray_files, set(open_ids), horizon)
         return done

@@ -87,9 +87,13 @@ class RecordingBridge:
         if record.privileged:
             return
         flags = await self.monitoring.flags(record.call_id)
-        problems = await self.media.control.recording_report(record.call_id)
-        writer = WriterReport(problems) if problems is not None else None
+        writer = await self._writer(record.call_id)
         await self.service.finalize(record.call_id, _info(record), flags, writer=writer)
+
+    async def _writer(self, call_id: str) -> WriterReport | None:
+        """What the worker reported when it closed the call's file (None: it never did)."""
+        problems = await self.media.control.recording_report(call_id)
+        return WriterReport(problems) if problems is not None else None
 
     async def _sweep(self) -> None:
         facility_ids = await self.calls.directory.all_facility_ids()
@@ -100,7 +104,9 @@ class RecordingBridge:
             recently_ended = record is not None and now - record.ended_at < CLOSING_GRACE_S
             if recently_ended or await self.media.control.held_by_worker(call_id):
                 busy.add(call_id)
-        await self.service.sweep_orphans(busy, flags_of=self.monitoring.flags, info_of=self._info)
+        await self.service.sweep_orphans(
+            busy, flags_of=self.monitoring.flags, info_of=self._info, writer_of=self._writer
+        )
 
     async def _info(self, call_id: str) -> CallInfo | None:
         record = await self.calls.store.get(call_id)

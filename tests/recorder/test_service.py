@@ -204,3 +204,30 @@ async def test_retention_purges_expired_media_except_on_legal_hold(
     assert await service.set_legal_hold("HELD", False, investigator)
     assert await service.purge_expired(now) == ["HELD"]
     assert not await service.set_legal_hold("OLD", True, investigator)  # purged: too late
+
+
+async def test_sweep_seals_a_file_its_worker_closed_as_the_worker_reported(
+    service: RecordingService, storage: LocalStorage, call_webm: bytes
+) -> None:
+    """The worker closed the file and said so, but its node never finalized (the close_call
+    reply was lost, the node died): the sweep signs what the worker reported, not 'lost'."""
+    reports = {"WHOLE": WriterReport(), "GAPS": WriterReport(("video lost for 3 s",))}
+    for call_id in (*reports, "LOST"):
+        await service.begin(call_info(call_id))
+        with storage.open_recording(call_id) as fh:
+            fh.write(call_webm)
+
+    async def writer_of(call_id: str) -> WriterReport | None:
+        return reports.get(call_id)
+
+    done = await service.sweep_orphans(set(), writer_of=writer_of, min_age_s=0.0)
+    manifests = {m.call_id: m for m in done}
+    assert sorted(manifests) == ["GAPS", "LOST", "WHOLE"]
+    assert manifests["WHOLE"].complete and manifests["WHOLE"].incomplete_reason is None
+    assert manifests["GAPS"].incomplete_reason == "video lost for 3 s"
+    lost = manifests["LOST"].incomplete_reason
+    assert not manifests["LOST"].complete and lost and "did not close the file" in lost
+    for call_id, manifest in manifests.items():
+        assert manifest.size == len(call_webm) and storage.recordings_in_progress() == []
+        verification = await service.verify(call_id)
+        assert verification is not None and verification.ok
