@@ -22,7 +22,7 @@ from visitation.redis_text import text
 STREAM: Final = "audit"
 MAX_TEXT: Final = 512
 Action = Literal["list", "view", "download", "verify", "purge", "legal_hold"]
-Outcome = Literal["ok", "not_found", "refused"]
+Outcome = Literal["ok", "not_found", "refused", "tampered"]  # tampered: a verify that failed
 
 _APPEND = """
 local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV))

@@ -23,7 +23,7 @@ from typing import Any, Final, Self
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
-from recorder.audit import Action, Actor
+from recorder.audit import Action, Actor, Outcome
 from recorder.catalog import Entry, Query, allowed_facilities
 from recorder.party_view import PARTIES, Party, PartyViews, ViewBusyError, ViewError, view_key
 from recorder.party_view import View as PartyView
@@ -126,14 +126,23 @@ class RecordingApi:
         raise ApiError(404, "not_found", f"no recording of call {call_id!r}")
 
     async def _log(
-        self, request: web.Request, claims: Claims, action: Action, entry: Entry, **detail: Any
+        self,
+        request: web.Request,
+        claims: Claims,
+        action: Action,
+        entry: Entry,
+        outcome: Outcome = "ok",
+        **detail: Any,
     ) -> None:
         m = entry.manifest
+        if outcome == "ok" and int(detail.get("status", 200)) >= 400:
+            outcome = "refused"  # a download that was answered with an error served nothing
         await self._audit.append(
             _actor(request, claims),
             action,
             call_ids=[m.call_id],
             facility_id=m.facility_id,
+            outcome=outcome,
             detail=detail,
         )
 
@@ -278,13 +287,17 @@ class RecordingApi:
         entry = await self._visible(request, claims, "verify")
         call_id = entry.manifest.call_id
         if entry.state != "final":
-            await self._log(request, claims, "verify", entry, state=entry.state)
+            await self._log(request, claims, "verify", entry, "refused", state=entry.state)
             why = "was purged" if entry.state == "purged" else "is still being recorded"
             raise ApiError(409, "invalid_state", f"the recording of call {call_id!r} {why}")
         result = await self._service.verify(call_id)
         if result is None:  # purged or changed since the look-up
             raise ApiError(409, "invalid_state", f"the recording of call {call_id!r} changed")
-        await self._log(request, claims, "verify", entry, ok=result.ok, problems=result.problems)
+        # The audit says what verify found: evidence found altered is never logged as "ok".
+        outcome: Outcome = "ok" if result.ok else "tampered"
+        await self._log(
+            request, claims, "verify", entry, outcome, ok=result.ok, problems=result.problems
+        )
         return web.json_response(result.model_dump())
 
     async def legal_hold(self, request: web.Request, claims: Claims) -> web.StreamResponse:

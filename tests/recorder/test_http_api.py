@@ -282,6 +282,30 @@ async def test_every_access_is_audited(api: Api, service: RecordingService) -> N
     assert (await api.json("GET", "/audit", "I3"))[1]["entries"] == []  # other facility
 
 
+async def test_the_audit_records_what_verify_found(
+    api: Api, service: RecordingService, storage: LocalStorage
+) -> None:
+    await record(service, "T1", b"t" * 64)
+    await service.begin(call_info("LIVE2"))
+    path = storage.path("T1")
+    path.chmod(0o600)  # sealed read-only: only someone going around the server alters it
+    with path.open("r+b") as file:
+        file.seek(10)
+        file.write(b"X")
+    status, verified = await api.json("POST", "/recordings/T1/verify")
+    assert status == 200 and verified["ok"] is False
+    assert (await api.json("POST", "/recordings/LIVE2/verify"))[0] == 409
+    assert (await api.json("GET", "/recordings/T1/media?party=x"))[0] == 422
+    entries = (await api.json("GET", "/audit?call_id=T1"))[1]["entries"]
+    assert [(e["action"], e["outcome"]) for e in entries] == [
+        ("verify", "tampered"),
+        ("download", "refused"),
+    ]
+    assert entries[0]["detail"]["ok"] is False and entries[0]["detail"]["problems"]
+    [refused] = (await api.json("GET", "/audit?call_id=LIVE2"))[1]["entries"]
+    assert (refused["action"], refused["outcome"]) == ("verify", "refused")
+
+
 async def test_unfinished_and_purged_recordings(api: Api, service: RecordingService) -> None:
     await service.begin(call_info("LIVE1"))
     status, body = await api.json("GET", "/recordings/LIVE1")
