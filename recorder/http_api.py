@@ -21,7 +21,7 @@ import weakref
 from typing import Any, Final, Self
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from recorder.audit import Action, Actor, Outcome
 from recorder.catalog import Entry, Query, allowed_facilities
@@ -32,7 +32,7 @@ from recorder.service import RecordingService
 from recorder.storage import CALL_ID, Storage
 from visitation.directory import Directory
 from visitation.domain import Id, Staff
-from visitation.http_api import ApiError, describe, error_response, guarded, parse_body
+from visitation.http_api import ApiError, error_response, guarded, parse_body, parse_query
 from visitation.tokens import Claims, Tokens
 
 PREFIX: Final = "/api/v1"
@@ -69,16 +69,6 @@ class HoldBody(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     hold: StrictBool
-
-
-def _query(request: web.Request, model: type[ListParams] | type[AuditParams]) -> Any:
-    repeated = sorted({k for k in request.query if len(request.query.getall(k)) > 1})
-    if repeated:
-        raise ApiError(400, "invalid_request", f"repeated query parameter: {', '.join(repeated)}")
-    try:
-        return model.model_validate(dict(request.query))
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_request", describe(exc)) from None
 
 
 def _actor(request: web.Request, claims: Claims) -> Actor:
@@ -150,7 +140,7 @@ class RecordingApi:
 
     async def search(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         staff = await self._staff(claims)
-        params: ListParams = _query(request, ListParams)
+        params: ListParams = parse_query(request, ListParams)
         query = Query(
             resident_id=params.resident_id,
             family_id=params.family_id,
@@ -313,7 +303,7 @@ class RecordingApi:
 
     async def audit(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         staff = await self._staff(claims)
-        params: AuditParams = _query(request, AuditParams)
+        params: AuditParams = parse_query(request, AuditParams)
         if params.call_id is None:
             allowed = allowed_facilities(staff.facility_ids)
             entries = await self._audit.recent(params.limit, allowed)

@@ -38,6 +38,7 @@ from signaling.timers import DurableTimers
 from visitation import http_guard
 from visitation.admin_api import add_admin_routes
 from visitation.config import ConfigError, Settings
+from visitation.contacts_api import add_contacts_routes
 from visitation.directory import Directory
 from visitation.rate_limits import RateLimiter
 from visitation.redis_pool import connect
@@ -163,6 +164,7 @@ class SignalingNode:
             biller=self.billing.biller,
         )
         add_admin_routes(self.app, redis=self.redis, directory=self.directory, tokens=self.tokens)
+        add_contacts_routes(self.app, directory=self.directory, tokens=self.tokens)
         add_page_routes(self.app)
         add_recording_routes(
             self.app, tokens=self.tokens, directory=self.directory, service=self.recording.service

@@ -54,16 +54,21 @@ class ContactChange(BaseModel):
     privileged: StrictBool | None = None
 
 
+async def known_admin(directory: Directory, claims: Claims) -> Staff:
+    """The seeded admin an admin token speaks for (403 if there is none): its scope."""
+    staff = await directory.staff(claims.subject)
+    if staff is None or staff.role != "admin":
+        raise ApiError(403, "forbidden", f"{claims.subject!r} is not a known admin")
+    return staff
+
+
 class AdminApi:
     def __init__(self, redis: Redis, directory: Directory) -> None:
         self._redis = redis
         self._directory = directory
 
     async def _admin(self, claims: Claims) -> Staff:
-        staff = await self._directory.staff(claims.subject)
-        if staff is None or staff.role != "admin":
-            raise ApiError(403, "forbidden", f"{claims.subject!r} is not a known admin")
-        return staff
+        return await known_admin(self._directory, claims)
 
     async def update_facility(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         admin = await self._admin(claims)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import TypeVar, cast
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -34,11 +35,41 @@ def _staff_key(staff_id: str) -> str:
     return f"staff:{staff_id}"
 
 
+def _requests_key(facility_id: str) -> str:
+    """Contact requests made by families (``resident:family`` by when), per facility."""
+    return f"contact_requests:{facility_id}"
+
+
+# A family's request: the contact (pending) and its indexes, unless the contact exists already.
+_REQUEST_CONTACT = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return existing end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3] .. ':' .. ARGV[2])
+return false
+"""
+
+
+@dataclass(frozen=True)
+class ContactRequest:
+    """A contact a family asked for, with when it asked (its status may have changed since)."""
+
+    contact: Contact
+    requested_at: float
+
+
 class Directory:
     """Reads and writes domain records stored as JSON values."""
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._request_contact = redis.register_script(_REQUEST_CONTACT)
+
+    async def _get_many(self, keys: list[str], model: type[M]) -> list[M]:
+        raws = await self._redis.mget(keys) if keys else []
+        return [model.model_validate_json(raw) for raw in raws if raw is not None]
 
     async def _get(self, key: str, model: type[M]) -> M | None:
         raw = await self._redis.get(key)
@@ -65,6 +96,52 @@ class Directory:
         )
         found = [await self.contact(resident_id, fid) for fid in family_ids]
         return [c for c in found if c is not None]
+
+    async def contacts_for(self, family_id: str) -> list[Contact]:
+        """The family's contacts (every status), by resident id."""
+        resident_ids = sorted(
+            text(m) for m in await self._redis.smembers(f"contacts:for:{family_id}")
+        )
+        keys = [_contact_key(rid, family_id) for rid in resident_ids]
+        return await self._get_many(keys, Contact)
+
+    async def facilities(self) -> list[Facility]:
+        keys = [_facility_key(fid) for fid in await self.all_facility_ids()]
+        return await self._get_many(keys, Facility)
+
+    async def residents_in(self, facility_id: str) -> list[Resident]:
+        ids = sorted(text(m) for m in await self._redis.smembers(f"residents:in:{facility_id}"))
+        return await self._get_many([_resident_key(rid) for rid in ids], Resident)
+
+    async def request_contact(
+        self, resident: Resident, family_id: str, at: float
+    ) -> tuple[Contact, bool]:
+        """A family asks to become ``resident``'s contact: a pending contact, queued for its
+        facility's admins, in one step. Returns the contact and whether it is new (an existing
+        contact, whatever its status, is returned unchanged)."""
+        contact = Contact(resident_id=resident.id, family_id=family_id, status="pending")
+        keys = [
+            _contact_key(resident.id, family_id),
+            f"contacts:of:{resident.id}",
+            f"contacts:for:{family_id}",
+            _requests_key(resident.facility_id),
+        ]
+        args = [contact.model_dump_json(), family_id, resident.id, repr(at)]
+        existing = await self._request_contact(keys=keys, args=args)
+        if existing is None:
+            return contact, True
+        return Contact.model_validate_json(existing), False
+
+    async def contact_requests(self, facility_id: str) -> list[ContactRequest]:
+        """Every contact request made for ``facility_id``'s residents, oldest first."""
+        entries = await self._redis.zrange(_requests_key(facility_id), 0, -1, withscores=True)
+        found: list[ContactRequest] = []
+        for member, at in cast(list[tuple[bytes, float]], entries):  # "resident:family"
+            resident_id, family_id = text(member).split(":", 1)
+            contact = await self.contact(resident_id, family_id)
+            if contact is not None:
+                found.append(ContactRequest(contact, float(at)))
+        return found
 
     async def all_facility_ids(self) -> list[str]:
         return sorted(text(m) for m in await self._redis.smembers("facilities"))

@@ -98,6 +98,17 @@ async def parse_body(request: web.Request, model: type[M], hint: str = "") -> M:
         raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
 
 
+def parse_query(request: web.Request, model: type[M]) -> M:
+    """The request's query parameters as ``model``: 400 for a repeated one, else 422."""
+    repeated = sorted({k for k in request.query if len(request.query.getall(k)) > 1})
+    if repeated:
+        raise ApiError(400, "invalid_request", f"repeated query parameter: {', '.join(repeated)}")
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_request", describe(exc)) from None
+
+
 class Guarded:
     """An aiohttp handler: ``handler`` behind bearer auth for ``roles`` and the error shape."""
 

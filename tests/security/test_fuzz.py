@@ -35,7 +35,8 @@ FUZZ = settings(
 CODES = {code.value for code in ErrorCode} - {"internal"}
 SEEDED = {row["id"] for kind in ("residents", "families") for row in standard_seed_data()[kind]}
 FIELDS = ["call_id", "contact_id", "sdp", "note", "reason", "amount_cents", "status",
-          "privileged", "facility_id", "allow_video_calls", "autopay", "hold"]  # fmt: skip
+          "privileged", "facility_id", "allow_video_calls", "autopay", "hold",
+          "resident_id"]  # fmt: skip
 # Ids that are no seeded resident or family: a random payload never names a real party.
 ids = st.text(max_size=80).filter(lambda s: s not in SEEDED)
 scalars = (

@@ -26,6 +26,7 @@ JSON_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/account/deposits"): "/api/v1/account/deposits",
     ("PUT", "/api/v1/account/settings"): "/api/v1/account/settings",
     ("POST", "/api/v1/account/blocks"): "/api/v1/account/blocks",
+    ("POST", "/api/v1/account/contacts"): "/api/v1/account/contacts",
     ("PUT", "/api/v1/admin/facilities/{facility_id}"): "/api/v1/admin/facilities/SQ",
     (
         "PUT",
