@@ -56,7 +56,7 @@ async def test_block_a_facility_and_turn_video_calls_off(pages: Pages, server: W
     family = await pages.open("/family", "family", "F1")
     await expect(family.locator("#balance")).to_have_text("$10.00")
     async with ProtocolClient(server.url, server.tokens.issue("tablet", "R1"), "R1") as tablet:
-        await family.fill("#block-form input", "SQ")
+        await family.select_option("#block-form select", "SQ")  # by name: "San Quentin"
         await family.click("#block-form button")
         blocked = family.locator('#blocks li[data-facility="SQ"]')
         await expect(blocked.locator("button")).to_have_text("Unblock")
@@ -66,9 +66,10 @@ async def test_block_a_facility_and_turn_video_calls_off(pages: Pages, server: W
             await tablet.place("F1")
         assert refused.value.code == "unavailable"
 
-        await family.fill("#block-form input", "NOPE")
-        await family.click("#block-form button")
-        await expect(family.locator("#block-error")).to_contain_text("NOPE")
+        options = await family.locator("#block-form option").all_text_contents()
+        assert options[0] == "All facilities" and "San Quentin" in options
+        assert options[1:] == sorted(options[1:])  # facilities by name, never by id
+        await expect(blocked).to_contain_text("San Quentin")
 
         await blocked.locator("button").click()
         await expect(blocked.locator("button")).to_have_text("Block")
@@ -91,6 +92,38 @@ async def test_block_a_facility_and_turn_video_calls_off(pages: Pages, server: W
             "San Quentin"
         )
         assert call_id
+
+
+async def test_a_family_asks_to_become_a_contact(pages: Pages, server: WebNode) -> None:
+    family = await pages.open("/family", "family", "FATTY")
+    contacts = family.locator("#contacts li")
+    await expect(contacts).to_have_count(1)  # the attorney's client, R1
+    await expect(contacts.first).to_contain_text("James Doe")
+    await family.select_option("#contact-search select", "SQ")
+    await family.fill("#contact-search input", "ro")
+    await family.click("#contact-search button")
+    found = family.locator('#resident-results li[data-resident="R2"]')
+    await expect(found).to_contain_text("John Roe")
+    await found.locator("button").click()
+    asked = family.locator('#contacts li[data-resident="R2"]')
+    await expect(asked).to_contain_text("Waiting for approval")
+    await expect(family.locator("#home-notice")).to_contain_text("Asked to add John Roe")
+    await screenshot(family, "family-contact-requested", full_page=True)
+
+    # The facility's admin approves the request from the queue.
+    headers = {"Authorization": f"Bearer {server.tokens.issue('admin', 'A1')}"}
+    async with aiohttp.ClientSession(base_url=server.url, headers=headers) as admin:
+        async with admin.get("/api/v1/admin/contacts?status=pending") as response:
+            queue = (await response.json())["contacts"]
+        assert [(c["resident"]["id"], c["family"]["id"]) for c in queue] == [("R2", "FATTY")]
+        async with admin.put("/api/v1/admin/contacts/R2/FATTY", json={"status": "approved"}) as r:
+            assert r.status == 200
+    await family.click('#tabs [data-go="history"]')
+    await family.click('#tabs [data-go="home"]')
+    await expect(asked).to_contain_text("Approved")
+    async with ProtocolClient(server.url, server.tokens.issue("tablet", "R2"), "R2") as tablet:
+        await tablet.place("FATTY")
+        await expect(family.locator("#in-facility")).to_have_text("San Quentin")
 
 
 async def test_sign_in_refused(pages: Pages) -> None:

@@ -17,7 +17,7 @@ const ENTRY_LABELS = {
 const PLUS = new Set(["deposit", "autopay", "credit"]);
 const HELD = new Set(["hold", "release"]);
 
-const state = { token: null, client: null, account: null, incoming: null };
+const state = { token: null, client: null, account: null, incoming: null, contacts: [], facilityNames: {} };
 const view = new CallView(); // the call in progress: view.callId
 let ringTicker = null;
 
@@ -45,6 +45,7 @@ document.addEventListener("click", (event) => {
 async function signIn(token) {
   state.token = token;
   state.account = await api(token, "GET", "/api/v1/account"); // also checks the role
+  await loadFacilities();
   state.client = await connect(token, (online) => {
     $("#who").textContent = online ? state.account.family_id : "offline — reconnecting…";
   });
@@ -58,7 +59,7 @@ async function signIn(token) {
 // ---------------------------------------------------------------- account
 
 const facilities = () => JSON.parse(localStorage.getItem(FACILITIES_KEY) || "{}");
-const facilityName = (id) => facilities()[id] || id;
+const facilityName = (id) => state.facilityNames[id] || facilities()[id] || id;
 function rememberFacility(id, name) {
   const known = facilities();
   if (id === "all" || (known[id] && !name)) return;
@@ -85,6 +86,81 @@ function renderAccount() {
     ? "Residents can call you."
     : "Calls to you will not ring.";
   renderBlocks(account.blocks || []);
+  loadContacts();
+}
+
+// ---------------------------------------------------------------- facilities and contacts
+
+const STATUS_LABELS = { approved: "Approved", pending: "Waiting for approval", denied: "Not approved" };
+
+async function loadFacilities() {
+  const { facilities: listed } = await api(state.token, "GET", "/api/v1/facilities");
+  state.facilityNames = Object.fromEntries(listed.map((f) => [f.id, f.name]));
+  const options = (first) => [
+    ...(first ? [el("option", { value: first.value }, first.label)] : []),
+    ...listed.map((f) => el("option", { value: f.id }, f.name)),
+  ];
+  $("#contact-search select").replaceChildren(...options(null));
+  $("#block-form select").replaceChildren(...options({ value: "all", label: "All facilities" }));
+}
+
+async function loadContacts() {
+  try {
+    const { contacts } = await api(state.token, "GET", "/api/v1/account/contacts");
+    state.contacts = contacts;
+  } catch (exc) {
+    say($("#contact-error"), `Could not load your contacts: ${exc.message}`);
+    return;
+  }
+  const items = state.contacts.map((c) => el(
+    "li", { "data-resident": c.resident.id },
+    el("span", { class: "grow" }, c.resident.name, " ",
+      el("small", { class: "muted" }, `${c.facility.name || c.facility.id} · ${c.resident.id}`)),
+    el("span", { class: `badge ${c.status === "approved" ? "connected" : c.status === "denied" ? "ended" : ""}` },
+      STATUS_LABELS[c.status] || c.status),
+  ));
+  $("#contacts").replaceChildren(
+    ...(items.length ? items : [el("li", { class: "empty" }, "No contacts yet.")]),
+  );
+}
+
+$("#contact-search").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target.elements;
+  say($("#contact-error"), "");
+  const query = new URLSearchParams({ facility_id: form.facility.value, q: form.q.value.trim() });
+  let residents;
+  try {
+    ({ residents } = await api(state.token, "GET", `/api/v1/residents?${query}`));
+  } catch (exc) {
+    say($("#contact-error"), exc.message);
+    return;
+  }
+  const known = new Map((state.contacts || []).map((c) => [c.resident.id, c.status]));
+  const items = residents.map((r) => el(
+    "li", { "data-resident": r.id },
+    el("span", { class: "grow" }, r.name, " ", el("small", { class: "muted" }, r.id)),
+    known.has(r.id)
+      ? el("span", { class: "muted" }, STATUS_LABELS[known.get(r.id)] || known.get(r.id))
+      : el("button", { class: "secondary", onclick: () => askContact(r) }, "Add contact"),
+  ));
+  $("#resident-results").replaceChildren(
+    ...(items.length ? items : [el("li", { class: "empty" }, "Nobody found. Check the spelling or the ID number.")]),
+  );
+});
+
+async function askContact(resident) {
+  say($("#contact-error"), "");
+  try {
+    await api(state.token, "POST", "/api/v1/account/contacts", { resident_id: resident.id });
+  } catch (exc) {
+    say($("#contact-error"), exc.message);
+    return;
+  }
+  $("#resident-results").replaceChildren();
+  $("#contact-search").elements.q.value = "";
+  say($("#home-notice"), `Asked to add ${resident.name}. ${facilityName(resident.facility_id)} will approve or decline.`);
+  await loadContacts();
 }
 
 $("#allow-video").addEventListener("change", async (event) => {
@@ -140,8 +216,7 @@ async function setBlocked(facilityId, block) {
 
 $("#block-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const input = event.target.elements.facility;
-  if (await setBlocked(input.value.trim(), true)) input.value = "";
+  await setBlocked(event.target.elements.facility.value, true);
 });
 
 // ---------------------------------------------------------------- deposits
