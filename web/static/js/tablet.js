@@ -1,31 +1,27 @@
-// The resident tablet: call an approved contact, ringing / no answer, the call, hang up.
-//
-// PROTOCOL.md has no event listing a resident's contacts, so the tablet takes a contact id and
-// remembers recent ones on this device, per resident.
+// The resident tablet: its approved contacts (one tap to call), ringing / no answer, the call.
 
 import { CallView } from "./call-view.js";
-import { $, connect, duration, el, endReason, say, show, signInForm, tokenSubject } from "./common.js";
+import { $, connect, dateTime, duration, el, endReason, say, show, signInForm } from "./common.js";
 import { localMedia, stopMedia } from "./rtc.js";
 
 const TOKEN_KEY = "visitation.tablet.token";
-const RECENT_MAX = 8;
 const PLACE_ERRORS = {
   not_approved: "This contact is not approved for you.",
   outside_hours: "Calls are not allowed at this time (outside calling hours).",
   unavailable: "This contact cannot take a video call right now.",
   insufficient_funds: "This contact's account does not have enough funds for a call.",
   busy: "A call is already in progress.",
-  invalid_request: "Enter a valid contact id.",
+  capacity: "Video calls are busy right now. Try again in a few minutes.",
   forbidden: "This device is not signed in as a resident tablet.",
 };
 
-// call: {id, contact, media (Promise<MediaStream>)}; its screen once accepted: `view`
-const state = { client: null, resident: "", call: null };
+// call: {id, contact: {id, name}, media (Promise<MediaStream>)}; its screen once accepted: `view`
+const state = { client: null, resident: null, contacts: [], call: null };
 const view = new CallView();
 
 function go(screen) {
   show(screen);
-  if (screen === "home") renderRecent();
+  if (screen === "home") loadContacts();
 }
 
 document.addEventListener("click", (event) => {
@@ -36,45 +32,63 @@ document.addEventListener("click", (event) => {
 // ---------------------------------------------------------------- sign in
 
 async function signIn(token) {
-  state.client = await connect(token, (online) => {
-    $("#who").textContent = online ? state.resident : "offline — reconnecting…";
+  const client = await connect(token, (online) => {
+    $("#who").textContent = online ? state.resident.name : "offline — reconnecting…";
   });
-  state.resident = tokenSubject(token);
-  $("#who").textContent = state.resident;
+  const info = await client.request("session.info");
+  if (info.role !== "tablet") {
+    client.close();
+    throw new Error("this is not a resident tablet's token");
+  }
+  state.client = client;
+  state.resident = info;
+  $("#who").textContent = info.name;
   $("#signout").hidden = false;
-  bindCallEvents(state.client);
+  bindCallEvents(client);
   go("home");
 }
 
+// ---------------------------------------------------------------- contacts
 
-// ---------------------------------------------------------------- recent contacts
+const lastCallKey = () => `visitation.tablet.last.${state.resident.id}`;
+const lastCalls = () => JSON.parse(localStorage.getItem(lastCallKey()) || "{}");
 
-const recentKey = () => `visitation.tablet.recent.${state.resident}`;
-const recent = () => JSON.parse(localStorage.getItem(recentKey()) || "[]");
-
-function remember(contactId) {
-  const list = [contactId, ...recent().filter((id) => id !== contactId)].slice(0, RECENT_MAX);
-  localStorage.setItem(recentKey(), JSON.stringify(list));
+function rememberCall(contactId) {
+  localStorage.setItem(
+    lastCallKey(), JSON.stringify({ ...lastCalls(), [contactId]: Date.now() / 1000 }),
+  );
 }
 
-function renderRecent() {
-  const items = recent().map((id) => el(
-    "li", {},
-    el("span", { class: "grow" }, el("strong", {}, id)),
-    el("button", { onclick: () => placeCall(id) }, "Call"),
+async function loadContacts() {
+  if (!state.client) return;
+  try {
+    state.contacts = (await state.client.request("contacts.list")).contacts;
+  } catch (exc) {
+    say($("#call-error"), `Could not load your contacts: ${exc.message}`);
+    return;
+  }
+  const last = lastCalls();
+  const byRecent = [...state.contacts].sort(
+    (a, b) => (last[b.id] || 0) - (last[a.id] || 0) || a.name.localeCompare(b.name),
+  );
+  const items = byRecent.map((contact) => el(
+    "li", { "data-contact": contact.id },
+    el("button", { class: "contact", onclick: () => placeCall(contact) },
+      el("span", { class: "avatar small" }, contact.name.charAt(0).toUpperCase()),
+      el("span", { class: "who" },
+        el("strong", {}, contact.name),
+        contact.privileged ? el("span", { class: "badge privileged" }, "Attorney — private") : null,
+        el("small", { class: "muted" },
+          last[contact.id] ? `Last call ${dateTime(last[contact.id])}` : "No calls yet")),
+      el("span", { class: "call-label" }, "Call"),
+    ),
   ));
-  $("#recent").replaceChildren(
-    ...(items.length ? items : [el("li", { class: "empty" }, "Contacts you call appear here.")]),
+  $("#contacts").replaceChildren(
+    ...(items.length ? items : [el("li", { class: "empty" }, "No approved contacts yet. Your family can ask to be added.")]),
   );
 }
 
 // ---------------------------------------------------------------- placing a call
-
-$("#call-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const contact = $("#contact").value.trim();
-  if (contact) placeCall(contact);
-});
 
 async function placeCall(contact) {
   if (state.call) return;
@@ -82,15 +96,15 @@ async function placeCall(contact) {
   const call = { id: null, contact, media: localMedia() };
   call.media.catch(() => {}); // reported when the call is accepted
   state.call = call;
-  $("#calling-initial").textContent = contact.charAt(0).toUpperCase();
-  $("#calling-who").textContent = contact;
+  $("#calling-initial").textContent = contact.name.charAt(0).toUpperCase();
+  $("#calling-who").textContent = contact.name;
   $("#calling-status").textContent = "Calling…";
   $("#cancel").disabled = false;
   go("calling");
   try {
-    const { call_id } = await state.client.request("call.place", { contact_id: contact });
+    const { call_id } = await state.client.request("call.place", { contact_id: contact.id });
     call.id = call.id || call_id;
-    remember(contact);
+    rememberCall(contact.id);
   } catch (exc) {
     finish();
     go("home");
@@ -134,7 +148,7 @@ function bindCallEvents(client) {
     const call = ours(data);
     if (!call) return;
     finish();
-    $("#noanswer-who").textContent = `${call.contact} did not answer.`;
+    $("#noanswer-who").textContent = `${call.contact.name} did not answer.`;
     go("noanswer");
   });
   client.on("call.accepted", (data) => {
@@ -157,7 +171,7 @@ function bindCallEvents(client) {
 }
 
 async function startMedia(call) {
-  view.open(state.client, call.id, call.contact);
+  view.open(state.client, call.id, call.contact.name);
   go("incall");
   let stream;
   try {
