@@ -1,4 +1,5 @@
-"""Facility administration over HTTP (role ``admin``): facility settings and contact approval.
+"""Facility administration over HTTP (role ``admin``): facility settings (``GET`` with each
+rate's regulatory cap, ``PUT``) and contact approval.
 
 An admin token's subject must be a seeded staff member whose role is ``admin``; its
 ``facility_ids`` (or ``["*"]``) scope every request: a facility, or a resident, outside them
@@ -70,6 +71,17 @@ class AdminApi:
     async def _admin(self, claims: Claims) -> Staff:
         return await known_admin(self._directory, claims)
 
+    async def facilities(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        """The admin's facilities with every setting, and the regulatory cap on each rate."""
+        admin = await self._admin(claims)
+        caps = load_caps()
+        listed = [
+            {**f.model_dump(), "rate_cap_cents_per_minute": caps.get(f.type)}
+            for f in sorted(await self._directory.facilities(), key=lambda f: f.name)
+            if admin.covers(f.id)
+        ]
+        return web.json_response({"facilities": listed})
+
     async def update_facility(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         admin = await self._admin(claims)
         facility_id = request.match_info["facility_id"]
@@ -124,6 +136,7 @@ def add_admin_routes(
 ) -> None:
     api = AdminApi(redis, directory)
     admin = {"admin"}
+    app.router.add_get(f"{PREFIX}/facilities", guarded(tokens, admin, api.facilities))
     app.router.add_put(
         f"{PREFIX}/facilities/{{facility_id}}", guarded(tokens, admin, api.update_facility)
     )

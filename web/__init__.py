@@ -1,11 +1,11 @@
 """Browser clients: the family app, the resident tablet, the monitoring console and the
-investigator's recordings page.
+investigator's recordings page, the facility administrator's console.
 
 Plain HTML/CSS/ES modules (no build step) that speak only the public protocol (PROTOCOL.md:
 Socket.IO events and the HTTP API). :func:`add_page_routes` mounts them on the signaling
 node's aiohttp app, before it starts:
 
-- ``/`` (index), ``/family``, ``/tablet``, ``/monitor``, ``/investigator`` — the pages; each
+- ``/`` (index), ``/family``, ``/tablet``, ``/monitor``, ``/investigator``, ``/admin`` — the pages; each
   takes ``?token=``;
 - ``/media-sw.js`` — the investigator page's service worker (it adds the page's token to the
   ``<video>``'s Range requests); served from the root so that it may control ``/investigator``;
@@ -32,6 +32,7 @@ PAGES: dict[str, str] = {
     "/tablet": "tablet.html",
     "/monitor": "monitor.html",
     "/investigator": "investigator.html",
+    "/admin": "admin.html",
 }
 
 #: Which page a token of each role signs in to.
@@ -40,6 +41,7 @@ ROLE_PAGES: dict[str, str] = {
     "tablet": "/tablet",
     "monitor": "/monitor",
     "investigator": "/investigator",
+    "admin": "/admin",
 }
 
 # The pages load only their own files and talk only to their own origin. Tokens can arrive in

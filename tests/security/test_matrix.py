@@ -17,7 +17,9 @@ from visitation.http_api import roles_of
 from visitation.tokens import ROLES, Tokens
 
 #: Routes anyone may reach: health, metrics, the pages and their files, Socket.IO's handshake.
-PUBLIC = re.compile(r"^(/|/healthz|/metrics|/family|/tablet|/monitor|/investigator|/media-sw\.js)$")
+PUBLIC = re.compile(
+    r"^(/|/healthz|/metrics|/family|/tablet|/monitor|/investigator|/admin|/media-sw\.js)$"
+)
 PUBLIC_PREFIXES = ("/static", "/socket.io/")
 SERVER_EVENTS = {"connect", "disconnect", "*"}
 

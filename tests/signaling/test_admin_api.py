@@ -112,3 +112,19 @@ async def test_changing_a_contacts_status_keeps_it_privileged(
         http, "/api/v1/admin/contacts/R1/FATTY", {"status": "approved", "privileged": False}
     )
     assert (status, body["privileged"]) == (200, False)  # only when said explicitly
+
+
+async def test_an_admin_reads_its_facilities_settings_and_caps(
+    http: aiohttp.ClientSession, node: Node, clients: Clients
+) -> None:
+    async with http.get("/api/v1/admin/facilities") as response:
+        assert response.status == 200
+        listed = (await response.json())["facilities"]
+    by_id = {f["id"]: f for f in listed}
+    assert sorted(by_id) == ["CLOSED", "SQ"]
+    assert by_id["SQ"]["rate_cents_per_minute"] == 16 and by_id["SQ"]["max_call_seconds"] == 1800
+    assert by_id["SQ"]["rate_cap_cents_per_minute"] == 25  # prison video cap
+    assert by_id["SQ"]["calling_hours"] and by_id["SQ"]["timezone"] == "America/Los_Angeles"
+    async with http_as(node.url, clients.tokens, "admin", "A2") as scoped:
+        async with scoped.get("/api/v1/admin/facilities") as response:
+            assert [f["id"] for f in (await response.json())["facilities"]] == ["CLOSED"]

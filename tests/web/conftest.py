@@ -54,7 +54,8 @@ DESKTOP = ViewportSize(width=1280, height=900)
 
 # Facility WEB. FW can afford exactly one minute: rate 20, balance 25 -> allowed 60 s, so the
 # one-minute warning comes at connect and the server hangs up 60 s later. RV-FV and RY-FY are
-# ordinary calls, RA-FA a privileged (attorney) one. MW monitors WEB; IW investigates it.
+# ordinary calls, RA-FA a privileged (attorney) one. MW monitors WEB; IW investigates it; AW
+# administers it.
 VISIT_SEED: dict[str, Any] = {
     "facilities": [short_stay_facility("WEB", "Westbrook Facility")],
     "residents": [
@@ -82,6 +83,7 @@ VISIT_SEED: dict[str, Any] = {
     "staff": [
         {"id": "MW", "role": "monitor", "facility_ids": ["WEB"]},
         {"id": "IW", "role": "investigator", "facility_ids": ["WEB"]},
+        {"id": "AW", "role": "admin", "facility_ids": ["WEB"]},
     ],
 }
 

@@ -130,7 +130,7 @@ async def test_sign_in_refused(pages: Pages) -> None:
     page = await pages.browser.new_page(base_url=pages.server.url, viewport=PHONE)
     try:
         await page.goto("/")
-        await expect(page.locator("nav a")).to_have_count(4)
+        await expect(page.locator("nav a")).to_have_count(5)
         await expect(page.locator('nav a[href="/investigator"]')).to_be_enabled()
         await screenshot(page, "index")
         await page.goto("/family?token=not-a-token")

@@ -65,4 +65,5 @@ def test_page_url_for_demo_tokens() -> None:
     assert page_url("http://h", "tablet", "t") == "http://h/tablet?token=t"
     assert page_url("http://h", "monitor", "t") == "http://h/monitor?token=t"
     assert page_url("http://h", "investigator", "t") == "http://h/investigator?token=t"
-    assert page_url("http://h", "admin", "t") is None
+    assert page_url("http://h", "admin", "t") == "http://h/admin?token=t"
+    assert page_url("http://h", "nobody", "t") is None
