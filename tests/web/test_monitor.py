@@ -86,6 +86,13 @@ async def test_watch_two_calls_flag_and_terminate(pages: Pages, clients: Clients
 
         # Flag a moment on one call, terminate the other with a reason.
         tile_two = monitor.locator(f'#tiles .tile[data-call="{second.call_id}"]')
+        # The time left is legible in the tile's header (it was white on the white card).
+        timer = tile_two.locator("header .timer")
+        await expect(timer).to_contain_text("left")
+        colours = await timer.evaluate(
+            "t => [getComputedStyle(t).color, getComputedStyle(t.closest('.tile')).backgroundColor]"
+        )
+        assert colours[0] != colours[1] and colours[0] != "rgb(255, 255, 255)", colours
         await tile_two.locator("form.flag input").fill("passing a note to the camera")
         await tile_two.locator("form.flag button").click()
         await expect(tile_two.locator(".log")).to_contain_text("passing a note to the camera")

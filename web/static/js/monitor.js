@@ -7,6 +7,7 @@ import { applyAnswer, fullOffer, monitorConnection, play } from "./rtc.js";
 
 const TOKEN_KEY = "visitation.monitor.token";
 const WATCHABLE = new Set(["accepted", "connected"]);
+const ENDED_TILE_MS = 30_000; // how long an ended call's tile stays on the wall
 
 const state = {
   client: null, offset: 0, calls: new Map(), rows: new Map(), tiles: new Map(),
@@ -277,9 +278,12 @@ class Tile {
     this.remaining.textContent = "";
     for (const control of this.root.querySelectorAll("form input, form button")) control.disabled = true;
     this.listen.disabled = true;
+    // The wall keeps live calls: an ended tile says why for a while, then leaves by itself.
+    this.leaving = setTimeout(() => this.close(), ENDED_TILE_MS);
   }
 
   close() {
+    clearTimeout(this.leaving);
     if (!this.closed) {
       state.client.request("monitor.unwatch", { call_id: this.call.call_id }).catch(() => {});
       this.closed = true;
