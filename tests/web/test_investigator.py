@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from playwright.async_api import Page, expect
 from client.media import ClipSpec, dominant_colour
 from client.peer import PartyPeer, close_all, join_call
 from client.session import ProtocolClient
+from recorder.service import CallInfo
 from recorder.storage import LocalStorage
 from tests.web.conftest import (
     DESKTOP,
@@ -169,3 +171,25 @@ async def test_only_investigators_sign_in(pages: Pages) -> None:
     error = page.locator("#signin .error")
     await expect(error).to_have_text("Could not sign in: this is not an investigator's token")
     await expect(page.locator("#workspace")).to_be_hidden()
+
+
+async def test_an_incomplete_recording_says_so_in_the_results(
+    pages: Pages, server: WebNode
+) -> None:
+    """A recording its worker never closed is signed complete: false: the list says so."""
+    service = server.node.recording.service
+    info = CallInfo(
+        call_id="INCOMPLETE1", facility_id="WEB", resident_id="RY", family_id="FY",
+        started_at=time.time() - 300, connected_at=time.time() - 290,
+    )  # fmt: skip
+    await service.begin(info)
+    with service.storage.open_recording("INCOMPLETE1") as file:
+        file.write(b"webm bytes as far as they were written")
+    manifest = await service.finalize("INCOMPLETE1", info, writer=None)
+    assert manifest is not None and manifest.complete is False
+    page = await pages.open("/investigator", "investigator", "IW", DESKTOP)
+    await page.locator("#search [name=resident_id]").fill("RY")
+    await page.click("#search button[type=submit]")
+    badge = page.locator('#results tr[data-call="INCOMPLETE1"] .badge.incomplete')
+    await expect(badge).to_have_text("incomplete")
+    assert "did not close the file" in (await badge.get_attribute("title") or "")

@@ -120,8 +120,13 @@ searchForm.addEventListener("reset", () => setTimeout(() => searchForm.requestSu
 
 function stateBadges(recording) {
   const kind = { final: "connected", purged: "ended" }[recording.state] || "";
+  const incomplete = recording.state === "final" && recording.complete === false;
   return [
     el("span", { class: `badge ${kind}` }, recording.state),
+    // Signed, but not the whole call: said on the list, not only in the manifest.
+    incomplete
+      ? el("span", { class: "badge ended incomplete", title: recording.incomplete_reason || "" }, "incomplete")
+      : null,
     recording.legal_hold ? el("span", { class: "badge privileged" }, "hold") : null,
   ];
 }
