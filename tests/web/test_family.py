@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -134,8 +135,17 @@ async def test_sign_in_refused(pages: Pages) -> None:
         await expect(page.locator('nav a[href="/investigator"]')).to_be_enabled()
         await screenshot(page, "index")
         await page.goto("/family?token=not-a-token")
-        await expect(page.locator("#signin .error")).to_contain_text("Could not sign in")
+        await expect(page.locator("#signin .error")).to_have_text(
+            "Could not sign in: This sign-in link is not valid. Check that you copied all of it,"
+            " or ask for a new one."
+        )
         assert "token=" not in page.url  # dropped from the address bar
         await screenshot(page, "family-signin")
+        expired = pages.server.tokens.issue("family", "F1", ttl_s=1)
+        await asyncio.sleep(2.1)  # past its expiry (JWT times are whole seconds)
+        await page.goto(f"/family?token={expired}")
+        await expect(page.locator("#signin .error")).to_have_text(
+            "Could not sign in: This sign-in link has expired. Ask for a new one."
+        )
     finally:
         await page.close()

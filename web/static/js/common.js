@@ -97,6 +97,17 @@ function pageShell(main) {
  * Build the page's top bar and sign-in screen (`pageShell`) and wire them: `onToken(token)`
  * signs in (its errors are shown on the form); "Sign out" forgets this page's token (`key`).
  */
+/** What a person reads when a token is refused (the server's words are for developers). */
+export function plainSignInError(message) {
+  const text = String(message || "");
+  if (/expired/i.test(text)) return "This sign-in link has expired. Ask for a new one.";
+  if (/revoked/i.test(text)) return "This sign-in link was cancelled. Ask for a new one.";
+  if (/^(invalid|malformed|missing) token|unauthorized|unknown (subject|role)/i.test(text)) {
+    return "This sign-in link is not valid. Check that you copied all of it, or ask for a new one.";
+  }
+  return text;
+}
+
 export function signInForm(key, onToken) {
   if (!$("#signin")) pageShell($("main"));
   const form = $("#signin form");
@@ -108,7 +119,7 @@ export function signInForm(key, onToken) {
     } catch (exc) {
       sessionStorage.removeItem(key);
       show("signin");
-      say(error, `Could not sign in: ${exc.message}`);
+      say(error, `Could not sign in: ${plainSignInError(exc.message)}`);
     }
   };
   form.addEventListener("submit", (event) => {
