@@ -159,6 +159,8 @@ class Biller:
         *,
         facility_id: str = "",
         facility_name: str = "",
+        resident_id: str = "",
+        resident_name: str = "",
         started_at: float = 0.0,
         connected_at: float = 0.0,
     ) -> Settlement:
@@ -189,6 +191,8 @@ class Biller:
             # PROTOCOL.md's names for the family's call details
             "start": started_at or None,
             "facility": {"id": facility_id, "name": facility_name or facility_id},
+            # Who the call was with, so a statement reads "Call with James Doe".
+            "resident": {"id": resident_id or None, "name": resident_name or None},
             "connected_at": connected_at or None,
             "duration_s": int(first.get("connected_seconds", seconds)),
             "end_reason": str(first.get("end_reason", end_reason)),

@@ -94,6 +94,8 @@ class BillingBridge:
             record.rate_cents_per_minute,
             facility_id=record.facility_id,
             facility_name=record.facility_name,
+            resident_id=record.resident_id,
+            resident_name=record.resident_name,
             started_at=record.created_at,
             connected_at=record.connected_at,
         )

@@ -76,6 +76,7 @@ async def test_warning_and_hangup_at_the_cap_from_balance_and_from_facility(
             calls = (await response.json())["calls"]
             assert calls[0]["facility"] == {"id": "SHORT", "name": "Short Stay"}
             assert calls[0]["start"] and calls[0]["start"] <= time.time()
+            assert calls[0]["resident"] == {"id": "RF", "name": "Fac Capped"}
             assert [(c["duration_s"] in (70, 71), c["charged_cents"]) for c in calls] == [
                 (True, 40)
             ]

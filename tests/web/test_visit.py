@@ -145,6 +145,7 @@ async def test_a_whole_visit(pages: Pages, server: WebNode, redis: Redis) -> Non
     await expect(family.locator("#calls li")).to_have_count(1)
     await expect(family.locator("#calls li")).to_contain_text("Westbrook Facility")
     await expect(family.locator("#calls li")).to_contain_text("$0.20")
+    await expect(family.locator("#calls li strong")).to_contain_text("Call with Rita West — 1 min")
     await screenshot(family, "family-history")
 
     # The recording: found with the filters, played, the flag is a jump, verified, audited.

@@ -286,14 +286,19 @@ async function loadHistory() {
 }
 
 function renderCalls(calls) {
-  const items = calls.map((call) => el(
-    "li", {},
-    el("span", { class: "grow" },
-      el("strong", {}, facilityName(call.facility_id)), el("br"),
-      el("small", { class: "muted" },
-        `${dateTime(call.connected_at || call.started_at)} · ${duration(call.duration_s)}`)),
-    el("span", { class: "amount minus" }, money(call.charged_cents)),
-  ));
+  const items = calls.map((call) => {
+    const who = call.resident?.name ? `Call with ${call.resident.name}` : "Call";
+    const where = call.facility?.name || facilityName(call.facility_id);
+    const connected = Boolean(call.connected_at);
+    return el(
+      "li", { "data-call": call.call_id },
+      el("span", { class: "grow" },
+        el("strong", {}, connected ? `${who} — ${duration(call.duration_s)}` : `${who} — not connected`), el("br"),
+        el("small", { class: "muted" }, `${dateTime(call.connected_at || call.started_at)} · ${where}`)),
+      el("span", { class: `amount ${call.charged_cents ? "minus" : "held"}` },
+        call.charged_cents ? money(call.charged_cents) : "no charge"),
+    );
+  });
   $("#calls").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No calls yet.")]));
 }
 
