@@ -46,6 +46,10 @@ async def test_deposit_limits_and_errors(pages: Pages, server: WebNode) -> None:
     await family.click("#deposit-form button[type=submit]")
     await expect(family.locator("#home-notice")).to_have_text("Added $20.00. New balance $30.00.")
     await expect(family.locator("#balance")).to_have_text("$30.00")
+    await family.click("#tabs [data-go=history]")
+    await family.click("#tabs [data-go=home]")
+    await expect(family.locator("#balance")).to_be_visible()
+    await expect(family.locator("#home-notice")).to_be_hidden()  # the next action cleared it
     await family.click("#tabs [data-go=deposit]")
     await family.fill("#amount", "$2")
     await family.click("#deposit-form button[type=submit]")

@@ -40,6 +40,14 @@ document.addEventListener("click", (event) => {
   if (target) go(target.dataset.go);
 });
 
+// A notice ("Added $10.00", "Missed call") is about the last thing that happened: the next
+// action clears it (before that action's own handler may post a new one).
+for (const type of ["click", "submit", "change"]) {
+  document.addEventListener(type, (event) => {
+    if (event.target.closest?.("button, input, select, form, [data-go]")) say($("#home-notice"), "");
+  }, true);
+}
+
 // ---------------------------------------------------------------- sign in
 
 async function signIn(token) {
