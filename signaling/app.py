@@ -23,6 +23,7 @@ from billing_hooks import (
 )
 from billing_hooks.outbox import Outbox
 from recorder import add_recording_routes
+from signaling.admin_board import add_board_routes
 from signaling.billing_bridge import BillingBridge, hooks_for
 from signaling.call_state import CallStore
 from signaling.calls import CallService
@@ -165,6 +166,7 @@ class SignalingNode:
         )
         add_admin_routes(self.app, redis=self.redis, directory=self.directory, tokens=self.tokens)
         add_contacts_routes(self.app, directory=self.directory, tokens=self.tokens)
+        add_board_routes(self.app, calls=self.calls, directory=self.directory, tokens=self.tokens)
         add_page_routes(self.app)
         add_recording_routes(
             self.app, tokens=self.tokens, directory=self.directory, service=self.recording.service

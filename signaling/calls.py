@@ -29,7 +29,9 @@ from signaling.call_state import CallRecord, CallState, CallStore
 from signaling.presence import Presence
 from signaling.timers import DurableTimers
 from visitation.directory import Directory
+from visitation.domain import Facility
 from visitation.errors import ErrorCode, ProtocolError
+from visitation.facility_stats import FacilityStats
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class CallService:
         self.timers.on(WARNING, self._on_warning)
         self.timers.on(TIME_LIMIT, self._on_time_limit)
         # The end-of-call chain (and the settle timer that retries it) runs off the caller's path.
+        self.stats = FacilityStats(self.store.redis)  # the admins' board (calls, refusals)
         self.finisher = CallFinisher(
             self.store,
             self.timers,
@@ -100,6 +103,20 @@ class CallService:
     # -- tablet -------------------------------------------------------------------------------
 
     async def place(self, resident_id: str, contact_id: str) -> CallRecord:
+        """Place a call; a refusal is also counted on the facility's board, by its reason."""
+        try:
+            return await self._place(resident_id, contact_id)
+        except ProtocolError as exc:
+            resident = await self.directory.resident(resident_id)
+            if resident is not None:
+                reason = exc.code.value
+                await self._count(
+                    resident.facility_id,
+                    lambda facility: self.stats.refused(facility.id, facility.timezone, reason),
+                )
+            raise
+
+    async def _place(self, resident_id: str, contact_id: str) -> CallRecord:
         resident = await self.directory.resident(resident_id)
         if resident is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown resident {resident_id!r}")
@@ -355,9 +372,32 @@ class CallService:
 
     async def _settle(self, record: CallRecord) -> Settlement:
         if self.settle is not None:
-            return await self.settle(record)
-        account = await self.ledger.balance(record.family_id)
-        return Settlement(charged_cents=0, balance_cents=account.available_cents)
+            settlement = await self.settle(record)
+        else:
+            account = await self.ledger.balance(record.family_id)
+            settlement = Settlement(charged_cents=0, balance_cents=account.available_cents)
+        if record.connected_at:
+            await self._count(
+                record.facility_id,
+                lambda facility: self.stats.settled(
+                    facility.id,
+                    facility.timezone,
+                    record.call_id,
+                    record.ended_at or time.time(),
+                    record.duration_s,
+                    settlement.charged_cents,
+                ),
+            )
+        return settlement
+
+    async def _count(self, facility_id: str, count: Callable[[Facility], Awaitable[None]]) -> None:
+        """Add to the facility's day on the admins' board; never fails the call for it."""
+        try:
+            facility = await self.directory.facility(facility_id)
+            if facility is not None:
+                await count(facility)
+        except Exception:
+            log.exception("facility %s: counting for the admins' board failed", facility_id)
 
     async def _to_monitors(self, event: str, record: CallRecord, **extra: Any) -> None:
         await self.emit(event, {**call_summary(record), **extra}, monitors_room(record.facility_id))

@@ -4,9 +4,10 @@ attorney only after a confirmation), then the resident calls; a facility's setti
 from __future__ import annotations
 
 import aiohttp
+import pytest
 from playwright.async_api import Dialog, expect
 
-from client.session import ProtocolClient
+from client.session import AckError, ProtocolClient
 from tests.web.conftest import DESKTOP, Pages, WebNode, screenshot
 
 
@@ -80,3 +81,24 @@ async def test_only_admins_sign_in(pages: Pages) -> None:
     page = await pages.open("/admin", "monitor", "MW", DESKTOP)
     error = page.locator("#signin .error")
     await expect(error).to_have_text("Could not sign in: this is not an administrator's token")
+
+
+async def test_the_board_counts_a_refused_call(pages: Pages, server: WebNode) -> None:
+    page = await pages.open("/admin", "admin", "AW", DESKTOP)
+    row = page.locator('#board tr[data-facility="WEB"]')
+    await expect(row.locator(".refused")).to_have_text("none")
+    async with (
+        ProtocolClient(server.url, server.tokens.issue("family", "FV"), "FV"),
+        ProtocolClient(server.url, server.tokens.issue("tablet", "RY"), "RY") as tablet,
+    ):
+        with pytest.raises(AckError) as refused:
+            await tablet.place("FV")  # not (yet) RY's contact
+        assert refused.value.code == "not_approved"
+    await page.reload()
+    bar = row.locator('.bar[data-reason="not_approved"]')
+    await expect(bar).to_contain_text("not approved")
+    await expect(bar.locator(".count")).to_have_text("1")
+    width = await bar.locator(".fill").evaluate("e => e.getBoundingClientRect().width")
+    assert width > 0
+    await expect(row.locator(".now")).to_have_text("0")
+    await screenshot(page, "admin-board", full_page=True)

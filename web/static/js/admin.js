@@ -2,7 +2,7 @@
 // as an attorney — privileged, never recorded — or deny) and each facility's settings (rate
 // under its regulatory cap, longest call). Speaks only the HTTP API (PROTOCOL v1.1).
 
-import { $, api, dateTime, duration, el, rate, say, show, signInForm, tokenSubject } from "./common.js";
+import { $, api, dateTime, duration, el, money, rate, say, show, signInForm, tokenSubject } from "./common.js";
 
 const TOKEN_KEY = "visitation.admin.token";
 const STATUS_LABELS = { pending: "Waiting", approved: "Approved", denied: "Denied" };
@@ -20,7 +20,58 @@ async function signIn(token) {
   $("#who").textContent = tokenSubject(token);
   $("#signout").hidden = false;
   show("console");
-  await loadRequests();
+  await Promise.all([loadRequests(), loadBoard()]);
+  setInterval(loadBoard, BOARD_REFRESH_MS);
+}
+
+// ---------------------------------------------------------------- the board
+
+const BOARD_REFRESH_MS = 10_000;
+const REASONS = {
+  outside_hours: "outside hours", capacity: "capacity", insufficient_funds: "insufficient funds",
+  unavailable: "unavailable", not_approved: "not approved", busy: "busy",
+};
+
+async function loadBoard() {
+  let facilities;
+  try {
+    ({ facilities } = await request("GET", "/api/v1/admin/board"));
+  } catch (exc) {
+    say($("#board-error"), `Could not load the board: ${exc.message}`);
+    return;
+  }
+  say($("#board-error"), "");
+  $("#board").replaceChildren(...facilities.map(boardRow));
+  $("#board-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+}
+
+function refusalChart(refused) {
+  const entries = Object.entries(refused);
+  if (!entries.length) return el("span", { class: "muted" }, "none");
+  const most = Math.max(...entries.map(([, n]) => n));
+  return el("div", { class: "bars" }, ...entries.map(([reason, n]) => {
+    const fill = el("span", { class: "fill" });
+    fill.style.width = `${Math.max(6, Math.round((100 * n) / most))}%`; // CSSOM: allowed by the CSP
+    return el(
+      "div", { class: "bar", "data-reason": reason },
+      el("span", { class: "label" }, REASONS[reason] || reason), fill,
+      el("span", { class: "count" }, String(n)),
+    );
+  }));
+}
+
+function boardRow(f) {
+  const t = f.today;
+  return el(
+    "tr", { "data-facility": f.id },
+    el("td", {}, f.name),
+    el("td", { class: "num now" }, String(f.live_calls),
+      f.live.ringing ? el("small", { class: "muted" }, ` (${f.live.ringing} ringing)`) : null),
+    el("td", { class: "num calls" }, String(t.calls)),
+    el("td", { class: "num minutes" }, String(t.minutes)),
+    el("td", { class: "num revenue" }, money(t.revenue_cents)),
+    el("td", { class: "refused" }, refusalChart(t.refused)),
+  );
 }
 
 // ---------------------------------------------------------------- contact requests

@@ -1,0 +1,53 @@
+"""The facility administrators' live board (``GET /api/v1/admin/board``): per facility of the
+admin's scope, the calls live now by state, and today's numbers (local day): connected calls
+settled, their minutes and revenue, and ``call.place`` refusals by reason
+(:mod:`visitation.facility_stats`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+from signaling.call_state import LIVE
+from signaling.calls import CallService
+from visitation.admin_api import known_admin
+from visitation.directory import Directory
+from visitation.http_api import guarded
+from visitation.tokens import Claims, Tokens
+
+
+class AdminBoard:
+    def __init__(self, calls: CallService, directory: Directory) -> None:
+        self._calls = calls
+        self._directory = directory
+
+    async def board(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        admin = await known_admin(self._directory, claims)
+        facilities = [f for f in await self._directory.facilities() if admin.covers(f.id)]
+        live = Counter(
+            (r.facility_id, r.state.value)
+            for r in await self._calls.live_calls([f.id for f in facilities])
+        )
+        listed: list[dict[str, Any]] = []
+        for facility in sorted(facilities, key=lambda f: f.name):
+            today = await self._calls.stats.today(facility.id, facility.timezone)
+            now = {state.value: live[facility.id, state.value] for state in LIVE}
+            listed.append(
+                {
+                    "id": facility.id,
+                    "name": facility.name,
+                    "live": now,
+                    "live_calls": sum(now.values()),
+                    "today": today.public(),
+                }
+            )
+        return web.json_response({"facilities": listed})
+
+
+def add_board_routes(
+    app: web.Application, *, calls: CallService, directory: Directory, tokens: Tokens
+) -> None:
+    board = AdminBoard(calls, directory)
+    app.router.add_get("/api/v1/admin/board", guarded(tokens, {"admin"}, board.board))
