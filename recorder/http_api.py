@@ -159,12 +159,34 @@ class RecordingApi:
             call_ids=ids,
             detail={"query": filters, "call_ids": ids},
         )
-        return web.json_response({"recordings": [e.summary() for e in found]})
+        return web.json_response({"recordings": await self._named([e.summary() for e in found])})
+
+    async def _named(self, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Summaries with the resident's, family's and facility's names beside their ids (an
+        addition: investigators read names; ids stay what the manifest signs)."""
+        names: dict[tuple[str, str], str | None] = {}
+
+        async def name(kind: str, record_id: str) -> str | None:
+            if (kind, record_id) not in names:
+                lookup = {
+                    "resident": self._directory.resident,
+                    "family": self._directory.family,
+                    "facility": self._directory.facility,
+                }[kind]
+                record = await lookup(record_id)
+                names[kind, record_id] = record.name if record is not None else None
+            return names[kind, record_id]
+
+        for summary in summaries:
+            for kind in ("resident", "family", "facility"):
+                summary[f"{kind}_name"] = await name(kind, summary[f"{kind}_id"])
+        return summaries
 
     async def view(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         entry = await self._visible(request, claims, "view")
         await self._log(request, claims, "view", entry)
-        return web.json_response(entry.summary())
+        [summary] = await self._named([entry.summary()])
+        return web.json_response(summary)
 
     async def media(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         """The call file, or with ``?party=tablet|family`` that party's view (see

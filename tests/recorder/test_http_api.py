@@ -88,6 +88,15 @@ async def test_search_filters_and_facility_scope(api: Api, service: RecordingSer
     assert await api.ids(f"?to={now - 1.5 * DAY}&family_id=F1") == ["A"]
     assert await api.ids(f"?from={now - 2.5 * DAY}&to={now - 1.5 * DAY}") == ["B"]
     assert await api.ids("?limit=1") == ["C"]
+    # Names beside the signed ids, for people reading the list.
+    status, listed = await api.json("GET", "/recordings?resident_id=R1")
+    [a] = listed["recordings"]
+    assert (a["resident_name"], a["family_name"], a["facility_name"]) == (
+        "James Doe",
+        "Family F1",
+        "San Quentin",
+    )
+    assert (await api.json("GET", "/recordings/B"))[1]["resident_name"] == "John Roe"
 
     # I2 covers SQ only, I3 covers CLOSED only: nothing outside leaks, not even existence.
     assert await api.ids(who="I2") == ["B", "A"]

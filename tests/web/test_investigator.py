@@ -190,6 +190,9 @@ async def test_an_incomplete_recording_says_so_in_the_results(
     page = await pages.open("/investigator", "investigator", "IW", DESKTOP)
     await page.locator("#search [name=resident_id]").fill("RY")
     await page.click("#search button[type=submit]")
-    badge = page.locator('#results tr[data-call="INCOMPLETE1"] .badge.incomplete')
+    row = page.locator('#results tr[data-call="INCOMPLETE1"]')
+    await expect(row).to_contain_text("Yuri Yates")  # names, not only ids
+    await expect(row).to_contain_text("Yana Yates")
+    badge = row.locator(".badge.incomplete")
     await expect(badge).to_have_text("incomplete")
     assert "did not close the file" in (await badge.get_attribute("title") or "")

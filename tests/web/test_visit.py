@@ -146,7 +146,13 @@ async def test_a_whole_visit(pages: Pages, server: WebNode, redis: Redis) -> Non
     await expect(family.locator("#calls li")).to_contain_text("Westbrook Facility")
     await expect(family.locator("#calls li")).to_contain_text("$0.20")
     await expect(family.locator("#calls li strong")).to_contain_text("Call with Rita West — 1 min")
-    await screenshot(family, "family-history")
+    # The statement: the deposit and what the call cost; its hold and release are not shown.
+    charge = family.locator('#statement li[data-kind="charge"]')
+    await expect(charge).to_contain_text("Call with Rita West")
+    await expect(charge).to_contain_text("−$0.20")
+    await expect(family.locator('#statement li[data-kind="hold"]')).to_have_count(0)
+    await expect(family.locator('#statement li[data-kind="release"]')).to_have_count(0)
+    await screenshot(family, "family-history", full_page=True)
 
     # The recording: found with the filters, played, the flag is a jump, verified, audited.
     recording = await final_recording(server, resident_id="RW")

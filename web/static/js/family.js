@@ -287,7 +287,7 @@ async function loadHistory() {
       api(state.token, "GET", "/api/v1/account/statement"),
     ]);
     renderCalls(calls);
-    renderStatement(entries);
+    renderStatement(entries, calls);
   } catch (exc) {
     $("#calls").replaceChildren(el("li", { class: "error" }, exc.message));
   }
@@ -310,15 +310,26 @@ function renderCalls(calls) {
   $("#calls").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No calls yet.")]));
 }
 
-function renderStatement(entries) {
-  const items = entries.slice().reverse().map((e) => {
-    // A hold only reserves money for a call (its charge comes at the end): no sign.
+function renderStatement(entries, calls = []) {
+  // A call's hold only reserves money while it lasts; once the call is settled (charged, and
+  // what was left released) the charge line says what it cost, so hold and release are not
+  // shown. A hold whose call is not settled yet is one pending line.
+  const settled = new Set(
+    entries.filter((e) => e.kind === "charge" || e.kind === "release").map((e) => e.call_id),
+  );
+  const withWhom = new Map(calls.map((c) => [c.call_id, c.resident?.name]));
+  const shown = entries.filter((e) => !(HELD.has(e.kind) && e.call_id && settled.has(e.call_id)));
+  const items = shown.slice().reverse().map((e) => {
     const kind = HELD.has(e.kind) ? "held" : PLUS.has(e.kind) ? "plus" : "minus";
     const sign = { held: "", plus: "+", minus: "−" }[kind];
+    const who = withWhom.get(e.call_id);
+    let label = ENTRY_LABELS[e.kind] || e.kind;
+    if (e.kind === "charge" && who) label = `Call with ${who}`;
+    if (e.kind === "hold") label = "Pending — reserved for a call in progress";
     return el(
-      "li", {},
+      "li", { "data-kind": e.kind },
       el("span", { class: "grow" },
-        ENTRY_LABELS[e.kind] || e.kind, el("br"),
+        label, el("br"),
         el("small", { class: "muted" }, `${dateTime(e.at)} · available ${money(e.available_cents)}`)),
       el("span", { class: `amount ${kind}` }, `${sign}${money(e.amount_cents)}`),
     );

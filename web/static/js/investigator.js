@@ -131,13 +131,15 @@ function stateBadges(recording) {
   ];
 }
 
+const named = (name, id) => el("td", {}, name || id, name ? el("small", { class: "muted" }, ` ${id}`) : null);
+
 function resultRow(r) {
   return el(
     "tr", { "data-call": r.call_id, class: r.call_id === state.callId ? "selected" : null },
     el("td", {}, dateTime(r.started_at)),
-    el("td", {}, r.facility_id),
-    el("td", {}, r.resident_id),
-    el("td", {}, r.family_id),
+    el("td", {}, r.facility_name || r.facility_id),
+    named(r.resident_name, r.resident_id),
+    named(r.family_name, r.family_id),
     el("td", { class: "num" }, r.duration_s == null ? "—" : clock(r.duration_s)),
     el("td", { class: "num" }, String(r.flags.length)),
     el("td", {}, ...stateBadges(r)),
@@ -167,7 +169,8 @@ async function open(callId) {
 
 function render(r) {
   state.recording = r;
-  $("#rec-title").textContent = `${r.resident_id} ↔ ${r.family_id} · ${dateTime(r.started_at)}`;
+  $("#rec-title").textContent =
+    `${r.resident_name || r.resident_id} ↔ ${r.family_name || r.family_id} · ${dateTime(r.started_at)}`;
   $("#rec-state").replaceWith(el("span", { id: "rec-state" }, ...stateBadges(r)));
   $("#hold").checked = r.legal_hold;
   $("#hold").disabled = r.state === "purged";
@@ -178,8 +181,8 @@ function render(r) {
   const facts = [
     ["Call", r.call_id],
     ["Facility", r.facility_id],
-    ["Resident", r.resident_id],
-    ["Family", r.family_id],
+    ["Resident", r.resident_name ? `${r.resident_name} (${r.resident_id})` : r.resident_id],
+    ["Family", r.family_name ? `${r.family_name} (${r.family_id})` : r.family_id],
     ["Started", dateTime(r.started_at)],
     ["Ended", dateTime(r.ended_at)],
     ["Duration", r.duration_s == null ? "—" : `${clock(r.duration_s)} (${r.duration_s.toFixed(1)} s)`],
