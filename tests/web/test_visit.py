@@ -149,7 +149,7 @@ async def test_a_whole_visit(pages: Pages, server: WebNode, redis: Redis) -> Non
     # The statement: the deposit and what the call cost; its hold and release are not shown.
     charge = family.locator('#statement li[data-kind="charge"]')
     await expect(charge).to_contain_text("Call with Rita West")
-    await expect(charge).to_contain_text("−$0.20")
+    await expect(charge).to_contain_text("\u2212$0.20")  # a minus sign
     await expect(family.locator('#statement li[data-kind="hold"]')).to_have_count(0)
     await expect(family.locator('#statement li[data-kind="release"]')).to_have_count(0)
     await screenshot(family, "family-history", full_page=True)
