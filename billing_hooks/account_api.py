@@ -129,6 +129,7 @@ class AccountApi:
         autopay = await self._biller.autopay_settings(family.id)
         return {
             "family_id": family.id,
+            "name": family.name,
             "balance_cents": account.available_cents,
             "allow_video_calls": family.allow_video_calls,
             "autopay": autopay.to_json(),

@@ -73,6 +73,7 @@ async def test_account(api: Api) -> None:
     status, body = await api.call("GET", "")
     assert status == 200
     assert body["family_id"] == "F1" and body["balance_cents"] == 1000
+    assert body["name"] == "Family F1"
     assert body["allow_video_calls"] is True
     assert body["autopay"] == {"enabled": False, "amount_cents": None}
 

@@ -95,7 +95,7 @@ async def test_the_board_counts_a_refused_call(pages: Pages, server: WebNode) ->
             await tablet.place("FV")  # not (yet) RY's contact
         assert refused.value.code == "not_approved"
     await page.reload()
-    bar = row.locator('.bar[data-reason="not_approved"]')
+    bar = row.locator('.refusal[data-reason="not_approved"]')
     await expect(bar).to_contain_text("not approved")
     await expect(bar.locator(".count")).to_have_text("1")
     width = await bar.locator(".fill").evaluate("e => e.getBoundingClientRect().width")

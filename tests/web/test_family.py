@@ -101,6 +101,7 @@ async def test_block_a_facility_and_turn_video_calls_off(pages: Pages, server: W
 
 async def test_a_family_asks_to_become_a_contact(pages: Pages, server: WebNode) -> None:
     family = await pages.open("/family", "family", "FATTY")
+    await expect(family.locator("#who")).to_have_text("Family FATTY")  # the name, not the id
     contacts = family.locator("#contacts li")
     await expect(contacts).to_have_count(1)  # the attorney's client, R1
     await expect(contacts.first).to_contain_text("James Doe")
@@ -153,3 +154,19 @@ async def test_sign_in_refused(pages: Pages) -> None:
         )
     finally:
         await page.close()
+
+
+async def test_end_reasons_read_as_people_would(pages: Pages) -> None:
+    page = await pages.open("/family", "family", "F1")
+    reasons = await page.evaluate(
+        """() => import("/static/js/common.js").then(({ endReason }) => [
+            "hangup", "time_limit", "terminated", "connection_lost", "server_shutdown",
+        ].map((reason) => endReason({ reason, by: "tablet" }, "family")))"""
+    )
+    assert reasons == [
+        "The other side hung up.",
+        "The time limit was reached.",
+        "The call was ended by the facility.",
+        "The connection was lost.",
+        "The video visit service was stopped, which ended the call.",
+    ]

@@ -49,11 +49,11 @@ function refusalChart(refused) {
   const entries = Object.entries(refused);
   if (!entries.length) return el("span", { class: "muted" }, "none");
   const most = Math.max(...entries.map(([, n]) => n));
-  return el("div", { class: "bars" }, ...entries.map(([reason, n]) => {
+  return el("div", { class: "refusals" }, ...entries.map(([reason, n]) => {
     const fill = el("span", { class: "fill" });
     fill.style.width = `${Math.max(6, Math.round((100 * n) / most))}%`; // CSSOM: allowed by the CSP
     return el(
-      "div", { class: "bar", "data-reason": reason },
+      "div", { class: "refusal", "data-reason": reason },
       el("span", { class: "label" }, REASONS[reason] || reason), fill,
       el("span", { class: "count" }, String(n)),
     );

@@ -272,7 +272,7 @@ export function endReason(ended, who) {
     case "connection_lost":
       return "The connection was lost.";
     case "server_shutdown":
-      return "The service is restarting.";
+      return "The video visit service was stopped, which ended the call.";
     default:
       return "The call ended.";
   }

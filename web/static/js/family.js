@@ -54,11 +54,12 @@ async function signIn(token) {
   state.token = token;
   state.account = await api(token, "GET", "/api/v1/account"); // also checks the role
   await loadFacilities();
+  const who = () => state.account.name || state.account.family_id;
   state.client = await connect(token, (online) => {
-    $("#who").textContent = online ? state.account.family_id : "offline — reconnecting…";
+    $("#who").textContent = online ? who() : "offline — reconnecting…";
   });
   bindCallEvents(state.client);
-  $("#who").textContent = state.account.family_id;
+  $("#who").textContent = who();
   $("#signout").hidden = false;
   go("home");
 }
