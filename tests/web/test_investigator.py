@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 from playwright.async_api import Page, expect
 
@@ -153,6 +154,9 @@ async def test_an_investigator_reviews_a_recording(
     await page.click("#verify")
     await expect(result).to_have_attribute("data-outcome", "tampered")
     await expect(result).to_contain_text("the file was altered")
+    # The audit says what verify found, and shows it without a click on "Refresh".
+    tampered = page.locator('#audit tr[data-action="verify"]', has_text="tampered")
+    await expect(tampered).to_have_count(1, timeout=15_000)
     await screenshot(page, "investigator-tampered")
 
 
@@ -196,3 +200,13 @@ async def test_an_incomplete_recording_says_so_in_the_results(
     badge = row.locator(".badge.incomplete")
     await expect(badge).to_have_text("incomplete")
     assert "did not close the file" in (await badge.get_attribute("title") or "")
+
+    # Opened, its audit trail shows another investigator's access by itself.
+    await row.locator("button").click()
+    await expect(page.locator("#recording")).to_be_visible()
+    await expect(page.locator('#audit tr[data-action="view"]')).to_have_count(1)
+    headers = {"Authorization": f"Bearer {server.tokens.issue('investigator', 'IW')}"}
+    async with aiohttp.ClientSession(base_url=server.url, headers=headers) as http:
+        async with http.post("/api/v1/recordings/INCOMPLETE1/verify") as response:
+            assert response.status == 200
+    await expect(page.locator('#audit tr[data-action="verify"]')).to_have_count(1, timeout=15_000)

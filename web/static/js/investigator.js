@@ -180,7 +180,7 @@ function render(r) {
   const tracks = r.tracks.map((t) => `${t.party} ${t.kind} (${t.codec})`).join(", ");
   const facts = [
     ["Call", r.call_id],
-    ["Facility", r.facility_id],
+    ["Facility", r.facility_name ? `${r.facility_name} (${r.facility_id})` : r.facility_id],
     ["Resident", r.resident_name ? `${r.resident_name} (${r.resident_id})` : r.resident_id],
     ["Family", r.family_name ? `${r.family_name} (${r.family_id})` : r.family_id],
     ["Started", dateTime(r.started_at)],
@@ -365,6 +365,11 @@ async function loadAudit() {
 }
 
 $("#audit-refresh").addEventListener("click", loadAudit);
+// Others' accesses show up by themselves (reading the audit trail is not itself audited).
+const AUDIT_REFRESH_MS = 5_000;
+setInterval(() => {
+  if (state.callId && document.visibilityState === "visible") loadAudit();
+}, AUDIT_REFRESH_MS);
 
 function auditRow(entry) {
   return el(
