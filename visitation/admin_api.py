@@ -77,7 +77,7 @@ class AdminApi:
         caps = load_caps()
         listed = [
             {**f.model_dump(), "rate_cap_cents_per_minute": caps.get(f.type)}
-            for f in sorted(await self._directory.facilities(), key=lambda f: f.name)
+            for f in await self._directory.facilities()
             if admin.covers(f.id)
         ]
         return web.json_response({"facilities": listed})

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from visitation.admin_api import known_admin
 from visitation.directory import ContactRequest, Directory
-from visitation.domain import Contact, ContactStatus, Facility, Id, Staff
+from visitation.domain import Contact, ContactStatus, Facility, Id
 from visitation.http_api import ApiError, guarded, parse_body, parse_query
 from visitation.tokens import Claims, Tokens
 
@@ -68,18 +68,15 @@ class ContactsApi:
             raise ApiError(404, "not_found", f"no family account {claims.subject!r}")
         return claims.subject
 
-    async def _admin(self, claims: Claims) -> Staff:
-        return await known_admin(self._directory, claims)
-
     async def _facility_names(self) -> dict[str, str]:
         return {f.id: f.name for f in await self._directory.facilities()}
 
     async def facilities(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         found: list[Facility] = await self._directory.facilities()
         if claims.role == "admin":
-            admin = await self._admin(claims)
+            admin = await known_admin(self._directory, claims)
             found = [f for f in found if admin.covers(f.id)]
-        listed = [{"id": f.id, "name": f.name} for f in sorted(found, key=lambda f: f.name)]
+        listed = [{"id": f.id, "name": f.name} for f in found]
         return web.json_response({"facilities": listed})
 
     async def residents(self, request: web.Request, claims: Claims) -> web.StreamResponse:
@@ -139,7 +136,7 @@ class ContactsApi:
         return web.json_response({"status": contact.status}, status=201 if created else 200)
 
     async def requests(self, request: web.Request, claims: Claims) -> web.StreamResponse:
-        admin = await self._admin(claims)
+        admin = await known_admin(self._directory, claims)
         query = parse_query(request, RequestQuery)
         facilities = await self._directory.facilities()
         names = {f.id: f.name for f in facilities}

@@ -94,8 +94,7 @@ class Directory:
         family_ids = sorted(
             text(m) for m in await self._redis.smembers(f"contacts:of:{resident_id}")
         )
-        found = [await self.contact(resident_id, fid) for fid in family_ids]
-        return [c for c in found if c is not None]
+        return await self._get_many([_contact_key(resident_id, fid) for fid in family_ids], Contact)
 
     async def contacts_for(self, family_id: str) -> list[Contact]:
         """The family's contacts (every status), by resident id."""
@@ -106,8 +105,9 @@ class Directory:
         return await self._get_many(keys, Contact)
 
     async def facilities(self) -> list[Facility]:
+        """Every facility, by name (how people pick one)."""
         keys = [_facility_key(fid) for fid in await self.all_facility_ids()]
-        return await self._get_many(keys, Facility)
+        return sorted(await self._get_many(keys, Facility), key=lambda f: (f.name, f.id))
 
     async def residents_in(self, facility_id: str) -> list[Resident]:
         ids = sorted(text(m) for m in await self._redis.smembers(f"residents:in:{facility_id}"))
@@ -135,13 +135,14 @@ class Directory:
     async def contact_requests(self, facility_id: str) -> list[ContactRequest]:
         """Every contact request made for ``facility_id``'s residents, oldest first."""
         entries = await self._redis.zrange(_requests_key(facility_id), 0, -1, withscores=True)
-        found: list[ContactRequest] = []
-        for member, at in cast(list[tuple[bytes, float]], entries):  # "resident:family"
-            resident_id, family_id = text(member).split(":", 1)
-            contact = await self.contact(resident_id, family_id)
-            if contact is not None:
-                found.append(ContactRequest(contact, float(at)))
-        return found
+        pairs = cast(list[tuple[bytes, float]], entries)  # ("resident:family", when)
+        keys = [_contact_key(*text(member).split(":", 1)) for member, _ in pairs]
+        raws = await self._redis.mget(keys) if keys else []
+        return [
+            ContactRequest(Contact.model_validate_json(raw), float(at))
+            for raw, (_, at) in zip(raws, pairs, strict=True)
+            if raw is not None
+        ]
 
     async def all_facility_ids(self) -> list[str]:
         return sorted(text(m) for m in await self._redis.smembers("facilities"))
