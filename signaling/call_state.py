@@ -29,10 +29,16 @@ class CallState(StrEnum):
     ENDED = "ended"
     UNANSWERED = "unanswered"
     CANCELED = "canceled"
+    # The family rejected; the tablet keeps ringing until the ring timeout (PROTOCOL.md v1.1:
+    # a reject and no answer look the same to a resident, in content and in timing). The
+    # family is free at once; the resident stays busy with this call until then.
+    DECLINED = "declined"
 
 
 LIVE = (CallState.RINGING, CallState.ACCEPTED, CallState.CONNECTED)
 TERMINAL = (CallState.ENDED, CallState.UNANSWERED, CallState.CANCELED)
+# States that free only the family's busy slot (and leave the live set).
+FAMILY_FREE = (CallState.DECLINED,)
 
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
@@ -48,7 +54,7 @@ return 'ok'
 """
 
 # KEYS: call, busy:resident, busy:family, live set, timers
-# ARGV: from-states (comma list), to-state, terminal (0/1), timers to cancel (comma list),
+# ARGV: from-states (comma list), to-state, release ('1' terminal, 'f' the family only, '0'), timers to cancel (comma list),
 #       timers to add (comma list of member=due_ms), then field/value pairs to set.
 _TRANSITION = """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -64,6 +70,9 @@ local call_id = redis.call('HGET', KEYS[1], 'call_id')
 if ARGV[3] == '1' then
   redis.call('EXPIRE', KEYS[1], ARGV[6])
   if redis.call('GET', KEYS[2]) == call_id then redis.call('DEL', KEYS[2]) end
+  if redis.call('GET', KEYS[3]) == call_id then redis.call('DEL', KEYS[3]) end
+  redis.call('SREM', KEYS[4], call_id)
+elseif ARGV[3] == 'f' then
   if redis.call('GET', KEYS[3]) == call_id then redis.call('DEL', KEYS[3]) end
   redis.call('SREM', KEYS[4], call_id)
 end
@@ -228,7 +237,7 @@ class CallStore:
         args: list[bytes | str | int | float] = [
             ",".join(allowed_from),
             to.value,
-            "1" if to in TERMINAL else "0",
+            "1" if to in TERMINAL else "f" if to in FAMILY_FREE else "0",
             ",".join(timer_member(kind, record.call_id) for kind in cancel_timers),
             ",".join(
                 f"{timer_member(k, record.call_id)}={int(due * 1000)}" for k, due in add_timers

@@ -42,6 +42,7 @@ TIME_LIMIT = "time_limit"
 CALL_TIMERS = (RING_TIMEOUT, CONNECT_TIMEOUT, WARNING, TIME_LIMIT)
 WARNING_BEFORE_S = 60
 PRE_CONNECT = (CallState.ACCEPTED,)
+RINGING_FOR_TABLET = (CallState.RINGING, CallState.DECLINED)  # a reject is not shown early
 IN_CALL = (CallState.ACCEPTED, CallState.CONNECTED)
 
 
@@ -195,6 +196,17 @@ class CallService:
             set_fields={"ended_at": time.time(), "end_reason": "canceled"},
             cancel_timers=[RING_TIMEOUT],
         )
+        if not result.applied and result.previous == CallState.DECLINED:
+            # Rejected, which the tablet must not learn: its cancel succeeds as usual (the
+            # family stopped ringing already; the record stays "rejected").
+            result = await self.store.transition(
+                record,
+                CallState.UNANSWERED,
+                allowed_from=[CallState.DECLINED],
+                cancel_timers=[RING_TIMEOUT],
+            )
+            if result.applied:
+                return
         if not result.applied:
             raise ProtocolError(
                 ErrorCode.INVALID_STATE, f"the call can no longer be canceled ({result.previous})"
@@ -228,10 +240,19 @@ class CallService:
         await self._to_monitors("monitor.call_updated", updated)
 
     async def reject(self, record: CallRecord) -> None:
-        if not await self._unanswered(record, "rejected"):
+        """The family declines: its device stops ringing now, the tablet hears
+        ``call.unanswered`` at the ring timeout (the ring timer stays armed), as if unanswered."""
+        result = await self.store.transition(
+            record,
+            CallState.DECLINED,
+            allowed_from=[CallState.RINGING],
+            set_fields={"ended_at": time.time(), "end_reason": "rejected"},
+        )
+        if not result.applied:
             raise ProtocolError(
                 ErrorCode.INVALID_STATE, "the call is no longer ringing and cannot be rejected"
             )
+        await self._finished(record.call_id, "rejected")
 
     # -- media ----------------------------------------------------------------------------------
 
@@ -274,6 +295,9 @@ class CallService:
     # -- either party -------------------------------------------------------------------------
 
     async def hangup(self, record: CallRecord, by: str) -> None:
+        if record.state in RINGING_FOR_TABLET and by == "tablet":
+            await self.cancel(record)
+            return
         if record.state == CallState.RINGING:
             try:
                 await (self.cancel(record) if by == "tablet" else self.reject(record))
@@ -323,7 +347,16 @@ class CallService:
 
     async def _on_ring_timeout(self, call_id: str) -> None:
         record = await self.store.get(call_id)
-        if record is not None and await self._unanswered(record, "ring_timeout"):
+        if record is None:
+            return
+        if record.state == CallState.DECLINED:
+            # Rejected earlier: only now does the tablet hear it, like an unanswered call.
+            result = await self.store.transition(
+                record, CallState.UNANSWERED, allowed_from=[CallState.DECLINED]
+            )
+            if result.applied:
+                await self._tell_unanswered(record)
+        elif await self._unanswered(record, "ring_timeout"):
             await self.emit("call.canceled", {"call_id": call_id}, family_room(record.family_id))
 
     async def _on_connect_timeout(self, call_id: str) -> None:
@@ -358,12 +391,15 @@ class CallService:
             cancel_timers=[RING_TIMEOUT],
         )
         if result.applied:
-            # Identical for reject and timeout: the tablet must not tell them apart.
-            await self.emit(
-                "call.unanswered", {"call_id": record.call_id}, tablet_room(record.resident_id)
-            )
+            await self._tell_unanswered(record)
             await self._finished(record.call_id, why)
         return result.applied
+
+    async def _tell_unanswered(self, record: CallRecord) -> None:
+        # Identical for reject and timeout: the tablet must not tell them apart.
+        await self.emit(
+            "call.unanswered", {"call_id": record.call_id}, tablet_room(record.resident_id)
+        )
 
     async def _finished(self, call_id: str, reason: str) -> None:
         record = await self.store.get(call_id)

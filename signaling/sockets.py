@@ -17,8 +17,7 @@ from typing import Any, TypeVar
 import socketio
 from pydantic import BaseModel, ValidationError
 
-from signaling.call_state import CallState
-from signaling.calls import CallService, family_room, monitors_room, tablet_room
+from signaling.calls import RINGING_FOR_TABLET, CallService, family_room, monitors_room, tablet_room
 from signaling.metrics import ADMISSION_REFUSALS, SOCKET_EVENTS
 from signaling.payloads import CallRef, Empty, PlaceCall
 from signaling.session_policy import SessionPolicy
@@ -191,7 +190,7 @@ class SocketApi:
             # A tablet that goes away while ringing cancels its call.
             call_id = await self.calls.store.active_call("resident", session.subject)
             record = await self.calls.store.get(call_id) if call_id else None
-            if record is not None and record.state == CallState.RINGING:
+            if record is not None and record.state in RINGING_FOR_TABLET:
                 try:
                     await self.calls.cancel(record)
                 except ProtocolError:

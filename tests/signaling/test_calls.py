@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from redis.asyncio import Redis
 
 from client.session import AckError
+from signaling.calls import RING_TIMEOUT
+from signaling.timers import TIMERS_KEY, timer_member
 from tests.conftest import Clients, ClientsFactory, NodeFactory, accepted, ring
 from visitation.domain import SeedFile
 
@@ -104,12 +107,46 @@ async def test_ring_accept(clients: Clients) -> None:
     assert err.value.code == "invalid_state"
 
 
-async def test_reject_becomes_unanswered(clients: Clients) -> None:
-    pair = await ring(clients)
+async def test_reject_frees_the_family_and_tells_the_tablet_nothing_yet(
+    clients_on: ClientsFactory,
+) -> None:
+    # A long ring timeout: everything below happens well inside it, however busy the machine.
+    pool = await clients_on(ring_timeout_s=60.0)
+    pair = await ring(pool)
     await pair.family.request("call.reject", {"call_id": pair.call_id})
-    assert await pair.tablet.next("call.unanswered") == {"call_id": pair.call_id}
-    # The parties are free again.
-    assert await pair.tablet.place("F1")
+    # The family is free at once: another resident's call rings on it.
+    other = await pool.connect("tablet", "R2")
+    other_call = await other.place("F1")
+    assert (await pair.family.next("call.incoming"))["call_id"] == other_call
+    await other.request("call.cancel", {"call_id": other_call})
+    # The resident is still "ringing": busy for another call, told nothing yet.
+    await pool.connect("family", "F2")
+    with pytest.raises(AckError) as err:
+        await pair.tablet.place("F2")
+    assert err.value.code == "busy"
+    # The rejected call cannot be accepted any more.
+    with pytest.raises(AckError) as err:
+        await pair.family.accept(pair.call_id)
+    assert err.value.code == "invalid_state"
+    assert [name for name, _ in pair.tablet.received] == ["call.ringing"]
+
+
+async def test_tablet_cancel_after_a_hidden_reject_looks_like_any_cancel(
+    clients_on: ClientsFactory, redis: Redis
+) -> None:
+    pool = await clients_on(ring_timeout_s=60.0)
+    pair = await ring(pool)
+    await pair.family.request("call.reject", {"call_id": pair.call_id})
+    # The tablet gives up before the ring timeout: its cancel succeeds as on a ringing call.
+    assert await pair.tablet.request("call.cancel", {"call_id": pair.call_id}) == {}
+    again = await pair.tablet.place("F1")
+    assert (await pair.family.next("call.incoming"))["call_id"] == again
+    await pair.tablet.next("call.ringing")
+    await pair.tablet.request("call.hangup", {"call_id": again})  # hang up while ringing
+    assert await pair.family.next("call.canceled") == {"call_id": again}
+    assert [name for name, _ in pair.tablet.received] == ["call.ringing", "call.ringing"]
+    # The first call's ring timer went with the cancel: it can never tell the tablet anything.
+    assert await redis.zscore(TIMERS_KEY, timer_member(RING_TIMEOUT, pair.call_id)) is None
 
 
 async def test_ring_timeout_unanswered_and_canceled(clients_on: ClientsFactory) -> None:
@@ -127,13 +164,18 @@ async def test_ring_timeout_unanswered_and_canceled(clients_on: ClientsFactory) 
 
 
 async def test_reject_and_timeout_are_indistinguishable(clients_on: ClientsFactory) -> None:
-    pool = await clients_on(ring_timeout_s=0.5)
+    pool = await clients_on(ring_timeout_s=4.0)
+    started = time.monotonic()
     rejected = await ring(pool, "R1", "F1")
     await rejected.family.request("call.reject", {"call_id": rejected.call_id})
-    on_reject = await rejected.tablet.next("call.unanswered")
     timed_out = await ring(pool, "R2", "F2")
-    on_timeout = await timed_out.tablet.next("call.unanswered", timeout=5)
+    on_reject = await rejected.tablet.next("call.unanswered", timeout=10)
+    rejected_after = time.monotonic() - started
+    on_timeout = await timed_out.tablet.next("call.unanswered", timeout=10)
     assert on_reject.keys() == on_timeout.keys() == {"call_id"}
+    assert [n for n, _ in rejected.tablet.received] == [n for n, _ in timed_out.tablet.received]
+    # Heard no sooner than a ring timeout after the call was placed.
+    assert rejected_after >= 4.0
 
 
 async def test_cancel(clients: Clients) -> None:
@@ -165,10 +207,11 @@ async def test_hangup_before_connect(clients: Clients, by: str) -> None:
     assert await pair.tablet.place("F1")
 
 
-async def test_hangup_while_ringing(clients: Clients) -> None:
+async def test_hangup_while_ringing(clients_on: ClientsFactory) -> None:
+    clients = await clients_on(ring_timeout_s=1.0)
     pair = await ring(clients)
-    await pair.family.hangup(pair.call_id)
-    assert await pair.tablet.next("call.unanswered") == {"call_id": pair.call_id}
+    await pair.family.hangup(pair.call_id)  # a reject
+    assert await pair.tablet.next("call.unanswered", timeout=10) == {"call_id": pair.call_id}
     pair = await ring(clients, "R2", "F2")
     await pair.tablet.hangup(pair.call_id)
     assert await pair.family.next("call.canceled") == {"call_id": pair.call_id}
