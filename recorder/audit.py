@@ -24,15 +24,24 @@ MAX_TEXT: Final = 512
 Action = Literal["list", "view", "download", "verify", "purge", "legal_hold"]
 Outcome = Literal["ok", "not_found", "refused", "tampered"]  # tampered: a verify that failed
 
+# KEYS: the once key, the stream, the call indexes. ARGV: once TTL ('' for none), fields.
 _APPEND = """
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV))
-for i = 2, #KEYS do redis.call('RPUSH', KEYS[i], id) end
+if ARGV[1] ~= '' and not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return false
+end
+local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+for i = 3, #KEYS do redis.call('RPUSH', KEYS[i], id) end
 return id
 """
+ONCE_TTL_S: Final = 12 * 3600  # how long a ``once`` key suppresses repeats
 
 
 def _call_key(call_id: str) -> str:
     return f"audit:call:{call_id}"
+
+
+def _once_key(once: str) -> str:
+    return f"audit:once:{once}"
 
 
 @dataclass(frozen=True)
@@ -61,8 +70,13 @@ class AuditLog:
         facility_id: str | None = None,
         outcome: Outcome = "ok",
         detail: Mapping[str, Any] | None = None,
-    ) -> str:
-        """Add one entry; returns its stream id. ``call_ids``: the call(s) it is about."""
+        once: str | None = None,
+    ) -> str | None:
+        """Add one entry; returns its stream id. ``call_ids``: the call(s) it is about.
+
+        With ``once``, only the first entry with that key is added (for ``ONCE_TTL_S``), in
+        the same step: e.g. one ``view`` per playback however many Range requests it makes.
+        Returns ``None`` for a repeat."""
         fields = {
             "at": repr(round(self._clock(), 3)),
             "staff_id": actor.staff_id[:MAX_TEXT],
@@ -75,9 +89,10 @@ class AuditLog:
             "user_agent": actor.user_agent[:MAX_TEXT],
             "detail": json.dumps(dict(detail or {}), sort_keys=True),
         }
-        keys = [STREAM, *(_call_key(c) for c in dict.fromkeys(call_ids))]
-        args = [item for pair in fields.items() for item in pair]
-        return text(await self._append(keys=keys, args=args))
+        keys = [_once_key(once or "-"), STREAM, *(_call_key(c) for c in dict.fromkeys(call_ids))]
+        args = [str(ONCE_TTL_S) if once else "", *(x for pair in fields.items() for x in pair)]
+        added = await self._append(keys=keys, args=args)
+        return text(added) if added else None
 
     async def for_call(self, call_id: str, limit: int = 1000) -> list[dict[str, Any]]:
         """The latest ``limit`` entries about a call, oldest first."""

@@ -9,14 +9,22 @@ only and streamed from :class:`recorder.storage.Storage`.
 ``GET .../media?party=tablet|family`` serves one party's view instead of the call file: that
 party's video and audio remuxed into their own WebM (browsers play only a file's first video
 and audio track), cached beside the original and made again when it changes; see
-:mod:`recorder.party_view`. Same scoping, Range handling and audit (``download``, with
-``party`` in the detail). The view is a convenience copy: ``verify`` and the manifest's hash
-always concern the original call file, which stays the evidence.
+:mod:`recorder.party_view`. Same scoping and Range handling. The view is a convenience copy:
+``verify`` and the manifest's hash always concern the original call file, which stays the
+evidence.
+
+A player makes many Range requests for one playback, so the audit counts what a person did,
+not requests: a request with ``?playback=<id>`` (an id the page makes each time it opens a
+recording; the manifest, both parties' media and the thumbnails share it) is one ``view``
+entry per investigator, call and id, written by the first such request. A media request
+without it is a ``download``: one entry per request, i.e. per saved file. Refusals are
+always logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import weakref
 from typing import Any, Final, Self
 
@@ -38,6 +46,7 @@ from visitation.tokens import Claims, Tokens
 PREFIX: Final = "/api/v1"
 CHUNK: Final = 256 * 1024
 MAX_PARTY_TEXT: Final = 64  # of a refused ?party= value kept in the audit entry
+PLAYBACK: Final = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 class ListParams(BaseModel):
@@ -122,6 +131,8 @@ class RecordingApi:
         action: Action,
         entry: Entry,
         outcome: Outcome = "ok",
+        *,
+        once: str | None = None,
         **detail: Any,
     ) -> None:
         m = entry.manifest
@@ -134,7 +145,22 @@ class RecordingApi:
             facility_id=m.facility_id,
             outcome=outcome,
             detail=detail,
+            once=once,
         )
+
+    async def _playback(
+        self, request: web.Request, claims: Claims, entry: Entry, detail: dict[str, Any]
+    ) -> str | None:
+        """The ``once`` key of the request's playback (``None`` without ``?playback=``); a
+        malformed id is refused (422, audited). Puts the id in ``detail``."""
+        wanted = request.query.getall("playback", [])
+        if not wanted:
+            return None
+        detail["playback"] = wanted[0][:MAX_PARTY_TEXT]
+        if len(wanted) > 1 or not PLAYBACK.match(wanted[0]):
+            await self._log(request, claims, "view", entry, **detail, status=422)
+            raise ApiError(422, "invalid_request", "playback: 8 to 64 letters, digits, - or _")
+        return f"{claims.subject}|{entry.manifest.call_id}|{wanted[0]}"
 
     # ------------------------------------------------------------------ routes
 
@@ -184,26 +210,31 @@ class RecordingApi:
 
     async def view(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         entry = await self._visible(request, claims, "view")
-        await self._log(request, claims, "view", entry)
+        detail: dict[str, Any] = {}
+        once = await self._playback(request, claims, entry, detail)
+        await self._log(request, claims, "view", entry, once=once, **detail)
         [summary] = await self._named([entry.summary()])
         return web.json_response(summary)
 
     async def media(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         """The call file, or with ``?party=tablet|family`` that party's view (see
-        :mod:`recorder.party_view`); both with HTTP Range, both audited as ``download``."""
-        entry = await self._visible(request, claims, "download")
+        :mod:`recorder.party_view`); both with HTTP Range. Audited as one ``view`` per
+        ``?playback=`` id, else as a ``download`` (see the module's docstring)."""
+        action: Action = "view" if "playback" in request.query else "download"
+        entry = await self._visible(request, claims, action)
         call_id = entry.manifest.call_id
+        detail: dict[str, Any] = {}
+        once = await self._playback(request, claims, entry, detail)
         wanted = request.query.getall("party", [])
         party: Party | None = None
-        detail: dict[str, Any] = {}
         if wanted:
             detail["party"] = wanted[0][:MAX_PARTY_TEXT]
             if len(wanted) > 1 or wanted[0] not in PARTIES:
-                await self._log(request, claims, "download", entry, **detail, status=422)
+                await self._log(request, claims, action, entry, **detail, status=422)
                 raise ApiError(422, "invalid_request", "party: must be 'tablet' or 'family'")
             party = wanted[0]
         if entry.state == "purged":
-            await self._log(request, claims, "download", entry, **detail, status=409)
+            await self._log(request, claims, action, entry, **detail, status=409)
             await asyncio.to_thread(self._views.discard, call_id)  # leave no copy behind
             raise ApiError(409, "purged", f"the recording of call {call_id!r} was purged")
         try:
@@ -211,10 +242,10 @@ class RecordingApi:
                 key, etag = call_id, self._etag(entry)
                 size = await asyncio.to_thread(self._storage.size, call_id)
             else:
-                view = await self._view(request, claims, entry, party)
+                view = await self._view(request, claims, action, entry, party)
                 key, etag, size = view.key, view.etag, view.size
         except FileNotFoundError:
-            await self._log(request, claims, "download", entry, **detail, status=404)
+            await self._log(request, claims, action, entry, **detail, status=404)
             raise ApiError(404, "not_found", f"no media for call {call_id!r}") from None
         header = request.headers.get("Range")
         if header is not None and request.headers.get("If-Range") not in (None, etag):
@@ -223,12 +254,12 @@ class RecordingApi:
         try:
             byte_range = parse_range(header, size)
         except RangeNotSatisfiable:
-            await self._log(request, claims, "download", entry, **detail, status=416)
+            await self._log(request, claims, action, entry, **detail, status=416)
             response = error_response(416, "range_not_satisfiable", f"the file has {size} bytes")
             response.headers["Content-Range"] = f"bytes */{size}"
             return response
         status = 200 if byte_range is None else 206
-        await self._log(request, claims, "download", entry, **detail, status=status)
+        await self._log(request, claims, action, entry, once=once, **detail, status=status)
         name = call_id if party is None else f"{call_id}-{party}"
         return await self._stream(request, key, name, size, byte_range, etag)
 
@@ -237,12 +268,12 @@ class RecordingApi:
         return f'"{entry.manifest.sha256}"' if entry.state == "final" else None
 
     async def _view(
-        self, request: web.Request, claims: Claims, entry: Entry, party: Party
+        self, request: web.Request, claims: Claims, action: Action, entry: Entry, party: Party
     ) -> PartyView:
         """The recording's current ``party`` view, made (once at a time) if need be."""
         call_id = entry.manifest.call_id
         if entry.state != "final" or entry.manifest.sha256 is None:
-            await self._log(request, claims, "download", entry, party=party, status=409)
+            await self._log(request, claims, action, entry, party=party, status=409)
             raise ApiError(
                 409,
                 "invalid_state",
@@ -256,10 +287,10 @@ class RecordingApi:
             async with lock:
                 return await asyncio.to_thread(self._views.get, call_id, party, sha256)
         except ViewBusyError as exc:
-            await self._log(request, claims, "download", entry, party=party, status=503)
+            await self._log(request, claims, action, entry, party=party, status=503)
             raise ApiError(503, "busy", str(exc)) from None
         except ViewError as exc:
-            await self._log(request, claims, "download", entry, party=party, status=409)
+            await self._log(request, claims, action, entry, party=party, status=409)
             raise ApiError(409, "unavailable", str(exc)) from None
 
     async def _stream(

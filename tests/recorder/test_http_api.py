@@ -190,6 +190,53 @@ async def test_media_ranges_are_exact(
     assert not any("party" in e["detail"] for e in downloads)
 
 
+async def test_one_view_per_playback_one_download_per_saved_file(
+    api: Api, service: RecordingService, call_webm: bytes
+) -> None:
+    """A player's many Range requests are one ``view`` per playback id and investigator; each
+    media request without an id (a saved file) is one ``download``."""
+    await record(service, "PB", call_webm)
+    url = API + "/recordings/PB/media"
+
+    async def get(who: str, query: str, **headers: str) -> int:
+        resp = await api.client.get(url + query, headers=api.headers(who, **headers))
+        await resp.read()
+        return resp.status
+
+    assert (await api.json("GET", "/recordings/PB?playback=first-play-01"))[0] == 200
+    for party in ("tablet", "family"):
+        for start in (0, 1000, 5000, 0):  # the player seeks about
+            status = await get(
+                "I1", f"?party={party}&playback=first-play-01", Range=f"bytes={start}-"
+            )
+            assert status == 206
+    assert await get("I1", "?playback=second-play") == 200  # opened again: a new playback
+    assert await get("I2", "?party=tablet&playback=first-play-01") == 200  # someone else's
+    assert await get("I1", "") == 200  # two saved files
+    assert await get("I1", "") == 200
+    for bad in ("short", "has space here", "x" * 65, "first-play-01&playback=again-play"):
+        assert await get("I1", f"?playback={bad}") == 422
+
+    entries = (await api.json("GET", "/audit?call_id=PB"))[1]["entries"]
+    rows = [
+        (e["staff_id"], e["action"], e["outcome"], e["detail"].get("playback")) for e in entries
+    ]
+    assert rows == [
+        ("I1", "view", "ok", "first-play-01"),  # the manifest, both players, every seek
+        ("I1", "view", "ok", "second-play"),
+        ("I2", "view", "ok", "first-play-01"),
+        ("I1", "download", "ok", None),
+        ("I1", "download", "ok", None),
+        ("I1", "view", "refused", "short"),
+        ("I1", "view", "refused", "has space here"),
+        ("I1", "view", "refused", "x" * 64),
+        ("I1", "view", "refused", "first-play-01"),
+    ]
+    assert entries[0]["detail"] == {"playback": "first-play-01"}  # written by the manifest GET
+    # An unknown or out-of-scope recording answers 404 whatever the playback id.
+    assert (await api.json("GET", "/recordings/NOPE/media?playback=first-play-01"))[0] == 404
+
+
 async def test_party_views_are_served_like_the_file(
     api: Api, service: RecordingService, storage: LocalStorage, call_webm: bytes
 ) -> None:

@@ -134,8 +134,14 @@ async def test_an_investigator_reviews_a_recording(
     await expect(page.locator("#rec-state")).to_contain_text("hold")
     actions = await audit_actions(page)
     assert {"list", "view", "download", "verify", "legal_hold"} <= set(actions), actions
-    ranged = page.locator("#audit tr[data-action=download]", has_text="range bytes=")
-    await expect(ranged.first).to_be_visible()  # the player's own requests
+    # One "view" for the whole playback (the manifest, both players' Range requests and seeks),
+    # one "download" for the saved file.
+    views = page.locator("#audit tr[data-action=view]")
+    await expect(views).to_have_count(1)
+    await expect(views).to_contain_text("opened and played")
+    downloads = page.locator("#audit tr[data-action=download]")
+    await expect(downloads).to_have_count(1)
+    await expect(downloads).to_contain_text("call file, whole")
     await screenshot(page, "investigator-recording", full_page=True)
 
     # Back later (the tab keeps the token, the worker is installed): still streamed.
@@ -143,6 +149,7 @@ async def test_an_investigator_reviews_a_recording(
     await open_recording(page, resident_id="RV")
     await expect(page.locator("#player-status")).to_contain_text("Streaming")
     await play_and_seek_to_flag(page, flag["offset_s"])
+    await expect(views).to_have_count(2)  # a second playback
 
     # Someone alters the file: verification says so.
     path = LocalStorage(recordings_dir).path(manifest["call_id"])
@@ -168,6 +175,10 @@ async def test_without_a_service_worker_the_page_downloads_then_plays(
     await open_recording(page, flagged="true")
     await expect(page.locator("#player-status")).to_contain_text("Loaded in full")
     await play_and_seek_to_flag(page, manifest["flags"][0]["offset_s"])
+    # Fetched whole for playing, not saved: a view, not a download.
+    await page.click("#audit-refresh")
+    await expect(page.locator("#audit tr[data-action=view]")).to_have_count(1)
+    await expect(page.locator("#audit tr[data-action=download]")).to_have_count(0)
 
 
 async def test_only_investigators_sign_in(pages: Pages) -> None:

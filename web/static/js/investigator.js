@@ -15,14 +15,30 @@ const PARTIES = ["tablet", "family"];
 const players = { tablet: $("#player-tablet"), family: $("#player-family") };
 syncVideos(players.tablet, [players.family]);
 
-const state = { token: null, callId: null, recording: null, streaming: null, blobUrls: [] };
+const state = {
+  token: null, callId: null, recording: null, streaming: null, blobUrls: [], playback: null,
+};
 
 const recordingPath = (callId, rest = "") =>
   `/api/v1/recordings/${encodeURIComponent(callId)}${rest}`;
 
-/** The whole call file (`party` null), or one party's view of it. */
-const mediaPath = (callId, party = null) =>
-  recordingPath(callId, party ? `/media?party=${party}` : "/media");
+/**
+ * The whole call file (`party` null), or one party's view of it. With `playback` (the id
+ * `open` makes each time a recording is opened), the server's audit counts every request of
+ * this playback as one `view`; without it, each request is a `download`.
+ */
+function mediaPath(callId, party = null, playback = null) {
+  const query = new URLSearchParams();
+  if (party) query.set("party", party);
+  if (playback) query.set("playback", playback);
+  return recordingPath(callId, `/media${query.size ? `?${query}` : ""}`);
+}
+
+/** A fresh playback id: 16 random bytes as hex. */
+function newPlayback() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 const request = (method, path, body) => api(state.token, method, path, body);
 
@@ -155,8 +171,10 @@ async function open(callId) {
   for (const id of ["#rec-error", "#verify-result", "#download-status"]) say($(id), "");
   $("#audit").replaceChildren();
   $("#recording").hidden = false;
+  state.playback = newPlayback();
   try {
-    const recording = await request("GET", recordingPath(callId));
+    const query = new URLSearchParams({ playback: state.playback });
+    const recording = await request("GET", recordingPath(callId, `?${query}`));
     if (callId !== state.callId) return;
     render(recording);
     await load(callId);
@@ -239,14 +257,14 @@ async function load(callId) {
   const partial = recording.state === "final" ? "" : " Still being recorded: the resident's side only until it is signed.";
   if (await state.streaming) {
     sources.forEach((party, i) => {
-      players[PARTIES[i]].src = mediaPath(callId, party);
+      players[PARTIES[i]].src = mediaPath(callId, party, state.playback);
     });
     status.textContent = `Streaming from the server; the two sides play in step.${partial}`;
     return;
   }
   const got = sources.map(() => 0);
   const totals = sources.map(() => null);
-  const blobs = await Promise.all(sources.map((party, i) => fetchMedia(callId, party, (n, total) => {
+  const blobs = await Promise.all(sources.map((party, i) => fetchMedia(mediaPath(callId, party, state.playback), (n, total) => {
     [got[i], totals[i]] = [n, total];
     const sum = (list) => list.reduce((a, b) => a + (b || 0), 0);
     status.textContent = `Loading the recording… ${bytes(sum(got))} of ${bytes(sum(totals) || null)}`;
@@ -260,9 +278,9 @@ async function load(callId) {
   status.textContent = `Loaded in full (this browser cannot stream it).${partial}`;
 }
 
-/** A media file (see `mediaPath`) through an authenticated fetch, reporting progress. */
-async function fetchMedia(callId, party, progress) {
-  const response = await fetch(mediaPath(callId, party), {
+/** A media file (a `mediaPath`) through an authenticated fetch, reporting progress. */
+async function fetchMedia(path, progress) {
+  const response = await fetch(path, {
     headers: { Authorization: `Bearer ${state.token}` },
     cache: "no-store",
   });
@@ -323,7 +341,7 @@ $("#download").addEventListener("click", async () => {
   const button = $("#download");
   button.disabled = true;
   try {
-    const blob = await fetchMedia(callId, null, (got, total) => {
+    const blob = await fetchMedia(mediaPath(callId), (got, total) => {
       say(status, `Downloading… ${total ? Math.floor((100 * got) / total) : "?"}%`);
     });
     const url = URL.createObjectURL(blob);
@@ -399,7 +417,8 @@ function auditDetail({ action, detail = {} }) {
       if (!("ok" in detail)) return `refused: ${detail.state}`;
       return detail.ok ? "as signed" : `tampered: ${(detail.problems || []).join("; ")}`;
     case "view":
-      return "manifest";
+      if (detail.status >= 400) return `refused: HTTP ${detail.status}`;
+      return detail.playback ? "opened and played" : "manifest";
     case "legal_hold":
       return detail.hold ? "hold placed" : "hold released";
     default:
