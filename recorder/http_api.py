@@ -38,6 +38,7 @@ from recorder.party_view import View as PartyView
 from recorder.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from recorder.service import RecordingService
 from recorder.storage import CALL_ID, Storage
+from recorder.thumbnails import Thumbnails
 from visitation.directory import Directory
 from visitation.domain import Id, Staff
 from visitation.http_api import ApiError, error_response, guarded, parse_body, parse_query
@@ -47,6 +48,7 @@ PREFIX: Final = "/api/v1"
 CHUNK: Final = 256 * 1024
 MAX_PARTY_TEXT: Final = 64  # of a refused ?party= value kept in the audit entry
 PLAYBACK: Final = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+PLAYBACK_KEY: Final = web.RequestKey("recorder.playback", str)  # the audit's ``once`` key
 
 
 class ListParams(BaseModel):
@@ -94,6 +96,7 @@ class RecordingApi:
         self._catalog = service.catalog
         self._audit = service.audit
         self._views = PartyViews(storage)
+        self._thumbnails = Thumbnails(storage)
         # One maker per view at a time (the lock goes once no request holds it).
         self._view_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -131,13 +134,16 @@ class RecordingApi:
         action: Action,
         entry: Entry,
         outcome: Outcome = "ok",
-        *,
-        once: str | None = None,
         **detail: Any,
     ) -> None:
         m = entry.manifest
-        if outcome == "ok" and int(detail.get("status", 200)) >= 400:
+        status = int(detail.get("status", 200))
+        if outcome == "ok" and status >= 400:
             outcome = "refused"  # a download that was answered with an error served nothing
+        # A playback's requests are one entry, and one more per kind of refusal.
+        once: str | None = request.get(PLAYBACK_KEY)
+        if once is not None and outcome != "ok":
+            once = f"{once}|{outcome}|{status}"
         await self._audit.append(
             _actor(request, claims),
             action,
@@ -150,17 +156,17 @@ class RecordingApi:
 
     async def _playback(
         self, request: web.Request, claims: Claims, entry: Entry, detail: dict[str, Any]
-    ) -> str | None:
-        """The ``once`` key of the request's playback (``None`` without ``?playback=``); a
-        malformed id is refused (422, audited). Puts the id in ``detail``."""
+    ) -> None:
+        """Note the request's ``?playback=`` id (in ``detail``, and as the audit's ``once``
+        key for :meth:`_log`); a malformed id is refused (422, audited)."""
         wanted = request.query.getall("playback", [])
         if not wanted:
-            return None
+            return
         detail["playback"] = wanted[0][:MAX_PARTY_TEXT]
         if len(wanted) > 1 or not PLAYBACK.match(wanted[0]):
             await self._log(request, claims, "view", entry, **detail, status=422)
             raise ApiError(422, "invalid_request", "playback: 8 to 64 letters, digits, - or _")
-        return f"{claims.subject}|{entry.manifest.call_id}|{wanted[0]}"
+        request[PLAYBACK_KEY] = f"{claims.subject}|{entry.manifest.call_id}|{wanted[0]}"
 
     # ------------------------------------------------------------------ routes
 
@@ -211,8 +217,8 @@ class RecordingApi:
     async def view(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         entry = await self._visible(request, claims, "view")
         detail: dict[str, Any] = {}
-        once = await self._playback(request, claims, entry, detail)
-        await self._log(request, claims, "view", entry, once=once, **detail)
+        await self._playback(request, claims, entry, detail)
+        await self._log(request, claims, "view", entry, **detail)
         [summary] = await self._named([entry.summary()])
         return web.json_response(summary)
 
@@ -224,7 +230,7 @@ class RecordingApi:
         entry = await self._visible(request, claims, action)
         call_id = entry.manifest.call_id
         detail: dict[str, Any] = {}
-        once = await self._playback(request, claims, entry, detail)
+        await self._playback(request, claims, entry, detail)
         wanted = request.query.getall("party", [])
         party: Party | None = None
         if wanted:
@@ -259,7 +265,7 @@ class RecordingApi:
             response.headers["Content-Range"] = f"bytes */{size}"
             return response
         status = 200 if byte_range is None else 206
-        await self._log(request, claims, action, entry, once=once, **detail, status=status)
+        await self._log(request, claims, action, entry, **detail, status=status)
         name = call_id if party is None else f"{call_id}-{party}"
         return await self._stream(request, key, name, size, byte_range, etag)
 
@@ -326,6 +332,33 @@ class RecordingApi:
         await response.write_eof()
         return response
 
+    async def thumbnails(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        """``?party=tablet|family`` (default tablet): keyframe thumbnails of a signed
+        recording (see :mod:`recorder.thumbnails`); audited as a ``view``."""
+        entry = await self._visible(request, claims, "view")
+        detail: dict[str, Any] = {"thumbnails": True}
+        await self._playback(request, claims, entry, detail)
+        party = request.query.get("party", "tablet")
+        m = entry.manifest
+        if party not in PARTIES:
+            await self._log(request, claims, "view", entry, **detail, status=422)
+            raise ApiError(422, "invalid_request", "party: must be 'tablet' or 'family'")
+        if entry.state != "final" or m.sha256 is None:
+            await self._log(request, claims, "view", entry, **detail, status=409)
+            raise ApiError(409, "invalid_state", f"no thumbnails of call {m.call_id!r}: not signed")
+        lock = self._view_locks.setdefault(f"thumbnails:{m.call_id}:{party}", asyncio.Lock())
+        try:
+            async with lock:
+                made = await asyncio.to_thread(
+                    self._thumbnails.get, m.call_id, party, m.sha256, m.duration_s or 0.0
+                )
+        except (FileNotFoundError, ViewError) as exc:
+            await self._log(request, claims, "view", entry, **detail, status=409)
+            raise ApiError(409, "unavailable", f"no thumbnails of call {m.call_id!r}") from exc
+        await self._log(request, claims, "view", entry, **detail)
+        body = {"call_id": m.call_id, "party": party, "thumbnails": [t.public() for t in made]}
+        return web.json_response(body, headers={"Cache-Control": "private, no-store"})
+
     async def verify(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         entry = await self._visible(request, claims, "verify")
         call_id = entry.manifest.call_id
@@ -352,7 +385,8 @@ class RecordingApi:
         await self._service.set_legal_hold(call_id, body.hold, _actor(request, claims))
         updated = await self._catalog.get(call_id)
         assert updated is not None
-        return web.json_response(updated.summary())
+        [summary] = await self._named([updated.summary()])
+        return web.json_response(summary)
 
     async def audit(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         staff = await self._staff(claims)
@@ -383,6 +417,7 @@ def add_recording_routes(
     app.router.add_get(base, guarded(tokens, role, api.search))
     app.router.add_get(f"{base}/{{call_id}}", guarded(tokens, role, api.view))
     app.router.add_get(f"{base}/{{call_id}}/media", guarded(tokens, role, api.media))
+    app.router.add_get(f"{base}/{{call_id}}/thumbnails", guarded(tokens, role, api.thumbnails))
     app.router.add_post(f"{base}/{{call_id}}/verify", guarded(tokens, role, api.verify))
     app.router.add_put(f"{base}/{{call_id}}/legal-hold", guarded(tokens, role, api.legal_hold))
     app.router.add_get(f"{PREFIX}/audit", guarded(tokens, role, api.audit))

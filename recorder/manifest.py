@@ -55,6 +55,8 @@ class Manifest(BaseModel):
     ended_at: float | None = None
     duration_s: float | None = None
     end_reason: str | None = None
+    #: When both parties were told one minute remained (None: never warned), for the timeline.
+    warned_at: float | None = None
     container: Literal["webm"] = "webm"
     tracks: list[Track]
     size: int | None = None
@@ -85,9 +87,8 @@ class Manifest(BaseModel):
 
 def canonical_json(manifest: Manifest) -> bytes:
     # Fields added later are left out while unset, so older signatures still verify.
-    exclude = {"signature"} | (
-        {"incomplete_reason"} if manifest.incomplete_reason is None else set()
-    )
+    later = ("incomplete_reason", "warned_at")
+    exclude = {"signature"} | {name for name in later if getattr(manifest, name) is None}
     body = manifest.model_dump(mode="json", exclude=exclude)
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 

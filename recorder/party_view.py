@@ -50,6 +50,8 @@ __all__ = [
     "View",
     "ViewBusyError",
     "ViewError",
+    "open_reader",
+    "party_streams",
     "remux_party",
     "view_key",
 ]
@@ -155,7 +157,7 @@ def open_reader(storage: Storage, key: str, size: int) -> io.BufferedReader:
 # ---------------------------------------------------------------------- remuxing
 
 
-def _party_streams(container: InputContainer, party: Party) -> tuple[Stream, Stream]:
+def party_streams(container: InputContainer, party: Party) -> tuple[Stream, Stream]:
     """The party's video and audio streams, by their titles (``"tablet video"``), else by the
     muxer's fixed order."""
     titled = {s.metadata.get("title"): s for s in container.streams}
@@ -193,7 +195,7 @@ def remux_party(source: Any, target: Any, party: Party, title: str = "", tag: st
     written to ``target`` (a writable, seekable binary file); returns the packets copied. A call
     file cut short (a crashed writer) gives a view of what can be read."""
     with av.open(source, "r") as inp:
-        video, audio = _party_streams(inp, party)
+        video, audio = party_streams(inp, party)
         output = av.open(target, "w", format="webm", container_options={"fflags": "+bitexact"})
         try:
             if title:

@@ -54,6 +54,7 @@ class CallInfo(BaseModel):
     connected_at: float | None = None  # None: the call never connected
     ended_at: float | None = None
     end_reason: str | None = None
+    warned_at: float | None = None  # when the parties were told one minute remains
 
 
 InfoSource = Callable[[str], Awaitable[CallInfo | None]]
@@ -156,6 +157,7 @@ class RecordingService:
                 "ended_at": ended_at,
                 "duration_s": round(max(0.0, ended_at - started_at), 3),
                 "end_reason": (call.end_reason if call else None) or entry.manifest.end_reason,
+                "warned_at": round(call.warned_at, 3) if call and call.warned_at else None,
                 "size": sealed.size if sealed is not None else 0,
                 "sha256": sealed.sha256 if sealed is not None else None,
                 "flags": [f if isinstance(f, Flag) else Flag.model_validate(f) for f in flags],

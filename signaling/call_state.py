@@ -82,9 +82,12 @@ return {'ok', state}
 """
 
 # Set a once-flag on an existing call record; 1 if this run set it (first), else 0.
+# ARGV: the once field, then optionally a field/value to set with a successful claim.
 _CLAIM_ONCE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-return redis.call('HSETNX', KEYS[1], ARGV[1], '1')
+local claimed = redis.call('HSETNX', KEYS[1], ARGV[1], '1')
+if claimed == 1 and ARGV[2] then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
+return claimed
 """
 
 
@@ -110,6 +113,7 @@ class CallRecord:
     end_reason: str = ""
     ended_by: str = ""
     worker_id: str = ""  # the SFU worker the call was placed on
+    warned_at: float = 0.0  # when both parties were told one minute remains
 
     @property
     def live(self) -> bool:
@@ -270,10 +274,14 @@ class CallStore:
         mapping.update(values)
         await self._redis.hset(_key(call_id), mapping=mapping)
 
-    async def claim_once(self, call_id: str, what: str) -> bool:
+    async def claim_once(
+        self, call_id: str, what: str, *, stamp: tuple[str, float] | None = None
+    ) -> bool:
         """True for exactly one caller per call and ``what`` (across retries and nodes): the
-        one that may do that step (send ``call.warning``, the family's ``call.ended`` ...)."""
-        return bool(await self._claim_once(keys=[_key(call_id)], args=[_once_field(what)]))
+        one that may do that step (send ``call.warning``, the family's ``call.ended`` ...).
+        ``stamp``: a (field, time) of the record set with the claim (e.g. ``warned_at``)."""
+        args: list[str | float] = [_once_field(what), *(stamp or ())]
+        return bool(await self._claim_once(keys=[_key(call_id)], args=args))
 
     async def claimed(self, call_id: str, what: str) -> bool:
         """Whether :meth:`claim_once` already returned True for this call and ``what``."""

@@ -369,7 +369,8 @@ class CallService:
         record = await self.store.get(call_id)
         if record is None or record.state != CallState.CONNECTED:
             return
-        if await self.store.claim_once(call_id, WARNING):  # a retried timer warns nobody twice
+        # A retried timer warns nobody twice; the moment is kept for the recording's timeline.
+        if await self.store.claim_once(call_id, WARNING, stamp=("warned_at", time.time())):
             payload = {"call_id": call_id, "remaining_s": WARNING_BEFORE_S}
             await self.emit("call.warning", payload, tablet_room(record.resident_id))
             await self.emit("call.warning", payload, family_room(record.family_id))

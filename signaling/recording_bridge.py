@@ -46,6 +46,7 @@ def _info(record: CallRecord) -> CallInfo:
         connected_at=record.connected_at or None,
         ended_at=record.ended_at or None,
         end_reason=record.end_reason or None,
+        warned_at=record.warned_at or None,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import time
@@ -10,10 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
+import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from client.media import dominant_colour
 from recorder import add_recording_routes
 from recorder.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from recorder.service import RecordingService
@@ -235,6 +239,41 @@ async def test_one_view_per_playback_one_download_per_saved_file(
     assert entries[0]["detail"] == {"playback": "first-play-01"}  # written by the manifest GET
     # An unknown or out-of-scope recording answers 404 whatever the playback id.
     assert (await api.json("GET", "/recordings/NOPE/media?playback=first-play-01"))[0] == 404
+
+
+async def test_keyframe_thumbnails_and_the_warning_for_the_timeline(
+    api: Api, service: RecordingService, call_webm: bytes
+) -> None:
+    started = time.time() - 60
+    info = call_info("TH", "R1", "F1", started_at=started)
+    await service.begin(info)
+    with service.storage.open_write("TH") as fh:
+        fh.write(call_webm)
+    ended = {"ended_at": started + 5, "end_reason": "time_limit", "warned_at": started + 3}
+    await service.finalize("TH", info.model_copy(update=ended))
+    status, manifest = await api.json("GET", "/recordings/TH?playback=thumbnail-test")
+    assert status == 200 and manifest["warned_at"] == round(started + 3, 3)
+    assert (await api.json("POST", "/recordings/TH/verify"))[1]["ok"] is True  # it is signed
+    for party, colour in (("tablet", "red"), ("family", "blue")):
+        query = f"?party={party}&playback=thumbnail-test"
+        status, body = await api.json("GET", "/recordings/TH/thumbnails" + query)
+        assert status == 200, body
+        thumbs = body["thumbnails"]
+        assert [t["offset_s"] for t in thumbs] == [0.0, 2.0, 4.0]  # the file's keyframes
+        for thumb in thumbs:
+            jpeg = base64.b64decode(thumb["src"].removeprefix("data:image/jpeg;base64,"))
+            with av.open(io.BytesIO(jpeg)) as container:
+                frame = next(container.decode(video=0))
+            assert (frame.width, frame.height) == (thumb["width"], thumb["height"]) == (160, 90)
+            assert dominant_colour(np.asarray(frame.to_ndarray(format="rgb24"))) == colour
+    assert (await api.json("GET", "/recordings/TH/thumbnails?party=monitor"))[0] == 422
+    assert (await api.json("GET", "/recordings/TH/thumbnails", "I3"))[0] == 404  # out of scope
+    await service.begin(call_info("OPEN", "R1", "F1"))  # still recording: nothing signed yet
+    assert (await api.json("GET", "/recordings/OPEN/thumbnails"))[0] == 409
+    entries = (await api.json("GET", "/audit?call_id=TH"))[1]["entries"]
+    views = [(e["outcome"], e["detail"].get("status")) for e in entries if e["action"] == "view"]
+    # The playback's one view, the refusal, the look outside I3's scope.
+    assert views == [("ok", None), ("refused", 422), ("not_found", None)]
 
 
 async def test_party_views_are_served_like_the_file(

@@ -137,20 +137,24 @@ async def test_a_write_failure_mid_call_makes_the_recording_incomplete(
     assert verification is not None and verification.ok
 
 
-async def test_manifests_signed_before_incomplete_reason_existed_still_verify(
+async def test_manifests_signed_before_later_fields_existed_still_verify(
     service: RecordingService,
 ) -> None:
+    """Fields added later (``incomplete_reason``, ``warned_at``) are signed only once set."""
     manifest = Manifest(
         call_id="OLD", facility_id="SQ", resident_id="R1", family_id="F1", started_at=1.0,
         tracks=[], complete=True,
     )  # fmt: skip
     legacy = json.dumps(
-        manifest.model_dump(mode="json", exclude={"signature", "incomplete_reason"}),
+        manifest.model_dump(mode="json", exclude={"signature", "incomplete_reason", "warned_at"}),
         sort_keys=True, separators=(",", ":"), ensure_ascii=True,
     ).encode()  # fmt: skip
     signer = service.signer
     signature = hmac.new(signer._key, legacy, hashlib.sha256).hexdigest()
     assert signer.signature_ok(manifest.model_copy(update={"signature": signature}))
+    warned = signer.sign(manifest.model_copy(update={"warned_at": 2.5}), 3.0)
+    assert signer.signature_ok(warned)
+    assert not signer.signature_ok(warned.model_copy(update={"warned_at": 9.5}))  # signed over
 
 
 async def test_sweep_deletes_recordings_in_progress_that_no_call_owns(

@@ -117,10 +117,16 @@ async def test_warning_and_the_familys_call_ended_go_out_once(
     calls = service(pool)
     pair = await in_call(pool, "R1", "F1")
     warning = timer_member(WARNING, pair.call_id)
+    warned_at = []
     for _ in range(2):  # the warning timer fires twice (a retry after its lease, a 2nd node)
         await calls.timers.schedule(WARNING, pair.call_id, time.time())
         await until(lambda: _gone(redis, warning), "the warning timer to fire")
+        record = await calls.store.get(pair.call_id)
+        assert record is not None
+        warned_at.append(record.warned_at)
     await calls.timers.join()
+    # The moment of the one warning is on the record (for the recording's timeline).
+    assert warned_at[0] > record.connected_at > 0 and warned_at[1] == warned_at[0]
 
     await pair.family.hangup(pair.call_id)
     ended = await pair.family.next("call.ended")

@@ -246,13 +246,8 @@ async def open_recording(page: Page, **filters: str) -> None:
 PLAYERS = ("#player-tablet", "#player-family")  # the investigator's: resident, family
 
 
-async def play_and_seek_to_flag(page: Page, offset_s: float) -> None:
-    """Play the recording: both parties' players show a picture and advance (the family's
-    follows the resident's). Then click its first flag: both jump there, still in step."""
-    await page.evaluate("document.querySelector('#player-tablet').play()")
-    for player in PLAYERS:
-        await video_playing(page, player)
-    await page.click("#flags li button")
+async def both_players_at(page: Page, offset_s: float) -> None:
+    """Wait until both of the investigator's players show the moment ``offset_s``."""
     await page.wait_for_function(
         """([offset, players]) => players.every((selector) => {
             const video = document.querySelector(selector);
@@ -261,6 +256,16 @@ async def play_and_seek_to_flag(page: Page, offset_s: float) -> None:
         arg=[offset_s, list(PLAYERS)],
         polling=100,
     )
+
+
+async def play_and_seek_to_flag(page: Page, offset_s: float) -> None:
+    """Play the recording: both parties' players show a picture and advance (the family's
+    follows the resident's). Then click its first flag: both jump there, still in step."""
+    await page.evaluate("document.querySelector('#player-tablet').play()")
+    for player in PLAYERS:
+        await video_playing(page, player)
+    await page.click("#flags li button")
+    await both_players_at(page, offset_s)
     await page.wait_for_function(  # in step: within the follower's drift limit (and a frame)
         """([leader, follower]) => {
             const [a, b] = [leader, follower].map((s) => document.querySelector(s));

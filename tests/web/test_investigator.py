@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,12 @@ from client.peer import PartyPeer, close_all, join_call
 from client.session import ProtocolClient
 from recorder.service import CallInfo
 from recorder.storage import LocalStorage
+from signaling.calls import WARNING
 from tests.web.conftest import (
     DESKTOP,
     Pages,
     WebNode,
+    both_players_at,
     final_recording,
     open_recording,
     play_and_seek_to_flag,
@@ -30,7 +33,8 @@ from tests.web.conftest import (
 
 
 async def record_call(server: WebNode, seconds: float = 6.0) -> dict[str, Any]:
-    """RV calls FV (Python clients: a red and a blue clip), MW flags it 2 s in; the manifest."""
+    """RV calls FV (Python clients: a red and a blue clip), MW flags it 2 s in, the one-minute
+    warning goes out 3 s in (its timer brought forward); the manifest."""
     issue = server.tokens.issue
     tablet = ProtocolClient(server.url, issue("tablet", "RV"), "RV")
     family = ProtocolClient(server.url, issue("family", "FV"), "FV")
@@ -48,7 +52,10 @@ async def record_call(server: WebNode, seconds: float = 6.0) -> dict[str, Any]:
             await asyncio.sleep(2)
             note = {"call_id": call_id, "note": "passes a note"}
             await monitor.request("monitor.flag", note)
-            await asyncio.sleep(seconds - 2)
+            await asyncio.sleep(1)
+            await server.node.calls.timers.schedule(WARNING, call_id, time.time())
+            await family.next("call.warning")
+            await asyncio.sleep(max(0.0, seconds - 3))
             await tablet.hangup(call_id)
             await family.next("call.ended")
         finally:
@@ -105,6 +112,20 @@ async def test_an_investigator_reviews_a_recording(
     await expect(manifest_box).to_contain_text(manifest["sha256"])
     await expect(manifest_box).to_contain_text("hangup")
     await expect(page.locator("#flags li")).to_contain_text("passes a note")
+    # The timeline under the players: the call's moments, in order, each a marker that seeks.
+    marks = page.locator("#timeline .mark")
+    await expect(marks).to_have_count(4)
+    kinds = await marks.evaluate_all("marks => marks.map(m => m.dataset.kind)")
+    assert kinds == ["connected", "flag", "warning", "end"]
+    warned_s = manifest["warned_at"] - manifest["started_at"]
+    assert flag["offset_s"] < warned_s < manifest["duration_s"]
+    await expect(marks.nth(2)).to_have_attribute("title", re.compile("One-minute warning"))
+    await expect(marks.nth(3)).to_have_attribute("title", re.compile("Ended: hangup"))
+    # The keyframe strips: each party's pictures, with the time they show.
+    for party in ("tablet", "family"):
+        thumbs = page.locator(f"#thumbs-{party} button")
+        await expect(thumbs.first).to_be_visible()
+        assert await thumbs.locator("img").evaluate_all("imgs => imgs.every(i => i.naturalWidth)")
 
     # Streamed through the service worker (Range requests), it plays and seeks to the flag.
     await expect(page.locator("#player-status")).to_contain_text("Streaming")
@@ -115,6 +136,11 @@ async def test_an_investigator_reviews_a_recording(
     assert sizes == [640, 640]
     assert await picture_colours(page) == {"tablet": "red", "family": "blue"}  # each its side
     await expect(page.locator("#player-family")).to_have_js_property("muted", False)
+    await marks.nth(2).click()  # the warning marker
+    await both_players_at(page, warned_s)
+    last = page.locator("#thumbs-family button").last
+    await last.click()
+    await both_players_at(page, float(await last.get_attribute("data-offset") or "nan"))
 
     await page.click("#verify")
     result = page.locator("#verify-result")
@@ -132,6 +158,7 @@ async def test_an_investigator_reviews_a_recording(
 
     await page.check("#hold")
     await expect(page.locator("#rec-state")).to_contain_text("hold")
+    await expect(page.locator("#rec-title")).to_contain_text("Victor Vale")  # still names
     actions = await audit_actions(page)
     assert {"list", "view", "download", "verify", "legal_hold"} <= set(actions), actions
     # One "view" for the whole playback (the manifest, both players' Range requests and seeks),
@@ -215,7 +242,9 @@ async def test_an_incomplete_recording_says_so_in_the_results(
     # Opened, its audit trail shows another investigator's access by itself.
     await row.locator("button").click()
     await expect(page.locator("#recording")).to_be_visible()
-    await expect(page.locator('#audit tr[data-action="view"]')).to_have_count(1)
+    # One view for the opening (the unplayable file's refusals are their own entries).
+    opened = page.locator('#audit tr[data-action="view"]', has_text="opened and played")
+    await expect(opened).to_have_count(1)
     headers = {"Authorization": f"Bearer {server.tokens.issue('investigator', 'IW')}"}
     async with aiohttp.ClientSession(base_url=server.url, headers=headers) as http:
         async with http.post("/api/v1/recordings/INCOMPLETE1/verify") as response:

@@ -169,6 +169,8 @@ async function open(callId) {
   state.callId = callId;
   for (const row of $("#results").rows) row.classList.toggle("selected", row.dataset.call === callId);
   for (const id of ["#rec-error", "#verify-result", "#download-status"]) say($(id), "");
+  for (const party of PARTIES) $(`#thumbs-${party}`).replaceChildren();
+  $("#thumbs-status").textContent = "";
   $("#audit").replaceChildren();
   $("#recording").hidden = false;
   state.playback = newPlayback();
@@ -178,6 +180,7 @@ async function open(callId) {
     if (callId !== state.callId) return;
     render(recording);
     await load(callId);
+    loadThumbnails(callId, recording); // in the background: the players do not wait for it
   } catch (exc) {
     say($("#rec-error"), `Could not open the recording: ${exc.message}`);
   }
@@ -223,6 +226,86 @@ function render(r) {
     el("span", { class: "grow" }, flag.note, " ", el("small", { class: "muted" }, `— ${flag.by}`)),
   )));
   $("#no-flags").hidden = r.flags.length > 0;
+  renderTimeline(r);
+}
+
+// ---------------------------------------------------------------- timeline and thumbnails
+
+/** Length of the timeline, in seconds of call: the recording's, else as far as known. */
+function timelineLength(r) {
+  if (r.duration_s) return r.duration_s;
+  const lastFlag = Math.max(0, ...r.flags.map((f) => f.offset_s));
+  return Math.max(1, lastFlag, Date.now() / 1000 - r.started_at);
+}
+
+/** The call's moments on the call clock (0 = connected): connected, flags, warning, end. */
+function timelineEvents(r) {
+  const events = [{ kind: "connected", at: 0, label: "Connected" }];
+  for (const flag of r.flags) {
+    events.push({ kind: "flag", at: flag.offset_s, label: `Flag: ${flag.note} — ${flag.by}` });
+  }
+  if (r.warned_at) {
+    events.push({ kind: "warning", at: r.warned_at - r.started_at, label: "One-minute warning" });
+  }
+  if (r.duration_s != null && r.ended_at) {
+    events.push({ kind: "end", at: r.duration_s, label: `Ended: ${r.end_reason || "—"}` });
+  }
+  return events.sort((a, b) => a.at - b.at);
+}
+
+function renderTimeline(r) {
+  const length = timelineLength(r);
+  const pct = (at) => `${(100 * Math.min(Math.max(at, 0), length)) / length}%`;
+  const marks = timelineEvents(r).map(({ kind, at, label }) => {
+    const mark = el("button", {
+      type: "button", class: "mark", "data-kind": kind, "data-offset": at,
+      title: `${clock(at)} ${label}`, "aria-label": `${clock(at)} ${label}`,
+      onclick: (event) => { event.stopPropagation(); seek(at); },
+    });
+    mark.style.left = pct(at); // through the CSSOM: the page's CSP refuses style attributes
+    return mark;
+  });
+  $("#timeline-track").replaceChildren($("#timeline-playhead"), ...marks);
+  $("#timeline-end").textContent = clock(length);
+  state.timelineLength = length;
+}
+
+$("#timeline-track").addEventListener("click", (event) => {
+  const box = event.currentTarget.getBoundingClientRect();
+  if (state.timelineLength) seek(((event.clientX - box.left) / box.width) * state.timelineLength);
+});
+players.tablet.addEventListener("timeupdate", () => {
+  const length = state.timelineLength || 1;
+  const at = Math.min(players.tablet.currentTime, length);
+  $("#timeline-playhead").style.left = `${(100 * at) / length}%`;
+});
+
+/** Each party's keyframe thumbnails under the timeline (signed recordings only). */
+async function loadThumbnails(callId, recording) {
+  const status = $("#thumbs-status");
+  if (recording.state !== "final" || !recording.sha256) {
+    status.textContent = recording.state === "purged" ? "" : "Thumbnails come once the recording is signed.";
+    return;
+  }
+  status.textContent = "Making thumbnails from the keyframes…";
+  try {
+    const strips = await Promise.all(PARTIES.map((party) => {
+      const query = new URLSearchParams({ party, playback: state.playback });
+      return request("GET", recordingPath(callId, `/thumbnails?${query}`));
+    }));
+    if (callId !== state.callId) return;
+    for (const { party, thumbnails } of strips) {
+      $(`#thumbs-${party}`).replaceChildren(...thumbnails.map((t) => el("button", {
+        type: "button", "data-offset": t.offset_s, title: `Play from ${clock(t.offset_s)}`,
+        onclick: () => seek(t.offset_s),
+      }, el("img", { src: t.src, width: t.width, height: t.height, alt: `${party} at ${clock(t.offset_s)}` }),
+      el("small", {}, clock(t.offset_s)))));
+    }
+    const none = strips.every((strip) => strip.thumbnails.length === 0);
+    status.textContent = none ? "No keyframes to show." : "";
+  } catch (exc) {
+    if (callId === state.callId) status.textContent = `No thumbnails: ${exc.message}`;
+  }
 }
 
 /** Both players to `seconds` on the call clock, playing. */
