@@ -54,6 +54,7 @@ def call_summary(record: CallRecord, watchers: int = 0) -> dict[str, Any]:
     return {
         "call_id": record.call_id,
         "facility_id": record.facility_id,
+        "facility_name": record.facility_name,  # an addition: staff read names
         "resident": {"id": record.resident_id, "name": record.resident_name},
         "family": family,
         "state": record.state.value,

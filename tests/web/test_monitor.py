@@ -64,6 +64,7 @@ async def test_watch_two_calls_flag_and_terminate(pages: Pages, clients: Clients
         await attorney.next("call.incoming")
         privileged = monitor.locator("#calls tr", has_text="Alan Adams")
         await expect(privileged).to_contain_text("not monitored")
+        await expect(privileged).to_contain_text("Privileged (attorney)")
         await expect(privileged.locator("button")).to_have_count(0)
 
         first, second = await asyncio.gather(
@@ -75,6 +76,7 @@ async def test_watch_two_calls_flag_and_terminate(pages: Pages, clients: Clients
         }
         for row in rows.values():
             await expect(row).to_contain_text("connected")
+            await expect(row).to_contain_text("Westbrook Facility")  # names, not ids
             await row.locator("button.watch").click()
         await expect(monitor.locator("#count")).to_have_text("3 live")
         for call in (first, second):

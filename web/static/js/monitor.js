@@ -96,8 +96,10 @@ function renderRow(row, call) {
   const person = (p) => el("td", {}, p.name || p.id, " ", el("small", { class: "muted" }, p.id));
   row.replaceChildren(
     person(call.resident),
-    person(call.family),
-    el("td", {}, call.facility_id),
+    call.privileged // who the attorney is stays private (PROTOCOL v1.1)
+      ? el("td", { class: "muted" }, "Privileged (attorney)")
+      : person(call.family),
+    el("td", {}, call.facility_name || call.facility_id),
     el("td", {}, el("span", { class: `badge ${call.state}` }, call.state), " ", qualityBadge()),
     el("td", { class: "num elapsed" }),
     el("td", { class: "num remaining" }),
