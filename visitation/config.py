@@ -43,6 +43,7 @@ class Settings:
     media_timeout_s: float = 15.0
     settle_retry_s: float = 30.0
     recordings_dir: Path | None = None
+    recordings_url: str | None = None  # s3://bucket/prefix: recordings in object storage
     node_id: str = ""
     max_calls_per_worker: int = 25  # admission: calls one SFU worker (one core) takes
     # Real networks (PROTOCOL.md v1.1): media port range, public address, STUN/TURN.
@@ -71,11 +72,18 @@ class Settings:
         """Where recordings are written (shared by the SFU workers and signaling)."""
         return self.recordings_dir or self.data_dir / "recordings"
 
+    @property
+    def recordings_location(self) -> str:
+        """``VISITATION_RECORDINGS_URL`` (``s3://bucket/prefix``), else the local directory:
+        what :func:`recorder.storage.open_storage` opens, in nodes and workers alike."""
+        return self.recordings_url or str(self.recordings_path)
+
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         settings = cls(
             data_dir=Path(os.environ.get("VISITATION_DATA_DIR", "./var")),
             redis_url=os.environ.get("REDIS_URL") or None,
+            recordings_url=os.environ.get("VISITATION_RECORDINGS_URL") or None,
             workers=int(_env_float("VISITATION_WORKERS", os.cpu_count() or 1)),
             ring_timeout_s=_env_float("VISITATION_RING_TIMEOUT", 45.0),
             connect_timeout_s=_env_float("VISITATION_CONNECT_TIMEOUT", 30.0),
