@@ -1,4 +1,5 @@
-"""The ``visitation`` console script: serve, seed, token, revoke (PROTOCOL.md "Command line").
+"""The ``visitation`` console script: serve, seed, token, revoke (PROTOCOL.md "Command line"),
+and ``worker`` (one SFU worker process for another machine: ``python -m media.worker``).
 
 Every command makes its files private (umask 077: the data dir is the server user's alone).
 """
@@ -94,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("subject")
     revoke.add_argument("--data-dir", type=Path, default=None)
     revoke.add_argument("--redis-url", default=None)
+    sub.add_parser(
+        "worker",
+        add_help=False,
+        help="run one SFU worker process (for a media host; takes python -m media.worker's "
+        "flags: --redis-url, --recordings-dir, --announce-ip, --rtc-ports ...)",
+    )
     return parser
 
 
@@ -182,6 +189,12 @@ def _revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:  # its own flags, parsed by the worker
+        from media.worker import main as worker_main
+
+        private_umask()
+        return worker_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     private_umask()
