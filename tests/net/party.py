@@ -3,7 +3,7 @@
     ip netns exec NS python -m tests.net.party --url URL --token TOKEN --role family
 
 Built on the client library (``client/``): connects, places (tablet, ``--contact``) or accepts
-(family) a call, sends its clip with the STUN/TURN servers ``session.info`` hands it, and
+(family) a call, or watches one (monitor, ``--call-id``), sends its clip with the STUN/TURN servers ``session.info`` hands it, and
 prints JSON lines on stdout: ``joined`` (with the selected ICE pair), ``media`` (frames
 received so far, whenever they grow, at most every 0.3 s), ``connected``, ``ended``. Reads
 commands on stdin: ``reoffer`` (a new connection, a new socket, ``rtc.offer`` on the same
@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from client.media import ClipSpec
-from client.peer import PartyPeer, join_call, rtc_ice_servers
+from client.peer import MonitorPeer, PartyPeer, join_call, rtc_ice_servers, watch_call
 from client.session import ProtocolClient
 
 CLIPS = {"tablet": ClipSpec("red"), "family": ClipSpec("blue")}
@@ -32,7 +32,7 @@ def emit(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, "t": time.monotonic(), **fields}), flush=True)
 
 
-def selected_pair(peer: PartyPeer) -> dict[str, Any] | None:
+def selected_pair(peer: PartyPeer | MonitorPeer) -> dict[str, Any] | None:
     """The nominated ICE pair (aioice-private state, for the test's eyes only)."""
     ice = peer.pc.getTransceivers()[0].receiver.transport.transport
     connection = ice._connection
@@ -72,12 +72,16 @@ class Party:
         self.args = args
         self.client = ProtocolClient(args.url, args.token, args.role)
         self.peer: PartyPeer | None = None
+        self.monitor: MonitorPeer | None = None
         self.call_id = ""
         self.counted = {"video": 0, "audio": 0}  # frames of the connections closed so far
         self.done = asyncio.Event()
         self.closing: list[asyncio.Future[None]] = []
 
     def frames(self) -> dict[str, int]:
+        if self.monitor is not None:  # what it gets of the party it gets least of, per kind
+            sinks = self.monitor.sinks
+            return {k: min(sinks[who][k].frames for who in sinks) for k in self.counted}
         current = {k: s.frames for k, s in self.peer.sinks.items()} if self.peer else {}
         return {k: n + current.get(k, 0) for k, n in self.counted.items()}
 
@@ -100,7 +104,14 @@ class Party:
         await self._wait_connected(peer)
         emit("joined", call_id=self.call_id, pair=selected_pair(peer), servers=servers)
 
-    async def _wait_connected(self, peer: PartyPeer) -> None:
+    async def watch(self) -> None:
+        servers = keep_turn(await self.client.ice_servers(), self.args.turn_only)
+        self.monitor = MonitorPeer(decode=False, ice_servers=rtc_ice_servers(servers))
+        await watch_call(self.client, self.call_id, self.monitor)
+        await self._wait_connected(self.monitor)
+        emit("joined", call_id=self.call_id, pair=selected_pair(self.monitor), servers=servers)
+
+    async def _wait_connected(self, peer: PartyPeer | MonitorPeer) -> None:
         changed = asyncio.Event()
         peer.pc.on("iceconnectionstatechange", changed.set)
         async with asyncio.timeout(30):
@@ -113,13 +124,17 @@ class Party:
     async def run(self) -> None:
         await self.client.connect(timeout=15)
         emit("ready")
-        if self.args.role == "tablet":
+        if self.args.role == "monitor":
+            self.call_id = self.args.call_id
+            await self.watch()
+        elif self.args.role == "tablet":
             self.call_id = await self.client.place(self.args.contact)
             await self.client.next("call.accepted", timeout=60)
         else:
             self.call_id = str((await self.client.next("call.incoming", timeout=60))["call_id"])
             await self.client.accept(self.call_id)
-        await self.join()
+        if self.args.role != "monitor":
+            await self.join()
         tasks = [
             asyncio.ensure_future(self._report()),
             asyncio.ensure_future(self._commands()),
@@ -128,8 +143,9 @@ class Party:
         await self.done.wait()
         for task in tasks:
             task.cancel()
-        if self.peer is not None:
-            await self.peer.close()
+        for peer in (self.peer, self.monitor):
+            if peer is not None:
+                await peer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.client.close(), 3)
 
@@ -143,6 +159,11 @@ class Party:
                 last = now
 
     async def _events(self) -> None:
+        if self.monitor is not None:
+            ended = await self.client.next("monitor.call_ended", timeout=600)
+            emit("ended", frames=self.frames(), **ended)
+            self.done.set()
+            return
         emit("connected", **(await self.client.next("call.connected", timeout=60)))
         ended = await self.client.next("call.ended", timeout=600)
         emit("ended", frames=self.frames(), **ended)
@@ -174,7 +195,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.net.party")
     parser.add_argument("--url", required=True)
     parser.add_argument("--token", required=True)
-    parser.add_argument("--role", choices=("tablet", "family"), required=True)
+    parser.add_argument("--role", choices=("tablet", "family", "monitor"), required=True)
+    parser.add_argument("--call-id", default="", help="the call a monitor watches")
     parser.add_argument("--contact", default="F1")
     parser.add_argument("--turn-only", choices=("udp", "tcp"), default=None)
     # ICE and TURN decisions on stderr: the test shows them when it fails.
