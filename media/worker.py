@@ -58,7 +58,7 @@ from media.latency import counts_of, merge, summarize
 from media.liveness import HeartbeatThread, LoopLag
 from media.metrics import WorkerMetrics
 from media.room import Room
-from recorder import CallRecording, LocalStorage, RecorderTap, Storage
+from recorder import CallRecording, RecorderTap, Storage, open_storage
 from visitation.redis_pool import connect
 from visitation.runtime import CollectAfterCalls, tune_gc
 
@@ -157,6 +157,8 @@ class SfuWorker:
         await self._events.stop()
         with contextlib.suppress(Exception):
             await self._registry.deregister()
+        if self._recordings is not None:  # every file is closed (and uploaded) by now
+            await asyncio.to_thread(self._recordings.close)
         log.info("sfu worker %s stopped", self.worker_id)
 
     def _orphaned(self) -> None:
@@ -375,9 +377,14 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"calls this worker admits (default {DEFAULT_MAX_CALLS}: what one core carries)",
     )
     parser.add_argument(
+        "--recordings",
         "--recordings-dir",
-        default=os.environ.get("VISITATION_RECORDINGS_DIR"),
-        help="record every non-privileged call here (shared with the signaling tier)",
+        dest="recordings",
+        default=os.environ.get("VISITATION_RECORDINGS_URL")
+        or os.environ.get("VISITATION_RECORDINGS_DIR"),
+        help="record every non-privileged call here, shared with the signaling tier: a "
+        "directory, or s3://bucket/prefix (endpoint and credentials from AWS_*); default: "
+        "$VISITATION_RECORDINGS_URL, else $VISITATION_RECORDINGS_DIR",
     )
     args = parser.parse_args(argv)
     if not args.redis_url:
@@ -394,6 +401,13 @@ async def run(args: argparse.Namespace) -> int:
     worker_id: str = args.worker_id
     if args.network.active:
         check_aioice()
+    try:
+        recordings = open_storage(args.recordings) if args.recordings else None
+    except (OSError, ValueError) as exc:
+        log.error(
+            "sfu worker %s: cannot open the recordings %s: %s", worker_id, args.recordings, exc
+        )
+        return 1
     redis = connect(args.redis_url)
     worker = SfuWorker(
         redis,
@@ -405,7 +419,7 @@ async def run(args: argparse.Namespace) -> int:
         heartbeat_s=args.heartbeat_s,
         alive_ttl_ms=args.alive_ttl_ms,
         parent_pid=args.parent_pid,
-        recordings=LocalStorage(args.recordings_dir) if args.recordings_dir else None,
+        recordings=recordings,
         max_calls=args.max_calls,
     )
     loop = asyncio.get_running_loop()
@@ -420,6 +434,8 @@ async def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         log.error("sfu worker %s cannot start: %s", worker_id, exc)
         await redis.aclose()
+        if recordings is not None:
+            await asyncio.to_thread(recordings.close)
         return 1
     try:
         await worker.stopped.wait()

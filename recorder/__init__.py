@@ -1,5 +1,8 @@
 """Recorder: crash-safe zero-transcode call recordings, signed manifests, catalog, audit.
 
+Both tiers open the same recordings with ``storage = open_storage(location)`` (a directory, or
+``s3://bucket/prefix``: :mod:`recorder.s3_storage`) and ``storage.close()`` it when they stop.
+
 SFU worker (has the media): ``rec = CallRecording.open(storage.open_recording(call_id), call_id)``
 and ``tap = RecorderTap.for_room(room, rec)`` when a non-privileged room opens;
 ``await tap.aclose()`` after ``room.close()``, then report ``tap.problems()`` (what could not
@@ -19,7 +22,7 @@ from recorder.http_api import add_recording_routes
 from recorder.manifest import Flag, Manifest, ManifestSigner, Verification
 from recorder.muxer import CallRecording, MuxerOptions, RecordingStats
 from recorder.service import CallInfo, PrivilegedCallError, RecordingService, WriterReport
-from recorder.storage import LocalStorage, Storage
+from recorder.storage import LocalStorage, Storage, open_storage
 from recorder.tap import RecorderTap
 
 __all__ = [
@@ -43,4 +46,5 @@ __all__ = [
     "Verification",
     "WriterReport",
     "add_recording_routes",
+    "open_storage",
 ]

@@ -324,8 +324,14 @@ class CallRecording:
                     self._start()
                 self._container.close()
             except (av.FFmpegError, OSError) as exc:
-                self._failed = self._failed or f"close failed: {exc}"
-                log.error("call %s: recording not closed cleanly: %s", self.call_id, exc)
+                self._close_failed(exc)
             finally:
-                self._file.close()
+                try:
+                    self._file.close()  # (object storage: uploads what is left)
+                except OSError as exc:
+                    self._close_failed(exc)
         return self.stats
+
+    def _close_failed(self, exc: Exception) -> None:
+        self._failed = self._failed or f"close failed: {exc}"
+        log.error("call %s: recording not closed cleanly: %s", self.call_id, exc)

@@ -284,8 +284,10 @@ class PartyViews:
                 return found
             try:
                 return self._make(call_id, key, party, source)
-            except FileExistsError:  # unfinished, out of date, or someone else is making it
-                pass
+            except FileExistsError:  # unfinished, out of date, or someone else made it first
+                found = self._current(key, party, source)
+                if found is not None:
+                    return found
             if self._unfinished_and_alive(key):
                 if time.monotonic() > deadline:
                     raise ViewBusyError(f"the {party} view of call {call_id!r} is being made")
@@ -372,6 +374,8 @@ class PartyViews:
                 except av.FFmpegError as exc:
                     why = f"the recording of call {call_id!r} is unreadable: {exc}"
                     raise ViewError(why) from exc
+        except FileExistsError:  # stored only when closed (object storage): another won
+            raise
         except BaseException:
             self.storage.delete(key)
             raise

@@ -8,8 +8,11 @@ call's media only when sealed (:meth:`Storage.seal`), by whoever finalizes it: t
 are then fixed. If the writer said it closed the file, sealing moves it into place; otherwise
 (the worker died, was fenced, or is too slow) the bytes written so far are copied into a new
 file, so a late write by a writer that is still running lands in the abandoned copy, never in
-the signed one. Reads of a call still recording see the bytes written so far. An object store
-can implement :class:`Storage` the same way (a multipart upload, completed at seal).
+the signed one. Reads of a call still recording see the bytes written so far.
+
+:func:`open_storage` opens a location: a local directory (:class:`LocalStorage`, the default)
+or ``s3://bucket/prefix`` (:class:`recorder.s3_storage.S3Storage`: S3-compatible object
+storage, uploaded as it is recorded). Whoever opens a storage closes it (:meth:`Storage.close`).
 """
 
 from __future__ import annotations
@@ -88,6 +91,20 @@ class Storage(Protocol):
     def list(self) -> list[str]:
         """Call ids with media, sorted."""
         ...
+
+    def close(self) -> None:
+        """Release what the storage holds (network clients, threads); idempotent."""
+        ...
+
+
+def open_storage(location: str) -> Storage:
+    """``s3://bucket/prefix``: :class:`~recorder.s3_storage.S3Storage` (endpoint and
+    credentials from the ``AWS_*`` variables); anything else is a local directory."""
+    if location.startswith("s3://"):
+        from recorder.s3_storage import S3Storage  # aiobotocore only where S3 is used
+
+        return S3Storage.from_url(location)
+    return LocalStorage(location)
 
 
 def check_call_id(call_id: str) -> str:
@@ -217,6 +234,9 @@ class LocalStorage:
         if not self.root.is_dir():
             return []
         return sorted(p.name[: -len(SUFFIX)] for p in self.root.glob("*" + SUFFIX) if p.is_file())
+
+    def close(self) -> None:
+        pass  # nothing held open
 
 
 def _sha256(path: Path) -> tuple[str, int]:

@@ -15,12 +15,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from redis.asyncio import Redis
 
-from recorder import CallInfo, LocalStorage, RecordingService, WriterReport
+from recorder import CallInfo, RecordingService, WriterReport, open_storage
 from signaling.call_state import CallRecord
 from signaling.calls import CallService
 from signaling.media_bridge import MediaBridge
@@ -61,7 +62,7 @@ class RecordingBridge:
         media: MediaBridge,
         monitoring: Monitoring,
     ) -> None:
-        storage = LocalStorage(settings.recordings_path)
+        storage = open_storage(settings.recordings_location)  # a directory, or s3://
         self.service = RecordingService(redis, storage, secret, directory=directory)
         self.calls = calls
         self.media = media
@@ -79,6 +80,7 @@ class RecordingBridge:
     async def stop(self) -> None:
         await self._sweeper.stop()
         await self._purger.stop()
+        await asyncio.to_thread(self.service.storage.close)
 
     async def _begin(self, record: CallRecord) -> None:
         if not record.privileged:

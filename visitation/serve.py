@@ -107,8 +107,8 @@ async def serve(settings: Settings, demo: bool = False) -> None:
         redis_url,
         log_level=logging.getLevelName(log.getEffectiveLevel()),
         extra_args=[
-            "--recordings-dir",
-            str(settings.recordings_path),
+            "--recordings",
+            settings.recordings_location,
             "--max-calls",
             str(settings.max_calls_per_worker),
             *worker_network_args(settings),

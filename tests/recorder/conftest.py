@@ -1,9 +1,11 @@
-"""Recorder fixtures: real Redis (seeded, plus scoped investigators), real files, real clips."""
+"""Recorder fixtures: real Redis (seeded, plus scoped investigators), real files, real clips,
+a real S3-protocol server (moto's, in a subprocess) for the object-storage tests."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,12 @@ from redis.asyncio import Redis
 
 from recorder.manifest import Manifest
 from recorder.muxer import CallRecording
+from recorder.s3_storage import S3Storage
 from recorder.service import CallInfo, RecordingService
 from recorder.storage import LocalStorage
 from tests.conftest import SECRET
 from tests.recorder.frames import call_frames, clips
+from tests.s3_server import S3Server
 from tests.seeds import standard_seed_data
 from visitation.domain import SeedFile
 from visitation.seed import apply_seed
@@ -58,6 +62,26 @@ async def recorder_seed(redis: Redis) -> SeedFile:
 @pytest.fixture
 def storage(tmp_path: Path) -> LocalStorage:
     return LocalStorage(tmp_path / "recordings")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One S3 server for the session; each test gets a prefix of its own (``s3_location``)."""
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_location(s3_server: S3Server) -> str:
+    return f"s3://{s3_server.bucket}/test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def s3_storage(s3_server: S3Server, s3_location: str) -> Iterator[S3Storage]:
+    """Uploads in progress every 0.5 s (tests wait for them with deadlines, never sleeps)."""
+    storage = S3Storage.from_url(s3_location, env=s3_server.env, interval_s=0.5)
+    yield storage
+    storage.close()
 
 
 @pytest.fixture

@@ -1,34 +1,47 @@
-"""Subprocess for the crash test: records a call into LocalStorage and is SIGKILLed mid-call.
+"""Subprocess for the crash tests: records a call into storage and is SIGKILLed mid-call.
 
-``python -m tests.recorder.crash_writer ROOT CALL_ID FAST_SECONDS``: writes FAST_SECONDS of
-media at once, prints that on stdout, then keeps writing in real time until killed.
+``python -m tests.recorder.crash_writer LOCATION CALL_ID FAST_SECONDS``: records into
+``open_storage(LOCATION)`` (a directory, or ``s3://`` with the ``AWS_*`` variables), writes
+FAST_SECONDS of media at once, prints ``written FAST_SECONDS BYTES`` (bytes in the file so
+far) on stdout, then keeps writing in real time (the clips over and over) until killed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import sys
 import time
+from collections.abc import Iterator
 
 from recorder.muxer import CallRecording
-from recorder.storage import LocalStorage
-from tests.recorder.frames import call_frames
+from recorder.storage import open_storage
+from tests.recorder.frames import SECONDS, Frame, call_frames
+
+
+def endless() -> Iterator[Frame]:
+    """The call's frames, then again and again, later on the same media clocks."""
+    frames = call_frames()
+    for lap in itertools.count():
+        shift = lap * SECONDS
+        for f in frames:
+            ticks = round(shift * f.time_base.denominator / f.time_base.numerator)
+            yield dataclasses.replace(f, at=f.at + shift, pts=f.pts + ticks)
 
 
 def main() -> None:
     root, call_id, fast = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    recording = CallRecording.open(LocalStorage(root).open_recording(call_id), call_id)
-    frames = call_frames()
+    file = open_storage(root).open_recording(call_id)
+    recording = CallRecording.open(file, call_id)
     origin = time.monotonic()  # arrival = origin + media time: one steady call clock
     pace: float | None = None  # real-time pacing after the fast part
-    for frame in frames:
+    for frame in endless():
         if frame.at >= fast:
             if pace is None:
-                print(f"written {fast}", flush=True)
+                print(f"written {fast} {file.tell()}", flush=True)
                 pace = time.monotonic() - frame.at
             time.sleep(max(0.0, pace + frame.at - time.monotonic()))
         recording.write(frame.party, frame.kind, frame.packet(), arrival=origin + frame.at)
-    print("finished without being killed", flush=True)
-    time.sleep(60)
 
 
 if __name__ == "__main__":
