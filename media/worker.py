@@ -128,6 +128,7 @@ class SfuWorker:
             metrics=self.metrics.exposition,
         )
         self._closing: set[str] = set()
+        self._opening: set[str] = set()  # recordings being opened (storage I/O, in a thread)
         self._fencing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -239,7 +240,10 @@ class SfuWorker:
             return {"worker_id": self.worker_id, "created": False}  # a retried open_call
         if request.call_id in self._closing:
             raise ControlError(INVALID_STATE, f"call {request.call_id} is closing")
-        if len(self.rooms) >= self.max_calls:  # admission, in case two nodes raced for the room
+        if request.call_id in self._opening:
+            raise ControlError(INVALID_STATE, f"call {request.call_id} is opening")
+        # Admission, in case two nodes raced for the room (calls still opening count too).
+        if len(self.rooms) + len(self._opening) >= self.max_calls:
             raise ControlError(CAPACITY, f"{self.worker_id} already has {len(self.rooms)} calls")
 
         def on_event(kind: EventType, party: Party | None) -> None:
@@ -257,7 +261,13 @@ class SfuWorker:
 
         # Decided here, before any media flows: privileged calls never get a recorder. A call
         # that cannot be recorded is refused before anyone is connected.
-        recording = None if request.privileged else self._open_recording(request.call_id)
+        recording = None
+        if not request.privileged and self._recordings is not None:
+            self._opening.add(request.call_id)
+            try:
+                recording = await self._open_recording_off_loop(request.call_id)
+            finally:
+                self._opening.discard(request.call_id)
         room = Room(
             request.call_id,
             on_event,
@@ -272,9 +282,7 @@ class SfuWorker:
         except BaseException:
             del self.rooms[request.call_id]
             if recording is not None:
-                recording.close()
-                assert self._recordings is not None
-                self._recordings.discard_recording(request.call_id)
+                await asyncio.to_thread(self._drop_recording, recording)
             raise
         if recording is not None:
             self._taps[request.call_id] = RecorderTap.for_room(room, recording)
@@ -297,6 +305,29 @@ class SfuWorker:
             raise ControlError(
                 RECORDING_UNAVAILABLE, f"cannot record call {call_id}: {exc}"
             ) from exc
+
+    async def _open_recording_off_loop(self, call_id: str) -> CallRecording | None:
+        """:meth:`_open_recording` in a thread (object storage answers over the network; the
+        loop forwards media meanwhile). Abandoned (the request expired), the file is dropped."""
+        loop = asyncio.get_running_loop()
+        opening = loop.run_in_executor(None, self._open_recording, call_id)
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+
+            def drop(done: asyncio.Future[CallRecording | None]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    recording = done.result()
+                    if recording is not None:
+                        loop.run_in_executor(None, self._drop_recording, recording)
+
+            opening.add_done_callback(drop)
+            raise
+
+    def _drop_recording(self, recording: CallRecording) -> None:
+        recording.close()
+        assert self._recordings is not None
+        self._recordings.discard_recording(recording.call_id)
 
     def _room(self, call_id: str) -> Room:
         room = self.rooms.get(call_id)

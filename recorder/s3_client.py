@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import logging
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -32,6 +32,7 @@ MODIFIED_AT: Final = "modified-at"  # user metadata: the last write into the obj
 _FAILURES: Final = (ClientError, BotoCoreError, aiohttp.ClientError, asyncio.TimeoutError)
 _MISSING: Final = frozenset({"NoSuchKey", "NotFound", "404"})
 _EXISTS: Final = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+_UNSUPPORTED: Final = frozenset({"NotImplemented", "501"})
 
 
 def _code(exc: BaseException) -> str:
@@ -111,6 +112,7 @@ class Bucket:
         self.name = name
         self.client = client
         self.part_size = max(part_size, MIN_PART_SIZE)
+        self.conditional = True  # the store honours If-None-Match (else: a check first)
 
     @classmethod
     async def connect(
@@ -184,13 +186,42 @@ class Bucket:
     async def put(
         self, key: str, data: bytes, *, exclusive: bool, modified_at: float | None = None
     ) -> None:
-        extra: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive else {}
+        """``exclusive``: only if there is no such object (``FileExistsError``)."""
+        extra: dict[str, Any] = {}
         if modified_at is not None:
             extra["Metadata"] = {MODIFIED_AT: repr(modified_at)}
+        if exclusive:
+            await self.conditionally(
+                key, lambda condition: self.client.put_object(
+                    Bucket=self.name, Key=key, Body=data, **extra, **condition
+                )
+            )  # fmt: skip
+            return
         try:
             await self.client.put_object(Bucket=self.name, Key=key, Body=data, **extra)
         except _FAILURES as exc:
             raise os_error(exc, f"PUT {key}") from exc
+
+    async def conditionally(
+        self, key: str, write: Callable[[dict[str, str]], Awaitable[object]]
+    ) -> None:
+        """``write(condition)`` only if ``key`` does not exist: with ``If-None-Match: *``, or,
+        on a store that does not implement it, after checking (a race then goes unnoticed)."""
+        if self.conditional:
+            try:
+                await write({"IfNoneMatch": "*"})
+                return
+            except _FAILURES as exc:
+                if _code(exc) not in _UNSUPPORTED:
+                    raise os_error(exc, f"writing {key}") from exc
+            self.conditional = False
+            log.warning("S3 %s: no conditional writes (If-None-Match): checking first", self.name)
+        if await self.head(key) is not None:
+            raise FileExistsError(key)
+        try:
+            await write({})
+        except _FAILURES as exc:
+            raise os_error(exc, f"writing {key}") from exc
 
     async def listing(self, prefix: str, *, delimiter: str = "") -> tuple[list[Listed], list[str]]:
         """Every object under ``prefix`` (and, with a delimiter, the common prefixes)."""
@@ -289,16 +320,15 @@ class _Multipart:
         self.parts.append({"PartNumber": number, "ETag": done["ETag"]})
 
     async def complete(self) -> None:
-        try:
-            await self.bucket.client.complete_multipart_upload(
+        await self.bucket.conditionally(
+            self.key, lambda condition: self.bucket.client.complete_multipart_upload(
                 Bucket=self.bucket.name,
                 Key=self.key,
                 UploadId=self.upload_id,
                 MultipartUpload={"Parts": self.parts},
-                IfNoneMatch="*",
+                **condition,
             )
-        except _FAILURES as exc:
-            raise os_error(exc, f"completing {self.key}") from exc
+        )  # fmt: skip
 
     async def abort(self) -> None:
         try:

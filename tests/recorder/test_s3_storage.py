@@ -23,9 +23,11 @@ from typing import Any, BinaryIO, cast
 import av
 import botocore.session
 import pytest
+from botocore.exceptions import ClientError
 from redis.asyncio import Redis
 
 from media.pool import WorkerPool
+from media.worker import parse_cli
 from recorder.muxer import CallRecording
 from recorder.party_view import PartyViews, open_reader, remux_party
 from recorder.s3_storage import S3Storage
@@ -188,6 +190,18 @@ def test_open_storage_picks_the_backend(tmp_path: Path, s3_server: S3Server) -> 
         S3Storage.from_url("s3:///prefix")
 
 
+def test_workers_take_a_directory_or_an_s3_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VISITATION_RECORDINGS_URL", raising=False)
+    monkeypatch.setenv("VISITATION_RECORDINGS_DIR", "/srv/recordings")
+    base = ["--redis-url", "redis://127.0.0.1:1/0"]
+    assert parse_cli(base).recordings == "/srv/recordings"
+    monkeypatch.setenv("VISITATION_RECORDINGS_URL", "s3://evidence/calls")
+    assert parse_cli(base).recordings == "s3://evidence/calls"
+    for flag in ("--recordings", "--recordings-dir"):
+        assert parse_cli([*base, flag, "s3://other/x"]).recordings == "s3://other/x"
+        assert parse_cli([*base, flag, "/var/rec"]).recordings == "/var/rec"
+
+
 # ---------------------------------------------------------------------- object storage
 
 
@@ -328,6 +342,35 @@ def test_a_new_file_made_twice_at_once_keeps_the_first(s3_storage: S3Storage) ->
     with pytest.raises(FileExistsError):
         second.close()
     assert whole(s3_storage, "VIEW") == b"first"
+
+
+def test_a_store_without_conditional_writes_is_checked_first(
+    s3_storage: S3Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = s3_storage._bucket.client
+    real_put = client.put_object
+
+    async def put_object(**args: Any) -> Any:
+        if "IfNoneMatch" in args:
+            error = {"Error": {"Code": "NotImplemented", "Message": "A header is not implemented"}}
+            raise ClientError(error, "PutObject")
+        return await real_put(**args)
+
+    monkeypatch.setattr(client, "put_object", put_object)
+    with s3_storage.open_write("PLAIN") as fh:
+        fh.write(b"one")
+    assert s3_storage._bucket.conditional is False
+    late = s3_storage.open_write("PLAIN2")
+    with s3_storage.open_write("PLAIN2") as fh:
+        fh.write(b"first")
+    late.write(b"second")
+    with pytest.raises(FileExistsError):
+        late.close()
+    with s3_storage.open_recording("PLAINREC") as fh:
+        fh.write(b"recorded")
+    sealed = s3_storage.seal("PLAINREC", writer_closed=True)
+    assert sealed is not None and sealed.sha256 == sha(b"recorded")
+    assert [whole(s3_storage, k) for k in ("PLAIN", "PLAIN2")] == [b"one", b"first"]
 
 
 async def test_service_flows_on_object_storage(
