@@ -135,7 +135,10 @@ class Ranges:
             return
         i = bisect.bisect_left([e for _, e in spans], start)  # first span ending at/after start
         j = bisect.bisect_right([s for s, _ in spans], end)  # spans starting at/before end
-        spans[i:j] = [(min(start, spans[i][0]), max(end, spans[j - 1][1]))]
+        if i == j:  # touches none: goes between
+            spans.insert(i, (start, end))
+        else:
+            spans[i:j] = [(min(start, spans[i][0]), max(end, spans[j - 1][1]))]
 
     def take(self) -> list[tuple[int, int]]:
         spans, self._spans = self._spans, []

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import itertools
 import os
+import random
 import signal
 import sys
 import time
@@ -31,10 +33,12 @@ from media.worker import parse_cli
 from recorder.muxer import CallRecording
 from recorder.party_view import PartyViews, open_reader, remux_party
 from recorder.s3_storage import S3Storage
+from recorder.s3_upload import Part, Piece, Ranges, clip, layout
 from recorder.service import RecordingService
 from recorder.storage import LocalStorage, Storage, open_storage
 from tests.conftest import SECRET, Clients, NodeFactory, accepted, http_as, media_between
 from tests.recorder.conftest import call_info, record, write_call
+from tests.recorder.frames import call_frames
 from tests.recorder.test_muxer import video_colours
 from tests.s3_server import S3Server
 from tests.signaling.test_recording_calls import video_colours as call_colours
@@ -190,6 +194,62 @@ def test_open_storage_picks_the_backend(tmp_path: Path, s3_server: S3Server) -> 
         S3Storage.from_url("s3:///prefix")
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_parts_make_the_file_as_written_the_latest_part_winning(seed: int) -> None:
+    """Random writes and rewrites, uploaded as dirty ranges now and then (as the spool does):
+    the parts, each later one overwriting, give back exactly the file and any range of it."""
+    rng = random.Random(seed)
+    file, dirty = bytearray(), Ranges()
+    parts: list[Part] = []
+    stored: dict[str, bytes] = {}
+
+    def upload() -> None:
+        for start, end in dirty.take():
+            for at in range(start, end, 700):  # small parts: many overlaps
+                key = f"part{len(parts)}"
+                stored[key] = bytes(file[at : min(end, at + 700)])
+                parts.append(Part(key, len(parts), at, len(stored[key]), 0.0))
+
+    for _ in range(400):
+        at = rng.randrange(len(file) + 1) if rng.random() < 0.3 else len(file)
+        data = rng.randbytes(rng.randrange(1, 2000))
+        file[at : at + len(data)] = data
+        dirty.add(at, at + len(data))
+        if rng.random() < 0.1:
+            upload()
+    upload()
+    rng.shuffle(parts)  # listed in any order
+
+    def read(pieces: list[Piece]) -> bytes:
+        return b"".join(stored[p.key][p.key_start : p.key_start + p.length] for p in pieces)
+
+    pieces = layout(parts)
+    assert read(pieces) == file
+    for _ in range(50):
+        start = rng.randrange(len(file))
+        length = rng.randrange(1, 5000)
+        assert read(clip(pieces, start, start + length)) == file[start : start + length]
+    hole = len(file) // 2  # every part holding this byte lost: the file ends before it
+    cut = layout([p for p in parts if not p.offset <= hole < p.offset + p.size])
+    assert cut and cut[-1].end <= hole
+
+
+def test_dirty_ranges_are_kept_exactly_and_merged() -> None:
+    rng = random.Random(7)
+    for _ in range(100):
+        ranges, covered = Ranges(), set()
+        for _ in range(50):
+            start = rng.randrange(500)
+            end = start + rng.randrange(40)
+            ranges.add(start, end)
+            covered |= set(range(start, end))
+        assert ranges.total == len(covered)
+        spans = ranges.take()
+        assert {at for s, e in spans for at in range(s, e)} == covered
+        assert all(a[1] < b[0] for a, b in itertools.pairwise(spans))  # disjoint
+        assert ranges.take() == []
+
+
 def test_workers_take_a_directory_or_an_s3_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VISITATION_RECORDINGS_URL", raising=False)
     monkeypatch.setenv("VISITATION_RECORDINGS_DIR", "/srv/recordings")
@@ -247,6 +307,21 @@ def test_a_crashed_writer_leaves_exactly_what_was_uploaded(
     with pytest.raises(OSError):
         fh.close()  # its last upload cannot be made: the file is incomplete
     assert whole(other_host, "CRASH0") == uploaded
+
+
+def test_uploads_that_cannot_finish_make_the_recording_incomplete(
+    s3_server: S3Server, s3_location: str, other_host: S3Storage
+) -> None:
+    """The store is unreachable when the worker closes the file: the muxer says so (the
+    worker reports it, the manifest says ``complete: false``); what was uploaded stays."""
+    writer_host = S3Storage.from_url(s3_location, env=s3_server.env, close_timeout_s=0.5)
+    recording = CallRecording.open(writer_host.open_recording("UNREACHABLE"), "UNREACHABLE")
+    for frame in call_frames(2.0):
+        recording.write(frame.party, frame.kind, frame.packet(), arrival=1000 + frame.at)
+    writer_host.close()
+    stats = recording.close()
+    assert stats.failed and "not uploaded" in stats.failed, stats.failed
+    assert other_host.recordings_in_progress() == ["UNREACHABLE"]
 
 
 class Tee(io.RawIOBase):
