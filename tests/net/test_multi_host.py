@@ -13,6 +13,7 @@ worker had uploaded is sealed ``complete: false`` and verifies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import sys
@@ -28,6 +29,7 @@ from redis.asyncio import Redis
 from billing_hooks.ledger import Ledger
 from billing_hooks.tariff import charge_cents
 from loadtest.faults.case import wait_for
+from loadtest.s3_server import S3Server
 from media.control import alive_key
 from signaling.call_state import CallState, CallStore
 from tests.conftest import SECRET
@@ -45,18 +47,15 @@ BUCKET = "evidence"
 WORKER_ID = "dc-worker-1"
 PUBLIC_URL = f"http://{PUBLIC_SERVER}:{SIGNALING_PORT}"
 LAN_URL = f"http://{HOSTS['node']}:{SIGNALING_PORT}"
-# Run inside the S3 host's namespace (the test's own has no route to it): "mb" or "ls".
-S3_COMMAND = """
+# Run inside the S3 host's namespace (the test's own has no route to it).
+LIST_KEYS = """
 import json, sys, botocore.session
-command, endpoint, bucket = sys.argv[1:4]
+endpoint, bucket = sys.argv[1:3]
 s3 = botocore.session.get_session().create_client(
     "s3", endpoint_url=endpoint, region_name="us-east-1",
     aws_access_key_id="testing", aws_secret_access_key="testing")
-if command == "mb":
-    s3.create_bucket(Bucket=bucket)
-else:
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-    print(json.dumps({"event": "keys", "keys": [o["Key"] for p in pages for o in p.get("Contents", [])]}))
+pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+print(json.dumps({"event": "keys", "keys": [o["Key"] for p in pages for o in p.get("Contents", [])]}))
 """
 
 
@@ -68,6 +67,7 @@ class DataCentre:
     worker: Proc
     node_dir: Path
     tokens: Tokens
+    s3: S3Server
 
     async def party(self, role: str, subject: str, where: str, *args: str) -> Proc:
         url = PUBLIC_URL if where == "fam" else LAN_URL
@@ -78,7 +78,10 @@ class DataCentre:
         return proc
 
     async def object_keys(self) -> list[str]:
-        keys: list[str] = (await s3_command(self.lab, "ls")).events[-1]["keys"]
+        argv = [*self.lab.exec_prefix("s3"), sys.executable, "-c", LIST_KEYS]
+        proc = await Proc.start("s3 ls", [*argv, self.s3.url, BUCKET])
+        assert await proc.exited(timeout=60) == 0, proc.tail()
+        keys: list[str] = proc.events[-1]["keys"]
         return keys
 
     async def investigate(self, call_id: str) -> dict[str, Any]:
@@ -90,23 +93,6 @@ class DataCentre:
         code = await proc.exited(timeout=90)
         assert code == 0 and proc.events, proc.tail()
         return proc.events[-1]
-
-
-async def s3_command(lab: HostsLab, command: str) -> Proc:
-    argv = [*lab.exec_prefix("s3"), sys.executable, "-c", S3_COMMAND, command]
-    proc = await Proc.start(f"s3 {command}", [*argv, s3_env()["AWS_ENDPOINT_URL"], BUCKET])
-    assert await proc.exited(timeout=60) == 0, proc.tail()
-    return proc
-
-
-def s3_env() -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL": f"http://{HOSTS['s3']}:{S3_PORT}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "VISITATION_RECORDINGS_URL": f"s3://{BUCKET}/recordings",
-    }
 
 
 async def started(
@@ -127,6 +113,7 @@ async def dc(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DataCent
     lab = HostsLab().build()
     procs: list[Proc] = []
     redis: Redis | None = None
+    stack = contextlib.AsyncExitStack()
     try:
         password = secrets.token_hex(16)
         sock = workdir / "redis.sock"
@@ -138,14 +125,11 @@ async def dc(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DataCent
         redis = Redis.from_url(f"unix://{sock}", password=password)
         await apply_seed(redis, standard_seed())
 
-        s3_argv = [*lab.exec_prefix("s3"), sys.executable, "-m", "moto.server"]
-        procs.append(
-            await started("s3@s3", [*s3_argv, "-H", HOSTS["s3"], "-p", str(S3_PORT)], "Running on")
-        )
-        await s3_command(lab, "mb")
+        s3 = S3Server(HOSTS["s3"], S3_PORT, bucket=BUCKET, command_prefix=lab.exec_prefix("s3"))
+        await stack.enter_async_context(s3)
 
         redis_url = f"redis://:{password}@{HOSTS['redis']}:6379/0"
-        env = {**s3_env(), "VISITATION_SECRET": SECRET.decode(), "VISITATION_LOG_LEVEL": "INFO"}
+        env = {**s3.env, "VISITATION_SECRET": SECRET.decode(), "VISITATION_LOG_LEVEL": "INFO"}
         worker_argv = [*lab.exec_prefix("worker"), sys.executable, "-m", "visitation.cli"]
         worker_argv += ["worker", "--redis-url", redis_url, "--worker-id", WORKER_ID]
         worker_argv += ["--recordings-dir", env["VISITATION_RECORDINGS_URL"]]
@@ -165,13 +149,14 @@ async def dc(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DataCent
             )
 
         assert await wait_for(heartbeat, 30) and worker.process.returncode is None, worker.tail()
-        yield DataCentre(lab, redis, procs[-1], worker, node_dir, Tokens(SECRET))
+        yield DataCentre(lab, redis, procs[-1], worker, node_dir, Tokens(SECRET), s3)
     finally:
         for proc in reversed(procs):
             await proc.stop(timeout=15)
             (workdir / f"{proc.name}.log").write_text("\n".join(proc.lines))
         if redis is not None:
             await redis.aclose()
+        await stack.aclose()
         lab.destroy()
 
 

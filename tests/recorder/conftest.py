@@ -19,7 +19,7 @@ from recorder.service import CallInfo, RecordingService
 from recorder.storage import LocalStorage
 from tests.conftest import SECRET
 from tests.recorder.frames import call_frames, clips
-from tests.s3_server import S3Server
+from loadtest.s3_server import S3Server
 from tests.seeds import standard_seed_data
 from visitation.domain import SeedFile
 from visitation.seed import apply_seed
