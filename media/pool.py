@@ -44,6 +44,7 @@ class WorkerPool:
         output: IO[bytes] | None = None,
         args_for: Callable[[int], Sequence[str]] | None = None,
         env: Mapping[str, str] | None = None,
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self.redis_url = redis_url
         self.log_level = log_level
@@ -53,6 +54,7 @@ class WorkerPool:
         self.output = output  # where the workers' stdout and stderr go (default: ours)
         self.args_for = args_for  # the n-th spawned worker's own arguments (its port share)
         self.env = dict(env or {})  # e.g. secrets, kept out of argv
+        self.command_prefix = list(command_prefix)  # e.g. ["ip", "netns", "exec", NS]
         self.id_prefix = id_prefix or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self._spawned = 0
@@ -67,7 +69,7 @@ class WorkerPool:
         started: list[str] = []
         for _ in range(n):
             worker_id = f"{self.id_prefix}-w{self._spawned}"
-            argv = [self.python, "-m", self.module, "--worker-id", worker_id]
+            argv = [*self.command_prefix, self.python, "-m", self.module, "--worker-id", worker_id]
             argv += ["--log-level", self.log_level, "--parent-pid", str(os.getpid())]
             if self.args_for is not None:
                 argv += self.args_for(self._spawned)

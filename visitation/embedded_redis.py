@@ -69,6 +69,9 @@ class EmbeddedRedis:
 
     data_dir: Path
     owned: bool = False
+    #: Addresses it also listens on (password required all the same), e.g. the link to another
+    #: host's namespace in the fault suite; the URL returned stays the loopback one.
+    also_bind: tuple[str, ...] = ()
 
     @property
     def dir(self) -> Path:
@@ -127,7 +130,7 @@ class EmbeddedRedis:
         conf.write_text(
             "\n".join(
                 [
-                    "bind 127.0.0.1",
+                    " ".join(["bind 127.0.0.1", *self.also_bind]),
                     f"port {port}",
                     f"requirepass {password}",
                     f'dir "{self.dir}"',
