@@ -28,11 +28,13 @@ import redis
 
 from media.control import LAST_BEATS_KEY, WORKERS_KEY, WorkerStatus, alive_key
 from media.metrics import metrics_key
+from visitation.redis_pool import connect_sync
 
 log = logging.getLogger(__name__)
 
 TICK_S: Final = 0.1
 WINDOW_S: Final = 1.0  # :meth:`LoopLag.recent_max_s` covers the last one to two of these
+RETRY_S: Final = 0.2  # the next heartbeat after a failed one
 
 
 class LoopLag:
@@ -99,7 +101,8 @@ class HeartbeatThread:
         metrics: Callable[[], bytes] | None = None,
     ) -> None:
         self.worker_id = worker_id
-        self._redis = redis.Redis.from_url(redis_url, socket_timeout=max(1.0, interval_s))
+        # Behind Sentinel this client asks the Sentinels for the master on every reconnect.
+        self._redis = connect_sync(redis_url, socket_timeout=max(1.0, interval_s))
         self._status = status
         self._interval = interval_s
         self._ttl_ms = alive_ttl_ms
@@ -153,17 +156,28 @@ class HeartbeatThread:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        # After a failed beat (Redis restarting, a Sentinel failover) the next comes sooner, so
+        # the alive key is back moments after Redis answers again, before it can look expired.
+        pause, streak = self._interval, 0
+        while not self._stop.wait(pause):
             if self._parent_pid is not None and os.getppid() != self._parent_pid:
                 log.warning("sfu worker %s: parent process gone", self.worker_id)
                 if self._loop is not None and self._on_orphaned is not None:
                     self._loop.call_soon_threadsafe(self._on_orphaned)
                 return
+            pause = min(self._interval, RETRY_S)
             try:
                 self.beat()
+                pause = self._interval
+                if streak:
+                    log.warning("sfu worker %s: heartbeat back after %d failures", self.worker_id,
+                                streak)  # fmt: skip
+                streak = 0
             except (redis.RedisError, OSError) as exc:
                 self.failures += 1
-                log.warning("sfu worker %s: heartbeat failed: %s", self.worker_id, exc)
+                streak += 1
+                if streak == 1:  # once per outage, not five times a second
+                    log.warning("sfu worker %s: heartbeat failed: %s", self.worker_id, exc)
             except Exception:
                 log.exception("sfu worker %s: heartbeat failed", self.worker_id)
 

@@ -9,7 +9,6 @@ import os
 import socket
 from typing import Any
 
-import socketio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from redis.asyncio import Redis
@@ -33,6 +32,7 @@ from signaling.monitoring import Monitoring
 from signaling.presence import Presence
 from signaling.recording_bridge import RecordingBridge
 from signaling.session_policy import SessionPolicy
+from signaling.sio_redis import FollowingRedisManager
 from signaling.sio_server import GuardedServer, engineio_logger
 from signaling.sockets import SocketApi
 from signaling.timers import DurableTimers
@@ -89,7 +89,7 @@ class SignalingNode:
         origins = settings.allowed_origins
         self.sio = GuardedServer(
             async_mode="aiohttp",
-            client_manager=socketio.AsyncRedisManager(redis_url, channel=f"visitation-sio-{db}"),
+            client_manager=FollowingRedisManager(redis_url, channel=f"visitation-sio-{db}"),
             # None: same origin only; "*" only when configured so.
             cors_allowed_origins="*" if origins and "*" in origins else origins,
             max_http_buffer_size=MAX_MESSAGE_BYTES,

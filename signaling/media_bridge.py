@@ -5,20 +5,32 @@
 - relays ``rtc.offer`` and ``monitor.watch`` to that worker and returns its answer;
 - turns worker events into call transitions: ``connected`` starts the call (and billing),
   ``media_lost`` ends it with ``connection_lost``; each event is handled once across nodes;
-- ends every call of a worker whose heartbeat stopped, with ``connection_lost``;
+- ends every call of a worker whose heartbeat stopped, with ``connection_lost`` (not while
+  Redis itself was just unreachable: a worker's heartbeat may have failed with ours);
 - relays a worker's ``quality`` reports as ``call.quality`` (:mod:`signaling.call_quality`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from media.control import CAPACITY, ControlError, Party, SfuControl, WorkerEvent, calls_key
+from media.control import (
+    ALIVE_TTL_MS,
+    CAPACITY,
+    ControlError,
+    Party,
+    SfuControl,
+    WorkerEvent,
+    calls_key,
+)
 from signaling import call_quality
 from signaling.call_state import CallRecord, CallState
 from signaling.calls import IN_CALL, CallService
@@ -30,6 +42,8 @@ from visitation.redis_text import text
 from visitation.tasks import Periodic
 
 log = logging.getLogger(__name__)
+
+OUTAGE_S = 1.0  # a dead-worker query that took longer than this met a Redis outage
 
 _CONTROL_CODES = {
     "invalid_sdp": ErrorCode.INVALID_SDP,
@@ -73,6 +87,7 @@ class MediaBridge:
         self.media_timeout_s = media_timeout_s
         self._consumer = self.control.events(node_name, self._on_event)
         self._sweeper = Periodic("sfu-dead-workers", self.sweep_dead_workers, 1.0, True)
+        self._outage_at = -math.inf  # when this node last found Redis unreachable
         self._watching: defaultdict[str, set[str]] = defaultdict(set)  # sid -> call ids
         # After a call's room is closed on its worker: (record, closed cleanly?).
         self.closed_hooks: list[Callable[[CallRecord, bool], Awaitable[None]]] = []
@@ -214,7 +229,24 @@ class MediaBridge:
         return ended
 
     async def sweep_dead_workers(self) -> None:
-        for worker in await self.control.dead_workers():
+        """End the calls of workers whose alive key expired, unless this node itself could not
+        reach Redis within the last alive TTL (a restart, a Sentinel failover): the workers'
+        heartbeats may have failed for the same reason, and they get one TTL to beat again."""
+        asked = time.monotonic()
+        try:
+            dead = await self.control.dead_workers()
+        except (RedisError, OSError):
+            self._outage_at = time.monotonic()
+            raise
+        now = time.monotonic()
+        if now - asked > OUTAGE_S:  # our commands were retried: Redis was away meanwhile
+            self._outage_at = now
+        if dead and now - self._outage_at < ALIVE_TTL_MS / 1000:
+            log.warning(
+                "Redis was unreachable: not yet ending the calls of workers %s", sorted(dead)
+            )
+            return
+        for worker in dead:
             last_beat = await self.control.last_beat(worker)
             call_ids = await self.control.claim_dead_worker(worker)
             if call_ids:

@@ -12,6 +12,7 @@ from visitation.ice_servers import IceServers
 from visitation.keys import same_secret
 from visitation.permissions import private_dir
 from visitation.rate_limits import RateLimits
+from visitation.redis_sentinel import DEFAULT_MASTER, SentinelUrl, is_sentinel_url, parse_hosts
 
 CALL_RETENTION_S = 7 * 24 * 3600
 
@@ -82,7 +83,7 @@ class Settings:
     def from_env(cls, **overrides: object) -> Settings:
         settings = cls(
             data_dir=Path(os.environ.get("VISITATION_DATA_DIR", "./var")),
-            redis_url=os.environ.get("REDIS_URL") or None,
+            redis_url=_env_redis_url(),
             recordings_url=os.environ.get("VISITATION_RECORDINGS_URL") or None,
             workers=int(_env_float("VISITATION_WORKERS", os.cpu_count() or 1)),
             ring_timeout_s=_env_float("VISITATION_RING_TIMEOUT", 45.0),
@@ -105,6 +106,11 @@ class Settings:
         for key, value in overrides.items():
             if value is not None and value != []:  # an unrepeated flag keeps the variable
                 setattr(settings, key, value)
+        if settings.redis_url and is_sentinel_url(settings.redis_url):
+            try:
+                SentinelUrl.parse(settings.redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"the Redis URL: {exc}") from None
         settings.data_dir = settings.data_dir.resolve()  # workers and Redis get these paths
         if not settings.node_id:
             settings.node_id = f"{os.uname().nodename}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -132,6 +138,47 @@ class Settings:
                     f"VISITATION_ALLOWED_ORIGINS: {origin!r} is not an origin "
                     "(scheme://host[:port], or *)"
                 )
+
+
+_SENTINEL_ONLY = (
+    "VISITATION_REDIS_MASTER",
+    "VISITATION_REDIS_PASSWORD",
+    "VISITATION_REDIS_SENTINEL_PASSWORD",
+)
+
+
+def _env_redis_url() -> str | None:
+    """``REDIS_URL``, or the Sentinel URL that ``VISITATION_REDIS_SENTINELS`` (comma-separated
+    host:port), ``VISITATION_REDIS_MASTER`` (default ``visitation``), ``VISITATION_REDIS_PASSWORD``
+    and ``VISITATION_REDIS_SENTINEL_PASSWORD`` (if the Sentinels have one) make; None: embedded."""
+    url = os.environ.get("REDIS_URL") or None
+    hosts = os.environ.get("VISITATION_REDIS_SENTINELS", "").strip()
+    if not hosts:
+        for name in _SENTINEL_ONLY:
+            if os.environ.get(name):
+                raise ConfigError(
+                    f"{name} is set but VISITATION_REDIS_SENTINELS is not "
+                    "(a single Redis takes everything in REDIS_URL)"
+                )
+        return url
+    if url:
+        raise ConfigError(
+            "REDIS_URL and VISITATION_REDIS_SENTINELS are both set: name one Redis "
+            "(a redis+sentinel:// REDIS_URL, or the Sentinels)"
+        )
+    try:
+        sentinels = parse_hosts(hosts)
+    except ValueError as exc:
+        raise ConfigError(f"VISITATION_REDIS_SENTINELS: {exc}") from None
+    master = os.environ.get("VISITATION_REDIS_MASTER", "").strip() or DEFAULT_MASTER
+    if not all(c.isalnum() or c in "-_." for c in master):
+        raise ConfigError(f"VISITATION_REDIS_MASTER: {master!r} is not a Sentinel master name")
+    return SentinelUrl(
+        sentinels=sentinels,
+        master=master,
+        password=os.environ.get("VISITATION_REDIS_PASSWORD") or None,
+        sentinel_password=os.environ.get("VISITATION_REDIS_SENTINEL_PASSWORD") or None,
+    ).url()
 
 
 def _env_rate_limits() -> RateLimits:

@@ -19,6 +19,8 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio import Redis
 
+from visitation.redis_sentinel import is_sentinel_url
+
 KEY_PREFIX = "ratelimit"
 ENV_PREFIX = "VISITATION_RATE_LIMIT_"
 OFF = "off"
@@ -98,7 +100,10 @@ def _count(name: str, raw: str) -> int:
 
 def _storage_uri(redis_url: str) -> str:
     """``limits``' name for our Redis URL: it takes any scheme not starting ``redis`` (a
-    ``unix://`` socket, say) for Valkey, so a socket is spelled ``redis+unix://``."""
+    ``unix://`` socket, say) for Valkey, so a socket is spelled ``redis+unix://``. Behind
+    Sentinel the node's own pool (which follows a failover) is all it uses: no address."""
+    if is_sentinel_url(redis_url):
+        return "async+redis://"
     if redis_url.startswith("unix://"):
         redis_url = "redis+" + redis_url
     return "async+" + redis_url
