@@ -1,7 +1,8 @@
 """The family account HTTP API (PROTOCOL.md "HTTP API", role ``family``).
 
 Every handler runs behind one guard: bearer-token auth (401), the family role (403), and errors
-as ``{"error": {"code", "message"}}`` with 400/401/403/404/409/422, never a stack trace. Input is
+as ``{"error": {"code", "message"}}`` with 400/401/403/404/409/422, never a stack trace; 503
+``ledger_unavailable`` (with ``Retry-After``) when a change could not be confirmed as kept. Input is
 validated completely before anything is written, so bad input changes nothing.
 """
 
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import LockError
 
 from billing_hooks.biller import AutoPaySettings, Biller, check_autopay_amount
+from billing_hooks.durability import RETRY_AFTER_S, NotDurable
 from billing_hooks.funding import BillingError
 from billing_hooks.ledger import Entry, Ledger
 from billing_hooks.payments import PAYMENTS_UNAVAILABLE
@@ -36,6 +38,7 @@ from visitation.tokens import Claims, Tokens
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/account"
+LEDGER_UNAVAILABLE = "ledger_unavailable"  # 503: not confirmed by a replica (Redis failover)
 MAX_BLOCKS = 1000
 _KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 _BLOCK = r"^([A-Za-z0-9_.\-]{1,64}|all)$"
@@ -115,6 +118,15 @@ class AccountApi:
                 return await handler(request, claims.subject)
             except BillingError as exc:
                 return error_response(_STATUS.get(exc.code, 409), exc.code, exc.message)
+            except NotDurable as exc:  # maybe done, not confirmed: the same key again settles it
+                log.warning("%s %s not acknowledged: %s", request.method, request.path, exc)
+                return error_response(
+                    503,
+                    LEDGER_UNAVAILABLE,
+                    "the change could not be confirmed as recorded; retry it with the same "
+                    "Idempotency-Key (it is applied once)",
+                    {"Retry-After": str(RETRY_AFTER_S)},
+                )
 
         return guarded(self._tokens, {"family"}, run)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from billing_hooks import tariff
+from billing_hooks.durability import NotDurable
 from billing_hooks.funding import BillingError, Funding
 from billing_hooks.hooks import BillingEvent, EventType, Hook
 from billing_hooks.ledger import Entry, Ledger, LedgerError
@@ -82,6 +84,14 @@ def check_autopay_amount(amount_cents: int) -> None:
         )
 
 
+def _same_deposit(entry: Entry, amount: int) -> None:
+    if entry.amount_cents != amount or entry.kind != "deposit":
+        raise BillingError(
+            "idempotency_conflict",
+            "this Idempotency-Key was already used for a different deposit",
+        )
+
+
 def calls_key(family_id: str) -> str:
     return f"billing:calls:{family_id}"
 
@@ -100,9 +110,17 @@ class Biller:
         self._record_call = redis.register_script(_RECORD_CALL)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def _emit(self, type: EventType, data: dict[str, Any], id: str) -> None:
+    async def _emit(
+        self, type: EventType, data: dict[str, Any], id: str, *, durable: bool = False
+    ) -> None:
+        """Publish an event; a hook's failure is logged, except that with ``durable`` an event
+        the outbox may have lost (:class:`NotDurable`) fails the operation (retried by its key)."""
         try:
             await self.hooks.publish(BillingEvent.new(type, data, id))
+        except NotDurable:
+            if durable:
+                raise
+            log.warning("billing event %s may not have been kept", id)
         except Exception:
             log.exception("billing event %s could not be published", id)
 
@@ -209,6 +227,7 @@ class Biller:
             | record
             | {"balance_cents": result.balance_cents},
             f"call.settled:{call_id}",
+            durable=True,  # a settlement is done once its event is kept: else retried
         )
         if result.charged_cents > 0:  # AutoPay reacts to a balance that drops
             try:
@@ -304,20 +323,29 @@ class Biller:
             )
         key = f"deposit:{family_id}:{idempotency_key}"
         entry = await self.funding.fund(
-            "deposit", family_id, amount_cents, key, f"deposit:{idempotency_key}"
+            "deposit",
+            family_id,
+            amount_cents,
+            key,
+            f"deposit:{idempotency_key}",
+            then=self._deposit_event(key, family_id, amount_cents),
         )
-        await self._deposited(entry, key, family_id, amount_cents)
+        _same_deposit(entry, amount_cents)
         return entry
 
-    async def _deposited(self, entry: Entry, key: str, family_id: str, amount: int) -> None:
-        if entry.amount_cents != amount or entry.kind != "deposit":
-            raise BillingError(
-                "idempotency_conflict",
-                "this Idempotency-Key was already used for a different deposit",
-            )
-        data = {"family_id": family_id, "amount_cents": amount}
-        data |= {"balance_cents": entry.available_cents, "payment": entry.meta.get("payment")}
-        await self._emit("deposit", data, key)
+    def _deposit_event(
+        self, key: str, family_id: str, amount: int
+    ) -> Callable[[Entry], Awaitable[None]]:
+        """The ``deposit`` event, kept for sure before the deposit is acknowledged."""
+
+        async def emit(entry: Entry) -> None:
+            if entry.amount_cents != amount or entry.kind != "deposit":
+                return  # another deposit's key: refused by _same_deposit
+            data = {"family_id": family_id, "amount_cents": amount}
+            data |= {"balance_cents": entry.available_cents, "payment": entry.meta.get("payment")}
+            await self._emit("deposit", data, key, durable=True)
+
+        return emit
 
     async def close(self, family_id: str) -> Entry:
         """Refund the unused balance to the family and close the account (idempotent)."""
@@ -338,8 +366,11 @@ class Biller:
                 await self._autopay(family_id, amount, key)
                 continue
             try:
-                entry = await self.funding.fund("deposit", family_id, amount, key, intent["ref"])
-                await self._deposited(entry, key, family_id, amount)
+                then = self._deposit_event(key, family_id, amount)
+                entry = await self.funding.fund(
+                    "deposit", family_id, amount, key, intent["ref"], then=then
+                )
+                _same_deposit(entry, amount)
             except BillingError as exc:
                 log.warning("deposit %s not completed: %s", key, exc.message)
             except Exception:

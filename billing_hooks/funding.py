@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
+from billing_hooks.durability import run_durably
 from billing_hooks.ledger import Entry, Ledger, LedgerError
 from billing_hooks.payments import PaymentProcessor
 from visitation.redis_text import text
@@ -48,15 +51,25 @@ class Funding:
         self.processor = processor
 
     async def fund(
-        self, kind: FundingKind, family_id: str, amount: int, key: str, ref: str
+        self,
+        kind: FundingKind,
+        family_id: str,
+        amount: int,
+        key: str,
+        ref: str,
+        then: Callable[[Entry], Awaitable[None]] | None = None,
     ) -> Entry:
-        """Charge ``amount`` (processor key ``key``) and credit it (ledger ref ``ref``), once.
+        """Charge ``amount`` (processor key ``key``) and credit it (ledger ref ``ref``), once;
+        ``then`` (the funding's billing event) runs before the intent is done with.
 
         Raises :class:`BillingError` ``account_closed``, ``payment_failed`` or
-        ``idempotency_conflict``; any other failure leaves the intent pending for ``resume``.
+        ``idempotency_conflict``; any other failure (a ledger entry or an event that no replica
+        confirmed: ``NotDurable``) leaves the intent pending for ``resume``.
         """
-        done = await self._ledger.find(family_id, ref)
+        done = await self._ledger.find(family_id, ref, confirmed=True)
         if done is not None:
+            if then is not None:
+                await then(done)
             await self._finish(key)
             return done
         await self.intend(kind, family_id, amount, key, ref)
@@ -86,6 +99,8 @@ class Funding:
             raise BillingError(
                 "account_closed", "this account is closed; the payment was returned"
             ) from None
+        if then is not None:
+            await then(entry)
         await self._finish(key)
         return entry
 
@@ -95,10 +110,17 @@ class Funding:
         """Record the intent durably (before anything else happens); a key already in use for
         a different payment is an ``idempotency_conflict``."""
         intent = {"kind": kind, "family_id": family_id, "amount_cents": amount, "ref": ref}
-        if not await self._redis.hsetnx(FUNDING_PENDING, key, json.dumps(intent)):
-            raw = await self._redis.hget(FUNDING_PENDING, key)
-            if raw is not None and json.loads(raw) != intent:
-                raise BillingError("idempotency_conflict", "this key is in use for another payment")
+
+        async def queue(pipe: Pipeline) -> None:
+            pipe.hsetnx(FUNDING_PENDING, key, json.dumps(intent))
+            pipe.hget(FUNDING_PENDING, key)
+
+        # Behind Sentinel, on a replica before the processor is asked for money.
+        done = await run_durably(self._redis, queue)
+        raw = done.results[1]
+        if raw is not None and json.loads(raw) != intent:
+            raise BillingError("idempotency_conflict", "this key is in use for another payment")
+        done.check(f"the payment intent {key}")
 
     async def _finish(self, key: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:

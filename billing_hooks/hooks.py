@@ -1,8 +1,11 @@
 """Billing events and the pluggable hooks they go to.
 
 A hook must be quick and must not fail the billing operation that emits: :class:`HookBus` calls
-every hook and logs (never raises) a hook's error. Slow or unreliable sinks (an HTTP billing
-system) go behind the durable outbox of :class:`WebhookHook`, whose ``publish`` is one Redis write.
+every hook and logs a hook's error. Slow or unreliable sinks (an HTTP billing system) go behind
+the durable outbox of :class:`WebhookHook`, whose ``publish`` is one Redis write. The one error
+that does reach the emitter is :class:`billing_hooks.durability.NotDurable` (the outbox could
+not keep the event for sure, e.g. during a Redis failover), after every hook has run: an
+operation that acknowledges money (a deposit) must not acknowledge an event it may have lost.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast, get_args
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from billing_hooks.durability import NotDurable
 from billing_hooks.outbox import Outbox, OutboxDelivery
 
 log = logging.getLogger(__name__)
@@ -80,11 +85,18 @@ class HookBus:
         self.hooks.append(hook)
 
     async def publish(self, event: BillingEvent) -> None:
+        unsure: NotDurable | None = None
         for hook in self.hooks:
             try:
                 await hook.publish(event)
+            except NotDurable as exc:
+                log.warning("billing hook %r: %s %s not kept for sure: %s", hook, event.type,
+                            event.id, exc)  # fmt: skip
+                unsure = exc
             except Exception:
                 log.exception("billing hook %r failed on %s %s", hook, event.type, event.id)
+        if unsure is not None:
+            raise unsure
 
     async def emit(
         self, type: EventType, data: dict[str, Any], *, id: str | None = None
@@ -134,7 +146,10 @@ class WebhookHook:
         self.delivery = OutboxDelivery(self.outbox, url, secret, **delivery)
 
     async def publish(self, event: BillingEvent) -> None:
-        await self.outbox.append(event.id, event.to_json())
+        try:
+            await self.outbox.append(event.id, event.to_json())
+        except (RedisError, OSError) as exc:  # maybe appended, maybe not: say so
+            raise NotDurable(f"the billing event {event.id} could not be stored: {exc}") from exc
 
     def start(self) -> None:
         self.delivery.start()

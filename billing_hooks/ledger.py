@@ -2,6 +2,8 @@
 
 Every change is one Lua script run (atomic), keyed by a caller-chosen ``ref`` so that a retried
 operation returns the entry it already made instead of applying twice. Integer cents only.
+Behind Sentinel a change returns only once a replica has it (:mod:`billing_hooks.durability`):
+else :class:`billing_hooks.durability.NotDurable`, and the caller retries the same ref.
 
 Invariants, always: ``balance = deposits + credits - charges - refunds`` (AutoPay fundings count
 as deposits) and ``available = balance - held`` with ``available >= 0``.
@@ -11,12 +13,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from billing_hooks.durability import Durable, required, run_durably
 from visitation.redis_text import text
 
 EntryKind = Literal["deposit", "autopay", "credit", "hold", "release", "charge", "refund"]
@@ -200,15 +204,29 @@ class Ledger:
             json.dumps(meta or {}),
             "1" if void_missing_hold else "0",
         ]
+        keys = self._keys(account)
         if pipe is not None:
-            await self._apply(keys=self._keys(account), args=args, client=pipe)
+            await self._apply(keys=keys, args=args, client=pipe)
             return None
-        status, payload = await self._apply(keys=self._keys(account), args=args)
+        done: Durable | None = None
+        if required(self._redis).replicas:  # behind Sentinel: confirmed by a replica
+            done = await run_durably(self._redis, self._queue(keys, args))
+            [(status, payload)] = done.results
+        else:
+            status, payload = await self._apply(keys=keys, args=args)
         status = status.decode() if isinstance(status, bytes) else status
-        if status == "err":
+        if status == "err":  # refused: nothing was written, confirmed or not
             reason = payload.decode() if isinstance(payload, bytes) else str(payload)
             raise LedgerError(reason, f"{kind} of {amount} cents on {account} refused: {reason}")
+        if done is not None:
+            done.check(f"the {kind} {ref} on {account}")
         return Entry.from_json(payload)
+
+    def _queue(self, keys: list[str], args: list[Any]) -> Callable[[Pipeline], Awaitable[None]]:
+        async def queue(pipe: Pipeline) -> None:
+            await self._apply(keys=keys, args=args, client=pipe)
+
+        return queue
 
     async def _apply_one(self, *args: Any, **kwargs: Any) -> Entry:
         entry = await self._run(*args, **kwargs)
@@ -310,7 +328,20 @@ class Ledger:
     async def has_ref(self, account: str, ref: str) -> bool:
         return bool(await self._redis.hexists(f"acct:{account}:refs", ref))
 
-    async def find(self, account: str, ref: str) -> Entry | None:
-        """The entry (or void marker) a ref produced, if that change was made."""
-        raw = await self._redis.hget(f"acct:{account}:refs", ref)
+    async def find(self, account: str, ref: str, *, confirmed: bool = False) -> Entry | None:
+        """The entry (or void marker) a ref produced, if that change was made. ``confirmed``:
+        before an idempotent retry acknowledges what it found, a replica has it too
+        (:class:`billing_hooks.durability.NotDurable` if not; nothing asked of a single Redis)."""
+        key = f"acct:{account}:refs"
+        if confirmed and required(self._redis).replicas:
+
+            async def queue(pipe: Pipeline) -> None:
+                pipe.hget(key, ref)
+
+            done = await run_durably(self._redis, queue)
+            raw = done.results[0]
+            if raw is not None:
+                done.check(f"the entry {ref} on {account}")
+        else:
+            raw = await self._redis.hget(key, ref)
         return None if raw is None else Entry.from_json(raw)

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 
 import aiohttp
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
+from billing_hooks.durability import required, run_durably
 from visitation.redis_text import text
 from visitation.tasks import Periodic
 
@@ -85,9 +87,19 @@ class Outbox:
         self._unlease = redis.register_script(_UNLEASE)
 
     async def append(self, event_id: str, body: str) -> bool:
-        """Add an event; False (and nothing written) if this id was appended before."""
+        """Add an event; False (and nothing written) if this id was appended before. Behind
+        Sentinel, either way only once a replica has it (else
+        :class:`billing_hooks.durability.NotDurable`: append it again, it is deduplicated)."""
         keys = [self.stream, f"{self.stream}:seen:{event_id}"]
-        return bool(await self._append(keys=keys, args=[event_id, body, self._dedupe_ttl]))
+        args: list[str | int] = [event_id, body, self._dedupe_ttl]
+        if not required(self.redis).replicas:
+            return bool(await self._append(keys=keys, args=args))
+
+        async def queue(pipe: Pipeline) -> None:
+            await self._append(keys=keys, args=args, client=pipe)
+
+        done = await run_durably(self.redis, queue)
+        return bool(done.check(f"the billing event {event_id}")[0])
 
     async def head(self, limit: int) -> list[OutboxEntry]:
         rows = await self.redis.xrange(self.stream, "-", "+", count=limit)
