@@ -7,8 +7,9 @@ the same cases, shorter, run under pytest in ``tests/faults``.
 - :mod:`.processes`, :mod:`.cluster`: Redis, signaling nodes and SFU workers as separate OS
   processes, killed on the way out whatever happened;
 - :mod:`.checks`: the "nothing lost?" checks (ledger invariant, settled once, recordings verify);
-- :mod:`.kills`, :mod:`.redis_kill`, :mod:`.starve`, :mod:`.webhook_down`, :mod:`.churn`: the
-  cases, registered in :data:`CASES`;
+- :mod:`.sentinel`: a Redis master, its replica and three Sentinels, for the Sentinel case;
+- :mod:`.kills`, :mod:`.redis_kill`, :mod:`.sentinel_kill`, :mod:`.starve`, :mod:`.webhook_down`,
+  :mod:`.churn`: the cases, registered in :data:`CASES` (:data:`LABELS`: their table rows);
 - :mod:`.report`: the table and the command line.
 """
 
@@ -18,6 +19,7 @@ from loadtest.faults.case import CaseFn
 from loadtest.faults.churn import churn
 from loadtest.faults.kills import node_kill, worker_kill
 from loadtest.faults.redis_kill import redis_kill
+from loadtest.faults.sentinel_kill import redis_master_kill
 from loadtest.faults.starve import cpu_starvation, disk_full
 from loadtest.faults.webhook_down import webhook_down
 
@@ -25,10 +27,23 @@ CASES: dict[str, CaseFn] = {
     "worker_kill": worker_kill,
     "node_kill": node_kill,
     "redis_kill": redis_kill,
+    "redis_master_kill": redis_master_kill,
     "cpu_starvation": cpu_starvation,
     "disk_full": disk_full,
     "webhook_down": webhook_down,
     "churn": churn,
 }
 
-__all__ = ["CASES"]
+#: What each case's row in the table says it did.
+LABELS: dict[str, str] = {
+    "worker_kill": "SFU worker killed",
+    "node_kill": "signaling node killed",
+    "redis_kill": "Redis killed (AOF restart)",
+    "redis_master_kill": "Redis master killed (Sentinel)",
+    "cpu_starvation": "CPU starvation",
+    "disk_full": "recordings disk full",
+    "webhook_down": "billing webhook down",
+    "churn": "call churn",
+}
+
+__all__ = ["CASES", "LABELS"]

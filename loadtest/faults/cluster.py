@@ -1,9 +1,11 @@
 """A whole server made of separate OS processes, for one fault case.
 
 :class:`Cluster` (an async context manager) starts, in a private run directory: the embedded
-Redis (AOF), ``workers`` SFU worker processes (:class:`media.pool.WorkerPool`, recording into
-``<data>/recordings``) and ``nodes`` ``visitation serve --workers 0`` signaling nodes sharing
-that data directory and one signing secret; it seeds the benchmark's facility
+Redis (AOF; with ``sentinel``, a master, a replica and three Sentinels:
+:class:`loadtest.faults.sentinel.SentinelSet`), ``workers`` SFU worker processes
+(:class:`media.pool.WorkerPool`, recording into ``<data>/recordings``) and ``nodes``
+``visitation serve --workers 0`` signaling nodes sharing that data directory and one signing
+secret; it seeds the benchmark's facility
 (:func:`loadtest.harness.bench_seed`: residents ``R{i}``, families ``F{i}``, monitors
 ``M{i}``) plus investigator ``I1``. Every process it started is killed on the way out, even when
 the case failed, and the run directory is removed (unless ``keep_dir``).
@@ -32,6 +34,7 @@ from redis.asyncio import Redis
 from billing_hooks.ledger import Ledger
 from client.session import ProtocolClient
 from loadtest.faults.processes import NodeProcess, RedisServer, Tmpfs
+from loadtest.faults.sentinel import SentinelSet
 from loadtest.harness import FACILITY, bench_seed
 from media.control import SfuControl
 from media.pool import WorkerPool
@@ -58,7 +61,12 @@ LOAD_GENERATOR_ENV = {
     **{f"VISITATION_RATE_LIMIT_{name}": "off" for name in ("EVENTS_SUBJECT", "CALL_PLACE")},
     "VISITATION_RATE_LIMIT_SOCKETS_PER_SUBJECT": "1000",
 }
-_NODE_VARS_DROPPED = ("REDIS_URL", "VISITATION_BILLING_WEBHOOK_URL", "VISITATION_DATA_DIR")
+_NODE_VARS_DROPPED = (
+    "REDIS_URL",
+    "VISITATION_BILLING_WEBHOOK_URL",
+    "VISITATION_DATA_DIR",
+    *(f"VISITATION_REDIS_{n}" for n in ("SENTINELS", "MASTER", "PASSWORD", "SENTINEL_PASSWORD")),
+)
 
 
 @dataclass
@@ -67,6 +75,8 @@ class ClusterSpec:
     nodes: int = 1
     workers: int = 1
     one_minute: set[int] = field(default_factory=set)  # families F{i} that can afford 60 s
+    balances: dict[int, int] = field(default_factory=dict)  # F{i} -> opening balance (cents)
+    sentinel: bool = False  # Redis as a master, a replica and three sentinels (SentinelSet)
     node_env: dict[str, str] = field(default_factory=dict)
     recordings_tmpfs_bytes: int | None = None  # recordings on a tmpfs this small
     max_calls_per_worker: int = 25
@@ -77,8 +87,10 @@ class ClusterSpec:
 def fault_seed(spec: ClusterSpec) -> SeedFile:
     data = bench_seed(spec.parties).model_dump(mode="json")
     for family in data["families"]:
-        if int(family["id"][1:]) in spec.one_minute:
+        index = int(family["id"][1:])
+        if index in spec.one_minute:
             family["balance_cents"] = RATE_CENTS
+        family["balance_cents"] = spec.balances.get(index, family["balance_cents"])
     data["staff"].append({"id": INVESTIGATOR, "role": "investigator", "facility_ids": ["*"]})
     seed = SeedFile.model_validate(data)
     assert seed.facilities[0].rate_cents_per_minute == RATE_CENTS
@@ -96,6 +108,7 @@ class Cluster:
         self.recordings_dir = self.data_dir / "recordings"
         self.logs_dir = self.run_dir / "logs"
         self.redis_server = RedisServer(self.run_dir)
+        self.sentinels = SentinelSet(self.run_dir / "redis") if spec.sentinel else None
         self.tmpfs = (
             Tmpfs(self.recordings_dir, spec.recordings_tmpfs_bytes)
             if spec.recordings_tmpfs_bytes
@@ -122,7 +135,10 @@ class Cluster:
         self.recordings_dir.mkdir(parents=True)
         if self.tmpfs is not None:
             await asyncio.to_thread(self.tmpfs.mount)
-        url = await self.redis_server.start()
+        if self.sentinels is not None:
+            url = await self.sentinels.start()
+        else:
+            url = await self.redis_server.start()
         self._redis = connect(url)
         await apply_seed(self._redis, self.seed)
         self._worker_log = (self.logs_dir / "workers.log").open("ab")
@@ -140,7 +156,7 @@ class Cluster:
             await self.pool.start(self.spec.workers)
             await self.pool.wait_ready(self._redis)
         env = {k: v for k, v in os.environ.items() if k not in _NODE_VARS_DROPPED}
-        env |= {"REDIS_URL": url, "VISITATION_SECRET": self.secret}
+        env |= self._redis_env(url) | {"VISITATION_SECRET": self.secret}
         env |= {"VISITATION_LOG_LEVEL": self.spec.log_level, **self.spec.node_env}
         env["VISITATION_MAX_CALLS_PER_WORKER"] = str(self.spec.max_calls_per_worker)
         env |= LOAD_GENERATOR_ENV
@@ -166,10 +182,26 @@ class Cluster:
                 await self._redis.aclose()
         with contextlib.suppress(Exception):
             await self.redis_server.stop()
+        if self.sentinels is not None:
+            with contextlib.suppress(Exception):
+                await self.sentinels.stop()
         if self.tmpfs is not None:
             await asyncio.to_thread(self.tmpfs.unmount)
         if not self.spec.keep_dir:
             shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def _redis_env(self, url: str) -> dict[str, str]:
+        """How nodes are told where Redis is: ``REDIS_URL``, or (Sentinel) the variables an
+        operator sets; the workers get the URL the nodes build from them."""
+        if self.sentinels is None:
+            return {"REDIS_URL": url}
+        sentinels = self.sentinels
+        return {
+            "VISITATION_REDIS_SENTINELS": ",".join(s.address for s in sentinels.sentinels),
+            "VISITATION_REDIS_MASTER": sentinels.master_name,
+            "VISITATION_REDIS_PASSWORD": sentinels.password,
+            "VISITATION_REDIS_SENTINEL_PASSWORD": sentinels.password,
+        }
 
     # -- what cases use -----------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ class Acks:
     refused: Counter[str] = field(default_factory=Counter)
 
 
-async def _deposit_loop(cluster: Cluster, acks: Acks, stop: asyncio.Event) -> None:
+async def deposit_loop(cluster: Cluster, acks: Acks, stop: asyncio.Event) -> None:
     async with cluster.http("family", DEPOSITOR) as http:
         n = 0
         while not stop.is_set():
@@ -73,7 +73,7 @@ async def _deposit_loop(cluster: Cluster, acks: Acks, stop: asyncio.Event) -> No
             await asyncio.sleep(0.05)
 
 
-async def _list_loop(cluster: Cluster, acks: Acks, stop: asyncio.Event) -> None:
+async def list_loop(cluster: Cluster, acks: Acks, stop: asyncio.Event) -> None:
     async with cluster.http("investigator", INVESTIGATOR) as http:
         while not stop.is_set():
             try:
@@ -144,7 +144,7 @@ async def redis_kill(knobs: Knobs, result: CaseResult) -> None:
                             await call.tablet.hangup(call.call_id)
                         heard = await heard_end(call.family, 15.0)
                         result.expect(heard is not None, "no call.ended after the hang-up")
-                    rec = await _events_and_losses(cluster, result, receiver, call.call_id)
+                    rec = await events_and_losses(cluster, result, receiver, call.call_id)
                     if hung_up and rec is not None:  # written whole, closed normally
                         result.expect(
                             rec.complete is True,
@@ -160,8 +160,8 @@ async def _kill_and_compare(
 ) -> None:
     acks, stop = Acks(), asyncio.Event()
     writers = [
-        asyncio.create_task(_deposit_loop(cluster, acks, stop)),
-        asyncio.create_task(_list_loop(cluster, acks, stop)),
+        asyncio.create_task(deposit_loop(cluster, acks, stop)),
+        asyncio.create_task(list_loop(cluster, acks, stop)),
     ]
     try:
         await asyncio.sleep(knobs.redis_ack_s)  # acknowledged writes pile up meanwhile
@@ -171,7 +171,7 @@ async def _kill_and_compare(
         killed_at = time.time()
         await cluster.redis_server.restart()
         back_at = time.time()
-        recovered = await wait_for(_acked_after(acks, back_at), 30.0)
+        recovered = await wait_for(acked_after(acks, back_at), 30.0)
         recovered_at = time.time()
     finally:
         stop.set()
@@ -202,14 +202,14 @@ async def _kill_and_compare(
     result.details["expected_events"] = [f"deposit:{DEPOSITOR}:{k}" for k in acks.deposits]
 
 
-def _acked_after(acks: Acks, at: float) -> Callable[[], Awaitable[bool]]:
+def acked_after(acks: Acks, at: float) -> Callable[[], Awaitable[bool]]:
     async def probe() -> bool:
         return acks.last_at > at
 
     return probe
 
 
-async def _events_and_losses(
+async def events_and_losses(
     cluster: Cluster, result: CaseResult, receiver: WebhookReceiver, call_id: str
 ) -> RecordingCheck | None:
     expected = set(result.details.pop("expected_events", []))

@@ -18,11 +18,11 @@ from typing import Any
 
 import uvloop
 
-from loadtest.faults import CASES
+from loadtest.faults import CASES, LABELS
 from loadtest.faults.case import CaseResult, Knobs, run_case
 from loadtest.harness import setup_logging
 
-WIDTHS = (15, 64, 40, 6)
+WIDTHS = (18, 64, 40, 6)
 
 
 def _cell(text: str, width: int) -> list[str]:
@@ -44,8 +44,9 @@ def row(result: CaseResult) -> str:
     if result.error:
         happened += f" — ERROR: {result.error}"
     verdict = "PASS" if result.passed else "FAIL"
+    label = LABELS.get(result.name, result.name)
     cells = [
-        _cell(f"{result.name} ({result.seconds:.0f}s)", WIDTHS[0]),
+        _cell(f"{label}: {result.name} ({result.seconds:.0f}s)", WIDTHS[0]),
         _cell(happened, WIDTHS[1]),
         _cell(_lost_cell(result), WIDTHS[2]),
         _cell(verdict, WIDTHS[3]),

@@ -1,12 +1,17 @@
 """The fault suite's cases (:mod:`loadtest.faults`), each shorter than ``make faults`` runs it
 (:meth:`loadtest.faults.case.Knobs.short`: a 12 s call before the worker dies, the cap pulled
 to 12 s, 5 s of CPU starvation or webhook outage, 30 calls of churn), against real processes:
-an embedded Redis, ``visitation serve`` nodes and SFU workers of its own per case.
+an embedded Redis (or a Sentinel set), ``visitation serve`` nodes and SFU workers of its own
+per case.
 
 - ``worker_kill``: a killed worker's call ends within 5 s, charged for connected time only,
   its recording ``complete: false`` and verified;
 - ``node_kill``: the surviving node hangs up a killed node's call at its cap (within 2 s);
 - ``redis_kill``: a Redis restart from its AOF keeps every acknowledged write and event;
+- ``redis_master_kill``: Redis behind Sentinel (master, replica, three Sentinels), its master
+  SIGKILLed under a live call: the nodes and the worker follow the promoted replica, the call
+  goes on, its warning and cap hang-up fire, it is settled once, no acknowledged deposit or
+  billing event is lost, and no deposit is acknowledged while no replica can confirm it;
 - ``cpu_starvation``: busy processes taking the server's core end no call;
 - ``disk_full``: a full recordings disk leaves a recording marked incomplete;
 - ``webhook_down``: billing events queued while the webhook is down are all delivered;
