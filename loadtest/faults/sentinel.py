@@ -15,10 +15,11 @@ replica (:meth:`SentinelSet.wait_failover`), and may start the killed process ag
 replica of the new master) or straight away as that replica (:meth:`SentinelSet.rejoin`).
 Every process is SIGKILLed on the way out (``PR_SET_PDEATHSIG`` too).
 
-For network namespaces: ``host`` is the address every process binds and announces (and that
-clients are given), and ``command_prefix`` goes before every command line, e.g.
-``["ip", "netns", "exec", "redis-ns"]`` (it must exec the command, so that the process id is
-the server's); ``ports`` picks the ports instead of free ones on this host's loopback.
+For network namespaces: ``host`` is the address every process announces (and clients are
+given), ``bind`` the one they listen on (default ``host``, e.g. ``0.0.0.0``), ``command_prefix``
+goes before every command line, e.g. ``["ip", "netns", "exec", "redis-ns"]`` (it must exec the
+command, so that the process id is the server's), and ``ports`` picks the ports instead of free
+ones on this host's loopback.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class SentinelSet:
         root: Path,
         *,
         host: str = "127.0.0.1",
+        bind: str | None = None,
         replicas: int = 1,
         sentinels: int = 3,
         quorum: int | None = None,
@@ -107,6 +109,7 @@ class SentinelSet:
         chosen = list(ports) if ports is not None else [_free_port() for _ in range(count)]
         self.root = root
         self.host = host
+        self.bind = bind or host
         self.master_name = master_name
         self.quorum = quorum or sentinels // 2 + 1
         self.down_after_ms = down_after_ms
@@ -279,8 +282,9 @@ class SentinelSet:
     def _write_data_conf(self, node: RedisProcess, master: RedisProcess | None) -> None:
         private_dir(node.dir)
         lines = [
-            f"bind {self.host}",
+            f"bind {self.bind}",
             f"port {node.port}",
+            f"replica-announce-ip {self.host}",
             f"requirepass {self.password}",
             f"masterauth {self.password}",
             f'dir "{node.dir.resolve()}"',
@@ -301,7 +305,7 @@ class SentinelSet:
         private_dir(sentinel.dir)
         name = self.master_name
         lines = [
-            f"bind {self.host}",
+            f"bind {self.bind}",
             f"port {sentinel.port}",
             f"sentinel announce-ip {self.host}",
             f'dir "{sentinel.dir.resolve()}"',
