@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from loadtest.s3_server import S3Server
 from recorder.manifest import Manifest
 from recorder.muxer import CallRecording
 from recorder.s3_storage import S3Storage
@@ -19,7 +20,6 @@ from recorder.service import CallInfo, RecordingService
 from recorder.storage import LocalStorage
 from tests.conftest import SECRET
 from tests.recorder.frames import call_frames, clips
-from loadtest.s3_server import S3Server
 from tests.seeds import standard_seed_data
 from visitation.domain import SeedFile
 from visitation.seed import apply_seed

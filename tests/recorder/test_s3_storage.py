@@ -28,6 +28,7 @@ import pytest
 from botocore.exceptions import ClientError
 from redis.asyncio import Redis
 
+from loadtest.s3_server import S3Server
 from media.pool import WorkerPool
 from media.worker import parse_cli
 from recorder.muxer import CallRecording
@@ -40,7 +41,6 @@ from tests.conftest import SECRET, Clients, NodeFactory, accepted, http_as, medi
 from tests.recorder.conftest import call_info, record, write_call
 from tests.recorder.frames import call_frames
 from tests.recorder.test_muxer import video_colours
-from loadtest.s3_server import S3Server
 from tests.signaling.test_recording_calls import video_colours as call_colours
 from visitation.domain import SeedFile
 from visitation.tokens import Tokens
