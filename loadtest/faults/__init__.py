@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from loadtest.faults.case import CaseFn
 from loadtest.faults.churn import churn
-from loadtest.faults.kills import node_kill, worker_kill
+from loadtest.faults.kills import node_kill, remote_worker_kill, worker_kill
 from loadtest.faults.redis_kill import redis_kill
 from loadtest.faults.sentinel_kill import redis_master_kill
 from loadtest.faults.starve import cpu_starvation, disk_full
@@ -25,6 +25,7 @@ from loadtest.faults.webhook_down import webhook_down
 
 CASES: dict[str, CaseFn] = {
     "worker_kill": worker_kill,
+    "remote_worker_kill": remote_worker_kill,
     "node_kill": node_kill,
     "redis_kill": redis_kill,
     "redis_master_kill": redis_master_kill,
@@ -37,6 +38,7 @@ CASES: dict[str, CaseFn] = {
 #: What each case's row in the table says it did.
 LABELS: dict[str, str] = {
     "worker_kill": "SFU worker killed",
+    "remote_worker_kill": "worker on another host killed",
     "node_kill": "signaling node killed",
     "redis_kill": "Redis killed (AOF restart)",
     "redis_master_kill": "Redis master killed (Sentinel)",

@@ -33,9 +33,12 @@ from redis.asyncio import Redis
 
 from billing_hooks.ledger import Ledger
 from client.session import ProtocolClient
+from loadtest.faults import media_host
+from loadtest.faults.media_host import MediaHost
 from loadtest.faults.processes import NodeProcess, RedisServer, Tmpfs
 from loadtest.faults.sentinel import SentinelSet
 from loadtest.harness import FACILITY, bench_seed
+from loadtest.s3_server import S3Server
 from media.control import SfuControl
 from media.pool import WorkerPool
 from recorder.storage import LocalStorage
@@ -77,6 +80,9 @@ class ClusterSpec:
     one_minute: set[int] = field(default_factory=set)  # families F{i} that can afford 60 s
     balances: dict[int, int] = field(default_factory=dict)  # F{i} -> opening balance (cents)
     sentinel: bool = False  # Redis as a master, a replica and three sentinels (SentinelSet)
+    #: The workers on another host (a network namespace: :class:`MediaHost`), reaching Redis
+    #: and an S3 server (recordings) over its link, as on another machine.
+    media_host: bool = False
     node_env: dict[str, str] = field(default_factory=dict)
     recordings_tmpfs_bytes: int | None = None  # recordings on a tmpfs this small
     max_calls_per_worker: int = 25
@@ -107,7 +113,10 @@ class Cluster:
         self.data_dir = self.run_dir / "data"
         self.recordings_dir = self.data_dir / "recordings"
         self.logs_dir = self.run_dir / "logs"
-        self.redis_server = RedisServer(self.run_dir)
+        remote = (media_host.LOCAL,) if spec.media_host else ()
+        self.redis_server = RedisServer(self.run_dir, also_bind=remote)
+        self.media_host = MediaHost() if spec.media_host else None
+        self.s3 = S3Server(media_host.LOCAL) if spec.media_host else None
         self.sentinels = SentinelSet(self.run_dir / "redis") if spec.sentinel else None
         self.tmpfs = (
             Tmpfs(self.recordings_dir, spec.recordings_tmpfs_bytes)
@@ -135,6 +144,8 @@ class Cluster:
         self.recordings_dir.mkdir(parents=True)
         if self.tmpfs is not None:
             await asyncio.to_thread(self.tmpfs.mount)
+        if self.media_host is not None:  # first: Redis listens on its link too
+            await asyncio.to_thread(self.media_host.create)
         if self.sentinels is not None:
             url = await self.sentinels.start()
         else:
@@ -142,22 +153,30 @@ class Cluster:
         self._redis = connect(url)
         await apply_seed(self._redis, self.seed)
         self._worker_log = (self.logs_dir / "workers.log").open("ab")
+        recordings, worker_url, prefix, s3_env = str(self.recordings_dir), url, [], {}
+        if self.media_host is not None and self.s3 is not None:
+            await asyncio.to_thread(self.s3.start)
+            recordings, s3_env = self.s3.recordings_url, self.s3.env
+            worker_url = url.replace("@127.0.0.1:", f"@{media_host.LOCAL}:")
+            prefix = self.media_host.exec_prefix
         self.pool = WorkerPool(
-            url,
+            worker_url,
             log_level=self.spec.log_level,
             id_prefix=f"faults-{secrets.token_hex(2)}",
             extra_args=[
-                *("--recordings-dir", str(self.recordings_dir)),
+                *("--recordings", recordings),
                 *("--max-calls", str(self.spec.max_calls_per_worker)),
             ],
             output=self._worker_log,
+            env=s3_env,
+            command_prefix=prefix,
         )
         if self.spec.workers:
             await self.pool.start(self.spec.workers)
             await self.pool.wait_ready(self._redis)
         env = {k: v for k, v in os.environ.items() if k not in _NODE_VARS_DROPPED}
         env |= self._redis_env(url) | {"VISITATION_SECRET": self.secret}
-        env |= {"VISITATION_LOG_LEVEL": self.spec.log_level, **self.spec.node_env}
+        env |= {"VISITATION_LOG_LEVEL": self.spec.log_level, **s3_env, **self.spec.node_env}
         env["VISITATION_MAX_CALLS_PER_WORKER"] = str(self.spec.max_calls_per_worker)
         env |= LOAD_GENERATOR_ENV
         for i in range(self.spec.nodes):
@@ -185,6 +204,11 @@ class Cluster:
         if self.sentinels is not None:
             with contextlib.suppress(Exception):
                 await self.sentinels.stop()
+        if self.s3 is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.s3.stop)
+        if self.media_host is not None:
+            await asyncio.to_thread(self.media_host.destroy)
         if self.tmpfs is not None:
             await asyncio.to_thread(self.tmpfs.unmount)
         if not self.spec.keep_dir:

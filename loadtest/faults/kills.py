@@ -14,6 +14,7 @@ have: the call's ``ends_at`` and its durable ``time_limit`` timer) so the test n
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -40,7 +41,18 @@ CAP_LATE_S = 2.0  # the issue: the cap enforced within 2 s of its due time
 
 
 async def worker_kill(knobs: Knobs, result: CaseResult) -> None:
-    async with Cluster(ClusterSpec(parties=1, keep_dir=knobs.keep_dir)) as cluster:
+    await _worker_lost(knobs, result, ClusterSpec(parties=1, keep_dir=knobs.keep_dir))
+
+
+async def remote_worker_kill(knobs: Knobs, result: CaseResult) -> None:
+    """The worker on another host (its own network, Redis and S3 over the link), and the host
+    lost: the worker SIGKILLed and the link cut at once. What it had uploaded is the evidence."""
+    spec = ClusterSpec(parties=1, media_host=True, keep_dir=knobs.keep_dir)
+    await _worker_lost(knobs, result, spec)
+
+
+async def _worker_lost(knobs: Knobs, result: CaseResult, spec: ClusterSpec) -> None:
+    async with Cluster(spec) as cluster:
         call = await setup_call(cluster, 0)
         try:
             if not result.expect(call.ok, f"call set-up failed: {call.error}"):
@@ -52,9 +64,16 @@ async def worker_kill(knobs: Knobs, result: CaseResult) -> None:
             assert call.family_peer is not None
             packets = call.family_peer.sinks["video"].packets
             os.kill(cluster.worker_pid(worker), signal.SIGKILL)
+            if cluster.media_host is not None:
+                await asyncio.to_thread(cluster.media_host.unplug)
             killed_at = time.time()
             result.saw(
-                f"worker SIGKILLed {killed_at - connected_at:.1f} s into the call "
+                (
+                    "worker's host lost (SIGKILL, link down) "
+                    if spec.media_host
+                    else "worker SIGKILLed "
+                )
+                + f"{killed_at - connected_at:.1f} s into the call "
                 f"(family had {packets} video packets)"
             )
             heard = [await heard_end(p, 15.0) for p in (call.tablet, call.family)]
@@ -97,8 +116,10 @@ async def worker_kill(knobs: Knobs, result: CaseResult) -> None:
                 f"charged {settled.charged_cents}¢, connected time before the crash is worth "
                 f"{before_kill}¢",
             )
-            result.saw(f"recording complete={rec.complete}, verified={rec.verified}")
+            size = (rec.manifest or {}).get("size") or 0
+            result.saw(f"recording complete={rec.complete}, verified={rec.verified}, {size} bytes")
             result.expect(rec.complete is False, f"recording says complete={rec.complete}")
+            result.expect(size > 0, "nothing of the recording was kept")
         finally:
             await call.close()
 

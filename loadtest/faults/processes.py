@@ -70,8 +70,8 @@ def rss_bytes(pid: int) -> int:
 class RedisServer:
     """The embedded Redis of a run directory, which a case may SIGKILL and restart."""
 
-    def __init__(self, root: Path) -> None:
-        self.embedded = EmbeddedRedis(root)
+    def __init__(self, root: Path, also_bind: tuple[str, ...] = ()) -> None:
+        self.embedded = EmbeddedRedis(root, also_bind=also_bind)
         self.url = ""
 
     @property

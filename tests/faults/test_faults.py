@@ -6,6 +6,9 @@ per case.
 
 - ``worker_kill``: a killed worker's call ends within 5 s, charged for connected time only,
   its recording ``complete: false`` and verified;
+- ``remote_worker_kill``: the same for a worker on another host (a network namespace reaching
+  Redis and an S3 server over its link) whose host is lost (SIGKILL and link down): what it
+  had uploaded is sealed and verifies;
 - ``node_kill``: the surviving node hangs up a killed node's call at its cap (within 2 s);
 - ``redis_kill``: a Redis restart from its AOF keeps every acknowledged write and event;
 - ``redis_master_kill``: Redis behind Sentinel (master, replica, three Sentinels), its master
