@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -323,3 +325,33 @@ async def test_deposits_are_refused_until_a_replica_confirms_them(
     rows: Any = await client.xrange("billing:outbox", "-", "+")
     events = [fields[b"id"] for _, fields in rows]
     assert events.count(b"deposit:F1:k2") == 1
+
+
+async def test_a_worker_started_by_hand_finds_redis_through_the_sentinels(
+    sentinels: SentinelSet, client: Redis, tmp_path: Path
+) -> None:
+    """``visitation worker`` on a media host told only what a node is told (the Sentinels, the
+    master's name, the password): it registers, and beats on the new master after a failover."""
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env |= {
+        "VISITATION_REDIS_SENTINELS": ",".join(s.address for s in sentinels.sentinels),
+        "VISITATION_REDIS_MASTER": sentinels.master_name,
+        "VISITATION_REDIS_PASSWORD": sentinels.password,
+        "VISITATION_REDIS_SENTINEL_PASSWORD": sentinels.password,
+    }
+    argv = [sys.executable, "-m", "visitation.cli", "worker", "--worker-id", "w-by-hand"]
+    argv += ["--recordings", str(tmp_path / "recordings"), "--log-level", "WARNING"]
+    worker = await asyncio.create_subprocess_exec(*argv, env=env)
+
+    async def alive() -> bool:
+        assert worker.returncode is None, f"the worker exited {worker.returncode}"
+        return bool(await client.exists(alive_key("w-by-hand")))
+
+    try:
+        await until(alive, 30, "the worker's first beat")
+        await fail_over(sentinels)
+        await client.delete(alive_key("w-by-hand"))  # only a beat after the failover sets it
+        await until(alive, 20, "a beat on the new master")
+    finally:
+        worker.terminate()
+        await worker.wait()

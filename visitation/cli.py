@@ -17,7 +17,7 @@ from pathlib import Path
 import uvloop
 
 from media.ports import PortRange, capacity_error
-from visitation.config import ConfigError, Settings, load_secret
+from visitation.config import ConfigError, Settings, env_redis_url, load_secret
 from visitation.permissions import private_umask
 from visitation.seed import SeedError
 from visitation.tokens import DEFAULT_TTL_S, ROLES, Tokens
@@ -194,6 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         from media.worker import main as worker_main
 
         private_umask()
+        try:  # the Sentinels, as a node is told them, when no REDIS_URL names one Redis
+            redis_url = env_redis_url()
+        except ConfigError as exc:
+            print(f"visitation worker: {exc}", file=sys.stderr)
+            return 2
+        if redis_url:
+            os.environ["REDIS_URL"] = redis_url
         return worker_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)

@@ -83,7 +83,7 @@ class Settings:
     def from_env(cls, **overrides: object) -> Settings:
         settings = cls(
             data_dir=Path(os.environ.get("VISITATION_DATA_DIR", "./var")),
-            redis_url=_env_redis_url(),
+            redis_url=env_redis_url(),
             recordings_url=os.environ.get("VISITATION_RECORDINGS_URL") or None,
             workers=int(_env_float("VISITATION_WORKERS", os.cpu_count() or 1)),
             ring_timeout_s=_env_float("VISITATION_RING_TIMEOUT", 45.0),
@@ -147,7 +147,7 @@ _SENTINEL_ONLY = (
 )
 
 
-def _env_redis_url() -> str | None:
+def env_redis_url() -> str | None:
     """``REDIS_URL``, or the Sentinel URL that ``VISITATION_REDIS_SENTINELS`` (comma-separated
     host:port), ``VISITATION_REDIS_MASTER`` (default ``visitation``), ``VISITATION_REDIS_PASSWORD``
     and ``VISITATION_REDIS_SENTINEL_PASSWORD`` (if the Sentinels have one) make; None: embedded."""
