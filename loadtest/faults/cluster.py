@@ -33,7 +33,6 @@ from redis.asyncio import Redis
 
 from billing_hooks.ledger import Ledger
 from client.session import ProtocolClient
-from loadtest.faults import media_host
 from loadtest.faults.media_host import MediaHost
 from loadtest.faults.processes import NodeProcess, RedisServer, Tmpfs
 from loadtest.faults.sentinel import SentinelSet
@@ -113,10 +112,10 @@ class Cluster:
         self.data_dir = self.run_dir / "data"
         self.recordings_dir = self.data_dir / "recordings"
         self.logs_dir = self.run_dir / "logs"
-        remote = (media_host.LOCAL,) if spec.media_host else ()
-        self.redis_server = RedisServer(self.run_dir, also_bind=remote)
         self.media_host = MediaHost() if spec.media_host else None
-        self.s3 = S3Server(media_host.LOCAL) if spec.media_host else None
+        link = self.media_host.local if self.media_host is not None else None
+        self.redis_server = RedisServer(self.run_dir, also_bind=(link,) if link else ())
+        self.s3 = S3Server(link) if link else None
         self.sentinels = SentinelSet(self.run_dir / "redis") if spec.sentinel else None
         self.tmpfs = (
             Tmpfs(self.recordings_dir, spec.recordings_tmpfs_bytes)
@@ -157,7 +156,7 @@ class Cluster:
         if self.media_host is not None and self.s3 is not None:
             await asyncio.to_thread(self.s3.start)
             recordings, s3_env = self.s3.recordings_url, self.s3.env
-            worker_url = url.replace("@127.0.0.1:", f"@{media_host.LOCAL}:")
+            worker_url = url.replace("@127.0.0.1:", f"@{self.media_host.local}:")
             prefix = self.media_host.exec_prefix
         self.pool = WorkerPool(
             worker_url,

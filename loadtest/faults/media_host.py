@@ -2,9 +2,9 @@
 
 ::
 
-    this host 10.203.0.1 (Redis, the S3 server, signaling nodes, clients)
-        │ veth
-    media host 10.203.0.2 (the worker: its own network stack, loopback and addresses)
+    this host 10.203.x.y+1 (Redis, the S3 server, signaling nodes, clients)
+        │ veth (a /30 of 10.203.0.0/16 picked by pid)
+    media host 10.203.x.y+2 (the worker: its own network stack, loopback and addresses)
 
 The worker reaches Redis and the object store only over that link, as a worker on another
 machine would, and the clients reach its media there. :meth:`MediaHost.lose` is the host going
@@ -15,71 +15,52 @@ before the next one is made.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 from dataclasses import dataclass, field
 
+from loadtest.netns import delete_namespace, remove_stale, sh
+
 PREFIX = "vfh"  # namespaces "vfh<pid>", their veth's root end too
-LOCAL = "10.203.0.1"
-REMOTE = "10.203.0.2"
 
 
-def _sh(*argv: str, check: bool = True) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip() or done.returncode}")
-    return done.stdout
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _delete(name: str) -> None:
-    for pid in _sh("ip", "netns", "pids", name, check=False).split():
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(pid), signal.SIGKILL)
-    _sh("ip", "netns", "del", name, check=False)  # its veth, and so the root end, go with it
-
-
-def remove_stale_hosts() -> None:
-    for line in _sh("ip", "netns", "list").splitlines():
-        name = line.split()[0] if line.split() else ""
-        owner = name[len(PREFIX) :]
-        if name.startswith(PREFIX) and owner.isdigit() and not _alive(int(owner)):
-            _delete(name)
+def _subnet() -> int:
+    """A /30 of 10.203.0.0/16 of this process's own (two runs at once do not collide)."""
+    return os.getpid() % (1 << 14)
 
 
 @dataclass
 class MediaHost:
     name: str = field(default_factory=lambda: f"{PREFIX}{os.getpid()}")
     made: bool = False
+    subnet: int = field(default_factory=_subnet)
+
+    @property
+    def local(self) -> str:
+        """This host's end of the link (where Redis and the S3 server also listen)."""
+        return f"10.203.{self.subnet >> 6}.{(self.subnet & 63) * 4 + 1}"
+
+    @property
+    def remote(self) -> str:
+        """The media host's address."""
+        return f"10.203.{self.subnet >> 6}.{(self.subnet & 63) * 4 + 2}"
 
     @property
     def exec_prefix(self) -> list[str]:
         return ["ip", "netns", "exec", self.name]
 
     def create(self) -> MediaHost:
-        remove_stale_hosts()
-        _delete(self.name)
+        remove_stale(PREFIX)
+        delete_namespace(self.name)
         try:
-            _sh("ip", "netns", "add", self.name)
+            sh("ip", "netns", "add", self.name)
             self.made = True
-            _sh("ip", "-n", self.name, "link", "set", "lo", "up")
-            _sh("ip", "link", "add", self.name, "type", "veth",
+            sh("ip", "-n", self.name, "link", "set", "lo", "up")
+            sh("ip", "link", "add", self.name, "type", "veth",
                 "peer", "name", "eth0", "netns", self.name)  # fmt: skip
-            _sh("ip", "addr", "add", f"{LOCAL}/30", "dev", self.name)
-            _sh("ip", "link", "set", self.name, "up")
-            _sh("ip", "-n", self.name, "addr", "add", f"{REMOTE}/30", "dev", "eth0")
-            _sh("ip", "-n", self.name, "link", "set", "eth0", "up")
+            sh("ip", "addr", "add", f"{self.local}/30", "dev", self.name)
+            sh("ip", "link", "set", self.name, "up")
+            sh("ip", "-n", self.name, "addr", "add", f"{self.remote}/30", "dev", "eth0")
+            sh("ip", "-n", self.name, "link", "set", "eth0", "up")
         except BaseException:
             self.destroy()
             raise
@@ -87,9 +68,9 @@ class MediaHost:
 
     def unplug(self) -> None:
         """Nothing in or out any more (a pulled cable, a dead switch port)."""
-        _sh("ip", "-n", self.name, "link", "set", "eth0", "down", check=False)
+        sh("ip", "-n", self.name, "link", "set", "eth0", "down", check=False)
 
     def destroy(self) -> None:
         if self.made:
-            _delete(self.name)
+            delete_namespace(self.name)
             self.made = False

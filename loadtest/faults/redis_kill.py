@@ -184,8 +184,16 @@ async def _kill_and_compare(
     result.expect(recovered, "no deposit acknowledged within 30 s of Redis's restart")
     if acks.refused:
         result.saw(f"refused during the outage: {dict(acks.refused)}")
-    result.details["acks"] = {"deposits": len(acks.deposits), "lists": acks.lists}
     await wait_for(lambda: _redis_answers(cluster), 10.0)
+    await check_acknowledged(cluster, result, acks, before)
+
+
+async def check_acknowledged(
+    cluster: Cluster, result: CaseResult, acks: Acks, before: Snapshot
+) -> None:
+    """Nothing acknowledged is missing: every entry of ``before``, every acknowledged deposit
+    and audited list (and, later, every deposit's billing event: ``expected_events``)."""
+    result.details["acks"] = {"deposits": len(acks.deposits), "lists": acks.lists}
     after = await snapshot(cluster)
     problems = missing_since(before, after)
     for key in acks.deposits:

@@ -32,22 +32,20 @@ from client.session import ProtocolClient
 from loadtest.faults.case import (
     CaseResult,
     Knobs,
-    add_losses,
     ended_record,
     heard_end,
     record_of,
     wait_for,
 )
-from loadtest.faults.cluster import INVESTIGATOR, RATE_CENTS, Cluster, ClusterSpec
+from loadtest.faults.cluster import RATE_CENTS, Cluster, ClusterSpec
 from loadtest.faults.kills import CAP_LATE_S, pull_cap_forward
 from loadtest.faults.redis_kill import (
-    DEPOSITOR,
     Acks,
     acked_after,
+    check_acknowledged,
     deposit_loop,
     events_and_losses,
     list_loop,
-    missing_since,
     snapshot,
 )
 from loadtest.faults.sentinel import SentinelSet
@@ -166,21 +164,7 @@ async def _kill_and_follow(
     result.expect(listening, "the nodes' Socket.IO managers did not subscribe again")
     if acks.refused:
         result.saw(f"refused meanwhile (never acknowledged): {dict(acks.refused)}")
-    result.details["acks"] = {"deposits": len(acks.deposits), "lists": acks.lists}
-    after = await snapshot(cluster)
-    problems = missing_since(before, after)
-    for key in acks.deposits:
-        if not await cluster.ledger.has_ref(DEPOSITOR, f"deposit:{key}"):
-            problems.append(f"acknowledged deposit {key} is not in the ledger")
-    lists = sum(
-        1
-        for fields in after.audit.values()
-        if fields.get("action") == "list" and fields.get("staff_id") == INVESTIGATOR
-    )
-    if lists < acks.lists:
-        problems.append(f"{acks.lists} lists acknowledged, {lists} audit entries of them")
-    add_losses(result, problems, "acknowledged ledger entries, deposits and audit entries")
-    result.details["expected_events"] = [f"deposit:{DEPOSITOR}:{k}" for k in acks.deposits]
+    await check_acknowledged(cluster, result, acks, before)
 
 
 async def _warning_and_hang_up(

@@ -32,8 +32,6 @@ from tests.net.lab import (
     PUBLIC_SERVER,
     SIGNALING_PORT,
     NetLab,
-    remove_stale_labs,
-    sh,
 )
 
 HOSTS: dict[str, str] = {
@@ -63,18 +61,9 @@ table ip nat {{
 class HostsLab(NetLab):
     tag: str = field(default_factory=lambda: f"{PREFIX}{os.getpid()}-dc")
 
-    def build(self) -> HostsLab:
-        remove_stale_labs()
-        try:
-            self._build()
-        except BaseException:
-            self.destroy()
-            raise
-        return self
-
     def _build(self) -> None:
         for role in ("inet", "cloud", *HOSTS, "home", "fam"):
-            self._add_namespace(role)
+            self.add_namespace(role)
         self.ip("inet", "link", "add", "br0", "type", "bridge")
         self._addr("inet", "br0", f"{INTERNET}/24")
         for router, port, public in (
@@ -99,11 +88,6 @@ class HostsLab(NetLab):
         self.ip("fam", "route", "add", "default", "via", "10.201.0.1")
         self.nft("cloud", CLOUD_NAT)
         self.nft("home", HOME_NAT)
-
-    def _add_namespace(self, role: str) -> None:
-        sh("ip", "netns", "add", self.ns(role))
-        self.names.append(self.ns(role))
-        self.ip(role, "link", "set", "lo", "up")
 
     def unplug(self, host: str) -> None:
         """The host drops off the network (its cable pulled: nothing in or out)."""

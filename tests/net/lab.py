@@ -19,11 +19,11 @@ killed run.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 from dataclasses import dataclass, field
+from typing import Self
+
+from loadtest.netns import delete_namespace, remove_stale, sh
 
 PUBLIC_SERVER = "198.51.100.7"
 INTERNET = "198.51.100.1"  # the bridge, where coturn listens
@@ -59,38 +59,9 @@ table ip nat {
 """
 
 
-def sh(*argv: str, stdin: str | None = None, check: bool = True) -> str:
-    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip() or done.returncode}")
-    return done.stdout
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_labs() -> None:
     """Delete labs of runs that died without cleaning up (their creator's pid is gone)."""
-    for line in sh("ip", "netns", "list").splitlines():
-        name = line.split()[0] if line.split() else ""
-        owner = name[len(PREFIX) :].split("-", 1)[0]
-        if name.startswith(PREFIX) and owner.isdigit() and not _alive(int(owner)):
-            _delete_namespace(name)
-
-
-def _delete_namespace(name: str) -> None:
-    pids = sh("ip", "netns", "pids", name, check=False).split()
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(pid), signal.SIGKILL)
-    sh("ip", "netns", "del", name, check=False)
+    remove_stale(PREFIX)
 
 
 @dataclass
@@ -114,6 +85,11 @@ class NetLab:
     def sysctl(self, role: str, setting: str) -> None:
         sh(*self.exec_prefix(role), "sysctl", "-qw", setting)
 
+    def add_namespace(self, role: str) -> None:
+        sh("ip", "netns", "add", self.ns(role))
+        self.names.append(self.ns(role))
+        self.ip(role, "link", "set", "lo", "up")
+
     def _link(self, a: str, a_if: str, b: str, b_if: str) -> None:
         sh("ip", "link", "add", a_if, "netns", self.ns(a), "type", "veth",
            "peer", "name", b_if, "netns", self.ns(b))  # fmt: skip
@@ -122,7 +98,7 @@ class NetLab:
         self.ip(role, "addr", "add", cidr, "dev", dev)
         self.ip(role, "link", "set", dev, "up")
 
-    def build(self) -> NetLab:
+    def build(self) -> Self:
         remove_stale_labs()
         try:
             self._build()
@@ -133,9 +109,7 @@ class NetLab:
 
     def _build(self) -> None:
         for role in ("inet", "cloud", "srv", "home", "mob", "fam"):
-            sh("ip", "netns", "add", self.ns(role))
-            self.names.append(self.ns(role))
-            self.ip(role, "link", "set", "lo", "up")
+            self.add_namespace(role)
         self.ip("inet", "link", "add", "br0", "type", "bridge")
         self._addr("inet", "br0", f"{INTERNET}/24")
         # Where the internet loses packets to private addresses: silently (a sendto() to an
@@ -203,5 +177,5 @@ class NetLab:
 
     def destroy(self) -> None:
         for name in reversed(self.names):
-            _delete_namespace(name)
+            delete_namespace(name)
         self.names.clear()
