@@ -49,7 +49,7 @@ nettools:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nftables iproute2 >/dev/null; }
 
 pytest: $(STAMP) chromium coturn nettools
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=20 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
