@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 TICK_S: Final = 0.1
 WINDOW_S: Final = 1.0  # :meth:`LoopLag.recent_max_s` covers the last one to two of these
 RETRY_S: Final = 0.2  # the next heartbeat after a failed one
+REGISTER_TIMEOUT_S: Final = 15.0  # a worker keeps trying to register this long at start
 
 
 class LoopLag:
@@ -133,6 +134,21 @@ class HeartbeatThread:
             self._loop.call_soon_threadsafe(self._on_fenced)
         self.beats += 1
         return registered_now
+
+    def register(self, timeout_s: float = REGISTER_TIMEOUT_S) -> None:
+        """The first heartbeat (blocking), retried until ``timeout_s``: a Redis slow to answer
+        at start (a busy machine, fsync on every write, a failover) delays the worker's start
+        instead of failing it. Raises the last error past the deadline."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.beat()
+                return
+            except (redis.RedisError, OSError) as exc:
+                if time.monotonic() + RETRY_S > deadline:
+                    raise
+                log.warning("sfu worker %s: registering failed (%s); again", self.worker_id, exc)
+                time.sleep(RETRY_S)
 
     def _exposition(self) -> bytes | None:
         """The metrics text, or None: broken metrics must never stop the heartbeat."""

@@ -133,7 +133,7 @@ class SfuWorker:
 
     async def start(self) -> None:
         # Registered (and reachable) before the first request can arrive.
-        await asyncio.to_thread(self._heartbeat.beat)
+        await asyncio.to_thread(self._heartbeat.register)
         loop = asyncio.get_running_loop()
         self._lag = LoopLag(loop)
         self._lag.start()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
 
 import redis
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from media.control import WORKERS_KEY, WorkerStatus, alive_key
 from media.liveness import HeartbeatThread, LoopLag
@@ -68,3 +70,28 @@ async def test_a_blocked_event_loop_stays_alive_and_reports_its_lag(
 
 def redis_lib_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
+
+
+async def test_a_worker_registers_even_when_redis_is_slow_to_answer_at_first(
+    redis_url: str, redis: Redis
+) -> None:
+    """The first beat outlasts the heartbeat's socket timeout (writes paused, as when Redis
+    fsyncs on a busy machine or fails over): registering tries again instead of failing."""
+    status = WorkerStatus(calls=0, load=0.0, pid=os.getpid(), started_at=time.time())
+    beat = HeartbeatThread(
+        redis_url, "slow-start-1", lambda: status, interval_s=0.2, alive_ttl_ms=2000,
+        on_fenced=lambda: None,
+    )  # fmt: skip
+    try:
+        await redis.execute_command("CLIENT", "PAUSE", "2500", "WRITE")  # > the 1 s timeout
+        with contextlib.suppress(RedisError):  # what a single try did at start
+            beat.beat()
+            raise AssertionError("a paused Redis answered a write within the socket timeout")
+        await asyncio.to_thread(beat.register, 15.0)
+        assert await redis.exists(alive_key("slow-start-1"))
+        assert beat.beats == 1
+    finally:
+        await redis.execute_command("CLIENT", "UNPAUSE")
+        await redis.delete(alive_key("slow-start-1"))
+        await redis.srem(WORKERS_KEY, "slow-start-1")
+        await asyncio.to_thread(beat.stop)
