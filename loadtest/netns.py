@@ -13,22 +13,14 @@ import os
 import signal
 import subprocess
 
+from visitation.embedded_redis import pid_alive
+
 
 def sh(*argv: str, stdin: str | None = None, check: bool = True) -> str:
     done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
     if check and done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip() or done.returncode}")
     return done.stdout
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def delete_namespace(name: str) -> None:

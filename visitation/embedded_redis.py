@@ -53,7 +53,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -93,7 +93,7 @@ class EmbeddedRedis:
             pid = int(self._pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _pid_alive(pid) else None
+        return pid if pid_alive(pid) else None
 
     def running_url(self) -> str | None:
         """URL of an embedded Redis already serving this data dir, if any."""
@@ -102,7 +102,7 @@ class EmbeddedRedis:
             pid = int(self._pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return None
         try:
             client = redis.Redis.from_url(url, socket_timeout=1)
@@ -186,8 +186,8 @@ class EmbeddedRedis:
         except ProcessLookupError:
             return
         deadline = time.monotonic() + timeout
-        while _pid_alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
         self._url_file.unlink(missing_ok=True)

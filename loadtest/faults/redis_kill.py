@@ -16,7 +16,7 @@ import contextlib
 import secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +86,22 @@ async def list_loop(cluster: Cluster, acks: Acks, stop: asyncio.Event) -> None:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 acks.refused[f"list {type(exc).__name__}"] += 1
             await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def acknowledged_writes(cluster: Cluster) -> AsyncIterator[Acks]:
+    """Deposits and audited lists made in a loop (each acknowledged one counted) for as long
+    as the block runs; both loops are stopped and awaited on the way out."""
+    acks, stop = Acks(), asyncio.Event()
+    writers = [
+        asyncio.create_task(deposit_loop(cluster, acks, stop)),
+        asyncio.create_task(list_loop(cluster, acks, stop)),
+    ]
+    try:
+        yield acks
+    finally:
+        stop.set()
+        await asyncio.gather(*writers, return_exceptions=True)
 
 
 @dataclass
@@ -158,12 +174,7 @@ async def redis_kill(knobs: Knobs, result: CaseResult) -> None:
 async def _kill_and_compare(
     cluster: Cluster, knobs: Knobs, result: CaseResult, receiver: WebhookReceiver, call_id: str
 ) -> None:
-    acks, stop = Acks(), asyncio.Event()
-    writers = [
-        asyncio.create_task(deposit_loop(cluster, acks, stop)),
-        asyncio.create_task(list_loop(cluster, acks, stop)),
-    ]
-    try:
+    async with acknowledged_writes(cluster) as acks:
         await asyncio.sleep(knobs.redis_ack_s)  # acknowledged writes pile up meanwhile
         before = await snapshot(cluster)
         acked = (len(acks.deposits), acks.lists)
@@ -173,9 +184,6 @@ async def _kill_and_compare(
         back_at = time.time()
         recovered = await wait_for(acked_after(acks, back_at), 30.0)
         recovered_at = time.time()
-    finally:
-        stop.set()
-        await asyncio.gather(*writers, return_exceptions=True)
     result.saw(
         f"{acked[0]} deposits and {acked[1]} audited lists acknowledged before the SIGKILL; "
         f"Redis back from its AOF in {back_at - killed_at:.2f} s; deposits acknowledged again "

@@ -42,10 +42,9 @@ from loadtest.faults.kills import CAP_LATE_S, pull_cap_forward
 from loadtest.faults.redis_kill import (
     Acks,
     acked_after,
+    acknowledged_writes,
     check_acknowledged,
-    deposit_loop,
     events_and_losses,
-    list_loop,
     snapshot,
 )
 from loadtest.faults.sentinel import SentinelSet
@@ -124,12 +123,7 @@ async def _run(
 async def _kill_and_follow(
     cluster: Cluster, sentinels: SentinelSet, knobs: Knobs, result: CaseResult
 ) -> None:
-    acks, stop = Acks(), asyncio.Event()
-    writers = [
-        asyncio.create_task(deposit_loop(cluster, acks, stop)),
-        asyncio.create_task(list_loop(cluster, acks, stop)),
-    ]
-    try:
+    async with acknowledged_writes(cluster) as acks:
         await asyncio.sleep(knobs.redis_ack_s)  # acknowledged writes pile up meanwhile
         before = await snapshot(cluster)
         acked = (len(acks.deposits), acks.lists)
@@ -145,9 +139,6 @@ async def _kill_and_follow(
         recovered = await wait_for(acked_after(acks, rejoined_at), 30.0)
         recovered_at = time.time()
         listening = await wait_for(lambda: _subscribers(cluster, len(cluster.nodes)), 30.0)
-    finally:
-        stop.set()
-        await asyncio.gather(*writers, return_exceptions=True)
     result.saw(
         f"{acked[0]} deposits and {acked[1]} audited lists acknowledged before the SIGKILL of "
         f"{old.name}; {new.name} promoted {promoted_at - killed_at:.1f} s later; {old.name} back "
