@@ -24,16 +24,16 @@ from billing_hooks.durability import RETRY_AFTER_S, NotDurable
 from billing_hooks.funding import BillingError
 from billing_hooks.ledger import Entry, Ledger
 from billing_hooks.payments import PAYMENTS_UNAVAILABLE
-from visitation.directory import Directory
-from visitation.domain import Family
-from visitation.http_api import (
+from core.directory import Directory
+from core.domain import Family
+from core.http_api import (
     AiohttpHandler,
     ApiError,
     error_response,
     guarded,
     parse_body,
 )
-from visitation.tokens import Claims, Tokens
+from core.tokens import Claims, Tokens
 
 log = logging.getLogger(__name__)
 

@@ -24,13 +24,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
-from billing_hooks import tariff
 from billing_hooks.durability import NotDurable
 from billing_hooks.funding import BillingError, Funding
 from billing_hooks.hooks import BillingEvent, EventType, Hook
 from billing_hooks.ledger import Entry, Ledger, LedgerError
 from billing_hooks.payments import PAYMENTS_UNAVAILABLE, NoProcessor, PaymentProcessor
-from visitation.redis_text import text
+from core import tariff
+from core.redis_text import text
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Behind Sentinel, Redis replicates asynchronously: a write the master acknowledged, then lost
 with the master (SIGKILL, host gone) before its replica had it, is gone after the failover. So a
 money write (a deposit, a hold, a settlement, a billing event in the outbox) is acknowledged
-only once the client's :class:`visitation.redis_pool.Replication` policy is met: the write, an
+only once the client's :class:`core.redis_pool.Replication` policy is met: the write, an
 ``INCR`` of :data:`BARRIER_KEY` and ``WAIT <replicas> <timeout>`` go in one pipeline on one
 connection. ``WAIT`` counts what *that connection* wrote; the barrier makes a retried write
 that found its first attempt's result (and so wrote nothing itself) wait for that result too,
@@ -29,7 +29,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
-from visitation.redis_pool import Replication, replication
+from core.redis_pool import Replication, replication
 
 BARRIER_KEY: Final = "durability:barrier"
 RETRY_AFTER_S: Final = 2

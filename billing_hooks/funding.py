@@ -22,7 +22,7 @@ from redis.asyncio.client import Pipeline
 from billing_hooks.durability import run_durably
 from billing_hooks.ledger import Entry, Ledger, LedgerError
 from billing_hooks.payments import PaymentProcessor
-from visitation.redis_text import text
+from core.redis_text import text
 
 PAYOUT_GRACE_S = 300.0  # a payout mark without its close entry is forgotten after this
 

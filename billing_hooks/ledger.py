@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from billing_hooks.durability import Durable, required, run_durably
-from visitation.redis_text import text
+from core.redis_text import text
 
 EntryKind = Literal["deposit", "autopay", "credit", "hold", "release", "charge", "refund"]
 OpKind = Literal[EntryKind, "close"]

@@ -27,8 +27,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from billing_hooks.durability import required, run_durably
-from visitation.redis_text import text
-from visitation.tasks import Periodic
+from core.redis_text import text
+from core.tasks import Periodic
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from media.rtp import is_vp8_keyframe
+from rtpkit.rtp import is_vp8_keyframe
 
 VIDEO_TIME_BASE: Final = fractions.Fraction(1, 90000)
 AUDIO_TIME_BASE: Final = fractions.Fraction(1, 48000)

@@ -1,15 +1,15 @@
 """Client-side media at RTP level: a pre-encoded VP8/Opus source and counting sinks.
 
 The clip (:mod:`client.clip`) is encoded once per :class:`ClipSpec` and cached. A
-:class:`ClipStream` loops it into a :class:`media.endpoints.ForwardingSender` as RTP (VP8
+:class:`ClipStream` loops it into a :class:`rtpkit.endpoints.ForwardingSender` as RTP (VP8
 packetized on the fly, Opus one frame per packet) with timestamps advancing in real time; one
 :class:`Pacer` per event loop drives every stream from a single timer, so hundreds of
 simulated clients cost little CPU. A PLI from the SFU makes the video jump to the clip's next
 key frame.
 
-:class:`RtpSink` counts what a :class:`media.endpoints.ForwardingReceiver` hands it: packets,
+:class:`RtpSink` counts what a :class:`rtpkit.endpoints.ForwardingReceiver` hands it: packets,
 losses (sequence gaps), whole frames and key frames (reassembled, see
-:class:`media.rtp.FrameAssembler`), and decodes all frames, only key frames (a cheap content
+:class:`rtpkit.rtp.FrameAssembler`), and decodes all frames, only key frames (a cheap content
 check for load tests) or none.
 """
 
@@ -35,8 +35,8 @@ from client.clip import (
     dominant_colour,
     load_clip,
 )
-from media.endpoints import ForwardingSender
-from media.rtp import FrameAssembler, RtpIn, seq_delta, vp8_payloads
+from rtpkit.endpoints import ForwardingSender
+from rtpkit.rtp import FrameAssembler, RtpIn, seq_delta, vp8_payloads
 
 __all__ = [
     "AUDIO_TIME_BASE",

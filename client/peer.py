@@ -26,7 +26,7 @@ from aiortc import (
 
 from client.media import ClipSource, ClipSpec, RtpSink
 from client.session import ProtocolClient
-from media.passthrough import PassthroughPeerConnection, forwarding_ends
+from rtpkit.passthrough import PassthroughPeerConnection, forwarding_ends
 
 KINDS = ("audio", "video")
 

@@ -6,7 +6,7 @@
 Everything runs on this machine: a private embedded Redis, one in-process signaling node, and
 ONE worker process per phase. Each call is two parties sending a looping pre-encoded 640x360
 VP8 (~500 kbps, 30 fps) + Opus clip and one monitor, set up through the real protocol
-(:mod:`loadtest.harness`). Phase ``sfu`` runs ``media.worker``; phase ``naive`` then runs
+(:mod:`loadtest.harness`). Phase ``sfu`` runs ``visitation.worker``; phase ``naive`` then runs
 ``loadtest.naive_worker`` (MediaRelay + MediaRecorder: decode and re-encode) with
 ``--naive-calls`` calls (default 1, the load it can carry; ``--naive-calls 25`` shows it
 collapse, and the CPU ratio then is only a lower bound). The ratio is worker CPU per call. Prints a table with the SPEC 'Performance targets' verdicts; ``--json`` also writes
@@ -32,10 +32,10 @@ from typing import Any
 import aiortc
 import uvloop
 
+from core.runtime import tune_gc
 from loadtest.harness import Environment, PhaseOptions, run_phase, setup_logging
 from loadtest.report import cpu_ratio, phase_row, table, targets
 from media.control import DEFAULT_MAX_CALLS
-from visitation.runtime import tune_gc
 
 
 def _loads(text: str) -> list[int]:
@@ -120,7 +120,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for load in loads:
             sfu = PhaseOptions(
                 "sfu",
-                "media.worker",
+                "visitation.worker",
                 load,
                 args.seconds,
                 args.warmup,

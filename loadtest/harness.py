@@ -2,7 +2,7 @@
 
 :class:`Environment` starts a private embedded Redis (in a temp dir), seeds one 24/7 facility
 with N residents, families (approved contacts) and monitors, and serves one in-process
-:class:`signaling.app.SignalingNode`. :func:`run_phase` starts ONE worker process (the SFU, or
+:class:`visitation.node.SignalingNode`. :func:`run_phase` starts ONE worker process (the SFU, or
 the naive pipeline) through :class:`media.pool.WorkerPool` and drives calls over the real
 protocol: place -> accept -> both parties ``rtc.offer`` -> ``call.connected`` -> ``monitor.watch``,
 then measures a steady window (see :mod:`loadtest.measure`) and hangs every call up.
@@ -32,17 +32,17 @@ from redis.asyncio import Redis
 from client.media import ClipSpec
 from client.peer import MonitorPeer, PartyPeer, close_all, join_call, watch_call
 from client.session import ProtocolClient
+from core.config import Settings
+from core.domain import SeedFile
+from core.embedded_redis import EmbeddedRedis, _free_port
+from core.rate_limits import RateLimits
+from core.redis_pool import connect
+from core.tokens import Tokens
 from loadtest.measure import Snapshot, phase_result, take_snapshot
 from media.control import SfuControl, calls_key
 from media.pool import WorkerPool
-from signaling.app import SignalingNode
-from visitation.config import Settings
-from visitation.domain import SeedFile
-from visitation.embedded_redis import EmbeddedRedis, _free_port
-from visitation.rate_limits import RateLimits
-from visitation.redis_pool import connect
+from visitation.node import SignalingNode
 from visitation.seed import apply_seed
-from visitation.tokens import Tokens
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@
   family->monitor; audio and video). Sent = frames the client source handed to its sender,
   received = frames the receiving client's sink got; loss = 1 - received / sent over the window.
   ``upstream`` compares the sources with what the worker received (its publishers' counts).
-* Added forwarding delay: the worker's per-call histograms (:mod:`media.latency`), window delta.
+* Added forwarding delay: the worker's per-call histograms (:mod:`rtpkit.latency`), window delta.
 * Machine: all cores' busy time from ``/proc/stat``; what the worker and this process did not
   use went to other processes (the embedded Redis, and anything else running: a busy machine
   skews every number, so the report flags it).
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from media.control import SfuControl
-from media.latency import Counts, diff, merge, summarize
+from rtpkit.latency import Counts, diff, merge, summarize
 
 if TYPE_CHECKING:
     from client.media import RtpSink

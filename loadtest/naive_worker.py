@@ -1,7 +1,7 @@
 """The naive aiortc pipeline, run by the benchmark side by side with the SFU worker.
 
 ``python -m loadtest.naive_worker --worker-id ID [--record-dir DIR] [--parent-pid PID]``
-(Redis URL from ``--redis-url`` or ``$REDIS_URL``, as for :mod:`media.worker`).
+(Redis URL from ``--redis-url`` or ``$REDIS_URL``, as for :mod:`visitation.worker`).
 
 It speaks the same control channel as the real worker (:class:`media.control_worker.ControlServer`,
 :class:`~media.control_worker.EventPublisher`, :class:`~media.control_worker.WorkerRegistry`), so
@@ -43,6 +43,7 @@ from aiortc.contrib.media import MediaRecorder, MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from redis.asyncio import Redis
 
+from core.redis_pool import connect
 from media import control
 from media.control import (
     ALIVE_TTL_MS,
@@ -59,7 +60,6 @@ from media.control import (
 )
 from media.control_worker import ControlServer, EventPublisher, WorkerRegistry
 from media.liveness import HeartbeatThread
-from visitation.redis_pool import connect
 
 log = logging.getLogger("loadtest.naive_worker")
 KINDS = ("audio", "video")

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 
-from visitation.embedded_redis import pid_alive
+from core.embedded_redis import pid_alive
 
 
 def sh(*argv: str, stdin: str | None = None, check: bool = True) -> str:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 
-from visitation.redis_text import text
+from core.redis_text import text
 
 if TYPE_CHECKING:
     from media.events import EventConsumer, EventHandler

@@ -1,8 +1,8 @@
 """Fan-out of one publisher's RTP packets to many subscribers, with gating and PLI relay.
 
-A :class:`Publisher` wraps one :class:`media.endpoints.ForwardingReceiver` (a party's audio or
+A :class:`Publisher` wraps one :class:`rtpkit.endpoints.ForwardingReceiver` (a party's audio or
 video). Every packet it receives is handed, synchronously and in arrival order, to each
-:class:`Subscription` (one subscriber's :class:`media.endpoints.ForwardingSender`, which
+:class:`Subscription` (one subscriber's :class:`rtpkit.endpoints.ForwardingSender`, which
 rewrites and sends it at once) and to each tap (the recorder). Nothing is queued, decoded or
 re-packetized, so the added delay is the time to rewrite, protect and ``sendto``.
 
@@ -26,9 +26,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from media.endpoints import ForwardingReceiver, ForwardingSender
-from media.latency import DelayHistogram
-from media.rtp import RtpIn
+from rtpkit.endpoints import ForwardingReceiver, ForwardingSender
+from rtpkit.latency import DelayHistogram
+from rtpkit.rtp import RtpIn
 
 log = logging.getLogger(__name__)
 

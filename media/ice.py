@@ -5,7 +5,7 @@ aiortc gathers candidates through an :class:`aioice.Connection` per transport, w
 knows no address but its own. :meth:`IceNetwork.prepare` turns the connections of a peer
 connection, before it gathers, into :class:`NetworkConnection` objects that
 
-* bind every UDP socket inside the worker's share of ``--rtc-ports`` (:mod:`media.ports`): the
+* bind every UDP socket inside the worker's share of ``--rtc-ports`` (:mod:`core.ports`): the
   host sockets clients send to, and the socket that talks to a TURN server over UDP;
 * add, for each IPv4 (or IPv6) host candidate, a host candidate with ``--announce-ip`` and the
   same port. Nothing else changes: the NAT in front of the server forwards that address to the
@@ -37,9 +37,9 @@ from aioice.candidate import candidate_foundation, candidate_priority
 from aioice.ice import StunProtocol, TransportPolicy, server_reflexive_candidate
 from aiortc import RTCIceServer, RTCPeerConnection
 
+from core.ice_servers import IceServers
+from core.ports import PortPool, PortRange, PortsExhausted, capacity_error
 from media.control import CAPACITY, ControlError
-from media.ports import PortPool, PortRange, PortsExhausted, capacity_error
-from visitation.ice_servers import IceServers
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Final
 
 import redis
 
+from core.redis_pool import connect_sync
 from media.control import LAST_BEATS_KEY, WORKERS_KEY, WorkerStatus, alive_key
 from media.metrics import metrics_key
-from visitation.redis_pool import connect_sync
 
 log = logging.getLogger(__name__)
 

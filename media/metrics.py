@@ -36,10 +36,10 @@ from media.control import PARTIES
 from media.quality import QualitySnapshot
 
 if TYPE_CHECKING:
-    from media.endpoints import ForwardingReceiver, ForwardingSender
     from media.forwarding import Publisher
     from media.room import Room
     from recorder import RecorderTap
+    from rtpkit.endpoints import ForwardingReceiver, ForwardingSender
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ raises :class:`OfferError` with a message for people:
   one per kind, one per m-line.
 
 On a shared transport packets reach their m-line by SSRC, then by the MID header extension,
-then by payload type (:mod:`media.fastpath`); the SFU's answers always list its SSRCs.
+then by payload type (:mod:`rtpkit.fastpath`); the SFU's answers always list its SSRCs.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Spawns and stops local SFU worker subprocesses (``python -m media.worker``) for ``serve``.
+"""Spawns and stops local SFU worker subprocesses (``python -m visitation.worker``) for ``serve``.
 
 The Redis URL (it may hold a password) goes to the workers through ``REDIS_URL`` in their
 environment, not their argv. Each worker gets ``--parent-pid``, so orphaned workers exit by
@@ -40,7 +40,7 @@ class WorkerPool:
         extra_args: Sequence[str] = (),
         python: str = sys.executable,
         id_prefix: str | None = None,
-        module: str = "media.worker",
+        module: str = "visitation.worker",
         output: IO[bytes] | None = None,
         args_for: Callable[[int], Sequence[str]] | None = None,
         env: Mapping[str, str] | None = None,

@@ -44,19 +44,17 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
-from aiortc.rtp import RtcpReceiverInfo
 from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from media.control import Party
 
 if TYPE_CHECKING:
-    from media.endpoints import ForwardingReceiver, ForwardingSender
     from media.forwarding import Publisher
+    from rtpkit.endpoints import ForwardingReceiver, ForwardingSender
 
 Level = Literal["good", "fair", "poor", "unknown"]
 #: Upper bounds (exclusive) of (rtt_ms, jitter_ms, loss_pct) for each level, best first.
@@ -69,7 +67,6 @@ REFRESH_S: Final = 10.0
 MEDIA_GAP_S: Final = 3.0
 REPORT_MAX_AGE_S: Final = 10.0  # a receiver report older than this no longer counts
 LOSS_SMOOTHING: Final = 0.5  # weight of the newest sample's loss
-_SENT_KEPT: Final = 8  # sender reports remembered for RTT (a few seconds' worth)
 
 
 def grade(rtt_ms: float | None, jitter_ms: float | None, loss_pct: float | None) -> Level:
@@ -101,37 +98,6 @@ class PartyQuality:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
-
-
-class SenderReports:
-    """One :class:`~media.endpoints.ForwardingSender`'s sender reports and what the remote
-    receiver reported back about its stream."""
-
-    __slots__ = ("_sent", "fraction_lost", "jitter_s", "received_at", "rtt_s")
-
-    def __init__(self) -> None:
-        self._sent: deque[tuple[int, float]] = deque(maxlen=_SENT_KEPT)
-        self.rtt_s: float | None = None
-        self.jitter_s: float | None = None
-        self.fraction_lost: float | None = None
-        self.received_at: float | None = None
-
-    def sent(self, ntp_timestamp: int, at: float) -> None:
-        """We sent a sender report with this NTP time at ``at`` (monotonic)."""
-        self._sent.append(((ntp_timestamp >> 16) & 0xFFFFFFFF, at))
-
-    def received(self, report: RtcpReceiverInfo, clock_rate: int, at: float) -> None:
-        """A report block about our stream arrived at ``at``."""
-        self.received_at = at
-        self.fraction_lost = report.fraction_lost / 256
-        self.jitter_s = report.jitter / clock_rate
-        if report.lsr:
-            for lsr, sent_at in self._sent:
-                if lsr == report.lsr:
-                    rtt = at - sent_at - report.dlsr / 65536
-                    if rtt >= 0:
-                        self.rtt_s = rtt
-                    break
 
 
 class _Slot(Protocol):

@@ -32,6 +32,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from core.tasks import Periodic
 from media.control import (
     DEFAULT_MEDIA_TIMEOUT_S,
     INVALID_SDP,
@@ -42,14 +43,13 @@ from media.control import (
     EventType,
     Party,
 )
-from media.endpoints import ForwardingSender
 from media.forwarding import Publisher, Subscription
 from media.ice import IceNetwork
-from media.latency import DelayHistogram
 from media.offers import OfferError, OfferPlan, Role, plan_offer
-from media.passthrough import PassthroughPeerConnection, forwarding_ends
 from media.quality import RoomQuality
-from visitation.tasks import Periodic
+from rtpkit.endpoints import ForwardingSender
+from rtpkit.latency import DelayHistogram
+from rtpkit.passthrough import PassthroughPeerConnection, forwarding_ends
 
 log = logging.getLogger(__name__)
 

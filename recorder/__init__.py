@@ -13,12 +13,14 @@ is placed on a worker (raises :class:`PrivilegedCallError` for attorney calls: t
 the worker to record); ``await service.finalize(call_id, CallInfo(...), flags, writer=...)``
 once the worker reported the room closed (``writer=None`` if it never did: the file is then
 copied as written and signed ``complete: false``); periodically ``service.sweep_orphans(live_call_ids)`` and
-``service.purge_expired()``; ``add_recording_routes(app, ...)`` for investigators.
+``service.purge_expired()``.
+
+The investigators' HTTP API is :func:`recorder.http_api.add_recording_routes`, imported by the
+application that serves it (not here, so a worker never loads it).
 """
 
 from recorder.audit import Actor, AuditLog
 from recorder.catalog import Catalog, Entry, Query
-from recorder.http_api import add_recording_routes
 from recorder.manifest import Flag, Manifest, ManifestSigner, Verification
 from recorder.muxer import CallRecording, MuxerOptions, RecordingStats
 from recorder.service import CallInfo, PrivilegedCallError, RecordingService, WriterReport
@@ -45,6 +47,5 @@ __all__ = [
     "Storage",
     "Verification",
     "WriterReport",
-    "add_recording_routes",
     "open_storage",
 ]

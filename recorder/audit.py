@@ -17,7 +17,7 @@ from typing import Any, Final, Literal
 
 from redis.asyncio import Redis
 
-from visitation.redis_text import text
+from core.redis_text import text
 
 STREAM: Final = "audit"
 MAX_TEXT: Final = 512

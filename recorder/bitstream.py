@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from media.rtp import is_vp8_keyframe
+from rtpkit.rtp import is_vp8_keyframe
 
 OPUS_SAMPLE_RATE: Final = 48000
 #: Frame sizes (in 1/10 ms) by TOC configuration number: SILK, Hybrid, CELT.

@@ -16,8 +16,8 @@ from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
 
+from core.redis_text import text
 from recorder.manifest import Manifest
-from visitation.redis_text import text
 
 State = Literal["recording", "final", "purged"]
 PAGE = 200

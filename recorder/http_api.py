@@ -31,6 +31,10 @@ from typing import Any, Final, Self
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from core.directory import Directory
+from core.domain import Id, Staff
+from core.http_api import ApiError, error_response, guarded, parse_body, parse_query
+from core.tokens import Claims, Tokens
 from recorder.audit import Action, Actor, Outcome
 from recorder.catalog import Entry, Query, allowed_facilities
 from recorder.party_view import PARTIES, Party, PartyViews, ViewBusyError, ViewError, view_key
@@ -39,10 +43,6 @@ from recorder.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from recorder.service import RecordingService
 from recorder.storage import CALL_ID, Storage
 from recorder.thumbnails import Thumbnails
-from visitation.directory import Directory
-from visitation.domain import Id, Staff
-from visitation.http_api import ApiError, error_response, guarded, parse_body, parse_query
-from visitation.tokens import Claims, Tokens
 
 PREFIX: Final = "/api/v1"
 CHUNK: Final = 256 * 1024

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.keys import Purpose, derive_key
 from recorder.storage import Storage
-from visitation.keys import Purpose, derive_key
 
 CHUNK: Final = 1 << 20
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

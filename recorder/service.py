@@ -17,13 +17,13 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
+from core.directory import Directory
 from recorder.audit import RETENTION, Actor, AuditLog
 from recorder.catalog import Catalog, Entry
 from recorder.manifest import Flag, Manifest, ManifestSigner, Track, Verification
 from recorder.muxer import CODECS, TRACKS
 from recorder.party_view import PartyViews
 from recorder.storage import Storage
-from visitation.directory import Directory
 
 log = logging.getLogger(__name__)
 

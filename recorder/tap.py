@@ -3,7 +3,7 @@ off the forwarding path.
 
 The forwarding loop only appends each packet to a list (``Publisher.add_tap``: no copy, no
 parsing). Every ``flush_interval_s`` that list goes to the call's writer thread, which
-assembles frames from the packets (:class:`media.rtp.FrameAssembler`: reordering and late
+assembles frames from the packets (:class:`rtpkit.rtp.FrameAssembler`: reordering and late
 retransmissions are absorbed, a frame that cannot be completed is dropped and video resumes at
 its next key frame) and muxes them, still without transcoding. A slow or stalled disk
 therefore never delays a forwarded packet: batches wait in memory, up to ``max_backlog_s``,
@@ -31,9 +31,9 @@ from typing import Any, Protocol
 
 import av
 
-from media.rtp import FrameAssembler
 from recorder.muxer import PARTIES, CallRecording, Kind, Party, RecordingStats
 from recorder.service import PrivilegedCallError
+from rtpkit.rtp import FrameAssembler
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The facility administrators' live board (``GET /api/v1/admin/board``): per facility of the
 admin's scope, the calls live now by state, and today's numbers (local day): connected calls
 settled, their minutes and revenue, and ``call.place`` refusals by reason
-(:mod:`visitation.facility_stats`)."""
+(:mod:`core.facility_stats`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
+from core.directory import Directory
+from core.http_api import guarded, known_admin
+from core.tokens import Claims, Tokens
 from signaling.call_state import LIVE
 from signaling.calls import CallService
-from visitation.admin_api import known_admin
-from visitation.directory import Directory
-from visitation.http_api import guarded
-from visitation.tokens import Claims, Tokens
 
 
 class AdminBoard:

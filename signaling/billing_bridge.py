@@ -18,10 +18,10 @@ from billing_hooks import (
     Settlement,
     WebhookHook,
 )
+from core.config import ConfigError, Settings
+from core.tasks import Periodic
 from signaling.call_state import CallRecord
 from signaling.calls import CallService
-from visitation.config import ConfigError, Settings
-from visitation.tasks import Periodic
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 
 from redis.exceptions import RedisError
 
+from core.task_pool import TaskPool
 from signaling.call_events import (
     CallHook,
     Emitter,
@@ -38,7 +39,6 @@ from signaling.call_events import (
 )
 from signaling.call_state import CallRecord, CallState, CallStore
 from signaling.timers import DurableTimers
-from visitation.task_pool import TaskPool
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from core.config import CALL_RETENTION_S
+from core.redis_text import text
 from signaling.timers import TIMERS_KEY, timer_member
-from visitation.config import CALL_RETENTION_S
-from visitation.redis_text import text
 
 
 class CallState(StrEnum):

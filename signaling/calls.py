@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from billing_hooks import Ledger, Settlement, tariff
+from billing_hooks import Ledger, Settlement
+from core import tariff
+from core.directory import Directory
+from core.domain import Facility
+from core.errors import ErrorCode, ProtocolError
+from core.facility_stats import FacilityStats
 from signaling.call_end import SETTLE, CallFinisher
 from signaling.call_events import CallHook as CallHook
 from signaling.call_events import Emitter as Emitter
@@ -28,10 +33,6 @@ from signaling.call_events import tablet_room as tablet_room
 from signaling.call_state import CallRecord, CallState, CallStore
 from signaling.presence import Presence
 from signaling.timers import DurableTimers
-from visitation.directory import Directory
-from visitation.domain import Facility
-from visitation.errors import ErrorCode, ProtocolError
-from visitation.facility_stats import FacilityStats
 
 log = logging.getLogger(__name__)
 

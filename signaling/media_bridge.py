@@ -22,6 +22,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from core.errors import ErrorCode, ProtocolError
+from core.redis_text import text
+from core.tasks import Periodic
 from media.control import (
     ALIVE_TTL_MS,
     CAPACITY,
@@ -37,9 +40,6 @@ from signaling.calls import IN_CALL, CallService
 from signaling.monitoring import Monitoring
 from signaling.payloads import CallRef, RtcOffer
 from signaling.sockets import Session, SocketApi
-from visitation.errors import ErrorCode, ProtocolError
-from visitation.redis_text import text
-from visitation.tasks import Periodic
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from billing_hooks.outbox import Outbox
+from core.redis_text import text
+from core.tokens import ROLES
 from media.control import WORKERS_KEY
 from media.liveness import LoopLag
 from media.metrics import WORKER_LABEL, metrics_key, with_labels
-from visitation.redis_text import text
-from visitation.tokens import ROLES
 
 log = logging.getLogger(__name__)
 

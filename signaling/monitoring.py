@@ -16,12 +16,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from core.errors import ErrorCode, ProtocolError
+from core.redis_text import text
 from signaling.call_state import LIVE, CallRecord
 from signaling.calls import CallService, call_summary, monitors_room
 from signaling.payloads import Empty, Flag, Terminate
 from signaling.sockets import Session, SocketApi
-from visitation.errors import ErrorCode, ProtocolError
-from visitation.redis_text import text
 
 MAX_FLAGS = 200
 RETENTION_S = 7 * 24 * 3600

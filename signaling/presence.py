@@ -11,7 +11,7 @@ import time
 
 from redis.asyncio import Redis
 
-from visitation.tasks import Periodic
+from core.tasks import Periodic
 
 log = logging.getLogger(__name__)
 

@@ -21,14 +21,14 @@ import time
 
 from redis.asyncio import Redis
 
+from core.config import Settings
+from core.directory import Directory
+from core.tasks import Periodic
 from recorder import CallInfo, RecordingService, WriterReport, open_storage
 from signaling.call_state import CallRecord
 from signaling.calls import CallService
 from signaling.media_bridge import MediaBridge
 from signaling.monitoring import Monitoring
-from visitation.config import Settings
-from visitation.directory import Directory
-from visitation.tasks import Periodic
 
 log = logging.getLogger(__name__)
 

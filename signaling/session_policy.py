@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 import socketio
 from pydantic import BaseModel
 
+from core.errors import ErrorCode, ProtocolError
+from core.rate_limits import LimitName, RateLimiter
+from core.revocation import Revocations, covers
+from core.tasks import Periodic
 from signaling.presence import Presence
-from visitation.errors import ErrorCode, ProtocolError
-from visitation.rate_limits import LimitName, RateLimiter
-from visitation.revocation import Revocations, covers
-from visitation.tasks import Periodic
 
 if TYPE_CHECKING:
     from signaling.sockets import Session

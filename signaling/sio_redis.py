@@ -4,7 +4,7 @@ python-socketio builds its own Redis client (a ``redis+sentinel://`` URL include
 publish two quick tries and then drops the message, and re-subscribes after a failure only
 after 1, 2, 4 ... 60 s: after a Redis restart or a Sentinel failover, nodes would stop hearing
 each other's events for up to a minute. :class:`FollowingRedisManager` publishes and listens
-through :func:`visitation.redis_pool.connect` (retries with backoff, the master found through
+through :func:`core.redis_pool.connect` (retries with backoff, the master found through
 the Sentinels), and re-subscribes within a second of Redis answering again. Pub/sub keeps no
 messages: what another node published while this one was not subscribed is not heard here
 (this node's own clients always hear it: python-socketio delivers locally first).
@@ -21,7 +21,7 @@ import socketio
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from visitation.redis_pool import connect
+from core.redis_pool import connect
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ import socketio
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet
 
-from visitation.errors import ErrorCode, ProtocolError
-from visitation.quiet_log import OneLineLogger, one_line_logger, short
+from core.errors import ErrorCode, ProtocolError
+from core.quiet_log import OneLineLogger, one_line_logger, short
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from typing import Any, TypeVar
 import socketio
 from pydantic import BaseModel, ValidationError
 
+from core.directory import Directory
+from core.errors import ErrorCode, ProtocolError
+from core.ice_servers import IceServers
+from core.tokens import ROLES, Claims, TokenError, Tokens
 from signaling.calls import RINGING_FOR_TABLET, CallService, family_room, monitors_room, tablet_room
 from signaling.metrics import ADMISSION_REFUSALS, SOCKET_EVENTS
 from signaling.payloads import CallRef, Empty, PlaceCall
 from signaling.session_policy import SessionPolicy
-from visitation.directory import Directory
-from visitation.errors import ErrorCode, ProtocolError
-from visitation.ice_servers import IceServers
-from visitation.tokens import ROLES, Claims, TokenError, Tokens
 
 log = logging.getLogger(__name__)
 

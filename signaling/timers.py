@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from core.task_pool import TaskPool
+from core.tasks import Periodic
 from signaling.metrics import TIMER_LATENESS
-from visitation.task_pool import TaskPool
-from visitation.tasks import Periodic
 
 log = logging.getLogger(__name__)
 

@@ -20,15 +20,15 @@ from redis.asyncio import Redis
 from client.media import ClipSpec
 from client.peer import PartyPeer, close_all, join_call
 from client.session import ProtocolClient
+from core.config import Settings
+from core.domain import SeedFile
+from core.embedded_redis import EmbeddedRedis, _free_port
+from core.rate_limits import RateLimits
+from core.tokens import Tokens
 from media.pool import WorkerPool
-from signaling.app import SignalingNode
 from tests.seeds import standard_seed
-from visitation.config import Settings
-from visitation.domain import SeedFile
-from visitation.embedded_redis import EmbeddedRedis, _free_port
-from visitation.rate_limits import RateLimits
+from visitation.node import SignalingNode
 from visitation.seed import apply_seed
-from visitation.tokens import Tokens
 
 SECRET = secrets.token_hex(32).encode()
 os.environ["VISITATION_SECRET"] = SECRET.decode()

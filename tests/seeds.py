@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from visitation.domain import SeedFile
+from core.domain import SeedFile
 
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ALWAYS_OPEN: list[dict[str, str]] = [{"days": "mon-sun", "start": "00:00", "end": "24:00"}]

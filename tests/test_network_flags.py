@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from media.worker import parse_cli
+from visitation.worker import parse_cli
 
 
 def serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -57,8 +57,8 @@ def test_a_worker_gets_its_share_and_its_own_check() -> None:
 
 
 def test_serve_gives_each_worker_its_share_and_the_network_flags() -> None:
-    from media.ports import PortRange
-    from visitation.config import Settings
+    from core.config import Settings
+    from core.ports import PortRange
     from visitation.serve import port_shares, worker_network_args
 
     settings = Settings(

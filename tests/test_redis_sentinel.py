@@ -3,7 +3,7 @@ wheel's redis-server), killed and failed over under live clients.
 
 - settings: ``VISITATION_REDIS_SENTINELS`` & co. make one ``redis+sentinel://`` URL, refused
   when they conflict or name no host:port;
-- one client object (:func:`visitation.redis_pool.connect`) keeps working across a SIGKILL of
+- one client object (:func:`core.redis_pool.connect`) keeps working across a SIGKILL of
   the master and across a manual failover (the demoted master answers READONLY), and so do
   the rate limiter on its pool, a worker's heartbeat thread and the Socket.IO manager;
 - money: a ledger write returns once the replica has it; with no replica in sync it raises
@@ -29,20 +29,20 @@ from redis.asyncio import Redis
 
 from billing_hooks.durability import NotDurable
 from billing_hooks.ledger import Ledger
+from core.config import ConfigError, Settings
+from core.embedded_redis import _free_port
+from core.rate_limits import RateLimiter, RateLimits
+from core.redis_pool import connect, replication
+from core.redis_sentinel import SentinelUrl
+from core.tokens import Tokens
 from loadtest.faults.sentinel import SentinelSet
 from media.control import WorkerStatus, alive_key
 from media.liveness import HeartbeatThread
-from signaling.app import SignalingNode
 from signaling.sio_redis import FollowingRedisManager
 from tests.conftest import SECRET, TEST_RATE_LIMITS
 from tests.seeds import standard_seed
-from visitation.config import ConfigError, Settings
-from visitation.embedded_redis import _free_port
-from visitation.rate_limits import RateLimiter, RateLimits
-from visitation.redis_pool import connect, replication
-from visitation.redis_sentinel import SentinelUrl
+from visitation.node import SignalingNode
 from visitation.seed import apply_seed
-from visitation.tokens import Tokens
 
 FAILOVER_S = 60.0  # a deadline, not a measurement: sentinels usually need 2-3 s
 

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 from redis.asyncio import Redis
 
 from billing_hooks import RateCapError, check_rate, load_caps
-from visitation.directory import Directory
-from visitation.domain import (
+from core.directory import Directory
+from core.domain import (
     CallingWindow,
     Contact,
     ContactStatus,
@@ -29,8 +29,8 @@ from visitation.domain import (
     Name,
     Staff,
 )
-from visitation.http_api import ApiError, describe, guarded, parse_body
-from visitation.tokens import Claims, Tokens
+from core.http_api import ApiError, describe, guarded, known_admin, parse_body
+from core.tokens import Claims, Tokens
 
 PREFIX = "/api/v1/admin"
 
@@ -53,14 +53,6 @@ class ContactChange(BaseModel):
     status: ContactStatus
     # Omitted: keep what the contact has (an attorney stays privileged when re-approved).
     privileged: StrictBool | None = None
-
-
-async def known_admin(directory: Directory, claims: Claims) -> Staff:
-    """The seeded admin an admin token speaks for (403 if there is none): its scope."""
-    staff = await directory.staff(claims.subject)
-    if staff is None or staff.role != "admin":
-        raise ApiError(403, "forbidden", f"{claims.subject!r} is not a known admin")
-    return staff
 
 
 class AdminApi:

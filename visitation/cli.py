@@ -1,5 +1,5 @@
 """The ``visitation`` console script: serve, seed, token, revoke (PROTOCOL.md "Command line"),
-and ``worker`` (one SFU worker process for another machine: ``python -m media.worker``).
+and ``worker`` (one SFU worker process for another machine: ``python -m visitation.worker``).
 
 Every command makes its files private (umask 077: the data dir is the server user's alone).
 """
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import uvloop
 
-from media.ports import PortRange, capacity_error
-from visitation.config import ConfigError, Settings, env_redis_url, load_secret
-from visitation.permissions import private_umask
+from core.config import ConfigError, Settings, env_redis_url, load_secret
+from core.permissions import private_umask
+from core.ports import PortRange, capacity_error
+from core.tokens import DEFAULT_TTL_S, ROLES, Tokens
 from visitation.seed import SeedError
-from visitation.tokens import DEFAULT_TTL_S, ROLES, Tokens
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "worker",
         add_help=False,
-        help="run one SFU worker process (for a media host; takes python -m media.worker's "
+        help="run one SFU worker process (for a media host; takes python -m visitation.worker's "
         "flags: --redis-url, --recordings-dir, --announce-ip, --rtc-ports ...)",
     )
     return parser
@@ -191,7 +191,7 @@ def _revoke(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["worker"]:  # its own flags, parsed by the worker
-        from media.worker import main as worker_main
+        from visitation.worker import main as worker_main
 
         private_umask()
         try:  # the Sentinels, as a node is told them, when no REDIS_URL names one Redis

@@ -25,11 +25,10 @@ from typing import Annotated, Any, Final
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from visitation.admin_api import known_admin
-from visitation.directory import ContactRequest, Directory
-from visitation.domain import Contact, ContactStatus, Facility, Id
-from visitation.http_api import ApiError, guarded, parse_body, parse_query
-from visitation.tokens import Claims, Tokens
+from core.directory import ContactRequest, Directory
+from core.domain import Contact, ContactStatus, Facility, Id
+from core.http_api import ApiError, guarded, known_admin, parse_body, parse_query
+from core.tokens import Claims, Tokens
 
 MAX_RESULTS: Final = 20
 MAX_PENDING: Final = 10

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from billing_hooks import Ledger, RateCapError, check_rate, load_caps
-from visitation.directory import Directory
-from visitation.domain import SeedFile
+from core.directory import Directory
+from core.domain import SeedFile
 
 OPENING_REF = "seed:opening-balance"
 

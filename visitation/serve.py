@@ -14,17 +14,17 @@ from pathlib import Path
 from aiohttp import web
 from redis.asyncio import Redis
 
+from core import http_guard
+from core.config import Settings, load_secret
+from core.directory import Directory
+from core.embedded_redis import EmbeddedRedis
+from core.permissions import make_private, private_dir
+from core.redis_pool import connect
+from core.revocation import Revocations
+from core.tokens import Tokens
 from media.pool import WorkerPool
-from signaling.app import SignalingNode
-from visitation import http_guard
-from visitation.config import Settings, load_secret
-from visitation.directory import Directory
-from visitation.embedded_redis import EmbeddedRedis
-from visitation.permissions import make_private, private_dir
-from visitation.redis_pool import connect
-from visitation.revocation import Revocations
+from visitation.node import SignalingNode
 from visitation.seed import SeedError, apply_seed, parse_seed
-from visitation.tokens import Tokens
 from web import page_url
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import aiohttp
 
 from billing_hooks.invariants import audit_account
 from billing_hooks.ledger import Entry
-from billing_hooks.tariff import charge_cents
+from core.tariff import charge_cents
 from loadtest.faults.cluster import INVESTIGATOR, Cluster
 from media.control import ControlError, calls_key
 from signaling.call_state import CallRecord, CallState

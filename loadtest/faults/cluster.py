@@ -33,6 +33,9 @@ from redis.asyncio import Redis
 
 from billing_hooks.ledger import Ledger
 from client.session import ProtocolClient
+from core.domain import SeedFile
+from core.redis_pool import connect
+from core.tokens import Tokens
 from loadtest.faults.media_host import MediaHost
 from loadtest.faults.processes import NodeProcess, RedisServer, Tmpfs
 from loadtest.faults.sentinel import SentinelSet
@@ -42,10 +45,7 @@ from media.control import SfuControl
 from media.pool import WorkerPool
 from recorder.storage import LocalStorage
 from signaling.call_state import CallStore
-from visitation.domain import SeedFile
-from visitation.redis_pool import connect
 from visitation.seed import apply_seed
-from visitation.tokens import Tokens
 
 log = logging.getLogger(__name__)
 

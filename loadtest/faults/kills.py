@@ -19,8 +19,8 @@ import os
 import signal
 import time
 
-from billing_hooks.tariff import charge_cents
 from client.session import ProtocolClient
+from core.tariff import charge_cents
 from loadtest.faults.case import (
     CaseResult,
     Knobs,

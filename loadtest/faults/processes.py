@@ -27,7 +27,7 @@ from types import TracebackType
 import aiohttp
 import redis
 
-from visitation.embedded_redis import EmbeddedRedis, _free_port, find_redis_server
+from core.embedded_redis import EmbeddedRedis, _free_port, find_redis_server
 
 log = logging.getLogger(__name__)
 

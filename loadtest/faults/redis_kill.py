@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from redis.exceptions import RedisError
 
+from core.redis_text import text
 from loadtest.faults.case import (
     CaseResult,
     Knobs,
@@ -37,7 +38,6 @@ from loadtest.faults.cluster import INVESTIGATOR, Cluster, ClusterSpec
 from loadtest.faults.webhook import WebhookReceiver
 from loadtest.harness import setup_call
 from recorder.audit import STREAM as AUDIT_STREAM
-from visitation.redis_text import text
 
 DEPOSITOR = "F1"
 DEPOSIT_CENTS = 200

@@ -7,7 +7,7 @@
 the sentinels' ``auth-pass``, and unless ``protect_sentinels=False`` their ``requirepass`` and
 ``sentinel-pass``). :attr:`SentinelSet.url` is what the server takes as its Redis URL
 (``redis+sentinel://:pw@h:p,h:p,h:p/0/<master_name>?sentinel_password=pw``, see
-:mod:`visitation.redis_sentinel`).
+:mod:`core.redis_sentinel`).
 
 A case kills the master (:meth:`SentinelSet.kill_master`), waits for the sentinels to promote a
 replica (:meth:`SentinelSet.wait_failover`), and may start the killed process again: as it was
@@ -39,10 +39,10 @@ from typing import Any
 
 import redis
 
+from core.embedded_redis import _free_port, find_redis_server
+from core.permissions import PRIVATE_UMASK, private_dir
+from core.redis_sentinel import SentinelUrl
 from loadtest.faults.processes import die_with_parent
-from visitation.embedded_redis import _free_port, find_redis_server
-from visitation.permissions import PRIVATE_UMASK, private_dir
-from visitation.redis_sentinel import SentinelUrl
 
 
 @dataclass

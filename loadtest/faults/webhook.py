@@ -15,7 +15,7 @@ from types import TracebackType
 from aiohttp import web
 
 from billing_hooks.outbox import EVENT_ID_HEADER, SIGNATURE_HEADER, verify_signature
-from visitation.embedded_redis import _free_port
+from core.embedded_redis import _free_port
 
 
 class WebhookReceiver:

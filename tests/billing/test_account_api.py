@@ -13,9 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from billing_hooks import Biller, FakeProcessor, HookBus, Ledger, MemoryHook, add_account_routes
-from visitation.directory import Directory
-from visitation.domain import SeedFile
-from visitation.tokens import Tokens
+from core.directory import Directory
+from core.domain import SeedFile
+from core.tokens import Tokens
 
 API = "/api/v1/account"
 

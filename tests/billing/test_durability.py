@@ -16,7 +16,7 @@ from billing_hooks.durability import BARRIER_KEY, NotDurable, run_durably
 from billing_hooks.hooks import BillingEvent, HookBus, MemoryHook, WebhookHook
 from billing_hooks.ledger import Ledger, LedgerError
 from billing_hooks.outbox import Outbox
-from visitation.redis_pool import Replication, connect, replication
+from core.redis_pool import Replication, connect, replication
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from billing_hooks import BillingEvent, HookBus, MemoryHook, WebhookHook
 from billing_hooks.outbox import EVENT_ID_HEADER, SIGNATURE_HEADER, verify_signature
-from visitation.embedded_redis import _free_port
+from core.embedded_redis import _free_port
 
 SECRET = b"webhook-secret-for-tests"
 FAST: dict[str, Any] = {

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing_hooks.tariff import allowed_seconds, billable_minutes, charge_cents, hold_cents
+from core.tariff import allowed_seconds, billable_minutes, charge_cents, hold_cents
 
 REASONS = ["hangup", "time_limit", "terminated", "connection_lost", "server_shutdown"]
 DROPPED = {"connection_lost", "server_shutdown"}

@@ -25,10 +25,10 @@ from aiortc.clock import current_ntp_time
 
 from client.media import ClipSpec
 from client.peer import PartyPeer
-from media.endpoints import ForwardingReceiver, ForwardingSender
 from media.forwarding import PliThrottle, Publisher
-from media.passthrough import PassthroughPeerConnection, forwarding_ends
-from media.rtp import RtpIn, seq_delta, ts_delta, vp8_keyframe_start
+from rtpkit.endpoints import ForwardingReceiver, ForwardingSender
+from rtpkit.passthrough import PassthroughPeerConnection, forwarding_ends
+from rtpkit.rtp import RtpIn, seq_delta, ts_delta, vp8_keyframe_start
 from tests.media.peers import BLUE, RED, TrackSink, config, connected, see_each_other
 
 
@@ -380,7 +380,7 @@ async def test_pli_throttle_coalesces_and_drops_satisfied_requests() -> None:
 
 def test_clip_packets_mark_keyframe_starts() -> None:
     from client.media import load_clip
-    from media.rtp import vp8_payloads
+    from rtpkit.rtp import vp8_payloads
 
     clip = load_clip(ClipSpec(colour="red", duration_s=1.0, keyframe_interval_s=0.5))
     starts = [vp8_keyframe_start(vp8_payloads(frame, 7)[0]) for frame in clip.video]

@@ -10,9 +10,9 @@ import pytest
 from aiortc.sdp import candidate_from_sdp
 
 from client.peer import PartyPeer
+from core.ports import PortPool, PortRange, PortsExhausted, capacity_error, ports_per_call
 from media.control import CAPACITY, ControlError
 from media.ice import IceNetwork, NetworkConnection, check_aioice
-from media.ports import PortPool, PortRange, PortsExhausted, capacity_error, ports_per_call
 from media.room import Room
 from tests.media.peers import BLUE, RED, see_each_other
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from media.latency import DelayHistogram, diff, merge, percentile_s, summarize
+from rtpkit.latency import DelayHistogram, diff, merge, percentile_s, summarize
 
 
 def test_percentiles_are_rounded_up_by_at_most_one_bucket() -> None:

@@ -12,11 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from client.peer import PartyPeer, close_all
 from media.control import EventType, Party
-from media.endpoints import ForwardingReceiver
 from media.metrics import WorkerMetrics
-from media.quality import LEVELS, PartyQuality, SenderReports, grade
+from media.quality import LEVELS, PartyQuality, grade
 from media.room import Room
-from media.rtp import RtpIn
+from rtpkit.endpoints import ForwardingReceiver
+from rtpkit.reports import SenderReports
+from rtpkit.rtp import RtpIn
 from tests.media.peers import BLUE, RED
 
 

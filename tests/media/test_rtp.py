@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from client.media import ClipSpec, load_clip
-from media.rtp import (
+from rtpkit.rtp import (
     ABS_SEND_TIME_URI,
     MID_URI,
     ExtensionWriter,

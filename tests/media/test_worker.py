@@ -1,6 +1,6 @@
 """SFU worker subprocesses driven through the Redis control channel (no signaling tier).
 
-Real ``python -m media.worker`` processes, real aiortc client peer connections over loopback.
+Real ``python -m visitation.worker`` processes, real aiortc client peer connections over loopback.
 Workers heartbeat every 0.2 s with an 0.8 s alive TTL here (defaults: 1 s / 3 s) so that a
 killed worker is noticed quickly.
 """

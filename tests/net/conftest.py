@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from core.embedded_redis import _free_port, find_redis_server
+from core.tokens import Tokens
 from tests.conftest import SECRET
 from tests.net.coturn import Coturn, running_coturn
 from tests.net.lab import INTERNET, MEDIA_PORTS, PUBLIC_SERVER, SIGNALING_PORT, NetLab
 from tests.net.procs import Proc
 from tests.seeds import standard_seed
-from visitation.embedded_redis import _free_port, find_redis_server
 from visitation.seed import apply_seed
-from visitation.tokens import Tokens
 
 
 @pytest.fixture

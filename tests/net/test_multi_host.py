@@ -27,7 +27,9 @@ import pytest
 from redis.asyncio import Redis
 
 from billing_hooks.ledger import Ledger
-from billing_hooks.tariff import charge_cents
+from core.embedded_redis import find_redis_server
+from core.tariff import charge_cents
+from core.tokens import Tokens
 from loadtest.faults.case import wait_for
 from loadtest.s3_server import S3Server
 from media.control import alive_key
@@ -38,9 +40,7 @@ from tests.net.lab import MEDIA_PORTS, PUBLIC_SERVER, SIGNALING_PORT
 from tests.net.procs import Proc
 from tests.net.test_nat import grew
 from tests.seeds import standard_seed
-from visitation.embedded_redis import find_redis_server
 from visitation.seed import apply_seed
-from visitation.tokens import Tokens
 
 S3_PORT = 9000
 BUCKET = "evidence"

@@ -10,11 +10,11 @@ import pytest
 from aioice.stun import TransactionFailed
 from aioice.turn import create_turn_endpoint
 
+from core.ice_servers import IceServers
+from core.ports import PortRange
 from media.ice import IceNetwork, NetworkConnection
-from media.ports import PortRange
 from tests.conftest import ClientsFactory
 from tests.net.coturn import Coturn
-from visitation.ice_servers import IceServers
 
 
 async def allocate(coturn: Coturn, username: str, password: str, transport: str) -> tuple[str, int]:

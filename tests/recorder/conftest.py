@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from core.domain import SeedFile
 from loadtest.s3_server import S3Server
 from recorder.manifest import Manifest
 from recorder.muxer import CallRecording
@@ -21,7 +22,6 @@ from recorder.storage import LocalStorage
 from tests.conftest import SECRET
 from tests.recorder.frames import call_frames, clips
 from tests.seeds import standard_seed_data
-from visitation.domain import SeedFile
 from visitation.seed import apply_seed
 
 DAY = 86400.0

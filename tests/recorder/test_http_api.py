@@ -18,14 +18,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from client.media import dominant_colour
-from recorder import add_recording_routes
+from core.directory import Directory
+from core.tokens import Tokens
+from recorder.http_api import add_recording_routes
 from recorder.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from recorder.service import RecordingService
 from recorder.storage import LocalStorage
 from tests.recorder.conftest import DAY, call_info, record
 from tests.recorder.test_muxer import video_colours
-from visitation.directory import Directory
-from visitation.tokens import Tokens
 
 API = "/api/v1"
 

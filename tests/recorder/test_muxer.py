@@ -18,10 +18,10 @@ import pytest
 from av.codec.context import CodecContext
 
 from client.media import ClipAudio, ClipStream, ClipVideo, dominant_colour
-from media.rtp import RtpIn, vp8_keyframe_start
 from recorder.muxer import CallRecording
 from recorder.service import PrivilegedCallError
 from recorder.tap import RecorderTap
+from rtpkit.rtp import RtpIn, vp8_keyframe_start
 from tests.recorder.conftest import write_call
 from tests.recorder.frames import SECONDS, call_frames, clips
 

@@ -28,9 +28,10 @@ import pytest
 from botocore.exceptions import ClientError
 from redis.asyncio import Redis
 
+from core.domain import SeedFile
+from core.tokens import Tokens
 from loadtest.s3_server import S3Server
 from media.pool import WorkerPool
-from media.worker import parse_cli
 from recorder.muxer import CallRecording
 from recorder.party_view import PartyViews, open_reader, remux_party
 from recorder.s3_storage import S3Storage
@@ -42,8 +43,7 @@ from tests.recorder.conftest import call_info, record, write_call
 from tests.recorder.frames import call_frames
 from tests.recorder.test_muxer import video_colours
 from tests.signaling.test_recording_calls import video_colours as call_colours
-from visitation.domain import SeedFile
-from visitation.tokens import Tokens
+from visitation.worker import parse_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 WITHIN_S = 60.0  # deadline for what another process or thread does (a shared, busy machine)

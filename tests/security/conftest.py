@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from core.rate_limits import KEY_PREFIX
 from tests.conftest import package_sfu_worker, redis_keeping_workers
-from visitation.rate_limits import KEY_PREFIX
 
 sfu_worker = package_sfu_worker("sec-sfu")
 

@@ -14,15 +14,15 @@ from redis.asyncio import Redis
 
 from billing_hooks import FakeProcessor, ProcessorError, load_processor
 from client.session import ProtocolClient, RefusedError
+from core.config import ConfigError, Settings
+from core.domain import SeedFile
+from core.keys import Purpose, derive_key
+from core.tokens import TokenError, Tokens
 from recorder.manifest import ManifestSigner
-from signaling.app import SignalingNode
 from tests.conftest import SECRET, Node, NodeFactory, http_as
 from tests.security.conftest import state
 from tests.test_seed import run_cli
-from visitation.config import ConfigError, Settings
-from visitation.domain import SeedFile
-from visitation.keys import Purpose, derive_key
-from visitation.tokens import TokenError, Tokens
+from visitation.node import SignalingNode
 
 
 async def put(http: aiohttp.ClientSession, path: str, body: Any) -> tuple[int, Any]:

@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from client.session import ProtocolClient
+from core.errors import ErrorCode
+from core.tokens import Tokens
 from tests.conftest import Node
 from tests.security.conftest import SUBJECTS, state
 from tests.security.test_http_hostile import JSON_ROUTES, role_for
 from tests.seeds import standard_seed_data
-from visitation.errors import ErrorCode
-from visitation.tokens import Tokens
 
 FUZZ = settings(
     max_examples=100,

@@ -13,13 +13,13 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from core.domain import SeedFile
+from core.http_api import roles_of
+from core.tokens import Tokens
 from tests.conftest import Node, NodeFactory
 from tests.recorder.conftest import record
 from tests.security.conftest import SUBJECTS, state
 from tests.signaling.test_cluster import ServeProcess
-from visitation.domain import SeedFile
-from visitation.http_api import roles_of
-from visitation.tokens import Tokens
 
 #: Every route that reads a JSON body, with a path to send it to.
 JSON_ROUTES: dict[tuple[str, str], str] = {

@@ -12,11 +12,11 @@ import pytest
 from redis.asyncio import Redis
 
 from client.session import ProtocolClient, RefusedError
+from core.domain import SeedFile
+from core.rate_limits import RateLimits
+from core.tokens import Tokens
 from signaling.monitoring import flags_key
 from tests.conftest import Clients, Node, NodeFactory, accepted, http_as
-from visitation.domain import SeedFile
-from visitation.rate_limits import RateLimits
-from visitation.tokens import Tokens
 
 DEFAULTS = RateLimits()
 StartWith = Callable[..., Awaitable[tuple[Node, Clients]]]
@@ -195,9 +195,9 @@ async def test_limits_count_on_a_redis_reached_by_its_unix_socket(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """``--redis-url unix://...`` is a documented form: the limiter counts there too."""
+    from core.embedded_redis import find_redis_server
+    from core.rate_limits import RateLimiter
     from tests.net.procs import Proc
-    from visitation.embedded_redis import find_redis_server
-    from visitation.rate_limits import RateLimiter
 
     workdir = tmp_path_factory.mktemp("socket-redis")
     sock = workdir / "redis.sock"

@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 
 from client.session import ProtocolClient
+from core.http_api import roles_of
+from core.tokens import ROLES, Tokens
 from tests.conftest import Node
 from tests.security.conftest import SUBJECTS
-from visitation.http_api import roles_of
-from visitation.tokens import ROLES, Tokens
 
 #: Routes anyone may reach: health, metrics, the pages and their files, Socket.IO's handshake.
 PUBLIC = re.compile(

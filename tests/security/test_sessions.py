@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from client.session import ProtocolClient, RefusedError
+from core.domain import SeedFile
+from core.tokens import Tokens
 from tests.conftest import NodeFactory, http_as
 from tests.test_seed import run_cli
-from visitation.domain import SeedFile
-from visitation.tokens import Tokens
 
 
 async def closed_within(client: ProtocolClient, seconds: float) -> None:

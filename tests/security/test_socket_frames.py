@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from core.tokens import Tokens
 from tests.conftest import Node
 from tests.security.conftest import RawSocket
-from visitation.tokens import Tokens
 
 
 async def test_a_client_cannot_fire_disconnect(node: Node, tokens: Tokens, redis: Redis) -> None:

@@ -6,9 +6,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from core.facility_stats import FacilityStats, local_day
 from tests.conftest import Clients, Node, accepted, http_as, media_between, ring
 from tests.signaling.test_calls import place_error
-from visitation.facility_stats import FacilityStats, local_day
 
 
 async def board(node: Node, clients: Clients, admin: str = "A1") -> dict[str, Any]:

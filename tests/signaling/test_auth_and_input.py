@@ -11,10 +11,10 @@ import pytest
 from redis.asyncio import Redis
 
 from client.session import ProtocolClient, RefusedError
+from core.keys import Purpose, derive_key
+from core.rate_limits import KEY_PREFIX
+from core.tokens import TokenError, Tokens
 from tests.conftest import SECRET, Clients, Node, accepted, ring
-from visitation.keys import Purpose, derive_key
-from visitation.rate_limits import KEY_PREFIX
-from visitation.tokens import TokenError, Tokens
 
 
 def test_token_round_trip_and_refusals() -> None:

@@ -10,10 +10,10 @@ import aiohttp
 from redis.asyncio import Redis
 
 from client.session import ProtocolClient
+from core.tokens import Tokens
 from loadtest.harness import bench_seed
 from tests.conftest import Node, http_as
 from visitation.seed import apply_seed
-from visitation.tokens import Tokens
 
 BURST = 300
 

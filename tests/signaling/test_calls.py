@@ -9,10 +9,10 @@ import pytest
 from redis.asyncio import Redis
 
 from client.session import AckError
+from core.domain import SeedFile
 from signaling.calls import RING_TIMEOUT
 from signaling.timers import TIMERS_KEY, timer_member
 from tests.conftest import Clients, ClientsFactory, NodeFactory, accepted, ring
-from visitation.domain import SeedFile
 
 
 async def place_error(clients: Clients, resident: str, family: str, online: bool = True) -> str:

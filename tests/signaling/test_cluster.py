@@ -25,12 +25,12 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from client.session import ProtocolClient
+from core.domain import SeedFile
+from core.embedded_redis import _free_port
+from core.tokens import Tokens
 from tests.conftest import SECRET, Ringing, http_as, media_between
 from tests.seeds import standard_seed_data
-from visitation.domain import SeedFile
-from visitation.embedded_redis import _free_port
 from visitation.seed import apply_seed, parse_seed
-from visitation.tokens import Tokens
 
 
 class ServeProcess:

@@ -9,10 +9,10 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
+from core.directory import Directory
+from core.domain import Resident
 from tests.conftest import Clients, Node, http_as
 from visitation.contacts_api import MAX_PENDING
-from visitation.directory import Directory
-from visitation.domain import Resident
 
 
 async def call(

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from core.ice_servers import IceServers, turn_credential
 from tests.conftest import ClientsFactory
-from visitation.ice_servers import IceServers, turn_credential
 
 TURN_SECRET = "turn-secret-for-tests"
 STUN = "stun:stun.example.test:3478"

@@ -17,13 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from billing_hooks.outbox import Outbox
+from core.directory import Directory
+from core.embedded_redis import _free_port
 from media.control import WORKERS_KEY, SfuControl, WorkerStatus, alive_key, calls_key
 from media.metrics import metrics_key
 from signaling.metrics import REDIS_PART_TIMEOUT_S, NodeMetrics
 from tests.conftest import Clients, Node, accepted, media_between, start_sfu_worker
 from tests.signaling.test_calls import place_error
-from visitation.directory import Directory
-from visitation.embedded_redis import _free_port
 
 Families = dict[str, Metric]
 

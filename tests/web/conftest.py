@@ -27,11 +27,11 @@ from playwright.async_api import (
 )
 from redis.asyncio import Redis
 
-from signaling.app import SignalingNode
+from core.tokens import Tokens
 from tests.conftest import SECRET, NodeFactory, package_sfu_worker, redis_keeping_workers
 from tests.seeds import short_stay_facility
+from visitation.node import SignalingNode
 from visitation.seed import apply_seed, parse_seed
-from visitation.tokens import Tokens
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

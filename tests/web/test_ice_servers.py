@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser
 
+from core.tokens import Tokens
 from tests.conftest import SECRET, NodeFactory
 from tests.net.conftest import loopback_coturn
 from tests.net.coturn import Coturn
 from tests.web.conftest import Pages, WebNode
-from visitation.tokens import Tokens
 
 __all__ = ["loopback_coturn"]
 

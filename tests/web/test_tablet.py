@@ -10,9 +10,9 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from client.session import ProtocolClient
+from core.tokens import Tokens
 from tests.conftest import SECRET, NodeFactory
 from tests.web.conftest import TABLET, Pages, WebNode, screenshot
-from visitation.tokens import Tokens
 
 SHORT_RING_S = 5.0
 

@@ -10,7 +10,7 @@ A connection that breaks (Redis restarted from its AOF, a failover, a network bl
 reconnected and the command retried with backoff for a few seconds, instead of failing the
 first request after every restart (a pool built by hand gets no retries from redis-py).
 
-A ``redis+sentinel://`` URL (:mod:`visitation.redis_sentinel`) gives a client of the master
+A ``redis+sentinel://`` URL (:mod:`core.redis_sentinel`) gives a client of the master
 the Sentinels name, found again on every new connection; its commands ride out a failover.
 Such a client also carries a :class:`Replication` policy: how many replicas must have a money
 write before it is acknowledged (``WAIT``, see :mod:`billing_hooks.durability`): 1 behind
@@ -30,8 +30,8 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
 
-from visitation import redis_sentinel
-from visitation.redis_sentinel import (
+from core import redis_sentinel
+from core.redis_sentinel import (
     FailoverRetry,
     FollowingConnection,
     SentinelUrl,

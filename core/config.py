@@ -7,12 +7,12 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from media.ports import PortRange
-from visitation.ice_servers import IceServers
-from visitation.keys import same_secret
-from visitation.permissions import private_dir
-from visitation.rate_limits import RateLimits
-from visitation.redis_sentinel import DEFAULT_MASTER, SentinelUrl, is_sentinel_url, parse_hosts
+from core.ice_servers import IceServers
+from core.keys import same_secret
+from core.permissions import private_dir
+from core.ports import PortRange
+from core.rate_limits import RateLimits
+from core.redis_sentinel import DEFAULT_MASTER, SentinelUrl, is_sentinel_url, parse_hosts
 
 CALL_RETENTION_S = 7 * 24 * 3600
 
@@ -189,7 +189,7 @@ def _env_rate_limits() -> RateLimits:
 
 
 def load_secret(data_dir: Path) -> bytes:
-    """The server secret (each purpose derives its own key from it, see visitation.keys):
+    """The server secret (each purpose derives its own key from it, see core.keys):
     VISITATION_SECRET, else one kept (0600) in the data dir."""
     env = os.environ.get("VISITATION_SECRET")
     if env:

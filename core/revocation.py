@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
-from visitation.redis_text import text
-from visitation.tokens import ROLES
+from core.redis_text import text
+from core.tokens import ROLES
 
 Subject = tuple[str, str]  # (role, subject)
 

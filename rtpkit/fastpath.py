@@ -8,7 +8,7 @@ DTLS, SRTP keys, SDP and RTCP semantics and only shortens the data path:
 
 * :func:`install` on an :class:`~aiortc.rtcdtlstransport.RTCDtlsTransport` makes its ICE
   connection handle SRTP/SRTCP datagrams *in the datagram callback*: unprotect, parse (the
-  lean :class:`media.rtp.RtpIn`), route by SSRC to the receiver (or sender, for RTCP) and call
+  lean :class:`rtpkit.rtp.RtpIn`), route by SSRC to the receiver (or sender, for RTCP) and call
   its synchronous handler (``handle_rtp(packet, arrival)`` / ``handle_rtcp(packet)``) when it
   has one, else schedule aiortc's own coroutine (plain receivers keep working). DTLS and anything else still take
   aiortc's queue. ``arrival`` is ``time.monotonic()`` when the datagram came off the socket.
@@ -48,7 +48,7 @@ from pylibsrtp import SRTP_MAX_SRTCP_TRAILER_LEN, SRTP_MAX_TRAILER_LEN, Session
 from pylibsrtp import Error as SrtpError
 from pylibsrtp._binding import ffi, lib
 
-from media.rtp import RtpIn
+from rtpkit.rtp import RtpIn
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def check_private(obj: object, names: tuple[str, ...]) -> None:
     if missing:
         raise RuntimeError(
             f"aiortc {aiortc.__version__}/aioice private layout changed ({', '.join(missing)}); "
-            "media.fastpath and media.endpoints must be updated before they can be used"
+            "rtpkit.fastpath and rtpkit.endpoints must be updated before they can be used"
         )
 
 

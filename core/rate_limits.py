@@ -19,7 +19,7 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio import Redis
 
-from visitation.redis_sentinel import is_sentinel_url
+from core.redis_sentinel import is_sentinel_url
 
 KEY_PREFIX = "ratelimit"
 ENV_PREFIX = "VISITATION_RATE_LIMIT_"

@@ -1,9 +1,9 @@
 """Zero-transcode peer connections: aiortc for ICE, DTLS, SRTP and SDP; RTP packets only.
 
 :class:`PassthroughPeerConnection` converts each transceiver's receiver and sender in place
-into :class:`media.endpoints.ForwardingReceiver` / :class:`media.endpoints.ForwardingSender`
+into :class:`rtpkit.endpoints.ForwardingReceiver` / :class:`rtpkit.endpoints.ForwardingSender`
 before aiortc starts them, and puts its transports on the synchronous SRTP path
-(:mod:`media.fastpath`): no jitter buffer, no decoder thread, no encoder, no RTP loop. The
+(:mod:`rtpkit.fastpath`): no jitter buffer, no decoder thread, no encoder, no RTP loop. The
 SFU room feeds senders from publishers (:mod:`media.forwarding`); clients feed them
 pre-packetized frames (:mod:`client.media`).
 
@@ -13,7 +13,7 @@ whatever the offer's order; as the offerer (a client) it offers only those.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from aiortc import (
     RTCConfiguration,
@@ -24,12 +24,16 @@ from aiortc import (
 )
 from aiortc.codecs import is_rtx
 
-from media import fastpath
-from media.endpoints import ForwardingReceiver, ForwardingSender, enable_receiver, enable_sender
-from media.rtp import is_vp8_keyframe
+from rtpkit import fastpath
+from rtpkit.endpoints import ForwardingReceiver, ForwardingSender, enable_receiver, enable_sender
+from rtpkit.rtp import is_vp8_keyframe
 
-if TYPE_CHECKING:
-    from media.ice import IceNetwork
+
+class IceNetwork(Protocol):
+    """Where a peer connection's ICE binds and what it announces (the SFU's: :mod:`media.ice`)."""
+
+    def prepare(self, pc: RTCPeerConnection) -> None: ...
+
 
 #: The only codecs the SFU forwards (nothing is ever transcoded).
 FORWARDED_MIME_TYPES: Final[dict[str, str]] = {"audio": "audio/opus", "video": "video/VP8"}
@@ -81,7 +85,7 @@ class PassthroughPeerConnection(RTCPeerConnection):
     """RTCPeerConnection whose transceivers forward RTP packets only; see the module docstring.
 
     ``network`` (the SFU's) binds its ICE sockets in a port range and announces a public
-    address (:mod:`media.ice`)."""
+    address (:class:`IceNetwork`, e.g. :mod:`media.ice`)."""
 
     def __init__(
         self, configuration: RTCConfiguration | None = None, network: IceNetwork | None = None

@@ -17,7 +17,9 @@ from typing import Protocol, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from visitation.tokens import Claims, TokenError, Tokens, bearer
+from core.directory import Directory
+from core.domain import Staff
+from core.tokens import Claims, TokenError, Tokens, bearer
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +150,11 @@ def roles_of(handler: object) -> frozenset[str] | None:
     """The roles a route's handler admits, or None if it is not guarded (a public route)."""
     guard = getattr(handler, "__self__", None)
     return guard.roles if isinstance(guard, Guarded) else None
+
+
+async def known_admin(directory: Directory, claims: Claims) -> Staff:
+    """The seeded admin an admin token speaks for (403 if there is none): its scope."""
+    staff = await directory.staff(claims.subject)
+    if staff is None or staff.role != "admin":
+        raise ApiError(403, "forbidden", f"{claims.subject!r} is not a known admin")
+    return staff

@@ -9,8 +9,8 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from visitation.domain import Contact, Facility, Family, Resident, Staff
-from visitation.redis_text import text
+from core.domain import Contact, Facility, Family, Resident, Staff
+from core.redis_text import text
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import redis
 
-from visitation.permissions import PRIVATE_UMASK, private_dir
+from core.permissions import PRIVATE_UMASK, private_dir
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@
 - :func:`address_limits`: too many requests (or new Socket.IO connections) from one address
   answer 429 with ``Retry-After``;
 - :class:`NodeRequestPolicy`: on every authenticated API request (see
-  :class:`visitation.http_api.Guarded`), a revoked token is refused and one subject's requests
+  :class:`core.http_api.Guarded`), a revoked token is refused and one subject's requests
   are rate limited;
 - the ``Server`` header names no software or version, even on the 400 that aiohttp answers
   itself to bytes that are no HTTP request (and :func:`runner` logs those in one line).
@@ -19,11 +19,11 @@ import logging
 from aiohttp import web, web_response
 from aiohttp.typedefs import Middleware
 
-from visitation.http_api import REQUEST_POLICY, AiohttpHandler, ApiError, error_response
-from visitation.quiet_log import one_line_logger
-from visitation.rate_limits import RateLimiter
-from visitation.revocation import Revocations
-from visitation.tokens import Claims
+from core.http_api import REQUEST_POLICY, AiohttpHandler, ApiError, error_response
+from core.quiet_log import one_line_logger
+from core.rate_limits import RateLimiter
+from core.revocation import Revocations
+from core.tokens import Claims
 
 log = logging.getLogger(__name__)
 

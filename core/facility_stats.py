@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
-from visitation.redis_text import text
+from core.redis_text import text
 
 KEEP_DAYS: Final = 40
 REFUSED: Final = "refused:"

@@ -1,6 +1,6 @@
 """Signed, expiring bearer tokens per role (PyJWT, HS256).
 
-The signing key is derived from the server secret for tokens only (:mod:`visitation.keys`), so
+The signing key is derived from the server secret for tokens only (:mod:`core.keys`), so
 ``visitation token``, ``serve --demo`` and every node sign and verify with the same key, and no
 other key (a manifest's, a webhook's) can sign a token. ``iat`` carries sub-second precision:
 ``visitation revoke`` ends every token issued before its moment.
@@ -14,7 +14,7 @@ from typing import Literal, cast, get_args
 
 import jwt
 
-from visitation.keys import Purpose, derive_key
+from core.keys import Purpose, derive_key
 
 Role = Literal["tablet", "family", "monitor", "investigator", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)

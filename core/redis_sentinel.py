@@ -9,9 +9,9 @@ One URL carries the whole setting everywhere a Redis URL goes (nodes, workers th
 The password is the data nodes' (``requirepass``); Sentinels are asked without one unless
 ``sentinel_password`` is given (Sentinels often run without a password, see compose.scale.yaml).
 
-A client from :func:`visitation.redis_pool.connect` asks the Sentinels for the master whenever
+A client from :func:`core.redis_pool.connect` asks the Sentinels for the master whenever
 it (re)connects (:class:`FollowingConnection`), through a pool that waits for a free connection
-like :class:`visitation.redis_pool.BoundedPool`. When the master goes away, commands fail with
+like :class:`core.redis_pool.BoundedPool`. When the master goes away, commands fail with
 connection errors (or ``READONLY`` from a demoted master, which redis-py turns into one) and are
 retried with backoff for up to :data:`FAILOVER_BUDGET_S`, each retry on a fresh connection to
 whatever master the Sentinels name by then: the same client object keeps working

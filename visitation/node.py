@@ -21,7 +21,14 @@ from billing_hooks import (
     load_processor,
 )
 from billing_hooks.outbox import Outbox
-from recorder import add_recording_routes
+from core import http_guard
+from core.config import ConfigError, Settings
+from core.directory import Directory
+from core.rate_limits import RateLimiter
+from core.redis_pool import connect
+from core.revocation import Revocations
+from core.tokens import Tokens
+from recorder.http_api import add_recording_routes
 from signaling.admin_board import add_board_routes
 from signaling.billing_bridge import BillingBridge, hooks_for
 from signaling.call_state import CallStore
@@ -36,15 +43,8 @@ from signaling.sio_redis import FollowingRedisManager
 from signaling.sio_server import GuardedServer, engineio_logger
 from signaling.sockets import SocketApi
 from signaling.timers import DurableTimers
-from visitation import http_guard
 from visitation.admin_api import add_admin_routes
-from visitation.config import ConfigError, Settings
 from visitation.contacts_api import add_contacts_routes
-from visitation.directory import Directory
-from visitation.rate_limits import RateLimiter
-from visitation.redis_pool import connect
-from visitation.revocation import Revocations
-from visitation.tokens import Tokens
 from web import add_page_routes
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ sends it at once. :meth:`ForwardingSender.send_frame` does the same for locally 
 frames (clients). It sends sender reports mapped onto the source's clock and relays PLI/FIR
 through ``on_keyframe_request``.
 
-Both are installed in place by :mod:`media.passthrough` before aiortc starts them; they rely
+Both are installed in place by :mod:`rtpkit.passthrough` before aiortc starts them; they rely
 on aiortc-private state, verified on first use so an aiortc upgrade fails loudly.
 """
 
@@ -54,10 +54,10 @@ from aiortc.rtp import (
     RtpPacket,
 )
 
-from media import fastpath
-from media.latency import DelayHistogram
-from media.quality import SenderReports
-from media.rtp import ExtensionWriter, RtpIn, rtp_header, seq_delta, vp8_keyframe_start
+from rtpkit import fastpath
+from rtpkit.latency import DelayHistogram
+from rtpkit.reports import SenderReports
+from rtpkit.rtp import ExtensionWriter, RtpIn, rtp_header, seq_delta, vp8_keyframe_start
 
 log = logging.getLogger(__name__)
 
