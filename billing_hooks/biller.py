@@ -14,7 +14,6 @@ run concurrently on two nodes and the family is charged, funded or refunded exac
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,7 @@ from billing_hooks.ledger import Entry, Ledger, LedgerError
 from billing_hooks.payments import PAYMENTS_UNAVAILABLE, NoProcessor, PaymentProcessor
 from core import tariff
 from core.redis_text import text
+from core.tasks import TaskPool
 
 log = logging.getLogger(__name__)
 
@@ -98,17 +98,25 @@ def calls_key(family_id: str) -> str:
 
 class Biller:
     def __init__(
-        self, redis: Redis, ledger: Ledger, hooks: Hook, *, processor: PaymentProcessor | None
+        self,
+        redis: Redis,
+        ledger: Ledger,
+        hooks: Hook,
+        *,
+        processor: PaymentProcessor | None,
+        free_under_s: int = tariff.FREE_UNDER_S,
     ) -> None:
-        """``processor`` None: no payments (deposits and AutoPay refused, nothing credited)."""
+        """``processor`` None: no payments (deposits and AutoPay refused, nothing credited).
+        ``free_under_s``: calls connected for less are free (tests shorten the product's 10 s)."""
         self._redis = redis
+        self.free_under_s = free_under_s
         self.ledger = ledger
         self.hooks = hooks
         self.payments_available = processor is not None
         self.processor: PaymentProcessor = processor if processor is not None else NoProcessor()
         self.funding = Funding(redis, ledger, self.processor)
         self._record_call = redis.register_script(_RECORD_CALL)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskPool("autopay")
 
     async def _emit(
         self, type: EventType, data: dict[str, Any], id: str, *, durable: bool = False
@@ -189,7 +197,7 @@ class Biller:
         if hold_entry is not None and not hold_entry.void:
             held = hold_entry.amount_cents  # the rate was fixed at connect, with the allowance
             fixed_rate = int(hold_entry.meta.get("rate_cents_per_minute") or rate)
-        amount = tariff.charge_cents(seconds, fixed_rate, end_reason, held)
+        amount = tariff.charge_cents(seconds, fixed_rate, end_reason, held, self.free_under_s)
         meta = {
             "call_id": call_id,
             "charged_cents": amount,
@@ -284,12 +292,8 @@ class Biller:
         except BillingError:  # a retried settlement after an amount change: the first stands
             log.info("AutoPay %s already intended with another amount", key)
             return
-        self._spawn(self._autopay(family_id, settings.amount_cents, key))
-
-    def _spawn(self, work: Any) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        amount = settings.amount_cents
+        self._tasks.spawn(key, lambda: self._autopay(family_id, amount, key))
 
     async def _autopay(self, family_id: str, amount: int, key: str) -> None:
         """Fund ``amount`` once for this trigger (processor key and ledger ref ``key``)."""
@@ -379,5 +383,4 @@ class Biller:
 
     async def drain(self) -> None:
         """Wait for background AutoPay work started by this biller."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.join()

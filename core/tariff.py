@@ -35,19 +35,28 @@ def hold_cents(allowed_seconds: int, rate: int) -> int:
     return -(-allowed_seconds // 60) * rate
 
 
-def billable_minutes(connected_seconds: int, end_reason: str) -> int:
+def billable_minutes(
+    connected_seconds: int, end_reason: str, free_under_s: int = FREE_UNDER_S
+) -> int:
     """Started minutes, except that a dropped call's last partial minute is free, and a call
-    under ``FREE_UNDER_S`` seconds is free altogether."""
+    under ``free_under_s`` seconds (the product's rule: ``FREE_UNDER_S``) is free altogether."""
     _whole("connected_seconds", connected_seconds)
-    if connected_seconds < FREE_UNDER_S:
+    _whole("free_under_s", free_under_s)
+    if connected_seconds < free_under_s:
         return 0
     if end_reason in UNCHARGED_LAST_MINUTE:
         return connected_seconds // 60
     return -(-connected_seconds // 60)
 
 
-def charge_cents(connected_seconds: int, rate: int, end_reason: str, hold_cents: int) -> int:
+def charge_cents(
+    connected_seconds: int,
+    rate: int,
+    end_reason: str,
+    hold_cents: int,
+    free_under_s: int = FREE_UNDER_S,
+) -> int:
     """Rule 6: billable minutes times rate, never more than the hold placed at connect."""
     _whole("rate", rate, 1)
     _whole("hold_cents", hold_cents)
-    return min(billable_minutes(connected_seconds, end_reason) * rate, hold_cents)
+    return min(billable_minutes(connected_seconds, end_reason, free_under_s) * rate, hold_cents)

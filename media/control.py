@@ -26,7 +26,6 @@ The signaling side's event consumer (:class:`~media.events.EventConsumer`; poiso
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -388,11 +387,3 @@ redis.call('DEL', KEYS[3])
 redis.call('HDEL', KEYS[4], ARGV[1])
 return calls
 """
-
-
-async def cancel_task(task: asyncio.Task[Any], grace_s: float = 1.0) -> None:
-    while not task.done():
-        task.cancel()
-        await asyncio.wait([task], timeout=grace_s)
-    if not task.cancelled() and task.exception() is not None:
-        log.error("%s exited with an error", task.get_name(), exc_info=task.exception())

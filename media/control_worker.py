@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -20,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
+from core.tasks import TaskPool, cancel_task
 from media.control import (
     ALIVE_TTL_MS,
     EVENTS_MAXLEN,
@@ -36,7 +38,6 @@ from media.control import (
     alive_key,
     call_key,
     calls_key,
-    cancel_task,
     ctl_key,
     recording_report_key,
     reply_key,
@@ -59,11 +60,12 @@ class ControlServer:
         self._poll_s = poll_s
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight = TaskPool(f"sfu-ctl-{worker_id}")
 
     def start(self) -> None:
         if self._task is None:
             self._stopping = False
+            self._inflight = TaskPool(f"sfu-ctl-{self.worker_id}")
             self._task = asyncio.create_task(self._run(), name=f"sfu-ctl-{self.worker_id}")
 
     async def stop(self, grace_s: float = 5.0) -> None:
@@ -72,10 +74,7 @@ class ControlServer:
         self._stopping = True
         if task is not None:
             await cancel_task(task)
-        if self._inflight:
-            await asyncio.wait(self._inflight, timeout=grace_s)
-        for pending in tuple(self._inflight):
-            await cancel_task(pending)
+        await self._inflight.stop(grace_s)
 
     async def _run(self) -> None:
         key = ctl_key(self.worker_id)
@@ -87,9 +86,8 @@ class ControlServer:
                 await asyncio.sleep(1.0)
                 continue
             if popped is not None:
-                task = asyncio.create_task(self._serve(popped[1]))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+                raw = popped[1]
+                self._inflight.spawn("request", functools.partial(self._serve, raw))
 
     async def _serve(self, raw: bytes | str) -> None:
         try:

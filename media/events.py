@@ -31,8 +31,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT, StreamIdT
 
-from core.task_pool import TaskPool
-from media.control import EVENTS_GROUP, EVENTS_STREAM, WorkerEvent, cancel_task
+from core.tasks import TaskPool, cancel_task
+from media.control import EVENTS_GROUP, EVENTS_STREAM, WorkerEvent
 
 log = logging.getLogger(__name__)
 

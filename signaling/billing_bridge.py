@@ -18,6 +18,7 @@ from billing_hooks import (
     Settlement,
     WebhookHook,
 )
+from core import tariff
 from core.config import ConfigError, Settings
 from core.tasks import Periodic
 from signaling.call_state import CallRecord
@@ -50,9 +51,10 @@ class BillingBridge:
         hooks: HookBus,
         webhooks: list[WebhookHook],
         processor: PaymentProcessor | None = None,
+        free_under_s: int = tariff.FREE_UNDER_S,
     ) -> None:
         """``processor`` None: payments unavailable (see :mod:`billing_hooks.processors`)."""
-        self.biller = Biller(redis, ledger, hooks, processor=processor)
+        self.biller = Biller(redis, ledger, hooks, processor=processor, free_under_s=free_under_s)
         self._webhooks = webhooks
         self._resume = Periodic("billing-resume", self.biller.resume_pending, 30.0, False)
         calls.authorize = self._authorize

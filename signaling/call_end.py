@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 
 from redis.exceptions import RedisError
 
-from core.task_pool import TaskPool
+from core.tasks import TaskPool
 from signaling.call_events import (
     CallHook,
     Emitter,

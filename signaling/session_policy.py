@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -25,7 +24,7 @@ from pydantic import BaseModel
 from core.errors import ErrorCode, ProtocolError
 from core.rate_limits import LimitName, RateLimiter
 from core.revocation import Revocations, covers
-from core.tasks import Periodic
+from core.tasks import Periodic, TaskPool
 from signaling.presence import Presence
 
 if TYPE_CHECKING:
@@ -58,7 +57,7 @@ class SessionPolicy:
         self._revocations = revocations
         self._limiter = limiter
         self._ending: set[str] = set()
-        self._tasks: set[asyncio.Task[bool]] = set()
+        self._tasks = TaskPool("end-session")
         self._sweep = Periodic("session-sweep", self.sweep, sweep_s, delay_first=True)
 
     def attach(self, sessions: Mapping[str, Session]) -> None:
@@ -113,6 +112,7 @@ class SessionPolicy:
 
     async def stop(self) -> None:
         await self._sweep.stop()
+        await self._tasks.stop(grace_s=2.0)
 
     async def sweep(self) -> int:
         """End this node's expired and revoked sockets; how many."""
@@ -131,9 +131,7 @@ class SessionPolicy:
 
     def end_soon(self, sid: str) -> None:
         if sid not in self._ending:
-            task = asyncio.create_task(self.end(sid), name=f"end-session-{sid}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(sid, lambda: self.end(sid))
 
     async def end(self, sid: str) -> bool:
         """``session.expired`` to ``sid``, then its disconnect (once)."""

@@ -24,8 +24,7 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from core.task_pool import TaskPool
-from core.tasks import Periodic
+from core.tasks import Periodic, TaskPool
 from signaling.metrics import TIMER_LATENESS
 
 log = logging.getLogger(__name__)

@@ -1,17 +1,19 @@
-"""One signaling node: the aiohttp app, its Socket.IO server and background tasks."""
+"""One signaling node: the application that assembles the HTTP app (Socket.IO signaling, billing,
+recordings, admin and contact routes, the pages) and runs its background services."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import socket
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
-from redis.asyncio import Redis
 
 from billing_hooks import (
     Ledger,
@@ -50,7 +52,6 @@ from web import add_page_routes
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 256 * 1024
-REDIS_KEY: web.AppKey[Redis] = web.AppKey("redis", Redis)
 
 
 def node_name(settings: Settings) -> str:
@@ -62,6 +63,23 @@ def node_name(settings: Settings) -> str:
     if not settings.port:  # a port picked by the OS says nothing about the next run
         return settings.node_id
     return f"{socket.gethostname()}:{settings.port}"
+
+
+Step = Callable[[], object] | None
+
+
+def lifecycle(start: Step, stop: Step) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An aiohttp ``cleanup_ctx`` entry: ``start`` on startup, ``stop`` on cleanup (either may be
+    a coroutine function, or None)."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        if start is not None and inspect.isawaitable(started := start()):
+            await started
+        yield
+        if stop is not None and inspect.isawaitable(stopped := stop()):
+            await stopped
+
+    return context
 
 
 class SignalingNode:
@@ -113,7 +131,13 @@ class SignalingNode:
         )
         hooks, webhooks = hooks_for(settings, self.redis)
         self.billing = BillingBridge(
-            self.redis, self.ledger, self.calls, hooks, webhooks, processor
+            self.redis,
+            self.ledger,
+            self.calls,
+            hooks,
+            webhooks,
+            processor,
+            free_under_s=settings.free_under_s,
         )
         self.tokens = Tokens(secret)
         self.revocations = Revocations(self.redis)
@@ -151,7 +175,6 @@ class SignalingNode:
             outboxes=[webhook.outbox for webhook in webhooks] or [Outbox(self.redis)],
         )
         self.app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
-        self.app[REDIS_KEY] = self.redis
         http_guard.install(self.app, self.revocations, self.limiter)
         self.sio.attach(self.app)
         self.app.router.add_get("/healthz", self._healthz)
@@ -171,22 +194,30 @@ class SignalingNode:
         add_recording_routes(
             self.app, tokens=self.tokens, directory=self.directory, service=self.recording.service
         )
-        self.app.on_startup.append(self._on_startup)
+        # Each service starts in this order and stops in the reverse one (aiohttp's cleanup_ctx):
+        # what ends calls (worker events, timers) stops first, then end-of-call chains in
+        # progress while they can still emit, then billing and recording, Redis last.
+        self.app.cleanup_ctx.extend(
+            [
+                lifecycle(self.redis.ping, self.redis.aclose),
+                lifecycle(self.metrics.start, self.metrics.stop),
+                lifecycle(self.presence.start, self.presence.stop),
+                lifecycle(self.policy.start, self.policy.stop),
+                lifecycle(self.recording.start, self.recording.stop),
+                lifecycle(self.billing.start, self.billing.stop),
+                lifecycle(None, self._stop_pubsub_listener),
+                lifecycle(None, self.calls.stop),
+                lifecycle(self.timers.start, self.timers.stop),
+                lifecycle(self.media.start, self.media.stop),
+                lifecycle(self._started, None),
+            ]
+        )
         self.app.on_shutdown.append(self._on_shutdown)
-        self.app.on_cleanup.append(self._on_cleanup)
 
     async def _emit(self, event: str, data: dict[str, Any], room: str) -> None:
         await self.sio.emit(event, data, room=room)
 
-    async def _on_startup(self, app: web.Application) -> None:
-        await self.redis.ping()
-        self.metrics.start()
-        self.timers.start()
-        self.presence.start()
-        self.policy.start()
-        await self.media.start()
-        self.billing.start()
-        self.recording.start()
+    def _started(self) -> None:
         log.info("signaling node %s started", self.settings.node_id)
 
     async def _on_shutdown(self, app: web.Application) -> None:
@@ -197,20 +228,6 @@ class SignalingNode:
         for sid in list(self.sockets.sessions):
             await self.sio.disconnect(sid)
         await self.sio.shutdown()
-
-    async def _on_cleanup(self, app: web.Application) -> None:
-        # What ends calls first (worker events, timers), then end-of-call chains in progress,
-        # while they can still emit; each stop is bounded.
-        await self.media.stop()
-        await self.timers.stop()
-        await self.calls.stop()
-        await self._stop_pubsub_listener()
-        await self.billing.stop()
-        await self.recording.stop()
-        await self.policy.stop()
-        await self.presence.stop()
-        self.metrics.stop()
-        await self.redis.aclose()
 
     async def _stop_pubsub_listener(self) -> None:
         """python-socketio has no stop for its Redis listener task: cancel it, and its client."""

@@ -106,3 +106,12 @@ def test_one_minute_needs_one_rate() -> None:
 def test_bad_input_is_refused(call: object) -> None:
     with pytest.raises(ValueError):
         call()  # type: ignore[operator]
+
+
+def test_the_free_window_is_a_parameter_that_defaults_to_the_product_rule() -> None:
+    assert billable_minutes(9, "hangup") == 0  # FREE_UNDER_S = 10
+    assert billable_minutes(9, "hangup", free_under_s=1) == 1
+    assert billable_minutes(0, "hangup", free_under_s=0) == 0
+    assert charge_cents(5, 16, "hangup", 160, free_under_s=1) == 16
+    with pytest.raises(ValueError, match="free_under_s"):
+        billable_minutes(30, "hangup", free_under_s=-1)
