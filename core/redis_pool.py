@@ -108,10 +108,10 @@ def connect(
     pool: BoundedPool
     if is_sentinel_url(url):
         parsed = SentinelUrl.parse(url)
-        manager = Sentinel(  # type: ignore[no-untyped-call]
+        manager = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
             list(parsed.sentinels), sentinel_kwargs=redis_sentinel.sentinel_kwargs(parsed)
         )
-        pool = FollowingPool(  # type: ignore[no-untyped-call]
+        pool = FollowingPool(  # type: ignore[no-untyped-call,unused-ignore]
             parsed.master,
             manager,
             max_connections=size,

@@ -166,13 +166,13 @@ class FollowingConnection(AsyncSentinelConnection):
     command's retry comes back and asks again)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call,unused-ignore]
         self._addressed = False  # connect_to() has just been given the master's address
 
     async def connect_to(self, address: tuple[str, int]) -> None:
         self._addressed = True
         try:
-            await super().connect_to(address)  # type: ignore[no-untyped-call]
+            await super().connect_to(address)  # type: ignore[no-untyped-call,unused-ignore]
         finally:
             self._addressed = False
 
@@ -191,13 +191,13 @@ class _FollowingSyncConnection(redis.sentinel.SentinelManagedConnection):
     """:class:`FollowingConnection` for blocking clients."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call,unused-ignore]
         self._addressed = False
 
     def connect_to(self, address: tuple[str, int]) -> None:
         self._addressed = True
         try:
-            super().connect_to(address)  # type: ignore[no-untyped-call]
+            super().connect_to(address)  # type: ignore[no-untyped-call,unused-ignore]
         finally:
             self._addressed = False
 
@@ -241,10 +241,10 @@ def connect_sync(url: str, *, socket_timeout: float) -> redis.Redis:
     """A blocking client of the master (a heartbeat thread's): each command tries twice,
     quickly; its caller tries again at its next beat."""
     parsed = SentinelUrl.parse(url)
-    manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+    manager = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
         list(parsed.sentinels), sentinel_kwargs=sentinel_kwargs(parsed)
     )
-    client: redis.Redis = manager.master_for(  # type: ignore[no-untyped-call]
+    client: redis.Redis = manager.master_for(  # type: ignore[no-untyped-call,unused-ignore]
         parsed.master,
         connection_pool_class=_FollowingSyncPool,
         connection_class=_FollowingSyncConnection,

@@ -72,6 +72,6 @@ class FollowingRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             finally:
                 self.subscribed.clear()
                 try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
                 except (RedisError, OSError):
                     pass
