@@ -1,7 +1,7 @@
 """The media benchmark: N concurrent calls through one SFU worker, then the naive aiortc pipeline.
 
-``python -m loadtest.bench [--calls 25] [--sweep 4,8,16,25,32] [--seconds 30] [--json out.json]
-[--skip-naive]``
+``python -m loadtest.bench [--calls 25] [--sweep 4,8,16,25,32] [--repeat 3] [--seconds 30]
+[--json out.json] [--skip-naive] [--idle-cpus-halt]``
 
 Everything runs on this machine: a private embedded Redis, one in-process signaling node, and
 ONE worker process per phase. Each call is two parties sending a looping pre-encoded 640x360
@@ -14,6 +14,12 @@ every number (including per call). ``--sweep`` runs the SFU phase once per load 
 worker each time) and prints how CPU per call, loss, delays and set-up times grow with work;
 the targets are judged at ``--calls``. With two or more cores the worker is pinned to one
 core and the clients to the others; the report says when the clients were the bottleneck.
+``--repeat`` runs the loads in interleaved rounds and reports, per load, the run with the median
+CPU per call (a VM's speed drifts by tens of percent within minutes).
+
+Idle CPUs: as a media host dedicating cores should (:mod:`media.wake_latency`), the benchmark
+keeps idle CPUs polling rather than halting while it runs, for both pipelines, when it may
+(root); ``--idle-cpus-halt`` measures the machine as it idles by default. The report says which.
 Quick smoke run: ``--calls 4 --seconds 10``.
 """
 
@@ -34,8 +40,9 @@ import uvloop
 
 from core.runtime import tune_gc
 from loadtest.harness import Environment, PhaseOptions, run_phase, setup_logging
-from loadtest.report import cpu_ratio, phase_row, table, targets
+from loadtest.report import cpu_ratio, median_runs, phase_row, table, targets
 from media.control import DEFAULT_MAX_CALLS
+from media.wake_latency import WakeLatencyLimit, current_limit_us
 
 
 def _loads(text: str) -> list[int]:
@@ -64,7 +71,15 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help="comma-separated loads, e.g. 4,8,16,25,32 (--calls is always included)",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds over the loads; the median run counts"
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin worker and clients")
+    parser.add_argument(
+        "--idle-cpus-halt",
+        action="store_true",
+        help="do not keep idle CPUs polling (measure the machine's default idle)",
+    )
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument(
         "--naive-calls",
@@ -86,8 +101,8 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--per-call", action="store_true", help="print a row per call")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
-    if args.calls < 1 or args.seconds <= 0:
-        parser.error("--calls must be >= 1 and --seconds > 0")
+    if args.calls < 1 or args.seconds <= 0 or args.repeat < 1:
+        parser.error("--calls and --repeat must be >= 1 and --seconds > 0")
     return args
 
 
@@ -105,19 +120,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "naive_recorder": not args.no_naive_recorder,
             "setup_concurrency": args.setup_concurrency,
             "sfu_recording": not args.no_sfu_recorder,
+            "repeat": args.repeat,
         },
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "aiortc": aiortc.__version__,
             "platform": platform.platform(),
+            "idle": idle_state(),
         },
         "phases": {},
         "sweep": [],
     }
     async with Environment(max(*loads, naive_calls), log_level=args.log_level) as env:
         recordings = env.data_dir / "var" / "recordings"  # where the node finalizes them
-        for load in loads:
+        runs: dict[int, list[dict[str, Any]]] = {load: [] for load in loads}
+        for _round, load in ((r, load) for r in range(args.repeat) for load in loads):
             sfu = PhaseOptions(
                 "sfu",
                 "visitation.worker",
@@ -133,11 +151,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 pin_cores=not args.no_pin,
             )
             phase = await run_phase(env, sfu)
-            results["sweep"].append(phase)
-            if load == args.calls:
-                results["phases"]["sfu"] = phase
-            if len(loads) > 1:
+            runs[load].append(phase)
+            if len(loads) > 1 or args.repeat > 1:
                 print(phase_row(phase), flush=True)
+        results["sweep"] = [median_runs(runs[load]) for load in loads]
+        results["phases"]["sfu"] = results["sweep"][loads.index(args.calls)]
         if not args.skip_naive and naive_calls > 0:
             with tempfile.TemporaryDirectory(prefix="visitation-naive-rec-") as rec:
                 extra = [] if args.no_naive_recorder else ["--record-dir", rec]
@@ -158,11 +176,39 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def idle_state() -> dict[str, Any]:
+    """How this machine's idle CPUs sleep now: cpuidle driver and the wake-up limit in force."""
+    driver = Path("/sys/devices/system/cpu/cpuidle/current_driver")
+    try:
+        limit: int | None = current_limit_us()
+    except OSError:
+        limit = None
+    return {
+        "cpuidle_driver": driver.read_text().strip() if driver.exists() else None,
+        "wake_latency_limit_us": limit,
+    }
+
+
+def hold_idle_polling(args: argparse.Namespace) -> WakeLatencyLimit | None:
+    if args.idle_cpus_halt:
+        return None
+    try:
+        return WakeLatencyLimit(0)
+    except OSError as exc:
+        print(f"note: idle CPUs may halt during the run (cannot hold a wake limit: {exc})")
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_cli(argv)
     setup_logging(args.log_level)
     tune_gc()  # the clients' process forwards as many packets as the worker
-    results = uvloop.run(run(args))
+    limit = hold_idle_polling(args)
+    try:
+        results = uvloop.run(run(args))
+    finally:
+        if limit is not None:
+            limit.close()
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
     print(table(results, per_call=args.per_call))

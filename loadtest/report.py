@@ -140,6 +140,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of one load's runs, the one with the median CPU per call (the lower middle one for an
+    even count), with every run's CPU per call beside it."""
+    ordered = sorted(runs, key=lambda p: p.get("worker_cpu_per_call_pct") or 0.0)
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["cpu_per_call_runs"] = [p.get("worker_cpu_per_call_pct") for p in runs]
+    return chosen
+
+
 def cpu_growth(results: dict[str, Any]) -> tuple[int, int, float] | None:
     """(smallest load, target load, % change of worker CPU per call between them)."""
     sweep = [p for p in results.get("sweep", []) if p.get("worker_cpu_per_call_pct")]
@@ -212,12 +221,21 @@ def table(results: dict[str, Any], *, per_call: bool = False) -> str:
         "CPU in % of one core (user+sys of the worker process); delays are worker-internal"
         " (datagram in -> sent)",
         _pinning(results),
+        _idle(results),
         "",
         _row([name for name, _ in COLUMNS]),
     ]
     sweep = results.get("sweep", [])
     if len(sweep) > 1:
         lines += [phase_row(p) for p in sweep]
+        if any(len(p.get("cpu_per_call_runs", ())) > 1 for p in sweep):
+            lines.append(
+                "  median of runs; CPU/call of each run: "
+                + "; ".join(
+                    f"{p['calls_ok']}: " + ", ".join(_fmt(v, ".2f") for v in p["cpu_per_call_runs"])
+                    for p in sweep
+                )
+            )
         growth = cpu_growth(results)
         if growth is not None:
             lines.append(f"  CPU per call {growth[0]} -> {growth[1]} calls: {growth[2]:+.1f} %")
@@ -276,6 +294,16 @@ def _pinning(results: dict[str, Any]) -> str:
         f"Pinned: worker on core(s) {pinned['worker']}, clients + signaling + Redis on"
         f" {pinned['clients']}"
     )
+
+
+def _idle(results: dict[str, Any]) -> str:
+    idle = results["machine"].get("idle") or {}
+    limit, driver = idle.get("wake_latency_limit_us"), idle.get("cpuidle_driver") or "none"
+    if limit is None:
+        return f"Idle CPUs: cpuidle driver {driver}, wake-up limit unknown"
+    if limit == 0:
+        return f"Idle CPUs: polling, not halting (wake-up limit 0 us held; cpuidle {driver})"
+    return f"Idle CPUs: may sleep (wake-up limit {limit} us; cpuidle {driver})"
 
 
 def _per_call_header() -> str:

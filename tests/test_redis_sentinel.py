@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +41,11 @@ from media.liveness import HeartbeatThread
 from signaling.sio_redis import FollowingRedisManager
 from tests.conftest import SECRET, TEST_RATE_LIMITS
 from tests.seeds import standard_seed
+from tests.waiting import eventually
 from visitation.node import SignalingNode
 from visitation.seed import apply_seed
 
 FAILOVER_S = 60.0  # a deadline, not a measurement: sentinels usually need 2-3 s
-
-
-async def until(probe: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await probe():
-        assert time.monotonic() < deadline, f"{what} within {timeout_s}s"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -228,10 +222,10 @@ async def test_heartbeat_thread_follows_the_failover(sentinels: SentinelSet, cli
 
     beats.start(asyncio.get_running_loop())
     try:
-        await until(alive, 10, "first beat")
+        await eventually(alive, "first beat", within_s=10)
         await fail_over(sentinels)
         await client.delete(alive_key("w-sentinel"))  # only a beat after the failover sets it
-        await until(alive, 10, "a beat on the new master")
+        await eventually(alive, "a beat on the new master", within_s=10)
     finally:
         await asyncio.to_thread(beats.stop)
 
@@ -259,9 +253,9 @@ async def test_socketio_manager_hears_across_the_failover(
     task = asyncio.create_task(listen())
     try:
         await asyncio.wait_for(listener.subscribed.wait(), 10)
-        await until(lambda: heard_back("before"), 10, "a message before the failover")
+        await eventually(lambda: heard_back("before"), "a message before the failover", within_s=10)
         await fail_over(sentinels)
-        await until(lambda: heard_back("after"), 30, "a message after the failover")
+        await eventually(lambda: heard_back("after"), "a message after the failover", within_s=30)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -348,10 +342,10 @@ async def test_a_worker_started_by_hand_finds_redis_through_the_sentinels(
         return bool(await client.exists(alive_key("w-by-hand")))
 
     try:
-        await until(alive, 30, "the worker's first beat")
+        await eventually(alive, "the worker's first beat", within_s=30)
         await fail_over(sentinels)
         await client.delete(alive_key("w-by-hand"))  # only a beat after the failover sets it
-        await until(alive, 20, "a beat on the new master")
+        await eventually(alive, "a beat on the new master", within_s=20)
     finally:
         worker.terminate()
         await worker.wait()

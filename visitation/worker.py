@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 import uvloop
 
@@ -22,6 +23,7 @@ from core.runtime import tune_gc
 from media.codec_guard import CodecCounters
 from media.control import ALIVE_TTL_MS, DEFAULT_MAX_CALLS, HEARTBEAT_S
 from media.ice import add_network_arguments, check_aioice, parse_network_arguments
+from media.wake_latency import DEVICE, WakeLatencyLimit, parse_us
 from media.worker import SfuWorker, default_worker_id
 from recorder.storage import open_storage
 
@@ -55,6 +57,15 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
         "directory, or s3://bucket/prefix (endpoint and credentials from AWS_*); default: "
         "$VISITATION_RECORDINGS_URL, else $VISITATION_RECORDINGS_DIR",
     )
+    parser.add_argument(
+        "--cpu-wake-latency-us",
+        type=_wake_latency_us,
+        default=os.environ.get("VISITATION_CPU_WAKE_LATENCY_US") or None,
+        help="while the worker runs, keep idle CPUs out of sleep states slower to leave than "
+        "this (0: idle CPUs poll; Linux PM QoS, needs root): on machines whose idle CPUs halt "
+        "it makes a packet after a pause as cheap as one in a burst. Default: "
+        "$VISITATION_CPU_WAKE_LATENCY_US, else no limit",
+    )
     args = parser.parse_args(argv)
     if not args.redis_url:
         parser.error("--redis-url (or REDIS_URL) is required")
@@ -63,6 +74,35 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
     args.worker_id = args.worker_id or default_worker_id()
     parse_network_arguments(parser, args, args.worker_id)
     return args
+
+
+def _wake_latency_us(text: str) -> int:
+    try:
+        return parse_us(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def hold_wake_latency(
+    us: int | None, worker_id: str, device: Path = DEVICE
+) -> WakeLatencyLimit | None:
+    """The limit asked for, or None (with a warning) where the machine refuses it: a
+    tuning never stops a worker."""
+    if us is None:
+        return None
+    try:
+        limit = WakeLatencyLimit(us, device)
+    except OSError as exc:
+        log.warning(
+            "sfu worker %s: cannot limit CPU wake-up latency to %d us (%s); idle CPUs may "
+            "halt between packets",
+            worker_id,
+            us,
+            exc,
+        )
+        return None
+    log.info("sfu worker %s: idle CPUs wake within %d us while it runs", worker_id, us)
+    return limit
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -98,21 +138,26 @@ async def run(args: argparse.Namespace) -> int:
     else:  # a terminal's Ctrl-C reaches the whole group: let the parent decide (SIGTERM)
         loop.add_signal_handler(signal.SIGINT, lambda: None)
     tune_gc()  # after imports and set-up: the collector was a third of the CPU at 4 calls
+    wake_limit = hold_wake_latency(args.cpu_wake_latency_us, worker_id)
     try:
-        await worker.start()
-    except Exception as exc:
-        log.error("sfu worker %s cannot start: %s", worker_id, exc)
-        await redis.aclose()
-        if recordings is not None:
-            await asyncio.to_thread(recordings.close)
-        return 1
-    try:
-        await worker.stopped.wait()
-        log.info("sfu worker %s shutting down", worker_id)
+        try:
+            await worker.start()
+        except Exception as exc:
+            log.error("sfu worker %s cannot start: %s", worker_id, exc)
+            await redis.aclose()
+            if recordings is not None:
+                await asyncio.to_thread(recordings.close)
+            return 1
+        try:
+            await worker.stopped.wait()
+            log.info("sfu worker %s shutting down", worker_id)
+        finally:
+            await worker.stop()
+            await redis.aclose()
+        return 0
     finally:
-        await worker.stop()
-        await redis.aclose()
-    return 0
+        if wake_limit is not None:
+            wake_limit.close()
 
 
 def main(argv: list[str] | None = None) -> int:

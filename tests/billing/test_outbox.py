@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from billing_hooks import BillingEvent, HookBus, MemoryHook, WebhookHook
 from billing_hooks.outbox import EVENT_ID_HEADER, SIGNATURE_HEADER, verify_signature
 from core.embedded_redis import _free_port
+from tests.waiting import eventually
 
 SECRET = b"webhook-secret-for-tests"
 FAST: dict[str, Any] = {
@@ -78,13 +79,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     r = Receiver(_free_port())
     yield r
     await r.down()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 5.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not await check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def test_down_then_503_then_up_delivers_every_event_once(

@@ -10,8 +10,10 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from loadtest.bench import parse_cli, run
-from loadtest.report import table
+from loadtest.report import median_runs, table
 
 
 async def test_bench_smoke_two_calls(tmp_path: Path) -> None:
@@ -48,5 +50,21 @@ async def test_bench_smoke_two_calls(tmp_path: Path) -> None:
     if len(cores) > 1:
         assert sfu["pinned"]["worker"] and sfu["pinned"]["clients"]
     assert verdicts["load generator not the bottleneck"] in ("PASS", "FAIL")
+    idle = results["machine"]["idle"]
+    assert isinstance(idle["wake_latency_limit_us"], int)  # what the kernel has in force
     printed = table(results, per_call=True)
     assert "sfu" in printed and "SPEC performance targets" in printed
+    assert "Idle CPUs: " in printed
+
+
+def test_repeated_runs_count_by_their_median() -> None:
+    runs = [{"run": i, "worker_cpu_per_call_pct": cpu} for i, cpu in enumerate([2.0, 1.0, 3.0])]
+    chosen = median_runs(runs)
+    assert chosen["run"] == 0 and chosen["cpu_per_call_runs"] == [2.0, 1.0, 3.0]
+    assert median_runs(runs[:2])["run"] == 1  # an even count: the lower middle run
+    assert "cpu_per_call_runs" not in runs[0]  # the runs themselves are left as they were
+
+
+def test_bad_repeat_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        parse_cli(["--repeat", "0"])

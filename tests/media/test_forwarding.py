@@ -30,15 +30,7 @@ from rtpkit.endpoints import ForwardingReceiver, ForwardingSender
 from rtpkit.passthrough import PassthroughPeerConnection, forwarding_ends
 from rtpkit.rtp import RtpIn, seq_delta, ts_delta, vp8_keyframe_start
 from tests.media.peers import BLUE, RED, TrackSink, config, connected, see_each_other
-
-
-async def eventually(predicate: Callable[[], bool], within: float = 3.0) -> None:
-    """Only for state that has no event to await (counters in RTCP handling)."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
+from tests.waiting import eventually
 
 
 class SfuLeg:
@@ -290,11 +282,13 @@ async def test_sender_reports_map_the_forwarded_stream_onto_the_source_clock() -
         recorded = Recorded(client_receiver(family, "video"))
         receiver = client_receiver(family, "video")
         source = sfu_tablet.publishers["video"].receiver
-        await eventually(lambda: source.last_sr is not None, 5)  # the tablet's own SR
+        await eventually(lambda: source.last_sr is not None, within_s=5)  # the tablet's own SR
         assert source.last_sr is not None
         heard_at = source.last_sr[2]
         # The next SR the family gets was made after the SFU knew the tablet's clock.
-        await eventually(lambda: receiver.last_sr is not None and receiver.last_sr[2] > heard_at, 5)
+        await eventually(
+            lambda: receiver.last_sr is not None and receiver.last_sr[2] > heard_at, within_s=5
+        )
         assert receiver.last_sr is not None and source.last_sr is not None
         ntp_out, rtp_out, _ = receiver.last_sr
         ntp_in, rtp_in, _ = source.last_sr
@@ -369,7 +363,7 @@ async def test_pli_throttle_coalesces_and_drops_satisfied_requests() -> None:
     for _ in range(5):
         throttle.request()
     assert len(sent) == 1
-    await eventually(lambda: len(sent) == 2, 1.0)  # coalesced trailing request
+    await eventually(lambda: len(sent) == 2, within_s=1.0)  # coalesced trailing request
     assert sent[1] - sent[0] >= 0.09
     throttle.request()
     throttle.keyframe_seen()  # satisfied before the quiet period ends: no extra PLI

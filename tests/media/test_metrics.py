@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +18,7 @@ from media.metrics import WorkerMetrics, metrics_key
 from media.pool import WorkerPool
 from media.quality import RoomQuality
 from tests.media.test_worker import FAST, raises
+from tests.waiting import eventually
 
 
 def parse(raw: bytes) -> dict[str, Metric]:
@@ -35,14 +35,6 @@ def value(families: dict[str, Metric], sample: str, **labels: str) -> float:
         s.value for s in family.samples if s.name == sample and labels.items() <= s.labels.items()
     ]
     return found
-
-
-async def until(predicate: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    """For state that only exists as Redis keys refreshed every beat (nothing to await)."""
-    deadline = time.monotonic() + within
-    while not await predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 # ---------------------------------------------------------------- heartbeat publishing
@@ -203,7 +195,7 @@ async def test_a_worker_publishes_its_calls_and_capacity_refusals(
             families = await published()
             return bool(families) and value(families, sample, worker=worker) == expected
 
-        await until(lambda: shows("visitation_sfu_calls_open", 0))
+        await eventually(lambda: shows("visitation_sfu_calls_open", 0))
         families = await published()
         assert value(families, "process_cpu_seconds_total", worker=worker) > 0
         assert value(families, "visitation_sfu_event_loop_lag_seconds", worker=worker) >= 0
@@ -211,11 +203,11 @@ async def test_a_worker_publishes_its_calls_and_capacity_refusals(
 
         await control.open_call("M1", worker_id=worker)
         await raises("capacity", control.open_call("M2", worker_id=worker))
-        await until(lambda: shows("visitation_sfu_admission_refusals_total", 1))
-        await until(lambda: shows("visitation_sfu_calls_open", 1))
+        await eventually(lambda: shows("visitation_sfu_admission_refusals_total", 1))
+        await eventually(lambda: shows("visitation_sfu_calls_open", 1))
         assert value(await published(), "visitation_sfu_calls_opened_total", worker=worker) == 1
         await control.close_call("M1")
-        await until(lambda: shows("visitation_sfu_calls_closed_total", 1))
+        await eventually(lambda: shows("visitation_sfu_calls_closed_total", 1))
         assert value(await published(), "visitation_sfu_calls_open", worker=worker) == 0
     finally:
         codes = await workers.stop(timeout_s=5)

@@ -38,6 +38,7 @@ from media.control import (
 from media.control_worker import ControlServer, EventPublisher
 from media.pool import WorkerPool
 from tests.media.peers import BLUE, RED, TrackSink, connected, see_each_other
+from tests.waiting import eventually
 
 FAST = ["--heartbeat-s", "0.2", "--alive-ttl-ms", "800"]
 
@@ -127,15 +128,6 @@ async def raises(code: str, call: Awaitable[object]) -> None:
     assert info.value.code == code, info.value
 
 
-async def until(predicate: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
-    """For state that only exists as Redis keys with a TTL (nothing to await)."""
-    deadline = time.monotonic() + within
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_call_monitor_and_close_through_worker(
     control: SfuControl, events: EventLog, worker: str
 ) -> None:
@@ -201,7 +193,7 @@ async def test_call_monitor_and_close_through_worker(
         async def freed() -> bool:  # the registry follows at the next heartbeat
             return (await control.live_workers())[worker].calls == 0
 
-        await until(freed, 2)
+        await eventually(freed, within_s=2)
         await raises("not_found", control.worker_of("C1"))
         assert await control.dead_workers() == {}
     finally:
@@ -241,7 +233,7 @@ async def test_killed_worker_is_reported_dead_with_its_calls(
     async def reported() -> bool:
         return worker in await control.dead_workers()
 
-    await until(reported)
+    await eventually(reported)
     assert (await control.dead_workers())[worker] == ["K1", "K2"]
     await raises("worker_unavailable", control.offer("K1", "tablet", "v=0"))
     await raises("no_workers", control.pick_worker())
@@ -363,7 +355,7 @@ async def test_event_consumers_share_the_stream_and_retry_failures(
         await asyncio.wait_for(all_done.wait(), 5)
         assert sorted(seen["a"] + seen["b"]) == [f"X{n}" for n in range(6)]  # each once
         assert failed  # X3 failed once, stayed pending, then was claimed and handled
-        await until(lambda: _no_pending(redis), 2)
+        await eventually(lambda: _no_pending(redis), within_s=2)
     finally:
         await publisher.stop()
         for consumer in consumers:

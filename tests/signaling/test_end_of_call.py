@@ -10,7 +10,6 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
@@ -21,6 +20,7 @@ from signaling.calls import TIME_LIMIT, WARNING, CallService, family_room, table
 from signaling.timers import TIMERS_KEY, timer_member
 from tests.conftest import Clients, ClientsFactory, Ringing, accepted
 from tests.seeds import short_seed_data
+from tests.waiting import eventually
 from visitation.seed import apply_seed, parse_seed
 
 DEADLINE_S = 10.0  # generous: only ever reached when something is wrong
@@ -40,13 +40,6 @@ async def in_call(pool: Clients, resident: str, family: str) -> Ringing:
     await pair.tablet.next("call.connected")
     await pair.family.next("call.connected")
     return pair
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def settle_timer_gone(redis: Redis, call_id: str) -> bool:
@@ -98,7 +91,7 @@ async def test_a_hung_end_of_call_delays_no_other_call(
         assert (await b.tablet.next("call.ended", DEADLINE_S))["reason"] == "time_limit"
         family_end = await b.family.next("call.ended", DEADLINE_S)
         assert family_end["reason"] == "time_limit" and family_end["charged_cents"] == 0
-        await until(lambda: settle_timer_gone(redis, b.call_id), "B's chain to complete")
+        await eventually(lambda: settle_timer_gone(redis, b.call_id), "B's chain to complete")
 
         assert not gate.is_set()  # A and C were hung all along
         assert await redis.exists(finish_lock_key(a.call_id), finish_lock_key(c.call_id)) == 2
@@ -120,7 +113,7 @@ async def test_warning_and_the_familys_call_ended_go_out_once(
     warned_at = []
     for _ in range(2):  # the warning timer fires twice (a retry after its lease, a 2nd node)
         await calls.timers.schedule(WARNING, pair.call_id, time.time())
-        await until(lambda: _gone(redis, warning), "the warning timer to fire")
+        await eventually(lambda: _gone(redis, warning), "the warning timer to fire")
         record = await calls.store.get(pair.call_id)
         assert record is not None
         warned_at.append(record.warned_at)
@@ -130,7 +123,7 @@ async def test_warning_and_the_familys_call_ended_go_out_once(
 
     await pair.family.hangup(pair.call_id)
     ended = await pair.family.next("call.ended")
-    await until(lambda: settle_timer_gone(redis, pair.call_id), "the chain to complete")
+    await eventually(lambda: settle_timer_gone(redis, pair.call_id), "the chain to complete")
     await calls.finisher.join()
     # The chain again: from the settle timer (a late retry), and run by hand.
     await calls.finisher.on_settle_timer(pair.call_id)
@@ -182,7 +175,7 @@ async def test_the_settle_timer_never_doubles_a_live_run_nor_the_familys_event(
     try:
         assert not await calls.finisher.finish(record)  # the first run holds the call
         await calls.finisher.on_settle_timer(pair.call_id)  # nor from the timer
-        await until(lambda: _is(calls.finisher.running, 1), "the timer's run to give up")
+        await eventually(lambda: _is(calls.finisher.running, 1), "the timer's run to give up")
         assert settled[pair.call_id] == 1 and runs == [pair.call_id]
 
         await redis.delete(finish_lock_key(pair.call_id))  # its node died: the lock lapsed

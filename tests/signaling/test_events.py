@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
 
 from media.control import WorkerEvent
 from media.events import EventConsumer, EventHandler
+from tests.waiting import eventually
 
 STREAM = "test:events"  # not the shared worker's sfu:events
 GROUP = "signaling"
@@ -37,13 +37,6 @@ async def consuming(
         yield consumer
     finally:
         await consumer.stop()
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def pending(redis: Redis, consumer: str | None = None) -> list[bytes]:
@@ -72,8 +65,8 @@ async def test_events_of_one_call_in_order_other_calls_alongside(redis: Redis) -
         await asyncio.wait_for(b_done.wait(), DEADLINE_S)  # ... B does not wait for it
         assert seen["A"] == []  # and A's later events wait their turn
         gate.set()
-        await until(lambda: _is(len(seen["A"]), 5), "A's events")
-        await until(lambda: no_pending(redis), "every event acked")
+        await eventually(lambda: _is(len(seen["A"]), 5), "A's events")
+        await eventually(lambda: no_pending(redis), "every event acked")
     assert seen == {"A": [1, 2, 3, 4, 5], "B": [1, 2, 3, 4, 5]}
 
 
@@ -88,8 +81,8 @@ async def test_a_poison_event_is_dead_lettered_after_n_deliveries(redis: Redis) 
     options: dict[str, Any] = {"claim_idle_ms": 100, "max_deliveries": 3}
     async with consuming(redis, "node-a", handle, **options) as consumer:
         [poison_id, _] = await publish(redis, event("POISON"), event("OK"))
-        await until(lambda: _length(redis, consumer.dead_stream, 1), "the dead letter")
-        await until(lambda: no_pending(redis), "every event acked")
+        await eventually(lambda: _length(redis, consumer.dead_stream, 1), "the dead letter")
+        await eventually(lambda: no_pending(redis), "every event acked")
     assert attempts == {"POISON": 3, "OK": 1}
     [(_, dead)] = await redis.xrange(consumer.dead_stream)
     assert dead[b"call_id"] == b"POISON" and dead[b"entry_id"] == poison_id
@@ -110,8 +103,8 @@ async def test_an_event_delivered_too_often_is_dead_lettered_unhandled(redis: Re
 
     options: dict[str, Any] = {"claim_idle_ms": 100, "max_deliveries": 3}
     async with consuming(redis, "node-a", handle, **options) as consumer:
-        await until(lambda: _length(redis, consumer.dead_stream, 1), "the dead letter")
-        await until(lambda: no_pending(redis), "the event acked")
+        await eventually(lambda: _length(redis, consumer.dead_stream, 1), "the dead letter")
+        await eventually(lambda: no_pending(redis), "the event acked")
     assert handled == []
     [(_, dead)] = await redis.xrange(consumer.dead_stream)
     assert dead[b"entry_id"] == entry_id and dead[b"deliveries"] == b"5"
@@ -139,11 +132,11 @@ async def test_a_restarted_consumer_takes_back_its_own_pending_events(redis: Red
     # Another node does not take E1 (it is not idle long enough) ...
     async with consuming(redis, "node-b", handle, claim_idle_ms=60_000):
         await publish(redis, event("E2"))
-        await until(lambda: _is(len(handled), 1), "node-b to handle E2")
+        await eventually(lambda: _is(len(handled), 1), "node-b to handle E2")
     assert handled == ["E2"] and await pending(redis, "node-a") == [lost]
     # ... node-a, restarted under its name, takes it back at once.
     async with consuming(redis, "node-a", handle, claim_idle_ms=60_000):
-        await until(lambda: no_pending(redis), "E1 handled and acked")
+        await eventually(lambda: no_pending(redis), "E1 handled and acked")
     assert handled == ["E2", "E1"]
 
 
@@ -159,7 +152,7 @@ async def test_dead_consumers_are_removed(redis: Redis) -> None:
 
     options: dict[str, Any] = {"claim_idle_ms": 100, "dead_consumer_ms": 300}
     async with consuming(redis, "node-a", handle, **options):
-        await until(lambda: _consumers_are(redis, {b"node-a"}), "the dead consumers removed")
+        await eventually(lambda: _consumers_are(redis, {b"node-a"}), "the dead consumers removed")
         assert handled == ["LEFT"]  # taken over before its consumer went
     assert await no_pending(redis)
 

@@ -11,15 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from redis.asyncio import Redis
 
 from signaling.timers import TIMERS_KEY, DurableTimers, timer_member
+from tests.waiting import eventually
 
 DEADLINE_S = 10.0  # generous: only ever reached when something is wrong
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager
@@ -58,7 +52,7 @@ async def test_a_blocked_handler_does_not_hold_up_other_timers(redis: Redis) -> 
         assert order == ["slow:A", "fast:B"]
         assert timers.running == 1
         gate.set()
-        await until(lambda: _gone(redis, "slow", "A"), "the slow timer to be removed")
+        await eventually(lambda: _gone(redis, "slow", "A"), "the slow timer to be removed")
     assert order == ["slow:A", "fast:B", "slow-done:A"]
     assert await redis.zcard(TIMERS_KEY) == 0
 
@@ -77,15 +71,15 @@ async def test_no_more_handlers_than_slots(redis: Redis) -> None:
     for n, call_id in enumerate("ABC"):
         await timers.schedule("slow", call_id, now - 1 + n * 0.001)  # due in order A, B, C
     async with running(timers):
-        await until(lambda: _true(len(started) == 2), "two handlers")
+        await eventually(lambda: _true(len(started) == 2), "two handlers")
         # C stays unclaimed (still at its due time) while both slots are taken.
         for _ in range(5):
             await timers.fire_due()
         assert started == ["A", "B"]
         assert await redis.zscore(TIMERS_KEY, timer_member("slow", "C")) < now * 1000
         gate.set()
-        await until(lambda: _true(started == ["A", "B", "C"]), "C once a slot is free")
-        await until(lambda: _true_async(redis.zcard(TIMERS_KEY), 0), "every timer handled")
+        await eventually(lambda: _true(started == ["A", "B", "C"]), "C once a slot is free")
+        await eventually(lambda: _true_async(redis.zcard(TIMERS_KEY), 0), "every timer handled")
 
 
 async def test_a_long_handler_keeps_its_lease_against_another_node(redis: Redis) -> None:
@@ -107,16 +101,16 @@ async def test_a_long_handler_keeps_its_lease_against_another_node(redis: Redis)
     member = timer_member("slow", "A")
     async with running(*nodes):
         await nodes[0].schedule("slow", "A", time.time())
-        await until(lambda: _true(sum(runs.values()) == 1), "the first run")
+        await eventually(lambda: _true(sum(runs.values()) == 1), "the first run")
         first_lease = await redis.zscore(TIMERS_KEY, member)
         # Wait (by the lease's own clock) until it was renewed past three leases.
-        await until(
+        await eventually(
             lambda: _score_at_least(redis, member, first_lease + 3 * lease_s * 1000),
             "the lease to be renewed three times",
         )
         assert sum(runs.values()) == 1, runs
         gate.set()
-        await until(lambda: _gone(redis, "slow", "A"), "the timer to be removed once handled")
+        await eventually(lambda: _gone(redis, "slow", "A"), "the timer to be removed once handled")
     assert sum(runs.values()) == 1, runs
 
 
@@ -132,8 +126,8 @@ async def test_a_failed_handler_is_retried_after_its_lease(redis: Redis) -> None
     timers.on("flaky", flaky)
     async with running(timers):
         await timers.schedule("flaky", "A", time.time())
-        await until(lambda: _true(len(calls) == 2), "the retry")
-        await until(lambda: _gone(redis, "flaky", "A"), "the timer to be removed")
+        await eventually(lambda: _true(len(calls) == 2), "the retry")
+        await eventually(lambda: _gone(redis, "flaky", "A"), "the timer to be removed")
     assert calls == ["A", "A"]
 
 
@@ -147,7 +141,7 @@ async def test_a_timer_rearmed_while_its_handler_runs_is_kept(redis: Redis) -> N
     timers.on("rearm", rearm)
     async with running(timers):
         await timers.schedule("rearm", "A", time.time())
-        await until(
+        await eventually(
             lambda: _score_at_least(redis, timer_member("rearm", "A"), int(later * 1000)),
             "the re-armed timer",
         )
