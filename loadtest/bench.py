@@ -155,6 +155,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if len(loads) > 1 or args.repeat > 1:
                 print(phase_row(phase), flush=True)
         results["sweep"] = [median_runs(runs[load]) for load in loads]
+        if args.repeat > 1:
+            results["runs"] = {str(load): runs[load] for load in loads}  # every run, in --json
         results["phases"]["sfu"] = results["sweep"][loads.index(args.calls)]
         if not args.skip_naive and naive_calls > 0:
             with tempfile.TemporaryDirectory(prefix="visitation-naive-rec-") as rec:

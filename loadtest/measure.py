@@ -12,10 +12,13 @@
   skews every number, so the report flags it).
 * Setup: ``call.accept`` sent -> ``call.connected`` received by the family, and monitor
   ``monitor.watch`` answered -> first video frame from both parties.
+* The longest garbage-collector pause of this process (clients and signaling) during set-up
+  and window: one pause stalls every client at once, and shows as slow set-ups.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import time
@@ -171,6 +174,28 @@ def _room_delay(before: Snapshot, after: Snapshot, call_id: str) -> Counts | Non
         return None
     then = before.stats.get("rooms", {}).get(call_id, {}).get("forwarding_delay")
     return diff(now, then)
+
+
+class GcPauses:
+    """While entered: the longest collector pause of this process, in seconds."""
+
+    def __init__(self) -> None:
+        self.longest_s = 0.0
+        self._started: float | None = None
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.monotonic()
+        elif self._started is not None:
+            self.longest_s = max(self.longest_s, time.monotonic() - self._started)
+            self._started = None
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 def phase_result(

@@ -13,6 +13,7 @@ MIN_CPU_RATIO = 10.0
 SATURATED_LOSS_PCT = 5.0
 BUSY_MACHINE_CORES = 0.25  # other processes' CPU that makes a run suspect
 CLIENTS_SATURATED_CORES = 0.9  # the load generator's own core is (nearly) full
+LONG_GC_PAUSE_MS = 200.0  # the clients' own collector, long enough to skew set-up times
 MAX_CPU_GROWTH_PCT = 20.0  # CPU per call from the smallest load to the target load
 
 
@@ -264,6 +265,13 @@ def table(results: dict[str, Any], *, per_call: bool = False) -> str:
                 f"  WARNING: the clients used {100 * phase['bench_process_cpu_cores']:.0f} % of"
                 f" their core in the {phase['pipeline']} window: the load generator, not the"
                 " worker, may have limited these figures"
+            )
+        pause = phase.get("bench_gc_longest_pause_ms") or 0.0
+        if pause > LONG_GC_PAUSE_MS:
+            lines.append(
+                f"  WARNING: a {pause:.0f} ms garbage-collector pause of the clients' process in"
+                f" the {phase['pipeline']} phase stalled every client at once (set-up times"
+                " include it)"
             )
         if phase["other_processes_cpu_cores"] > BUSY_MACHINE_CORES:
             lines.append(

@@ -34,6 +34,7 @@ async def test_bench_smoke_two_calls(tmp_path: Path) -> None:
     assert 0 <= sfu["loss_pct"] < 50
     assert 0 < sfu["worker_cpu_cores"] < 4
     assert sfu["transcoders"] == 0
+    assert sfu["bench_gc_longest_pause_ms"] >= 0  # the clients' own collector, measured
     assert sfu["forwarding_delay"]["count"] > 0
     assert sfu["forwarding_delay"]["p50_ms"] <= sfu["forwarding_delay"]["p95_ms"]
     assert 0 < sfu["accept_to_connected"]["p50_ms"] <= sfu["accept_to_connected"]["p95_ms"]
