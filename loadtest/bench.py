@@ -26,6 +26,7 @@ Quick smoke run: ``--calls 4 --seconds 10``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -42,7 +43,7 @@ from core.runtime import tune_gc
 from loadtest.harness import Environment, PhaseOptions, run_phase, setup_logging
 from loadtest.report import cpu_ratio, median_runs, phase_row, table, targets
 from media.control import DEFAULT_MAX_CALLS
-from media.wake_latency import WakeLatencyLimit, current_limit_us
+from media.wake_latency import current_limit_us, held
 
 
 def _loads(text: str) -> list[int]:
@@ -135,7 +136,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async with Environment(max(*loads, naive_calls), log_level=args.log_level) as env:
         recordings = env.data_dir / "var" / "recordings"  # where the node finalizes them
         runs: dict[int, list[dict[str, Any]]] = {load: [] for load in loads}
-        for _round, load in ((r, load) for r in range(args.repeat) for load in loads):
+        for _round, load in itertools.product(range(args.repeat), loads):
             sfu = PhaseOptions(
                 "sfu",
                 "visitation.worker",
@@ -191,26 +192,12 @@ def idle_state() -> dict[str, Any]:
     }
 
 
-def hold_idle_polling(args: argparse.Namespace) -> WakeLatencyLimit | None:
-    if args.idle_cpus_halt:
-        return None
-    try:
-        return WakeLatencyLimit(0)
-    except OSError as exc:
-        print(f"note: idle CPUs may halt during the run (cannot hold a wake limit: {exc})")
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_cli(argv)
     setup_logging(args.log_level)
     tune_gc()  # the clients' process forwards as many packets as the worker
-    limit = hold_idle_polling(args)
-    try:
+    with held(None if args.idle_cpus_halt else 0):
         results = uvloop.run(run(args))
-    finally:
-        if limit is not None:
-            limit.close()
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
     print(table(results, per_call=args.per_call))

@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 import uvloop
 
@@ -23,7 +22,7 @@ from core.runtime import tune_gc
 from media.codec_guard import CodecCounters
 from media.control import ALIVE_TTL_MS, DEFAULT_MAX_CALLS, HEARTBEAT_S
 from media.ice import add_network_arguments, check_aioice, parse_network_arguments
-from media.wake_latency import DEVICE, WakeLatencyLimit, parse_us
+from media.wake_latency import held, parse_us
 from media.worker import SfuWorker, default_worker_id
 from recorder.storage import open_storage
 
@@ -83,28 +82,6 @@ def _wake_latency_us(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def hold_wake_latency(
-    us: int | None, worker_id: str, device: Path = DEVICE
-) -> WakeLatencyLimit | None:
-    """The limit asked for, or None (with a warning) where the machine refuses it: a
-    tuning never stops a worker."""
-    if us is None:
-        return None
-    try:
-        limit = WakeLatencyLimit(us, device)
-    except OSError as exc:
-        log.warning(
-            "sfu worker %s: cannot limit CPU wake-up latency to %d us (%s); idle CPUs may "
-            "halt between packets",
-            worker_id,
-            us,
-            exc,
-        )
-        return None
-    log.info("sfu worker %s: idle CPUs wake within %d us while it runs", worker_id, us)
-    return limit
-
-
 async def run(args: argparse.Namespace) -> int:
     counters = CodecCounters().install()
     worker_id: str = args.worker_id
@@ -138,26 +115,21 @@ async def run(args: argparse.Namespace) -> int:
     else:  # a terminal's Ctrl-C reaches the whole group: let the parent decide (SIGTERM)
         loop.add_signal_handler(signal.SIGINT, lambda: None)
     tune_gc()  # after imports and set-up: the collector was a third of the CPU at 4 calls
-    wake_limit = hold_wake_latency(args.cpu_wake_latency_us, worker_id)
     try:
-        try:
-            await worker.start()
-        except Exception as exc:
-            log.error("sfu worker %s cannot start: %s", worker_id, exc)
-            await redis.aclose()
-            if recordings is not None:
-                await asyncio.to_thread(recordings.close)
-            return 1
-        try:
-            await worker.stopped.wait()
-            log.info("sfu worker %s shutting down", worker_id)
-        finally:
-            await worker.stop()
-            await redis.aclose()
-        return 0
+        await worker.start()
+    except Exception as exc:
+        log.error("sfu worker %s cannot start: %s", worker_id, exc)
+        await redis.aclose()
+        if recordings is not None:
+            await asyncio.to_thread(recordings.close)
+        return 1
+    try:
+        await worker.stopped.wait()
+        log.info("sfu worker %s shutting down", worker_id)
     finally:
-        if wake_limit is not None:
-            wake_limit.close()
+        await worker.stop()
+        await redis.aclose()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s sfu[%(process)d] %(name)s: %(message)s",
     )
-    return uvloop.run(run(args))
+    with held(args.cpu_wake_latency_us):
+        return uvloop.run(run(args))
 
 
 if __name__ == "__main__":

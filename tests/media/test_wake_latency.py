@@ -16,9 +16,9 @@ from redis.asyncio import Redis
 
 from loadtest.wakeups import measure
 from media.pool import WorkerPool
-from media.wake_latency import MAX_US, WakeLatencyLimit, current_limit_us, parse_us
+from media.wake_latency import MAX_US, WakeLatencyLimit, current_limit_us, held, parse_us
 from tests.waiting import eventually
-from visitation.worker import hold_wake_latency, parse_cli
+from visitation.worker import parse_cli
 
 
 def test_a_held_limit_is_in_force_until_closed() -> None:
@@ -52,10 +52,16 @@ def test_the_flag_and_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_machine_that_refuses_it_costs_a_warning_not_the_worker(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="media.worker"):
-        assert hold_wake_latency(0, "w-test", device=tmp_path / "no-such-device") is None
+    with caplog.at_level(logging.WARNING, logger="media.wake_latency"):
+        with held(0, device=tmp_path / "no-such-device") as limit:
+            assert limit is None
     assert "cannot limit CPU wake-up latency to 0 us" in caplog.text
-    assert hold_wake_latency(None, "w-test") is None  # not asked: nothing tried
+    before = current_limit_us()
+    with held(None) as limit:  # not asked: nothing tried
+        assert limit is None and current_limit_us() == before
+    with held(6) as limit:
+        assert limit is not None and current_limit_us() <= 6
+    assert current_limit_us() == before
 
 
 async def test_a_killed_holder_leaves_no_limit_behind() -> None:
