@@ -6,6 +6,7 @@ flaky; the targets are the benchmark's job).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.bench import parse_cli, run
+from loadtest.measure import GcPauses
 from loadtest.report import median_runs, table
 
 
@@ -69,3 +71,16 @@ def test_repeated_runs_count_by_their_median() -> None:
 def test_bad_repeat_is_refused() -> None:
     with pytest.raises(SystemExit):
         parse_cli(["--repeat", "0"])
+
+
+def test_the_clients_collector_pauses_are_measured() -> None:
+    garbage = []
+    with GcPauses() as pauses:
+        for _ in range(20_000):
+            node: list[object] = []
+            node.append(node)  # a cycle: only the collector frees it
+            garbage.append(node)
+        garbage.clear()
+        gc.collect()
+    assert pauses.longest_s > 0
+    assert pauses._callback not in gc.callbacks  # no longer watching once left
