@@ -49,6 +49,11 @@ from visitation.admin_api import add_admin_routes
 from visitation.contacts_api import add_contacts_routes
 from web import add_page_routes
 
+# --- accounts imports (issue 26) ---
+# --- end accounts imports ---
+# --- push imports (issue 25) ---
+# --- end push imports ---
+
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -190,6 +195,10 @@ class SignalingNode:
         add_admin_routes(self.app, redis=self.redis, directory=self.directory, tokens=self.tokens)
         add_contacts_routes(self.app, directory=self.directory, tokens=self.tokens)
         add_board_routes(self.app, calls=self.calls, directory=self.directory, tokens=self.tokens)
+        # --- accounts wiring (issue 26) ---
+        # --- end accounts wiring ---
+        # --- push wiring (issue 25) ---
+        # --- end push wiring ---
         add_page_routes(self.app)
         add_recording_routes(
             self.app, tokens=self.tokens, directory=self.directory, service=self.recording.service
@@ -212,6 +221,10 @@ class SignalingNode:
                 lifecycle(self._started, None),
             ]
         )
+        # --- accounts services (issue 26): self.app.cleanup_ctx.append(lifecycle(...)) ---
+        # --- end accounts services ---
+        # --- push services (issue 25) ---
+        # --- end push services ---
         self.app.on_shutdown.append(self._on_shutdown)
 
     async def _emit(self, event: str, data: dict[str, Any], room: str) -> None:
