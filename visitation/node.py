@@ -51,6 +51,8 @@ from web import add_page_routes
 
 # --- accounts imports (issue 26) ---
 # --- end accounts imports ---
+# --- accounts-admin imports (issue 26: identity, staff, tablets) ---
+# --- end accounts-admin imports ---
 # --- push imports (issue 25) ---
 # --- end push imports ---
 
@@ -197,6 +199,8 @@ class SignalingNode:
         add_board_routes(self.app, calls=self.calls, directory=self.directory, tokens=self.tokens)
         # --- accounts wiring (issue 26) ---
         # --- end accounts wiring ---
+        # --- accounts-admin wiring (issue 26: identity, staff, tablets) ---
+        # --- end accounts-admin wiring ---
         # --- push wiring (issue 25) ---
         # --- end push wiring ---
         add_page_routes(self.app)
@@ -223,6 +227,8 @@ class SignalingNode:
         )
         # --- accounts services (issue 26): self.app.cleanup_ctx.append(lifecycle(...)) ---
         # --- end accounts services ---
+        # --- accounts-admin services ---
+        # --- end accounts-admin services ---
         # --- push services (issue 25) ---
         # --- end push services ---
         self.app.on_shutdown.append(self._on_shutdown)
