@@ -17,6 +17,7 @@ import sys
 
 import uvloop
 
+from core.logs import setup_logging
 from core.redis_pool import connect
 from core.runtime import tune_gc
 from media.codec_guard import CodecCounters
@@ -134,9 +135,9 @@ async def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_cli(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s sfu[%(process)d] %(name)s: %(message)s",
+    setup_logging(
+        args.log_level,
+        text_format="%(asctime)s %(levelname)s sfu[%(process)d] %(name)s: %(message)s",
     )
     with held(args.cpu_wake_latency_us):
         return uvloop.run(run(args))
