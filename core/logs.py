@@ -161,8 +161,8 @@ __all__ = [
     "LOG_FORMATS",
     "REDACTED",
     "LogFormat",
-    "env_format",
     "RedactingFormatter",
+    "env_format",
     "redact",
     "setup_logging",
 ]
