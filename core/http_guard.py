@@ -5,7 +5,7 @@
 - :func:`address_limits`: too many requests (or new Socket.IO connections) from one address
   answer 429 with ``Retry-After``;
 - :class:`NodeRequestPolicy`: on every authenticated API request (see
-  :class:`core.http_api.Guarded`), a revoked token is refused and one subject's requests
+  :class:`core.http_api.Guarded`), a revoked token (its subject's, or that one token) is refused and one subject's requests
   are rate limited;
 - the ``Server`` header names no software or version, even on the 400 that aiohttp answers
   itself to bytes that are no HTTP request (and :func:`runner` logs those in one line).

@@ -6,8 +6,9 @@
 - On each event: the token has not expired nor been revoked (a revocation is read at most
   one second stale), the subject is within ``events_subject``, and the event's own limit
   holds: ``call.place`` per tablet, ``monitor.flag`` per monitor and call.
-- A sweep every ``sweep_s`` ends, on this node, every socket whose token expired or whose
-  subject was revoked: ``session.expired`` ``{}``, then disconnected. Every node sweeps its
+- A sweep every ``sweep_s`` ends, on this node, every socket whose token expired or was
+  revoked (its subject's tokens, or that one token at a logout): ``session.expired`` ``{}``,
+  then disconnected. Every node sweeps its
   own sockets, so a revocation reaches all of them within about a second.
 """
 
@@ -23,7 +24,7 @@ from pydantic import BaseModel
 
 from core.errors import ErrorCode, ProtocolError
 from core.rate_limits import LimitName, RateLimiter
-from core.revocation import Revocations, covers
+from core.revocation import Revocations
 from core.tasks import Periodic, TaskPool
 from signaling.presence import Presence
 
@@ -119,13 +120,11 @@ class SessionPolicy:
         sessions = list(self._sessions.values())
         if not sessions:
             return 0
-        revoked = await self._revocations.refresh((s.role, s.subject) for s in sessions)
+        revoked = await self._revocations.revoked_tokens(sessions, fresh=True)
         now = time.time()
         ended = 0
-        for session in sessions:
-            if session.expires_at <= now or covers(
-                session.issued_at, revoked.get((session.role, session.subject))
-            ):
+        for session, is_revoked in zip(sessions, revoked, strict=True):
+            if session.expires_at <= now or is_revoked:
                 ended += await self.end(session.sid)
         return ended
 

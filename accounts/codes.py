@@ -1,0 +1,52 @@
+"""One-time codes (e-mail confirmation, password reset): random, stored hashed, single-use.
+
+A code is 32 random bytes (``secrets.token_urlsafe``, 43 characters); Redis keeps only its
+SHA-256 (``code:{purpose}:{hex}`` -> the subject, expiring after the code's TTL), so a copy of
+the database holds no usable code. Redeeming is one ``GETDEL``: of two requests with the same
+code, exactly one gets the subject.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from redis.asyncio import Redis
+
+from core.redis_text import text
+
+CODE_BYTES = 32
+MAX_CODE_CHARS = 128
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+class OneTimeCodes:
+    """The codes of one ``purpose`` (``"confirm"``, ``"reset"``, ...)."""
+
+    def __init__(self, redis: Redis, purpose: str) -> None:
+        if not purpose or ":" in purpose:
+            raise ValueError("a purpose is a non-empty name without ':'")
+        self._redis = redis
+        self._prefix = f"code:{purpose}:"
+
+    async def issue(self, subject: str, ttl_s: float) -> str:
+        """A new code for ``subject``, valid for ``ttl_s`` seconds (once)."""
+        if ttl_s <= 0:
+            raise ValueError("a code needs a positive TTL")
+        code = secrets.token_urlsafe(CODE_BYTES)
+        await self._redis.set(self._prefix + _digest(code), subject, px=int(ttl_s * 1000))
+        return code
+
+    async def redeem(self, code: object) -> str | None:
+        """The subject of ``code`` if it is live (and it is used up now); else None."""
+        if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_CHARS:
+            return None
+        try:
+            code.encode()
+        except UnicodeEncodeError:  # a lone surrogate: no code of ours
+            return None
+        raw = await self._redis.getdel(self._prefix + _digest(code))
+        return None if raw is None else text(raw)
