@@ -35,6 +35,9 @@ def _staff_key(staff_id: str) -> str:
     return f"staff:{staff_id}"
 
 
+STAFF_INDEX = "staff"  # every staff id (seeded or added by an admin)
+
+
 def _requests_key(facility_id: str) -> str:
     """Contact requests made by families (``resident:family`` by when), per facility."""
     return f"contact_requests:{facility_id}"
@@ -151,6 +154,31 @@ class Directory:
         key = {"facility": _facility_key, "resident": _resident_key, "family": _family_key}[kind]
         return bool(await self._redis.exists(key(record_id)))
 
+    async def contact_facilities(self, family_id: str) -> set[str]:
+        """The facilities where the family has a contact or a contact request (any status)."""
+        resident_ids = [text(m) for m in await self._redis.smembers(f"contacts:for:{family_id}")]
+        residents = await self._get_many([_resident_key(r) for r in resident_ids], Resident)
+        return {resident.facility_id for resident in residents}
+
+    async def all_staff(self) -> list[Staff]:
+        """Every staff member, by id."""
+        ids = sorted(text(m) for m in await self._redis.smembers(STAFF_INDEX))
+        return await self._get_many([_staff_key(sid) for sid in ids], Staff)
+
+    async def save_staff(self, staff: Staff) -> None:
+        """Add or change a staff member (its role and facilities)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            self.queue_staff(pipe, staff)
+            await pipe.execute()
+
+    async def delete_staff(self, staff_id: str) -> bool:
+        """Remove a staff member; whether there was one."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(_staff_key(staff_id))
+            pipe.srem(STAFF_INDEX, staff_id)
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
     async def save_family(self, family: Family) -> None:
         """Store a family profile (settings, blocks); the balance lives in the ledger."""
         await self._redis.set(_family_key(family.id), _family_json(family))
@@ -180,6 +208,7 @@ class Directory:
     @staticmethod
     def queue_staff(pipe: Pipeline, staff: Staff) -> None:
         pipe.set(_staff_key(staff.id), staff.model_dump_json())
+        pipe.sadd(STAFF_INDEX, staff.id)
 
 
 def _family_json(family: Family) -> str:
