@@ -61,7 +61,7 @@ def within(admin: Staff, facility_ids: list[str]) -> bool:
 
 class StaffAdminApi:
     def __init__(
-        self, directory: Directory, revocations: Revocations, set_password: SetPassword
+        self, directory: Directory, revocations: Revocations, set_password: SetPassword | None
     ) -> None:
         self._directory = directory
         self._revocations = revocations
@@ -108,6 +108,8 @@ class StaffAdminApi:
         if staff_id == admin.id and change.role != "admin":
             raise ApiError(409, "invalid_request", "an admin cannot take away its own admin role")
         if change.password is not None:
+            if self._set_password is None:
+                raise ApiError(503, "passwords_unavailable", "staff passwords are not set up here")
             try:
                 check_password(change.password)
             except PasswordRefused as exc:
@@ -116,7 +118,7 @@ class StaffAdminApi:
         await self._directory.save_staff(staff)
         if current is not None and current != staff:
             await self._revocations.revoke(current.role, staff_id)
-        if change.password is not None:
+        if change.password is not None and self._set_password is not None:
             await self._set_password(staff_id, change.password)
         status = 201 if current is None else 200
         return web.json_response(_listed(staff, True), status=status)
@@ -140,7 +142,7 @@ def add_staff_admin_routes(
     tokens: Tokens,
     directory: Directory,
     revocations: Revocations,
-    set_password: SetPassword,
+    set_password: SetPassword | None,
 ) -> StaffAdminApi:
     api = StaffAdminApi(directory, revocations, set_password)
     admin = {"admin"}

@@ -52,6 +52,10 @@ from web import add_page_routes
 # --- accounts imports (issue 26) ---
 # --- end accounts imports ---
 # --- accounts-admin imports (issue 26: identity, staff, tablets) ---
+# isort: split
+from accounts.admin_routes import add_accounts_admin_routes
+from accounts.passwords import SecretHasher
+
 # --- end accounts-admin imports ---
 # --- push imports (issue 25) ---
 # --- end push imports ---
@@ -200,6 +204,16 @@ class SignalingNode:
         # --- accounts wiring (issue 26) ---
         # --- end accounts wiring ---
         # --- accounts-admin wiring (issue 26: identity, staff, tablets) ---
+        self.accounts_admin = add_accounts_admin_routes(
+            self.app,
+            settings=settings,
+            redis=self.redis,
+            directory=self.directory,
+            tokens=self.tokens,
+            revocations=self.revocations,
+            hasher=SecretHasher(),
+            set_password=None,
+        )
         # --- end accounts-admin wiring ---
         # --- push wiring (issue 25) ---
         # --- end push wiring ---
@@ -228,6 +242,7 @@ class SignalingNode:
         # --- accounts services (issue 26): self.app.cleanup_ctx.append(lifecycle(...)) ---
         # --- end accounts services ---
         # --- accounts-admin services ---
+        self.app.cleanup_ctx.append(lifecycle(None, self.accounts_admin.close))
         # --- end accounts-admin services ---
         # --- push services (issue 25) ---
         # --- end push services ---

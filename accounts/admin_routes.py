@@ -1,0 +1,72 @@
+"""The node's accounts-admin routes in one place: identity upload and review, staff management,
+resident PINs and shared-tablet sign-in, with the stores they share (what ``visitation.node``
+wires between its ``accounts-admin`` markers, and closes on the way out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from accounts.identity import IdentityReviews
+from accounts.identity_api import EmailOf, IdentityApi, add_identity_routes
+from accounts.identity_audit import IdentityAudit
+from accounts.identity_files import IdentityFiles, identity_location, open_identity_files
+from accounts.lockout import Lockout
+from accounts.passwords import SecretHasher
+from accounts.pins import Pins
+from accounts.staff_admin import SetPassword, StaffAdminApi, add_staff_admin_routes
+from accounts.tablet_signin import LOCKOUT_NAME, TabletSignIn, add_tablet_routes
+from core.config import Settings
+from core.directory import Directory
+from core.revocation import Revocations
+from core.tokens import Tokens
+
+
+@dataclass
+class AccountsAdmin:
+    identity: IdentityApi
+    staff: StaffAdminApi
+    tablets: TabletSignIn
+    reviews: IdentityReviews
+    audit: IdentityAudit
+    files: IdentityFiles
+    pins: Pins
+    pin_lockout: Lockout
+
+    def close(self) -> None:
+        self.files.close()
+
+
+def add_accounts_admin_routes(
+    app: web.Application,
+    *,
+    settings: Settings,
+    redis: Redis,
+    directory: Directory,
+    tokens: Tokens,
+    revocations: Revocations,
+    hasher: SecretHasher,
+    set_password: SetPassword | None,
+    email_of: EmailOf | None = None,
+) -> AccountsAdmin:
+    reviews = IdentityReviews(redis)
+    audit = IdentityAudit(redis)
+    files = open_identity_files(identity_location(settings))
+    pins = Pins(redis, hasher)
+    lockout = Lockout(redis, LOCKOUT_NAME)
+    identity = add_identity_routes(
+        app,
+        tokens=tokens,
+        directory=directory,
+        reviews=reviews,
+        files=files,
+        audit=audit,
+        email_of=email_of,
+    )
+    staff = add_staff_admin_routes(
+        app, tokens=tokens, directory=directory, revocations=revocations, set_password=set_password
+    )
+    tablets = add_tablet_routes(app, tokens=tokens, directory=directory, pins=pins, lockout=lockout)
+    return AccountsAdmin(identity, staff, tablets, reviews, audit, files, pins, lockout)
