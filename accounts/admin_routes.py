@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from aiohttp import web
 from redis.asyncio import Redis
 
+from accounts.credentials import Credentials
 from accounts.identity import IdentityReviews
-from accounts.identity_api import EmailOf, IdentityApi, add_identity_routes
+from accounts.identity_api import IdentityApi, add_identity_routes
 from accounts.identity_audit import IdentityAudit
 from accounts.identity_files import IdentityFiles, identity_location, open_identity_files
 from accounts.lockout import Lockout
 from accounts.passwords import SecretHasher
 from accounts.pins import Pins
-from accounts.staff_admin import SetPassword, StaffAdminApi, add_staff_admin_routes
+from accounts.staff_admin import StaffAdminApi, add_staff_admin_routes
 from accounts.tablet_signin import LOCKOUT_NAME, TabletSignIn, add_tablet_routes
 from core.config import Settings
 from core.directory import Directory
@@ -48,9 +49,11 @@ def add_accounts_admin_routes(
     tokens: Tokens,
     revocations: Revocations,
     hasher: SecretHasher,
-    set_password: SetPassword | None,
-    email_of: EmailOf | None = None,
+    credentials: Credentials | None = None,
 ) -> AccountsAdmin:
+    """``credentials``: the node's sign-in credentials (staff passwords, families' e-mails);
+    None: a store of this node's own on ``redis`` and ``hasher``."""
+    credentials = credentials if credentials is not None else Credentials(redis, hasher)
     reviews = IdentityReviews(redis)
     audit = IdentityAudit(redis)
     files = open_identity_files(identity_location(settings))
@@ -63,10 +66,10 @@ def add_accounts_admin_routes(
         reviews=reviews,
         files=files,
         audit=audit,
-        email_of=email_of,
+        email_of=credentials.email_of,
     )
     staff = add_staff_admin_routes(
-        app, tokens=tokens, directory=directory, revocations=revocations, set_password=set_password
+        app, tokens=tokens, directory=directory, revocations=revocations, credentials=credentials
     )
     tablets = add_tablet_routes(app, tokens=tokens, directory=directory, pins=pins, lockout=lockout)
     return AccountsAdmin(identity, staff, tablets, reviews, audit, files, pins, lockout)

@@ -17,8 +17,7 @@ revoked, so its open sessions start again with the new scope.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -31,7 +30,16 @@ from core.revocation import Revocations
 from core.tokens import Claims, Tokens
 
 PREFIX = "/api/v1/admin/staff"
-SetPassword = Callable[[str, str], Awaitable[None]]
+
+
+class StaffCredentials(Protocol):
+    """Where staff passwords live (:class:`accounts.credentials.Credentials`)."""
+
+    async def set_staff_password(self, staff_id: str, password: str) -> None: ...
+
+    async def delete_staff(self, staff_id: str) -> None: ...
+
+
 FacilityId = Annotated[str, Field(pattern=r"^([A-Za-z0-9_.\-]{1,64}|\*)$")]
 
 
@@ -61,11 +69,11 @@ def within(admin: Staff, facility_ids: list[str]) -> bool:
 
 class StaffAdminApi:
     def __init__(
-        self, directory: Directory, revocations: Revocations, set_password: SetPassword | None
+        self, directory: Directory, revocations: Revocations, credentials: StaffCredentials
     ) -> None:
         self._directory = directory
         self._revocations = revocations
-        self._set_password = set_password
+        self._credentials = credentials
 
     async def list(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         admin = await known_admin(self._directory, claims)
@@ -73,7 +81,9 @@ class StaffAdminApi:
         shown = [
             _listed(s, within(admin, list(s.facility_ids)))
             for s in everyone
-            if "*" in admin.facility_ids or any(admin.covers(f) for f in s.facility_ids)
+            if "*" in admin.facility_ids
+            or "*" in s.facility_ids  # works at the admin's facilities too
+            or any(admin.covers(f) for f in s.facility_ids)
         ]
         return web.json_response({"staff": shown})
 
@@ -108,18 +118,16 @@ class StaffAdminApi:
         if staff_id == admin.id and change.role != "admin":
             raise ApiError(409, "invalid_request", "an admin cannot take away its own admin role")
         if change.password is not None:
-            if self._set_password is None:
-                raise ApiError(503, "passwords_unavailable", "staff passwords are not set up here")
             try:
-                check_password(change.password)
+                check_password(change.password, staff_id)
             except PasswordRefused as exc:
                 raise ApiError(422, "password_refused", str(exc)) from None
         staff = staff.model_copy(update={"facility_ids": facility_ids})
         await self._directory.save_staff(staff)
         if current is not None and current != staff:
             await self._revocations.revoke(current.role, staff_id)
-        if change.password is not None and self._set_password is not None:
-            await self._set_password(staff_id, change.password)
+        if change.password is not None:
+            await self._credentials.set_staff_password(staff_id, change.password)
         status = 201 if current is None else 200
         return web.json_response(_listed(staff, True), status=status)
 
@@ -133,6 +141,7 @@ class StaffAdminApi:
             raise ApiError(409, "invalid_request", "an admin cannot remove itself")
         await self._directory.delete_staff(staff_id)
         await self._revocations.revoke(current.role, staff_id)
+        await self._credentials.delete_staff(staff_id)
         return web.json_response({"id": staff_id, "deleted": True})
 
 
@@ -142,9 +151,9 @@ def add_staff_admin_routes(
     tokens: Tokens,
     directory: Directory,
     revocations: Revocations,
-    set_password: SetPassword | None,
+    credentials: StaffCredentials,
 ) -> StaffAdminApi:
-    api = StaffAdminApi(directory, revocations, set_password)
+    api = StaffAdminApi(directory, revocations, credentials)
     admin = {"admin"}
     app.router.add_get(PREFIX, guarded(tokens, admin, api.list))
     app.router.add_put(f"{PREFIX}/{{staff_id}}", guarded(tokens, admin, api.put))

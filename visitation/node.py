@@ -212,7 +212,6 @@ class SignalingNode:
             tokens=self.tokens,
             revocations=self.revocations,
             hasher=SecretHasher(),
-            set_password=None,
         )
         # --- end accounts-admin wiring ---
         # --- push wiring (issue 25) ---
