@@ -82,7 +82,7 @@ async def test_an_admin_adds_staff_of_its_facility_with_a_password(
             {"role": "monitor", "facility_ids": ["SQ"], "password": "password1234"},
             422,
             "common",
-        ),  # fmt: skip
+        ),
         ("ASQ", {"role": "monitor", "facility_ids": ["SQ"]}, 409, "its own admin role"),
         ("bad%20id", {"role": "monitor", "facility_ids": ["SQ"]}, 422, "staff id"),
     ],
