@@ -7,6 +7,7 @@ cannot resolve Chrome's mDNS (``.local``) host candidates, so that obfuscation i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -143,11 +144,13 @@ class Pages:
         viewport: ViewportSize = PHONE,
         *,
         service_workers: bool = True,
+        query: str = "",
     ) -> Page:
+        """Open ``path?token=<a token of role and subject>`` (``&`` + ``query`` when given)."""
         context = await self.browser.new_context(
             viewport=viewport,
             # Parties grant camera and microphone; staff pages never ask for them.
-            permissions=["camera", "microphone"] if role in ("tablet", "family") else [],
+            permissions=["camera", "microphone"] if role in ("tablet", "family", "device") else [],
             base_url=self.server.url,
             service_workers="allow" if service_workers else "block",
         )
@@ -156,7 +159,21 @@ class Pages:
         page.set_default_timeout(15_000)
         page.on("pageerror", lambda exc: self.errors.append(f"{path}: {exc}"))
         page.on("console", lambda msg: self._console(path, msg))
-        await page.goto(f"{path}?token={self.server.tokens.issue(role, subject)}")
+        token = self.server.tokens.issue(role, subject)
+        await page.goto(f"{path}?token={token}{'&' + query if query else ''}")
+        return page
+
+    async def blank(self, path: str, viewport: ViewportSize = DESKTOP) -> Page:
+        """Open ``path`` with no token (its sign-in screen)."""
+        context = await self.browser.new_context(
+            viewport=viewport, base_url=self.server.url, service_workers="block"
+        )
+        self.contexts.append(context)
+        page = await context.new_page()
+        page.set_default_timeout(15_000)
+        page.on("pageerror", lambda exc: self.errors.append(f"{path}: {exc}"))
+        page.on("console", lambda msg: self._console(path, msg))
+        await page.goto(path)
         return page
 
     def _console(self, path: str, message: ConsoleMessage) -> None:
@@ -175,6 +192,14 @@ async def pages(browser: Browser, server: WebNode) -> AsyncIterator[Pages]:
     yield opened
     await opened.close()
     assert not opened.errors, opened.errors
+
+
+@contextlib.asynccontextmanager
+async def api_as(server: WebNode, role: str, subject: str) -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client of the node's API signed in as ``role`` ``subject`` (a fresh token)."""
+    headers = {"Authorization": f"Bearer {server.tokens.issue(role, subject)}"}
+    async with aiohttp.ClientSession(base_url=server.url, headers=headers) as http:
+        yield http
 
 
 async def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:

@@ -1,26 +1,46 @@
-// The facility administrator's console: contact requests of its facilities (approve, approve
-// as an attorney — privileged, never recorded — or deny) and each facility's settings (rate
-// under its regulatory cap, longest call). Speaks only the HTTP API (PROTOCOL v1.1).
+// The facility administrator's console: today's board, contact requests of its facilities
+// (approve, approve as an attorney — privileged, never recorded — or deny), identity reviews,
+// staff and residents' PINs (admin-identity.js, admin-staff.js), and each facility's settings
+// (admin-facilities.js). Speaks only the HTTP API (PROTOCOL v1.1, v1.2).
 
-import { $, api, dateTime, duration, el, money, rate, say, show, signInForm, tokenSubject } from "./common.js";
+import { IdentityReviews } from "./admin-identity.js";
+import { Facilities } from "./admin-facilities.js";
+import { StaffAdmin } from "./admin-staff.js";
+import { $, api, dateTime, el, money, say, show, tokenSubject } from "./common.js";
+import { signedOut, staffSignIn } from "./staff-signin.js";
 
 const TOKEN_KEY = "visitation.admin.token";
 const STATUS_LABELS = { pending: "Waiting", approved: "Approved", denied: "Denied" };
-const state = { token: null };
-const request = (method, path, body) => api(state.token, method, path, body);
+const state = { token: null, signedIn: false };
+
+async function request(method, path, body) {
+  try {
+    return await api(state.token, method, path, body);
+  } catch (exc) {
+    // A session that ended (expired, revoked, signed out elsewhere): back to sign-in.
+    if (exc.status === 401 && state.signedIn) signedOut("Your session has ended. Sign in again.");
+    throw exc;
+  }
+}
+
+const facilities = new Facilities(request);
+const identity = new IdentityReviews(request, () => state.token);
+let staff = null;
 
 async function signIn(token) {
   state.token = token;
+  let listed;
   try {
-    await loadFacilities(); // a token the API refuses fails the sign-in
+    listed = await facilities.load(); // a token the API refuses fails the sign-in
   } catch (exc) {
     if (exc.status === 403) throw new Error("this is not an administrator's token");
     throw exc;
   }
+  state.signedIn = true;
   $("#who").textContent = tokenSubject(token);
-  $("#signout").hidden = false;
+  staff = new StaffAdmin(request, tokenSubject(token));
   show("console");
-  await Promise.all([loadRequests(), loadBoard()]);
+  await Promise.all([loadRequests(), loadBoard(), identity.load(), staff.load(listed)]);
   setInterval(loadBoard, BOARD_REFRESH_MS);
 }
 
@@ -133,56 +153,4 @@ async function decide(contact, body) {
   await loadRequests();
 }
 
-// ---------------------------------------------------------------- facilities
-
-const hours = (windows) => windows.map((w) => `${w.days} ${w.start}–${w.end}`).join("; ");
-
-async function loadFacilities() {
-  const { facilities } = await request("GET", "/api/v1/admin/facilities");
-  $("#facilities").replaceChildren(...facilities.map(facilityRow));
-}
-
-function facilityRow(f) {
-  const form = el("form", { class: "row", "aria-label": `Change ${f.name}` },
-    el("input", { name: "rate", type: "number", min: "1", max: String(f.rate_cap_cents_per_minute || 10000),
-      value: String(f.rate_cents_per_minute), "aria-label": "Rate in cents a minute", class: "narrow" }),
-    el("span", { class: "muted" }, "¢/min"),
-    el("input", { name: "minutes", type: "number", min: "1", max: "240",
-      value: String(Math.round(f.max_call_seconds / 60)), "aria-label": "Longest call in minutes", class: "narrow" }),
-    el("span", { class: "muted" }, "min"),
-    el("button", { class: "secondary", type: "submit" }, "Save"),
-  );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    // Only what was changed: a 70 s maximum shown as "1" min is kept when only the rate moves.
-    const change = {};
-    const { rate: rateInput, minutes } = form.elements;
-    if (rateInput.value !== rateInput.defaultValue) change.rate_cents_per_minute = Number(rateInput.value);
-    if (minutes.value !== minutes.defaultValue) change.max_call_seconds = Number(minutes.value) * 60;
-    if (Object.keys(change).length) saveFacility(f, change);
-  });
-  return el(
-    "tr", { "data-facility": f.id },
-    el("td", {}, f.name, " ", el("small", { class: "muted" }, `${f.id} · ${f.timezone}`)),
-    el("td", {}, f.type.replace("_", " ")),
-    el("td", { class: "num" }, rate(f.rate_cents_per_minute), " ",
-      el("small", { class: "muted" }, f.rate_cap_cents_per_minute ? `cap ${rate(f.rate_cap_cents_per_minute)}` : "no cap")),
-    el("td", { class: "num" }, duration(f.max_call_seconds)),
-    el("td", {}, el("small", {}, hours(f.calling_hours))),
-    el("td", { class: "num" }, `${f.retention_days} days`),
-    el("td", {}, form),
-  );
-}
-
-async function saveFacility(facility, change) {
-  say($("#facility-error"), "");
-  try {
-    await request("PUT", `/api/v1/admin/facilities/${encodeURIComponent(facility.id)}`, change);
-  } catch (exc) {
-    say($("#facility-error"), `${facility.name}: ${exc.message}`);
-    return;
-  }
-  await loadFacilities();
-}
-
-signInForm(TOKEN_KEY, signIn);
+staffSignIn(TOKEN_KEY, signIn);

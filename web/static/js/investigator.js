@@ -7,7 +7,8 @@
 // players kept in step: the resident's drives, the family's follows. Downloads and
 // verification always concern the original, signed call file.
 
-import { $, api, clock, dateTime, el, say, show, signInForm, tokenSubject } from "./common.js";
+import { $, api, clock, dateTime, el, say, show, tokenSubject } from "./common.js";
+import { signedOut, staffSignIn } from "./staff-signin.js";
 import { syncVideos } from "./video-sync.js";
 
 const TOKEN_KEY = "visitation.investigator.token";
@@ -40,7 +41,15 @@ function newPlayback() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-const request = (method, path, body) => api(state.token, method, path, body);
+async function request(method, path, body) {
+  try {
+    return await api(state.token, method, path, body);
+  } catch (exc) {
+    // A session that ended (expired, revoked, signed out elsewhere): back to sign-in.
+    if (exc.status === 401 && state.signedIn) signedOut("Your session has ended. Sign in again.");
+    throw exc;
+  }
+}
 
 /** 1234567 -> "1.2 MB". */
 function bytes(n) {
@@ -62,7 +71,7 @@ async function signIn(token) {
     throw exc;
   }
   $("#who").textContent = tokenSubject(token);
-  $("#signout").hidden = false;
+  state.signedIn = true;
   show("workspace");
   state.streaming = startMediaWorker();
 }
@@ -509,4 +518,4 @@ function auditDetail({ action, detail = {} }) {
   }
 }
 
-signInForm(TOKEN_KEY, signIn);
+staffSignIn(TOKEN_KEY, signIn);

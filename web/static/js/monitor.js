@@ -1,9 +1,11 @@
 // The monitoring console: live calls of the staff member's facilities, updated in real time;
 // watch several calls at once (each tile shows both parties), flag, terminate.
 
-import { $, clock, connect, el, say, show, signInForm, tokenSubject } from "./common.js";
+import { $, clock, connect, el, say, show, tokenSubject } from "./common.js";
+import { endedWords, terminateForm } from "./monitor-terminate.js";
 import { qualityBadge, showQuality, worst } from "./quality.js";
 import { applyAnswer, fullOffer, monitorConnection, play } from "./rtc.js";
+import { sessionEnded, signedOut, staffSignIn } from "./staff-signin.js";
 
 const TOKEN_KEY = "visitation.monitor.token";
 const WATCHABLE = new Set(["accepted", "connected"]);
@@ -31,10 +33,12 @@ async function measureOffset() {
 
 async function signIn(token) {
   const staff = tokenSubject(token);
-  state.client = await connect(token, (online, why) => {
+  state.client = await connect(token, (online, why, info) => {
+    if (!online && sessionEnded(why, info)) return signedOut("Your session has ended. Sign in again.");
     $("#who").textContent = online ? staff : `offline — ${why || "reconnecting…"}`;
     if (!online) for (const tile of state.tiles.values()) tile.ended("disconnected");
     else refresh(); // the server ended our watches with the old connection
+    return undefined;
   });
   $("#who").textContent = staff;
   const { client } = state;
@@ -56,7 +60,6 @@ async function signIn(token) {
   });
   await measureOffset();
   await refresh();
-  $("#signout").hidden = false;
   show("console");
   setInterval(tick, 1000);
 }
@@ -169,7 +172,7 @@ class Tile {
     this.listen = el("button", { class: "secondary", onclick: () => this.toggleListen() }, "Listen");
     this.log = el("div", { class: "log" });
     this.flagForm = this.form("Note for this moment", "Flag", "secondary", (note) => this.flag(note));
-    this.endForm = this.form("Reason to terminate", "Terminate", "danger", (r) => this.terminate(r));
+    this.endForm = terminateForm(call, (reason) => this.terminate(reason));
     this.root = el(
       "article", { class: "tile", "data-call": call.call_id },
       el("header", {},
@@ -275,7 +278,8 @@ class Tile {
     this.pc?.close();
     this.root.classList.add("ended");
     for (const badge of Object.values(this.badges)) showQuality(badge, null);
-    this.status.textContent = `ended · ${reason || "ended"}`;
+    this.status.textContent = `Ended · ${endedWords(reason)}`;
+    this.status.title = reason || "";
     this.status.className = "badge ended";
     this.remaining.textContent = "";
     for (const control of this.root.querySelectorAll("form input, form button")) control.disabled = true;
@@ -299,4 +303,4 @@ class Tile {
   }
 }
 
-signInForm(TOKEN_KEY, signIn);
+staffSignIn(TOKEN_KEY, signIn);

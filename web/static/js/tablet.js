@@ -1,8 +1,11 @@
 // The resident tablet: its approved contacts (one tap to call), ringing / no answer, the call.
+// A resident's own tablet signs in with its `tablet` token (`?token=` or pasted); a shared
+// facility tablet holds a `device` token and signs residents in with a PIN (tablet-shared.js).
 
 import { CallView } from "./call-view.js";
 import { $, connect, dateTime, duration, el, endReason, say, show, signInForm } from "./common.js";
 import { localMedia, stopMedia } from "./rtc.js";
+import { SharedTablet, deviceToken, enrol, isDeviceToken } from "./tablet-shared.js";
 
 const TOKEN_KEY = "visitation.tablet.token";
 const PLACE_ERRORS = {
@@ -15,8 +18,12 @@ const PLACE_ERRORS = {
   forbidden: "This device is not signed in as a resident tablet.",
 };
 
-// call: {id, contact: {id, name}, media (Promise<MediaStream>)}; its screen once accepted: `view`
-const state = { client: null, resident: null, contacts: [], call: null };
+// call: {id, contact: {id, name}, media (Promise<MediaStream>)}; its screen once accepted: `view`.
+// recent: contact id -> when this session last called it (a shared tablet keeps it in memory
+// only, and forgets it with the resident). swapTo: a renewed token to reconnect with after the call.
+const state = {
+  client: null, resident: null, contacts: [], call: null, recent: {}, swapTo: null, shared: null,
+};
 const view = new CallView();
 
 function go(screen) {
@@ -31,42 +38,118 @@ document.addEventListener("click", (event) => {
 
 // ---------------------------------------------------------------- sign in
 
+/** The token form or `?token=`: a resident's tablet token, or a device token (enrol it). */
 async function signIn(token) {
-  const client = await connect(token, (online) => {
-    $("#who").textContent = online ? state.resident.name : "offline — reconnecting…";
-  });
-  const info = await client.request("session.info");
+  if (isDeviceToken(token)) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    enrol(token);
+    return startShared(token);
+  }
+  await openResident(token);
+  $("#signout").hidden = false;
+  return undefined;
+}
+
+/** Connect as the resident of `token` and show their contacts. */
+async function openResident(token) {
+  let client = null;
+  client = await connect(token, (online, why, info) => onLine(client, online, why, info));
+  let info;
+  try {
+    info = await client.request("session.info");
+  } catch (exc) {
+    client.close();
+    throw exc;
+  }
   if (info.role !== "tablet") {
     client.close();
     throw new Error("this is not a resident tablet's token");
   }
+  const old = state.client;
   state.client = client;
   state.resident = info;
+  old?.close();
   $("#who").textContent = info.name;
-  $("#signout").hidden = false;
   bindCallEvents(client);
-  go("home");
+  if (!state.call) go("home");
+}
+
+function onLine(client, online, why, info) {
+  if (client !== state.client) return; // a connection replaced by a renewed token's
+  const ended = !online && (info?.expired || /session has ended|expired|revoked/i.test(String(why || "")));
+  if (ended) {
+    if (state.shared) return state.shared.signOut("Your session has ended. Sign in again.");
+    forget();
+    sessionStorage.removeItem(TOKEN_KEY);
+    show("signin");
+    say($("#signin .error"), "Your session has ended: sign in again with a new link.");
+    return undefined;
+  }
+  $("#who").textContent = online ? state.resident.name : "offline — reconnecting…";
+  if (online && !state.call) loadContacts(); // re-sync what the screen shows (issue 32 §1)
+  return undefined;
+}
+
+// ---------------------------------------------------------------- shared tablets
+
+function startShared(device) {
+  state.shared ??= new SharedTablet(device, {
+    open: openResident,
+    forget,
+    busy: () => state.call !== null,
+    swap: async (token) => {
+      if (state.call) state.swapTo = token; // never mid-call: reconnect once it is over
+      else await openResident(token);
+    },
+  });
+  state.shared.device = device;
+  state.shared.start();
+}
+
+/** Forget the resident: their call, contacts, history and names, on screen and in memory. */
+function forget() {
+  const { client, call } = state;
+  if (call?.id) client?.request("call.hangup", { call_id: call.id }).catch(() => {});
+  state.swapTo = null;
+  finish();
+  client?.close();
+  Object.assign(state, { client: null, resident: null, contacts: [], call: null, recent: {}, swapTo: null });
+  $("#contacts").replaceChildren();
+  for (const id of ["#calling-initial", "#calling-who", "#noanswer-who", "#end-reason", "#end-duration",
+    "#call-with", "#call-status", "#who"]) {
+    const node = $(id);
+    if (node) node.textContent = "";
+  }
+  say($("#call-error"), "");
 }
 
 // ---------------------------------------------------------------- contacts
 
+// A resident's own tablet remembers its last calls across reloads; a shared one never writes
+// a resident's calls to the browser's storage.
 const lastCallKey = () => `visitation.tablet.last.${state.resident.id}`;
-const lastCalls = () => JSON.parse(localStorage.getItem(lastCallKey()) || "{}");
+const lastCalls = () => (state.shared
+  ? state.recent
+  : JSON.parse(localStorage.getItem(lastCallKey()) || "{}"));
 
 function rememberCall(contactId) {
-  localStorage.setItem(
-    lastCallKey(), JSON.stringify({ ...lastCalls(), [contactId]: Date.now() / 1000 }),
-  );
+  const calls = { ...lastCalls(), [contactId]: Date.now() / 1000 };
+  if (state.shared) state.recent = calls;
+  else localStorage.setItem(lastCallKey(), JSON.stringify(calls));
 }
 
 async function loadContacts() {
-  if (!state.client) return;
+  const { client } = state;
+  if (!client) return;
+  let contacts;
   try {
-    state.contacts = (await state.client.request("contacts.list")).contacts;
+    ({ contacts } = await client.request("contacts.list"));
   } catch (exc) {
-    say($("#call-error"), `Could not load your contacts: ${exc.message}`);
+    if (client === state.client) say($("#call-error"), `Could not load your contacts: ${exc.message}`);
     return;
   }
+  if (client !== state.client) return; // signed out (or renewed) meanwhile
+  state.contacts = contacts;
   const last = lastCalls();
   const byRecent = [...state.contacts].sort(
     (a, b) => (last[b.id] || 0) - (last[a.id] || 0) || a.name.localeCompare(b.name),
@@ -125,6 +208,9 @@ function finish() {
   state.call = null;
   view.close();
   call?.media.then(stopMedia, () => {}); // unused if the call never got to its media
+  const renewed = state.swapTo;
+  state.swapTo = null;
+  if (renewed && state.client) openResident(renewed).catch(() => state.shared?.signOut(""));
 }
 
 $("#cancel").addEventListener("click", async () => {
@@ -141,27 +227,31 @@ $("#cancel").addEventListener("click", async () => {
 });
 
 function bindCallEvents(client) {
-  client.on("call.ringing", (data) => {
+  // Only the current connection's events (a renewed token's replaces the old one).
+  const on = (event, handler) => client.on(event, (data) => {
+    if (client === state.client) handler(data);
+  });
+  on("call.ringing", (data) => {
     if (ours(data)) $("#calling-status").textContent = "Ringing…";
   });
-  client.on("call.unanswered", (data) => {
+  on("call.unanswered", (data) => {
     const call = ours(data);
     if (!call) return;
     finish();
     $("#noanswer-who").textContent = `${call.contact.name} did not answer.`;
     go("noanswer");
   });
-  client.on("call.accepted", (data) => {
+  on("call.accepted", (data) => {
     const call = ours(data);
     if (call) startMedia(call);
   });
-  client.on("call.connected", (data) => {
+  on("call.connected", (data) => {
     if (ours(data)) view.connected(data.allowed_seconds);
   });
-  client.on("call.warning", (data) => {
+  on("call.warning", (data) => {
     if (ours(data)) view.warning();
   });
-  client.on("call.ended", (data) => {
+  on("call.ended", (data) => {
     if (!ours(data)) return;
     finish();
     $("#end-reason").textContent = endReason(data, "tablet");
@@ -183,4 +273,8 @@ async function startMedia(call) {
   await view.start(stream);
 }
 
+// A shared tablet's device token (from `?token=` or kept); else a resident's own tablet.
+const device = deviceToken();
+if (device) sessionStorage.removeItem(TOKEN_KEY);
 signInForm(TOKEN_KEY, signIn);
+if (device) startShared(device);
