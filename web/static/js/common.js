@@ -136,7 +136,7 @@ export { AckError, Client, connect } from "./connection.js";
 
 /** A JSON request to the HTTP API; throws an Error carrying the API's message and code. */
 export async function api(token, method, path, body, headers = {}) {
-  const response = await fetch(path, {
+  return send(path, {
     method,
     headers: {
       Authorization: `Bearer ${token}`,
@@ -145,11 +145,31 @@ export async function api(token, method, path, body, headers = {}) {
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+}
+
+/** A JSON request that needs no token (sign-up, login, password reset); errors as `api`. */
+export function publicApi(method, path, body) {
+  return send(path, {
+    method,
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+/** POST a multipart form (`FormData`, e.g. files) with the token; errors as `api`. */
+export function upload(token, path, form) {
+  // No Content-Type: the browser sets multipart/form-data with its boundary.
+  return send(path, { method: "POST", headers: { Authorization: `Bearer ${token}` }, body: form });
+}
+
+async function send(path, init) {
+  const response = await fetch(path, init);
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = new Error((data.error && data.error.message) || `HTTP ${response.status}`);
     error.code = data.error && data.error.code;
     error.status = response.status;
+    error.retryAfter = Number(response.headers.get("Retry-After")) || null;
     throw error;
   }
   return data;

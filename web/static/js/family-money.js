@@ -1,0 +1,127 @@
+// The family's money: deposits (within the limits, one idempotency key per intended deposit),
+// the call history and the statement.
+
+import { $, api, dateTime, duration, el, money, randomId, say } from "./common.js";
+import { facilityName } from "./family-account.js";
+import { go, notice, onScreen, state } from "./family-app.js";
+
+const ENTRY_LABELS = {
+  deposit: "Deposit", autopay: "AutoPay deposit", credit: "Credit", hold: "Reserved for a call",
+  release: "Reservation released", charge: "Call charge", refund: "Refund", close: "Account closed",
+};
+const PLUS = new Set(["deposit", "autopay", "credit"]);
+const HELD = new Set(["hold", "release"]);
+
+onScreen("history", () => loadHistory());
+onScreen("deposit", () => say($("#deposit-error"), ""));
+
+// ---------------------------------------------------------------- deposits
+
+/** "20", "$12.50" -> cents; or the reason it is not a valid deposit ($2.00 to $100.00). */
+export function parseDeposit(text) {
+  const value = text.trim().replace(/^\$/, "");
+  if (!/^\d{1,6}(\.\d{1,2})?$/.test(value)) {
+    return { error: "Enter an amount in dollars, like 20 or 12.50." };
+  }
+  const cents = Math.round(Number(value) * 100);
+  if (cents < 200) return { error: "The minimum deposit is $2.00." };
+  if (cents > 10000) return { error: "The maximum deposit is $100.00." };
+  return { cents };
+}
+
+// One key per intended deposit: a retry after a network error cannot deposit twice.
+let depositKey = randomId();
+$("#amount").addEventListener("input", () => {
+  depositKey = randomId();
+});
+
+for (const chip of document.querySelectorAll("[data-amount]")) {
+  chip.addEventListener("click", () => {
+    $("#amount").value = chip.dataset.amount;
+    depositKey = randomId();
+    say($("#deposit-error"), "");
+  });
+}
+
+$("#deposit-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const error = $("#deposit-error");
+  const { cents, error: invalid } = parseDeposit($("#amount").value);
+  if (invalid) return say(error, invalid);
+  const button = event.target.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const result = await api(
+      state.token, "POST", "/api/v1/account/deposits", { amount_cents: cents },
+      { "Idempotency-Key": depositKey },
+    );
+    depositKey = randomId();
+    $("#amount").value = "";
+    go("home");
+    notice(`Added ${money(cents)}. New balance ${money(result.balance_cents)}.`);
+  } catch (exc) {
+    say(error, exc.message);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+// ---------------------------------------------------------------- history
+
+async function loadHistory() {
+  try {
+    const [{ calls }, { entries }] = await Promise.all([
+      api(state.token, "GET", "/api/v1/account/calls"),
+      api(state.token, "GET", "/api/v1/account/statement"),
+    ]);
+    renderCalls(calls);
+    renderStatement(entries, calls);
+  } catch (exc) {
+    $("#calls").replaceChildren(el("li", { class: "error" }, exc.message));
+  }
+}
+
+function renderCalls(calls) {
+  const items = calls.map((call) => {
+    const who = call.resident?.name ? `Call with ${call.resident.name}` : "Call";
+    const where = call.facility?.name || facilityName(call.facility_id);
+    const connected = Boolean(call.connected_at);
+    return el(
+      "li", { "data-call": call.call_id },
+      el("span", { class: "grow" },
+        el("strong", {}, connected ? `${who} — ${duration(call.duration_s)}` : `${who} — not connected`), el("br"),
+        el("small", { class: "muted" }, `${dateTime(call.connected_at || call.started_at)} · ${where}`)),
+      el("span", { class: `amount ${call.charged_cents ? "minus" : "held"}` },
+        call.charged_cents ? money(call.charged_cents) : "no charge"),
+    );
+  });
+  $("#calls").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No calls yet.")]));
+}
+
+function renderStatement(entries, calls = []) {
+  // A call's hold only reserves money while it lasts; once the call is settled (charged, and
+  // what was left released) the charge line says what it cost, so hold and release are not
+  // shown. A hold whose call is not settled yet is one pending line.
+  const settled = new Set(
+    entries.filter((e) => e.kind === "charge" || e.kind === "release").map((e) => e.call_id),
+  );
+  const withWhom = new Map(calls.map((c) => [c.call_id, c.resident?.name]));
+  const shown = entries.filter((e) => !(HELD.has(e.kind) && e.call_id && settled.has(e.call_id)));
+  const items = shown.slice().reverse().map((e) => {
+    const kind = HELD.has(e.kind) ? "held" : PLUS.has(e.kind) ? "plus" : "minus";
+    const sign = { held: "", plus: "+", minus: "−" }[kind];
+    const who = withWhom.get(e.call_id);
+    let label = ENTRY_LABELS[e.kind] || e.kind;
+    if (e.kind === "charge" && who) label = `Call with ${who}`;
+    if (e.kind === "hold") label = "Pending — reserved for a call in progress";
+    return el(
+      "li", { "data-kind": e.kind },
+      el("span", { class: "grow" },
+        label, el("br"),
+        el("small", { class: "muted" }, `${dateTime(e.at)} · available ${money(e.available_cents)}`)),
+      el("span", { class: `amount ${kind}` }, `${sign}${money(e.amount_cents)}`),
+    );
+  });
+  $("#statement").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No entries.")]));
+}
+
