@@ -40,13 +40,23 @@ class OneTimeCodes:
         await self._redis.set(self._prefix + _digest(code), subject, px=int(ttl_s * 1000))
         return code
 
-    async def redeem(self, code: object) -> str | None:
-        """The subject of ``code`` if it is live (and it is used up now); else None."""
+    def _key(self, code: object) -> str | None:
         if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_CHARS:
             return None
         try:
-            code.encode()
+            return self._prefix + _digest(code)
         except UnicodeEncodeError:  # a lone surrogate: no code of ours
             return None
-        raw = await self._redis.getdel(self._prefix + _digest(code))
+
+    async def peek(self, code: object) -> str | None:
+        """The subject of ``code`` if it is live, leaving it live (to check a request before
+        spending the code on it)."""
+        key = self._key(code)
+        raw = None if key is None else await self._redis.get(key)
+        return None if raw is None else text(raw)
+
+    async def redeem(self, code: object) -> str | None:
+        """The subject of ``code`` if it is live (and it is used up now); else None."""
+        key = self._key(code)
+        raw = None if key is None else await self._redis.getdel(key)
         return None if raw is None else text(raw)

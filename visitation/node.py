@@ -50,6 +50,10 @@ from visitation.contacts_api import add_contacts_routes
 from web import add_page_routes
 
 # --- accounts imports (issue 26) ---
+# isort: split
+from accounts.services import AccountServices
+from accounts.settings import AccountSettings
+
 # --- end accounts imports ---
 # --- accounts-admin imports (issue 26: identity, staff, tablets) ---
 # isort: split
@@ -202,6 +206,16 @@ class SignalingNode:
         add_contacts_routes(self.app, directory=self.directory, tokens=self.tokens)
         add_board_routes(self.app, calls=self.calls, directory=self.directory, tokens=self.tokens)
         # --- accounts wiring (issue 26) ---
+        # Sign-up, sign-in, logout, reset, staff TOTP; the mail outbox. ``self.accounts``
+        # .credentials / .hasher serve the accounts-admin block below.
+        self.accounts = AccountServices(
+            self.redis,
+            AccountSettings.from_env(settings),
+            directory=self.directory,
+            tokens=self.tokens,
+            revocations=self.revocations,
+        )
+        self.accounts.add_routes(self.app)
         # --- end accounts wiring ---
         # --- accounts-admin wiring (issue 26: identity, staff, tablets) ---
         self.accounts_admin = add_accounts_admin_routes(
@@ -239,6 +253,7 @@ class SignalingNode:
             ]
         )
         # --- accounts services (issue 26): self.app.cleanup_ctx.append(lifecycle(...)) ---
+        self.app.cleanup_ctx.append(lifecycle(self.accounts.start, self.accounts.stop))
         # --- end accounts services ---
         # --- accounts-admin services ---
         self.app.cleanup_ctx.append(lifecycle(None, self.accounts_admin.close))

@@ -1,0 +1,229 @@
+"""All Redis access for sign-in credentials: families' e-mail and password, staff passwords and
+their TOTP second factor.
+
+- ``login:email:{email}`` -> family id: the e-mail index (e-mails normalised to lower case by
+  :func:`normalise_email`, which refuses what is no e-mail: NUL and control characters, over
+  254 characters);
+- ``login:family:{id}`` (hash): ``email``, ``password`` (Argon2id, never the password),
+  ``email_verified`` (``0``/``1``), ``phone``;
+- ``login:staff:{id}`` (hash): ``password``, ``totp_pending`` (a secret being enrolled),
+  ``totp`` (the enabled secret) and ``totp_step`` (the last time step used, so a code is
+  accepted once).
+
+A family's profile (name, verified, blocks) stays a :class:`core.domain.Family` record in the
+directory; a sign-up writes both in one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
+from redis.typing import EncodableT, FieldT
+
+from accounts.passwords import SecretHasher, check_password
+from core.directory import Directory
+from core.domain import Family
+from core.redis_text import text
+
+MAX_EMAIL_CHARS: Final = 254  # RFC 5321's limit for a path
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f.]+$")
+
+# KEYS[1] index; ARGV[1] the family id. The family id, then its password hash (or nothing).
+_FAMILY_LOGIN = """
+local family = redis.call('GET', KEYS[1])
+if not family then return false end
+return {family, redis.call('HGET', 'login:family:' .. family, 'password')}
+"""
+
+# KEYS[1] staff hash; ARGV[1] the time step. 1 if it is later than the last one used.
+_USE_STEP = """
+local last = tonumber(redis.call('HGET', KEYS[1], 'totp_step') or '-1')
+if tonumber(ARGV[1]) <= last then return 0 end
+redis.call('HSET', KEYS[1], 'totp_step', ARGV[1])
+return 1
+"""
+
+# KEYS[1] staff hash, ARGV[1] the secret. Enable it if it is still the pending one.
+_ENABLE_TOTP = """
+local secret = redis.call('HGET', KEYS[1], 'totp_pending')
+if secret ~= ARGV[1] then return false end
+redis.call('HSET', KEYS[1], 'totp', secret)
+redis.call('HDEL', KEYS[1], 'totp_pending', 'totp_step')
+return secret
+"""
+
+
+class InvalidEmail(ValueError):
+    """What was given as an e-mail is none; the message says why."""
+
+
+def normalise_email(raw: str) -> str:
+    """The address as stored and compared: stripped, lower case; InvalidEmail if it is none."""
+    if "\x00" in raw:
+        raise InvalidEmail("the e-mail must not contain a NUL character")
+    address = raw.strip().lower()
+    if len(address) > MAX_EMAIL_CHARS:
+        raise InvalidEmail(f"the e-mail must have at most {MAX_EMAIL_CHARS} characters")
+    if not _EMAIL.match(address):
+        raise InvalidEmail("the e-mail must look like name@example.org")
+    return address
+
+
+def email_key(email: str) -> str:
+    return f"login:email:{email}"
+
+
+def family_key(family_id: str) -> str:
+    return f"login:family:{family_id}"
+
+
+def staff_key(staff_id: str) -> str:
+    return f"login:staff:{staff_id}"
+
+
+@dataclass(frozen=True)
+class FamilyLogin:
+    family_id: str
+    password_hash: str | None
+
+
+class Credentials:
+    """Credentials of families and staff; ``hasher`` hashes what is set in clear."""
+
+    def __init__(self, redis: Redis, hasher: SecretHasher) -> None:
+        self._redis = redis
+        self.hasher = hasher
+        self._family_login = redis.register_script(_FAMILY_LOGIN)
+        self._use_step = redis.register_script(_USE_STEP)
+        self._enable_totp = redis.register_script(_ENABLE_TOTP)
+
+    # -- families ------------------------------------------------------------------------------
+
+    async def register_family(
+        self, family: Family, email: str, password_hash: str, phone: str | None = None
+    ) -> bool:
+        """A new family with this e-mail, in one transaction: its directory record, the index
+        and its credentials. False (and nothing written) if the e-mail is taken."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(email_key(email))
+                if await pipe.exists(email_key(email)):
+                    return False
+                pipe.multi()  # type: ignore[no-untyped-call,unused-ignore]
+                Directory.queue_family(pipe, family)
+                pipe.set(email_key(email), family.id)
+                fields: dict[FieldT, EncodableT] = {
+                    "email": email,
+                    "password": password_hash,
+                    "email_verified": "0",
+                }
+                if phone:
+                    fields["phone"] = phone
+                pipe.hset(family_key(family.id), mapping=fields)
+                await pipe.execute()
+            except WatchError:  # registered by someone else meanwhile
+                return False
+        return True
+
+    async def family_login(self, email: str) -> FamilyLogin | None:
+        """The family of ``email`` and its password hash (one round trip), or None."""
+        found = await self._family_login(keys=[email_key(email)], args=[])
+        if not found:
+            return None
+        family_id, encoded = found
+        return FamilyLogin(text(family_id), None if encoded is None else text(encoded))
+
+    async def family_of(self, email: str) -> str | None:
+        raw = await self._redis.get(email_key(email))
+        return None if raw is None else text(raw)
+
+    async def email_of(self, family_id: str) -> str | None:
+        raw = await self._redis.hget(family_key(family_id), "email")
+        return None if raw is None else text(raw)
+
+    async def email_verified(self, family_id: str) -> bool:
+        raw = await self._redis.hget(family_key(family_id), "email_verified")
+        return raw is not None and text(raw) == "1"
+
+    async def confirm_email(self, family_id: str) -> None:
+        await self._redis.hset(family_key(family_id), "email_verified", "1")
+
+    async def set_family_password_hash(self, family_id: str, password_hash: str) -> None:
+        await self._redis.hset(family_key(family_id), "password", password_hash)
+
+    async def delete_family(self, family_id: str) -> None:
+        """Forget a family's credentials and its e-mail (an account closed)."""
+        email = await self.email_of(family_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(family_key(family_id))
+            if email is not None:
+                pipe.delete(email_key(email))
+            await pipe.execute()
+
+    async def queue_family_login(
+        self, pipe: Pipeline, family_id: str, email: str, password_hash: str | None
+    ) -> None:
+        """A seed's e-mail (verified: an operator wrote it) and password hash, on ``pipe``;
+        an e-mail this family had before leaves the index."""
+        previous = await self.email_of(family_id)
+        if previous is not None and previous != email:
+            pipe.delete(email_key(previous))
+        pipe.set(email_key(email), family_id)
+        fields: dict[FieldT, EncodableT] = {"email": email, "email_verified": "1"}
+        if password_hash is not None:
+            fields["password"] = password_hash
+        pipe.hset(family_key(family_id), mapping=fields)
+
+    async def family_password_hash(self, family_id: str) -> str | None:
+        raw = await self._redis.hget(family_key(family_id), "password")
+        return None if raw is None else text(raw)
+
+    # -- staff ---------------------------------------------------------------------------------
+
+    async def staff_password_hash(self, staff_id: str) -> str | None:
+        raw = await self._redis.hget(staff_key(staff_id), "password")
+        return None if raw is None else text(raw)
+
+    async def set_staff_password(self, staff_id: str, password: str) -> None:
+        """Set a staff member's password (PasswordRefused if it breaks a rule; the staff id
+        counts as its name)."""
+        check_password(password, staff_id)
+        await self.set_staff_password_hash(staff_id, await self.hasher.hash(password))
+
+    async def set_staff_password_hash(self, staff_id: str, password_hash: str) -> None:
+        await self._redis.hset(staff_key(staff_id), "password", password_hash)
+
+    @staticmethod
+    def queue_staff_password(pipe: Pipeline, staff_id: str, password_hash: str) -> None:
+        pipe.hset(staff_key(staff_id), "password", password_hash)
+
+    async def delete_staff(self, staff_id: str) -> None:
+        """Forget a staff member's password and second factor."""
+        await self._redis.delete(staff_key(staff_id))
+
+    async def begin_totp(self, staff_id: str, secret: str) -> None:
+        """A secret to enrol; the one enabled (if any) stays until :meth:`enable_totp`."""
+        await self._redis.hset(staff_key(staff_id), "totp_pending", secret)
+
+    async def pending_totp(self, staff_id: str) -> str | None:
+        raw = await self._redis.hget(staff_key(staff_id), "totp_pending")
+        return None if raw is None else text(raw)
+
+    async def enable_totp(self, staff_id: str, secret: str) -> bool:
+        """Turn ``secret`` on; False if it is no longer the pending one."""
+        return bool(await self._enable_totp(keys=[staff_key(staff_id)], args=[secret]))
+
+    async def totp_secret(self, staff_id: str) -> str | None:
+        """The enabled second factor's secret, or None (no second factor)."""
+        raw = await self._redis.hget(staff_key(staff_id), "totp")
+        return None if raw is None else text(raw)
+
+    async def use_totp_step(self, staff_id: str, step: int) -> bool:
+        """Record that the code of time step ``step`` was used; False if it (or a later one)
+        was used before: a code signs in once."""
+        return bool(await self._use_step(keys=[staff_key(staff_id)], args=[step]))
