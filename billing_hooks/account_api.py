@@ -12,7 +12,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
@@ -65,9 +65,33 @@ class AutoPayIn(_In):
     amount_cents: StrictInt | None = None
 
 
+NotificationPreviewT = Literal["full", "private"]
+
+
 class SettingsIn(_In):
     allow_video_calls: StrictBool | None = None
     autopay: AutoPayIn | None = None
+    notification_preview: NotificationPreviewT | None = None
+
+
+class NotificationPreview:
+    """What a family's push notifications may show (PROTOCOL v1.2): ``full`` (the default) or
+    ``private`` (no names: only the type, the call or visit, and times; see push.messages)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    @staticmethod
+    def _key(family_id: str) -> str:
+        return f"notify:preview:{family_id}"
+
+    async def get(self, family_id: str) -> NotificationPreviewT:
+        raw = await self._redis.get(self._key(family_id))
+        value = raw.decode() if isinstance(raw, bytes) else raw
+        return "private" if value == "private" else "full"
+
+    async def set(self, family_id: str, value: NotificationPreviewT) -> None:
+        await self._redis.set(self._key(family_id), value)
 
 
 class BlockIn(_In):
@@ -109,6 +133,7 @@ class AccountApi:
         self._directory = directory
         self._tokens = tokens
         self._biller = biller
+        self._preview = NotificationPreview(redis)
 
     def guard(self, handler: Handler) -> AiohttpHandler:
         """Family-only, with billing refusals mapped to their HTTP status."""
@@ -147,6 +172,7 @@ class AccountApi:
             "autopay": autopay.to_json(),
             "status": "closed" if account.status == "closed" else "open",
             "blocks": list(family.blocks),
+            "notification_preview": await self._preview.get(family.id),
         }
 
     async def _update_family(self, family_id: str, change: Callable[[Family], Family]) -> Family:
@@ -223,6 +249,8 @@ class AccountApi:
             )
         if autopay is not None:
             await self._biller.set_autopay(family_id, autopay)
+        if body.notification_preview is not None:
+            await self._preview.set(family_id, body.notification_preview)
         return web.json_response(await self._view(await self._family(family_id)))
 
     async def block(self, request: web.Request, family_id: str) -> web.StreamResponse:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from billing_hooks import Settlement
+from core import tariff
 from signaling.call_state import CallRecord, CallState
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,33 @@ def family_room(family_id: str) -> str:
 
 def monitors_room(facility_id: str) -> str:
     return f"monitors:{facility_id}"
+
+
+def incoming_payload(
+    record: CallRecord, balance_cents: int, ring_timeout_s: float
+) -> dict[str, Any]:
+    """``call.incoming`` as the family gets it (on every socket, when the call starts ringing
+    and again on a socket that connects while it rings)."""
+    return {
+        "call_id": record.call_id,
+        "resident": {"id": record.resident_id, "name": record.resident_name},
+        "facility": {"id": record.facility_id, "name": record.facility_name},
+        "rate_cents_per_minute": record.rate_cents_per_minute,
+        "max_call_seconds": record.max_call_seconds,
+        "balance_cents": balance_cents,
+        "allowed_seconds": tariff.allowed_seconds(
+            record.max_call_seconds, balance_cents, record.rate_cents_per_minute
+        ),
+        "ring_timeout_s": ring_timeout_s,
+    }
+
+
+def parties(record: CallRecord) -> tuple[dict[str, str], dict[str, str]]:
+    """The resident and the facility as pushes name them: ``{"id", "name"}`` each."""
+    return (
+        {"id": record.resident_id, "name": record.resident_name},
+        {"id": record.facility_id, "name": record.facility_name},
+    )
 
 
 def ended_payload(record: CallRecord) -> dict[str, Any]:

@@ -3,10 +3,17 @@
 Every rule of SPEC "Call rules" 1-2 lives here; every state change goes through the atomic
 transitions of :class:`CallStore`, and every event goes out through one emitter (which, with the
 Socket.IO Redis manager, reaches clients on any signaling node).
+
+A family is reachable with an open socket or a push subscription (SPEC "Reaching families"). A
+call rings every socket of the family and, through ``push`` (:class:`push.notifier.FamilyPush`,
+which only queues: a push never holds up a call), every subscribed device at once; when it stops
+ringing (answered, declined, canceled, timed out) every device is told, and a socket that
+connects while it rings gets its ``call.incoming`` at once (:meth:`CallService.ring_on_connect`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -21,12 +28,14 @@ from core.directory import Directory
 from core.domain import Facility
 from core.errors import ErrorCode, ProtocolError
 from core.facility_stats import FacilityStats
+from core.tasks import TaskPool
+from push.notifier import FamilyPush
 from signaling.call_end import SETTLE, CallFinisher
 from signaling.call_events import CallHook as CallHook
 from signaling.call_events import Emitter as Emitter
 from signaling.call_events import Settler as Settler
 from signaling.call_events import call_summary as call_summary
-from signaling.call_events import ended_payload, run_hooks
+from signaling.call_events import ended_payload, incoming_payload, parties, run_hooks
 from signaling.call_events import family_room as family_room
 from signaling.call_events import monitors_room as monitors_room
 from signaling.call_events import tablet_room as tablet_room
@@ -45,6 +54,7 @@ WARNING_BEFORE_S = 60
 PRE_CONNECT = (CallState.ACCEPTED,)
 RINGING_FOR_TABLET = (CallState.RINGING, CallState.DECLINED)  # a reject is not shown early
 IN_CALL = (CallState.ACCEPTED, CallState.CONNECTED)
+RESEND_WAIT_S = 5.0  # how long a re-sent call.incoming waits for its socket to be connected
 
 
 # At connect: how many seconds this call may last (billing puts the hold for them).
@@ -70,8 +80,13 @@ class CallService:
     authorize: Authorizer | None = None
     # Refuses a new call (raises ProtocolError) when the media plane has no room for it.
     admission: Callable[[], Awaitable[None]] | None = None
+    # Web Push to the family's devices; None: one on this store's Redis (no sender needed to
+    # queue; the node runs the sender, push.service.PushNode).
+    push: FamilyPush | None = None
 
     def __post_init__(self) -> None:
+        self.notifier = self.push or FamilyPush(self.store.redis)
+        self._resends = TaskPool("ring-resend", 256)
         self.timers.on(RING_TIMEOUT, self._on_ring_timeout)
         self.timers.on(CONNECT_TIMEOUT, self._on_connect_timeout)
         self.timers.on(WARNING, self._on_warning)
@@ -89,8 +104,10 @@ class CallService:
 
     async def stop(self) -> None:
         """Let end-of-call chains in progress finish (bounded); their settle timers cover
-        the rest."""
+        the rest. Then the pushes they raised are queued."""
+        await self._resends.stop(grace_s=1.0)
         await self.finisher.stop()
+        await self.notifier.stop()
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -137,7 +154,7 @@ class CallService:
             or not family.allow_video_calls
             or family.blocks_facility(facility.id)
             or account.status == "closed"
-            or not await self.presence.is_online("family", family.id)
+            or not await self.reachable(family.id)
         ):
             # The tablet is never told which of these it was.
             raise ProtocolError(ErrorCode.UNAVAILABLE, "this contact is not available right now")
@@ -167,23 +184,10 @@ class CallService:
         )
         if not await self.store.create(record, self.ring_timeout_s):
             raise ProtocolError(ErrorCode.BUSY, "a party is already in a call")
-        await self.emit(
-            "call.incoming",
-            {
-                "call_id": record.call_id,
-                "resident": {"id": resident.id, "name": resident.name},
-                "facility": {"id": facility.id, "name": facility.name},
-                "rate_cents_per_minute": facility.rate_cents_per_minute,
-                "max_call_seconds": facility.max_call_seconds,
-                "balance_cents": account.available_cents,
-                "allowed_seconds": tariff.allowed_seconds(
-                    facility.max_call_seconds,
-                    account.available_cents,
-                    facility.rate_cents_per_minute,
-                ),
-                "ring_timeout_s": self.ring_timeout_s,
-            },
-            family_room(family.id),
+        incoming = incoming_payload(record, account.available_cents, self.ring_timeout_s)
+        await self.emit("call.incoming", incoming, family_room(family.id))
+        self.notifier.call_incoming(
+            family.id, record.call_id, *parties(record), record.created_at + self.ring_timeout_s
         )
         await self.emit("call.ringing", {"call_id": record.call_id}, tablet_room(resident.id))
         await self._to_monitors("monitor.call_started", record)
@@ -213,6 +217,7 @@ class CallService:
                 ErrorCode.INVALID_STATE, f"the call can no longer be canceled ({result.previous})"
             )
         await self.emit("call.canceled", {"call_id": record.call_id}, family_room(record.family_id))
+        self._ring_stopped(record, "canceled", missed=True)
         await self._finished(record.call_id, "canceled")
 
     # -- family -------------------------------------------------------------------------------
@@ -231,6 +236,7 @@ class CallService:
             raise ProtocolError(
                 ErrorCode.INVALID_STATE, f"the call can no longer be accepted ({result.previous})"
             )
+        self._ring_stopped(record, "answered", missed=False)  # the other devices stop ringing
         updated = await self.store.get(record.call_id)
         assert updated is not None
         # Hooks first: the call is open on an SFU worker before the tablet hears of the answer.
@@ -253,6 +259,7 @@ class CallService:
             raise ProtocolError(
                 ErrorCode.INVALID_STATE, "the call is no longer ringing and cannot be rejected"
             )
+        self._ring_stopped(record, "declined", missed=False)
         await self._finished(record.call_id, "rejected")
 
     # -- media ----------------------------------------------------------------------------------
@@ -359,6 +366,7 @@ class CallService:
                 await self._tell_unanswered(record)
         elif await self._unanswered(record, "ring_timeout"):
             await self.emit("call.canceled", {"call_id": call_id}, family_room(record.family_id))
+            self._ring_stopped(record, "timeout", missed=True)
 
     async def _on_connect_timeout(self, call_id: str) -> None:
         record = await self.store.get(call_id)
@@ -381,6 +389,45 @@ class CallService:
         record = await self.store.get(call_id)
         if record is not None:
             await self.end(record, "time_limit")
+
+    # -- reaching the family -----------------------------------------------------------------
+
+    async def reachable(self, family_id: str) -> bool:
+        """SPEC rule 1: an open socket on any node, or a push subscription."""
+        return await self.presence.is_online("family", family_id) or await self.notifier.reachable(
+            family_id
+        )
+
+    def _ring_stopped(self, record: CallRecord, reason: str, missed: bool) -> None:
+        self.notifier.ring_stopped(
+            record.family_id, record.call_id, *parties(record), reason, missed
+        )
+
+    def ring_on_connect(self, sid: str, family_id: str, connected: Callable[[], bool]) -> None:
+        """A family socket just connected: if a call rings for the family, send it that call's
+        ``call.incoming`` once the socket is connected (``connected()``; in the background)."""
+
+        async def resend() -> None:
+            call_id = await self.store.active_call("family", family_id)
+            record = await self.store.get(call_id) if call_id else None
+            if record is None or record.state != CallState.RINGING:
+                return
+            deadline = time.monotonic() + RESEND_WAIT_S
+            while not connected():
+                if time.monotonic() > deadline:
+                    return
+                await asyncio.sleep(0.01)
+            record = await self.store.get(record.call_id)
+            if record is None or record.state != CallState.RINGING:
+                return
+            account = await self.ledger.balance(family_id)
+            payload = incoming_payload(record, max(0, account.available_cents), self.ring_timeout_s)
+            await self.emit("call.incoming", payload, sid)
+
+        try:
+            self._resends.spawn(sid, resend)
+        except RuntimeError:
+            pass  # stopping
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -414,6 +461,13 @@ class CallService:
         else:
             account = await self.ledger.balance(record.family_id)
             settlement = Settlement(charged_cents=0, balance_cents=account.available_cents)
+        self.notifier.call_ended(
+            record.family_id,
+            record.call_id,
+            record.end_reason,
+            record.duration_s,
+            settlement.charged_cents,
+        )  # once per call, however often settling is retried (the outbox drops repeats)
         if record.connected_at:
             await self._count(
                 record.facility_id,

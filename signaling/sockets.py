@@ -153,6 +153,14 @@ class SocketApi:
             for facility_id in session.facility_ids:
                 await self.sio.enter_room(sid, monitors_room(facility_id))
         await self.calls.presence.add(sid, session.role, session.subject)
+        if session.role == "family":
+            # PROTOCOL v1.2: a family that connects while a call rings for it (e.g. opened from
+            # the push notification) gets that call's call.incoming at once.
+            self.calls.ring_on_connect(sid, session.subject, lambda: self._connected(sid))
+
+    def _connected(self, sid: str) -> bool:
+        """The socket is connected (the server has sent its CONNECT: events reach it now)."""
+        return bool(self.sio.manager.is_connected(sid, "/")) and sid in self.sessions
 
     async def _session_for(self, sid: str, claims: Claims) -> Session:
         refuse = socketio.exceptions.ConnectionRefusedError

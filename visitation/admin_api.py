@@ -12,6 +12,7 @@ rang with.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -31,6 +32,7 @@ from core.domain import (
 )
 from core.http_api import ApiError, describe, guarded, known_admin, parse_body
 from core.tokens import Claims, Tokens
+from push.service import PUSH_NOTIFIER
 
 PREFIX = "/api/v1/admin"
 
@@ -120,6 +122,21 @@ class AdminApi:
         async with self._redis.pipeline(transaction=True) as pipe:
             Directory.queue_contact(pipe, contact)
             await pipe.execute()
+        notifier = request.app.get(PUSH_NOTIFIER)
+        decided = contact.status in ("approved", "denied")
+        if (
+            notifier is not None
+            and decided
+            and (current is None or current.status != contact.status)
+        ):
+            facility = await self._directory.facility(resident.facility_id)
+            notifier.contact_updated(  # PROTOCOL v1.2 contact.updated (queued, never waited on)
+                family_id,
+                {"id": resident.id, "name": resident.name},
+                {"id": resident.facility_id, "name": facility.name if facility else ""},
+                contact.status,
+                time.time(),
+            )
         return web.json_response(contact.model_dump())
 
 

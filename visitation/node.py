@@ -62,6 +62,9 @@ from accounts.passwords import SecretHasher
 
 # --- end accounts-admin imports ---
 # --- push imports (issue 25) ---
+# isort: split
+from push.service import PushNode
+
 # --- end push imports ---
 
 log = logging.getLogger(__name__)
@@ -229,6 +232,17 @@ class SignalingNode:
         )
         # --- end accounts-admin wiring ---
         # --- push wiring (issue 25) ---
+        # The call service queues the pushes (self.calls.notifier); this sends them, serves the
+        # routes and the key; billing's low_balance events become pushes too.
+        self.push = PushNode(
+            self.app,
+            redis=self.redis,
+            data_dir=settings.data_dir,
+            tokens=self.tokens,
+            directory=self.directory,
+            notifier=self.calls.notifier,
+        )
+        hooks.add(self.push.low_balance_hook)
         # --- end push wiring ---
         add_page_routes(self.app)
         add_recording_routes(
@@ -259,6 +273,7 @@ class SignalingNode:
         self.app.cleanup_ctx.append(lifecycle(None, self.accounts_admin.close))
         # --- end accounts-admin services ---
         # --- push services (issue 25) ---
+        self.app.cleanup_ctx.append(lifecycle(self.push.start, self.push.stop))
         # --- end push services ---
         self.app.on_shutdown.append(self._on_shutdown)
 
