@@ -85,6 +85,11 @@ async def test_watch_two_calls_flag_and_terminate(pages: Pages, clients: Clients
             await video_playing(monitor, f"{tile} figure:nth-child(2) video")
             await expect(rows[call.call_id].locator(".watchers")).to_have_text("1")
         await screenshot(monitor, "monitor-grid")
+        # The whole frame of each party, never cropped (issue 32 §5).
+        fits = await monitor.locator("#tiles video").evaluate_all(
+            "vs => vs.map((v) => getComputedStyle(v).objectFit)"
+        )
+        assert fits and set(fits) == {"contain"}, fits
 
         # Flag a moment on one call, terminate the other with a reason.
         tile_two = monitor.locator(f'#tiles .tile[data-call="{second.call_id}"]')
@@ -100,13 +105,23 @@ async def test_watch_two_calls_flag_and_terminate(pages: Pages, clients: Clients
         await expect(tile_two.locator(".log")).to_contain_text("passing a note to the camera")
         tile_one = monitor.locator(f'#tiles .tile[data-call="{first.call_id}"]')
         await tile_one.locator("form.terminate input").fill("indecent exposure")
-        await tile_one.locator("form.terminate button").click()
+        # Enter (or the button) only asks; "Keep the call" keeps it, and so does another Enter.
+        await tile_one.locator("form.terminate input").press("Enter")
+        confirm = tile_one.locator("form.terminate .confirm-row")
+        await expect(confirm).to_be_visible()
+        await expect(confirm).to_contain_text("indecent exposure")
+        await screenshot(monitor, "monitor-terminate-confirm")
+        await monitor.keyboard.press("Enter")  # the focus is on "Keep the call"
+        await expect(confirm).to_be_hidden()
+        await expect(rows[first.call_id]).to_contain_text("connected")
+        await tile_one.locator("form.terminate button[type=submit]").click()
+        await confirm.get_by_role("button", name="Yes, end the call").click()
         for party in (first.tablet, first.family):
             ended = await party.next("call.ended")
             assert (ended["call_id"], ended["reason"]) == (first.call_id, "terminated")
         await expect(rows[first.call_id]).to_have_count(0)
-        await expect(tile_one.locator(".badge.ended")).to_contain_text("terminated")
-        await expect(tile_one.locator("form.terminate button")).to_be_disabled()
+        await expect(tile_one.locator(".badge.ended")).to_have_text("Ended · terminated by staff")
+        await expect(tile_one.locator("form.terminate button[type=submit]")).to_be_disabled()
         await expect(monitor.locator("#count")).to_have_text("2 live")
         await screenshot(monitor, "monitor-terminated")
 
