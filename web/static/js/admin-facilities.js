@@ -38,6 +38,7 @@ export class Facilities {
     });
     $("#editor-add-hours").addEventListener("click", () => this.addWindow({ days: "mon-sun", start: "08:00", end: "20:00" }));
     $("#editor-cancel").addEventListener("click", () => this.closeEditor());
+    $("#facility-editor").addEventListener("input", () => say($("#editor-error"), ""));
   }
 
   async load() {

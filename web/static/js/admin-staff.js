@@ -57,7 +57,7 @@ export class StaffAdmin {
     const twoStep = s.otp_enabled ?? s.otp ?? s.two_factor;
     return el(
       "tr", { "data-staff": s.id },
-      el("td", {}, s.name || s.id, " ", el("small", { class: "muted" }, s.id)),
+      el("td", {}, ...(s.name ? [s.name, " ", el("small", { class: "muted" }, s.id)] : [s.id])),
       el("td", { class: "role" }, ROLES[s.role] || s.role),
       el("td", { class: "scope" }, this.facilityNames(s.facility_ids || [])),
       el("td", {}, twoStep === undefined ? "—" : twoStep ? "on" : "off"),
