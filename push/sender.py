@@ -90,6 +90,7 @@ class PushSender:
         self._holder = uuid.uuid4().hex
         self._pool = TaskPool("push-send", self.limits.concurrency)
         self._inflight: set[str] = set()  # stream ids being sent
+        self._finished: set[str] = set()  # stream ids handled since this pass read the stream
         self._busy: set[str] = set()  # subscription ids being sent to
         self._origins: Tally[str] = Tally()
         self._session: aiohttp.ClientSession | None = None
@@ -130,10 +131,11 @@ class PushSender:
         if not self._pool.free:
             return 0
         started = 0
+        self._finished.clear()  # a send that ends while the stream is read is not sent again
         for entry in await self.outbox.head(self.limits.batch):
             if not self._pool.free:
                 break
-            if entry.stream_id in self._inflight:
+            if entry.stream_id in self._inflight or entry.stream_id in self._finished:
                 continue
             try:
                 message = PushMessage.from_json(entry.body)
@@ -163,6 +165,7 @@ class PushSender:
             outcome = await self._deliver(message, origin)
             await self._handle(entry, message, outcome)
         finally:
+            self._finished.add(entry.stream_id)
             self._inflight.discard(entry.stream_id)
             self._busy.discard(message.subscription_id)
             self._origins[origin] -= 1
