@@ -92,7 +92,7 @@ export function twoStepSettings(token) {
       return say(error, "Cannot reach the server. Try again.");
     }
     if (result.status !== 200) {
-      const wrong = result.data?.error?.code === "invalid_credentials" || result.status === 401;
+      const wrong = [401, 422].includes(result.status); // a code that is not the app's current one
       return say(error, wrong ? "That code is not right. Check the app and try again." : plain(result, "Could not turn it on"));
     }
     $("#twostep-code").value = "";
