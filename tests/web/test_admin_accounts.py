@@ -197,4 +197,4 @@ async def test_the_rate_cap_and_the_calling_hours_editor(pages: Pages, server: W
         {"days": "sat,sun", "start": "10:00", "end": "16:00"},
     ]
     assert saved["retention_days"] == 90
-    await expect(row.locator(".hours")).to_contain_text("sat,sun 10:00–16:00")
+    await expect(row.locator(".hours")).to_contain_text("sat,sun 10:00\N{EN DASH}16:00")

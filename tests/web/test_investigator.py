@@ -86,7 +86,10 @@ async def picture_colours(page: Page) -> dict[str, str]:
 
 async def audit_actions(page: Page) -> list[str]:
     await page.click("#audit-refresh")
-    return await page.locator("#audit tr").evaluate_all("rows => rows.map(r => r.dataset.action)")
+    actions = await page.locator("#audit tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.action)"
+    )
+    return [str(action) for action in actions]
 
 
 async def test_an_investigator_reviews_a_recording(

@@ -44,6 +44,7 @@ async def test_a_monitor_enrols_a_second_factor_and_signs_in_with_it(
     uri = await page.locator("#twostep-secret").get_attribute("data-uri")
     assert uri
     totp = pyotp.parse_uri(uri)
+    assert isinstance(totp, pyotp.TOTP)
     shown = (await page.locator("#twostep-secret").inner_text()).replace(" ", "")
     assert shown == totp.secret
     await screenshot(page, "staff-two-step-enrol")

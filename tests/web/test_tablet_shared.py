@@ -114,7 +114,9 @@ async def test_an_idle_resident_is_signed_out_and_forgotten(pages: Pages, server
     await type_pin(tablet, "RV", PIN)
     await expect(tablet.locator('#contacts li[data-contact="FV"]')).to_contain_text("Vera Vale")
     # No touch for the idle time: back to the keypad, saying why.
-    await expect(tablet.locator("#pad-notice")).to_contain_text("not used for a while", timeout=15_000)
+    await expect(tablet.locator("#pad-notice")).to_contain_text(
+        "not used for a while", timeout=15_000
+    )
     await forgotten(tablet, "Victor Vale", "Vera Vale")
     await screenshot(tablet, "tablet-shared-idle")
 
