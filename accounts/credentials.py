@@ -165,12 +165,16 @@ class Credentials:
                 pipe.delete(email_key(email))
             await pipe.execute()
 
-    async def queue_family_login(
-        self, pipe: Pipeline, family_id: str, email: str, password_hash: str | None
+    @staticmethod
+    def queue_family_login(
+        pipe: Pipeline,
+        family_id: str,
+        email: str,
+        password_hash: str | None,
+        previous: str | None = None,
     ) -> None:
         """A seed's e-mail (verified: an operator wrote it) and password hash, on ``pipe``;
-        an e-mail this family had before leaves the index."""
-        previous = await self.email_of(family_id)
+        the ``previous`` e-mail of this family leaves the index."""
         if previous is not None and previous != email:
             pipe.delete(email_key(previous))
         pipe.set(email_key(email), family_id)

@@ -90,8 +90,8 @@ class MailSender:
     async def send_due(self) -> int:
         """One pass: unless backing off, and while holding the lease, send what waits; how many
         were sent."""
-        if self._clock() < self._resume_at:
-            return 0
+        if self._clock() < self._resume_at or not await self._outbox.length():
+            return 0  # backing off, or nothing to send (and no lease written for nothing)
         sent = 0
         while await self._outbox.take_lease(self._holder, self._lease_s):
             entries = await self._outbox.head(self._batch)

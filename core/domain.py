@@ -152,9 +152,34 @@ class Staff(_Record):
         return "*" in self.facility_ids or facility_id in self.facility_ids
 
 
+# A credential in a seed file, in clear: stored only as a hash (see visitation.seed).
+SeedPassword = Annotated[str, Field(min_length=1, max_length=1024)]
+SeedEmail = Annotated[str, Field(min_length=3, max_length=1000)]
+
+
+class SeedFamily(Family):
+    """A seed file's family: its profile, and optionally the e-mail and password it signs in
+    with (PROTOCOL v1.2). Neither is part of the stored profile."""
+
+    email: SeedEmail | None = None
+    password: SeedPassword | None = Field(default=None, repr=False)
+
+    def profile(self) -> Family:
+        return Family.model_validate(self.model_dump(exclude={"email", "password"}))
+
+
+class SeedStaff(Staff):
+    """A seed file's staff member, optionally with the password it signs in with."""
+
+    password: SeedPassword | None = Field(default=None, repr=False)
+
+    def record(self) -> Staff:
+        return Staff.model_validate(self.model_dump(exclude={"password"}))
+
+
 class SeedFile(_Record):
     facilities: list[Facility] = Field(default_factory=list)
     residents: list[Resident] = Field(default_factory=list)
-    families: list[Family] = Field(default_factory=list)
+    families: list[SeedFamily] = Field(default_factory=list)
     contacts: list[Contact] = Field(default_factory=list)
-    staff: list[Staff] = Field(default_factory=list)
+    staff: list[SeedStaff] = Field(default_factory=list)

@@ -11,6 +11,15 @@ DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ALWAYS_OPEN: list[dict[str, str]] = [{"days": "mon-sun", "start": "00:00", "end": "24:00"}]
 
 
+#: Who of the standard seed signs in with a password (and families with an e-mail).
+SIGN_IN: dict[str, dict[str, str]] = {
+    "F1": {"email": "family.one@example.org", "password": "f1-sign-in-pass"},
+    "F2": {"email": "family.two@example.org", "password": "f2-sign-in-pass"},
+    "S1": {"password": "s1-monitor-pass"},
+    "A1": {"password": "a1-admin-pass"},
+}
+
+
 def closed_day() -> str:
     """A weekday three days from today (UTC): never today, never overnight from yesterday."""
     return DAYS[(datetime.now(UTC) + timedelta(days=3)).weekday()]
@@ -113,6 +122,7 @@ def standard_seed_data() -> dict[str, Any]:
                 "allow_video_calls": video,
                 "verified": verified,
                 "blocks": blocks,
+                **SIGN_IN.get(fid, {}),
             }
             for fid, balance, video, verified, blocks in families
         ],
@@ -121,10 +131,10 @@ def standard_seed_data() -> dict[str, Any]:
             for r, f, s, p in contacts
         ],
         "staff": [
-            {"id": "S1", "role": "monitor", "facility_ids": ["SQ"]},
+            {"id": "S1", "role": "monitor", "facility_ids": ["SQ"], **SIGN_IN["S1"]},
             {"id": "S2", "role": "monitor", "facility_ids": ["CLOSED"]},
             {"id": "I1", "role": "investigator", "facility_ids": ["*"]},
-            {"id": "A1", "role": "admin", "facility_ids": ["*"]},
+            {"id": "A1", "role": "admin", "facility_ids": ["*"], **SIGN_IN["A1"]},
             {"id": "A2", "role": "admin", "facility_ids": ["CLOSED"]},
         ],
     }

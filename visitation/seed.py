@@ -1,4 +1,11 @@
-"""``visitation seed``: validate a seed file whole, then write it in one transaction."""
+"""``visitation seed``: validate a seed file whole, then write it in one transaction.
+
+A seed family may carry ``"email"`` and ``"password"``, a seed staff member ``"password"``
+(PROTOCOL v1.2): the e-mail goes to the sign-in index (confirmed: an operator wrote it), the
+password only as its Argon2id hash, never into the stored profile. Passwords follow the sign-in
+rules. Loading the same file again keeps a stored hash that still matches its password, so it
+changes nothing (and this process remembers the hashes it made, so it need not hash again).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ from pathlib import Path
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from accounts.credentials import Credentials, InvalidEmail, normalise_email
+from accounts.passwords import PasswordRefused, SecretHasher, check_password
 from billing_hooks import Ledger, RateCapError, check_rate, load_caps
 from core.directory import Directory
 from core.domain import SeedFile
@@ -110,10 +119,101 @@ async def validate_seed(seed: SeedFile, directory: Directory) -> None:
     await _check_refs(seed, directory)
 
 
-async def apply_seed(redis: Redis, seed: SeedFile) -> SeedReport:
+@dataclass(frozen=True)
+class _FamilyLogin:
+    family_id: str
+    email: str
+    previous: str | None  # the e-mail it had, if another
+    password_hash: str | None  # None: none given, or the stored one still matches
+
+
+_hashes: dict[tuple[str, str, str], str] = {}  # (kind, id, password) -> the hash made here
+_default_hasher: list[SecretHasher] = []
+
+
+def _hasher() -> SecretHasher:
+    if not _default_hasher:
+        _default_hasher.append(SecretHasher())
+    return _default_hasher[0]
+
+
+async def _new_hash(
+    hasher: SecretHasher, kind: str, subject: str, password: str, stored: str | None
+) -> str | None:
+    """The hash to store for ``password``, or None if ``stored`` already matches it."""
+    made = _hashes.get((kind, subject, password))
+    if stored is not None and (stored == made or await hasher.verify(stored, password)):
+        return None
+    if made is None or hasher.needs_rehash(made):
+        made = _hashes[(kind, subject, password)] = await hasher.hash(password)
+    return made
+
+
+def _checked(where: str, password: str, name: str) -> str:
+    try:
+        check_password(password, name)
+    except PasswordRefused as exc:
+        raise SeedError(f"{where}.password: {exc}") from None
+    return password
+
+
+async def _family_logins(
+    seed: SeedFile, credentials: Credentials, hasher: SecretHasher
+) -> list[_FamilyLogin]:
+    """Validate the families' e-mails and passwords, and hash what must be stored."""
+    owners: dict[str, str] = {}
+    logins: list[_FamilyLogin] = []
+    for i, fam in enumerate(seed.families):
+        where = f"families[{i}]"
+        if fam.email is None:
+            if fam.password is not None:
+                raise SeedError(f"{where}.password: a family signs in with an email; add one")
+            continue
+        try:
+            email = normalise_email(fam.email)
+        except InvalidEmail as exc:
+            raise SeedError(f"{where}.email: {exc}") from None
+        if owners.setdefault(email, fam.id) != fam.id:
+            raise SeedError(f"{where}.email: {email!r} appears more than once")
+        owner = await credentials.family_of(email)
+        if owner is not None and owner != fam.id:
+            raise SeedError(f"{where}.email: {email!r} is the e-mail of another family")
+        password_hash = None
+        if fam.password is not None:
+            password = _checked(where, fam.password, email)
+            stored = await credentials.family_password_hash(fam.id)
+            password_hash = await _new_hash(hasher, "family", fam.id, password, stored)
+        logins.append(
+            _FamilyLogin(fam.id, email, await credentials.email_of(fam.id), password_hash)
+        )
+    return logins
+
+
+async def _staff_hashes(
+    seed: SeedFile, credentials: Credentials, hasher: SecretHasher
+) -> dict[str, str]:
+    hashes: dict[str, str] = {}
+    for i, staff in enumerate(seed.staff):
+        if staff.password is None:
+            continue
+        password = _checked(f"staff[{i}]", staff.password, staff.id)
+        stored = await credentials.staff_password_hash(staff.id)
+        made = await _new_hash(hasher, "staff", staff.id, password, stored)
+        if made is not None:
+            hashes[staff.id] = made
+    return hashes
+
+
+async def apply_seed(
+    redis: Redis, seed: SeedFile, hasher: SecretHasher | None = None
+) -> SeedReport:
     """Validate, then write everything in one MULTI/EXEC: all of it lands or none does."""
     directory = Directory(redis)
     await validate_seed(seed, directory)
+    hasher = hasher or _hasher()
+    credentials = Credentials(redis, hasher)
+    logins = await _family_logins(seed, credentials, hasher)
+    staff_hashes = await _staff_hashes(seed, credentials, hasher)
     ledger = Ledger(redis)
     deposits: list[str] = []
     async with redis.pipeline(transaction=True) as pipe:
@@ -122,13 +222,19 @@ async def apply_seed(redis: Redis, seed: SeedFile) -> SeedReport:
         for resident in seed.residents:
             Directory.queue_resident(pipe, resident)
         for family in seed.families:
-            Directory.queue_family(pipe, family)
+            Directory.queue_family(pipe, family.profile())
             await ledger.queue_deposit(pipe, family.id, family.balance_cents, OPENING_REF)
             deposits.append(family.id)
+        for login in logins:
+            Credentials.queue_family_login(
+                pipe, login.family_id, login.email, login.password_hash, login.previous
+            )
         for contact in seed.contacts:
             Directory.queue_contact(pipe, contact)
         for staff in seed.staff:
-            Directory.queue_staff(pipe, staff)
+            Directory.queue_staff(pipe, staff.record())
+            if staff.id in staff_hashes:
+                Credentials.queue_staff_password(pipe, staff.id, staff_hashes[staff.id])
         results = await pipe.execute()
     report = SeedReport(
         counts={
