@@ -9,11 +9,15 @@ node's aiohttp app, before it starts:
   takes ``?token=``;
 - ``/media-sw.js`` — the investigator page's service worker (it adds the page's token to the
   ``<video>``'s Range requests); served from the root so that it may control ``/investigator``;
+- ``/family-sw.js`` — the family app's service worker (Web Push notifications, scope ``/family``),
+  registered by ``static/js/push.js``; ``/static/family.webmanifest`` (also at
+  ``/family.webmanifest``) its web app manifest, with icons under ``/static/icons/``;
 - ``/static/...`` — stylesheet, scripts and the vendored Socket.IO client.
 """
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -68,6 +72,11 @@ WORKER_HEADERS: dict[str, str] = {
     "Cache-Control": "no-cache",
 }
 MEDIA_WORKER = STATIC_DIR / "js" / "media-sw.js"
+FAMILY_WORKER = STATIC_DIR / "js" / "family-sw.js"
+FAMILY_MANIFEST = STATIC_DIR / "family.webmanifest"
+MANIFEST_TYPE = "application/manifest+json"
+# The static route serves the manifest with its own type too (Python's table lacks it).
+mimetypes.add_type(MANIFEST_TYPE, ".webmanifest")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -85,11 +94,22 @@ async def _media_worker(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(MEDIA_WORKER, headers=WORKER_HEADERS)
 
 
+async def _family_worker(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(FAMILY_WORKER, headers=WORKER_HEADERS)
+
+
+async def _family_manifest(request: web.Request) -> web.StreamResponse:
+    headers = {"Content-Type": MANIFEST_TYPE, "Cache-Control": "no-cache"}
+    return web.FileResponse(FAMILY_MANIFEST, headers=headers)
+
+
 def add_page_routes(app: web.Application) -> None:
     """Serve the pages and their static assets on ``app`` (call before the app starts)."""
     for url, filename in PAGES.items():
         app.router.add_get(url, _page(filename))
     app.router.add_get("/media-sw.js", _media_worker)
+    app.router.add_get("/family-sw.js", _family_worker)
+    app.router.add_get("/family.webmanifest", _family_manifest)
     app.router.add_static("/static/", STATIC_DIR)
 
 
