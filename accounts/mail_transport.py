@@ -9,6 +9,7 @@ again, and the message is not lost.
 from __future__ import annotations
 
 import logging
+import ssl
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -39,9 +40,16 @@ def _permanent(code: int) -> bool:
 class SmtpTransport:
     """One SMTP connection per message (mail is rare: a sign-up, a reset)."""
 
-    def __init__(self, server: SmtpServer, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        server: SmtpServer,
+        timeout_s: float = 30.0,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """``tls_context``: None verifies the server against the system's CAs."""
         self.server = server
         self._timeout = timeout_s
+        self._tls = tls_context
 
     async def send(self, message: EmailMessage) -> None:
         server = self.server
@@ -55,6 +63,7 @@ class SmtpTransport:
                 use_tls=server.implicit_tls,
                 start_tls=False if server.implicit_tls else None,  # None: if offered
                 timeout=self._timeout,
+                tls_context=self._tls,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [refused.code for refused in exc.recipients]
