@@ -207,10 +207,13 @@ class Directory:
 
     @staticmethod
     def queue_staff(pipe: Pipeline, staff: Staff) -> None:
-        pipe.set(_staff_key(staff.id), staff.model_dump_json())
+        # Only a Staff's own fields, even from a subclass (a seed's, which may carry a password).
+        pipe.set(_staff_key(staff.id), staff.model_dump_json(include=set(Staff.model_fields)))
         pipe.sadd(STAFF_INDEX, staff.id)
 
 
 def _family_json(family: Family) -> str:
     # The opening balance is a ledger deposit, never a stored number.
-    return family.model_copy(update={"balance_cents": 0}).model_dump_json()
+    # Only a Family's own fields, even from a subclass (a seed's, with an e-mail and password).
+    opening = family.model_copy(update={"balance_cents": 0})
+    return opening.model_dump_json(include=set(Family.model_fields))

@@ -1,5 +1,6 @@
 """The ``visitation`` console script: serve, seed, token, revoke (PROTOCOL.md "Command line"),
-and ``worker`` (one SFU worker process for another machine: ``python -m visitation.worker``).
+device and staff-password (v1.2), and ``worker`` (one SFU worker process for another machine:
+``python -m visitation.worker``).
 
 Every command makes its files private (umask 077: the data dir is the server user's alone).
 """
@@ -7,6 +8,7 @@ Every command makes its files private (umask 077: the data dir is the server use
 from __future__ import annotations
 
 import argparse
+import getpass
 import ipaddress
 import logging
 import os
@@ -21,6 +23,8 @@ from core.permissions import private_umask
 from core.ports import PortRange, capacity_error
 from core.tokens import DEFAULT_TTL_S, ROLES, Tokens
 from visitation.seed import SeedError
+
+DEVICE_TTL_S = 365 * 24 * 3600
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,6 +99,23 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("subject")
     revoke.add_argument("--data-dir", type=Path, default=None)
     revoke.add_argument("--redis-url", default=None)
+
+    device = sub.add_parser(
+        "device",
+        help="print a device token for a shared tablet of a facility (it may only "
+        "sign residents in; revoke with: visitation revoke device FACILITY_ID)",
+    )
+    device.add_argument("facility_id")
+    device.add_argument("--ttl", type=int, default=DEVICE_TTL_S, help="seconds (default 365 days)")
+    device.add_argument("--data-dir", type=Path, default=None)
+    device.add_argument("--redis-url", default=None, help="where the facility is looked up")
+
+    password = sub.add_parser(
+        "staff-password", help="set a staff member's password, read from stdin (no echo on a tty)"
+    )
+    password.add_argument("staff_id")
+    password.add_argument("--data-dir", type=Path, default=None)
+    password.add_argument("--redis-url", default=None)
     sub.add_parser(
         "worker",
         add_help=False,
@@ -188,6 +209,72 @@ def _revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _facility_exists(facility_id: str, settings: Settings) -> bool:
+    from core.directory import Directory
+    from visitation.serve import redis_for
+
+    async with redis_for(settings.data_dir, settings.redis_url) as redis:
+        return await Directory(redis).facility(facility_id) is not None
+
+
+def _device(args: argparse.Namespace, settings: Settings) -> int:
+    if args.ttl <= 0:
+        print("visitation device: --ttl must be a positive number of seconds", file=sys.stderr)
+        return 2
+    try:
+        token = Tokens(load_secret(settings.data_dir)).issue("device", args.facility_id, args.ttl)
+    except ValueError as exc:
+        print(f"visitation device: {exc}", file=sys.stderr)
+        return 2
+    if not uvloop.run(_facility_exists(args.facility_id, settings)):
+        print(f"visitation device: no facility {args.facility_id!r}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
+def _read_password(staff_id: str) -> str:
+    """The new password: asked twice without echo on a terminal, else stdin's first line."""
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"new password for {staff_id}: ")
+        if getpass.getpass("again: ") != first:
+            raise ValueError("the two passwords differ")
+        return first
+    return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+
+
+async def _set_staff_password(staff_id: str, password: str, settings: Settings) -> str | None:
+    """Set it; None, or why not (no such staff member)."""
+    from accounts.credentials import Credentials
+    from accounts.passwords import SecretHasher
+    from core.directory import Directory
+    from visitation.serve import redis_for
+
+    async with redis_for(settings.data_dir, settings.redis_url) as redis:
+        if await Directory(redis).staff(staff_id) is None:
+            return f"no staff member {staff_id!r} (seed one, or add it on /admin)"
+        await Credentials(redis, SecretHasher()).set_staff_password(staff_id, password)
+    return None
+
+
+def _staff_password(args: argparse.Namespace, settings: Settings) -> int:
+    from accounts.passwords import PasswordRefused, check_password
+
+    try:
+        password = _read_password(args.staff_id)
+        check_password(password, args.staff_id)
+    except (PasswordRefused, ValueError, EOFError) as exc:
+        reason = str(exc) or "no password given"
+        print(f"visitation staff-password: {reason}; nothing was changed", file=sys.stderr)
+        return 2
+    problem = uvloop.run(_set_staff_password(args.staff_id, password, settings))
+    if problem is not None:
+        print(f"visitation staff-password: {problem}; nothing was changed", file=sys.stderr)
+        return 2
+    print(f"password set for {args.staff_id}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["worker"]:  # its own flags, parsed by the worker
@@ -216,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         return _token(args, settings)
     if args.command == "revoke":
         return _revoke(args, settings)
+    if args.command == "device":
+        return _device(args, settings)
+    if args.command == "staff-password":
+        return _staff_password(args, settings)
     if args.command == "seed":
         from visitation.serve import run_seed
 
