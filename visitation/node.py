@@ -58,7 +58,6 @@ from accounts.settings import AccountSettings
 # --- accounts-admin imports (issue 26: identity, staff, tablets) ---
 # isort: split
 from accounts.admin_routes import add_accounts_admin_routes
-from accounts.passwords import SecretHasher
 
 # --- end accounts-admin imports ---
 # --- push imports (issue 25) ---
@@ -228,7 +227,8 @@ class SignalingNode:
             directory=self.directory,
             tokens=self.tokens,
             revocations=self.revocations,
-            hasher=SecretHasher(),
+            hasher=self.accounts.hasher,
+            credentials=self.accounts.credentials,
         )
         # --- end accounts-admin wiring ---
         # --- push wiring (issue 25) ---
