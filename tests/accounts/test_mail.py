@@ -241,6 +241,7 @@ async def test_smtps_with_a_login(
         try:
             mail = await mailbox.next_to("tls@example.org")
             assert "https://v.example.org/family?confirm=c" in text_part(mail)
+            await eventually(lambda: _empty(redis), "the outbox empties")
         finally:
             await sender.stop()
         # A wrong password is a server we cannot use now: the mail waits, it is not dropped.
