@@ -27,7 +27,11 @@ SUBJECTS: dict[str, str] = {
     "monitor": "S1",
     "investigator": "I1",
     "admin": "A1",
+    "device": "SQ",  # a shared tablet of a facility (its token's subject is the facility)
 }
+#: The roles that hold a socket: a device token may only sign residents in over HTTP, and is
+#: refused at connect.
+SOCKET_SUBJECTS: dict[str, str] = {r: s for r, s in SUBJECTS.items() if r != "device"}
 
 
 @pytest.fixture
@@ -39,6 +43,13 @@ async def redis(redis_url: str, sfu_worker: str) -> AsyncIterator[Redis]:
 
 #: Keys that change without any state changing: counters, liveness, metrics.
 VOLATILE = (KEY_PREFIX.encode(), b"presence:", b"sfu:", b"metrics:")
+#: A failed sign-in is counted for the account's lockout (and nothing else changes).
+SIGN_IN_FAILURES = b"lockout:"
+
+
+def settled(snapshot: dict[bytes, Any]) -> dict[bytes, Any]:
+    """A :func:`state` but for the failures counted towards sign-in lockouts."""
+    return {k: v for k, v in snapshot.items() if not k.startswith(SIGN_IN_FAILURES)}
 
 
 async def state(redis: Redis) -> dict[bytes, Any]:

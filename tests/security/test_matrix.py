@@ -9,16 +9,21 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
-from client.session import ProtocolClient
+from client.session import ProtocolClient, RefusedError
 from core.http_api import roles_of
 from core.tokens import ROLES, Tokens
 from tests.conftest import Node
-from tests.security.conftest import SUBJECTS
+from tests.security.conftest import SOCKET_SUBJECTS, SUBJECTS, state
 
-#: Routes anyone may reach: health, metrics, the pages and their files, Socket.IO's handshake.
+#: Routes anyone may reach: health, metrics, the pages and their files (the family app's
+#: service worker and manifest), Socket.IO's handshake; since v1.2 sign-up, its confirmation,
+#: sign-in, password reset, and the push services' public key.
 PUBLIC = re.compile(
-    r"^(/|/healthz|/metrics|/family|/tablet|/monitor|/investigator|/admin|/media-sw\.js)$"
+    r"^(/|/healthz|/metrics|/family|/tablet|/monitor|/investigator|/admin|/media-sw\.js"
+    r"|/family-sw\.js|/family\.webmanifest"
+    r"|/api/v1/(signup|signup/confirm|login|password-reset|password-reset/confirm|push/key))$"
 )
 PUBLIC_PREFIXES = ("/static", "/socket.io/")
 SERVER_EVENTS = {"connect", "disconnect", "*"}
@@ -32,7 +37,7 @@ def test_every_role_is_in_the_matrix() -> None:
 async def everyone(node: Node, tokens: Tokens) -> AsyncIterator[dict[str, ProtocolClient]]:
     clients = {
         role: ProtocolClient(node.url, tokens.issue(role, subject), subject)
-        for role, subject in SUBJECTS.items()
+        for role, subject in SOCKET_SUBJECTS.items()
     }
     for client in clients.values():
         await client.connect()
@@ -64,6 +69,13 @@ async def test_socket_events_by_role(node: Node, everyone: dict[str, ProtocolCli
                 )
             else:
                 assert code == "forbidden", (event, role, ack)
+
+
+async def test_a_device_token_is_refused_at_connect(node: Node, tokens: Tokens) -> None:
+    """It holds no socket, so no event can be tried with it (it signs residents in over HTTP)."""
+    assert set(SUBJECTS) - set(SOCKET_SUBJECTS) == {"device"}
+    with pytest.raises(RefusedError, match="unknown device"):
+        await ProtocolClient(node.url, tokens.issue("device", SUBJECTS["device"])).connect()
 
 
 def api_routes(node: Node) -> list[tuple[str, str, frozenset[str] | None]]:
@@ -110,3 +122,24 @@ async def test_http_routes_by_role(node: Node, tokens: Tokens) -> None:
                     else:
                         assert response.status == 403, (method, path, role, body)
                         assert body["error"]["code"] == "forbidden"
+
+
+async def test_a_device_token_reaches_the_tablet_sign_in_only(
+    node: Node, tokens: Tokens, redis: Redis
+) -> None:
+    """Every other route answers a device token 403, with a body or without, changing nothing."""
+    routes = [(m, p, r) for m, p, r in api_routes(node) if r is not None]
+    assert [(m, p) for m, p, r in routes if "device" in r] == [("POST", "/api/v1/tablet/login")]
+    headers = {"Authorization": f"Bearer {tokens.issue('device', SUBJECTS['device'])}"}
+    body = {"resident_id": "R1", "pin": "1234", "status": "verified", "amount_cents": 500}
+    before = await state(redis)
+    async with aiohttp.ClientSession(base_url=node.url) as http:
+        for method, path, _ in routes:
+            if path == "/api/v1/tablet/login":
+                continue
+            real = concrete(path.replace("{family_id}", "F1").replace("{resident_id}", "R1"))
+            async with http.request(method, real, json=body, headers=headers) as response:
+                answer = await response.json()
+                assert response.status == 403, (method, path, answer)
+                assert answer["error"]["code"] == "forbidden"
+    assert await state(redis) == before
