@@ -148,3 +148,15 @@ async def test_a_plain_tablet_token_still_works_on_an_enrolled_tablet(
     await tablet.goto(f"/tablet?token={server.tokens.issue('tablet', 'RW')}")
     await expect(tablet.locator("#who")).to_have_text("Rita West")
     await expect(tablet.locator("#signout")).to_be_visible()
+
+
+async def test_a_revoked_session_goes_back_to_the_keypad(pages: Pages, server: WebNode) -> None:
+    await set_pin(server, "RV", PIN)
+    tablet = await pages.open("/tablet", "device", "WEB", SHARED_TABLET)
+    await type_pin(tablet, "RV", PIN)
+    await expect(tablet.locator('#contacts li[data-contact="FV"]')).to_be_visible()
+    await server.node.revocations.revoke("tablet", "RV")  # `visitation revoke tablet RV`
+    await expect(tablet.locator("#pad-notice")).to_have_text(
+        "Your session has ended. Sign in again.", timeout=15_000
+    )
+    await forgotten(tablet, "Victor Vale", "Vera Vale")

@@ -278,8 +278,9 @@ class Tile {
     this.pc?.close();
     this.root.classList.add("ended");
     for (const badge of Object.values(this.badges)) showQuality(badge, null);
-    this.status.textContent = `Ended · ${endedWords(reason)}`;
-    this.status.title = reason || "";
+    // Plain words first; the protocol's code after them, for reports (and logs) that use it.
+    this.status.replaceChildren(`Ended · ${endedWords(reason)}`,
+      reason ? el("small", { class: "code" }, ` (${reason})`) : "");
     this.status.className = "badge ended";
     this.remaining.textContent = "";
     for (const control of this.root.querySelectorAll("form input, form button")) control.disabled = true;
