@@ -101,7 +101,14 @@ async def test_wrong_passwords_lock_the_account(pages: Pages, server: WebNode) -
 
 async def test_an_admin_signs_in_with_a_password(pages: Pages, server: WebNode) -> None:
     await set_password(server, "AW", "admin")
-    page = await pages.blank("/admin")
+    page = await pages.blank("/monitor")
+    await password_step(page, "AW", PASSWORD)  # the wrong page: it says which is right
+    error = page.locator("#signin .error")
+    await expect(error).to_have_text(
+        "This account is an administrator's: sign in on facility administration."
+    )
+    await error.get_by_role("link", name="facility administration").click()
+    await expect(page).to_have_url(re.compile(r"/admin$"))
     await password_step(page, "AW", PASSWORD)
     await expect(page.locator("#console")).to_be_visible()
     await expect(page.locator('#facilities tr[data-facility="WEB"]')).to_be_visible()

@@ -153,4 +153,4 @@ async function decide(contact, body) {
   await loadRequests();
 }
 
-staffSignIn(TOKEN_KEY, signIn);
+staffSignIn(TOKEN_KEY, signIn, "admin");

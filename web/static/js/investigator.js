@@ -518,4 +518,4 @@ function auditDetail({ action, detail = {} }) {
   }
 }
 
-staffSignIn(TOKEN_KEY, signIn);
+staffSignIn(TOKEN_KEY, signIn, "investigator");

@@ -304,4 +304,4 @@ class Tile {
   }
 }
 
-staffSignIn(TOKEN_KEY, signIn);
+staffSignIn(TOKEN_KEY, signIn, "monitor");

@@ -80,11 +80,27 @@ export function sessionEnded(message, info) {
   return Boolean(info?.expired) || /session has ended|expired|revoked/i.test(String(message || ""));
 }
 
+const ROLE_PAGES = {
+  monitor: ["a monitor", "the monitoring console", "/monitor"],
+  investigator: ["an investigator", "the recordings page", "/investigator"],
+  admin: ["an administrator", "facility administration", "/admin"],
+};
+
+/** A signed-in account of another role: say where it signs in (and end this sign-in). */
+function wrongPage(role, error) {
+  const [who, page, path] = ROLE_PAGES[role] || [];
+  if (!path) return say(error, "This account cannot use this page.");
+  error.replaceChildren(`This account is ${who}'s: sign in on `, el("a", { href: path }, page), ".");
+  error.hidden = false;
+  return undefined;
+}
+
 /**
  * Build and wire the staff sign-in. `onToken(token)` opens the page (it throws to refuse a
- * token, e.g. another role's); `key` is this page's token in sessionStorage.
+ * token, e.g. another role's); `key` is this page's token in sessionStorage; `role` the role
+ * this page is for (a password sign-in of another role is ended at once).
  */
-export function staffSignIn(key, onToken) {
+export function staffSignIn(key, onToken, role = null) {
   if (!$("#signin")) staffShell($("main"));
   twoStepSettings(currentToken);
   const form = $("#staff-login");
@@ -142,6 +158,11 @@ export function staffSignIn(key, onToken) {
     }
     form.elements.password.value = "";
     form.elements.otp.value = "";
+    otpRow.hidden = true;
+    if (role && data.role && data.role !== role) {
+      postJson("/api/v1/logout", {}, data.token).catch(() => {});
+      return wrongPage(data.role, error);
+    }
     sessionStorage.setItem(key, data.token);
     return attempt(data.token);
   });
