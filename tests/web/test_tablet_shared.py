@@ -128,11 +128,14 @@ async def test_the_token_is_renewed_while_in_use(pages: Pages, server: WebNode) 
         await type_pin(tablet, "RV", PIN)
         await expect(tablet.locator("#who")).to_have_text("Victor Vale")
     assert (await renewed.value).status == 200
-    # The page moved to the new token's connection; calls still go out.
+    # The page moved to the new token's connection; calls still go out, each on a fresh token
+    # (a socket keeps the token it connected with).
     contact = tablet.locator('#contacts li[data-contact="FV"]')
     await expect(contact).to_be_visible()
     async with ProtocolClient(server.url, server.tokens.issue("family", "FV"), "FV") as family:
-        await contact.locator("button").click()
+        async with tablet.expect_response("**/api/v1/tablet/renew") as before_call:
+            await contact.locator("button").click()
+        assert (await before_call.value).status == 200
         await family.next("call.incoming")
         await expect(tablet.locator("#calling-status")).to_have_text("Ringing…")
         await tablet.click("#cancel")

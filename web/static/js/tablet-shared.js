@@ -16,6 +16,7 @@ export const DEVICE_KEY = "visitation.tablet.device";
 const IDLE_S = 30 * 60;
 const HALF_TYPED_S = 60; // a half-typed id or PIN is cleared after this long untouched
 const ACTIVITY = ["pointerdown", "keydown", "touchstart", "wheel"];
+const FRESH_FOR_CALL_MS = 2 * 60 * 1000;
 
 /** `?name=` as a positive number of seconds, at most `max` (else `max`). */
 function sooner(name, max) {
@@ -127,8 +128,20 @@ export class SharedTablet {
     return undefined;
   }
 
+  /**
+   * Before a call: move to a fresh token unless the current one is new, so the call's
+   * connection lasts the token's whole life (a socket keeps the token it connected with).
+   */
+  async freshForCall() {
+    const fresh = Math.min(FRESH_FOR_CALL_MS, this.renewCapMs);
+    if (this.token && Date.now() - this.signedInAt > fresh && !this.renewing) {
+      await this.renew();
+    }
+  }
+
   signedIn(token) {
     this.token = token;
+    this.signedInAt = Date.now();
     this.lastInput = Date.now();
     this.signOutButton.hidden = false;
     // Renew halfway through the token's life (server times: iat and exp of the same clock).

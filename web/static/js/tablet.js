@@ -50,8 +50,11 @@ async function signIn(token) {
   return undefined;
 }
 
-/** Connect as the resident of `token` and show their contacts. */
-async function openResident(token) {
+/**
+ * Connect as the resident of `token` and show their contacts (`renewed`: the same resident on a
+ * fresh token, so the screen stays where it is).
+ */
+async function openResident(token, renewed = false) {
   let client = null;
   client = await connect(token, (online, why, info) => onLine(client, online, why, info));
   let info;
@@ -71,7 +74,8 @@ async function openResident(token) {
   old?.close();
   $("#who").textContent = info.name;
   bindCallEvents(client);
-  if (!state.call) go("home");
+  if (!renewed) go("home");
+  else if (document.body.dataset.screen === "home") loadContacts();
 }
 
 function onLine(client, online, why, info) {
@@ -98,8 +102,8 @@ function startShared(device) {
     forget,
     busy: () => state.call !== null,
     swap: async (token) => {
-      if (state.call) state.swapTo = token; // never mid-call: reconnect once it is over
-      else await openResident(token);
+      if (state.call?.placed) state.swapTo = token; // never mid-call: reconnect once it is over
+      else await openResident(token, true);
     },
   });
   state.shared.device = device;
@@ -176,7 +180,7 @@ async function loadContacts() {
 async function placeCall(contact) {
   if (state.call) return;
   say($("#call-error"), "");
-  const call = { id: null, contact, media: localMedia() };
+  const call = { id: null, contact, media: localMedia(), placed: false };
   call.media.catch(() => {}); // reported when the call is accepted
   state.call = call;
   $("#calling-initial").textContent = contact.name.charAt(0).toUpperCase();
@@ -185,6 +189,10 @@ async function placeCall(contact) {
   $("#cancel").disabled = false;
   go("calling");
   try {
+    // A shared tablet's token lasts 30 min; its socket keeps the token it connected with.
+    if (state.shared) await state.shared.freshForCall();
+    if (state.call !== call) return; // signed out meanwhile
+    call.placed = true;
     const { call_id } = await state.client.request("call.place", { contact_id: contact.id });
     call.id = call.id || call_id;
     rememberCall(contact.id);
@@ -210,7 +218,7 @@ function finish() {
   call?.media.then(stopMedia, () => {}); // unused if the call never got to its media
   const renewed = state.swapTo;
   state.swapTo = null;
-  if (renewed && state.client) openResident(renewed).catch(() => state.shared?.signOut(""));
+  if (renewed && state.client) openResident(renewed, true).catch(() => state.shared?.signOut(""));
 }
 
 $("#cancel").addEventListener("click", async () => {
