@@ -165,8 +165,10 @@ async function loadContacts() {
       el("span", { class: "who" },
         el("strong", {}, contact.name),
         contact.privileged ? el("span", { class: "badge privileged" }, "Attorney — private") : null,
-        el("small", { class: "muted" },
-          last[contact.id] ? `Last call ${dateTime(last[contact.id])}` : "No calls yet")),
+        // A shared tablet knows only this session's calls: it never claims "No calls yet".
+        last[contact.id] || !state.shared
+          ? el("small", { class: "muted" }, last[contact.id] ? `Last call ${dateTime(last[contact.id])}` : "No calls yet")
+          : null),
       el("span", { class: "call-label" }, "Call"),
     ),
   ));
