@@ -120,7 +120,9 @@ async def test_watch_two_calls_flag_and_terminate(pages: Pages, clients: Clients
             ended = await party.next("call.ended")
             assert (ended["call_id"], ended["reason"]) == (first.call_id, "terminated")
         await expect(rows[first.call_id]).to_have_count(0)
-        await expect(tile_one.locator(".badge.ended")).to_have_text("Ended · terminated by staff (terminated)")
+        await expect(tile_one.locator(".badge.ended")).to_have_text(
+            "Ended · terminated by staff (terminated)"
+        )
         await expect(tile_one.locator("form.terminate button[type=submit]")).to_be_disabled()
         await expect(monitor.locator("#count")).to_have_text("2 live")
         await screenshot(monitor, "monitor-terminated")
