@@ -24,6 +24,7 @@ from tests.conftest import (
 )
 from tests.push.push_service import Device, PushService
 from tests.seeds import ALWAYS_OPEN
+from tests.web.conftest import browser, pages  # noqa: F401  (the browser test's fixtures)
 from visitation.seed import apply_seed, parse_seed
 
 CONTACT = "mailto:ops@visitation.test"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,14 +21,7 @@ from playwright.async_api import CDPSession, Page, expect
 
 from tests.push.conftest import PushWorld
 from tests.push.push_service import Device
-from tests.web.conftest import (  # noqa: F401  (browser and pages are fixtures)
-    PHONE,
-    Pages,
-    WebNode,
-    browser,
-    pages,
-    screenshot,
-)
+from tests.web.conftest import PHONE, Pages, WebNode, screenshot
 
 RING_TIMEOUT_S = 20.0
 
