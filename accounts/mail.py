@@ -88,7 +88,10 @@ class Letters:
         message["Subject"] = subject
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = make_msgid(domain="visitation.invalid")
-        message.set_content("\n\n".join(paragraphs) + "\n")
+        plain = "\n\n".join(paragraphs) + "\n"
+        # 7bit where it can be: the link stays whole in the raw message (no "=3D", no "=\n").
+        seven_bit = plain.isascii() and max(len(line) for line in plain.splitlines()) < 990
+        message.set_content(plain, cte="7bit" if seven_bit else None)
         body = "".join(
             f'<p><a href="{html.escape(link)}">{html.escape(action)}</a></p>'
             if p == link

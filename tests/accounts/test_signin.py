@@ -4,6 +4,7 @@ that mails through a real SMTP server on loopback (PROTOCOL v1.2 "Accounts and s
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -24,10 +25,11 @@ from tests.accounts.conftest import (
     post,
     text_part,
 )
-from tests.conftest import Node
+from tests.conftest import TEST_RATE_LIMITS, Node, NodeFactory
 from tests.seeds import SIGN_IN
 from tests.waiting import eventually
 
+F1_LOGIN = {"email": SIGN_IN["F1"]["email"], "password": SIGN_IN["F1"]["password"]}
 NEW = {"email": "New.Person@Example.org", "password": "a long pass phrase", "name": "New Person"}
 
 
@@ -282,3 +284,18 @@ async def test_logout_works_for_every_role_but_a_device(mail_node: Node, tokens:
         assert (await post(mail_node.url, "/api/v1/logout", token=token)).status == 401
     device = await post(mail_node.url, "/api/v1/logout", token=tokens.issue("device", "SQ"))
     assert device.status == 403
+
+
+async def test_public_routes_are_limited_per_address(
+    start_node: NodeFactory, seeded: object, smtp_server: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VISITATION_SMTP_URL", smtp_server.url)
+    monkeypatch.setenv("VISITATION_MAIL_FROM", MAIL_FROM)
+    node = await start_node(rate_limits=replace(TEST_RATE_LIMITS, http_address="4/minute"))
+    reset = {"email": "someone@example.org"}
+    statuses = [(await post(node.url, "/api/v1/password-reset", reset)).status for _ in range(4)]
+    assert statuses == [202] * 4
+    for path, body in [("/api/v1/password-reset", reset), ("/api/v1/login", F1_LOGIN)]:
+        limited = await post(node.url, path, body)
+        assert limited.status == 429 and limited.body["error"]["code"] == "rate_limited"
+        assert int(limited.headers["Retry-After"]) >= 1
