@@ -7,7 +7,7 @@ import email
 import email.policy
 import re
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from functools import cache
@@ -160,9 +160,3 @@ async def get(url: str, path: str, token: str) -> Answer:
         http.get(path, headers={"Authorization": f"Bearer {token}"}) as response,
     ):
         return Answer(response.status, await response.json(), dict(response.headers))
-
-
-@pytest.fixture
-async def http(mail_node: Node) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=mail_node.url) as session:
-        yield session
