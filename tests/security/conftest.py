@@ -43,6 +43,8 @@ async def redis(redis_url: str, sfu_worker: str) -> AsyncIterator[Redis]:
 
 #: Keys that change without any state changing: counters, liveness, metrics.
 VOLATILE = (KEY_PREFIX.encode(), b"presence:", b"sfu:", b"metrics:")
+#: Which node works an outbox (mail, push) now: no one's state (``push:outbox:lease``).
+LEASE = b":lease"
 #: A failed sign-in is counted for the account's lockout (and nothing else changes).
 SIGN_IN_FAILURES = b"lockout:"
 
@@ -56,7 +58,7 @@ async def state(redis: Redis) -> dict[bytes, Any]:
     """Every key that holds state (ledger, calls, directory, catalog...) with its value."""
     out: dict[bytes, Any] = {}
     for key in sorted(await redis.keys("*")):
-        if key.startswith(VOLATILE):
+        if key.startswith(VOLATILE) or key.endswith(LEASE):
             continue
         kind = (await redis.type(key)).decode()
         if kind == "string":

@@ -123,3 +123,43 @@ async def test_json_bodies_fuzzed(
             assert (await health.json())["redis"] is True
     if response.status >= 400:  # a failed sign-in counts towards its account's lockout only
         assert settled(await state(redis)) == settled(before), (method, path, text)
+
+
+FORM_FIELDS = ["id_front", "id_back", "selfie"]
+IMAGE_HEADS = [b"", b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"<svg", b"%PDF-"]
+
+
+@FUZZ
+@given(
+    parts=st.lists(
+        st.tuples(
+            st.sampled_from(FORM_FIELDS) | st.text("abcdefghijklmnopqrstuvwxyz_.-", max_size=12),
+            st.sampled_from(IMAGE_HEADS),
+            st.binary(max_size=600),
+            st.sampled_from(["image/jpeg", "image/png", "text/plain", "application/octet-stream"]),
+        ),
+        max_size=5,
+    )
+)
+async def test_identity_forms_fuzzed(
+    parts: list[tuple[str, bytes, bytes, str]], node: Node, redis: Redis, tokens: Tokens
+) -> None:
+    """Random parts (names, magic numbers, bytes): a clear 4xx, nothing stored."""
+    form = aiohttp.FormData()
+    for name, head, tail, content_type in parts:
+        form.add_field(name, head + tail, filename="x.jpg", content_type=content_type)
+    if not parts:
+        form.add_field("id_front", b"", filename="x.jpg", content_type="image/jpeg")
+    headers = {"Authorization": f"Bearer {tokens.issue('family', 'FUNVERIFIED')}"}
+    before = await state(redis)
+    async with (
+        aiohttp.ClientSession(base_url=node.url) as http,
+        http.post("/api/v1/account/identity", data=form, headers=headers) as response,
+    ):
+        answer = await response.json()
+        assert 400 <= response.status < 500, answer
+        assert set(answer) == {"error"} and answer["error"]["message"], answer
+    assert await state(redis) == before
+    assert not (node.node.settings.data_dir / "identity").exists() or not any(
+        p.is_file() for p in (node.node.settings.data_dir / "identity").rglob("*")
+    )
