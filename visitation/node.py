@@ -287,9 +287,20 @@ class SignalingNode:
         # Calls ended just now (e.g. server_shutdown) finish in the background: let the
         # families hear their charge first (bounded).
         await self.calls.finisher.drain()
-        # Before aiohttp waits for open handlers: close every client's websocket now.
-        for sid in list(self.sockets.sessions):
-            await self.sio.disconnect(sid)
+        # Before aiohttp waits for open handlers: close every client's transport now (each
+        # client's websocket handler would otherwise run until its ping timeout, ~45 s). Not a
+        # Socket.IO disconnect: socket.io clients take that for "do not come back", while a
+        # transport closed is retried by every client with its own backoff and jitter. The
+        # server-side disconnect handlers run for each (presence, rooms), bounded.
+        engine = self.sio.eio
+        transports = list(engine.sockets.values())
+        if transports:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(engine.disconnect(), 5.0)
+        for transport in transports:
+            # Engine.IO sent CLOSE, which browsers ignore; an empty item wakes its websocket
+            # writer, which then closes the websocket itself (as when a client goes away).
+            transport.queue.put_nowait(None)
         await self.sio.shutdown()
 
     async def _stop_pubsub_listener(self) -> None:
@@ -308,13 +319,29 @@ class SignalingNode:
                 await client.aclose()
 
     async def _healthz(self, request: web.Request) -> web.Response:
+        """200 ``{"ok": true, ...}`` when Redis answers and an SFU worker is alive, else 503 with
+        a ``reason``. Under ``serve`` the node's Redis is watched every second
+        (:class:`visitation.redis_watch.RedisHealth`): past its budget this says for how long
+        Redis has not answered, without waiting on Redis (the node's clients retry for ~5 s)."""
+        from visitation.redis_watch import REDIS_HEALTH
+
+        health = request.app.get(REDIS_HEALTH)
+        lost = health.reason() if health is not None else None
+        if lost is not None:
+            down = {"ok": False, "redis": False, "sfu_workers": 0, "reason": lost}
+            return web.json_response(down, status=503)
+        reason = None
         try:
-            redis_ok = bool(await self.redis.ping())
-            workers = await self.media.live_workers()
+            redis_ok = bool(await asyncio.wait_for(self.redis.ping(), 3.0))
+            workers = await asyncio.wait_for(self.media.live_workers(), 3.0)
         except Exception:
-            redis_ok, workers = False, 0
+            redis_ok, workers, reason = False, 0, "redis unreachable"
+        if redis_ok and workers == 0:
+            reason = "no live SFU worker"
         ok = redis_ok and workers > 0
-        body = {"ok": ok, "redis": redis_ok, "sfu_workers": workers}
+        body: dict[str, object] = {"ok": ok, "redis": redis_ok, "sfu_workers": workers}
+        if reason is not None:
+            body["reason"] = reason
         return web.json_response(body, status=200 if ok else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:

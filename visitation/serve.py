@@ -1,4 +1,10 @@
-"""``visitation serve``: Redis (embedded or given), the signaling node, clean shutdown."""
+"""``visitation serve``: Redis (embedded or given), the signaling node, clean shutdown.
+
+One serve per data dir when it runs the embedded Redis (:mod:`core.data_dir_lock`); that Redis
+is restarted once if it dies, and serve exits non-zero if it cannot come back
+(:mod:`visitation.redis_watch`). A shutdown ends the live calls (``server_shutdown``), lets
+their charges settle and recordings seal, closes every client, each step bounded.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +13,28 @@ import contextlib
 import json
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 from redis.asyncio import Redis
 
-from core import http_guard
 from core.config import Settings, load_secret
+from core.data_dir_lock import DataDirLock
 from core.directory import Directory
 from core.embedded_redis import EmbeddedRedis
 from core.permissions import make_private, private_dir
+from core.quiet_log import one_line_logger
 from core.redis_pool import connect
+from core.redis_sentinel import is_sentinel_url
 from core.revocation import Revocations
 from core.tokens import Tokens
 from media.pool import WorkerPool
 from visitation.node import SignalingNode
+from visitation.redis_watch import REDIS_HEALTH, EmbeddedRedisKeeper, RedisHealth
 from visitation.seed import SeedError, apply_seed, parse_seed
 from web import page_url
 
@@ -83,26 +94,93 @@ def port_shares(settings: Settings) -> Callable[[int], list[str]] | None:
     return lambda n: ["--rtc-ports", str(shares[n % len(shares)])]
 
 
+#: A lock held by a short command (``seed``, ``revoke``...) is waited for this long.
+LOCK_WAIT_S = 10.0
+#: Each step of a shutdown is bounded (an idle one takes about 2 s in all).
+END_CALLS_S = 5.0
+CLEANUP_S = 20.0  # drain the ended calls' charges (5 s), close clients, settle, seal
+CLEANUP_REDIS_LOST_S = 5.0
+WORKERS_STOP_S = 5.0
+REDIS_STOP_S = 5.0
+#: A serve started beside a running command waits this long for its Redis to answer.
+HOLDER_URL_WAIT_S = 15.0
+
+
+class Stop:
+    """Why ``serve`` stops: a signal, or a fatal loss (then it exits non-zero)."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.fatal: str | None = None
+
+    def request(self) -> None:
+        self.event.set()
+
+    def fail(self, reason: str) -> None:
+        self.fatal = self.fatal or reason
+        self.event.set()
+
+
 async def serve(settings: Settings, demo: bool = False) -> None:
-    """Run until SIGINT/SIGTERM. Settings are checked (ConfigError) before anything starts."""
+    """Run until SIGINT/SIGTERM. Settings are checked (ConfigError) before anything starts;
+    another serve on the data dir is :class:`DataDirInUse` (a ConfigError); a Redis that cannot
+    come back ends it with SystemExit (non-zero)."""
     settings.demo = settings.demo or demo
     for root in dict.fromkeys([settings.data_dir, settings.recordings_path]):
         private_dir(root)
         make_private(root)  # made before files were kept private: 0700 dirs, 0600 files
     secret = load_secret(settings.data_dir)
     settings.check(secret)
+    stop = Stop()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before anything starts: no signal is lost
+        loop.add_signal_handler(sig, stop.request)
+    # The embedded Redis's owner holds the data dir exclusively; nodes of an external Redis
+    # share it (several may share a data dir), so neither kind starts beside the other.
+    lock = DataDirLock(settings.data_dir)
+    await asyncio.to_thread(lock.acquire, LOCK_WAIT_S, shared=settings.redis_url is not None)
+    try:
+        await _serve(settings, secret, demo, stop)
+    finally:
+        lock.release()
+    if stop.fatal is not None:
+        raise SystemExit(f"visitation serve: {stop.fatal}")
+
+
+def _web_runner(app: web.Application) -> web.AppRunner:
+    """:func:`core.http_guard.runner`'s runner, with a bounded wait for open handlers: every
+    client's connection is closed on shutdown, so what is left after 3 s is abandoned."""
+    return web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        logger=one_line_logger("aiohttp.server"),
+        shutdown_timeout=3.0,
+    )
+
+
+async def _serve(settings: Settings, secret: bytes, demo: bool, stop: Stop) -> None:
     embedded: EmbeddedRedis | None = None
     redis_url = settings.redis_url
     if redis_url is None:
         embedded = EmbeddedRedis(settings.data_dir)
-        redis_url = await asyncio.to_thread(embedded.ensure_running)
+        redis_url = await asyncio.to_thread(embedded.ensure_running, adopt=True)
     try:
         node = SignalingNode(settings, redis_url, secret)
     except BaseException:
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
         raise
-    runner = http_guard.runner(node.app)
+    health: RedisHealth | None = None
+    keeper: EmbeddedRedisKeeper | None = None
+    if not is_sentinel_url(redis_url):  # Sentinel: /healthz pings through the node's client
+        health = RedisHealth(redis_url)
+        node.app[REDIS_HEALTH] = health
+        health.start()
+        if embedded is not None:
+            keeper = EmbeddedRedisKeeper(embedded, health, stop.fail)
+            keeper.start()
+    runner = _web_runner(node.app)
     pool = WorkerPool(
         redis_url,
         log_level=logging.getLevelName(log.getEffectiveLevel()),
@@ -130,29 +208,68 @@ async def serve(settings: Settings, demo: bool = False) -> None:
             except SeedError as exc:  # pragma: no cover - the packaged seed is tested
                 log.error("demo seed failed: %s", exc)
         print(f"visitation serving on {base_url}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await stop.event.wait()
         print("visitation shutting down", flush=True)
-        ended = await node.media.end_worker_calls(pool.worker_ids, "server_shutdown")
-        log.info("ended %d call(s) with server_shutdown", ended)
+        if stop.fatal is None:
+            with timed("ending live calls"):
+                ended = await _bounded(
+                    node.media.end_worker_calls(pool.worker_ids, "server_shutdown"), END_CALLS_S
+                )
+            log.info("ended %s call(s) with server_shutdown", ended)
     finally:
-        await runner.cleanup()
-        await pool.stop()
+        cleanup_s = CLEANUP_S if stop.fatal is None else CLEANUP_REDIS_LOST_S
+        with timed("closing clients, settling, sealing"):
+            await _bounded(runner.cleanup(), cleanup_s)
+        if keeper is not None:
+            await keeper.stop()
+        if health is not None:
+            await health.stop()
+        with timed("stopping sfu workers"):
+            await pool.stop(WORKERS_STOP_S)
         if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+            with timed("stopping embedded redis"):
+                await asyncio.to_thread(embedded.stop, REDIS_STOP_S)
+
+
+T = TypeVar("T")
+
+
+async def _bounded(step: Awaitable[T], timeout_s: float) -> T | None:
+    """``step``'s result, or None (and a warning) if it takes longer than ``timeout_s``."""
+    try:
+        return await asyncio.wait_for(step, timeout_s)
+    except TimeoutError:
+        log.warning("shutdown step abandoned after %.0f s", timeout_s)
+        return None
+
+
+@contextlib.contextmanager
+def timed(what: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        log.info("shutdown: %s took %.2f s", what, time.monotonic() - started)
 
 
 @contextlib.asynccontextmanager
-async def redis_for(data_dir: Path, redis_url: str | None) -> AsyncIterator[Redis]:
-    """A client of ``redis_url``, else of the data dir's embedded Redis (started if none runs,
-    and then stopped again)."""
+async def redis_for(
+    data_dir: Path, redis_url: str | None, what: str = "command"
+) -> AsyncIterator[Redis]:
+    """A client of ``redis_url``, else of the data dir's embedded Redis: the running serve's
+    (its lock is held), else one this command starts, holding the data dir's lock meanwhile,
+    and stops again."""
     embedded: EmbeddedRedis | None = None
+    lock: DataDirLock | None = None
     if redis_url is None:
+        private_dir(data_dir)
         embedded = EmbeddedRedis(data_dir)
-        redis_url = await asyncio.to_thread(embedded.ensure_running)
+        lock = DataDirLock(data_dir, what=what)
+        if await asyncio.to_thread(lock.try_acquire):
+            redis_url = await asyncio.to_thread(embedded.ensure_running)
+        else:  # a serve holds it: use its Redis (it may still be starting it)
+            lock = None
+            redis_url = await asyncio.to_thread(_holders_redis, embedded)
     redis = connect(redis_url)
     try:
         yield redis
@@ -161,25 +278,36 @@ async def redis_for(data_dir: Path, redis_url: str | None) -> AsyncIterator[Redi
         if embedded is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(embedded.stop)
+        if lock is not None:
+            lock.release()
+
+
+def _holders_redis(embedded: EmbeddedRedis, wait_s: float = HOLDER_URL_WAIT_S) -> str:
+    """The URL of the embedded Redis of the data dir's lock holder, once it answers; if none
+    does (the holder serves an external Redis), one of ours as before."""
+    deadline = time.monotonic() + wait_s
+    while (url := embedded.running_url()) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return url if url is not None else embedded.ensure_running()
 
 
 async def run_seed(path: Path, data_dir: Path, redis_url: str | None) -> str:
     from visitation.seed import seed_file
 
-    async with redis_for(data_dir, redis_url) as redis:
+    async with redis_for(data_dir, redis_url, "seed") as redis:
         report = await seed_file(redis, path)
         return report.summary()
 
 
 async def run_revoke(role: str, subject: str, data_dir: Path, redis_url: str | None) -> float:
     """``visitation revoke``: the moment before which the subject's tokens stop working."""
-    async with redis_for(data_dir, redis_url) as redis:
+    async with redis_for(data_dir, redis_url, "revoke") as redis:
         return await Revocations(redis).revoke(role, subject)
 
 
 async def is_admin(subject: str, data_dir: Path, redis_url: str | None) -> bool:
     """Whether ``subject`` is a seeded staff member whose role is ``admin``."""
-    async with redis_for(data_dir, redis_url) as redis:
+    async with redis_for(data_dir, redis_url, "token") as redis:
         staff = await Directory(redis).staff(subject)
         return staff is not None and staff.role == "admin"
 
