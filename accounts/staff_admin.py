@@ -1,7 +1,8 @@
 """Admins manage their facilities' staff over HTTP (PROTOCOL v1.2), never beyond their own scope.
 
 - ``GET /api/v1/admin/staff`` (an addition, for the admin page): the staff of the admin's
-  facilities, each with ``manageable`` (whether this admin may change it);
+  facilities (``{"staff": [{"id", "role", "facility_ids", "manageable", "otp_enabled"}]}``;
+  ``manageable``: whether this admin may change it; ``otp_enabled``: its second factor is on);
 - ``PUT /api/v1/admin/staff/{staff_id}`` ``{"role", "facility_ids", "password"?}``: adds or
   changes a staff member;
 - ``DELETE /api/v1/admin/staff/{staff_id}``: removes it and revokes every token it holds.
@@ -39,6 +40,8 @@ class StaffCredentials(Protocol):
 
     async def delete_staff(self, staff_id: str) -> None: ...
 
+    async def totp_secret(self, staff_id: str) -> str | None: ...
+
 
 FacilityId = Annotated[str, Field(pattern=r"^([A-Za-z0-9_.\-]{1,64}|\*)$")]
 
@@ -51,13 +54,16 @@ class StaffChange(BaseModel):
     password: Annotated[str, StringConstraints(max_length=1024)] | None = None
 
 
-def _listed(staff: Staff, manageable: bool) -> dict[str, object]:
-    return {
+def _listed(staff: Staff, manageable: bool, otp_enabled: bool | None = None) -> dict[str, object]:
+    listed: dict[str, object] = {
         "id": staff.id,
         "role": staff.role,
         "facility_ids": list(staff.facility_ids),
         "manageable": manageable,
     }
+    if otp_enabled is not None:
+        listed["otp_enabled"] = otp_enabled
+    return listed
 
 
 def within(admin: Staff, facility_ids: list[str]) -> bool:
@@ -79,7 +85,11 @@ class StaffAdminApi:
         admin = await known_admin(self._directory, claims)
         everyone = await self._directory.all_staff()
         shown = [
-            _listed(s, within(admin, list(s.facility_ids)))
+            _listed(
+                s,
+                within(admin, list(s.facility_ids)),
+                await self._credentials.totp_secret(s.id) is not None,
+            )
             for s in everyone
             if "*" in admin.facility_ids
             or "*" in s.facility_ids  # works at the admin's facilities too

@@ -61,6 +61,7 @@ async def test_an_admin_adds_staff_of_its_facility_with_a_password(
     by_id = {s["id"]: s for s in listed["staff"]}
     assert set(by_id) == {"ASQ", "MIX", "S1", "S9", "I1", "A1"}  # not S2 nor A2 (CLOSED)
     assert by_id["S9"]["manageable"] and by_id["S1"]["manageable"]
+    assert by_id["S9"]["otp_enabled"] is False
     assert not by_id["MIX"]["manageable"] and not by_id["I1"]["manageable"]
 
 
