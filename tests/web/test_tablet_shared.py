@@ -113,11 +113,14 @@ async def test_an_idle_resident_is_signed_out_and_forgotten(pages: Pages, server
     tablet = await pages.open("/tablet", "device", "WEB", SHARED_TABLET, query="idle=4")
     await type_pin(tablet, "RV", PIN)
     await expect(tablet.locator('#contacts li[data-contact="FV"]')).to_contain_text("Vera Vale")
-    # No touch for the idle time: back to the keypad, saying why.
+    # No touch: first "Still there?", then back to the keypad, saying why.
+    await expect(tablet.locator("#idle-warning")).to_be_visible(timeout=15_000)
+    await screenshot(tablet, "tablet-shared-still-there")
     await expect(tablet.locator("#pad-notice")).to_contain_text(
         "not used for a while", timeout=15_000
     )
     await forgotten(tablet, "Victor Vale", "Vera Vale")
+    await expect(tablet.locator("#idle-warning")).to_be_hidden()
     await screenshot(tablet, "tablet-shared-idle")
 
 

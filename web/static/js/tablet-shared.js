@@ -17,6 +17,7 @@ const IDLE_S = 30 * 60;
 const HALF_TYPED_S = 60; // a half-typed id or PIN is cleared after this long untouched
 const ACTIVITY = ["pointerdown", "keydown", "touchstart", "wheel"];
 const FRESH_FOR_CALL_MS = 2 * 60 * 1000;
+const WARN_MS = 60 * 1000; // "Still there?" this long before the idle sign-out
 
 /** `?name=` as a positive number of seconds, at most `max` (else `max`). */
 function sooner(name, max) {
@@ -78,6 +79,9 @@ export class SharedTablet {
         this.lastInput = Date.now();
       }, { capture: true, passive: true });
     }
+    this.warning = el("div", { class: "idle-warning", id: "idle-warning", role: "alert", hidden: true },
+      "Still there? Touch the screen to stay signed in.");
+    document.body.append(this.warning);
     this.signOutButton = el("button", { class: "link", id: "resident-signout", hidden: true,
       onclick: () => this.signOut("") }, "Sign out");
     $("#signout").after(this.signOutButton);
@@ -157,7 +161,9 @@ export class SharedTablet {
       return;
     }
     if (this.hooks.busy()) this.lastInput = now; // a call is use, touch or not
-    if (now - this.lastInput >= this.idleMs) {
+    const idle = now - this.lastInput;
+    this.warning.hidden = idle < this.idleMs - Math.min(WARN_MS, this.idleMs / 2);
+    if (idle >= this.idleMs) {
       this.signOut("You were signed out because the tablet was not used for a while.");
     } else if (now >= this.renewAt && !this.renewing) {
       this.renew();
@@ -191,6 +197,7 @@ export class SharedTablet {
     this.token = null;
     this.renewAt = Infinity;
     this.signOutButton.hidden = true;
+    this.warning.hidden = true;
     this.hooks.forget();
     if (token) postJson("/api/v1/logout", {}, token).catch(() => {});
     this.start(message);
