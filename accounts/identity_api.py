@@ -12,7 +12,10 @@
   view an entry of the identity audit log (:mod:`accounts.identity_audit`);
 - ``PUT /api/v1/admin/identity/{family_id}`` (admin) ``{"status": "verified"|"rejected",
   "reason"?}``: verified makes the family ``verified`` (SPEC rule 1); a rejected family may
-  submit again. A family out of the admin's scope answers 404 like one that does not exist.
+  submit again. ``GET`` (an addition): the review (status, when, by whom, why) with its audit
+  entries, who viewed which image and who decided, oldest first.
+
+A family out of the admin's scope answers 404 like one that does not exist.
 """
 
 from __future__ import annotations
@@ -223,6 +226,17 @@ class IdentityApi:
         }
         return web.Response(body=data, content_type=CONTENT_TYPE, headers=headers)
 
+    async def review(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        family_id = request.match_info["family_id"]
+        await self._scoped_family(claims, family_id)
+        record = await self._reviews.get(family_id)
+        body: dict[str, Any] = {"family_id": family_id, "identity": "none"}
+        if record is not None:
+            body.update(record.model_dump(exclude={"status", "submission"}))
+            body["identity"] = record.status
+        body["audit"] = await self._audit.for_family(family_id)
+        return web.json_response(body)
+
     async def decide(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         family_id = request.match_info["family_id"]
         change = await parse_body(request, ReviewDecision)
@@ -273,5 +287,6 @@ def add_identity_routes(
     app.router.add_get(
         "/api/v1/admin/identity/{family_id}/{kind}", guarded(tokens, admin, api.image)
     )
+    app.router.add_get("/api/v1/admin/identity/{family_id}", guarded(tokens, admin, api.review))
     app.router.add_put("/api/v1/admin/identity/{family_id}", guarded(tokens, admin, api.decide))
     return api

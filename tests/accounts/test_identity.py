@@ -245,6 +245,11 @@ async def test_the_review_flow(
     assert status == 409 and body["error"]["code"] == "already_verified"
     assert (await audit.for_family(FAMILY))[-1]["action"] == "review"
     assert (await audit.for_family(FAMILY))[-1]["detail"]["status"] == "verified"
+    # The review and its history, for the admins who may see the family.
+    status, body = await call(node, tokens, "GET", decide, ("admin", "ASQ"))
+    assert status == 200 and body["identity"] == "verified" and body["reviewed_by"] == "ASQ"
+    assert [e["action"] for e in body["audit"]] == ["view", "view", "view", "review"]
+    assert (await call(node, tokens, "GET", decide, ("admin", "A2")))[0] == 404
 
 
 async def test_a_rejected_family_may_submit_again(
