@@ -4,6 +4,7 @@ wires between its ``accounts-admin`` markers, and closes on the way out)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -35,6 +36,13 @@ class AccountsAdmin:
     files: IdentityFiles
     pins: Pins
     pin_lockout: Lockout
+
+    async def forget_identity(self, family_id: str) -> None:
+        """Delete a family's identity images and review (when its account is closed); the
+        audit log keeps who viewed them."""
+        record = await self.reviews.forget(family_id)
+        if record is not None:
+            await asyncio.to_thread(self.files.delete, family_id, record.submission)
 
     def close(self) -> None:
         self.files.close()

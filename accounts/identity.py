@@ -122,6 +122,14 @@ class IdentityReviews:
             raise NotReviewable(f"family {family_id!r}'s identity is {status}, not pending")
         return decided
 
+    async def forget(self, family_id: str) -> IdentityRecord | None:
+        """Remove the family's submission (an account closed); the record it had, if any."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.getdel(_key(family_id))
+            pipe.zrem(PENDING, family_id)
+            raw, _ = await pipe.execute()
+        return None if raw is None else IdentityRecord.model_validate_json(raw)
+
     async def pending(self) -> list[tuple[str, float]]:
         """Families awaiting review with when they submitted, oldest first."""
         rows = await self._redis.zrange(PENDING, 0, -1, withscores=True)

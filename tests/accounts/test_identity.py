@@ -306,3 +306,15 @@ async def test_the_pending_list_is_oldest_first(
         node, tokens, "GET", "/api/v1/admin/identity?status=verified", ("admin", "ASQ")
     )
     assert status == 422
+
+
+async def test_a_closed_account_forgets_its_images(
+    node: Node, tokens: Tokens, redis: Redis
+) -> None:
+    """What the account-close path calls (node.accounts_admin.forget_identity)."""
+    assert (await upload(node.url, tokens.issue("family", FAMILY), images()))[0] == 202
+    await node.node.accounts_admin.forget_identity(FAMILY)
+    assert stored(node) == []
+    assert await redis.get(f"identity:{FAMILY}") is None
+    assert await redis.zscore("identity:pending", FAMILY) is None
+    await node.node.accounts_admin.forget_identity(FAMILY)  # twice: nothing to do
