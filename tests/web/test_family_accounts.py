@@ -300,6 +300,7 @@ async def test_forgotten_password_reset_link(
 
     # The link again: used.
     await page.click("#signout")
+    await expect(page.locator("#signin")).to_be_visible()
     await page.goto(link)
     await page.fill("#reset-password", "another fine password 9")
     await page.click("#reset-form button[type=submit]")

@@ -44,6 +44,12 @@ function renderAccount() {
   $("#video-hint").textContent = account.allow_video_calls
     ? "Residents can call you."
     : "Calls to you will not ring.";
+  const preview = account.notification_preview; // with push (issue 25)
+  $("#preview-setting").hidden = preview === undefined;
+  $("#private-preview").checked = preview === "private";
+  $("#preview-hint").textContent = preview === "private"
+    ? "Call alerts say “Incoming call”, without names."
+    : "Call alerts show who is calling.";
   renderBlocks(account.blocks || []);
   loadContacts();
 }
@@ -122,18 +128,20 @@ async function askContact(resident) {
   await loadContacts();
 }
 
-$("#allow-video").addEventListener("change", async (event) => {
-  const allow = event.target.checked;
+async function saveSettings(change) {
   say($("#settings-error"), "");
   try {
-    state.account = await api(state.token, "PUT", "/api/v1/account/settings", {
-      allow_video_calls: allow,
-    });
+    state.account = await api(state.token, "PUT", "/api/v1/account/settings", change);
   } catch (exc) {
     say($("#settings-error"), exc.message);
   }
   renderAccount();
-});
+}
+
+$("#allow-video").addEventListener("change", (event) =>
+  saveSettings({ allow_video_calls: event.target.checked }));
+$("#private-preview").addEventListener("change", (event) =>
+  saveSettings({ notification_preview: event.target.checked ? "private" : "full" }));
 
 function renderBlocks(blocked) {
   const ids = [...new Set([...blocked, ...Object.keys(facilities())])];

@@ -15,10 +15,11 @@ import { answerWhenRinging, bindCallEvents, expectSoon } from "./family-call.js"
 import "./family-money.js";
 import { IdentityCard } from "./identity.js";
 
-// /family?call=<id>[&answer=1]: a call notification opened the page. Its call.incoming comes
+// /family?call=<id>[&answer=1 | &decline=1]: a call notification opened the page. Its call.incoming comes
 // once the page is connected (the server sends it again to a new socket while it rings).
 const askedCall = takeCallParams();
 let identity = null;
+let push = null; // push.js's handle, once started
 let signingOut = false;
 
 const who = () => state.account?.name || state.account?.family_id || "";
@@ -90,6 +91,11 @@ function resync() {
 $("#signout").addEventListener("click", () => {
   signingOut = true;
   state.client?.close();
+  try {
+    push?.stop();
+  } catch {
+    // the page reloads next anyway
+  }
   signOut(state.token);
 });
 
@@ -99,7 +105,7 @@ $("#signout").addEventListener("click", () => {
 async function startNotifications(token) {
   try {
     const { startPush } = await import("./push.js");
-    await startPush({
+    push = await startPush({
       token,
       card: $("#devices-card"),
       onNotificationCall: (callId, action) => answerWhenRinging(callId, action),
@@ -114,11 +120,11 @@ function takeCallParams() {
   const url = new URL(location.href);
   const callId = url.searchParams.get("call");
   if (!callId) return null;
-  const answer = url.searchParams.get("answer");
-  url.searchParams.delete("call");
-  url.searchParams.delete("answer");
+  const yes = (name) => ["1", "true"].includes(url.searchParams.get(name));
+  const action = yes("answer") ? "accept" : yes("decline") ? "decline" : "open";
+  for (const name of ["call", "answer", "decline"]) url.searchParams.delete(name);
   history.replaceState(null, "", url.pathname + url.search + url.hash);
-  return { callId, action: answer === "1" || answer === "true" ? "accept" : "show" };
+  return { callId, action };
 }
 
 startAuth(signIn);

@@ -2,7 +2,7 @@
 // (the phone's camera through <input type=file capture>), sees them, and sends them as one
 // multipart form to POST /api/v1/account/identity (PROTOCOL.md v1.2). The facility reviews it.
 
-import { $, say, upload } from "./common.js";
+import { $, api, say, upload } from "./common.js";
 
 const LIMIT = 5 * 1024 * 1024; // bytes per image (PROTOCOL.md: ≤ 5 MiB each)
 const SENDABLE = new Set(["image/jpeg", "image/png"]);
@@ -28,13 +28,22 @@ export class IdentityCard {
   }
 
   /**
-   * From GET /api/v1/account: `verified` (SPEC rule 1) and, where the server reports it,
-   * `identity` ("pending", "rejected", ...) with `identity_reason`. Without `identity`, a
+   * `account` from GET /api/v1/account: `verified` (SPEC rule 1) where the server reports it;
+   * the review's state comes from GET /api/v1/account/identity (`identity`: "none",
+   * "pending", "verified" or "rejected", with a `reason`). Where neither answers, a
    * submission made from this browser counts as pending.
    */
-  render(account) {
+  async render(account) {
     this.familyId = account.family_id;
-    const status = account.identity ?? localStorage.getItem(this.key());
+    let review = account.identity ? { identity: account.identity, reason: account.identity_reason } : null;
+    if (account.verified !== true && !review) {
+      try {
+        review = await api(this.token, "GET", "/api/v1/account/identity");
+      } catch {
+        review = null; // not offered by this server
+      }
+    }
+    const status = review?.identity ?? localStorage.getItem(this.key());
     if (account.verified === true || status === "verified") {
       localStorage.removeItem(this.key());
       this.form.hidden = true;
@@ -44,7 +53,7 @@ export class IdentityCard {
     } else {
       this.status.hidden = true;
       this.form.hidden = false;
-      const why = account.identity_reason ? ` (${account.identity_reason})` : "";
+      const why = review?.reason ? ` (${review.reason})` : "";
       $("#identity-intro", this.form).textContent = status === "rejected"
         ? `The facility could not verify your ID${why}. Please take the photos again.`
         : "Before residents can call you, the facility checks your ID once. Take three photos: "
