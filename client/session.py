@@ -2,15 +2,34 @@
 
 Used by the tests, the load generator and demos. Every server event is queued so callers can
 ``await client.next("call.incoming")`` instead of sleeping.
+
+A client reconnects by itself after any disconnect it did not ask for (the node stopped or
+restarted, the network dropped), with exponential backoff and jitter (:class:`Backoff`), for as
+long as it takes; events keep queueing across reconnects. The exception is a session that is
+over: ``session.expired``, or a reconnect refused because the token expired, was revoked or is
+invalid; then :attr:`ProtocolClient.expired` is set and it stays offline.
+``await client.wait_reconnected()`` waits for the next reconnect.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import socketio
+
+from client.backoff import Backoff
+
+#: A refusal that no retry can change: the token is over (expired, revoked, invalid, unknown).
+SESSION_OVER = re.compile(
+    r"expired|revoked|invalid token|malformed token|missing token|^unknown ", re.IGNORECASE
+)
+EXPIRED_EVENT = "session.expired"
 
 
 class AckError(Exception):
@@ -27,25 +46,98 @@ class RefusedError(Exception):
 
 
 class ProtocolClient:
-    def __init__(self, url: str, token: str, name: str = "") -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        name: str = "",
+        *,
+        reconnect: bool = True,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``reconnect`` False: a lost connection stays lost (as the server left it)."""
         self.url = url
         self.token = token
         self.name = name
+        self.reconnect = reconnect
+        self.backoff = backoff or Backoff()
+        self.clock = clock
+        # python-socketio's own reconnection gives up after a server-side disconnect, and its
+        # jitter is +-0.5 s whatever the delay: ours instead (see _reconnect_loop).
         self.sio = socketio.AsyncClient(reconnection=False)
         self._events: defaultdict[str, asyncio.Queue[dict[str, Any]]] = defaultdict(asyncio.Queue)
         self.received: list[tuple[str, Any]] = []
         self._refusal: str | None = None
+        #: Reconnects so far, and when each happened (``clock``).
+        self.reconnects = 0
+        self.reconnected_at: list[float] = []
+        self.disconnected_at: list[float] = []
+        #: Set while connected; ``reconnected`` is set at every reconnect (clear it to reuse).
+        self.online = asyncio.Event()
+        self.reconnected = asyncio.Event()
+        #: The session is over (session.expired, or a reconnect refused for its token).
+        self.expired = asyncio.Event()
+        self._next_reconnect = asyncio.Event()
+        self._ever_connected = False
+        self._closing = False
+        self._reconnecting: asyncio.Task[None] | None = None
         self.sio.on("*", self._on_event)
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("connect_error", self._on_connect_error)
 
     async def _on_event(self, event: str, data: Any = None) -> None:
+        if event == EXPIRED_EVENT:
+            self.expired.set()  # before its disconnect arrives: no reconnect then
         self.received.append((event, data))
         self._events[event].put_nowait(data if isinstance(data, dict) else {"data": data})
 
     async def _on_connect_error(self, data: Any = None) -> None:
         self._refusal = data.get("message") if isinstance(data, dict) else str(data)
 
+    async def _on_connect(self) -> None:
+        self.online.set()
+        if not self._ever_connected:
+            self._ever_connected = True
+            return
+        self.reconnects += 1
+        self.reconnected_at.append(self.clock())
+        self.reconnected.set()
+        woken, self._next_reconnect = self._next_reconnect, asyncio.Event()
+        woken.set()
+
+    async def _on_disconnect(self, reason: str = "") -> None:
+        self.online.clear()
+        self.disconnected_at.append(self.clock())
+        if self._closing or not self.reconnect or self.expired.is_set():
+            return
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.create_task(
+                self._reconnect_loop(), name=f"reconnect {self.name}"
+            )
+
+    async def _reconnect_loop(self) -> None:
+        """Attempts after backoff delays until one connects, the session is over or close()."""
+        attempt = 0
+        while not (self._closing or self.expired.is_set()):
+            await asyncio.sleep(self.backoff.delay(attempt))
+            attempt += 1
+            if self._closing or self.sio.connected:
+                return
+            try:
+                await self.connect()
+            except RefusedError as exc:
+                if SESSION_OVER.search(str(exc)):
+                    self.expired.set()
+                    return
+            except Exception:  # any failed attempt (refused, timed out) is retried
+                continue
+            else:
+                return
+
     async def connect(self, timeout: float = 5.0) -> ProtocolClient:
+        self._refusal = None
         try:
             await self.sio.connect(
                 self.url,
@@ -57,7 +149,24 @@ class ProtocolClient:
             raise RefusedError(self._refusal or str(exc)) from exc
         return self
 
+    async def wait_reconnected(self, count: int | None = None, timeout: float = 30.0) -> None:
+        """Until :attr:`reconnects` reaches ``count`` (default: one more than now)."""
+        target = self.reconnects + 1 if count is None else count
+        deadline = time.monotonic() + timeout
+        while self.reconnects < target:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.name or 'client'}: not reconnected within {timeout}s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._next_reconnect.wait(), remaining)
+
     async def close(self) -> None:
+        self._closing = True
+        task, self._reconnecting = self._reconnecting, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if self.sio.connected:
             await self.sio.disconnect()
 
