@@ -43,6 +43,7 @@ from push.vapid import VapidSigner
 log = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({408, 425, 429})
+WARN_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class PushSender:
         self._origins: Tally[str] = Tally()
         self._session: aiohttp.ClientSession | None = None
         self._depth_at = 0.0
+        self._warned_at = -WARN_EVERY_S
         self._loop = Periodic("push-sender", self._step, 0.0, delay_first=False)
 
     def start(self) -> None:
@@ -114,6 +116,11 @@ class PushSender:
     async def _step(self) -> None:
         try:
             await self.deliver_due()
+        except Exception as exc:  # Redis down or failing over: say so now and then, not 10/s
+            now = time.monotonic()
+            if now - self._warned_at > WARN_EVERY_S:
+                self._warned_at = now
+                log.warning("push outbox unavailable, retrying: %r", exc)
         finally:
             await self.outbox.wait(self.limits.interval_s)
 
@@ -162,7 +169,11 @@ class PushSender:
     async def _send(self, entry: OutboxEntry, message: PushMessage) -> None:
         origin = _origin_of(message)
         try:
-            outcome = await self._deliver(message, origin)
+            try:
+                outcome = await self._deliver(message, origin)
+            except Exception as exc:  # never a tight loop on one message: back off like a 5xx
+                log.exception("push %s could not be sent", message.id)
+                outcome = Outcome(None, f"error: {type(exc).__name__}")
             await self._handle(entry, message, outcome)
         finally:
             self._finished.add(entry.stream_id)

@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from billing_hooks import BillingEvent
 from client.session import AckError
-from tests.conftest import http_as
+from tests.conftest import NodeFactory, http_as
 from tests.push.conftest import CONTACT, FAMILIES, PushWorld
 from tests.waiting import eventually
 
@@ -226,3 +226,22 @@ async def test_push_metrics_are_served(world: PushWorld) -> None:
     assert 'visitation_push_sent_total{type="call.incoming"}' in text
     assert 'visitation_push_outbox_depth{queue="pending"}' in text
     assert "visitation_push_failed_total" in text
+
+
+async def test_two_nodes_sign_with_one_key_and_one_of_them_sends(
+    world: PushWorld, start_node: NodeFactory
+) -> None:
+    """The second node shares the data dir (as ``serve`` does): same VAPID key; a call placed
+    through it rings the subscription made through the first, sent once."""
+    second = await start_node(ring_timeout_s=20.0)
+    async with aiohttp.ClientSession() as http, http.get(f"{second.url}/api/v1/push/key") as resp:
+        assert (await resp.json())["vapid_public_key"] == world.push.vapid_public_key
+    phone = world.push.device("phone")
+    await world.subscribe("PF0", phone)
+    tablet = await world.clients.connect("tablet", "P0", url=second.url)
+    call_id = await tablet.place("PF0")
+    [ring] = await world.push.wait_for(phone, "call.incoming")  # k checked against the key
+    assert ring.payload["call_id"] == call_id
+    await tablet.request("call.cancel", {"call_id": call_id})
+    await world.push.wait_for(phone, "call.missed")
+    assert len(world.push.of(phone, "call.incoming")) == 1
