@@ -13,9 +13,9 @@ thread. Names come from validated ids only (family ids, submission ids, the thre
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -72,9 +72,8 @@ class LocalIdentityFiles:
     def delete(self, family_id: str, submission: str) -> None:
         for kind in KINDS:
             self.path(family_id, submission, kind).unlink(missing_ok=True)
-        folder = self.root / family_id
-        if folder.is_dir() and not any(folder.iterdir()):
-            shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # not empty (another submission), or gone
+            (self.root / family_id).rmdir()
 
     def close(self) -> None:
         pass

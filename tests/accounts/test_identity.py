@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import stat
 from pathlib import Path
@@ -150,6 +151,29 @@ async def test_a_50_mb_upload_is_refused_before_it_is_read(node: Node, tokens: T
     big = {**images(), "selfie": b"\xff\xd8" + b"\x00" * (50 * 1024 * 1024)}
     status, body = await upload(node.url, tokens.issue("family", FAMILY), big)
     assert status == 413 and body["error"]["code"] == "payload_too_large"
+    assert stored(node) == []
+
+
+async def test_a_50_mb_upload_is_answered_before_it_is_sent(node: Node, tokens: Tokens) -> None:
+    """The body announces 50 MB and sends 1 MB, then nothing: the 413 comes all the same, so the
+    node answered on the announced size without waiting for (or reading) the rest."""
+    stalled = asyncio.Event()
+
+    async def body() -> Any:
+        yield b"\x00" * (1024 * 1024)
+        await stalled.wait()  # never set: the rest never comes
+
+    headers = {
+        **auth(tokens, "family", FAMILY),
+        "Content-Type": "multipart/form-data; boundary=xBOUNDARYx",
+        "Content-Length": str(50 * 1024 * 1024),
+    }
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{node.url}/api/v1/account/identity", data=body(), headers=headers) as resp,
+    ):
+        assert resp.status == 413
+        assert (await resp.json())["error"]["code"] == "payload_too_large"
     assert stored(node) == []
 
 
