@@ -342,3 +342,12 @@ async def test_a_closed_account_forgets_its_images(
     assert await redis.get(f"identity:{FAMILY}") is None
     assert await redis.zscore("identity:pending", FAMILY) is None
     await node.node.accounts_admin.forget_identity(FAMILY)  # twice: nothing to do
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded() -> None:
+    """A small file of a huge picture (50 MP of one bit each): refused on its size alone."""
+    out = io.BytesIO()
+    Image.new("1", (10_000, 5_000)).save(out, format="PNG")
+    assert len(out.getvalue()) < MAX_IMAGE_BYTES
+    with pytest.raises(ImageRejected, match="pixels"):
+        clean_image(out.getvalue())
