@@ -88,6 +88,31 @@ class CallingWindow(_Record):
         return (local.weekday() in days and now >= start) or (yesterday in days and now < end)
 
 
+VisitMode = Literal["on_demand", "scheduled", "both"]
+
+
+class VisitSettings(_Record):
+    """Scheduled visits (PROTOCOL v1.2): slots of ``slot_minutes`` within calling hours, booked
+    between ``min_notice_hours`` and ``max_advance_days`` ahead, ``concurrent`` per slot (the
+    facility's video stations), ``max_per_week`` per resident (Monday to Sunday, local)."""
+
+    mode: VisitMode = "on_demand"
+    slot_minutes: StrictInt = Field(default=30, ge=5, le=240)
+    min_notice_hours: StrictInt = Field(default=12, ge=0, le=24 * 90)
+    max_advance_days: StrictInt = Field(default=14, ge=1, le=366)
+    cancel_cutoff_hours: StrictInt = Field(default=24, ge=0, le=24 * 90)
+    max_per_week: StrictInt = Field(default=3, ge=1, le=100)
+    concurrent: StrictInt = Field(default=10, ge=1, le=1000)
+    requires_approval: StrictBool = False
+
+    @field_validator("slot_minutes")
+    @classmethod
+    def _check_slot(cls, value: int) -> int:
+        if 60 % value and value % 60:
+            raise ValueError("slot_minutes must divide 60 or be a multiple of 60")
+        return value
+
+
 class Facility(_Record):
     id: Id
     name: Name
@@ -97,6 +122,7 @@ class Facility(_Record):
     max_call_seconds: StrictInt = Field(ge=60, le=4 * 3600)
     calling_hours: list[CallingWindow] = Field(min_length=1)
     retention_days: StrictInt = Field(default=180, ge=1, le=36_500)
+    visits: VisitSettings = Field(default_factory=VisitSettings)
 
     @field_validator("timezone")
     @classmethod
