@@ -29,12 +29,26 @@ from core.domain import (
     FacilityType,
     Name,
     Staff,
+    VisitMode,
 )
 from core.http_api import ApiError, describe, guarded, known_admin, parse_body
 from core.tokens import Claims, Tokens
 from push.service import PUSH_NOTIFIER
 
 PREFIX = "/api/v1/admin"
+
+
+class VisitsChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: VisitMode | None = None
+    slot_minutes: StrictInt | None = None
+    min_notice_hours: StrictInt | None = None
+    max_advance_days: StrictInt | None = None
+    cancel_cutoff_hours: StrictInt | None = None
+    max_per_week: StrictInt | None = None
+    concurrent: StrictInt | None = None
+    requires_approval: StrictBool | None = None
 
 
 class FacilityChange(BaseModel):
@@ -47,6 +61,8 @@ class FacilityChange(BaseModel):
     max_call_seconds: StrictInt | None = None
     calling_hours: Annotated[list[CallingWindow], Field(min_length=1)] | None = None
     retention_days: StrictInt | None = None
+    # PROTOCOL v1.2 scheduled visits: only the fields given change (validated as a whole).
+    visits: VisitsChange | None = None
 
 
 class ContactChange(BaseModel):
@@ -87,6 +103,11 @@ class AdminApi:
             **current.model_dump(),
             **change.model_dump(exclude_none=True),
         }
+        if change.visits is not None:
+            merged["visits"] = {
+                **current.visits.model_dump(),
+                **change.visits.model_dump(exclude_none=True),
+            }
         try:
             facility = Facility.model_validate(merged)
             check_rate(facility.id, facility.type, facility.rate_cents_per_minute, load_caps())
