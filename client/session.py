@@ -73,6 +73,8 @@ class ProtocolClient:
         self.reconnects = 0
         self.reconnected_at: list[float] = []
         self.disconnected_at: list[float] = []
+        #: Reconnect attempts that failed (the server away, or refusing for a while).
+        self.reconnect_failures = 0
         #: Set while connected; ``reconnected`` is set at every reconnect (clear it to reuse).
         self.online = asyncio.Event()
         self.reconnected = asyncio.Event()
@@ -128,13 +130,19 @@ class ProtocolClient:
             try:
                 await self.connect()
             except RefusedError as exc:
+                self.reconnect_failures += 1
                 if SESSION_OVER.search(str(exc)):
                     self.expired.set()
                     return
             except Exception:  # any failed attempt (refused, timed out) is retried
-                continue
+                self.reconnect_failures += 1
             else:
                 return
+
+    @property
+    def reconnecting(self) -> bool:
+        """A reconnect is under way (waiting for its next attempt, or making it)."""
+        return self._reconnecting is not None and not self._reconnecting.done()
 
     async def connect(self, timeout: float = 5.0) -> ProtocolClient:
         self._refusal = None

@@ -1,0 +1,57 @@
+"""A signaling node in this process on a fixed port that a test stops and starts again (its
+clients see a real server restart: the listening socket gone, then back at the same address)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from core.config import Settings
+from core.embedded_redis import _free_port
+from tests.conftest import SECRET, TEST_RATE_LIMITS
+from visitation.node import SignalingNode
+
+
+@dataclass
+class RestartableNode:
+    redis_url: str
+    data_dir: Path
+    recordings_dir: Path
+    overrides: dict[str, Any] = field(default_factory=dict)
+    port: int = field(default_factory=_free_port)
+    node: SignalingNode | None = None
+    _runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    async def start(self) -> SignalingNode:
+        assert self._runner is None, "already running"
+        settings = Settings.from_env(
+            data_dir=self.data_dir,
+            redis_url=self.redis_url,
+            port=self.port,
+            workers=0,
+            recordings_dir=self.recordings_dir,
+            **{"rate_limits": TEST_RATE_LIMITS, **self.overrides},
+        )
+        node = SignalingNode(settings, self.redis_url, SECRET)
+        runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        self.node, self._runner = node, runner
+        return node
+
+    async def stop(self) -> None:
+        """A graceful stop, as ``serve`` does on SIGINT (every client's transport closed)."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
