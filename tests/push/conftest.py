@@ -30,7 +30,7 @@ from visitation.seed import apply_seed, parse_seed
 CONTACT = "mailto:ops@visitation.test"
 FAMILIES = 10
 
-# Facility PF: resident P<i> calls family PF<i> (i < 10), all verified with $10.00.
+# Facility PF: resident P<i> calls family PF<i> (i < 10), all verified with $10.00 (PF3: $6.00).
 PUSH_SEED: dict[str, Any] = {
     "facilities": [
         {
@@ -47,7 +47,12 @@ PUSH_SEED: dict[str, Any] = {
         {"id": f"P{i}", "facility_id": "PF", "name": f"Paul Pine {i}"} for i in range(FAMILIES)
     ],
     "families": [
-        {"id": f"PF{i}", "name": f"Pine Family {i}", "balance_cents": 1000, "verified": True}
+        {
+            "id": f"PF{i}",
+            "name": f"Pine Family {i}",
+            "balance_cents": 600 if i == 3 else 1000,  # PF3: a 10-minute call leaves $4.00
+            "verified": True,
+        }
         for i in range(FAMILIES)
     ],
     "contacts": [
