@@ -28,6 +28,7 @@ from core.tokens import Tokens
 
 @dataclass
 class AccountsAdmin:
+    directory: Directory
     identity: IdentityApi
     staff: StaffAdminApi
     tablets: TabletSignIn
@@ -36,6 +37,9 @@ class AccountsAdmin:
     files: IdentityFiles
     pins: Pins
     pin_lockout: Lockout
+
+    async def start(self) -> None:
+        await self.directory.index_staff()  # staff seeded before the staff index existed
 
     async def forget_identity(self, family_id: str) -> None:
         """Delete a family's identity images and review (when its account is closed); the
@@ -80,4 +84,4 @@ def add_accounts_admin_routes(
         app, tokens=tokens, directory=directory, revocations=revocations, credentials=credentials
     )
     tablets = add_tablet_routes(app, tokens=tokens, directory=directory, pins=pins, lockout=lockout)
-    return AccountsAdmin(identity, staff, tablets, reviews, audit, files, pins, lockout)
+    return AccountsAdmin(directory, identity, staff, tablets, reviews, audit, files, pins, lockout)

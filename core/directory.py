@@ -165,6 +165,15 @@ class Directory:
         ids = sorted(text(m) for m in await self._redis.smembers(STAFF_INDEX))
         return await self._get_many([_staff_key(sid) for sid in ids], Staff)
 
+    async def index_staff(self) -> int:
+        """Add staff stored before the index existed to it (one scan, at a node's start);
+        how many were missing."""
+        found = [
+            text(key).removeprefix("staff:")
+            async for key in self._redis.scan_iter(match="staff:*", count=1000)
+        ]
+        return int(await self._redis.sadd(STAFF_INDEX, *found)) if found else 0
+
     async def save_staff(self, staff: Staff) -> None:
         """Add or change a staff member (its role and facilities)."""
         async with self._redis.pipeline(transaction=True) as pipe:

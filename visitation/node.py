@@ -270,7 +270,7 @@ class SignalingNode:
         self.app.cleanup_ctx.append(lifecycle(self.accounts.start, self.accounts.stop))
         # --- end accounts services ---
         # --- accounts-admin services ---
-        self.app.cleanup_ctx.append(lifecycle(None, self.accounts_admin.close))
+        self.app.cleanup_ctx.append(lifecycle(self.accounts_admin.start, self.accounts_admin.close))
         # --- end accounts-admin services ---
         # --- push services (issue 25) ---
         self.app.cleanup_ctx.append(lifecycle(self.push.start, self.push.stop))

@@ -157,3 +157,14 @@ async def test_delete_removes_and_revokes(
         status, answer = await send(node, tokens, "DELETE", f"/api/v1/admin/staff/{staff_id}")
         assert status == expected, (staff_id, answer)
     assert await state(redis) == before
+
+
+async def test_staff_stored_before_the_index_are_listed(
+    start_node: Any, seeded: Any, tokens: Tokens, redis: Redis
+) -> None:
+    """A data dir seeded before the staff index existed: the node indexes its staff at start."""
+    await redis.delete("staff")
+    node = await start_node()
+    status, listed = await send(node, tokens, "GET", "/api/v1/admin/staff", admin="A1")
+    assert status == 200
+    assert {s["id"] for s in listed["staff"]} == {"S1", "S2", "I1", "A1", "A2"}
