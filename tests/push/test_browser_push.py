@@ -164,6 +164,9 @@ async def test_a_push_rings_through_the_service_worker_and_accept_answers(
     manifest = await cdp.send("Page.getAppManifest")
     assert manifest["url"].endswith("/static/family.webmanifest")
     assert manifest["errors"] == [], manifest["errors"]
+    installability = await cdp.send("Page.getInstallabilityErrors")
+    # Installable but for the test's incognito-like browser context.
+    assert [e["errorId"] for e in installability["installabilityErrors"]] in ([], ["in-incognito"])
     registration = await registration_id(cdp, "/family")
 
     tablet = await world.clients.connect("tablet", "P0")
