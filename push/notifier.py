@@ -98,6 +98,28 @@ class FamilyPush:
         fields = {"resident": resident, "facility": facility, "status": status}
         self._spawn(family_id, "contact.updated", f"{resident['id']}:{status}:{at:.3f}", fields)
 
+    def visit_reminder(
+        self,
+        family_id: str,
+        visit_id: str,
+        resident: Party,
+        facility: Party,
+        start: float,
+        start_local: str,
+        *,
+        which: str = "",
+    ) -> None:
+        """24 h and 15 min before a booked visit (``which`` tells the two apart: one push
+        each); it lives until the visit starts."""
+        fields = {
+            "visit_id": visit_id,
+            "resident": resident,
+            "facility": facility,
+            "start": start,
+            "start_local": start_local,
+        }
+        self._spawn(family_id, "visit.reminder", f"{visit_id}:{which}", fields, start)
+
     # -- the machinery ------------------------------------------------------------------------
 
     def _spawn(

@@ -226,6 +226,23 @@ async def test_a_missed_call_replaces_the_ringing_notification_and_remove_a_devi
     assert shown["title"] == "Missed call from Paul Pine 0" and shown["tag"] == call_id
     assert shown["requireInteraction"] is False and shown["actions"] == []
 
+    # A private preview: the lock screen names nobody.
+    async with world.http("PF0") as http:
+        body = {"notification_preview": "private"}
+        async with http.put("/api/v1/account/settings", json=body) as resp:
+            assert resp.status == 200
+    call_id = await tablet.place("PF0")
+    rings = await world.push.wait_for(device, "call.incoming", count=2)
+    await deliver(cdp, world.node.url, registration, rings[1].payload)
+    for _ in range(200):
+        ringing = [n for n in await notifications(page) if n["tag"] == call_id]
+        if ringing:
+            break
+        await asyncio.sleep(0.05)
+    assert ringing[0]["title"] == "Incoming video call"
+    assert "Paul" not in ringing[0]["body"] and "Pine" not in ringing[0]["body"]
+    await tablet.request("call.cancel", {"call_id": call_id})
+
     await page.click("#push-devices li button")
     await expect(page.locator("#push-devices-empty")).to_be_visible()
     await expect(page.locator("#push-enable")).to_be_visible()

@@ -147,3 +147,21 @@ def test_the_vapid_key_is_made_once_and_kept_private(
     monkeypatch.setenv(KEY_ENV, "not a key")
     with pytest.raises(ConfigError):
         load_vapid(tmp_path / "data")
+
+
+async def test_a_visit_reminder_lives_until_the_visit_starts(
+    rig: Rig, push_services: tuple[PushService, PushService]
+) -> None:
+    allowed, _ = push_services
+    phone = allowed.device("phone")
+    await rig.store.add("F1", SubscriptionIn.model_validate(phone.subscription()))
+    start = time.time() + 900
+    rig.push.visit_reminder(
+        "F1", "v1", {"id": "R", "name": "Rae"}, {"id": "F", "name": "Fort"}, start,
+        "2026-12-08T14:30:00-08:00", which="15min",
+    )  # fmt: skip
+    [reminder] = await allowed.wait_for(phone, "visit.reminder")
+    assert reminder.payload["visit_id"] == "v1" and reminder.payload["start"] == start
+    assert reminder.payload["start_local"] == "2026-12-08T14:30:00-08:00"
+    assert 890 <= int(reminder.headers["TTL"]) <= 900
+    assert reminder.headers["Urgency"] == "normal"
