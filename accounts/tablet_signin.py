@@ -7,7 +7,7 @@
   "role": "tablet", "subject", "expires_at"}``, a ``tablet`` token for 30 minutes. Only residents
   of the device's facility sign in on it. A wrong PIN, an unknown resident and a resident of
   another facility all answer the same 401 ``invalid_credentials`` after the same one hash;
-  5 failures for one resident id in 15 minutes lock it (429 ``locked`` with ``Retry-After``),
+  5 failures for one resident id in 15 minutes lock it (429 ``rate_limited`` with ``Retry-After``),
   whichever tablet they come from;
 - ``POST /api/v1/tablet/renew`` (``tablet``; an addition): a fresh 30-minute token for the same
   resident, which the tablet page asks for while the resident is active (its idle timeout is the
@@ -29,6 +29,7 @@ from accounts.pins import PIN, Pins
 from core.directory import Directory
 from core.domain import Id
 from core.http_api import ApiError, guarded, known_admin, parse_body
+from core.http_guard import rate_limited
 from core.tokens import Claims, Tokens
 
 TABLET_TTL_S: Final = 30 * 60
@@ -90,14 +91,8 @@ class TabletSignIn:
         if await self._directory.facility(claims.subject) is None:
             raise ApiError(403, "forbidden", f"this tablet's facility {claims.subject!r} is gone")
         retry = await self._lockout.locked(ask.resident_id)
-        if retry is not None:
-            seconds = str(int(retry + 0.999))
-            raise ApiError(
-                429,
-                "locked",
-                f"too many wrong PINs for this resident; try again in {seconds} s",
-                headers={"Retry-After": seconds},
-            )
+        if retry is not None:  # the same answer as a locked account's sign-in
+            raise rate_limited(retry, "wrong PINs for this resident")
         resident = (
             await self._directory.resident(ask.resident_id) if _is_id(ask.resident_id) else None
         )

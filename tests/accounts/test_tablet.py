@@ -127,7 +127,7 @@ async def test_five_wrong_pins_lock_the_resident(
         assert status == 401, (attempt, body)
     before = await state(redis)
     status, body = await login(node, tokens, "R1", PIN)  # even the right PIN
-    assert status == 429 and body["error"]["code"] == "locked"
+    assert status == 429 and body["error"]["code"] == "rate_limited"
     assert 890 <= int(body["retry_after"]) <= 900
     # From another tablet too; other residents are not locked.
     assert (await login(node, tokens, "R1", PIN, device="SQ"))[0] == 429
