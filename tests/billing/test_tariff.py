@@ -94,13 +94,13 @@ def test_one_minute_needs_one_rate() -> None:
     "call",
     [
         lambda: charge_cents(-1, 16, "hangup", 100),
-        lambda: charge_cents(10, 0, "hangup", 100),
+        lambda: charge_cents(10, -1, "hangup", 100),
         lambda: charge_cents(10, 16, "hangup", -1),
         lambda: charge_cents(10.5, 16, "hangup", 100),  # type: ignore[arg-type]
         lambda: charge_cents(True, 16, "hangup", 100),
         lambda: allowed_seconds(1800, -5, 16),
-        lambda: allowed_seconds(1800, 100, 0),
-        lambda: hold_cents(60, 0),
+        lambda: allowed_seconds(1800, 100, -1),
+        lambda: hold_cents(60, -1),
     ],
 )
 def test_bad_input_is_refused(call: object) -> None:
@@ -115,3 +115,10 @@ def test_the_free_window_is_a_parameter_that_defaults_to_the_product_rule() -> N
     assert charge_cents(5, 16, "hangup", 160, free_under_s=1) == 16
     with pytest.raises(ValueError, match="free_under_s"):
         billable_minutes(30, "hangup", free_under_s=-1)
+
+
+def test_a_rate_of_zero_is_free() -> None:
+    """An agency-paid facility's rate may be 0 (PROTOCOL v1.2): only the cap limits the call."""
+    assert allowed_seconds(1800, 0, 0) == 1800
+    assert hold_cents(1800, 0) == 0
+    assert charge_cents(1800, 0, "hangup", 0) == 0
