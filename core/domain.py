@@ -7,7 +7,17 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from core import tariff
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -113,16 +123,49 @@ class VisitSettings(_Record):
         return value
 
 
+class Pricing(_Record):
+    """Who pays (PROTOCOL v1.2 "Pricing plans"): ``free_minutes`` per resident per
+    ``free_period`` are the agency's, then the family pays at the rate; ``payer: agency`` makes
+    every minute free to families, ``max_minutes_per_day`` (None: none) capping each resident."""
+
+    payer: Literal["family", "agency"] = "family"
+    free_minutes: StrictInt = Field(default=0, ge=0, le=10_080)
+    free_period: Literal["day", "week"] = "day"
+    max_minutes_per_day: StrictInt | None = Field(default=None, ge=1, le=1440)
+
+    @model_validator(mode="after")
+    def _cap_for_agency(self) -> Pricing:
+        if self.max_minutes_per_day is not None and self.payer != "agency":
+            raise ValueError("max_minutes_per_day applies only when payer is 'agency'")
+        return self
+
+    def plan(self) -> tariff.Plan:
+        """The tariff's view of this setting."""
+        return tariff.Plan(
+            self.payer, self.free_minutes, self.free_period, self.max_minutes_per_day
+        )
+
+
 class Facility(_Record):
     id: Id
     name: Name
     timezone: str
     type: FacilityType = "prison"
-    rate_cents_per_minute: StrictInt = Field(gt=0, le=10_000)
+    # 0 only where the agency pays every minute (see ``_rate_for_payer``).
+    rate_cents_per_minute: StrictInt = Field(ge=0, le=10_000)
     max_call_seconds: StrictInt = Field(ge=60, le=4 * 3600)
     calling_hours: list[CallingWindow] = Field(min_length=1)
     retention_days: StrictInt = Field(default=180, ge=1, le=36_500)
+    pricing: Pricing = Field(default_factory=Pricing)
     visits: VisitSettings = Field(default_factory=VisitSettings)
+
+    @model_validator(mode="after")
+    def _rate_for_payer(self) -> Facility:
+        if self.rate_cents_per_minute == 0 and self.pricing.payer != "agency":
+            raise ValueError(
+                "rate_cents_per_minute must be greater than 0 unless pricing.payer is 'agency'"
+            )
+        return self
 
     @field_validator("timezone")
     @classmethod
