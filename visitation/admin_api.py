@@ -28,6 +28,7 @@ from core.domain import (
     Facility,
     FacilityType,
     Name,
+    Pricing,
     Staff,
     VisitMode,
 )
@@ -63,6 +64,8 @@ class FacilityChange(BaseModel):
     retention_days: StrictInt | None = None
     # PROTOCOL v1.2 scheduled visits: only the fields given change (validated as a whole).
     visits: VisitsChange | None = None
+    # PROTOCOL v1.2 pricing plans: the whole plan (fields left out take their defaults).
+    pricing: Pricing | None = None
 
 
 class ContactChange(BaseModel):
