@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import ipaddress
-import logging
 import os
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import uvloop
 
 from core.config import ConfigError, Settings, env_redis_url, load_secret
+from core.logs import LOG_FORMATS, setup_logging
 from core.permissions import private_umask
 from core.ports import PortRange, capacity_error
 from core.tokens import DEFAULT_TTL_S, ROLES, Tokens
@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--demo", action="store_true", help="load demo data and print tokens")
     serve.add_argument("--log-level", default=os.environ.get("VISITATION_LOG_LEVEL", "INFO"))
+    serve.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=None,
+        help="text (default) or json lines ($VISITATION_LOG_FORMAT); secrets are never logged",
+    )
 
     seed = sub.add_parser("seed", help="load facilities, residents, families, contacts, staff")
     seed.add_argument("file", type=Path)
@@ -323,9 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         print(f"visitation serve: {problem}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if args.log_format:  # the SFU workers this process starts log the same way
+        os.environ["VISITATION_LOG_FORMAT"] = args.log_format
+    setup_logging(args.log_level, args.log_format)
     from visitation.serve import serve
 
     try:
