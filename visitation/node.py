@@ -60,6 +60,8 @@ from accounts.settings import AccountSettings
 from accounts.admin_routes import add_accounts_admin_routes
 
 # --- end accounts-admin imports ---
+# --- transcripts imports (issue 29) ---
+# --- end transcripts imports ---
 # --- push imports (issue 25) ---
 # isort: split
 from push.service import PushNode
@@ -231,6 +233,8 @@ class SignalingNode:
             credentials=self.accounts.credentials,
         )
         # --- end accounts-admin wiring ---
+        # --- transcripts wiring (issue 29) ---
+        # --- end transcripts wiring ---
         # --- push wiring (issue 25) ---
         # The call service queues the pushes (self.calls.notifier); this sends them, serves the
         # routes and the key; billing's low_balance events become pushes too.
@@ -272,6 +276,8 @@ class SignalingNode:
         # --- accounts-admin services ---
         self.app.cleanup_ctx.append(lifecycle(self.accounts_admin.start, self.accounts_admin.close))
         # --- end accounts-admin services ---
+        # --- transcripts services (issue 29) ---
+        # --- end transcripts services ---
         # --- push services (issue 25) ---
         self.app.cleanup_ctx.append(lifecycle(self.push.start, self.push.stop))
         # --- end push services ---
@@ -323,13 +329,12 @@ class SignalingNode:
         a ``reason``. Under ``serve`` the node's Redis is watched every second
         (:class:`visitation.redis_watch.RedisHealth`): past its budget this says for how long
         Redis has not answered, without waiting on Redis (the node's clients retry for ~5 s)."""
-        from visitation.redis_watch import REDIS_HEALTH
+        from visitation.redis_watch import REDIS_HEALTH, lost_body
 
         health = request.app.get(REDIS_HEALTH)
         lost = health.reason() if health is not None else None
         if lost is not None:
-            down = {"ok": False, "redis": False, "sfu_workers": 0, "reason": lost}
-            return web.json_response(down, status=503)
+            return web.json_response(lost_body(lost), status=503)
         reason = None
         try:
             redis_ok = bool(await asyncio.wait_for(self.redis.ping(), 3.0))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -28,6 +28,8 @@ from core.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from core.tasks import Periodic
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 DEFAULT_BUDGET_S = 10.0  # twice the node's Redis retry budget (core.redis_pool.RETRIES)
 PROBE_TIMEOUT_S = 1.0
@@ -90,6 +92,30 @@ class RedisHealth:
 
 
 REDIS_HEALTH = web.AppKey("redis_health", RedisHealth)
+HEALTHZ_PATH = "/healthz"
+
+
+def lost_body(reason: str) -> dict[str, object]:
+    """``/healthz``'s answer (503) once Redis is lost."""
+    return {"ok": False, "redis": False, "sfu_workers": 0, "reason": reason}
+
+
+@web.middleware
+async def healthz_first(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: ``/healthz`` answers 503 with the reason at once when Redis is lost, before
+    the other middlewares, which need Redis (the address rate limit would answer 500)."""
+    if request.path == HEALTHZ_PATH:
+        health = request.app.get(REDIS_HEALTH)
+        reason = health.reason() if health is not None else None
+        if reason is not None:
+            return web.json_response(lost_body(reason), status=503)
+    return await handler(request)
+
+
+def install_health(app: web.Application, health: RedisHealth) -> None:
+    """Before the app starts: ``/healthz`` reads ``health`` (see :func:`healthz_first`)."""
+    app[REDIS_HEALTH] = health
+    app.middlewares.insert(0, healthz_first)
 
 
 @dataclass

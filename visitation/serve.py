@@ -34,7 +34,7 @@ from core.revocation import Revocations
 from core.tokens import Tokens
 from media.pool import WorkerPool
 from visitation.node import SignalingNode
-from visitation.redis_watch import REDIS_HEALTH, EmbeddedRedisKeeper, RedisHealth
+from visitation.redis_watch import EmbeddedRedisKeeper, RedisHealth, install_health
 from visitation.seed import SeedError, apply_seed, parse_seed
 from web import page_url
 
@@ -175,7 +175,7 @@ async def _serve(settings: Settings, secret: bytes, demo: bool, stop: Stop) -> N
     keeper: EmbeddedRedisKeeper | None = None
     if not is_sentinel_url(redis_url):  # Sentinel: /healthz pings through the node's client
         health = RedisHealth(redis_url)
-        node.app[REDIS_HEALTH] = health
+        install_health(node.app, health)
         health.start()
         if embedded is not None:
             keeper = EmbeddedRedisKeeper(embedded, health, stop.fail)
