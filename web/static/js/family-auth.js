@@ -98,12 +98,16 @@ function leave(message) {
   location.replace("/family");
 }
 
+/** The server refused the token itself (not a network error, nor a page being left). */
+const refusedToken = (exc) =>
+  exc.status === 401 || exc.status === 403 || /token|expired|revoked|unknown/i.test(exc.message);
+
 async function attempt(token, { link }) {
   say($("#signin .error"), "");
   try {
     await onToken(token);
   } catch (exc) {
-    forget();
+    if (refusedToken(exc)) forget(); // else kept: a reload (or the next try) may work
     screen("signin");
     const why = link ? plainSignInError(exc.message) : ENDED;
     say($("#signin .error"), link ? `Could not sign in: ${why}` : why);
@@ -174,6 +178,7 @@ async function onSignIn(event) {
   if (session.role !== "family") {
     return say(error, "This is not a family account. Staff sign in on their own page.");
   }
+  sessionStorage.removeItem(KEY); // a link's token would win over this session at a reload
   localStorage.setItem(KEY, JSON.stringify({ token: session.token, expires_at: session.expires_at }));
   form.elements.password.value = "";
   await attempt(session.token, { link: false });
