@@ -1,0 +1,190 @@
+"""All Redis access for visits: the records, the holds that make booking atomic, the listings.
+
+Keys (see the headers of ``book.lua`` and ``transition.lua``):
+
+- ``visits:v:{id}``: the visit's hash (:meth:`visits.record.Visit.to_hash`);
+- ``visits:slot:{facility}:{start}``: the holding visits of one slot (its stations);
+- ``visits:holds:{resident|family}:{id}``: each side's holding visits, ``end|id`` by start
+  (overlaps and the weekly count);
+- ``visits:all:{resident|family|facility}:{id}``: every visit by start (the listings);
+- ``visits:call:{call_id}``: the visit a call was placed for.
+
+Both scripts are loaded once per store (``register_script``: EVALSHA, reloaded if Redis lost it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
+
+from core.redis_text import text
+from visits.record import HOLDING, Visit, VisitStatus
+from visits.rules import Refusal
+
+MAX_VISIT_S = 240 * 60  # the longest slot: how far back an overlapping visit may start
+CALL_LINK_TTL_S = 2 * 86400
+
+
+def _script(name: str) -> str:
+    return resources.files("visits").joinpath(name).read_text(encoding="utf-8")
+
+
+BOOK_LUA = _script("book.lua")
+TRANSITION_LUA = _script("transition.lua")
+
+
+def visit_key(visit_id: str) -> str:
+    return f"visits:v:{visit_id}"
+
+
+def slot_key(facility_id: str, start: int) -> str:
+    return f"visits:slot:{facility_id}:{start}"
+
+
+def holds_key(side: str, subject: str) -> str:
+    return f"visits:holds:{side}:{subject}"
+
+
+def all_key(side: str, subject: str) -> str:
+    return f"visits:all:{side}:{subject}"
+
+
+def hold_member(visit: Visit) -> str:
+    return f"{visit.end}|{visit.visit_id}"
+
+
+@dataclass(frozen=True)
+class Transition:
+    applied: bool
+    previous: str  # the status it came from (applied) or has (not applied; "" if none)
+
+
+class VisitStore:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._book = redis.register_script(BOOK_LUA)
+        self._transition = redis.register_script(TRANSITION_LUA)
+
+    async def book(
+        self, visit: Visit, *, week: tuple[int, int], concurrent: int, max_per_week: int
+    ) -> None:
+        """Store ``visit`` if its slot, its resident's week and both sides' time allow it,
+        atomically; else raise :class:`~visits.rules.Refusal` (``conflict``,
+        ``weekly_limit``, ``slot_full``)."""
+        pairs: list[str] = []
+        for field, value in visit.to_hash().items():
+            pairs += [field, value]
+        result = await self._book(
+            keys=[
+                visit_key(visit.visit_id),
+                slot_key(visit.facility_id, visit.start),
+                holds_key("resident", visit.resident_id),
+                holds_key("family", visit.family_id),
+                all_key("resident", visit.resident_id),
+                all_key("family", visit.family_id),
+                all_key("facility", visit.facility_id),
+            ],
+            args=[
+                visit.visit_id,
+                visit.start,
+                visit.end,
+                week[0],
+                week[1],
+                concurrent,
+                max_per_week,
+                MAX_VISIT_S,
+                *pairs,
+            ],
+        )
+        ok, code = int(result[0]), text(result[1])
+        if not ok:
+            if code == "exists":
+                raise ValueError(f"visit {visit.visit_id!r} exists")
+            raise Refusal(code)  # type: ignore[arg-type]  # the script returns only our codes
+
+    async def get(self, visit_id: str) -> Visit | None:
+        raw = await self.redis.hgetall(visit_key(visit_id))
+        return Visit.from_hash(raw) if raw else None
+
+    async def transition(
+        self,
+        visit: Visit,
+        to: VisitStatus,
+        allowed_from: frozenset[VisitStatus] | set[VisitStatus],
+        **fields: str | int | float | bool,
+    ) -> Transition:
+        args: list[str | int | float] = [
+            to.value,
+            ",".join(sorted(s.value for s in allowed_from)),
+            1 if to in HOLDING else 0,
+            hold_member(visit),
+            visit.visit_id,
+        ]
+        for name, value in fields.items():
+            args += [name, ("1" if value else "0") if isinstance(value, bool) else str(value)]
+        result = await self._transition(
+            keys=[
+                visit_key(visit.visit_id),
+                slot_key(visit.facility_id, visit.start),
+                holds_key("resident", visit.resident_id),
+                holds_key("family", visit.family_id),
+            ],
+            args=args,
+        )
+        return Transition(bool(int(result[0])), text(result[1]))
+
+    async def set_fields(self, visit_id: str, **fields: str) -> None:
+        """Fields that change no status (the call placed for it, that it connected)."""
+        mapping: dict[FieldT, EncodableT] = {name: value for name, value in fields.items()}
+        await self.redis.hset(visit_key(visit_id), mapping=mapping)
+
+    async def claim_once(self, visit_id: str, flag: str) -> bool:
+        """True the first time ``flag`` is claimed for this visit (a reminder sent once)."""
+        claimed = self.redis.hsetnx(visit_key(visit_id), f"once_{flag}", "1")
+        return bool(await claimed)
+
+    async def _listed(self, key: str, start: float, end: float, limit: int) -> list[Visit]:
+        found = await self.redis.zrangebyscore(key, start, f"({end}", start=0, num=limit)
+        ids = [raw for raw in found if isinstance(raw, bytes | str)]
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for raw in ids:
+                pipe.hgetall(visit_key(text(raw)))
+            rows = await pipe.execute()
+        return [Visit.from_hash(row) for row in rows if row]
+
+    async def of_family(
+        self, family_id: str, start: float, end: float, limit: int = 500
+    ) -> list[Visit]:
+        return await self._listed(all_key("family", family_id), start, end, limit)
+
+    async def of_resident(
+        self, resident_id: str, start: float, end: float, limit: int = 500
+    ) -> list[Visit]:
+        return await self._listed(all_key("resident", resident_id), start, end, limit)
+
+    async def of_facility(
+        self, facility_id: str, start: float, end: float, limit: int = 2000
+    ) -> list[Visit]:
+        return await self._listed(all_key("facility", facility_id), start, end, limit)
+
+    async def taken(self, facility_id: str, starts: list[int]) -> list[int]:
+        """How many stations are held in each slot starting at ``starts``."""
+        if not starts:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for start in starts:
+                pipe.scard(slot_key(facility_id, start))
+            counts = await pipe.execute()
+        return [int(c) for c in counts]
+
+    async def link_call(self, call_id: str, visit_id: str) -> None:
+        await self.redis.set(f"visits:call:{call_id}", visit_id, ex=CALL_LINK_TTL_S)
+
+    async def visit_of_call(self, call_id: str) -> str | None:
+        raw = await self.redis.get(f"visits:call:{call_id}")
+        return text(raw) if raw is not None else None
