@@ -62,6 +62,13 @@ from accounts.admin_routes import add_accounts_admin_routes
 # --- end accounts-admin imports ---
 # --- transcripts imports (issue 29) ---
 # --- end transcripts imports ---
+# --- visits imports (issue 27) ---
+# isort: split
+from signaling.call_events import family_room, tablet_room
+from signaling.payloads import Empty
+from visits.wiring import Visits
+
+# --- end visits imports ---
 # --- push imports (issue 25) ---
 # isort: split
 from push.service import PushNode
@@ -235,6 +242,22 @@ class SignalingNode:
         # --- end accounts-admin wiring ---
         # --- transcripts wiring (issue 29) ---
         # --- end transcripts wiring ---
+        # --- visits wiring (issue 27) ---
+        # Scheduled visits: routes, the tablet's visits.list, reminders/due/end on the timers.
+        self.visits = Visits(
+            self.redis,
+            directory=self.directory,
+            timers=self.timers,
+            emit=self._emit,
+            tablet_room=tablet_room,
+            family_room=family_room,
+            push=self.calls.notifier,
+        )
+        self.visits.add_routes(self.app, self.tokens)
+        self.sockets.route(
+            "visits.list", {"tablet"}, Empty, lambda s, _: self.visits.tablet_list(s.subject)
+        )
+        # --- end visits wiring ---
         # --- push wiring (issue 25) ---
         # The call service queues the pushes (self.calls.notifier); this sends them, serves the
         # routes and the key; billing's low_balance events become pushes too.
@@ -278,6 +301,8 @@ class SignalingNode:
         # --- end accounts-admin services ---
         # --- transcripts services (issue 29) ---
         # --- end transcripts services ---
+        # --- visits services (issue 27): none of its own (its timers are the node's) ---
+        # --- end visits services ---
         # --- push services (issue 25) ---
         self.app.cleanup_ctx.append(lifecycle(self.push.start, self.push.stop))
         # --- end push services ---
