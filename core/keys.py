@@ -25,6 +25,7 @@ class Purpose(Enum):
     TOKENS = b"visitation/bearer-tokens/v1"
     MANIFESTS = b"visitation/recording-manifest/v1"
     TURN = b"visitation/turn-credentials/v1"
+    TRANSCRIPTS = b"visitation/recording-transcript/v1"
 
 
 def derive_key(secret: bytes, purpose: Purpose) -> bytes:

@@ -4,14 +4,17 @@ recordings goes through :class:`Catalog` (the audit log has its own class).
 Keys: ``rec:<call_id>`` hash (``manifest`` JSON, ``state`` recording|final|purged, ``hold``);
 sorted sets by ``started_at``: ``rec:idx:all``, ``rec:idx:facility:<id>``,
 ``rec:idx:resident:<id>``, ``rec:idx:family:<id>``, ``rec:idx:flagged``; ``rec:open`` (calls
-still recording) and ``rec:facilities``. Every state change is one Lua script that checks the
+still recording) and ``rec:facilities``. ``watch_flags`` (JSON list) in the hash holds the flags a
+transcript added (watch words heard): outside the signed manifest (the transcript that found
+them is signed on its own), shown among the summary's ``flags`` and counted by ``flagged``. Every state change is one Lua script that checks the
 state it starts from, so a sweep and a normal finalize can never both win.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
@@ -51,6 +54,17 @@ else redis.call('HSET', KEYS[1], 'state', ARGV[3], 'purged_at', ARGV[4]) end
 return 1
 """
 
+# KEYS: rec hash, rec:idx:flagged. ARGV: flags JSON, call id.
+_WATCH_FLAGS = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'final' then return 0 end
+redis.call('HSET', KEYS[1], 'watch_flags', ARGV[1])
+if ARGV[1] ~= '[]' then
+  local manifest = cjson.decode(redis.call('HGET', KEYS[1], 'manifest'))
+  redis.call('ZADD', KEYS[2], manifest['started_at'], ARGV[2])
+end
+return 1
+"""
+
 _HOLD = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'purged' then return 0 end
@@ -84,10 +98,19 @@ class Entry:
     manifest: Manifest
     state: State
     legal_hold: bool
+    watch_flags: tuple[Mapping[str, Any], ...] = field(default=())
+
+    @property
+    def flagged(self) -> bool:
+        return self.manifest.flagged or bool(self.watch_flags)
 
     def summary(self) -> dict[str, Any]:
-        """The manifest as investigators see it, with the catalog's mutable state."""
-        return self.manifest.public() | {"state": self.state, "legal_hold": self.legal_hold}
+        """The manifest as investigators see it, with the catalog's mutable state; the flags
+        a transcript added (``"source": "watch_word"``) follow the monitors' flags."""
+        body = self.manifest.public() | {"state": self.state, "legal_hold": self.legal_hold}
+        if self.watch_flags:
+            body["flags"] = [*body["flags"], *map(dict, self.watch_flags)]
+        return body
 
 
 @dataclass(frozen=True)
@@ -108,7 +131,7 @@ class Query:
             and self.resident_id in (None, m.resident_id)
             and self.family_id in (None, m.family_id)
             and self.facility_id in (None, m.facility_id)
-            and self.flagged in (None, m.flagged)
+            and self.flagged in (None, entry.flagged)
         )
 
 
@@ -124,6 +147,7 @@ class Catalog:
         self._finalize = redis.register_script(_FINALIZE)
         self._remove = redis.register_script(_REMOVE)
         self._hold = redis.register_script(_HOLD)
+        self._watch_flags = redis.register_script(_WATCH_FLAGS)
 
     async def create(self, manifest: Manifest) -> bool:
         """Add an unfinished recording; ``False`` if the call already has one."""
@@ -154,6 +178,21 @@ class Catalog:
 
     async def set_hold(self, call_id: str, hold: bool) -> bool:
         return bool(await self._hold(keys=[_key(call_id)], args=["1" if hold else "0"]))
+
+    async def set_watch_flags(self, call_id: str, flags: Sequence[Mapping[str, Any]]) -> bool:
+        """The flags a transcript of this final recording added (replacing earlier ones)."""
+        raw = json.dumps(list(flags), sort_keys=True)
+        return bool(await self._watch_flags(keys=[_key(call_id), FLAGGED], args=[raw, call_id]))
+
+    async def entries(self, call_ids: Sequence[str]) -> list[Entry]:
+        """The entries of these calls that exist, in that order."""
+        if not call_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for call_id in call_ids:
+                pipe.hgetall(_key(call_id))
+            rows = await pipe.execute()
+        return [e for e in map(_entry, rows) if e is not None]
 
     async def get(self, call_id: str) -> Entry | None:
         return _entry(await self._redis.hgetall(_key(call_id)))
@@ -221,4 +260,6 @@ def _entry(raw: dict[Any, Any]) -> Entry | None:
         return None
     data = {text(k): text(v) for k, v in raw.items()}
     manifest = Manifest.model_validate_json(data["manifest"])
-    return Entry(manifest, cast(State, data.get("state", "recording")), data.get("hold") == "1")
+    watch = tuple(json.loads(data["watch_flags"])) if data.get("watch_flags") else ()
+    state = cast(State, data.get("state", "recording"))
+    return Entry(manifest, state, data.get("hold") == "1", watch)

@@ -24,6 +24,7 @@ always logged.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import weakref
 from typing import Any, Final, Self
@@ -49,6 +50,7 @@ CHUNK: Final = 256 * 1024
 MAX_PARTY_TEXT: Final = 64  # of a refused ?party= value kept in the audit entry
 PLAYBACK: Final = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 PLAYBACK_KEY: Final = web.RequestKey("recorder.playback", str)  # the audit's ``once`` key
+NAME_SCAN: Final = 1000  # recordings (newest first) whose names a ``q`` search looks at
 
 
 class ListParams(BaseModel):
@@ -60,6 +62,8 @@ class ListParams(BaseModel):
     from_: float | None = Field(default=None, alias="from", ge=0)
     to: float | None = Field(default=None, ge=0)
     flagged: bool | None = None
+    #: Full text over transcripts (words, "quoted phrases"), and resident or family names.
+    q: str | None = Field(default=None, min_length=1, max_length=256)
     limit: int = Field(default=100, ge=1, le=1000)
 
     @model_validator(mode="after")
@@ -182,8 +186,13 @@ class RecordingApi:
             flagged=params.flagged,
             limit=params.limit,
         )
-        found = await self._catalog.search(query, staff.facility_ids)
-        ids = [e.manifest.call_id for e in found]
+        matches: dict[str, list[dict[str, Any]]] = {}
+        if params.q is None or not params.q.strip():
+            found = await self._catalog.search(query, staff.facility_ids)
+            summaries = await self._named([e.summary() for e in found])
+        else:
+            summaries, matches = await self._search_text(params.q, query, staff)
+        ids = [s["call_id"] for s in summaries]
         filters = params.model_dump(by_alias=True, exclude_none=True)
         await self._audit.append(
             _actor(request, claims),
@@ -191,7 +200,44 @@ class RecordingApi:
             call_ids=ids,
             detail={"query": filters, "call_ids": ids},
         )
-        return web.json_response({"recordings": await self._named([e.summary() for e in found])})
+        if params.q is not None:
+            for summary in summaries:
+                summary["matches"] = matches.get(summary["call_id"], [])
+        return web.json_response({"recordings": summaries})
+
+    async def _search_text(
+        self, q: str, query: Query, staff: Staff
+    ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+        """Recordings matching the other filters whose transcript matches ``q`` (full text,
+        see :mod:`recorder.transcript_port`) or whose resident's or family's name contains
+        it (case-insensitive), newest first."""
+        port = self._service.transcripts
+        matches = await port.search(q, staff.facility_ids) if port is not None else {}
+        allowed = allowed_facilities(staff.facility_ids)
+        scan = dataclasses.replace(query, limit=NAME_SCAN)
+        scanned = await self._catalog.search(scan, staff.facility_ids)
+        by_id = {e.manifest.call_id: e for e in scanned}
+        extra = [c for c in matches if c not in by_id]
+        for entry in await self._catalog.entries(extra):
+            by_id[entry.manifest.call_id] = entry
+        candidates = [
+            e
+            for e in by_id.values()
+            if query.matches(e, allowed)
+            and (query.since is None or e.manifest.started_at >= query.since)
+            and (query.until is None or e.manifest.started_at <= query.until)
+        ]
+        candidates.sort(key=lambda e: (e.manifest.started_at, e.manifest.call_id), reverse=True)
+        summaries = await self._named([e.summary() for e in candidates])
+        needle = q.strip().strip('"').casefold()
+        hits = [
+            s
+            for s in summaries
+            if s["call_id"] in matches
+            or needle in (s.get("resident_name") or "").casefold()
+            or needle in (s.get("family_name") or "").casefold()
+        ]
+        return hits[: query.limit], matches
 
     async def _named(self, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Summaries with the resident's, family's and facility's names beside their ids (an
@@ -369,12 +415,21 @@ class RecordingApi:
         result = await self._service.verify(call_id)
         if result is None:  # purged or changed since the look-up
             raise ApiError(409, "invalid_state", f"the recording of call {call_id!r} changed")
+        body = result.model_dump()
+        port = self._service.transcripts
+        if port is not None:  # an addition: the transcript is checked too (None: there is none)
+            check = await port.check(entry)
+            body["transcript_ok"] = check.ok
+            body["transcript_status"] = check.status
+            body["transcript_problems"] = check.problems
+            body["ok"] = result.ok and check.ok is not False
+            body["problems"] = [*result.problems, *check.problems]
         # The audit says what verify found: evidence found altered is never logged as "ok".
-        outcome: Outcome = "ok" if result.ok else "tampered"
+        outcome: Outcome = "ok" if body["ok"] else "tampered"
         await self._log(
-            request, claims, "verify", entry, outcome, ok=result.ok, problems=result.problems
+            request, claims, "verify", entry, outcome, ok=body["ok"], problems=body["problems"]
         )
-        return web.json_response(result.model_dump())
+        return web.json_response(body)
 
     async def legal_hold(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         entry = await self._visible(request, claims, "legal_hold")

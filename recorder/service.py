@@ -24,8 +24,10 @@ from recorder.manifest import Flag, Manifest, ManifestSigner, Track, Verificatio
 from recorder.muxer import CODECS, TRACKS
 from recorder.party_view import PartyViews
 from recorder.storage import Storage
+from recorder.transcript_port import TranscriptPort
 
 log = logging.getLogger(__name__)
+SealedHook = Callable[[Manifest], Awaitable[None]]
 
 DEFAULT_RETENTION_DAYS: Final = 180
 DAY: Final = 86400.0
@@ -92,6 +94,12 @@ class RecordingService:
         self.signer = ManifestSigner(secret)
         self.directory = directory or Directory(redis)
         self._clock = clock
+        #: Called with each manifest once signed and cataloged (e.g. to queue its transcript),
+        #: in the background: never delaying the seal or the signature; failures are logged.
+        self.sealed_hooks: list[SealedHook] = []
+        #: Transcript search and checks, when a transcripts service is wired in.
+        self.transcripts: TranscriptPort | None = None
+        self._hook_tasks: set[asyncio.Task[None]] = set()
 
     async def begin(self, call: CallInfo) -> Manifest:
         """Catalog the recording (``complete: false``) before any media flows. Refuses a
@@ -171,9 +179,28 @@ class RecordingService:
                 log.warning("call %s: recording finalized incomplete: %s", call_id, problems)
             else:
                 log.info("call %s: recording finalized (%d bytes)", call_id, signed.size)
+            self._after_seal(signed)
             return signed
         current = await self.catalog.get(call_id)  # finalized concurrently (e.g. by a sweep)
         return current.manifest if current else None
+
+    def _after_seal(self, manifest: Manifest) -> None:
+        for hook in self.sealed_hooks:
+            task = asyncio.create_task(self._run_hook(hook, manifest))
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_tasks.discard)
+
+    @staticmethod
+    async def _run_hook(hook: SealedHook, manifest: Manifest) -> None:
+        try:
+            await hook(manifest)
+        except Exception:
+            log.exception("call %s: a sealed-recording hook failed", manifest.call_id)
+
+    async def drain_hooks(self, timeout_s: float = 5.0) -> None:
+        """Wait (bounded) for the sealed-recording hooks in flight, e.g. before stopping."""
+        if self._hook_tasks:
+            await asyncio.wait(set(self._hook_tasks), timeout=timeout_s)
 
     async def sweep_orphans(
         self,

@@ -1,0 +1,34 @@
+"""What the recorder asks of transcripts, without depending on them (they sit above it):
+full-text search for ``GET /recordings?q=`` and the transcript's check for ``verify``.
+
+:mod:`transcripts.service` implements it; the node hands it to the recording service
+(``service.transcripts = ...``). Unset, the recorder works as before (``q`` matches names only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from recorder.catalog import Entry
+
+
+@dataclass(frozen=True)
+class TranscriptCheck:
+    """``ok`` None: there is no transcript (yet) to check."""
+
+    ok: bool | None
+    status: str
+    problems: list[str] = field(default_factory=list)
+
+
+class TranscriptPort(Protocol):
+    async def search(self, q: str, scope: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Call ids whose transcript matches ``q`` in the facilities ``scope`` (``"*"``: all),
+        each with its matching lines ``{"party", "start_s", "text"}``."""
+        ...
+
+    async def check(self, entry: Entry) -> TranscriptCheck:
+        """Whether the stored transcript of this recording is whole, signed and its own."""
+        ...

@@ -1,0 +1,67 @@
+"""Spawns and stops local transcription workers (``python -m transcripts.worker``), as
+:class:`media.pool.WorkerPool` does SFU workers: for ``visitation serve --transcribers N``.
+
+The Redis URL goes through the environment (``REDIS_URL``), never argv; each worker gets
+``--parent-pid`` and exits when its parent is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import IO
+
+from redis.asyncio import Redis
+
+from media.pool import WorkerPool, WorkerPoolError
+from transcripts.worker import alive_key
+
+
+class TranscriberPool:
+    def __init__(
+        self,
+        redis_url: str,
+        recordings: str,
+        *,
+        log_level: str = "INFO",
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        id_prefix: str | None = None,
+        output: IO[bytes] | None = None,
+    ) -> None:
+        self._pool = WorkerPool(
+            redis_url,
+            log_level=log_level,
+            module="transcripts.worker",
+            extra_args=["--recordings", recordings, *extra_args],
+            env=env,
+            id_prefix=id_prefix,
+            output=output,
+        )
+
+    @property
+    def processes(self) -> dict[str, asyncio.subprocess.Process]:
+        return self._pool.processes
+
+    async def start(self, n: int) -> list[str]:
+        return await self._pool.start(n)
+
+    async def wait_ready(self, redis: Redis, timeout_s: float = 30.0) -> None:
+        """Until every worker has heartbeated; raises if one exits or the timeout passes."""
+        deadline = time.monotonic() + timeout_s
+        pending = set(self.processes)
+        while pending:
+            for worker_id in tuple(pending):
+                process = self.processes[worker_id]
+                if process.returncode is not None:
+                    raise WorkerPoolError(f"transcriber {worker_id} exited ({process.returncode})")
+                if await redis.exists(alive_key(worker_id)):
+                    pending.discard(worker_id)
+            if pending and time.monotonic() > deadline:
+                raise WorkerPoolError(f"transcribers not ready in {timeout_s}s: {sorted(pending)}")
+            if pending:
+                await asyncio.sleep(0.05)  # readiness is a Redis key: nothing to await
+
+    async def stop(self, timeout_s: float = 30.0) -> dict[str, int | None]:
+        return await self._pool.stop(timeout_s)

@@ -1,0 +1,145 @@
+"""Transcripts in Redis, one hash per call; all Redis access for transcripts goes through
+:class:`TranscriptStore` (alerts and watch words have their own classes).
+
+Keys: ``tr:<call_id>`` hash (``status`` pending|working|done|failed, ``body`` the signed
+transcript's JSON, ``sha256`` of that body, ``engine``, ``by`` the worker that made it,
+``tries``, ``error``, ``completions``, ``facility_id``); ``tr:log`` a stream with one entry per
+transcript done (what every node's search index follows, see :mod:`transcripts.index`);
+``tr:dead`` the calls given up on (dead-lettered), newest last. Finishing is one Lua script that
+refuses a call already done, so a job retried after a crash is done exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+from redis.asyncio import Redis
+
+from core.redis_text import text
+from transcripts.model import Status
+
+LOG: Final = "tr:log"
+DEAD: Final = "tr:dead"
+
+_FINISH = """
+if redis.call('HGET', KEYS[1], 'status') == 'done' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'done', 'body', ARGV[1], 'sha256', ARGV[2],
+  'engine', ARGV[3], 'by', ARGV[4], 'updated_at', ARGV[5], 'error', '')
+redis.call('HINCRBY', KEYS[1], 'completions', 1)
+redis.call('XADD', KEYS[2], '*', 'call_id', ARGV[6])
+return 1
+"""
+
+_CLAIM = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'done' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'working', 'by', ARGV[1], 'updated_at', ARGV[2])
+return redis.call('HINCRBY', KEYS[1], 'tries', 1)
+"""
+
+
+def _key(call_id: str) -> str:
+    return f"tr:{call_id}"
+
+
+@dataclass(frozen=True)
+class Stored:
+    call_id: str
+    status: Status
+    body: bytes | None
+    sha256: str | None
+    engine: str | None
+    by: str | None
+    tries: int
+    completions: int
+    error: str | None
+
+
+class TranscriptStore:
+    def __init__(self, redis: Redis, clock: Callable[[], float] = time.time) -> None:
+        self._redis = redis
+        self._clock = clock
+        self._finish = redis.register_script(_FINISH)
+        self._claim = redis.register_script(_CLAIM)
+
+    async def mark_pending(self, call_id: str, facility_id: str) -> bool:
+        """Note a sealed recording to transcribe; ``False`` if it already was."""
+        key = _key(call_id)
+        fresh = bool(await self._redis.hsetnx(key, "status", "pending"))
+        if fresh:
+            await self._redis.hset(key, mapping={"facility_id": facility_id, "tries": 0})
+        return fresh
+
+    async def claim(self, call_id: str, worker_id: str) -> int:
+        """Mark the call being transcribed by ``worker_id``; the try number (0: already done)."""
+        now = repr(self._clock())
+        return int(await self._claim(keys=[_key(call_id)], args=[worker_id, now]))
+
+    async def finish(
+        self, call_id: str, body: bytes, sha256: str, engine: str, worker_id: str
+    ) -> bool:
+        """Store the signed transcript; ``False`` if the call was already done (by another)."""
+        args: list[bytes | str] = [body, sha256, engine, worker_id, repr(self._clock()), call_id]
+        return bool(await self._finish(keys=[_key(call_id), LOG], args=args))
+
+    async def fail(self, call_id: str, error: str, *, final: bool) -> None:
+        """A try failed; ``final``: given up (dead-lettered), else it will be retried."""
+        key = _key(call_id)
+        if await self._redis.hget(key, "status") in (b"done", "done"):
+            return
+        status = "failed" if final else "pending"
+        await self._redis.hset(key, mapping={"status": status, "error": error[:1000]})
+        if final:
+            entry = {"call_id": call_id, "error": error[:1000], "at": self._clock()}
+            await self._redis.rpush(DEAD, json.dumps(entry))
+
+    async def get(self, call_id: str) -> Stored | None:
+        raw = await self._redis.hgetall(_key(call_id))
+        if not raw:
+            return None
+        data: dict[str, Any] = {text(k): v for k, v in raw.items()}
+
+        def field(name: str) -> str | None:
+            value = data.get(name)
+            return text(value) if value not in (None, b"", "") else None
+
+        body = data.get("body")
+        return Stored(
+            call_id=call_id,
+            status=cast(Status, field("status") or "pending"),
+            body=(body.encode() if isinstance(body, str) else body) or None,
+            sha256=field("sha256"),
+            engine=field("engine"),
+            by=field("by"),
+            tries=int(field("tries") or 0),
+            completions=int(field("completions") or 0),
+            error=field("error"),
+        )
+
+    async def dead(self) -> list[dict[str, Any]]:
+        return [json.loads(text(raw)) for raw in await self._redis.lrange(DEAD, 0, -1)]
+
+    async def log_since(self, after: str, count: int = 500) -> list[tuple[str, str]]:
+        """``(entry id, call id)`` of transcripts done after stream id ``after``."""
+        start = f"({after}" if after != "0" else "-"
+        rows: Any = await self._redis.xrange(LOG, min=start, count=count)
+        return [(text(entry_id), _call_id(fields)) for entry_id, fields in rows]
+
+    async def bodies(self, call_ids: Sequence[str]) -> dict[str, bytes]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for call_id in call_ids:
+                pipe.hget(_key(call_id), "body")
+            found = await pipe.execute()
+        return {
+            c: (b.encode() if isinstance(b, str) else b)
+            for c, b in zip(call_ids, found, strict=True)
+            if b
+        }
+
+
+def _call_id(fields: dict[Any, Any]) -> str:
+    return {text(k): text(v) for k, v in fields.items()}["call_id"]

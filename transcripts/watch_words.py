@@ -1,0 +1,89 @@
+"""A facility's watch words (admin-set) and finding them in transcript segments.
+
+Stored per facility (``tr:watch:<facility_id>``, a JSON list), at most 200 words or phrases of
+at most 64 characters each, compared case-insensitively on whole words: "gate" is heard in
+"the north gate" but not in "gateway"; a phrase ("north gate") must be said in that order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Annotated, Final
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from redis.asyncio import Redis
+
+from core.redis_text import text
+from transcripts.model import Segment, WatchHit
+
+MAX_WORDS: Final = 200
+WORD: Final = re.compile(r"[a-z0-9']+")
+WatchWord = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class WatchWordsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    watch_words: list[WatchWord] = Field(max_length=MAX_WORDS)
+
+
+def tokens(text_: str) -> list[str]:
+    return WORD.findall(text_.lower())
+
+
+def normalized(words: Iterable[str]) -> list[str]:
+    """Lower case, inner spaces single, duplicates and empty ones dropped, order kept."""
+    out = (" ".join(tokens(w)) for w in words)
+    return list(dict.fromkeys(w for w in out if w))
+
+
+def _key(facility_id: str) -> str:
+    return f"tr:watch:{facility_id}"
+
+
+class WatchWords:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def get(self, facility_id: str) -> list[str]:
+        raw = await self._redis.get(_key(facility_id))
+        return list(json.loads(text(raw))) if raw else []
+
+    async def set(self, facility_id: str, words: Sequence[str]) -> list[str]:
+        clean = normalized(words)
+        await self._redis.set(_key(facility_id), json.dumps(clean))
+        return clean
+
+
+def find(segments: Sequence[Segment], watch_words: Sequence[str]) -> list[WatchHit]:
+    """Every watch word said in a segment, at the time of its first word (the segment's
+    start if the engine gave no word timings)."""
+    wanted = [(w, w.split()) for w in normalized(watch_words)]
+    hits: list[WatchHit] = []
+    for segment in segments:
+        said = [(w.w, w.t) for w in segment.words] or [
+            (t, segment.start_s) for t in tokens(segment.text)
+        ]
+        words = [w for w, _ in said]
+        for phrase, parts in wanted:
+            for i in range(len(words) - len(parts) + 1):
+                if words[i : i + len(parts)] == parts:
+                    at = said[i][1]
+                    hits.append(
+                        WatchHit(word=phrase, party=segment.party, offset_s=at, text=segment.text)
+                    )
+                    break
+    return hits
+
+
+def merged(
+    heard: list[WatchHit], spotted: Iterable[WatchHit], within_s: float = 2.0
+) -> list[WatchHit]:
+    """``heard`` (in the text) plus the spotted ones not already heard near the same time."""
+    out = list(heard)
+    for hit in spotted:
+        if not any(h.word == hit.word and abs(h.offset_s - hit.offset_s) <= within_s for h in out):
+            out.append(hit)
+    return sorted(out, key=lambda h: (h.offset_s, h.word))
