@@ -61,6 +61,9 @@ from accounts.admin_routes import add_accounts_admin_routes
 
 # --- end accounts-admin imports ---
 # --- transcripts imports (issue 29) ---
+# isort: split
+from transcripts.node import TranscriptsNode
+
 # --- end transcripts imports ---
 # --- visits imports (issue 27) ---
 # isort: split
@@ -241,6 +244,17 @@ class SignalingNode:
         )
         # --- end accounts-admin wiring ---
         # --- transcripts wiring (issue 29) ---
+        # Sealed recordings are queued for transcription (after the seal, in the background);
+        # the recorder's search (?q=) and verify ask this; transcript and alert routes.
+        self.transcripts = TranscriptsNode(
+            self.app,
+            redis=self.redis,
+            redis_url=redis_url,
+            secret=secret,
+            tokens=self.tokens,
+            directory=self.directory,
+            recordings=self.recording.service,
+        )
         # --- end transcripts wiring ---
         # --- visits wiring (issue 27) ---
         # Scheduled visits: routes, the tablet's visits.list, reminders/due/end on the timers.
@@ -300,6 +314,7 @@ class SignalingNode:
         self.app.cleanup_ctx.append(lifecycle(self.accounts_admin.start, self.accounts_admin.close))
         # --- end accounts-admin services ---
         # --- transcripts services (issue 29) ---
+        self.app.cleanup_ctx.append(lifecycle(self.transcripts.start, self.transcripts.stop))
         # --- end transcripts services ---
         # --- visits services (issue 27): none of its own (its timers are the node's) ---
         # --- end visits services ---
