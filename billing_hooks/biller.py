@@ -10,6 +10,12 @@ run concurrently on two nodes and the family is charged, funded or refunded exac
   second or concurrent settle gets the first result back from the ledger. Settling a call with no
   hold voids the hold id, so a connect that lost the race to the end can never strand money.
 - Events carry stable ids (``call.settled:{call_id}`` ...) and the outbox drops repeats.
+
+Pricing plans (SPEC "Who pays"): ``authorize`` first reserves the call's part of the
+resident's agency-paid allowance (:class:`billing_hooks.allowance.Allowances`, once per call),
+then holds only the paid part; ``settle`` consumes the reservation and charges the family in one
+MULTI (under WATCH of the call's reservation), so the agency's part and the family's charge are
+written together, exactly once, and agree.
 """
 
 from __future__ import annotations
@@ -21,14 +27,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, WatchError
 from redis.typing import EncodableT, FieldT
 
-from billing_hooks.durability import NotDurable
+from billing_hooks.allowance import Allowances, call_key
+from billing_hooks.durability import NotDurable, required, run_durably
 from billing_hooks.funding import BillingError, Funding
 from billing_hooks.hooks import BillingEvent, EventType, Hook
 from billing_hooks.ledger import Entry, Ledger, LedgerError
 from billing_hooks.payments import PAYMENTS_UNAVAILABLE, NoProcessor, PaymentProcessor
+from billing_hooks.plans import FacilityPlan, PricingPlans
 from core import tariff
+from core.facility_stats import local_day
 from core.redis_text import text
 from core.tasks import TaskPool
 
@@ -53,12 +63,14 @@ class Authorization:
 
     allowed_seconds: int
     hold_cents: int
+    free_seconds: int = 0  # of allowed_seconds, what the agency pays at most
 
 
 @dataclass(frozen=True)
 class Settlement:
     charged_cents: int
     balance_cents: int
+    agency_seconds: int = 0  # what the agency paid of the call
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,10 @@ def _same_deposit(entry: Entry, amount: int) -> None:
         )
 
 
+async def _nothing(pipe: Any) -> None:
+    """No write of its own: the barrier and WAIT that follow confirm the MULTI before them."""
+
+
 def calls_key(family_id: str) -> str:
     return f"billing:calls:{family_id}"
 
@@ -105,10 +121,14 @@ class Biller:
         *,
         processor: PaymentProcessor | None,
         free_under_s: int = tariff.FREE_UNDER_S,
+        plans: PricingPlans | None = None,
     ) -> None:
         """``processor`` None: no payments (deposits and AutoPay refused, nothing credited).
-        ``free_under_s``: calls connected for less are free (tests shorten the product's 10 s)."""
+        ``free_under_s``: calls connected for less are free (tests shorten the product's 10 s).
+        ``plans``: the facilities' pricing plans; None: families pay every minute."""
         self._redis = redis
+        self.plans = plans
+        self.allowances = plans.allowances if plans is not None else Allowances(redis)
         self.free_under_s = free_under_s
         self.ledger = ledger
         self.hooks = hooks
@@ -134,17 +154,38 @@ class Biller:
 
     # -- calls -----------------------------------------------------------------------------
 
+    async def _plan(self, facility_id: str) -> FacilityPlan:
+        if self.plans is None:
+            return FacilityPlan(tariff.FAMILY_PAYS, "UTC")
+        return await self.plans.of(facility_id)
+
     async def authorize(
-        self, call_id: str, family_id: str, rate: int, max_call_seconds: int
+        self,
+        call_id: str,
+        family_id: str,
+        rate: int,
+        max_call_seconds: int,
+        *,
+        resident_id: str = "",
+        facility_id: str = "",
     ) -> Authorization:
-        """At connect: fix the allowance (rule 4) and hold what it can cost. Idempotent."""
+        """At connect: reserve the agency's part (the plan's allowance), fix the allowance
+        (rule 4, both parts) and hold what the paid part can cost. Idempotent."""
+        fp = await self._plan(facility_id)
+        free: int | None = 0
+        if fp.plan.metered or fp.plan.payer == "agency":
+            reservation = await self.allowances.reserve(
+                call_id, fp.plan, fp.timezone, resident_id or "-", max_call_seconds
+            )
+            if reservation.state != "reserved":  # settled before this connect got here
+                return Authorization(0, 0)
+            free = reservation.granted
         for _ in range(5):
             account = await self.ledger.balance(family_id)
-            allowed = tariff.allowed_seconds(
-                max_call_seconds, max(0, account.available_cents), rate
-            )
-            hold = tariff.hold_cents(allowed, rate)
+            q = tariff.quote(fp.plan, max_call_seconds, max(0, account.available_cents), rate, free)
+            allowed, hold = q.allowed_seconds, q.hold_cents
             meta = {"call_id": call_id, "allowed_seconds": allowed, "rate_cents_per_minute": rate}
+            meta |= {"free_seconds": q.free_seconds, "payer": fp.plan.payer}
             try:
                 entry = await self.ledger.hold(family_id, call_id, hold, meta=meta)
             except LedgerError as exc:
@@ -155,11 +196,16 @@ class Biller:
                 raise
             if entry.void:  # the call was settled before this connect got here
                 return Authorization(0, 0)
-            auth = Authorization(int(entry.meta.get("allowed_seconds", 0)), entry.amount_cents)
+            auth = Authorization(
+                int(entry.meta.get("allowed_seconds", 0)),
+                entry.amount_cents,
+                int(entry.meta.get("free_seconds", 0)),
+            )
             await self._emit(
                 "call.authorized",
                 {"call_id": call_id, "family_id": family_id, "rate_cents_per_minute": rate}
-                | {"allowed_seconds": auth.allowed_seconds, "hold_cents": auth.hold_cents},
+                | {"allowed_seconds": auth.allowed_seconds, "hold_cents": auth.hold_cents}
+                | {"free_seconds": auth.free_seconds, "resident_id": resident_id or None},
                 f"call.authorized:{call_id}",
             )
             return auth
@@ -189,27 +235,23 @@ class Biller:
         resident_name: str = "",
         started_at: float = 0.0,
         connected_at: float = 0.0,
+        ended_at: float = 0.0,
     ) -> Settlement:
-        """Charge the call (rule 6) against its hold and release the rest, exactly once."""
+        """Charge the call (rule 6, the paid part) against its hold and release the rest, and
+        consume the agency's part of the allowance: together, exactly once."""
         seconds = max(0, int(connected_seconds))
         hold_entry = await self.ledger.find(family_id, f"hold:{call_id}")
         held, fixed_rate = 0, rate
         if hold_entry is not None and not hold_entry.void:
             held = hold_entry.amount_cents  # the rate was fixed at connect, with the allowance
             fixed_rate = int(hold_entry.meta.get("rate_cents_per_minute") or rate)
-        amount = tariff.charge_cents(seconds, fixed_rate, end_reason, held, self.free_under_s)
-        meta = {
-            "call_id": call_id,
-            "charged_cents": amount,
-            "connected_seconds": seconds,
-            "end_reason": end_reason,
-        }
-        entry = await self.ledger.charge(
-            family_id, amount, f"settle:{call_id}", hold_id=call_id, meta=meta,
-            void_missing_hold=True,
-        )  # fmt: skip
+        fp = await self._plan(facility_id)
+        day = local_day(fp.timezone, ended_at or self.allowances.clock())
+        entry, agency = await self._settle_once(
+            call_id, family_id, facility_id, day, seconds, end_reason, fixed_rate, held
+        )
         first = entry.meta  # on a retry: what the first settlement decided
-        result = Settlement(int(first.get("charged_cents", 0)), entry.available_cents)
+        result = Settlement(int(first.get("charged_cents", 0)), entry.available_cents, agency)
         record = {
             "call_id": call_id,
             "facility_id": facility_id,
@@ -223,6 +265,7 @@ class Biller:
             "duration_s": int(first.get("connected_seconds", seconds)),
             "end_reason": str(first.get("end_reason", end_reason)),
             "charged_cents": result.charged_cents,
+            "agency_seconds": result.agency_seconds,
             "settled_at": entry.at,
         }
         await self._record_call(
@@ -243,6 +286,57 @@ class Biller:
             except Exception:  # the call is settled; AutoPay must never undo that
                 log.exception("low-balance handling after %s failed", call_id)
         return result
+
+    async def _settle_once(
+        self,
+        call_id: str,
+        family_id: str,
+        facility_id: str,
+        day: str,
+        seconds: int,
+        end_reason: str,
+        rate: int,
+        held: int,
+    ) -> tuple[Entry, int]:
+        """The agency's part and the family's charge in one MULTI, under WATCH of the call's
+        reservation (a connect racing the end changes it: then this runs again). A retry gets
+        both first results back (the scripts are idempotent per call)."""
+        ref = f"settle:{call_id}"
+        for attempt in range(10):
+            try:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    await pipe.watch(call_key(call_id))
+                    reservation = await self.allowances.reservation(call_id, client=pipe)
+                    free = reservation.granted if reservation is not None else 0
+                    split = tariff.split(seconds, end_reason, free, rate, held, self.free_under_s)
+                    meta = {
+                        "call_id": call_id,
+                        "charged_cents": split.charged_cents,
+                        "agency_seconds": split.agency_seconds,
+                        "connected_seconds": seconds,
+                        "end_reason": end_reason,
+                    }
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    period = reservation.period if reservation is not None else ""
+                    await self.allowances.queue_settle(
+                        pipe, call_id, period, facility_id, day, split.agency_seconds
+                    )
+                    await self.ledger.queue_charge(
+                        pipe, family_id, split.charged_cents, ref, hold_id=call_id, meta=meta,
+                        void_missing_hold=True,
+                    )  # fmt: skip
+                    raw = await pipe.execute(raise_on_error=False)
+            except WatchError:
+                continue  # the reservation changed under us (a racing connect): decide again
+            if any(isinstance(r, NoScriptError) for r in raw) and not attempt:
+                continue  # replayed on a new master without the scripts: they load again
+            if required(self._redis).replicas:  # like every money write: a replica has it
+                done = await run_durably(self._redis, _nothing)
+                done.check(f"the settlement of call {call_id}")
+            _, consumed = Allowances.settled(raw[0])
+            entry = Ledger.result(family_id, "charge", split.charged_cents, raw[1])
+            return entry, int(entry.meta.get("agency_seconds", consumed))
+        raise NotDurable(f"the settlement of call {call_id} kept changing: retry it")
 
     async def calls(self, family_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """Settled calls of a family, newest first."""

@@ -110,6 +110,10 @@ return {'ok', last}
 """
 
 
+def _status(status: Any) -> str:
+    return status.decode() if isinstance(status, bytes) else str(status)
+
+
 class LedgerError(Exception):
     """A ledger operation refused; nothing was changed. ``reason`` is machine-readable."""
 
@@ -214,12 +218,20 @@ class Ledger:
             [(status, payload)] = done.results
         else:
             status, payload = await self._apply(keys=keys, args=args)
-        status = status.decode() if isinstance(status, bytes) else status
-        if status == "err":  # refused: nothing was written, confirmed or not
+        if done is not None and _status(status) != "err":
+            done.check(f"the {kind} {ref} on {account}")
+        return self.result(account, kind, amount, [status, payload])
+
+    @staticmethod
+    def result(account: str, kind: str, amount: int, raw: Any) -> Entry:
+        """The entry a queued change made (what its script returned in a pipeline), or the
+        :class:`LedgerError` of its refusal."""
+        if isinstance(raw, Exception):
+            raise raw
+        status, payload = raw
+        if _status(status) == "err":  # refused: nothing was written, confirmed or not
             reason = payload.decode() if isinstance(payload, bytes) else str(payload)
             raise LedgerError(reason, f"{kind} of {amount} cents on {account} refused: {reason}")
-        if done is not None:
-            done.check(f"the {kind} {ref} on {account}")
         return Entry.from_json(payload)
 
     def _queue(self, keys: list[str], args: list[Any]) -> Callable[[Pipeline], Awaitable[None]]:
@@ -284,6 +296,29 @@ class Ledger:
             ref,
             hold_id=hold_id,
             meta=meta,
+            void_missing_hold=void_missing_hold,
+        )
+
+    async def queue_charge(
+        self,
+        pipe: Pipeline,
+        account: str,
+        amount: int,
+        ref: str,
+        hold_id: str = "",
+        meta: dict[str, Any] | None = None,
+        void_missing_hold: bool = False,
+    ) -> None:
+        """:meth:`charge`, queued on ``pipe`` (a MULTI with other writes); its result in the
+        pipeline's results is read with :meth:`result`."""
+        await self._run(
+            account,
+            "charge",
+            amount,
+            ref,
+            hold_id=hold_id,
+            meta=meta,
+            pipe=pipe,
             void_missing_hold=void_missing_hold,
         )
 

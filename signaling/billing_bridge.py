@@ -18,6 +18,7 @@ from billing_hooks import (
     Settlement,
     WebhookHook,
 )
+from billing_hooks.plans import PricingPlans
 from core import tariff
 from core.config import ConfigError, Settings
 from core.tasks import Periodic
@@ -52,9 +53,20 @@ class BillingBridge:
         webhooks: list[WebhookHook],
         processor: PaymentProcessor | None = None,
         free_under_s: int = tariff.FREE_UNDER_S,
+        plans: PricingPlans | None = None,
     ) -> None:
-        """``processor`` None: payments unavailable (see :mod:`billing_hooks.processors`)."""
-        self.biller = Biller(redis, ledger, hooks, processor=processor, free_under_s=free_under_s)
+        """``processor`` None: payments unavailable (see :mod:`billing_hooks.processors`).
+        ``plans``: the pricing plans the call service quotes with too (one on the call
+        service's directory if None)."""
+        self.plans = plans if plans is not None else PricingPlans(redis, calls.directory)
+        self.biller = Biller(
+            redis,
+            ledger,
+            hooks,
+            processor=processor,
+            free_under_s=free_under_s,
+            plans=self.plans,
+        )
         self._webhooks = webhooks
         self._resume = Periodic("billing-resume", self.biller.resume_pending, 30.0, False)
         calls.authorize = self._authorize
@@ -75,7 +87,12 @@ class BillingBridge:
 
     async def _authorize(self, record: CallRecord) -> int:
         auth = await self.biller.authorize(
-            record.call_id, record.family_id, record.rate_cents_per_minute, record.max_call_seconds
+            record.call_id,
+            record.family_id,
+            record.rate_cents_per_minute,
+            record.max_call_seconds,
+            resident_id=record.resident_id,
+            facility_id=record.facility_id,
         )
         return auth.allowed_seconds
 
@@ -100,4 +117,5 @@ class BillingBridge:
             resident_name=record.resident_name,
             started_at=record.created_at,
             connected_at=record.connected_at,
+            ended_at=record.ended_at,
         )
