@@ -3,6 +3,10 @@
 Only a single range is honoured; a header that is not a valid single byte range is ignored
 (the whole file is sent), as the RFC allows. Unsatisfiable: a first byte at or past the end,
 an empty suffix (``bytes=-0``), or any range of an empty file.
+
+Numbers are ASCII digits, at most :data:`MAX_DIGITS` of them once leading zeros are dropped:
+no file has that many bytes, so a longer number is out of range (416) — and is never handed
+to ``int()``, which refuses more than 4,300 digits.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-_SINGLE: Final = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+_SINGLE: Final = re.compile(r"^\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*$", re.IGNORECASE)
+#: Significant digits a byte position may have (10**18 bytes is an exabyte).
+MAX_DIGITS: Final = 18
 
 
 class RangeNotSatisfiable(Exception):
@@ -43,6 +49,9 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if match is None:
         return None  # other units, several ranges, garbage: ignored
     first, last = match.group(1), match.group(2)
+    first, last = first.lstrip("0") or first[:1], last.lstrip("0") or last[:1]
+    if len(first) > MAX_DIGITS or len(last) > MAX_DIGITS:
+        raise RangeNotSatisfiable(size)
     if first:
         start = int(first)
         end = int(last) if last else size - 1
