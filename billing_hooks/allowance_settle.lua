@@ -23,7 +23,7 @@ end
 if c[2] ~= KEYS[2] then return redis.error_reply('period_mismatch') end
 local granted = tonumber(c[4]) or 0
 local used = math.max(0, math.min(tonumber(ARGV[1]), granted))
-redis.call('HINCRBY', KEYS[2], 'reserved', -granted)
+redis.call('HINCRBY', KEYS[2], 'reserved', 0 - granted)  -- never -0: not an integer to Redis
 redis.call('HINCRBY', KEYS[2], 'used', used)
 redis.call('HSET', KEYS[1], 'state', 'settled', 'consumed', used)
 redis.call('EXPIRE', KEYS[1], ttl)
