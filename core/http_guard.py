@@ -8,16 +8,24 @@
   :class:`core.http_api.Guarded`), a revoked token (its subject's, or that one token) is refused and one subject's requests
   are rate limited;
 - the ``Server`` header names no software or version, even on the 400 that aiohttp answers
-  itself to bytes that are no HTTP request (and :func:`runner` logs those in one line).
+  itself to bytes that are no HTTP request (and :func:`runner` logs those in one line);
+- :func:`runner`: what aiohttp refuses before the app sees a request (a header over 8 KiB, NUL
+  in a header, ``Content-Length: -1``, Content-Length with Transfer-Encoding, no HTTP at all)
+  answers the same JSON error shape, with a fixed message that quotes nothing of the input.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any, Final
 
+from aiohttp import http_exceptions as bad
 from aiohttp import web, web_response
 from aiohttp.typedefs import Middleware
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_server import Server
 
 from core.http_api import REQUEST_POLICY, AiohttpHandler, ApiError, error_response
 from core.quiet_log import one_line_logger
@@ -115,10 +123,78 @@ async def _server_header(request: web.Request, response: web.StreamResponse) -> 
 vars(web_response)["SERVER_SOFTWARE"] = SERVER_HEADER
 
 
-def runner(app: web.Application) -> web.AppRunner:
-    """The runner to serve ``app`` with: a request that is no HTTP is one warning line."""
-    return web.AppRunner(
-        app, handle_signals=False, access_log=None, logger=one_line_logger("aiohttp.server")
+#: What to say about a request aiohttp's parser refused, by the error's class (most specific
+#: first): fixed words, never the parser's message (which quotes the offending bytes).
+_REFUSALS: Final[tuple[tuple[type[bad.HttpProcessingError], str], ...]] = (
+    (bad.LineTooLong, "the request line or a header is too long (limit 8 KiB)"),
+    (bad.InvalidHeader, "a header's name or value is not valid (e.g. NUL or a control byte)"),
+    (bad.BadHttpMethod, "this is not an HTTP request"),
+    (bad.BadStatusLine, "the request line is not valid HTTP/1.1"),
+    (bad.InvalidURLError, "the request's target is not a valid URL"),
+    (bad.PayloadEncodingError, "the body's length or chunked encoding is not valid"),
+    (bad.HttpProcessingError, "the request is not valid HTTP/1.1"),
+)
+
+
+def refusal(status: int, exc: BaseException | None) -> web.Response:
+    """The JSON answer to a request aiohttp refused before any app saw it (connection closed)."""
+    if status >= 500:
+        message = "internal error; nothing was changed"
+    else:
+        message = next(
+            (words for kind, words in _REFUSALS if isinstance(exc, kind)),
+            "the request is not valid HTTP/1.1",
+        )
+    code = _CODES.get(status, "internal" if status >= 500 else "invalid_request")
+    response = error_response(status, code, message)
+    response.force_close()
+    return response
+
+
+class JsonErrorRequestHandler(RequestHandler):
+    """aiohttp's connection handler, but its own error answers are :func:`refusal`'s JSON."""
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        # aiohttp's: the log line, and ConnectionError if a response was already under way.
+        super().handle_error(request, status, exc, message)
+        return refusal(status, exc)
+
+
+class _JsonErrorServer(Server):
+    def __call__(self) -> RequestHandler:
+        return JsonErrorRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class GuardedRunner(web.AppRunner):
+    """An :class:`aiohttp.web.AppRunner` whose connections answer refusals in JSON."""
+
+    async def _make_server(self) -> Server:
+        made = await super()._make_server()
+        return _JsonErrorServer(
+            made.request_handler,
+            request_factory=made.request_factory,
+            handler_cancellation=made.handler_cancellation,
+            loop=made._loop,
+            **made._kwargs,
+        )
+
+
+def runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
+    """The runner to serve ``app`` with: a request that is no HTTP is one warning line, and
+    is answered in JSON (``kwargs``: more of :class:`aiohttp.web.AppRunner`'s, e.g.
+    ``shutdown_timeout``)."""
+    return GuardedRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        logger=one_line_logger("aiohttp.server"),
+        **kwargs,
     )
 
 
