@@ -90,6 +90,16 @@ class PricingPlans:
         quote = tariff.quote(plan, facility.max_call_seconds, available, rate, left)
         return RingQuote(quote.allowed_seconds, quote.free_seconds)
 
+    async def quote(
+        self, resident_id: str, facility_id: str, max_call_seconds: int, rate: int, available: int
+    ) -> RingQuote:
+        """What ``call.incoming`` says of a call that rings already (sent again to a socket
+        that connects while it rings): never refused here."""
+        fp = await self.of(facility_id)
+        left = await self.remaining(fp.plan, fp.timezone, resident_id)
+        quote = tariff.quote(fp.plan, max_call_seconds, max(0, available), rate, left)
+        return RingQuote(quote.allowed_seconds, quote.free_seconds)
+
     async def allowance_info(self, resident_id: str, facility: Facility) -> dict[str, Any]:
         """The tablet's view: what is left of the resident's free minutes, until when."""
         plan = facility.pricing.plan()

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing_hooks import Ledger, Settlement
+from billing_hooks.plans import PricingPlans
 from core import tariff
 from core.directory import Directory
 from core.domain import Facility
@@ -83,6 +84,9 @@ class CallService:
     # Web Push to the family's devices; None: one on this store's Redis (no sender needed to
     # queue; the node runs the sender, push.service.PushNode).
     push: FamilyPush | None = None
+    # Pricing plans (SPEC "Who pays"): whether a call may ring under its facility's plan, and
+    # how much of it is free (call.incoming); None: families pay every minute.
+    plans: PricingPlans | None = None
 
     def __post_init__(self) -> None:
         self.notifier = self.push or FamilyPush(self.store.redis)
@@ -162,7 +166,11 @@ class CallService:
             "family", family.id
         ):
             raise ProtocolError(ErrorCode.BUSY, "a party is already in a call")
-        if account.available_cents < facility.rate_cents_per_minute:
+        free_seconds = 0
+        if self.plans is not None:  # insufficient_funds, or quota_exhausted (a daily cap)
+            quote = await self.plans.ring(resident.id, facility, account.available_cents)
+            free_seconds = quote.free_seconds
+        elif account.available_cents < facility.rate_cents_per_minute:
             raise ProtocolError(
                 ErrorCode.INSUFFICIENT_FUNDS, "the contact's balance does not cover one minute"
             )
@@ -185,6 +193,9 @@ class CallService:
         if not await self.store.create(record, self.ring_timeout_s):
             raise ProtocolError(ErrorCode.BUSY, "a party is already in a call")
         incoming = incoming_payload(record, account.available_cents, self.ring_timeout_s)
+        incoming["free_seconds"] = free_seconds  # PROTOCOL v1.2: what the agency pays at most
+        if self.plans is not None:
+            incoming["allowed_seconds"] = quote.allowed_seconds  # both parts
         await self.emit("call.incoming", incoming, family_room(family.id))
         self.notifier.call_incoming(
             family.id, record.call_id, *parties(record), record.created_at + self.ring_timeout_s
@@ -422,6 +433,17 @@ class CallService:
                 return
             account = await self.ledger.balance(family_id)
             payload = incoming_payload(record, max(0, account.available_cents), self.ring_timeout_s)
+            payload["free_seconds"] = 0
+            if self.plans is not None:
+                payload |= (
+                    await self.plans.quote(
+                        record.resident_id,
+                        record.facility_id,
+                        record.max_call_seconds,
+                        record.rate_cents_per_minute,
+                        account.available_cents,
+                    )
+                ).incoming()
             await self.emit("call.incoming", payload, sid)
 
         try:
