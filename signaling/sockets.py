@@ -240,9 +240,16 @@ class SocketApi:
 
     async def _session_info(self, session: Session, payload: Empty) -> dict[str, Any]:
         name = session.subject
+        extra: dict[str, Any] = {}
         if session.role == "tablet":
             resident = await self.directory.resident(session.subject)
             name = resident.name if resident else name
+            # PROTOCOL v1.2 pricing plans (an addition): the resident's free minutes left.
+            facility = await self.directory.facility(resident.facility_id) if resident else None
+            if facility is not None and self.calls.plans is not None:
+                extra["allowance"] = await self.calls.plans.allowance_info(
+                    session.subject, facility
+                )
         elif session.role == "family":
             family = await self.directory.family(session.subject)
             name = family.name if family else name
@@ -256,6 +263,7 @@ class SocketApi:
                 server.as_json()
                 for server in self.ice_servers.for_subject(session.role, session.subject)
             ],
+            **extra,
         }
 
     async def _contacts(self, session: Session, payload: Empty) -> dict[str, Any]:
