@@ -23,6 +23,7 @@ from billing_hooks import (
     load_processor,
 )
 from billing_hooks.outbox import Outbox
+from billing_hooks.plans import PricingPlans
 from core import http_guard
 from core.config import ConfigError, Settings
 from core.directory import Directory
@@ -147,7 +148,10 @@ class SignalingNode:
         self.ledger = Ledger(self.redis)
         self.timers = DurableTimers(self.redis)
         self.presence = Presence(self.redis, settings.node_id, settings.presence_ttl_s)
+        # Pricing plans (issue 28): the call service quotes with them, billing settles with them.
+        self.plans = PricingPlans(self.redis, self.directory)
         self.calls = CallService(
+            plans=self.plans,
             directory=self.directory,
             ledger=self.ledger,
             store=CallStore(self.redis, settings.call_retention_s),
@@ -167,6 +171,7 @@ class SignalingNode:
             webhooks,
             processor,
             free_under_s=settings.free_under_s,
+            plans=self.plans,
         )
         self.tokens = Tokens(secret)
         self.revocations = Revocations(self.redis)
