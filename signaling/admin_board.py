@@ -1,7 +1,8 @@
 """The facility administrators' live board (``GET /api/v1/admin/board``): per facility of the
 admin's scope, the calls live now by state, and today's numbers (local day): connected calls
-settled, their minutes and revenue, and ``call.place`` refusals by reason
-(:mod:`core.facility_stats`)."""
+settled, their minutes and revenue, the minutes the agency paid beside it (pricing plans:
+``agency_seconds`` and ``agency_minutes``, :mod:`billing_hooks.allowance`), and ``call.place``
+refusals by reason (:mod:`core.facility_stats`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ class AdminBoard:
         listed: list[dict[str, Any]] = []
         for facility in facilities:  # by name
             today = await self._calls.stats.today(facility.id, facility.timezone)
+            numbers = today.public()
+            agency = 0
+            if self._calls.plans is not None:
+                agency = await self._calls.plans.allowances.agency_seconds(facility.id, today.day)
+            numbers |= {"agency_seconds": agency, "agency_minutes": round(agency / 60, 1)}
             now = {state.value: live[facility.id, state.value] for state in LIVE}
             listed.append(
                 {
@@ -39,7 +45,8 @@ class AdminBoard:
                     "name": facility.name,
                     "live": now,
                     "live_calls": sum(now.values()),
-                    "today": today.public(),
+                    "today": numbers,
+                    "pricing": facility.pricing.model_dump(),
                 }
             )
         return web.json_response({"facilities": listed})
