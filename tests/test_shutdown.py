@@ -228,3 +228,34 @@ def test_healthz_says_how_long_an_external_redis_has_been_unreachable(
     finally:
         redis.owned = redis.pid is not None
         redis.stop()
+
+
+def test_the_data_dir_lock_names_its_holder_and_is_shared_by_external_redis_nodes(
+    tmp_path: Path,
+) -> None:
+    """Exclusive for the embedded Redis's owner, shared by nodes of an external Redis (they
+    may share a data dir); a short command holding it is waited for, a serve is not."""
+    from core.data_dir_lock import DataDirInUse, DataDirLock
+
+    owner = DataDirLock(tmp_path)
+    owner.acquire()
+    try:
+        with pytest.raises(DataDirInUse, match=f"in use by pid {os.getpid()} \\(serve\\)"):
+            DataDirLock(tmp_path).acquire(wait_s=30)  # a serve holds it: no wait
+        assert not DataDirLock(tmp_path).try_acquire(shared=True)
+    finally:
+        owner.release()
+    nodes = [DataDirLock(tmp_path), DataDirLock(tmp_path)]
+    for node in nodes:
+        node.acquire(shared=True)
+    assert not DataDirLock(tmp_path).try_acquire()
+    for node in nodes:
+        node.release()
+    command = DataDirLock(tmp_path, what="seed")
+    command.acquire()
+    started = time.monotonic()
+    with pytest.raises(DataDirInUse, match=r"\(seed\)"):
+        DataDirLock(tmp_path).acquire(wait_s=0.3)
+    assert time.monotonic() - started >= 0.3  # a command's lock is waited for
+    command.release()
+    assert DataDirLock(tmp_path).try_acquire()
