@@ -24,6 +24,8 @@ from billing_hooks.durability import RETRY_AFTER_S, NotDurable
 from billing_hooks.funding import BillingError
 from billing_hooks.ledger import Entry, Ledger
 from billing_hooks.payments import PAYMENTS_UNAVAILABLE
+from billing_hooks.statement import StatementError, build, months, parse_month
+from billing_hooks.statement_pdf import render
 from core.directory import Directory
 from core.domain import Family
 from core.http_api import (
@@ -124,6 +126,15 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
 Handler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
 
+def _accepted(accept: str) -> str:
+    """A statement's format from an ``Accept`` header (JSON unless CSV or PDF is asked for)."""
+    if "application/pdf" in accept:
+        return "pdf"
+    if "text/csv" in accept:
+        return "csv"
+    return "json"
+
+
 class AccountApi:
     def __init__(
         self, redis: Redis, ledger: Ledger, directory: Directory, tokens: Tokens, biller: Biller
@@ -206,6 +217,8 @@ class AccountApi:
         )
 
     async def statement(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        if "month" in request.query:
+            return await self._monthly(request, family_id)
         limit = _limit(request)
         await self._family(family_id)
         entries = await self._ledger.entries(family_id, -limit, -1)
@@ -217,6 +230,47 @@ class AccountApi:
                 "entries": [_entry_json(e) for e in entries],
             }
         )
+
+    async def _monthly(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        """``?month=YYYY-MM`` (PROTOCOL v1.2): the month's statement, as JSON, or as CSV or PDF
+        with ``?format=csv|pdf`` or ``Accept: text/csv|application/pdf``; ``?tz=`` the time
+        zone its month and dates are in (default UTC)."""
+        month, tz = request.query["month"], request.query.get("tz", "UTC")
+        fmt = request.query.get("format") or _accepted(request.headers.get("Accept", ""))
+        if fmt not in ("json", "csv", "pdf"):
+            raise ApiError(422, "invalid_request", "format must be json, csv or pdf")
+        try:
+            parse_month(month, tz)
+        except StatementError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from None
+        family = await self._family(family_id)
+        entries = await self._ledger.entries(family_id)
+        calls = await self._biller.calls(family_id, limit=1_000_000)
+        statement = build(family_id, family.name, month, tz, entries, calls)
+        name = f"statement-{family_id}-{month}"
+        if fmt == "csv":
+            return web.Response(
+                text=statement.to_csv(),
+                content_type="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            )
+        if fmt == "pdf":
+            return web.Response(
+                body=render(statement),
+                content_type="application/pdf",
+                headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
+            )
+        return web.json_response(statement.to_json())
+
+    async def statement_months(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        """The months a statement has lines for, newest first (``?tz=`` as above)."""
+        tz = request.query.get("tz", "UTC")
+        try:
+            _, _, zone = parse_month("2026-01", tz)
+        except StatementError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from None
+        await self._family(family_id)
+        return web.json_response({"months": months(await self._ledger.entries(family_id), zone)})
 
     async def calls(self, request: web.Request, family_id: str) -> web.StreamResponse:
         limit = _limit(request, 100)
@@ -310,6 +364,7 @@ def add_account_routes(
     router.add_get(PREFIX, api.guard(api.account))
     router.add_post(f"{PREFIX}/deposits", api.guard(api.deposit))
     router.add_get(f"{PREFIX}/statement", api.guard(api.statement))
+    router.add_get(f"{PREFIX}/statement/months", api.guard(api.statement_months))
     router.add_get(f"{PREFIX}/calls", api.guard(api.calls))
     router.add_put(f"{PREFIX}/settings", api.guard(api.settings))
     router.add_post(f"{PREFIX}/blocks", api.guard(api.block))
