@@ -43,6 +43,7 @@ from signaling.call_events import tablet_room as tablet_room
 from signaling.call_state import CallRecord, CallState, CallStore
 from signaling.presence import Presence
 from signaling.timers import DurableTimers
+from visits.calls import VisitCalls
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,9 @@ class CallService:
     # Pricing plans (SPEC "Who pays"): whether a call may ring under its facility's plan, and
     # how much of it is free (call.incoming); None: families pay every minute.
     plans: PricingPlans | None = None
+    # Scheduled visits (PROTOCOL v1.2): a call placed for a due visit, ending at the slot's
+    # end; in a ``scheduled`` facility only those. None: on-demand calls only.
+    visits: VisitCalls | None = None
 
     def __post_init__(self) -> None:
         self.notifier = self.push or FamilyPush(self.store.redis)
@@ -125,10 +129,13 @@ class CallService:
 
     # -- tablet -------------------------------------------------------------------------------
 
-    async def place(self, resident_id: str, contact_id: str) -> CallRecord:
-        """Place a call; a refusal is also counted on the facility's board, by its reason."""
+    async def place(
+        self, resident_id: str, contact_id: str, visit_id: str | None = None
+    ) -> CallRecord:
+        """Place a call (for ``visit_id``, a due scheduled visit); a refusal is also counted on
+        the facility's board, by its reason."""
         try:
-            return await self._place(resident_id, contact_id)
+            return await self._place(resident_id, contact_id, visit_id)
         except ProtocolError as exc:
             resident = await self.directory.resident(resident_id)
             if resident is not None:
@@ -139,7 +146,9 @@ class CallService:
                 )
             raise
 
-    async def _place(self, resident_id: str, contact_id: str) -> CallRecord:
+    async def _place(
+        self, resident_id: str, contact_id: str, visit_id: str | None = None
+    ) -> CallRecord:
         resident = await self.directory.resident(resident_id)
         if resident is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown resident {resident_id!r}")
@@ -150,6 +159,9 @@ class CallService:
         family = await self.directory.family(contact_id)
         if facility is None or family is None:
             raise ProtocolError(ErrorCode.NOT_APPROVED, "this contact is not approved for calls")
+        visit = None
+        if self.visits is not None:  # not_scheduled: no due visit where one is needed
+            visit = await self.visits.admit(facility, resident.id, family.id, visit_id)
         if not facility.is_open(datetime.now(UTC)):
             raise ProtocolError(ErrorCode.OUTSIDE_HOURS, "calls are not allowed at this hour")
         account = await self.ledger.balance(family.id)
@@ -192,6 +204,8 @@ class CallService:
         )
         if not await self.store.create(record, self.ring_timeout_s):
             raise ProtocolError(ErrorCode.BUSY, "a party is already in a call")
+        if visit is not None and self.visits is not None:
+            await self.visits.placed(visit, record.call_id)
         incoming = incoming_payload(record, account.available_cents, self.ring_timeout_s)
         incoming["free_seconds"] = free_seconds  # PROTOCOL v1.2: what the agency pays at most
         if self.plans is not None:
@@ -278,6 +292,8 @@ class CallService:
     async def connect(self, record: CallRecord) -> bool:
         """Media flows from both parties: billing starts, and the call's cap is fixed now."""
         allowed = await self._allowed_seconds(record)
+        if self.visits is not None:  # a visit's call also stops at its slot's end
+            allowed = await self.visits.cap(record.call_id, allowed)
         if allowed <= 0:
             # Nothing affordable any more (spent or closed since the call rang).
             await self.end(record, "time_limit")
@@ -294,6 +310,8 @@ class CallService:
         )
         if not result.applied:
             return False
+        if self.visits is not None:
+            await self.visits.connected(record.call_id)  # completed at its end, not missed
         payload = {"call_id": record.call_id, "allowed_seconds": allowed, "ends_at": ends_at}
         await self.emit("call.connected", payload, tablet_room(record.resident_id))
         await self.emit("call.connected", payload, family_room(record.family_id))

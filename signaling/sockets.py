@@ -23,7 +23,7 @@ from core.ice_servers import IceServers
 from core.tokens import ROLES, Claims, TokenError, Tokens
 from signaling.calls import RINGING_FOR_TABLET, CallService, family_room, monitors_room, tablet_room
 from signaling.metrics import ADMISSION_REFUSALS, SOCKET_EVENTS
-from signaling.payloads import CallRef, Empty, PlaceCall
+from signaling.payloads import CallRef, Empty, Id, PlaceCall
 from signaling.session_policy import SessionPolicy
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,12 @@ class Session:
     facility_ids: list[str] = field(default_factory=list)
     issued_at: float = 0.0  # the token's
     expires_at: float = 0.0
+
+
+class PlaceVisitCall(PlaceCall):
+    """``call.place``; PROTOCOL v1.2 adds ``visit_id`` (a due scheduled visit)."""
+
+    visit_id: Id | None = None
 
 
 def _describe(exc: ValidationError) -> str:
@@ -73,7 +79,7 @@ class SocketApi:
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
         sio.on("*", self._unknown)
-        self.route("call.place", {"tablet"}, PlaceCall, self._place)
+        self.route("call.place", {"tablet"}, PlaceVisitCall, self._place)
         self.route("call.cancel", {"tablet"}, CallRef, self._cancel)
         self.route("call.accept", {"family"}, CallRef, self._accept)
         self.route("call.reject", {"family"}, CallRef, self._reject)
@@ -210,9 +216,9 @@ class SocketApi:
 
     # -- events -------------------------------------------------------------------------------
 
-    async def _place(self, session: Session, payload: PlaceCall) -> dict[str, Any]:
+    async def _place(self, session: Session, payload: PlaceVisitCall) -> dict[str, Any]:
         try:
-            record = await self.calls.place(session.subject, payload.contact_id)
+            record = await self.calls.place(session.subject, payload.contact_id, payload.visit_id)
         except ProtocolError as exc:  # the call rules' refusals and admission's (capacity)
             ADMISSION_REFUSALS.labels(exc.code.value).inc()
             raise

@@ -70,7 +70,7 @@ from transcripts.node import TranscriptsNode
 # isort: split
 from signaling.call_events import family_room, tablet_room
 from signaling.payloads import Empty
-from visits.wiring import Visits
+from visits.wiring import Visits, call_gate
 
 # --- end visits imports ---
 # --- push imports (issue 25) ---
@@ -161,6 +161,7 @@ class SignalingNode:
             ring_timeout_s=settings.ring_timeout_s,
             connect_timeout_s=settings.connect_timeout_s,
             settle_retry_s=settings.settle_retry_s,
+            visits=call_gate(self.redis),  # scheduled visits (issue 27)
         )
         hooks, webhooks = hooks_for(settings, self.redis)
         self.billing = BillingBridge(
