@@ -175,7 +175,8 @@ class ProtocolClient:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.sio.connected:
+        # A reconnect cancelled mid-handshake may leave the transport open without the session.
+        if self.sio.connected or self.sio.eio.state == "connected":
             await self.sio.disconnect()
 
     async def __aenter__(self) -> ProtocolClient:
