@@ -91,6 +91,10 @@ class CallService:
     # Scheduled visits (PROTOCOL v1.2): a call placed for a due visit, ending at the slot's
     # end; in a ``scheduled`` facility only those. None: on-demand calls only.
     visits: VisitCalls | None = None
+    # Decides again whether the call is privileged, from its contact's current status (SPEC
+    # "Recording"; signaling.privilege): at accept, before the accept hooks catalog and place
+    # it. Returns the record as it now stands. None: as decided when the call was placed.
+    privilege: Callable[[CallRecord], Awaitable[CallRecord]] | None = None
 
     def __post_init__(self) -> None:
         self.notifier = self.push or FamilyPush(self.store.redis)
@@ -264,6 +268,8 @@ class CallService:
         self._ring_stopped(record, "answered", missed=False)  # the other devices stop ringing
         updated = await self.store.get(record.call_id)
         assert updated is not None
+        if self.privilege is not None:  # an admin may have marked the contact while it rang
+            updated = await self.privilege(updated)
         # Hooks first: the call is open on an SFU worker before the tablet hears of the answer.
         await run_hooks(self.accept_hooks, updated)
         await self.emit(
