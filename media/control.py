@@ -154,6 +154,13 @@ class CloseCall(_Msg):
     call_id: Id
 
 
+class Privatize(_Msg):
+    """The call turned privileged after its room opened: stop and delete its recording, drop
+    every monitor, refuse monitors from now on (idempotent)."""
+
+    call_id: Id
+
+
 class Stats(_Msg):
     pass
 
@@ -164,6 +171,7 @@ OPS: Final[dict[str, type[_Msg]]] = {
     "watch": Watch,
     "unwatch": Unwatch,
     "close_call": CloseCall,
+    "privatize": Privatize,
     "stats": Stats,
 }
 
@@ -324,6 +332,11 @@ class SfuControl:
         except ControlError:
             return
         await self.request(worker, "close_call", {"call_id": call_id})
+
+    async def privatize(self, worker_id: str, call_id: str) -> dict[str, Any]:
+        """Make an open call's room privileged (:class:`Privatize`): ``{"watchers": [ids
+        dropped], "recording_discarded": bool}``."""
+        return await self.request(worker_id, "privatize", {"call_id": call_id})
 
     async def stats(self, worker_id: str) -> dict[str, Any]:
         return await self.request(worker_id, "stats", {})

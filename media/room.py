@@ -214,6 +214,15 @@ class Room:
                 await self._close_leg(old)
             return answer
 
+    async def privatize(self) -> list[str]:
+        """The call turned privileged: no monitor from now on, and every monitor's connection
+        closed; returns the watchers dropped."""
+        self.privileged = True
+        dropped = sorted(self._monitors)
+        for watcher_id in dropped:
+            await self.unwatch(watcher_id)
+        return dropped
+
     async def unwatch(self, watcher_id: str) -> bool:
         monitor = self._monitors.get(watcher_id)
         if monitor is None:

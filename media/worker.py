@@ -224,6 +224,8 @@ class SfuWorker:
             return {"removed": await self._room(request.call_id).unwatch(request.watcher_id)}
         if isinstance(request, CloseCall):
             return {"closed": await self._close_room(request.call_id, "close_call")}
+        if isinstance(request, control.Privatize):
+            return await self._privatize(request.call_id)
         return self.stats()
 
     async def _open_call(self, request: OpenCall) -> dict[str, Any]:
@@ -283,6 +285,24 @@ class SfuWorker:
         room.start()
         log.info("call %s opened (privileged=%s)", request.call_id, request.privileged)
         return {"worker_id": self.worker_id, "created": True}
+
+    async def _privatize(self, call_id: str) -> dict[str, Any]:
+        """The call turned privileged after it opened (its contact was marked meanwhile): its
+        monitors are dropped, and its recording stopped and deleted (the file and what it
+        held), as if it had never been recorded."""
+        room = self._room(call_id)
+        watchers = await room.privatize()
+        tap = self._taps.pop(call_id, None)
+        if tap is not None:
+            await tap.aclose()
+            await asyncio.to_thread(self._drop_recording, tap.recording)
+        log.info(
+            "call %s turned privileged: %d monitor(s) dropped, recording deleted: %s",
+            call_id,
+            len(watchers),
+            tap is not None,
+        )
+        return {"watchers": watchers, "recording_discarded": tap is not None}
 
     def _open_recording(self, call_id: str) -> CallRecording | None:
         if self._recordings is None:

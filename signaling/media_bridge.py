@@ -7,7 +7,9 @@
   ``media_lost`` ends it with ``connection_lost``; each event is handled once across nodes;
 - ends every call of a worker whose heartbeat stopped, with ``connection_lost`` (not while
   Redis itself was just unreachable: a worker's heartbeat may have failed with ours);
-- relays a worker's ``quality`` reports as ``call.quality`` (:mod:`signaling.call_quality`).
+- relays a worker's ``quality`` reports as ``call.quality`` (:mod:`signaling.call_quality`);
+- decides again whether a call is privileged (:mod:`signaling.privilege`) at accept, at each
+  party's offer and at connect, from its contact's current status.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from signaling.call_state import CallRecord, CallState
 from signaling.calls import IN_CALL, CallService
 from signaling.monitoring import Monitoring
 from signaling.payloads import CallRef, RtcOffer
+from signaling.privilege import PrivilegeCheck
 from signaling.sockets import Session, SocketApi
 
 log = logging.getLogger(__name__)
@@ -91,8 +94,10 @@ class MediaBridge:
         self._watching: defaultdict[str, set[str]] = defaultdict(set)  # sid -> call ids
         # After a call's room is closed on its worker: (record, closed cleanly?).
         self.closed_hooks: list[Callable[[CallRecord, bool], Awaitable[None]]] = []
+        self.privilege = PrivilegeCheck(calls, self.control, monitoring)
         calls.accept_hooks.append(self._place)
         calls.admission = self._admit
+        calls.privilege = self.privilege.recheck
         calls.end_hooks.append(self._close)
 
     def bind(self, sockets: SocketApi) -> None:
@@ -162,6 +167,8 @@ class MediaBridge:
 
     async def _offer(self, session: Session, payload: RtcOffer) -> dict[str, Any]:
         record = await self.calls.get_for(payload.call_id, session.role, session.subject)
+        if record.state in IN_CALL:  # before this party's media flows
+            record = await self.privilege.recheck(record)
         if record.state not in IN_CALL:
             raise ProtocolError(ErrorCode.INVALID_STATE, f"no media for a call {record.state}")
         party: Party = "tablet" if session.role == "tablet" else "family"
@@ -181,6 +188,10 @@ class MediaBridge:
             raise _protocol_error(exc) from exc
         self._watching[session.sid].add(record.call_id)
         await self.monitoring.add_watcher(record.call_id, session.sid)
+        now = await self.calls.store.get(record.call_id)
+        if now is not None and now.privileged:  # turned privileged while the worker answered
+            await self._stop_watching(session.sid, record.call_id)
+            raise ProtocolError(ErrorCode.PRIVILEGED, "privileged calls are not monitored")
         return {"sdp": answer}
 
     async def _unwatch(self, session: Session, payload: CallRef) -> dict[str, Any]:
@@ -210,7 +221,9 @@ class MediaBridge:
         if record is None:
             return
         if event.type == "connected" and record.state == CallState.ACCEPTED:
-            await self.calls.connect(record)
+            record = await self.privilege.recheck(record)  # media flows from now on
+            if record.state == CallState.ACCEPTED:
+                await self.calls.connect(record)
         elif event.type == "media_lost":
             await self.calls.end(record, "connection_lost")
         elif event.type == "quality":

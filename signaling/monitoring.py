@@ -77,6 +77,10 @@ class Monitoring:
     async def watcher_count(self, call_id: str) -> int:
         return int(await self._redis.scard(watchers_key(call_id)))
 
+    async def watcher_ids(self, call_id: str) -> list[str]:
+        """The watching monitors' socket ids."""
+        return sorted(text(raw) for raw in await self._redis.smembers(watchers_key(call_id)))
+
     async def add_watcher(self, call_id: str, watcher_id: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.sadd(watchers_key(call_id), watcher_id)

@@ -2,7 +2,10 @@
 
 - at accept, before the call is placed on a worker: catalog the recording (``complete: false``);
   a privileged call is never cataloged, and its worker room never records (decided before any
-  media flows, from the call's ``privileged`` flag);
+  media flows, from the call's ``privileged`` flag, which :mod:`signaling.privilege` decides
+  again at accept, at offers and at connect);
+- when a call turned privileged after it was cataloged (its room is made private and the file
+  deleted by its worker): its catalog entry is dropped, as if it had never been recorded;
 - when the call's room is closed: seal, hash, sign and catalog the file with the monitors'
   flags. The worker's report (``sfu:recording:{call_id}``) says it closed the file and what it
   could not record; without one (the worker died, was fenced or did not answer in time) the
@@ -70,6 +73,7 @@ class RecordingBridge:
         # First of the accept hooks: cataloged before the media bridge places the call.
         calls.accept_hooks.insert(0, self._begin)
         media.closed_hooks.append(self._finalize)
+        media.privilege.privatized_hooks.append(self._forget)
         self._sweeper = Periodic("recording-orphans", self._sweep, 60.0, delay_first=False)
         self._purger = Periodic("recording-retention", self._purge, 3600.0, delay_first=False)
 
@@ -85,6 +89,14 @@ class RecordingBridge:
     async def _begin(self, record: CallRecord) -> None:
         if not record.privileged:
             await self.service.begin(_info(record))
+
+    async def _forget(self, record: CallRecord) -> None:
+        """The call turned privileged: its unfinished recording leaves no entry (the worker
+        deleted the file; a shared directory's copy goes too)."""
+        entry = await self.service.catalog.get(record.call_id)
+        if entry is not None and entry.state == "recording":
+            await self.service.catalog.discard(entry.manifest)
+        await asyncio.to_thread(self.service.storage.discard_recording, record.call_id)
 
     async def _finalize(self, record: CallRecord, closed_cleanly: bool) -> None:
         if record.privileged:

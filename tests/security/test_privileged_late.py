@@ -1,0 +1,159 @@
+"""Issue 31 §1.5: privileged status is decided again from the contact's current status, not
+fixed when the call is placed. A contact an admin marks privileged while the call rings, or
+after the answer but before the parties' media, gets a call that is never recorded and never
+watched: no recording (file or catalog entry), a monitor's watch refused or ended, and
+monitors see the family as null.
+
+Real calls: a real node, the package's real SFU worker (recording into ``recordings_dir``),
+real clients and media."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from client.peer import MonitorPeer, watch_call
+from client.session import AckError, ProtocolClient
+from core.tokens import Tokens
+from media.control import SfuControl
+from tests.conftest import Clients, Node, Ringing, accepted, http_as, media_between, ring
+
+PRIVILEGED_FAMILY = {"id": None, "name": None}
+
+
+@pytest.fixture
+async def admin(node: Node, tokens: Tokens) -> AsyncIterator[aiohttp.ClientSession]:
+    async with http_as(node.url, tokens, "admin", "A1") as session:
+        yield session
+
+
+@pytest.fixture
+async def investigator(node: Node, tokens: Tokens) -> AsyncIterator[aiohttp.ClientSession]:
+    async with http_as(node.url, tokens, "investigator", "I1") as session:
+        yield session
+
+
+async def mark_privileged(admin: aiohttp.ClientSession, resident: str, family: str) -> None:
+    body = {"status": "approved", "privileged": True}
+    async with admin.put(f"/api/v1/admin/contacts/{resident}/{family}", json=body) as response:
+        assert response.status == 200, await response.text()
+
+
+def files_of(recordings_dir: Path, call_id: str) -> list[str]:
+    return sorted(p.name for p in recordings_dir.rglob("*") if call_id in p.name)
+
+
+async def room_of(redis: Redis, call_id: str) -> dict[str, Any]:
+    """The call's room as its worker reports it (``recording`` only while it records)."""
+    worker = (await redis.hget(f"call:{call_id}", "worker_id") or b"").decode()
+    stats = await SfuControl(redis).stats(worker)
+    room: dict[str, Any] = stats["rooms"][call_id]
+    return room
+
+
+async def refused_watch(monitor: ProtocolClient, call_id: str) -> str:
+    peer = MonitorPeer(decode=False)
+    try:
+        with pytest.raises(AckError) as err:
+            await watch_call(monitor, call_id, peer)
+        return err.value.code
+    finally:
+        await peer.close()
+
+
+async def nothing_recorded(
+    call_id: str, recordings_dir: Path, investigator: aiohttp.ClientSession, redis: Redis
+) -> None:
+    assert files_of(recordings_dir, call_id) == []
+    async with investigator.get(f"/api/v1/recordings/{call_id}") as response:
+        assert response.status == 404, await response.text()
+    assert not [k async for k in redis.scan_iter(f"rec:*{call_id}*")]
+    assert await redis.zscore("rec:idx:all", call_id) is None
+
+
+async def hang_up(pair: Ringing) -> None:
+    await pair.tablet.hangup(pair.call_id)
+    await pair.family.next("call.ended")
+
+
+async def ended_everywhere(redis: Redis, call_id: str) -> None:
+    """Until the worker has closed the call's room (the end-of-call chain runs after hangup)."""
+    deadline = time.monotonic() + 10
+    while await SfuControl(redis).held_by_worker(call_id):
+        assert time.monotonic() < deadline, "the worker still holds the call"
+        await asyncio.sleep(0.05)
+
+
+async def test_marked_while_ringing_the_call_is_never_recorded_nor_watched(
+    clients: Clients,
+    admin: aiohttp.ClientSession,
+    investigator: aiohttp.ClientSession,
+    redis: Redis,
+    recordings_dir: Path,
+) -> None:
+    monitor = await clients.connect("monitor", "S1")
+    pair = await ring(clients, "R1", "F1")  # placed while not privileged
+    started = await monitor.next("monitor.call_started")
+    assert started["privileged"] is False
+    await mark_privileged(admin, "R1", "F1")
+    await pair.family.accept(pair.call_id)
+    await pair.tablet.next("call.accepted")
+
+    updated = await monitor.next("monitor.call_updated")
+    assert (updated["privileged"], updated["family"]) == (True, PRIVILEGED_FAMILY)
+    assert await refused_watch(monitor, pair.call_id) == "privileged"
+    async with media_between(pair):
+        room = await room_of(redis, pair.call_id)
+        assert room["privileged"] is True and "recording" not in room
+        listed = await monitor.request("monitor.calls")
+        [call] = [c for c in listed["calls"] if c["call_id"] == pair.call_id]
+        assert call["family"] == PRIVILEGED_FAMILY and call["recording"] is False
+        assert await refused_watch(monitor, pair.call_id) == "privileged"
+        await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
+        await hang_up(pair)
+    await ended_everywhere(redis, pair.call_id)
+    await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
+
+
+async def test_marked_after_the_answer_ends_the_watch_and_deletes_the_recording(
+    clients: Clients,
+    admin: aiohttp.ClientSession,
+    investigator: aiohttp.ClientSession,
+    redis: Redis,
+    recordings_dir: Path,
+) -> None:
+    monitor = await clients.connect("monitor", "S1")
+    pair = await accepted(clients, "R1", "F1")  # its room records, a monitor watches
+    async with investigator.get(f"/api/v1/recordings/{pair.call_id}") as response:
+        assert response.status == 200 and (await response.json())["state"] == "recording"
+    assert files_of(recordings_dir, pair.call_id)  # the file in progress
+    assert "recording" in await room_of(redis, pair.call_id)
+    watcher = MonitorPeer(decode=False)
+    try:
+        await watch_call(monitor, pair.call_id, watcher)
+        assert len((await room_of(redis, pair.call_id))["watchers"]) == 1
+
+        await mark_privileged(admin, "R1", "F1")  # before any media flows
+        async with media_between(pair):
+            ended = await monitor.next("monitor.watch_ended")
+            assert ended == {"call_id": pair.call_id, "reason": "privileged"}
+            room = await room_of(redis, pair.call_id)
+            assert room["privileged"] is True and room["watchers"] == []
+            assert "recording" not in room
+            updates = monitor.events_named("monitor.call_updated")
+            assert updates[-1]["family"] == PRIVILEGED_FAMILY
+            assert (updates[-1]["privileged"], updates[-1]["watchers"]) == (True, 0)
+            assert await refused_watch(monitor, pair.call_id) == "privileged"
+            await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
+            await hang_up(pair)
+    finally:
+        await watcher.close()
+    await ended_everywhere(redis, pair.call_id)
+    await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
