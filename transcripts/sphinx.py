@@ -94,7 +94,7 @@ class SphinxEngine:
             base = begin / SAMPLE_RATE
             words: list[Word] = []
             probs: list[float] = []
-            for seg in decoder.seg():
+            for seg in decoder.seg() or ():
                 word = _word(seg.word)
                 if word in FILLERS or word.startswith("["):
                     continue
@@ -132,7 +132,7 @@ class SphinxEngine:
                 WatchHit(
                     word=_word(s.word), party=party, offset_s=round(s.start_frame * FRAME_S, 2)
                 )
-                for s in decoder.seg()
+                for s in decoder.seg() or ()
             ]
         except RuntimeError as exc:
             log.warning("keyword spotting failed: %s", exc)

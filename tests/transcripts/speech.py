@@ -19,11 +19,11 @@ import numpy as np
 import numpy.typing as npt
 
 from client.clip import AUDIO_TIME_BASE, ClipSpec, EncodedClip
-from client.media import ClipAudio, ClipSource
-from client.peer import KINDS, PartyPeer, PassthroughPeerConnection, close_all, forwarding_ends
-from client.peer import RtpSink, join_call, rtc_config
+from client.media import ClipAudio, ClipSource, RtpSink
+from client.peer import KINDS, PartyPeer, close_all, join_call, rtc_config
 from recorder.muxer import CallRecording
 from recorder.service import CallInfo, RecordingService
+from rtpkit.passthrough import PassthroughPeerConnection, forwarding_ends
 from tests.conftest import Ringing
 from tests.recorder.frames import TABLET, Frame, call_frames
 
@@ -101,8 +101,8 @@ def opus(pcm: Pcm, bitrate: int = 32_000) -> list[bytes]:
         frame.sample_rate = RATE
         frame.pts = index * FRAME
         frame.time_base = AUDIO_TIME_BASE
-        out.extend(bytes(p) for p in codec.encode(frame))  # type: ignore[attr-defined]
-    out.extend(bytes(p) for p in codec.encode(None))  # type: ignore[attr-defined]
+        out.extend(bytes(p) for p in codec.encode(frame))
+    out.extend(bytes(p) for p in codec.encode(None))
     return out
 
 
@@ -146,9 +146,7 @@ async def speech_call(pair: Ringing, family_says: Speech) -> AsyncIterator[None]
         await close_all(tablet, family)
 
 
-async def record_speech(
-    service: RecordingService, info: CallInfo, said: Speech
-) -> None:
+async def record_speech(service: RecordingService, info: CallInfo, said: Speech) -> None:
     """A sealed, signed recording of ``info`` made by the real muxer: the tablet's clip and
     the family saying ``said``."""
     await service.begin(info)
