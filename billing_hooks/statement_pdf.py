@@ -34,6 +34,11 @@ def minutes(seconds: int) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def when(local_iso: str) -> str:
+    """A statement line's ISO local time as people read it: ``2026-12-06 21:04``."""
+    return local_iso[:16].replace("T", " ")
+
+
 def _table(header: list[str], rows: list[list[Any]], widths: list[float]) -> Table:
     table = Table([header, *rows], colWidths=widths, repeatRows=1)
     table.setStyle(_GRID)
@@ -57,7 +62,8 @@ def render(statement: Statement) -> bytes:
     story: list[Any] = [
         Paragraph(f"AdvanceConnect statement — {statement.month}", styles["Title"]),
         Paragraph(
-            f"{statement.name} (account {statement.family_id}) · times in {statement.timezone}",
+            f"{statement.name} (account {statement.family_id}) · times in {statement.timezone} · "
+            "amounts in US dollars",
             styles["Normal"],
         ),
         Spacer(1, 10),
@@ -79,7 +85,7 @@ def render(statement: Statement) -> bytes:
         Paragraph("Deposits", styles["Heading3"]),
     ]
     deposits = [
-        [d["date"], d["description"], dollars(d["amount_cents"])] for d in statement.deposits
+        [when(d["date"]), d["description"], dollars(d["amount_cents"])] for d in statement.deposits
     ]
     story.append(
         _table(
@@ -91,7 +97,7 @@ def render(statement: Statement) -> bytes:
     story += [Spacer(1, 14), Paragraph("Calls", styles["Heading3"])]
     calls = [
         [
-            c["date"],
+            when(c["date"]),
             c["resident"]["name"],
             c["facility"]["name"],
             minutes(c["duration_s"]),
@@ -108,8 +114,8 @@ def render(statement: Statement) -> bytes:
         )
     )
     others = [
-        [r["date"], r["description"], dollars(-r["amount_cents"])] for r in statement.refunds
-    ] + [[c["date"], c["description"], dollars(c["amount_cents"])] for c in statement.credits]
+        [when(r["date"]), r["description"], dollars(-r["amount_cents"])] for r in statement.refunds
+    ] + [[when(c["date"]), c["description"], dollars(c["amount_cents"])] for c in statement.credits]
     story += [Spacer(1, 14), Paragraph("Refunds and credits", styles["Heading3"])]
     story.append(
         _table(

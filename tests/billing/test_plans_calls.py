@@ -28,6 +28,7 @@ from billing_hooks.allowance import Allowances
 from client.session import AckError
 from core import tariff
 from signaling.call_state import CallStore
+from tests.billing.plans_data import CONNECTICUT_TZ, MONTANA_TZ, plans_seed
 from tests.conftest import (
     Clients,
     ClientsFactory,
@@ -38,12 +39,10 @@ from tests.conftest import (
     redis_keeping_workers,
     ring,
 )
-from tests.seeds import ALWAYS_OPEN
 from visitation.seed import apply_seed, parse_seed
 
 sfu_worker = package_sfu_worker("plans-sfu")
 
-MONTANA_TZ, CONNECTICUT_TZ = "America/Denver", "America/New_York"
 CT_PLAN = tariff.Plan(payer="agency", max_minutes_per_day=90)
 
 
@@ -52,49 +51,6 @@ async def redis(redis_url: str, sfu_worker: str) -> AsyncIterator[Redis]:
     """A clean database for each test, keeping the shared worker's registration (``sfu:*``)."""
     async with redis_keeping_workers(redis_url) as client:
         yield client
-
-
-def plans_seed() -> dict[str, Any]:
-    def facility(
-        fid: str, name: str, tz: str, rate: int, pricing: dict[str, Any]
-    ) -> dict[str, Any]:
-        return {
-            "id": fid, "name": name, "timezone": tz, "type": "prison",
-            "rate_cents_per_minute": rate, "max_call_seconds": 1800,
-            "calling_hours": ALWAYS_OPEN, "pricing": pricing,
-        }  # fmt: skip
-
-    return {
-        "facilities": [
-            facility(
-                "MT",
-                "Montana State Prison",
-                MONTANA_TZ,
-                25,
-                {"payer": "family", "free_minutes": 10, "free_period": "week"},
-            ),
-            facility(
-                "CT",
-                "Connecticut CI",
-                CONNECTICUT_TZ,
-                0,
-                {"payer": "agency", "max_minutes_per_day": 90},
-            ),
-        ],
-        "residents": [
-            {"id": "RM", "facility_id": "MT", "name": "Monty Resident"},
-            {"id": "RC", "facility_id": "CT", "name": "Conn Resident"},
-        ],
-        "families": [
-            {"id": "FM", "name": "Montana Family", "balance_cents": 1000, "verified": True},
-            {"id": "FC", "name": "Connecticut Family", "balance_cents": 0, "verified": True},
-        ],
-        "contacts": [
-            {"resident_id": "RM", "family_id": "FM", "status": "approved"},
-            {"resident_id": "RC", "family_id": "FC", "status": "approved"},
-        ],
-        "staff": [{"id": "A1", "role": "admin", "facility_ids": ["*"]}],
-    }
 
 
 @pytest.fixture
