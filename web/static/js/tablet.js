@@ -15,6 +15,7 @@ const PLACE_ERRORS = {
   insufficient_funds: "This contact's account does not have enough funds for a call.",
   busy: "A call is already in progress.",
   capacity: "Video calls are busy right now. Try again in a few minutes.",
+  quota_exhausted: "Your free call minutes for today are used up. They are back at midnight.",
   forbidden: "This device is not signed in as a resident tablet.",
 };
 
@@ -142,9 +143,42 @@ function rememberCall(contactId) {
   else localStorage.setItem(lastCallKey(), JSON.stringify(calls));
 }
 
+/**
+ * The resident's free minutes under the facility's pricing plan (session.info `allowance`,
+ * PROTOCOL v1.2 pricing plans): what is left today or this week, and when it is whole again.
+ */
+function showAllowance(allowance) {
+  const line = $("#allowance");
+  const left = allowance?.free_seconds_remaining;
+  let text = "";
+  if (allowance?.payer === "agency" && (left === null || left === undefined)) {
+    text = "Calls are free.";
+  } else if (allowance && allowance.allowance_seconds) {
+    const period = allowance.period === "week" ? "this week" : "today";
+    const resets = allowance.period === "week" ? "on Monday" : "at midnight";
+    const minutes = Math.floor(left / 60);
+    const lead = allowance.payer === "agency" ? "Free calls" : "Free minutes";
+    text = left > 0
+      ? `${lead}: ${minutes} min left ${period}.`
+      : `${lead}: none left ${period}; more ${resets}.`;
+  }
+  line.textContent = text;
+  line.hidden = !text;
+}
+
+async function refreshAllowance(client) {
+  try {
+    const info = await client.request("session.info");
+    if (client === state.client) showAllowance(info.allowance);
+  } catch {
+    // the contacts show all the same; the next refresh tries again
+  }
+}
+
 async function loadContacts() {
   const { client } = state;
   if (!client) return;
+  refreshAllowance(client);
   let contacts;
   try {
     ({ contacts } = await client.request("contacts.list"));
