@@ -1,11 +1,12 @@
 // The facility administrator's console: today's board, contact requests of its facilities
 // (approve, approve as an attorney — privileged, never recorded — or deny), identity reviews,
-// staff and residents' PINs (admin-identity.js, admin-staff.js), and each facility's settings
-// (admin-facilities.js). Speaks only the HTTP API (PROTOCOL v1.1, v1.2).
+// staff and residents' PINs (admin-identity.js, admin-staff.js), each facility's settings
+// (admin-facilities.js) and its scheduled visits (admin-visits.js). Speaks only the HTTP API (PROTOCOL v1.1, v1.2).
 
 import { IdentityReviews } from "./admin-identity.js";
 import { Facilities } from "./admin-facilities.js";
 import { StaffAdmin } from "./admin-staff.js";
+import { VisitsAdmin } from "./admin-visits.js";
 import { $, api, dateTime, el, money, say, show, tokenSubject } from "./common.js";
 import { signedOut, staffSignIn } from "./staff-signin.js";
 
@@ -25,6 +26,7 @@ async function request(method, path, body) {
 
 const facilities = new Facilities(request);
 const identity = new IdentityReviews(request, () => state.token);
+const visits = new VisitsAdmin(request, () => facilities.load());
 let staff = null;
 
 async function signIn(token) {
@@ -40,7 +42,9 @@ async function signIn(token) {
   $("#who").textContent = tokenSubject(token);
   staff = new StaffAdmin(request, tokenSubject(token));
   show("console");
-  await Promise.all([loadRequests(), loadBoard(), identity.load(), staff.load(listed)]);
+  await Promise.all([
+    loadRequests(), loadBoard(), identity.load(), staff.load(listed), visits.load(listed),
+  ]);
   setInterval(loadBoard, BOARD_REFRESH_MS);
 }
 
