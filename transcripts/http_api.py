@@ -79,7 +79,11 @@ class TranscriptApi:
                 "view",
                 call_ids=[call_id],
                 facility_id=entry.manifest.facility_id,
-                detail={"transcript": True, "status": body["status"], "sha256": body["sha256"]},
+                detail={
+                    "transcript": True,
+                    "transcript_status": body["status"],
+                    "sha256": body["sha256"],
+                },
             )
         return web.json_response(body, headers={"Cache-Control": "private, no-store"})
 
