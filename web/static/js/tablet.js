@@ -6,6 +6,7 @@ import { CallView } from "./call-view.js";
 import { $, connect, dateTime, duration, el, endReason, say, show, signInForm } from "./common.js";
 import { localMedia, stopMedia } from "./rtc.js";
 import { SharedTablet, deviceToken, enrol, isDeviceToken } from "./tablet-shared.js";
+import { TabletVisits } from "./tablet-visits.js";
 
 const TOKEN_KEY = "visitation.tablet.token";
 const PLACE_ERRORS = {
@@ -17,6 +18,7 @@ const PLACE_ERRORS = {
   capacity: "Video calls are busy right now. Try again in a few minutes.",
   quota_exhausted: "Your free call minutes for today are used up. They are back at midnight.",
   forbidden: "This device is not signed in as a resident tablet.",
+  not_scheduled: "Calls here are for booked visits: join your visit when it is due.",
 };
 
 // call: {id, contact: {id, name}, media (Promise<MediaStream>)}; its screen once accepted: `view`.
@@ -26,6 +28,10 @@ const state = {
   client: null, resident: null, contacts: [], call: null, recent: {}, swapTo: null, shared: null,
 };
 const view = new CallView();
+// "Your visits": a due one is placed like a call to its contact, with its visit_id.
+const visits = new TabletVisits((visit) => placeCall(
+  { id: visit.family.id, name: visit.family.name || visit.family.id, privileged: false }, visit.visit_id,
+));
 
 function go(screen) {
   show(screen);
@@ -120,6 +126,7 @@ function forget() {
   client?.close();
   Object.assign(state, { client: null, resident: null, contacts: [], call: null, recent: {}, swapTo: null });
   $("#contacts").replaceChildren();
+  visits.clear();
   for (const id of ["#calling-initial", "#calling-who", "#noanswer-who", "#end-reason", "#end-duration",
     "#call-with", "#call-status", "#who"]) {
     const node = $(id);
@@ -179,6 +186,7 @@ async function loadContacts() {
   const { client } = state;
   if (!client) return;
   refreshAllowance(client);
+  visits.load(client);
   let contacts;
   try {
     ({ contacts } = await client.request("contacts.list"));
@@ -213,7 +221,7 @@ async function loadContacts() {
 
 // ---------------------------------------------------------------- placing a call
 
-async function placeCall(contact) {
+async function placeCall(contact, visitId = null) {
   if (state.call) return;
   say($("#call-error"), "");
   const call = { id: null, contact, media: localMedia(), placed: false };
@@ -229,7 +237,8 @@ async function placeCall(contact) {
     if (state.shared) await state.shared.freshForCall();
     if (state.call !== call) return; // signed out meanwhile
     call.placed = true;
-    const { call_id } = await state.client.request("call.place", { contact_id: contact.id });
+    const place = visitId ? { contact_id: contact.id, visit_id: visitId } : { contact_id: contact.id };
+    const { call_id } = await state.client.request("call.place", place);
     call.id = call.id || call_id;
     rememberCall(contact.id);
   } catch (exc) {
@@ -275,6 +284,12 @@ function bindCallEvents(client) {
   const on = (event, handler) => client.on(event, (data) => {
     if (client === state.client) handler(data);
   });
+  // Scheduled visits: booked, changed, due — the list is read again.
+  for (const event of ["visit.updated", "visit.due"]) {
+    on(event, () => {
+      if (document.body.dataset.screen === "home") visits.load(client);
+    });
+  }
   on("call.ringing", (data) => {
     if (ours(data)) $("#calling-status").textContent = "Ringing…";
   });
