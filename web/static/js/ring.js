@@ -64,7 +64,7 @@ export class Ring {
     this.timers = [];
     this.audio.pause();
     this.audio.currentTime = 0;
-    if (navigator.vibrate) navigator.vibrate(0);
+    if (navigator.vibrate && navigator.userActivation?.hasBeenActive !== false) navigator.vibrate(0);
     document.title = this.title;
     this.announce.textContent = "";
     this.hint.hidden = true;
@@ -88,7 +88,9 @@ export class Ring {
   }
 
   vibrate() {
-    // Not on iOS or desktops; refused without a gesture on some browsers: best effort.
+    // Not on iOS; refused before the person has tapped the page (Chrome then logs an error):
+    // only once the page has been used.
+    if (navigator.userActivation && !navigator.userActivation.hasBeenActive) return;
     try {
       navigator.vibrate?.(VIBRATION);
     } catch {
@@ -103,7 +105,10 @@ export class Ring {
   /** A tap or key press: play now if ringing, else arm the element for later. */
   gesture() {
     if (this.ringing) {
-      if (this.audio.paused) this.play();
+      if (this.audio.paused) {
+        this.play();
+        this.vibrate();
+      }
       this.armed = true;
       return;
     }
