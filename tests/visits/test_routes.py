@@ -3,6 +3,7 @@ cancel and its cutoff, staff approval, deny and cancel with a reason both sides 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta
 from datetime import time as dtime
@@ -12,8 +13,8 @@ from zoneinfo import ZoneInfo
 import aiohttp
 
 from core.tokens import Tokens
-from tests.conftest import Clients, Node, http_as
-from tests.visits.conftest import slot_in
+from tests.conftest import Clients, Node, NodeFactory, http_as
+from tests.visits.conftest import RACERS, slot_in
 
 LA = ZoneInfo("America/Los_Angeles")
 
@@ -232,3 +233,28 @@ async def test_admin_visit_settings_are_validated(node: Node, tokens: Tokens) ->
     async with family(node, tokens) as http:
         await refused(http, "RV1", slot_in(20, 60) + 1800, 422, "outside_hours")
         await book(http, "RV1", slot_in(20, 60))
+
+
+async def test_fifty_bookings_over_two_nodes_give_exactly_three(
+    start_node: NodeFactory, seeded: object, tokens: Tokens
+) -> None:
+    """Families racing for the last stations through two nodes: ``concurrent: 3``, 50
+    concurrent POSTs, exactly 3 booked, the rest ``slot_full``."""
+    nodes = [await start_node(), await start_node()]
+    start = slot_in(3)
+    sessions = [family(nodes[i % 2], tokens, f"FR{i}") for i in range(RACERS)]
+    try:
+
+        async def one(i: int) -> int:
+            async with sessions[i].post(
+                "/api/v1/visits", json={"resident_id": f"RR{i}", "start": start}
+            ) as r:
+                body = await r.json()
+                assert r.status == 201 or body["error"]["code"] == "slot_full", body
+                return r.status
+
+        statuses = await asyncio.gather(*(one(i) for i in range(RACERS)))
+    finally:
+        for session in sessions:
+            await session.close()
+    assert statuses.count(201) == 3 and statuses.count(409) == RACERS - 3
