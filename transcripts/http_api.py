@@ -21,6 +21,7 @@ from core.domain import Staff
 from core.http_api import ApiError, guarded, known_admin, parse_body, parse_query
 from core.tokens import Claims, Tokens
 from recorder.audit import Actor
+from recorder.http_api import PLAYBACK
 from recorder.service import RecordingService
 from recorder.storage import CALL_ID
 from transcripts.service import TranscriptService
@@ -73,6 +74,12 @@ class TranscriptApi:
             entry = None
         body = await self._service.view(entry)
         body["call_id"] = call_id
+        # ?playback=<id>: one ``view`` with the manifest, media and thumbnails of that playback
+        # (the recorder's key, see recorder.http_api); without it, one entry per request.
+        playback = request.query.get("playback")
+        if playback is not None and not PLAYBACK.match(playback):
+            raise ApiError(422, "invalid_request", "playback: 8 to 64 letters, digits, - or _")
+        once = f"{claims.subject}|{call_id}|{playback}" if playback else None
         if entry is not None:
             await self._recordings.audit.append(
                 _actor(request, claims),
@@ -84,6 +91,7 @@ class TranscriptApi:
                     "transcript_status": body["status"],
                     "sha256": body["sha256"],
                 },
+                once=once,
             )
         return web.json_response(body, headers={"Cache-Control": "private, no-store"})
 

@@ -26,7 +26,8 @@ export async function loadTranscript(callId) {
   status.textContent = "Loading the transcript…";
   let transcript;
   try {
-    transcript = await request("GET", recordingPath(callId, "/transcript"));
+    const query = new URLSearchParams({ playback: state.playback });
+    transcript = await request("GET", recordingPath(callId, `/transcript?${query}`));
   } catch (exc) {
     if (callId === state.callId) status.textContent = `No transcript: ${exc.message}`;
     return;
