@@ -7,6 +7,7 @@
   422 ``not_approved``/``outside_hours``/``not_scheduled``;
 - ``GET /api/v1/account/visits`` (family): its visits, soonest first (``?from=&to=``
   optional: by default from a day ago);
+- ``GET /api/v1/account/visits.ics`` (family): its upcoming visits as an iCalendar feed;
 - ``DELETE /api/v1/visits/{visit_id}`` (family): cancel; after the cutoff 409
   ``too_late_to_cancel``;
 - ``GET /api/v1/admin/visits?facility_id=&from=&to=&status=`` (admin): the facility's visits
@@ -29,6 +30,7 @@ from core.directory import Directory
 from core.domain import Id
 from core.http_api import ApiError, guarded, known_admin, parse_body, parse_query
 from core.tokens import Claims, Tokens
+from visits.calendar import visits_calendar
 from visits.record import Visit, VisitStatus
 from visits.rules import DAY_S, Refusal
 from visits.service import InvalidChange, NotFound, VisitService
@@ -110,6 +112,19 @@ class VisitsApi:
         found = await self._service.visits_of_family(claims.subject, start, end)
         return web.json_response({"visits": [v.as_json() for v in found]})
 
+    async def calendar(self, request: web.Request, claims: Claims) -> web.StreamResponse:
+        now = self._service.now()
+        found = await self._service.visits_of_family(claims.subject, now - DAY_S, now + 400 * DAY_S)
+        found = [visit for visit in found if visit.end > now]  # upcoming, or under way
+        family = await self._directory.family(claims.subject)
+        name = f"Visits — {family.name}" if family else "Visits"
+        return web.Response(
+            body=visits_calendar(found, name),
+            content_type="text/calendar",
+            charset="utf-8",
+            headers={"Content-Disposition": 'inline; filename="visits.ics"'},
+        )
+
     async def cancel(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         try:
             visit = await self._service.cancel_by_family(
@@ -168,6 +183,7 @@ def add_visit_routes(
     app.router.add_get("/api/v1/visits/slots", guarded(tokens, family, api.slots))
     app.router.add_post("/api/v1/visits", guarded(tokens, family, api.book))
     app.router.add_get("/api/v1/account/visits", guarded(tokens, family, api.mine))
+    app.router.add_get("/api/v1/account/visits.ics", guarded(tokens, family, api.calendar))
     app.router.add_delete("/api/v1/visits/{visit_id}", guarded(tokens, family, api.cancel))
     app.router.add_get("/api/v1/admin/visits", guarded(tokens, admin, api.facility_visits))
     app.router.add_put("/api/v1/admin/visits/{visit_id}", guarded(tokens, admin, api.decide))

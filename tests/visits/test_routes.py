@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
+from icalendar import Calendar
 
 from core.tokens import Tokens
 from tests.conftest import Clients, Node, NodeFactory, http_as
@@ -258,3 +259,32 @@ async def test_fifty_bookings_over_two_nodes_give_exactly_three(
         for session in sessions:
             await session.close()
     assert statuses.count(201) == 3 and statuses.count(409) == RACERS - 3
+
+
+async def test_the_family_calendar_feed(node: Node, tokens: Tokens) -> None:
+    async with family(node, tokens) as http:
+        booked = await book(http, "RV1", slot_in(13))
+        pending = await book(http, "RA1", slot_in(30))
+        canceled = await book(http, "RV2", slot_in(60))
+        async with http.delete(f"/api/v1/visits/{canceled['visit_id']}") as r:
+            assert r.status == 200
+        async with http.get("/api/v1/account/visits.ics") as r:
+            assert r.status == 200 and r.content_type == "text/calendar"
+            feed = Calendar.from_ical(await r.read())
+    events = {str(e["uid"]).split("@")[0]: e for e in feed.walk("VEVENT")}
+    assert set(events) == {booked["visit_id"], pending["visit_id"], canceled["visit_id"]}
+    first = events[booked["visit_id"]]
+    assert first.decoded("dtstart").timestamp() == booked["start"]
+    assert first.decoded("dtend").timestamp() == booked["end"]
+    assert str(first["dtstart"].params["TZID"]) == "America/Los_Angeles"
+    assert str(first["summary"]) == "Video visit with Resident RV1"
+    assert str(first["location"]) == "Facility VIS"
+    assert [str(events[v["visit_id"]]["status"]) for v in (booked, pending, canceled)] == [
+        "CONFIRMED",
+        "TENTATIVE",
+        "CANCELLED",
+    ]
+    assert {str(tz["tzid"]) for tz in feed.walk("VTIMEZONE")} == {"America/Los_Angeles"}
+    async with http_as(node.url, tokens, "tablet", "RV1") as tablet:
+        async with tablet.get("/api/v1/account/visits.ics") as r:
+            assert r.status == 403
