@@ -21,6 +21,9 @@ from core import tariff
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+# A facility's watch word or phrase (PROTOCOL v1.2 transcripts): flags and alerts where said.
+WatchWord = Annotated[str, Field(min_length=1, max_length=64, pattern=r"\S")]
+WatchWords = Annotated[list[WatchWord], Field(max_length=200)]
 
 FacilityType = Literal[
     "prison",
@@ -158,6 +161,7 @@ class Facility(_Record):
     retention_days: StrictInt = Field(default=180, ge=1, le=36_500)
     pricing: Pricing = Field(default_factory=Pricing)
     visits: VisitSettings = Field(default_factory=VisitSettings)
+    watch_words: WatchWords = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _rate_for_payer(self) -> Facility:

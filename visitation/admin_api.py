@@ -31,6 +31,7 @@ from core.domain import (
     Pricing,
     Staff,
     VisitMode,
+    WatchWords,
 )
 from core.http_api import ApiError, describe, guarded, known_admin, parse_body
 from core.tokens import Claims, Tokens
@@ -64,6 +65,7 @@ class FacilityChange(BaseModel):
     retention_days: StrictInt | None = None
     # PROTOCOL v1.2 scheduled visits: only the fields given change (validated as a whole).
     visits: VisitsChange | None = None
+    watch_words: WatchWords | None = None  # PROTOCOL v1.2 transcripts (the whole list)
     # PROTOCOL v1.2 pricing plans: the whole plan (fields left out take their defaults).
     pricing: Pricing | None = None
 
