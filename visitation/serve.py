@@ -217,11 +217,11 @@ async def _serve(settings: Settings, secret: bytes, demo: bool, stop: Stop) -> N
                 )
             log.info("ended %s call(s) with server_shutdown", ended)
     finally:
+        if keeper is not None:  # a Redis stopped from now on is part of the shutdown
+            await keeper.stop()
         cleanup_s = CLEANUP_S if stop.fatal is None else CLEANUP_REDIS_LOST_S
         with timed("closing clients, settling, sealing"):
             await _bounded(runner.cleanup(), cleanup_s)
-        if keeper is not None:
-            await keeper.stop()
         if health is not None:
             await health.stop()
         with timed("stopping sfu workers"):
