@@ -250,9 +250,12 @@ class SocketApi:
         if session.role == "tablet":
             resident = await self.directory.resident(session.subject)
             name = resident.name if resident else name
-            # PROTOCOL v1.2 pricing plans (an addition): the resident's free minutes left.
+            # PROTOCOL v1.2 pricing plans (an addition): the resident's free minutes left, where
+            # the facility's plan has any (a family-paid plan without free minutes: nothing).
             facility = await self.directory.facility(resident.facility_id) if resident else None
-            if facility is not None and self.calls.plans is not None:
+            pricing = facility.pricing if facility is not None else None
+            has_free = pricing is not None and (pricing.payer == "agency" or pricing.free_minutes)
+            if facility is not None and has_free and self.calls.plans is not None:
                 extra["allowance"] = await self.calls.plans.allowance_info(
                     session.subject, facility
                 )
