@@ -18,6 +18,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,13 +36,20 @@ from tests.conftest import (
     accepted,
     http_as,
     media_between,
-    package_sfu_worker,
     redis_keeping_workers,
     ring,
+    start_sfu_worker,
 )
 from visitation.seed import apply_seed, parse_seed
 
-sfu_worker = package_sfu_worker("plans-sfu")
+
+@pytest.fixture(scope="module")
+async def sfu_worker(redis_url: str, recordings_dir: Path) -> AsyncIterator[str]:
+    """One real SFU worker for this module's calls (stopped when the module is done, so the
+    tests after it see no worker)."""
+    async with start_sfu_worker(redis_url, recordings_dir, "plans-sfu") as worker_id:
+        yield worker_id
+
 
 CT_PLAN = tariff.Plan(payer="agency", max_minutes_per_day=90)
 
