@@ -229,6 +229,32 @@ async def test_sign_up_confirm_sign_in_verify_identity_sign_out(
     await expect(page.locator("#who")).to_have_text("Maria Lopez")
     await expect(status).to_have_text("Submitted — the facility will review it.")
 
+    # The facility turns the photos down, with a reason: the page asks for new ones.
+    _, account = await http(server, "GET", "/api/v1/account", token)
+    review = f"/api/v1/admin/identity/{account['family_id']}"
+    admin = server.tokens.issue("admin", "A1")
+    reason = "the back of the ID is blurred"
+    decided, _ = await http(
+        server, "PUT", review, admin, json={"status": "rejected", "reason": reason}
+    )
+    assert decided == 200
+    await page.reload()
+    await expect(card).to_be_visible()
+    await expect(page.locator("#identity-intro")).to_have_text(
+        f"The facility could not verify your ID ({reason}). Please take the photos again."
+    )
+    for name, path in shots.items():
+        await card.locator(f"input[name={name}]").set_input_files(path)
+    await card.locator("button[type=submit]").click()
+    await expect(status).to_have_text("Submitted — the facility will review it.")
+    decided, _ = await http(server, "PUT", review, admin, json={"status": "verified"})
+    assert decided == 200
+    await page.reload()
+    await expect(page.locator("#who")).to_have_text("Maria Lopez")
+    await expect(page.locator("#balance")).to_have_text("$0.00")
+    await expect(card).to_be_hidden()  # verified: nothing more to do
+    await expect(status).to_be_hidden()
+
     # Sign out: the token is revoked and forgotten.
     await page.click("#signout")
     await expect(page.locator("#signin")).to_be_visible()
@@ -343,3 +369,20 @@ async def test_an_operator_pastes_a_token(pages: Pages, server: WebNode) -> None
     # A pasted token is this tab's only.
     assert await page.evaluate(f"localStorage.getItem({TOKEN_KEY!r})") is None
     assert await page.evaluate(f"sessionStorage.getItem({TOKEN_KEY!r})")
+
+
+async def test_too_many_wrong_passwords(pages: Pages, server: WebNode) -> None:
+    address = "kim.park@example.test"
+    body = {"email": address, "password": PASSWORD, "name": "Kim Park"}
+    assert (await http(server, "POST", "/api/v1/signup", json=body))[0] == 201
+    page = await open_page(pages)
+    error = page.locator("#signin .error")
+    for attempt in range(6):
+        await sign_in(page, address, f"wrong guess number {attempt}")
+        await expect(error).to_have_text(re.compile(r"^(Wrong e-mail or password\.|Too many)"))
+        if (await error.text_content() or "").startswith("Too many"):
+            break
+    await expect(error).to_have_text(re.compile(r"^Too many tries\. Try again in \d+ minutes?\.$"))
+    await screenshot(page, "family-signin-locked")
+    await sign_in(page, address, PASSWORD)  # locked, even with the right password
+    await expect(error).to_contain_text("Too many tries")
