@@ -2,6 +2,7 @@
 // message when a change is refused), longest call, and an editor for the calling hours (days,
 // start, end, in the facility's time zone), type and how long recordings are kept.
 
+import { pricingCell } from "./admin-pricing.js";
 import { $, duration, el, rate, say } from "./common.js";
 
 const TYPES = {
@@ -81,6 +82,7 @@ export class Facilities {
       el("td", {}, typeName(f.type)),
       el("td", { class: "num" }, rate(f.rate_cents_per_minute), " ",
         el("small", { class: "muted" }, f.rate_cap_cents_per_minute ? `cap ${rate(f.rate_cap_cents_per_minute)}` : "no cap")),
+      pricingCell(f, (change, err) => this.save(f, change, err)),
       el("td", { class: "num" }, duration(f.max_call_seconds)),
       el("td", { class: "hours" }, el("small", {}, hours(f.calling_hours))),
       el("td", { class: "num" }, `${f.retention_days} days`),

@@ -54,6 +54,7 @@ const BOARD_REFRESH_MS = 10_000;
 const REASONS = {
   outside_hours: "outside hours", capacity: "capacity", insufficient_funds: "insufficient funds",
   unavailable: "unavailable", not_approved: "not approved", busy: "busy",
+  quota_exhausted: "daily cap used", not_scheduled: "no due visit",
 };
 
 async function loadBoard() {
@@ -94,6 +95,7 @@ function boardRow(f) {
     el("td", { class: "num calls" }, String(t.calls)),
     el("td", { class: "num minutes" }, String(t.minutes)),
     el("td", { class: "num revenue" }, money(t.revenue_cents)),
+    el("td", { class: "num agency" }, `${t.agency_minutes ?? 0} min`),
     el("td", { class: "refused" }, refusalChart(t.refused)),
   );
 }
