@@ -118,10 +118,12 @@ async function attempt(token, { link }) {
 
 // ---------------------------------------------------------------- screens
 
-function screen(id) {
+/** Show screen `id` with its errors cleared; `focus`: its first field (after a tap only, so
+ * that a phone does not open its keyboard over a page just opened). */
+function screen(id, { focus = false } = {}) {
   show(id);
   for (const error of document.querySelectorAll(`#${id} .error`)) say(error, "");
-  $(`#${id} input:not([type=hidden]), #${id} textarea`)?.focus({ preventScroll: true });
+  if (focus) $(`#${id} input:not([type=hidden]), #${id} textarea`)?.focus({ preventScroll: true });
 }
 
 /** Busy while `work` runs: the form's submit button is disabled (no double submits). */
@@ -141,7 +143,7 @@ function wireScreens() {
     if (!link || !SCREENS.includes(link.dataset.auth)) return;
     // A typed e-mail goes along to the next form.
     const email = document.querySelector(`#${document.body.dataset.screen} input[type=email]`);
-    screen(link.dataset.auth);
+    screen(link.dataset.auth, { focus: true });
     for (const field of document.querySelectorAll(`#${link.dataset.auth} input[type=email]`)) {
       if (!field.value && email?.value) field.value = email.value;
     }

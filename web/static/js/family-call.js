@@ -18,6 +18,7 @@ const view = new CallView(); // the call in progress: view.callId
 const ring = new Ring({ audio: $("#ring-audio"), announce: $("#ring-announce"), hint: $("#ring-hint") });
 let ringTicker = null;
 let wanted = null; // {callId, action: "accept" | "decline" | "show", timer}
+let accepting = false; // Accept was pressed: the camera starts, the call is being accepted
 
 export const inCall = () => Boolean(view.callId);
 
@@ -88,7 +89,7 @@ function onIncoming(call) {
   }
   if (asked === "accept") return accept();
   if (asked === "decline") return reject();
-  if (!again || !ring.ringing) {
+  if (!accepting && (!again || !ring.ringing)) {
     ring.start(`Incoming call from ${call.resident.name} at ${call.facility.name}`);
   }
 }
@@ -134,7 +135,16 @@ async function reject() {
 
 async function accept() {
   const call = state.incoming;
-  if (!call) return;
+  if (!call || accepting) return;
+  accepting = true;
+  try {
+    await answer(call);
+  } finally {
+    accepting = false;
+  }
+}
+
+async function answer(call) {
   ring.stop(); // answered: silence at once, while the camera starts
   for (const button of [$("#accept"), $("#reject")]) button.disabled = true;
   let stream;

@@ -7,7 +7,7 @@
 //   family-call.js     an incoming call, its ring (ring.js), the call and its end
 //   push.js            notifications on this device and the family's devices (issue 25)
 
-import { $, api, Client, connect } from "./common.js";
+import { $, api, connect } from "./common.js";
 import { loadFacilities, onAccount, refreshAccount } from "./family-account.js";
 import { go, state } from "./family-app.js";
 import { sessionEnded, signOut, startAuth } from "./family-auth.js";
@@ -34,38 +34,15 @@ async function signIn(token) {
   }
   identity.token = token;
   if (askedCall) answerWhenRinging(askedCall.callId, askedCall.action);
-  state.client = await connectBound(token, onLine, bindCallEvents);
+  // Bound once connected: the server sends a ringing call's call.incoming again only after
+  // the socket's CONNECT (signaling/calls.py ring_on_connect), so none is missed.
+  state.client = await connect(token, onLine);
+  bindCallEvents(state.client);
   $("#who").textContent = who();
   $("#signout").hidden = false;
   go("home");
   expectSoon();
   startNotifications(token);
-}
-
-/**
- * `connect()`, with `bind(client)` called before the socket receives anything: a call.incoming
- * that the server sends as the socket connects is delivered before the connection's "connect"
- * event (socket.io-client emits what it buffered first), so handlers bound after `connect()`
- * resolves would miss it. The socket is caught as connect() creates it.
- */
-async function connectBound(token, onLine, bind) {
-  const io = globalThis.io;
-  let bound = false;
-  globalThis.io = (...args) => {
-    const socket = io(...args);
-    bind(new Client(socket));
-    bound = true;
-    return socket;
-  };
-  let connecting;
-  try {
-    connecting = connect(token, onLine);
-  } finally {
-    globalThis.io = io;
-  }
-  const client = await connecting;
-  if (!bound) bind(client);
-  return client;
 }
 
 /** Lost, back, or ended: `info.expired` (a revoked or expired session) goes to sign-in. */
