@@ -36,6 +36,7 @@ export class Ring {
   start(text) {
     if (this.ringing) this.stop();
     this.ringing = true;
+    document.body.dataset.ringing = "true"; // the page's own sign (style.css)
     this.title = document.title;
     this.audio.muted = false;
     this.audio.currentTime = 0;
@@ -60,6 +61,7 @@ export class Ring {
   stop() {
     if (!this.ringing) return;
     this.ringing = false;
+    delete document.body.dataset.ringing;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     this.audio.pause();
