@@ -5,8 +5,7 @@
   another facility) answers ``status: none``, alike;
 - ``GET /api/v1/alerts`` (investigator, admin: their facilities' alerts, newest first, each
   with ``read``), ``POST /api/v1/alerts/{alert_id}/read`` (an addition);
-- ``GET|PUT /api/v1/admin/facilities/{id}/watch-words`` (admin, scoped; an addition until
-  ``PUT /api/v1/admin/facilities/{id}`` takes ``watch_words`` itself).
+- watch words are a facility's (``PUT /api/v1/admin/facilities/{id}`` ``watch_words``).
 """
 
 from __future__ import annotations
@@ -18,14 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.directory import Directory
 from core.domain import Staff
-from core.http_api import ApiError, guarded, known_admin, parse_body, parse_query
+from core.http_api import ApiError, guarded, parse_query
 from core.tokens import Claims, Tokens
 from recorder.audit import Actor
 from recorder.http_api import PLAYBACK
 from recorder.service import RecordingService
 from recorder.storage import CALL_ID
 from transcripts.service import TranscriptService
-from transcripts.watch_words import WatchWordsBody
 
 PREFIX: Final = "/api/v1"
 
@@ -117,24 +115,6 @@ class TranscriptApi:
         await self._service.alerts.mark_read(staff.id, alert_id)
         return web.json_response({"alert_id": alert_id, "read": True})
 
-    async def _admin_facility(self, request: web.Request, claims: Claims) -> str:
-        admin = await known_admin(self._directory, claims)
-        facility_id = request.match_info["facility_id"]
-        if not admin.covers(facility_id) or await self._directory.facility(facility_id) is None:
-            raise ApiError(404, "not_found", f"no facility {facility_id!r}")
-        return facility_id
-
-    async def get_watch_words(self, request: web.Request, claims: Claims) -> web.StreamResponse:
-        facility_id = await self._admin_facility(request, claims)
-        words = await self._service.watch_words.get(facility_id)
-        return web.json_response({"facility_id": facility_id, "watch_words": words})
-
-    async def put_watch_words(self, request: web.Request, claims: Claims) -> web.StreamResponse:
-        facility_id = await self._admin_facility(request, claims)
-        body = await parse_body(request, WatchWordsBody)
-        words = await self._service.watch_words.set(facility_id, body.watch_words)
-        return web.json_response({"facility_id": facility_id, "watch_words": words})
-
 
 def add_transcript_routes(
     app: web.Application,
@@ -154,6 +134,3 @@ def add_transcript_routes(
     app.router.add_post(
         f"{PREFIX}/alerts/{{alert_id}}/read", guarded(tokens, staff, api.read_alert)
     )
-    words = f"{PREFIX}/admin/facilities/{{facility_id}}/watch-words"
-    app.router.add_get(words, guarded(tokens, {"admin"}, api.get_watch_words))
-    app.router.add_put(words, guarded(tokens, {"admin"}, api.put_watch_words))

@@ -10,6 +10,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from core.directory import Directory
 from recorder.catalog import Entry
 from recorder.manifest import Manifest
 from recorder.transcript_port import TranscriptCheck
@@ -29,7 +30,7 @@ class TranscriptService:
         """``queue`` None: this node never enqueues (e.g. a read-only node)."""
         self.store = TranscriptStore(redis)
         self.index = TranscriptIndex(self.store)
-        self.watch_words = WatchWords(redis)
+        self.watch_words = WatchWords(Directory(redis))
         self.alerts = AlertStore(redis)
         self.signer = TranscriptSigner(secret)
         self.queue = queue

@@ -1,32 +1,20 @@
-"""A facility's watch words (admin-set) and finding them in transcript segments.
+"""A facility's watch words (``Facility.watch_words``, set by its admins with
+``PUT /api/v1/admin/facilities/{id}``) and finding them in transcript segments.
 
-Stored per facility (``tr:watch:<facility_id>``, a JSON list), at most 200 words or phrases of
-at most 64 characters each, compared case-insensitively on whole words: "gate" is heard in
-"the north gate" but not in "gateway"; a phrase ("north gate") must be said in that order.
+Compared case-insensitively on whole words: "gate" is heard in "the north gate" but not in
+"gateway"; a phrase ("north gate") must be said in that order.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
-from typing import Annotated, Final
+from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from redis.asyncio import Redis
-
-from core.redis_text import text
+from core.directory import Directory
 from transcripts.model import Segment, WatchHit
 
-MAX_WORDS: Final = 200
 WORD: Final = re.compile(r"[a-z0-9']+")
-WatchWord = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-
-
-class WatchWordsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    watch_words: list[WatchWord] = Field(max_length=MAX_WORDS)
 
 
 def tokens(text_: str) -> list[str]:
@@ -39,22 +27,15 @@ def normalized(words: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(w for w in out if w))
 
 
-def _key(facility_id: str) -> str:
-    return f"tr:watch:{facility_id}"
-
-
 class WatchWords:
-    def __init__(self, redis: Redis) -> None:
-        self._redis = redis
+    """A facility's watch words, normalized (see :func:`normalized`)."""
+
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
 
     async def get(self, facility_id: str) -> list[str]:
-        raw = await self._redis.get(_key(facility_id))
-        return list(json.loads(text(raw))) if raw else []
-
-    async def set(self, facility_id: str, words: Sequence[str]) -> list[str]:
-        clean = normalized(words)
-        await self._redis.set(_key(facility_id), json.dumps(clean))
-        return clean
+        facility = await self._directory.facility(facility_id)
+        return normalized(facility.watch_words) if facility is not None else []
 
 
 def find(segments: Sequence[Segment], watch_words: Sequence[str]) -> list[WatchHit]:

@@ -27,6 +27,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from core.config import load_secret
+from core.directory import Directory
 from core.logs import setup_logging
 from recorder.catalog import Catalog
 from recorder.storage import Storage, open_storage
@@ -84,7 +85,7 @@ class TranscriptionWorker:
                 storage=self.storage,
                 engine=self.engine,
                 signer=self.signer,
-                watch_words=WatchWords(redis),
+                watch_words=WatchWords(Directory(redis)),
                 alerts=AlertStore(redis),
                 worker_id=self.worker_id,
                 max_tries=self.settings.max_tries,

@@ -73,7 +73,7 @@ async def transcribed(
 ) -> Transcribed:
     async with http_as(node.url, clients.tokens, "admin", "A1") as admin:
         body = {"watch_words": WATCH_WORDS}
-        async with admin.put("/api/v1/admin/facilities/SQ/watch-words", json=body) as response:
+        async with admin.put("/api/v1/admin/facilities/SQ", json=body) as response:
             assert response.status == 200, await response.text()
     await transcribers(1)
     pair = await accepted(clients)

@@ -86,7 +86,7 @@ async def test_search_a_phrase_open_the_hit_and_seek_from_a_transcript_line(
 ) -> None:
     async with api_as(server, "admin", "AW") as admin:
         body = {"watch_words": ["brother"]}
-        async with admin.put("/api/v1/admin/facilities/WEB/watch-words", json=body) as response:
+        async with admin.put("/api/v1/admin/facilities/WEB", json=body) as response:
             assert response.status == 200, await response.text()
     said = speech(SENTENCES, lead_s=1.5)
     call_id = await spoken_call(server, said)
