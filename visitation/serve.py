@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -102,6 +105,8 @@ CLEANUP_S = 20.0  # drain the ended calls' charges (5 s), close clients, settle,
 CLEANUP_REDIS_LOST_S = 5.0
 WORKERS_STOP_S = 5.0
 REDIS_STOP_S = 5.0
+#: Past this, a shutdown still under way ends the process at once (see :class:`ExitDeadline`).
+EXIT_DEADLINE_S = END_CALLS_S + CLEANUP_S + WORKERS_STOP_S + REDIS_STOP_S + 10.0
 #: A serve started beside a running command waits this long for its Redis to answer.
 HOLDER_URL_WAIT_S = 15.0
 
@@ -160,6 +165,7 @@ def _web_runner(app: web.Application) -> web.AppRunner:
 
 
 async def _serve(settings: Settings, secret: bytes, demo: bool, stop: Stop) -> None:
+    deadline = ExitDeadline(EXIT_DEADLINE_S)
     embedded: EmbeddedRedis | None = None
     redis_url = settings.redis_url
     if redis_url is None:
@@ -210,6 +216,7 @@ async def _serve(settings: Settings, secret: bytes, demo: bool, stop: Stop) -> N
         print(f"visitation serving on {base_url}", flush=True)
         await stop.event.wait()
         print("visitation shutting down", flush=True)
+        deadline.start()
         if stop.fatal is None:
             with timed("ending live calls"):
                 ended = await _bounded(
@@ -235,12 +242,49 @@ T = TypeVar("T")
 
 
 async def _bounded(step: Awaitable[T], timeout_s: float) -> T | None:
-    """``step``'s result, or None (and a warning) if it takes longer than ``timeout_s``."""
-    try:
-        return await asyncio.wait_for(step, timeout_s)
-    except TimeoutError:
-        log.warning("shutdown step abandoned after %.0f s", timeout_s)
-        return None
+    """``step``'s result, or None (and a warning) if it takes longer than ``timeout_s``: then it
+    is cancelled but not waited for (a step that ignores its cancel, or waits on a thread,
+    must not hold the exit)."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if task in done:
+        return task.result()
+    task.cancel()
+    task.add_done_callback(_quietly)
+    log.warning("shutdown step abandoned after %.0f s", timeout_s)
+    return None
+
+
+def _quietly(task: asyncio.Future[Any]) -> None:
+    """An abandoned step's end: its error (after its cancel) is no news."""
+    if not task.cancelled():
+        task.exception()
+
+
+class ExitDeadline:
+    """The last resort of a shutdown: past ``after_s``, the process exits at once (code 1),
+    whatever is still running (asyncio waits for every cancelled task and thread at the end)."""
+
+    def __init__(self, after_s: float) -> None:
+        self._timer = threading.Timer(after_s, self._exit, args=(after_s,))
+        self._timer.daemon = True
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    @staticmethod
+    def _exit(after_s: float) -> None:
+        log.error("shutdown still not done after %.0f s: exiting now", after_s)
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(1)
 
 
 @contextlib.contextmanager
