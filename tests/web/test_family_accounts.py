@@ -357,6 +357,17 @@ async def test_an_ended_session_goes_to_sign_in(
     assert await page.evaluate(f"localStorage.getItem({TOKEN_KEY!r})") is None
     await screenshot(page, "family-session-ended")
 
+    # A session kept on the phone that expired meanwhile: dropped unused, and said so.
+    await page.evaluate(
+        "([key, token]) => localStorage.setItem(key, JSON.stringify({ token, expires_at: 1 }))",
+        [TOKEN_KEY, token],
+    )
+    await page.reload()
+    await expect(page.locator("#signin .error")).to_have_text(
+        "Your session has ended. Please sign in again."
+    )
+    assert await page.evaluate(f"localStorage.getItem({TOKEN_KEY!r})") is None
+
 
 async def test_an_operator_pastes_a_token(pages: Pages, server: WebNode) -> None:
     page = await open_page(pages)

@@ -49,9 +49,10 @@ export function startAuth(signIn) {
   const linked = pageToken(KEY); // ?token= (dropped from the address bar), or this tab's
   if (linked) return attempt(linked, { link: true });
   const kept = keptSession();
-  if (kept) return attempt(kept, { link: false });
+  if (kept.token) return attempt(kept.token, { link: false });
   screen("signin");
-  if (message) say($("#signin .error"), message);
+  const text = message || (kept.expired ? ENDED : "");
+  if (text) say($("#signin .error"), text);
 }
 
 /** Sign out: revoke the token on the server (best effort), forget it, back to sign-in. */
@@ -73,18 +74,17 @@ export function sessionEnded() {
 
 // ---------------------------------------------------------------- tokens
 
+/** `{token}` of the session kept on this device, or `{expired}` (then forgotten). */
 function keptSession() {
   try {
     const { token, expires_at: expiresAt } = JSON.parse(localStorage.getItem(KEY) || "null") || {};
-    if (token && (!expiresAt || expiresAt * 1000 > Date.now() + 5000)) return token;
+    if (token && (!expiresAt || expiresAt * 1000 > Date.now() + 5000)) return { token };
   } catch {
     // unreadable: forget it below
   }
-  if (localStorage.getItem(KEY)) {
-    localStorage.removeItem(KEY);
-    sessionStorage.setItem(MESSAGE_KEY, ENDED);
-  }
-  return null;
+  const expired = Boolean(localStorage.getItem(KEY));
+  localStorage.removeItem(KEY);
+  return { expired };
 }
 
 function forget() {
