@@ -181,16 +181,17 @@ def split(
 ) -> Split:
     """Rule 6 with a plan: the agency pays the first ``free_seconds`` (reserved at connect),
     the family the rest, rounded up to started minutes (the paid part only), with the
-    dropped-call credit, never more than the hold. A call under ``free_under_s`` is free to
-    everyone (it uses no allowance either)."""
+    dropped-call credit, never more than the hold. A call under ``free_under_s`` costs the
+    family nothing; the agency's part is talk time all the same (the daily cap counts every
+    second talked, so short calls cannot go past it)."""
     _whole("connected_seconds", connected_seconds)
     _whole("free_seconds", free_seconds)
     _whole("rate", rate)
     _whole("hold_cents", hold_cents)
     _whole("free_under_s", free_under_s)
-    if connected_seconds < free_under_s:
-        return Split(0, 0)
     agency = min(connected_seconds, free_seconds)
+    if connected_seconds < free_under_s:
+        return Split(agency, 0)
     minutes = billable_minutes(connected_seconds - agency, end_reason, free_under_s=0)
     return Split(agency, min(minutes * rate, hold_cents))
 
