@@ -19,11 +19,21 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from client.peer import MonitorPeer, watch_call
+from client.peer import MonitorPeer, PartyPeer, close_all, join_call, watch_call
 from client.session import AckError, ProtocolClient
 from core.tokens import Tokens
 from media.control import SfuControl
-from tests.conftest import Clients, Node, Ringing, accepted, http_as, media_between, ring
+from tests.conftest import (
+    FAMILY_CLIP,
+    TABLET_CLIP,
+    Clients,
+    Node,
+    Ringing,
+    accepted,
+    http_as,
+    media_between,
+    ring,
+)
 
 PRIVILEGED_FAMILY = {"id": None, "name": None}
 
@@ -76,6 +86,13 @@ async def nothing_recorded(
         assert response.status == 404, await response.text()
     assert not [k async for k in redis.scan_iter(f"rec:*{call_id}*")]
     assert await redis.zscore("rec:idx:all", call_id) is None
+
+
+async def connected_update(monitor: ProtocolClient) -> dict[str, Any]:
+    """The monitors' ``monitor.call_updated`` that says the call connected."""
+    while (update := await monitor.next("monitor.call_updated"))["state"] != "connected":
+        pass
+    return update
 
 
 async def hang_up(pair: Ringing) -> None:
@@ -147,13 +164,53 @@ async def test_marked_after_the_answer_ends_the_watch_and_deletes_the_recording(
             room = await room_of(redis, pair.call_id)
             assert room["privileged"] is True and room["watchers"] == []
             assert "recording" not in room
-            updates = monitor.events_named("monitor.call_updated")
-            assert updates[-1]["family"] == PRIVILEGED_FAMILY
-            assert (updates[-1]["privileged"], updates[-1]["watchers"]) == (True, 0)
+            update = await connected_update(monitor)
+            assert (update["family"], update["privileged"]) == (PRIVILEGED_FAMILY, True)
+            assert (update["watchers"], update["recording"]) == (0, False)
             assert await refused_watch(monitor, pair.call_id) == "privileged"
             await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
             await hang_up(pair)
     finally:
         await watcher.close()
+    await ended_everywhere(redis, pair.call_id)
+    await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
+
+
+async def test_marked_after_the_last_offer_is_decided_again_at_connect(
+    clients: Clients,
+    admin: aiohttp.ClientSession,
+    investigator: aiohttp.ClientSession,
+    redis: Redis,
+    recordings_dir: Path,
+) -> None:
+    """Both offers made while not privileged; the family's media cannot flow before it applies
+    the answer, so marking the contact in between is seen at connect, deterministically."""
+    monitor = await clients.connect("monitor", "S1")
+    pair = await accepted(clients, "R1", "F1")
+    tablet, family = PartyPeer(TABLET_CLIP, decode=False), PartyPeer(FAMILY_CLIP, decode=False)
+    watcher = MonitorPeer(decode=False)
+    try:
+        await join_call(pair.tablet, pair.call_id, tablet)
+        await watch_call(monitor, pair.call_id, watcher)
+        offer = {"call_id": pair.call_id, "sdp": await family.offer()}
+        answer = await pair.family.request("rtc.offer", offer)
+        assert "recording" in await room_of(redis, pair.call_id)  # still recorded, watched
+
+        await mark_privileged(admin, "R1", "F1")
+        await family.accept_answer(str(answer["sdp"]))  # now media flows: connect
+        connected = await pair.family.next("call.connected")
+        assert (await pair.tablet.next("call.connected")) == connected
+        ended = await monitor.next("monitor.watch_ended")
+        assert ended == {"call_id": pair.call_id, "reason": "privileged"}
+        room = await room_of(redis, pair.call_id)
+        assert room["privileged"] is True and room["watchers"] == []
+        assert "recording" not in room
+        update = await connected_update(monitor)
+        assert (update["family"], update["recording"]) == (PRIVILEGED_FAMILY, False)
+        assert await refused_watch(monitor, pair.call_id) == "privileged"
+        await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
+        await hang_up(pair)
+    finally:
+        await close_all(tablet, family, watcher)
     await ended_everywhere(redis, pair.call_id)
     await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
