@@ -88,7 +88,13 @@ class Transcriber:
             await self.catalog.set_watch_flags(call_id, [h.flag() for h in hits])
             await self.alerts.raise_for(call_id, m.facility_id, m.resident_id, m.family_id, hits)
         done = await self.store.finish(
-            call_id, body, sha256_hex(body), self.engine.name, self.worker_id
+            call_id,
+            body,
+            sha256_hex(body),
+            self.engine.name,
+            self.worker_id,
+            audio_s=audio_s,
+            cpu_s=cpu_s,
         )
         log.info(
             "call %s: transcript %s (%d segments, %d watch words, %.1f s audio in %.1f CPU s)",

@@ -42,7 +42,11 @@ class TranscriptService:
         if self.queue is None or not manifest.has_media:
             return
         if await self.store.mark_pending(manifest.call_id, manifest.facility_id):
-            await self.queue.enqueue(manifest.call_id)
+            try:
+                await self.queue.enqueue(manifest.call_id)
+            except Exception:
+                await self.store.forget_pending(manifest.call_id)
+                raise  # logged by the recorder's hook runner; the seal is long done
             log.info("call %s: transcript queued", manifest.call_id)
 
     # ------------------------------------------------------------------ the recorder's port

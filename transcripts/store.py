@@ -28,7 +28,8 @@ DEAD: Final = "tr:dead"
 _FINISH = """
 if redis.call('HGET', KEYS[1], 'status') == 'done' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'done', 'body', ARGV[1], 'sha256', ARGV[2],
-  'engine', ARGV[3], 'by', ARGV[4], 'updated_at', ARGV[5], 'error', '')
+  'engine', ARGV[3], 'by', ARGV[4], 'updated_at', ARGV[5], 'error', '',
+  'audio_s', ARGV[7], 'cpu_s', ARGV[8])
 redis.call('HINCRBY', KEYS[1], 'completions', 1)
 redis.call('XADD', KEYS[2], '*', 'call_id', ARGV[6])
 return 1
@@ -57,6 +58,8 @@ class Stored:
     tries: int
     completions: int
     error: str | None
+    audio_s: float = 0.0
+    cpu_s: float = 0.0
 
 
 class TranscriptStore:
@@ -80,10 +83,21 @@ class TranscriptStore:
         return int(await self._claim(keys=[_key(call_id)], args=[worker_id, now]))
 
     async def finish(
-        self, call_id: str, body: bytes, sha256: str, engine: str, worker_id: str
+        self,
+        call_id: str,
+        body: bytes,
+        sha256: str,
+        engine: str,
+        worker_id: str,
+        *,
+        audio_s: float = 0.0,
+        cpu_s: float = 0.0,
     ) -> bool:
-        """Store the signed transcript; ``False`` if the call was already done (by another)."""
-        args: list[bytes | str] = [body, sha256, engine, worker_id, repr(self._clock()), call_id]
+        """Store the signed transcript (and its cost: seconds of audio, CPU seconds); ``False``
+        if the call was already done (by another worker)."""
+        now = repr(self._clock())
+        args: list[bytes | str] = [body, sha256, engine, worker_id, now, call_id]
+        args += [repr(round(audio_s, 3)), repr(round(cpu_s, 3))]
         return bool(await self._finish(keys=[_key(call_id), LOG], args=args))
 
     async def fail(self, call_id: str, error: str, *, final: bool) -> None:
@@ -118,7 +132,13 @@ class TranscriptStore:
             tries=int(field("tries") or 0),
             completions=int(field("completions") or 0),
             error=field("error"),
+            audio_s=float(field("audio_s") or 0),
+            cpu_s=float(field("cpu_s") or 0),
         )
+
+    async def forget_pending(self, call_id: str) -> None:
+        """Undo :meth:`mark_pending` (its job could not be queued): a later seal may retry."""
+        await self._redis.delete(_key(call_id))
 
     async def dead(self) -> list[dict[str, Any]]:
         return [json.loads(text(raw)) for raw in await self._redis.lrange(DEAD, 0, -1)]

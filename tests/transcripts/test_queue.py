@@ -8,6 +8,7 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -173,5 +174,28 @@ async def test_twenty_recordings_at_once_are_all_transcribed_by_two_workers(
     stored = [await transcripts.store.get(c.call_id) for c in calls]
     assert all(s is not None and s.completions == 1 for s in stored)
     by = {s.by or "" for s in stored if s is not None}
-    print(f"20 recordings in {elapsed:.1f} s by {sorted(by)}")
+    audio = sum(s.audio_s for s in stored if s is not None)
+    cpu = sum(s.cpu_s for s in stored if s is not None)
+    print(
+        f"\n20 recordings in {elapsed:.1f} s by {sorted(by)}: {audio:.0f} s of audio in "
+        f"{cpu:.1f} CPU s, {audio / cpu:.1f} s of audio per CPU second"
+    )
     assert by == set(pool.processes)
+
+
+async def test_a_queue_that_cannot_be_reached_never_delays_the_seal(
+    seeded: SeedFile, service: RecordingService, redis: Redis, said: Speech, caplog: Any
+) -> None:
+    closed = TranscriptionQueue("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    unreachable = TranscriptService(redis, SECRET, closed)
+    service.sealed_hooks.append(unreachable.on_sealed)
+    info = call()
+    try:
+        await record_speech(service, info, said)
+        entry = await service.catalog.get(info.call_id)
+        assert entry is not None and entry.state == "final" and entry.manifest.signature
+        await service.drain_hooks()
+    finally:
+        await unreachable.stop()
+    assert "sealed-recording hook failed" in caplog.text
+    assert await unreachable.store.get(info.call_id) is None  # not left pending for ever
