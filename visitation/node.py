@@ -70,6 +70,7 @@ from transcripts.node import TranscriptsNode
 # isort: split
 from signaling.call_events import family_room, tablet_room
 from signaling.payloads import Empty
+from visits.mail import VisitMail
 from visits.wiring import Visits, call_gate
 
 # --- end visits imports ---
@@ -272,6 +273,13 @@ class SignalingNode:
             tablet_room=tablet_room,
             family_room=family_room,
             push=self.calls.notifier,
+            mail=VisitMail(  # reminders by e-mail too, to a confirmed sign-in address
+                self.accounts.credentials.email_of,
+                self.accounts.mail.queue,
+                self.accounts.settings.mail_from,
+                self.accounts.settings.public_url,
+                verified=self.accounts.credentials.email_verified,
+            ),
         )
         self.visits.add_routes(self.app, self.tokens)
         self.sockets.route(

@@ -4,8 +4,9 @@ family's Web Push reminders (through the push outbox, never waited on by the cal
 - ``visit.updated`` (tablet, family): the visit, on any change (with ``reason`` when staff
   deny or cancel it);
 - ``visit.due`` (tablet, family): the visit, at ``start - 5 min``;
-- ``visit.reminder`` (tablet, family; an addition to the protocol's socket events) and the
-  ``visit.reminder`` push (PROTOCOL v1.2 payload table), 24 h and 15 min before.
+- ``visit.reminder`` (tablet, family; an addition to the protocol's socket events), the
+  ``visit.reminder`` push (PROTOCOL v1.2 payload table) and an e-mail (:mod:`visits.mail`, to a
+  family that signs in with an address), 24 h and 15 min before.
 
 The rooms and the push queue are the signaling tier's; they come in through the constructor.
 """
@@ -16,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from visits.mail import VisitMail
 from visits.record import Visit
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,10 @@ class VisitEvents:
         tablet_room: Room,
         family_room: Room,
         push: PushQueue | None = None,
+        mail: VisitMail | None = None,
     ) -> None:
         self._emit = emit
+        self._mail = mail
         self._tablet_room = tablet_room
         self._family_room = family_room
         self._push = push
@@ -67,9 +71,14 @@ class VisitEvents:
         await self._both("visit.due", visit.as_json(), visit)
 
     async def reminder(self, visit: Visit, before_s: int, now: float) -> None:
-        """The reminder ``before_s`` ahead: on both sockets, and pushed to the family."""
+        """The reminder ``before_s`` ahead: on both sockets, pushed and mailed to the family."""
         body = visit.as_json()
         await self._both("visit.reminder", {**body, "before_s": before_s}, visit)
+        if self._mail is not None:
+            try:
+                await self._mail.reminder(visit, before_s)
+            except Exception:
+                log.exception("visit %s: the reminder e-mail was not queued", visit.visit_id)
         if self._push is None:
             return
         fields = {

@@ -17,6 +17,7 @@ from visits.calls import VisitCalls
 from visits.events import Emit, PushQueue, Room, VisitEvents
 from visits.http_api import add_visit_routes
 from visits.lifecycle import Timers, VisitLifecycle
+from visits.mail import VisitMail
 from visits.service import VisitService
 from visits.store import VisitStore
 
@@ -32,10 +33,13 @@ class Visits:
         tablet_room: Room,
         family_room: Room,
         push: PushQueue | None = None,
+        mail: VisitMail | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = VisitStore(redis)
-        self.events = VisitEvents(emit, tablet_room=tablet_room, family_room=family_room, push=push)
+        self.events = VisitEvents(
+            emit, tablet_room=tablet_room, family_room=family_room, push=push, mail=mail
+        )
         self.lifecycle = VisitLifecycle(self.store, timers, self.events, clock)
         self.service = VisitService(directory, self.store, self.events, self.lifecycle, clock)
         self.directory = directory

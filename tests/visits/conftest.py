@@ -19,6 +19,7 @@ from visitation.seed import apply_seed
 sfu_worker = package_sfu_worker("visits-sfu")
 
 RACERS = 50
+FV1_EMAIL = "fv1@example.org"
 
 
 def _facility(fid: str, tz: str, **visits: Any) -> dict[str, Any]:
@@ -60,6 +61,7 @@ def visits_seed_data() -> dict[str, Any]:
     families = ["FV1", "FV2", "FV3"] + [f"FR{i}" for i in range(RACERS)]
     data["families"] += [
         {"id": fid, "name": f"Family {fid}", "balance_cents": 5000, "verified": True}
+        | ({"email": FV1_EMAIL} if fid == "FV1" else {})
         for fid in families
     ]
     contacts = [

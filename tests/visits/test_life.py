@@ -15,22 +15,31 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from accounts.credentials import family_key
 from billing_hooks import Ledger
 from core.tokens import Tokens
 from signaling.timers import TIMERS_KEY
+from tests.accounts.conftest import Mailbox, smtp_server, text_part  # noqa: F401
 from tests.conftest import Clients, Node, NodeFactory, http_as
 from tests.push.push_service import PushService
+from tests.visits.conftest import FV1_EMAIL
 from tests.waiting import eventually
 from visits.record import Visit, VisitStatus
 from visits.wiring import Visits
 
 
 @pytest.fixture
-async def push_service(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[PushService]:
+async def push_service(
+    monkeypatch: pytest.MonkeyPatch,
+    smtp_server: Mailbox,  # noqa: F811
+) -> AsyncIterator[PushService]:
+    """A push service on loopback, and the nodes' mail to a loopback SMTP server."""
     service = PushService()
     await service.start()
     monkeypatch.setenv("VISITATION_PUSH_ENDPOINTS", service.prefix)
     monkeypatch.setenv("VISITATION_PUSH_CONTACT", "mailto:ops@visitation.test")
+    monkeypatch.setenv("VISITATION_SMTP_URL", smtp_server.url)
+    monkeypatch.setenv("VISITATION_MAIL_FROM", "visits@example.org")
     yield service
     await service.stop()
 
@@ -86,7 +95,9 @@ async def test_reminder_and_due_fire_once_after_the_booking_node_died(
     tokens: Tokens,
     redis: Redis,
     push_service: PushService,
+    smtp_server: Mailbox,  # noqa: F811
 ) -> None:
+    await redis.hset(family_key("FV1"), "email_verified", "1")  # a confirmed address
     booking, other = await start_node(), await start_node()
     async with aiohttp.ClientSession() as http, http.get(f"{other.url}/api/v1/push/key") as r:
         push_service.vapid_public_key = (await r.json())["vapid_public_key"]
@@ -117,6 +128,10 @@ async def test_reminder_and_due_fire_once_after_the_booking_node_died(
         assert len(fam.events_named("visit.reminder")) == 1
         assert len(tablet.events_named("visit.due")) == 1
         assert len(push_service.of(device, "visit.reminder")) == 1  # type: ignore[arg-type]
+        mail = await smtp_server.next_to(FV1_EMAIL)
+        assert mail["Subject"] == "Reminder: your visit with Resident RN1 in 15 minutes"
+        assert "Facility NOW" in text_part(mail) and "/family" in text_part(mail)
+        assert len(smtp_server.to(FV1_EMAIL)) == 1
     finally:
         await clients.close_all()
 
