@@ -129,7 +129,10 @@ class IdentityApi:
         family_id = await self._family_id(claims)
         record = await self._reviews.get(family_id)
         if record is None:
-            return web.json_response({"identity": "none"})
+            # A family verified some other way (a seed, an operator) has no review to show.
+            family = await self._directory.family(family_id)
+            verified = family is not None and family.verified
+            return web.json_response({"identity": "verified" if verified else "none"})
         body: dict[str, Any] = {"identity": record.status, "submitted_at": record.submitted_at}
         if record.status == "rejected" and record.reason:
             body["reason"] = record.reason

@@ -180,6 +180,7 @@ class AccountApi:
             "name": family.name,
             "balance_cents": account.available_cents,
             "allow_video_calls": family.allow_video_calls,
+            "verified": family.verified,
             "autopay": autopay.to_json(),
             "status": "closed" if account.status == "closed" else "open",
             "blocks": list(family.blocks),
