@@ -355,7 +355,8 @@ class SignalingNode:
         engine = self.sio.eio
         transports = list(engine.sockets.values())
         if transports:
-            with contextlib.suppress(TimeoutError):
+            # ValueError: the last client went away meanwhile (engine.io waits on no task).
+            with contextlib.suppress(TimeoutError, ValueError):
                 await asyncio.wait_for(engine.disconnect(), 5.0)
         for transport in transports:
             # Engine.IO sent CLOSE, which browsers ignore; an empty item wakes its websocket
