@@ -48,3 +48,40 @@ async def test_the_tablet_joins_a_due_visit_with_one_tap(pages: Pages, server: W
         item = tablet.locator(f'#visits li[data-visit="{later.visit_id}"]')
         await expect(item).to_contain_text("Canceled")
         await expect(item).to_contain_text("Lockdown")
+
+
+async def test_the_family_books_and_cancels_a_visit_on_a_phone(
+    pages: Pages,  # noqa: F811
+    server: WebNode,  # noqa: F811
+) -> None:
+    page = await pages.open("/family", "family", "FV1")  # 390 x 844
+    card = page.locator("#visits-card")
+    await page.select_option("#visit-resident", "RV1")
+    tabs = card.locator("#visit-days button.day-tab")
+    await expect(tabs.first).to_be_visible()
+    # A slot more than a day ahead (the cancellation cutoff is 24 h): two days on.
+    assert await tabs.count() in (7, 8)  # from now to a week on: 7 or 8 local dates
+    await tabs.nth(2).click()
+    await expect(tabs.nth(2)).to_have_attribute("aria-pressed", "true")
+    later = card.locator("#visit-week li.day button.slot").first
+    start = int(await later.get_attribute("data-start") or 0)
+    assert start > time.time() + 24 * 3600
+    await screenshot(page, "family-visits-week", full_page=True)
+    await later.click()
+    await expect(card.locator("#visits-done")).to_contain_text("Booked")
+    item = card.locator("#my-visits li").first
+    await expect(item).to_contain_text("Resident RV1")
+    await expect(item).to_contain_text("Booked")
+    await expect(item.locator(".cutoff")).to_contain_text("You can cancel until")
+    await expect(card.locator(f'button.slot[data-start="{start}"]')).to_have_count(1)  # 10 stations
+    listed = await server.node.visits.store.of_family("FV1", start - 1, start + 1)
+    assert [(v.start, v.status) for v in listed] == [(start, VisitStatus.BOOKED)]
+    # The same slot again: the family is busy then, and the page says so.
+    await card.locator(f'button.slot[data-start="{start}"]').click()
+    await expect(card.locator("#visits-error")).to_contain_text("already have a visit then")
+    await screenshot(page, "family-visits-booked", full_page=True)
+    await item.get_by_role("button", name="Cancel visit").click()
+    await expect(item).to_contain_text("Canceled")
+    await expect(item.locator(".cancel-visit")).to_have_count(0)
+    [canceled] = await server.node.visits.store.of_family("FV1", start - 1, start + 1)
+    assert canceled.status == VisitStatus.CANCELED and canceled.canceled_by == "family"

@@ -6,13 +6,15 @@
 //   identity.js        "Verify your identity" (photos of an ID and a selfie)
 //   family-call.js     an incoming call, its ring (ring.js), the call and its end
 //   push.js            notifications on this device and the family's devices (issue 25)
+//   family-visits.js   scheduled visits: a week of free slots, book, cancel, upcoming visits
 
 import { $, api, connect } from "./common.js";
 import { loadFacilities, onAccount, refreshAccount } from "./family-account.js";
-import { go, state } from "./family-app.js";
+import { go, onScreen, state } from "./family-app.js";
 import { sessionEnded, signOut, startAuth } from "./family-auth.js";
 import { answerWhenRinging, bindCallEvents, expectSoon } from "./family-call.js";
 import "./family-money.js";
+import { FamilyVisits } from "./family-visits.js";
 import { IdentityCard } from "./identity.js";
 
 // /family?call=<id>[&answer=1 | &decline=1]: a call notification opened the page. Its call.incoming comes
@@ -21,6 +23,8 @@ const askedCall = takeCallParams();
 let identity = null;
 let push = null; // push.js's handle, once started
 let signingOut = false;
+const visits = new FamilyVisits();
+onScreen("home", () => visits.load());
 
 const who = () => state.account?.name || state.account?.family_id || "";
 
@@ -38,6 +42,10 @@ async function signIn(token) {
   // the socket's CONNECT (signaling/calls.py ring_on_connect), so none is missed.
   state.client = await connect(token, onLine);
   bindCallEvents(state.client);
+  // Scheduled visits: booked, approved, canceled (with the staff's reason), reminded, due.
+  for (const event of ["visit.updated", "visit.due", "visit.reminder"]) {
+    state.client.on(event, () => visits.loadVisits());
+  }
   $("#who").textContent = who();
   $("#signout").hidden = false;
   go("home");
@@ -60,6 +68,7 @@ function onLine(online, message, info = {}) {
 /** Back after a drop or a server restart: what may have changed meanwhile is loaded again. */
 function resync() {
   refreshAccount(); // balance, settings, blocks, contacts, identity
+  visits.load();
   const screen = document.body.dataset.screen;
   if (screen === "history") go("history");
   expectSoon(); // a ringing call arrives again as call.incoming
