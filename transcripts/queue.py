@@ -32,11 +32,14 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from core.redis_pool import connect_sync
+
 log = logging.getLogger(__name__)
 
 QUEUE: Final = "transcripts"
 ACTOR: Final = "transcribe"
 NAMESPACE: Final = "visitation-dramatiq"
+SOCKET_TIMEOUT_S: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def make_broker(redis_url: str, settings: QueueSettings) -> RedisBroker:
         CurrentMessage(),
     ]
     broker = RedisBroker(  # type: ignore[no-untyped-call]
-        url=redis_url,
+        client=connect_sync(redis_url, socket_timeout=SOCKET_TIMEOUT_S),  # Sentinel too
         middleware=middleware,
         namespace=NAMESPACE,
         heartbeat_timeout=round(settings.heartbeat_timeout_s * 1000),

@@ -23,12 +23,11 @@ from typing import Any, Final
 
 import dramatiq
 from dramatiq import Worker
-from redis import Redis as SyncRedis
-from redis.asyncio import Redis
 
 from core.config import load_secret
 from core.directory import Directory
 from core.logs import setup_logging
+from core.redis_pool import connect, connect_sync
 from recorder.catalog import Catalog
 from recorder.storage import Storage, open_storage
 from transcripts.alerts import AlertStore
@@ -42,6 +41,7 @@ from transcripts.watch_words import WatchWords
 log = logging.getLogger(__name__)
 
 ALIVE_TTL_S: Final = 10
+STOP_MS: Final = 10_000
 
 
 def alive_key(worker_id: str) -> str:
@@ -70,13 +70,13 @@ class TranscriptionWorker:
         declare = dramatiq.actor(actor_name=ACTOR, queue_name=QUEUE, broker=self.broker)
         declare(self.transcribe)
         self.stopped = threading.Event()
-        self._sync = SyncRedis.from_url(redis_url)
+        self._sync = connect_sync(redis_url, socket_timeout=10.0)
 
     def transcribe(self, call_id: str) -> None:
         asyncio.run(self._transcribe(call_id))
 
     async def _transcribe(self, call_id: str) -> None:
-        redis = Redis.from_url(self.redis_url)
+        redis = connect(self.redis_url)
         store = TranscriptStore(redis)
         try:
             job = Transcriber(
@@ -140,7 +140,9 @@ class TranscriptionWorker:
                     log.info("transcriber %s: parent %d is gone", self.worker_id, parent_pid)
                     break
         finally:
-            worker.stop(timeout=int(self.settings.time_limit_s * 1000))
+            # A job still running after STOP_S is left unacknowledged: the broker gives it to
+            # another worker once this one's heartbeat is old (as after a crash).
+            worker.stop(timeout=STOP_MS)
             self.stopped.set()
             beat.join(timeout=5)
             self._sync.delete(alive_key(self.worker_id))
