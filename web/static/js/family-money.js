@@ -79,6 +79,58 @@ async function loadHistory() {
   } catch (exc) {
     $("#calls").replaceChildren(el("li", { class: "error" }, exc.message));
   }
+  loadMonths();
+}
+
+// ---------------------------------------------------------------- monthly statements
+
+const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+
+/** "2026-12" -> "December 2026". */
+function monthName(month) {
+  const [year, mon] = month.split("-").map(Number);
+  return new Date(Date.UTC(year, mon - 1, 1)).toLocaleDateString(undefined, {
+    month: "long", year: "numeric", timeZone: "UTC",
+  });
+}
+
+async function loadMonths() {
+  const list = $("#months");
+  try {
+    const { months } = await api(
+      state.token, "GET", `/api/v1/account/statement/months?tz=${encodeURIComponent(ZONE)}`,
+    );
+    const items = months.map((month) => el(
+      "li", { "data-month": month },
+      el("span", { class: "grow" }, el("strong", {}, monthName(month))),
+      el("button", { type: "button", class: "secondary", "data-format": "pdf",
+        onclick: () => download(month, "pdf") }, "PDF"),
+      " ",
+      el("button", { type: "button", class: "secondary", "data-format": "csv",
+        onclick: () => download(month, "csv") }, "CSV"),
+    ));
+    list.replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No statements yet.")]));
+  } catch (exc) {
+    list.replaceChildren(el("li", { class: "error" }, exc.message));
+  }
+}
+
+/** The month's statement as a file (the API needs the bearer token: fetched, then saved). */
+async function download(month, format) {
+  say($("#months-error"), "");
+  const path = `/api/v1/account/statement?month=${month}&format=${format}&tz=${encodeURIComponent(ZONE)}`;
+  try {
+    const response = await fetch(path, { headers: { Authorization: `Bearer ${state.token}` } });
+    if (!response.ok) throw new Error(`The statement could not be loaded (${response.status}).`);
+    const url = URL.createObjectURL(await response.blob());
+    const link = el("a", { href: url, download: `statement-${month}.${format}` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (exc) {
+    say($("#months-error"), exc.message);
+  }
 }
 
 function renderCalls(calls) {
@@ -90,7 +142,8 @@ function renderCalls(calls) {
       "li", { "data-call": call.call_id },
       el("span", { class: "grow" },
         el("strong", {}, connected ? `${who} — ${duration(call.duration_s)}` : `${who} — not connected`), el("br"),
-        el("small", { class: "muted" }, `${dateTime(call.connected_at || call.started_at)} · ${where}`)),
+        el("small", { class: "muted" }, `${dateTime(call.connected_at || call.started_at)} · ${where}`
+          + (call.agency_seconds ? ` · ${duration(call.agency_seconds)} paid by the agency` : ""))),
       el("span", { class: `amount ${call.charged_cents ? "minus" : "held"}` },
         call.charged_cents ? money(call.charged_cents) : "no charge"),
     );
