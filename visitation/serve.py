@@ -33,6 +33,7 @@ from core.permissions import make_private, private_dir
 from core.quiet_log import one_line_logger
 from core.redis_pool import connect
 from core.redis_sentinel import is_sentinel_url
+from core.redis_version import check_url
 from core.revocation import Revocations
 from core.tokens import Tokens
 from media.pool import WorkerPool
@@ -171,7 +172,8 @@ async def _serve(settings: Settings, secret: bytes, demo: bool, stop: Stop) -> N
     if redis_url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         redis_url = await asyncio.to_thread(embedded.ensure_running, adopt=True)
-    try:
+    try:  # an old server is a warning, one missing WAIT & co. a refusal (UnsupportedRedis)
+        await check_url(redis_url, "visitation serve")
         node = SignalingNode(settings, redis_url, secret)
     except BaseException:
         if embedded is not None:
