@@ -15,6 +15,7 @@ from playwright.async_api import expect
 from pypdf import PdfReader
 from redis.asyncio import Redis
 
+from client.session import ProtocolClient
 from core.tokens import Tokens
 from tests.billing.plans_data import plans_seed
 from tests.conftest import SECRET, NodeFactory, redis_keeping_workers
@@ -72,3 +73,24 @@ async def test_the_months_are_listed_and_each_saves_as_pdf_and_csv(
         await row.locator("[data-format=csv]").click()
     csv_text = (await (await saving.value).path()).read_text()
     assert csv_text.startswith("type,date,description") and ",720,600,-50," in csv_text
+
+
+async def test_the_ringing_screen_says_how_much_of_the_call_is_free(
+    screens: Pages, server: WebNode
+) -> None:
+    """Before answering, the family sees the agency's part (``call.incoming`` free_seconds)."""
+    redis = server.node.redis
+    spent = [key async for key in redis.scan_iter("allow:RM:*")]
+    await redis.delete(*spent)  # a new week for RM: the fixture's call used the last one
+    for family_id, resident, text in [
+        ("FM", "RM", "First 10 min free, then 25¢/min"),
+        ("FC", "RC", "Free (paid by the agency)"),
+    ]:
+        family = await screens.open("/family", "family", family_id)
+        await expect(family.locator("#tabs")).to_be_visible()
+        token = server.tokens.issue("tablet", resident)
+        async with ProtocolClient(server.url, token, resident) as tablet:
+            call_id = await tablet.place(family_id)
+            await expect(family.locator("#in-rate")).to_have_text(text)
+            await screenshot(family, f"family-incoming-free-{family_id}")
+            await tablet.request("call.cancel", {"call_id": call_id})

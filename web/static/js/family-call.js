@@ -64,6 +64,17 @@ export function expectSoon() {
   }, WANTED_MS);
 }
 
+/**
+ * What the call costs, with the agency's part (PROTOCOL v1.2 `free_seconds`): "Free (paid by the
+ * agency)", "First 10 min free, then 25¢/min", or the rate.
+ */
+export function priceOf(call) {
+  const free = call.free_seconds || 0;
+  if (free > 0 && free >= call.allowed_seconds) return "Free (paid by the agency)";
+  if (free > 0) return `First ${duration(free)} free, then ${rate(call.rate_cents_per_minute)}`;
+  return rate(call.rate_cents_per_minute);
+}
+
 function onIncoming(call) {
   if (view.callId) return; // the server never rings a family that is in a call
   const again = state.incoming?.call_id === call.call_id; // re-sent after a reconnect
@@ -73,7 +84,7 @@ function onIncoming(call) {
   $("#in-caller").textContent = call.resident.name;
   $("#in-facility").textContent = call.facility.name;
   $("#in-balance").textContent = money(call.balance_cents);
-  $("#in-rate").textContent = rate(call.rate_cents_per_minute);
+  $("#in-rate").textContent = priceOf(call);
   $("#in-max").textContent = duration(call.max_call_seconds);
   $("#in-allowed").textContent = duration(call.allowed_seconds);
   if (!again) {
