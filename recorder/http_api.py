@@ -24,7 +24,6 @@ always logged.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 import weakref
 from typing import Any, Final, Self
@@ -38,6 +37,7 @@ from core.http_api import ApiError, error_response, guarded, parse_body, parse_q
 from core.tokens import Claims, Tokens
 from recorder.audit import Action, Actor, Outcome
 from recorder.catalog import Entry, Query, allowed_facilities
+from recorder.listing import Listing
 from recorder.party_view import PARTIES, Party, PartyViews, ViewBusyError, ViewError, view_key
 from recorder.party_view import View as PartyView
 from recorder.ranges import ByteRange, RangeNotSatisfiable, parse_range
@@ -50,7 +50,6 @@ CHUNK: Final = 256 * 1024
 MAX_PARTY_TEXT: Final = 64  # of a refused ?party= value kept in the audit entry
 PLAYBACK: Final = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 PLAYBACK_KEY: Final = web.RequestKey("recorder.playback", str)  # the audit's ``once`` key
-NAME_SCAN: Final = 1000  # recordings (newest first) whose names a ``q`` search looks at
 
 
 class ListParams(BaseModel):
@@ -101,6 +100,7 @@ class RecordingApi:
         self._audit = service.audit
         self._views = PartyViews(storage)
         self._thumbnails = Thumbnails(storage)
+        self._listing = Listing(service, directory)
         # One maker per view at a time (the lock goes once no request holds it).
         self._view_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -189,9 +189,9 @@ class RecordingApi:
         matches: dict[str, list[dict[str, Any]]] = {}
         if params.q is None or not params.q.strip():
             found = await self._catalog.search(query, staff.facility_ids)
-            summaries = await self._named([e.summary() for e in found])
+            summaries = await self._listing.named([e.summary() for e in found])
         else:
-            summaries, matches = await self._search_text(params.q, query, staff)
+            summaries, matches = await self._listing.by_text(params.q, query, staff)
         ids = [s["call_id"] for s in summaries]
         filters = params.model_dump(by_alias=True, exclude_none=True)
         await self._audit.append(
@@ -205,67 +205,12 @@ class RecordingApi:
                 summary["matches"] = matches.get(summary["call_id"], [])
         return web.json_response({"recordings": summaries})
 
-    async def _search_text(
-        self, q: str, query: Query, staff: Staff
-    ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-        """Recordings matching the other filters whose transcript matches ``q`` (full text,
-        see :mod:`recorder.transcript_port`) or whose resident's or family's name contains
-        it (case-insensitive), newest first."""
-        port = self._service.transcripts
-        matches = await port.search(q, staff.facility_ids) if port is not None else {}
-        allowed = allowed_facilities(staff.facility_ids)
-        scan = dataclasses.replace(query, limit=NAME_SCAN)
-        scanned = await self._catalog.search(scan, staff.facility_ids)
-        by_id = {e.manifest.call_id: e for e in scanned}
-        extra = [c for c in matches if c not in by_id]
-        for entry in await self._catalog.entries(extra):
-            by_id[entry.manifest.call_id] = entry
-        candidates = [
-            e
-            for e in by_id.values()
-            if query.matches(e, allowed)
-            and (query.since is None or e.manifest.started_at >= query.since)
-            and (query.until is None or e.manifest.started_at <= query.until)
-        ]
-        candidates.sort(key=lambda e: (e.manifest.started_at, e.manifest.call_id), reverse=True)
-        summaries = await self._named([e.summary() for e in candidates])
-        needle = q.strip().strip('"').casefold()
-        hits = [
-            s
-            for s in summaries
-            if s["call_id"] in matches
-            or needle in (s.get("resident_name") or "").casefold()
-            or needle in (s.get("family_name") or "").casefold()
-        ]
-        return hits[: query.limit], matches
-
-    async def _named(self, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Summaries with the resident's, family's and facility's names beside their ids (an
-        addition: investigators read names; ids stay what the manifest signs)."""
-        names: dict[tuple[str, str], str | None] = {}
-
-        async def name(kind: str, record_id: str) -> str | None:
-            if (kind, record_id) not in names:
-                lookup = {
-                    "resident": self._directory.resident,
-                    "family": self._directory.family,
-                    "facility": self._directory.facility,
-                }[kind]
-                record = await lookup(record_id)
-                names[kind, record_id] = record.name if record is not None else None
-            return names[kind, record_id]
-
-        for summary in summaries:
-            for kind in ("resident", "family", "facility"):
-                summary[f"{kind}_name"] = await name(kind, summary[f"{kind}_id"])
-        return summaries
-
     async def view(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         entry = await self._visible(request, claims, "view")
         detail: dict[str, Any] = {}
         await self._playback(request, claims, entry, detail)
         await self._log(request, claims, "view", entry, **detail)
-        [summary] = await self._named([entry.summary()])
+        [summary] = await self._listing.named([entry.summary()])
         return web.json_response(summary)
 
     async def media(self, request: web.Request, claims: Claims) -> web.StreamResponse:
@@ -440,7 +385,7 @@ class RecordingApi:
         await self._service.set_legal_hold(call_id, body.hold, _actor(request, claims))
         updated = await self._catalog.get(call_id)
         assert updated is not None
-        [summary] = await self._named([updated.summary()])
+        [summary] = await self._listing.named([updated.summary()])
         return web.json_response(summary)
 
     async def audit(self, request: web.Request, claims: Claims) -> web.StreamResponse:
