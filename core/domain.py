@@ -90,6 +90,14 @@ class CallingWindow(_Record):
             raise ValueError(f"{value!r} is not a HH:MM time")
         return value
 
+    def minutes_on(self, weekday: int) -> tuple[int, int] | None:
+        """The local minutes this window opens on ``weekday`` (0 = Monday), from its start to
+        its end (past 1440 when it runs into the next day); None if not on that day."""
+        if weekday not in _parse_days(self.days):
+            return None
+        start, end = _minutes(self.start), _minutes(self.end)
+        return start, end if end > start else end + 24 * 60
+
     def contains(self, local: datetime) -> bool:
         days = _parse_days(self.days)
         start, end = _minutes(self.start), _minutes(self.end)

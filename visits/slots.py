@@ -22,8 +22,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from core.domain import CallingWindow, Facility
-from core.domain import _minutes as window_minutes  # the calling-hours parsers of the domain
-from core.domain import _parse_days as window_days
 
 MAX_RANGE_DAYS = 62  # one request never asks for more
 
@@ -66,11 +64,10 @@ def _instants(wall: datetime, tz: ZoneInfo) -> list[int]:
 
 def _window_spans(window: CallingWindow, day: date) -> tuple[datetime, datetime] | None:
     """The wall-clock span ``window`` opens on ``day`` (None if not on that weekday)."""
-    if day.weekday() not in window_days(window.days):
+    minutes = window.minutes_on(day.weekday())
+    if minutes is None:
         return None
-    start, end = window_minutes(window.start), window_minutes(window.end)
-    if end <= start:
-        end += 24 * 60  # overnight: into the next day
+    start, end = minutes  # an overnight window ends past 1440: into the next day
     midnight = datetime.combine(day, time(0))
     return midnight + timedelta(minutes=start), midnight + timedelta(minutes=end)
 
