@@ -18,7 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from core.domain import SeedFile
-from tests.conftest import Clients, Node, accepted, http_as
+from tests.conftest import Clients, Node, accepted, http_as, media_between
 from tests.transcripts.conftest import StartTranscribers, word_error_rate
 from tests.transcripts.speech import Speech, speech, speech_call
 from tests.waiting import eventually
@@ -250,8 +250,21 @@ async def test_an_investigator_of_another_facility_finds_nothing(
 
 
 async def test_a_privileged_call_has_no_transcript(
-    sfu_worker: str, seeded: SeedFile, investigator: aiohttp.ClientSession
+    sfu_worker: str,
+    seeded: SeedFile,
+    clients: Clients,
+    investigator: aiohttp.ClientSession,
+    redis: Redis,
 ) -> None:
-    async with investigator.get("/api/v1/recordings/nosuchcall/transcript") as response:
+    pair = await accepted(clients, "R1", "FATTY")  # an attorney: never recorded
+    async with media_between(pair):
+        await asyncio.sleep(1.0)
+        await pair.tablet.hangup(pair.call_id)
+        await pair.family.next("call.ended")
+    async with investigator.get(f"/api/v1/recordings/{pair.call_id}/transcript") as response:
         body = await response.json()
-    assert body["status"] == "none" and body["segments"] == []
+    assert response.status == 200
+    assert (body["status"], body["segments"], body["sha256"]) == ("none", [], None)
+    assert await redis.exists(f"tr:{pair.call_id}") == 0  # nothing was ever queued
+    async with investigator.get("/api/v1/alerts") as response:
+        assert (await response.json())["alerts"] == []
