@@ -25,12 +25,12 @@ from typing import Any, TypeVar
 from aiohttp import web
 from redis.asyncio import Redis
 
+from core import http_guard
 from core.config import Settings, load_secret
 from core.data_dir_lock import DataDirLock
 from core.directory import Directory
 from core.embedded_redis import EmbeddedRedis
 from core.permissions import make_private, private_dir
-from core.quiet_log import one_line_logger
 from core.redis_pool import connect
 from core.redis_sentinel import is_sentinel_url
 from core.redis_version import check_url
@@ -154,15 +154,10 @@ async def serve(settings: Settings, demo: bool = False) -> None:
 
 
 def _web_runner(app: web.Application) -> web.AppRunner:
-    """:func:`core.http_guard.runner`'s runner, with a bounded wait for open handlers: every
-    client's connection is closed on shutdown, so what is left after 3 s is abandoned."""
-    return web.AppRunner(
-        app,
-        handle_signals=False,
-        access_log=None,
-        logger=one_line_logger("aiohttp.server"),
-        shutdown_timeout=3.0,
-    )
+    """:func:`core.http_guard.runner` (what aiohttp refuses is answered in JSON, logged in one
+    line), with a bounded wait for open handlers: every client's connection is closed on
+    shutdown, so what is left after 3 s is abandoned."""
+    return http_guard.runner(app, shutdown_timeout=3.0)
 
 
 async def _serve(settings: Settings, secret: bytes, demo: bool, stop: Stop) -> None:
