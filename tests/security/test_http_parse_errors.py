@@ -2,8 +2,8 @@
 in a header, ``Content-Length: -1``, Content-Length with Transfer-Encoding, bytes that are no
 HTTP) answers the JSON error shape, quotes nothing of the input, and names no software.
 
-Raw sockets against a real node served by :func:`core.http_guard.runner` (what ``visitation
-serve`` serves with)."""
+Raw sockets against a real node served by :func:`core.http_guard.runner`, and against a real
+``visitation serve`` process (which serves with it)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from core.domain import SeedFile
 from core.embedded_redis import _free_port
 from tests.conftest import SECRET, TEST_RATE_LIMITS
 from tests.security.test_http_hostile import json_error
+from tests.signaling.test_cluster import ServeProcess
 from visitation.node import SignalingNode
 
 MARK = "ECHOME"
@@ -120,3 +121,18 @@ async def test_the_node_still_answers_after_them(served: int) -> None:
     ok = f"GET /nope HTTP/1.1\r\n{HEAD}Connection: close\r\n\r\n".encode()
     status, _, body = await exchange(served, ok)
     assert status == 404 and json_error(json.loads(body), "not_found")
+
+
+def test_visitation_serve_answers_them_in_json(tmp_path: Path) -> None:
+    proc = ServeProcess(tmp_path / "var", "--workers", "0", env={"REDIS_URL": ""})
+    try:
+        for name in ("header_over_8k", "nul_in_a_header", "content_length_minus_one",
+                     "content_length_with_transfer_encoding", "no_http_at_all"):  # fmt: skip
+            status, headers, body = asyncio.run(exchange(proc.port, REQUESTS[name]))
+            assert status == 400 and headers["content-type"].startswith("application/json")
+            assert json_error(json.loads(body), "invalid_request")
+            assert MARK.lower() not in body.decode().lower()
+    finally:
+        assert proc.terminate() == 0
+    output = "".join(proc.output)
+    assert "Traceback" not in output
