@@ -97,6 +97,8 @@ class RecordingService:
         #: Called with each manifest once signed and cataloged (e.g. to queue its transcript),
         #: in the background: never delaying the seal or the signature; failures are logged.
         self.sealed_hooks: list[SealedHook] = []
+        #: Called (awaited) when a recording's media is purged: what was derived from it goes.
+        self.purged_hooks: list[SealedHook] = []
         #: Transcript search and checks, when a transcripts service is wired in.
         self.transcripts: TranscriptPort | None = None
         self._hook_tasks: set[asyncio.Task[None]] = set()
@@ -295,6 +297,13 @@ class RecordingService:
         deleted = await asyncio.to_thread(self.storage.delete, m.call_id)
         # The per-party views are copies of the same evidence: they expire with it.
         views = await asyncio.to_thread(PartyViews(self.storage).discard, m.call_id)
+        derived = 0  # what was made from it (its transcript...) expires with it too
+        for hook in self.purged_hooks:
+            try:
+                await hook(m)
+                derived += 1
+            except Exception:
+                log.exception("call %s: a purge hook failed", m.call_id)
         detail = {
             "retention_days": days,
             "sha256": m.sha256,
@@ -302,6 +311,8 @@ class RecordingService:
             "deleted": deleted,
             "views_deleted": views,
         }
+        if self.purged_hooks:
+            detail["derived_deleted"] = derived
         await self.audit.append(
             RETENTION, "purge", call_ids=[m.call_id], facility_id=m.facility_id, detail=detail
         )

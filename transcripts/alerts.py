@@ -113,6 +113,17 @@ class AlertStore:
     async def mark_read(self, staff_id: str, alert_id: str) -> None:
         await self._redis.sadd(_read(staff_id), alert_id)
 
+    async def forget_call(self, call_id: str, facility_id: str) -> int:
+        """Delete the call's alerts (they quote its transcript): its recording was purged."""
+        key = _facility(facility_id)
+        raw: Any = await self._redis.zrange(key, 0, -1)
+        ids = [text(i) for i in raw]
+        gone = [i for i in ids if i.startswith(f"{call_id}.")]
+        if gone:
+            await self._redis.zrem(key, *gone)
+            await self._redis.delete(*map(_key, gone))
+        return len(gone)
+
     async def facility_ids(self) -> list[str]:
         return [
             text(k)[len("alerts:facility:") :]

@@ -87,19 +87,22 @@ class TranscriptIndex:
             applied = 0
             while batch := await self._store.log_since(self._seen):
                 bodies = await self._store.bodies([c for _, c in batch])
-                await asyncio.to_thread(self._apply, [bodies[c] for _, c in batch if c in bodies])
+                await asyncio.to_thread(self._apply, [(c, bodies.get(c)) for _, c in batch])
                 self._seen = batch[-1][0]
                 applied += len(batch)
             return applied
 
-    def _apply(self, bodies: Sequence[bytes]) -> None:
+    def _apply(self, changed: Sequence[tuple[str, bytes | None]]) -> None:
+        """Each call's rows replaced by its transcript's segments (none if it was deleted)."""
         with self._db:
-            for body in bodies:
+            for call_id, body in changed:
+                self._db.execute("DELETE FROM segments WHERE call_id = ?", (call_id,))
+                if body is None:
+                    continue
                 try:
                     t = Transcript.model_validate_json(body)
                 except ValidationError:
                     continue  # an altered transcript: verify says so; search skips it
-                self._db.execute("DELETE FROM segments WHERE call_id = ?", (t.call_id,))
                 self._db.executemany(
                     "INSERT INTO segments (text, call_id, facility_id, party, start_s, words) "
                     "VALUES (?, ?, ?, ?, ?, ?)",

@@ -29,6 +29,7 @@ class TranscriptsNode:
     ) -> None:
         self.service = TranscriptService(redis, secret, TranscriptionQueue(redis_url))
         recordings.sealed_hooks.append(self.service.on_sealed)
+        recordings.purged_hooks.append(self.service.on_purged)
         recordings.transcripts = self.service
         self._recordings = recordings
         add_transcript_routes(

@@ -49,6 +49,11 @@ class TranscriptService:
                 raise  # logged by the recorder's hook runner; the seal is long done
             log.info("call %s: transcript queued", manifest.call_id)
 
+    async def on_purged(self, manifest: Manifest) -> None:
+        """The recording's media was purged: its transcript and alerts go with it."""
+        await self.store.forget(manifest.call_id)
+        await self.alerts.forget_call(manifest.call_id, manifest.facility_id)
+
     # ------------------------------------------------------------------ the recorder's port
 
     async def search(self, q: str, scope: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

@@ -35,6 +35,12 @@ redis.call('XADD', KEYS[2], '*', 'call_id', ARGV[6])
 return 1
 """
 
+_FORGET = """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'call_id', ARGV[1])
+return 1
+"""
+
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'done' then return 0 end
@@ -68,6 +74,7 @@ class TranscriptStore:
         self._clock = clock
         self._finish = redis.register_script(_FINISH)
         self._claim = redis.register_script(_CLAIM)
+        self._forget = redis.register_script(_FORGET)
 
     async def mark_pending(self, call_id: str, facility_id: str) -> bool:
         """Note a sealed recording to transcribe; ``False`` if it already was."""
@@ -139,6 +146,10 @@ class TranscriptStore:
     async def forget_pending(self, call_id: str) -> None:
         """Undo :meth:`mark_pending` (its job could not be queued): a later seal may retry."""
         await self._redis.delete(_key(call_id))
+
+    async def forget(self, call_id: str) -> bool:
+        """Delete a call's transcript (its recording was purged); the indexes follow."""
+        return bool(await self._forget(keys=[_key(call_id), LOG], args=[call_id]))
 
     async def dead(self) -> list[dict[str, Any]]:
         return [json.loads(text(raw)) for raw in await self._redis.lrange(DEAD, 0, -1)]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from core.directory import Directory
 from core.domain import SeedFile
 from recorder.service import CallInfo, RecordingService
 from tests.conftest import SECRET
@@ -199,3 +200,31 @@ async def test_a_queue_that_cannot_be_reached_never_delays_the_seal(
         await unreachable.stop()
     assert "sealed-recording hook failed" in caplog.text
     assert await unreachable.store.get(info.call_id) is None  # not left pending for ever
+
+
+async def test_a_purged_recording_takes_its_transcript_and_alerts_with_it(
+    seeded: SeedFile,
+    service: RecordingService,
+    transcripts: TranscriptService,
+    transcribers: StartTranscribers,
+    redis: Redis,
+) -> None:
+    service.purged_hooks.append(transcripts.on_purged)
+    facility = await service.directory.facility("SQ")
+    assert facility is not None
+    async with redis.pipeline(transaction=True) as pipe:  # its watch words, as an admin sets
+        Directory.queue_facility(pipe, facility.model_copy(update={"watch_words": ["tuesday"]}))
+        await pipe.execute()
+    await transcribers(1)
+    info = call()
+    await record_speech(service, info, speech([SENTENCE]))
+    await eventually(lambda: done(transcripts.store, info.call_id), "transcribed", within_s=60)
+    assert await transcripts.search("tuesday", ["SQ"]) != {}
+    assert [a["word"] for a in await transcripts.alerts.recent(["SQ"], "I1")] == ["tuesday"]
+    purged = await service.purge_expired(now=time.time() + 400 * 86400)
+    assert purged == [info.call_id]
+    assert await transcripts.store.get(info.call_id) is None
+    assert await transcripts.search("tuesday", ["SQ"]) == {}
+    assert await transcripts.alerts.recent(["SQ"], "I1") == []
+    entry = await service.catalog.get(info.call_id)
+    assert (await transcripts.view(entry))["status"] == "none"
