@@ -117,6 +117,9 @@ class EmbeddedRedis:
     #: Addresses it also listens on (password required all the same), e.g. the link to another
     #: host's namespace in the fault suite; the URL returned stays the loopback one.
     also_bind: tuple[str, ...] = ()
+    #: The server binary (default :func:`find_redis_server`), e.g. an older one to make a data
+    #: dir as a former release did (the upgrade test's fixture).
+    server: str | None = None
     #: The URL it serves on, once started or adopted.
     url: str | None = field(default=None, init=False)
 
@@ -224,8 +227,26 @@ class EmbeddedRedis:
         password = secrets.token_hex(16)
         port = _free_port()
         url = f"redis://:{password}@127.0.0.1:{port}/0"
-        conf = self.dir / "redis.conf"
-        conf.write_text(
+        # A data dir with a snapshot and no AOF (made with appendonly off): a server with AOF
+        # on would start empty, so it loads the snapshot first and then turns AOF on.
+        snapshot_only = (self.dir / "dump.rdb").is_file() and not self.aof_present()
+        self._write_conf(port, password, appendonly=not snapshot_only)
+        self._pid_file.unlink(missing_ok=True)
+        self._launch(url, timeout)
+        if snapshot_only:
+            self._turn_aof_on(url, timeout)
+            self._write_conf(port, password, appendonly=True)  # what a restart starts with
+        self.url = url
+        self.owned = True
+        log.info("embedded redis serving on 127.0.0.1:%d (data in %s)", port, self.dir)
+        return url
+
+    def aof_present(self) -> bool:
+        """The dir has an AOF: a multi-part one, or a single file a 6.2 server wrote."""
+        return (self.aof_dir / f"{AOF_NAME}.manifest").is_file() or (self.dir / AOF_NAME).is_file()
+
+    def _write_conf(self, port: int, password: str, *, appendonly: bool) -> None:
+        self._conf.write_text(
             "\n".join(
                 [
                     " ".join(["bind 127.0.0.1", *self.also_bind]),
@@ -235,11 +256,10 @@ class EmbeddedRedis:
                     "daemonize yes",
                     f'pidfile "{self._pid_file}"',
                     f'logfile "{self.dir / "redis.log"}"',
-                    "appendonly yes",
-                    # Multi-part AOF (Redis >= 7.0, Valkey) under appendonlydir/; a 6.2 data dir's
-                    # single appendonly.aof is moved in there at the first start (its base file).
-                    f'appendfilename "{AOF_NAME}"',
-                    f'appenddirname "{AOF_DIR}"',
+                    f"appendonly {'yes' if appendonly else 'no'}",
+                    # The default names (AOF_NAME, AOF_DIR: a 6.2 server knows no appenddirname):
+                    # a multi-part AOF (Redis >= 7.0, Valkey) under appendonlydir/; a 6.2 data
+                    # dir's single appendonly.aof is moved in there at the first start.
                     "appendfsync always",  # an acknowledged ledger write survives a kill
                     "save 300 1",
                     "protected-mode yes",
@@ -247,20 +267,40 @@ class EmbeddedRedis:
                 ]
             )
         )
-        conf.chmod(0o600)
-        self._pid_file.unlink(missing_ok=True)
-        self._launch(url, timeout)
-        self.url = url
-        self.owned = True
-        log.info("embedded redis serving on 127.0.0.1:%d (data in %s)", port, self.dir)
-        return url
+        self._conf.chmod(0o600)
+
+    def _turn_aof_on(self, url: str, timeout: float) -> None:
+        """CONFIG SET appendonly yes, and wait until the AOF it writes from memory is done."""
+        client = redis.Redis.from_url(url, socket_timeout=timeout)
+        try:
+            client.config_set("appendonly", "yes")
+            deadline = time.monotonic() + timeout
+            while True:
+                info = client.info("persistence")
+                if info.get("aof_enabled") and not info.get("aof_rewrite_in_progress"):
+                    if not info.get("aof_rewrite_scheduled"):
+                        break
+                if time.monotonic() > deadline:
+                    raise EmbeddedRedisError(f"embedded redis: no AOF within {timeout:g} s")
+                time.sleep(0.05)
+        finally:
+            client.close()
+        log.warning("embedded redis: %s had a snapshot and no AOF: loaded it, AOF on", self.dir)
 
     def _launch(self, url: str, timeout: float) -> None:
         """Run the server binary on the config file; return once it answers at ``url``."""
+        legacy = self.dir / AOF_NAME
+        if legacy.is_file() and (self.aof_dir / f"{AOF_NAME}.manifest").is_file():
+            # The server would read appendonlydir/ alone and silently ignore the other file.
+            raise EmbeddedRedisError(
+                f"embedded redis not started: {self.dir} has two AOFs, {AOF_NAME} (one file, as"
+                f" Redis 6.2 wrote it) and {AOF_DIR}/ (the multi-part AOF it reads); move the"
+                " one that is not the data out of the way"
+            )
         # umask 077: its AOF, snapshot and log are the server user's alone (0600).
         try:
             subprocess.run(
-                [find_redis_server(), str(self._conf)],
+                [self.server or find_redis_server(), str(self._conf)],
                 check=True,
                 capture_output=True,
                 umask=PRIVATE_UMASK,
