@@ -30,6 +30,8 @@ from tests.seeds import standard_seed
 from visitation.node import SignalingNode
 from visitation.seed import apply_seed
 
+pytest_plugins = ["tests.plugins.redis_server"]  # the header names the Redis server once
+
 SECRET = secrets.token_hex(32).encode()
 os.environ["VISITATION_SECRET"] = SECRET.decode()
 # Tests reach nodes from one address and reuse subjects fast: limits far above the defaults
