@@ -21,6 +21,12 @@ class ErrorCode(StrEnum):
     CAPACITY = "capacity"
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
+    # v1.2
+    NOT_SCHEDULED = "not_scheduled"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    OTP_REQUIRED = "otp_required"
+    CODE_EXPIRED = "code_expired"
 
 
 class ProtocolError(Exception):
