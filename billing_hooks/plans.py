@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -23,17 +22,11 @@ from core.domain import Facility
 from core.errors import ErrorCode, ProtocolError
 
 
-class PlanRefusal(StrEnum):
-    """``call.place`` codes of PROTOCOL v1.2 "Pricing plans" (to move into core.errors)."""
-
-    QUOTA_EXHAUSTED = "quota_exhausted"
-
-
 def refusal_error(code: str) -> ProtocolError:
-    if code == PlanRefusal.QUOTA_EXHAUSTED:
+    """The ``call.place`` refusal :func:`core.tariff.refusal` named."""
+    if code == ErrorCode.QUOTA_EXHAUSTED:
         return ProtocolError(
-            cast(ErrorCode, PlanRefusal.QUOTA_EXHAUSTED),
-            "the resident's free minutes for today are used up",
+            ErrorCode.QUOTA_EXHAUSTED, "the resident's free minutes for today are used up"
         )
     return ProtocolError(
         ErrorCode.INSUFFICIENT_FUNDS, "the contact's balance does not cover one minute"
