@@ -147,6 +147,7 @@ class CallFinisher:
                     **ended_payload(ended),
                     "charged_cents": settlement.charged_cents,
                     "balance_cents": settlement.balance_cents,
+                    "agency_seconds": settlement.agency_seconds,  # v1.2 pricing plans
                 }
                 await self.emit("call.ended", payload, family_room(ended.family_id))
             await run_hooks(self.end_hooks, ended)

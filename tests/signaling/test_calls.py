@@ -96,6 +96,7 @@ async def test_incoming_carries_every_field(clients: Clients, seeded: SeedFile) 
         "balance_cents": 1000,
         "allowed_seconds": 62 * 60,
         "ring_timeout_s": 45.0,
+        "free_seconds": 0,  # v1.2: what the agency pays of this call at most (nothing here)
     } | {"allowed_seconds": min(1800, (1000 // 16) * 60)}
 
 
