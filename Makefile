@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck pytest bench faults clean chromium coturn nettools
+.PHONY: install run test lint typecheck pytest bench faults clean chromium coturn nettools speechtools
 
 install: $(STAMP)
 
@@ -48,7 +48,16 @@ nettools:
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nftables iproute2 >/dev/null; }
 
-pytest: $(STAMP) chromium coturn nettools
+# The statement tests render a PDF page with poppler's pdftoppm; the transcript tests speak
+# with espeak-ng (both Debian packages, as Chromium is).
+speechtools:
+	@{ command -v pdftoppm && command -v espeak-ng; } >/dev/null 2>&1 || { \
+		echo "installing Debian's poppler-utils and espeak-ng for the statement and transcript tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq poppler-utils espeak-ng >/dev/null; }
+
+pytest: $(STAMP) chromium coturn nettools speechtools
 	$(BIN)/python -m pytest --durations=20 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
