@@ -268,3 +268,23 @@ async def test_a_privileged_call_has_no_transcript(
     assert await redis.exists(f"tr:{pair.call_id}") == 0  # nothing was ever queued
     async with investigator.get("/api/v1/alerts") as response:
         assert (await response.json())["alerts"] == []
+
+
+async def test_watch_words_are_set_by_the_facility_admin_within_limits(
+    seeded: SeedFile, node: Node, clients: Clients
+) -> None:
+    async with http_as(node.url, clients.tokens, "admin", "A1") as admin:
+        for bad in (["w"] * 201, ["x" * 65], [""], ["   "], "gate", [3]):
+            async with admin.put("/api/v1/admin/facilities/SQ", json={"watch_words": bad}) as r:
+                assert r.status == 422, bad
+                assert (await r.json())["error"]["code"] == "invalid_request"
+        words = ["knife", "north gate", "x" * 64] + [f"w{i}" for i in range(197)]
+        async with admin.put("/api/v1/admin/facilities/SQ", json={"watch_words": words}) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["watch_words"] == words
+        async with admin.get("/api/v1/admin/facilities") as r:
+            listed = {f["id"]: f for f in (await r.json())["facilities"]}
+        assert listed["SQ"]["watch_words"] == words and listed["CLOSED"]["watch_words"] == []
+    async with http_as(node.url, clients.tokens, "admin", "A2") as other:  # CLOSED only
+        async with other.put("/api/v1/admin/facilities/SQ", json={"watch_words": []}) as r:
+            assert r.status == 404
