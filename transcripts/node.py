@@ -4,15 +4,26 @@ local transcription workers (``serve --transcribers N``)."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+from typing import Final
+
 from aiohttp import web
 from redis.asyncio import Redis
 
 from core.directory import Directory
+from core.tasks import Periodic
 from core.tokens import Tokens
 from recorder.service import RecordingService
 from transcripts.http_api import add_transcript_routes
 from transcripts.queue import TranscriptionQueue
 from transcripts.service import TranscriptService
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_S: Final = 600.0  # how often recordings left without a transcript are queued
+CATCH_UP_DAYS: Final = 7
 
 
 class TranscriptsNode:
@@ -26,19 +37,32 @@ class TranscriptsNode:
         tokens: Tokens,
         directory: Directory,
         recordings: RecordingService,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.service = TranscriptService(redis, secret, TranscriptionQueue(redis_url))
         recordings.sealed_hooks.append(self.service.on_sealed)
         recordings.purged_hooks.append(self.service.on_purged)
         recordings.transcripts = self.service
         self._recordings = recordings
+        self._clock = clock
+        self._catch_up = Periodic(
+            "transcripts-missing", self.queue_missing, CATCH_UP_S, delay_first=True
+        )
         add_transcript_routes(
             app, tokens=tokens, directory=directory, service=self.service, recordings=recordings
         )
 
+    async def queue_missing(self) -> None:
+        since = self._clock() - CATCH_UP_DAYS * 86400
+        queued = await self.service.queue_missing(self._recordings.catalog, since)
+        if queued:
+            log.info("queued %d recording(s) that had no transcript", queued)
+
     async def start(self) -> None:
         await self.service.start()
+        self._catch_up.start()
 
     async def stop(self) -> None:
+        await self._catch_up.stop()
         await self._recordings.drain_hooks()
         await self.service.stop()

@@ -11,7 +11,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from core.directory import Directory
-from recorder.catalog import Entry
+from recorder.catalog import Catalog, Entry, Query
 from recorder.manifest import Manifest
 from recorder.transcript_port import TranscriptCheck
 from transcripts.alerts import AlertStore
@@ -48,6 +48,19 @@ class TranscriptService:
                 await self.store.forget_pending(manifest.call_id)
                 raise  # logged by the recorder's hook runner; the seal is long done
             log.info("call %s: transcript queued", manifest.call_id)
+
+    async def queue_missing(self, catalog: Catalog, since: float, limit: int = 1000) -> int:
+        """Queue the signed recordings since ``since`` that have no transcript yet (their seal
+        happened while the queue could not be reached, or before transcripts existed)."""
+        if self.queue is None:
+            return 0
+        found = await catalog.search(Query(since=since, limit=limit), ["*"])
+        queued = 0
+        for entry in found:
+            if entry.state == "final" and await self.store.get(entry.manifest.call_id) is None:
+                await self.on_sealed(entry.manifest)
+                queued += 1
+        return queued
 
     async def on_purged(self, manifest: Manifest) -> None:
         """The recording's media was purged: its transcript and alerts go with it."""

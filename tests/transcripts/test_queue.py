@@ -228,3 +228,20 @@ async def test_a_purged_recording_takes_its_transcript_and_alerts_with_it(
     assert await transcripts.alerts.recent(["SQ"], "I1") == []
     entry = await service.catalog.get(info.call_id)
     assert (await transcripts.view(entry))["status"] == "none"
+
+
+async def test_recordings_sealed_while_the_queue_was_away_are_queued_later(
+    seeded: SeedFile,
+    service: RecordingService,
+    transcripts: TranscriptService,
+    transcribers: StartTranscribers,
+    said: Speech,
+) -> None:
+    service.sealed_hooks.remove(transcripts.on_sealed)  # as if the queue was unreachable
+    info = call()
+    await record_speech(service, info, said)
+    assert await transcripts.store.get(info.call_id) is None
+    assert await transcripts.queue_missing(service.catalog, since=time.time() - 3600) == 1
+    assert await transcripts.queue_missing(service.catalog, since=time.time() - 3600) == 0
+    await transcribers(1)
+    await eventually(lambda: done(transcripts.store, info.call_id), "transcribed", within_s=60)
