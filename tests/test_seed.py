@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from billing_hooks import Ledger
+from core.embedded_redis import EmbeddedRedis
 from tests.seeds import standard_seed_data
 from visitation.seed import SeedError, apply_seed, parse_seed
 
@@ -179,7 +180,7 @@ def test_cli_seed_with_embedded_redis(tmp_path: Path) -> None:
     # A relative data dir, like the default ./var of `make run`.
     result = run_cli("seed", str(seed), "--data-dir", "var", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (data_dir / "redis" / "appendonly.aof").exists()
+    assert EmbeddedRedis(data_dir).aof_files()  # its AOF, under redis/appendonlydir/
     again = run_cli("seed", str(seed), "--data-dir", "var", cwd=tmp_path)
     assert "left unchanged" in again.stdout  # the data persisted in the AOF
 
