@@ -71,10 +71,11 @@ class AuditLog:
         outcome: Outcome = "ok",
         detail: Mapping[str, Any] | None = None,
         once: str | None = None,
+        once_ttl_s: int = ONCE_TTL_S,
     ) -> str | None:
         """Add one entry; returns its stream id. ``call_ids``: the call(s) it is about.
 
-        With ``once``, only the first entry with that key is added (for ``ONCE_TTL_S``), in
+        With ``once``, only the first entry with that key is added (for ``once_ttl_s``), in
         the same step: e.g. one ``view`` per playback however many Range requests it makes.
         Returns ``None`` for a repeat."""
         fields = {
@@ -90,7 +91,7 @@ class AuditLog:
             "detail": json.dumps(dict(detail or {}), sort_keys=True),
         }
         keys = [_once_key(once or "-"), STREAM, *(_call_key(c) for c in dict.fromkeys(call_ids))]
-        args = [str(ONCE_TTL_S) if once else "", *(x for pair in fields.items() for x in pair)]
+        args = [str(once_ttl_s) if once else "", *(x for pair in fields.items() for x in pair)]
         added = await self._append(keys=keys, args=args)
         return text(added) if added else None
 

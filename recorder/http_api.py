@@ -16,9 +16,16 @@ evidence.
 A player makes many Range requests for one playback, so the audit counts what a person did,
 not requests: a request with ``?playback=<id>`` (an id the page makes each time it opens a
 recording; the manifest, both parties' media and the thumbnails share it) is one ``view``
-entry per investigator, call and id, written by the first such request. A media request
-without it is a ``download``: one entry per request, i.e. per saved file. Refusals are
-always logged.
+entry per investigator, call and id, written by the first such request, for a short lifetime
+(:data:`recorder.playback.PLAYBACK_TTL_S`). A media request without it is a ``download``: one
+entry per request, i.e. per saved file; so is one with it but without ``Range`` (it takes the
+whole file), and a playback whose bytes served pass the file's size (each time they pass it
+again: :mod:`recorder.playback`). Refusals are always logged.
+
+Every read and ``verify`` checks that the catalog's manifest is the call's own (its signed
+``call_id`` and the media object it names, :func:`recorder.manifest.binding_problem`): one
+stored under another call's id serves nothing (409 ``manifest_mismatch``; ``verify``: ``ok:
+false``), "manifest belongs to another call", audited ``tampered``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import re
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, Self
 
 from aiohttp import web
@@ -38,8 +46,10 @@ from core.tokens import Claims, Tokens
 from recorder.audit import Action, Actor, Outcome
 from recorder.catalog import Entry, Query, allowed_facilities
 from recorder.listing import Listing
+from recorder.manifest import binding_problem
 from recorder.party_view import PARTIES, Party, PartyViews, ViewBusyError, ViewError, view_key
 from recorder.party_view import View as PartyView
+from recorder.playback import PLAYBACK_TTL_S, copies_crossed
 from recorder.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from recorder.service import RecordingService
 from recorder.storage import CALL_ID, Storage
@@ -50,6 +60,7 @@ CHUNK: Final = 256 * 1024
 MAX_PARTY_TEXT: Final = 64  # of a refused ?party= value kept in the audit entry
 PLAYBACK: Final = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 PLAYBACK_KEY: Final = web.RequestKey("recorder.playback", str)  # the audit's ``once`` key
+Sent = Callable[[int], Awaitable[None]]  # hears of the bytes of each chunk sent
 
 
 class ListParams(BaseModel):
@@ -99,6 +110,7 @@ class RecordingApi:
         self._catalog = service.catalog
         self._audit = service.audit
         self._views = PartyViews(storage)
+        self._meter = service.playbacks
         self._thumbnails = Thumbnails(storage)
         self._listing = Listing(service, directory)
         # One maker per view at a time (the lock goes once no request holds it).
@@ -120,6 +132,10 @@ class RecordingApi:
             raise ApiError(400, "invalid_request", "not a call id")
         entry = await self._catalog.get(call_id)
         if entry is not None and staff.covers(entry.manifest.facility_id):
+            problem = binding_problem(entry.manifest, call_id)
+            if problem is not None and action != "verify":  # verify answers ok: false
+                await self._tampered(request, claims, action, call_id, entry, problem)
+                raise ApiError(409, "manifest_mismatch", problem)
             return entry
         if entry is not None:  # someone looked where they may not: the call's history says so
             await self._audit.append(
@@ -130,6 +146,26 @@ class RecordingApi:
                 outcome="not_found",
             )
         raise ApiError(404, "not_found", f"no recording of call {call_id!r}")
+
+    async def _tampered(
+        self,
+        request: web.Request,
+        claims: Claims,
+        action: Action,
+        call_id: str,
+        entry: Entry,
+        problem: str,
+    ) -> None:
+        """Audit, under the call asked about, that its catalog entry is another call's."""
+        detail = {"ok": False, "problems": [problem], "manifest_call_id": entry.manifest.call_id}
+        await self._audit.append(
+            _actor(request, claims),
+            action,
+            call_ids=[call_id],
+            facility_id=entry.manifest.facility_id,
+            outcome="tampered",
+            detail=detail,
+        )
 
     async def _log(
         self,
@@ -156,6 +192,7 @@ class RecordingApi:
             outcome=outcome,
             detail=detail,
             once=once,
+            once_ttl_s=PLAYBACK_TTL_S,
         )
 
     async def _playback(
@@ -256,9 +293,47 @@ class RecordingApi:
             response.headers["Content-Range"] = f"bytes */{size}"
             return response
         status = 200 if byte_range is None else 206
+        if action == "view" and byte_range is None:
+            action = "download"  # no Range: the whole file, whatever the playback
+            request.pop(PLAYBACK_KEY, None)  # one entry per such request
         await self._log(request, claims, action, entry, **detail, status=status)
+        sent: Sent | None = None
+        if action == "view":  # a playback's Range request: its bytes are counted as sent
+
+            async def sent(nbytes: int) -> None:
+                await self._count(request, claims, entry, detail, nbytes, size, party)
+
         name = call_id if party is None else f"{call_id}-{party}"
-        return await self._stream(request, key, name, size, byte_range, etag)
+        return await self._stream(request, key, name, size, byte_range, etag, sent)
+
+    async def _count(
+        self,
+        request: web.Request,
+        claims: Claims,
+        entry: Entry,
+        detail: dict[str, Any],
+        nbytes: int,
+        size: int,
+        party: Party | None,
+    ) -> None:
+        """Count bytes a playback was sent; each whole copy of the file that its bytes pass is
+        a ``download`` (one entry each: the playback's ``once`` key is for its ``view``)."""
+        playback = str(detail["playback"])
+        call_id = entry.manifest.call_id
+        total = await self._meter.add(claims.subject, call_id, party or "call", playback, nbytes)
+        request.pop(PLAYBACK_KEY, None)
+        for copy in copies_crossed(total, nbytes, size):
+            await self._log(
+                request,
+                claims,
+                "download",
+                entry,
+                **detail,
+                bytes_served=total,
+                size=size,
+                copy=copy,
+                status=206,
+            )
 
     @staticmethod
     def _etag(entry: Entry) -> str | None:
@@ -298,7 +373,9 @@ class RecordingApi:
         size: int,
         byte_range: ByteRange | None,
         etag: str | None,
+        sent: Sent | None = None,
     ) -> web.StreamResponse:
+        """Stream the file (or its range); ``sent`` hears of each chunk once it is written."""
         start, length = (0, size) if byte_range is None else (byte_range.start, byte_range.length)
         response = web.StreamResponse(status=200 if byte_range is None else 206)
         response.content_type = "video/webm"
@@ -320,6 +397,8 @@ class RecordingApi:
                     break  # the file shrank under us (purged mid-download): stop short
                 await response.write(chunk)
                 start += len(chunk)
+                if sent is not None:
+                    await sent(len(chunk))
         await response.write_eof()
         return response
 
@@ -352,7 +431,12 @@ class RecordingApi:
 
     async def verify(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         entry = await self._visible(request, claims, "verify")
-        call_id = entry.manifest.call_id
+        call_id = request.match_info["call_id"]
+        problem = binding_problem(entry.manifest, call_id)
+        if problem is not None:  # whatever its state: no file is read for it
+            found = self._service.signer.verify(entry.manifest, self._storage, call_id)
+            await self._tampered(request, claims, "verify", call_id, entry, problem)
+            return web.json_response(found.model_dump())
         if entry.state != "final":
             await self._log(request, claims, "verify", entry, "refused", state=entry.state)
             why = "was purged" if entry.state == "purged" else "is still being recorded"

@@ -15,9 +15,11 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.keys import Purpose, derive_key
-from recorder.storage import Storage
+from recorder.storage import SUFFIX, Storage
 
 CHUNK: Final = 1 << 20
+#: What verify and every read answer when the manifest stored for a call is not that call's.
+MISMATCH: Final = "manifest belongs to another call"
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -61,6 +63,8 @@ class Manifest(BaseModel):
     tracks: list[Track]
     size: int | None = None
     sha256: Hex64 | None = None
+    #: The media object hashed (its name in storage, ``<call_id>.webm``), once finalized.
+    object_key: str | None = None
     flags: list[Flag] = Field(default_factory=list)
     complete: bool = False
     #: Why ``complete`` is false (the writer died, the disk was full, ...), once finalized.
@@ -87,10 +91,25 @@ class Manifest(BaseModel):
 
 def canonical_json(manifest: Manifest) -> bytes:
     # Fields added later are left out while unset, so older signatures still verify.
-    later = ("incomplete_reason", "warned_at")
+    later = ("incomplete_reason", "warned_at", "object_key")
     exclude = {"signature"} | {name for name in later if getattr(manifest, name) is None}
     body = manifest.model_dump(mode="json", exclude=exclude)
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def object_key(call_id: str) -> str:
+    """The name of a call's media object in storage (what its manifest signs)."""
+    return call_id + SUFFIX
+
+
+def binding_problem(manifest: Manifest, call_id: str) -> str | None:
+    """:data:`MISMATCH` unless the manifest is ``call_id``'s: its signed call id, and the media
+    object it names (manifests signed before ``object_key`` existed name none)."""
+    if manifest.call_id != call_id:
+        return MISMATCH
+    if manifest.object_key is not None and manifest.object_key != object_key(call_id):
+        return MISMATCH
+    return None
 
 
 class Verification(BaseModel):
@@ -122,10 +141,25 @@ class ManifestSigner:
             manifest.signature, self._mac(manifest)
         )
 
-    def verify(self, manifest: Manifest, storage: Storage) -> Verification:
-        """Recompute the file's SHA-256 and the manifest's signature (blocking: use a thread)."""
+    def verify(
+        self, manifest: Manifest, storage: Storage, call_id: str | None = None
+    ) -> Verification:
+        """Recompute the file's SHA-256 and the manifest's signature (blocking: use a thread).
+        ``call_id``: the call asked about; a manifest of another call is not ok
+        (:func:`binding_problem`), and no file is read for it."""
         problems: list[str] = []
         signature_ok = self.signature_ok(manifest)
+        if call_id is not None and (mismatch := binding_problem(manifest, call_id)):
+            return Verification(
+                ok=False,
+                sha256=None,
+                expected_sha256=manifest.sha256,
+                size=None,
+                signature_ok=signature_ok,
+                hash_ok=False,
+                size_ok=False,
+                problems=[mismatch],
+            )
         if not signature_ok:
             problems.append("manifest signature does not match: the manifest was altered")
         try:

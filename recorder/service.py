@@ -20,9 +20,10 @@ from redis.asyncio import Redis
 from core.directory import Directory
 from recorder.audit import RETENTION, Actor, AuditLog
 from recorder.catalog import Catalog, Entry
-from recorder.manifest import Flag, Manifest, ManifestSigner, Track, Verification
+from recorder.manifest import Flag, Manifest, ManifestSigner, Track, Verification, object_key
 from recorder.muxer import CODECS, TRACKS
 from recorder.party_view import PartyViews
+from recorder.playback import PlaybackMeter
 from recorder.storage import Storage
 from recorder.transcript_port import TranscriptPort
 
@@ -91,6 +92,7 @@ class RecordingService:
         self.storage = storage
         self.catalog = Catalog(redis)
         self.audit = AuditLog(redis, clock)
+        self.playbacks = PlaybackMeter(redis)  # bytes served per playback (downloads)
         self.signer = ManifestSigner(secret)
         self.directory = directory or Directory(redis)
         self._clock = clock
@@ -170,6 +172,7 @@ class RecordingService:
                 "warned_at": round(call.warned_at, 3) if call and call.warned_at else None,
                 "size": sealed.size if sealed is not None else 0,
                 "sha256": sealed.sha256 if sealed is not None else None,
+                "object_key": object_key(call_id) if sealed is not None else None,
                 "flags": [f if isinstance(f, Flag) else Flag.model_validate(f) for f in flags],
                 "complete": not problems,
                 "incomplete_reason": "; ".join(problems) or None,
@@ -319,8 +322,9 @@ class RecordingService:
         return True
 
     async def verify(self, call_id: str) -> Verification | None:
-        """Recompute the file hash and manifest signature; ``None`` unless finalized."""
+        """Recompute the file hash and manifest signature, and check the manifest is
+        ``call_id``'s (not another call's stored under its id); ``None`` unless finalized."""
         entry = await self.catalog.get(call_id)
         if entry is None or entry.state != "final":
             return None
-        return await asyncio.to_thread(self.signer.verify, entry.manifest, self.storage)
+        return await asyncio.to_thread(self.signer.verify, entry.manifest, self.storage, call_id)

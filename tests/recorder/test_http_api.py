@@ -198,7 +198,8 @@ async def test_one_view_per_playback_one_download_per_saved_file(
     api: Api, service: RecordingService, call_webm: bytes
 ) -> None:
     """A player's many Range requests are one ``view`` per playback id and investigator; each
-    media request without an id (a saved file) is one ``download``."""
+    media request without an id (a saved file), or with one but no Range (the whole file), is
+    one ``download`` (issue 31 §1.2; bytes past the size: tests/security/test_recording_swap.py)."""
     await record(service, "PB", call_webm)
     url = API + "/recordings/PB/media"
 
@@ -209,13 +210,15 @@ async def test_one_view_per_playback_one_download_per_saved_file(
 
     assert (await api.json("GET", "/recordings/PB?playback=first-play-01"))[0] == 200
     for party in ("tablet", "family"):
-        for start in (0, 1000, 5000, 0):  # the player seeks about
+        for start in (0, 1000, 5000, 0):  # the player seeks about, reading a little each time
             status = await get(
-                "I1", f"?party={party}&playback=first-play-01", Range=f"bytes={start}-"
+                "I1", f"?party={party}&playback=first-play-01", Range=f"bytes={start}-{start + 999}"
             )
             assert status == 206
-    assert await get("I1", "?playback=second-play") == 200  # opened again: a new playback
-    assert await get("I2", "?party=tablet&playback=first-play-01") == 200  # someone else's
+    # Opened again: a new playback; someone else's with the same id: their own.
+    assert await get("I1", "?playback=second-play", Range="bytes=0-999") == 206
+    assert await get("I2", "?party=tablet&playback=first-play-01", Range="bytes=0-") == 206
+    assert await get("I1", "?playback=second-play") == 200  # no Range: the whole file
     assert await get("I1", "") == 200  # two saved files
     assert await get("I1", "") == 200
     for bad in ("short", "has space here", "x" * 65, "first-play-01&playback=again-play"):
@@ -229,6 +232,7 @@ async def test_one_view_per_playback_one_download_per_saved_file(
         ("I1", "view", "ok", "first-play-01"),  # the manifest, both players, every seek
         ("I1", "view", "ok", "second-play"),
         ("I2", "view", "ok", "first-play-01"),
+        ("I1", "download", "ok", "second-play"),
         ("I1", "download", "ok", None),
         ("I1", "download", "ok", None),
         ("I1", "view", "refused", "short"),

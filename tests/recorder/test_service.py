@@ -140,13 +140,14 @@ async def test_a_write_failure_mid_call_makes_the_recording_incomplete(
 async def test_manifests_signed_before_later_fields_existed_still_verify(
     service: RecordingService,
 ) -> None:
-    """Fields added later (``incomplete_reason``, ``warned_at``) are signed only once set."""
+    """Fields added later (``incomplete_reason``, ``warned_at``, ``object_key``) are signed
+    only once set."""
     manifest = Manifest(
         call_id="OLD", facility_id="SQ", resident_id="R1", family_id="F1", started_at=1.0,
         tracks=[], complete=True,
     )  # fmt: skip
     legacy = json.dumps(
-        manifest.model_dump(mode="json", exclude={"signature", "incomplete_reason", "warned_at"}),
+        manifest.model_dump(mode="json", exclude={"signature", "incomplete_reason", "warned_at", "object_key"}),
         sort_keys=True, separators=(",", ":"), ensure_ascii=True,
     ).encode()  # fmt: skip
     signer = service.signer

@@ -1,7 +1,4 @@
-"""PENDING (not collected: the name does not match ``test_*.py``): issue 31 §1.1 and §1.2, for
-when recorder/service.py and recorder/http_api.py are free (helper H7's until
-/work/notes/h7-done). Rename to ``test_recording_swap.py`` with the fix; on today's code every
-test here fails.
+"""Issue 31 §1.1 and §1.2 (each test but the player's failed before the fix).
 
 §1.1 A recording can be swapped: with write access to Redis, call Y's signed manifest stored
 under call X. Every read of X and ``verify`` on X must compare the signed manifest's
@@ -180,7 +177,7 @@ async def test_a_playback_id_is_its_investigators_and_short_lived(
     assert actions(entries, "I2") == ["view"]  # another investigator's own view
     # Its bytes are counted for a short lifetime only (PLAYBACK_TTL_S, 30 min), not 12 h: the
     # once key and the byte count expire together.
-    ttls = [await redis.ttl(k) async for k in redis.scan_iter("rec:playback:*")]
+    ttls = [await redis.ttl(k) async for k in redis.scan_iter("audit:playback:*")]
     assert ttls and all(0 < t <= 30 * 60 for t in ttls)
     ttls = [await redis.ttl(k) async for k in redis.scan_iter("audit:once:*")]
     assert ttls and all(0 < t <= 30 * 60 for t in ttls)
