@@ -39,6 +39,7 @@ class Settings:
     port: int = 8080
     redis_url: str | None = None
     workers: int = 0
+    transcribers: int = 1  # transcription workers `serve` starts (0: run them elsewhere)
     ring_timeout_s: float = 45.0
     connect_timeout_s: float = 30.0
     presence_ttl_s: float = 15.0
@@ -88,6 +89,7 @@ class Settings:
             redis_url=env_redis_url(),
             recordings_url=os.environ.get("VISITATION_RECORDINGS_URL") or None,
             workers=int(_env_float("VISITATION_WORKERS", os.cpu_count() or 1)),
+            transcribers=int(_env_float("VISITATION_TRANSCRIBERS", 1)),
             ring_timeout_s=_env_float("VISITATION_RING_TIMEOUT", 45.0),
             connect_timeout_s=_env_float("VISITATION_CONNECT_TIMEOUT", 30.0),
             media_timeout_s=_env_float("VISITATION_MEDIA_TIMEOUT", 15.0),

@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, default=None)
     serve.add_argument("--redis-url", default=None)
     serve.add_argument("--workers", type=int, default=None, help="SFU workers (default: cores)")
+    serve.add_argument(
+        "--transcribers",
+        type=int,
+        default=None,
+        help="transcription workers ($VISITATION_TRANSCRIBERS; default 1; 0: run them elsewhere)",
+    )
     serve.add_argument("--ring-timeout", type=float, default=None, help="seconds (default 45)")
     serve.add_argument(
         "--max-calls-per-worker",
@@ -145,6 +151,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
         workers=getattr(args, "workers", None),
+        transcribers=getattr(args, "transcribers", None),
         ring_timeout_s=getattr(args, "ring_timeout", None),
         max_calls_per_worker=getattr(args, "max_calls_per_worker", None),
         rtc_ports=getattr(args, "rtc_ports", None),
@@ -283,6 +290,11 @@ def _staff_password(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["transcriber"]:  # its own flags, parsed by the transcription worker
+        from transcripts.worker import main as transcriber_main
+
+        private_umask()
+        return transcriber_main(argv[1:])
     if argv[:1] == ["worker"]:  # its own flags, parsed by the worker
         from visitation.worker import main as worker_main
 

@@ -37,6 +37,7 @@ from core.redis_version import check_url
 from core.revocation import Revocations
 from core.tokens import Tokens
 from media.pool import WorkerPool
+from transcripts.pool import TranscriberPool
 from visitation.node import SignalingNode
 from visitation.redis_watch import EmbeddedRedisKeeper, RedisHealth, install_health
 from visitation.seed import SeedError, apply_seed, parse_seed
@@ -197,10 +198,19 @@ async def _serve(settings: Settings, secret: bytes, demo: bool, stop: Stop) -> N
         args_for=port_shares(settings),
         env={"VISITATION_TURN_SECRET": settings.turn_secret} if settings.turn_secret else {},
     )
+    transcribers = TranscriberPool(
+        redis_url,
+        settings.recordings_location,
+        log_level=logging.getLevelName(log.getEffectiveLevel()),
+        extra_args=["--data-dir", str(settings.data_dir)],
+    )
     try:
         if settings.workers > 0:
             await pool.start(settings.workers)
             await pool.wait_ready(node.redis)
+        if settings.transcribers > 0:
+            await transcribers.start(settings.transcribers)
+            await transcribers.wait_ready(node.redis)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
@@ -230,6 +240,8 @@ async def _serve(settings: Settings, secret: bytes, demo: bool, stop: Stop) -> N
             await health.stop()
         with timed("stopping sfu workers"):
             await pool.stop(WORKERS_STOP_S)
+        with timed("stopping transcribers"):
+            await transcribers.stop(WORKERS_STOP_S)
         if embedded is not None:
             with timed("stopping embedded redis"):
                 await asyncio.to_thread(embedded.stop, REDIS_STOP_S)
