@@ -46,6 +46,9 @@ JSON_ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/admin/residents/{resident_id}/pin"): "/api/v1/admin/residents/R1/pin",
     ("POST", "/api/v1/tablet/login"): "/api/v1/tablet/login",
     ("POST", "/api/v1/account/push-subscriptions"): "/api/v1/account/push-subscriptions",
+    # v1.2: scheduled visits
+    ("POST", "/api/v1/visits"): "/api/v1/visits",
+    ("PUT", "/api/v1/admin/visits/{visit_id}"): "/api/v1/admin/visits/V-none",
 }
 #: Routes whose bodies have a limit under the nested bodies sent below (a push subscription,
 #: 4 KiB): those answer 422 for the size (push/http_api.py), before any parsing.
@@ -60,6 +63,8 @@ NO_BODY_ROUTES = {
     ("POST", "/api/v1/tablet/renew"),
     ("DELETE", "/api/v1/admin/staff/{staff_id}"),
     ("DELETE", "/api/v1/account/push-subscriptions/{sub_id}"),
+    ("DELETE", "/api/v1/visits/{visit_id}"),
+    ("POST", "/api/v1/alerts/{alert_id}/read"),
 }
 #: Routes that read a multipart form (tests/security/test_accounts_hostile.py).
 FORM_ROUTES = {("POST", "/api/v1/account/identity")}
