@@ -203,7 +203,12 @@ async def test_hangup_before_connect(clients: Clients, by: str) -> None:
     tablet_end = await pair.tablet.next("call.ended")
     family_end = await pair.family.next("call.ended")
     assert tablet_end == {"call_id": pair.call_id, "reason": "hangup", "by": by, "duration_s": 0}
-    assert family_end == {**tablet_end, "charged_cents": 0, "balance_cents": 1000}
+    assert family_end == {
+        **tablet_end,
+        "charged_cents": 0,
+        "balance_cents": 1000,
+        "agency_seconds": 0,
+    }
     # Both parties are free for a new call.
     assert await pair.tablet.place("F1")
 
