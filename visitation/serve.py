@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from redis.asyncio import Redis
 
+from accounts.passwords import SecretHasher
+from accounts.pins import Pins
 from core import http_guard
 from core.config import Settings, load_secret
 from core.data_dir_lock import DataDirLock
@@ -50,12 +52,21 @@ def demo_seed_text() -> str:
     return resources.files("visitation").joinpath("demo_seed.json").read_text()
 
 
+#: The demo residents' PIN for the shared tablet (set by ``--demo`` only).
+DEMO_PIN = "2468"
+
+
 async def seed_demo(redis_url: str, tokens: Tokens, base_url: str) -> str:
-    """Load the packaged demo data; return what to print for a newcomer."""
+    """Load the packaged demo data (and the residents' demo PIN); return what to print for a
+    newcomer."""
     redis = connect(redis_url)
     try:
         seed = parse_seed(demo_seed_text())
         report = await apply_seed(redis, seed)
+        pins = Pins(redis, SecretHasher())
+        for resident in seed.residents:
+            if not await pins.has_pin(resident.id):
+                await pins.set(resident.id, DEMO_PIN)
     finally:
         await redis.aclose()
     lines = ["", "Demo data loaded: " + report.summary().replace("\n", "; "), "Demo tokens:"]
@@ -70,6 +81,23 @@ async def seed_demo(redis_url: str, tokens: Tokens, base_url: str) -> str:
         url = page_url(base_url, role, token)
         if url is not None:
             lines.append(f"  {role:<12} {subject:<6} {name:<14} {url}")
+    lines += ["", "Demo sign-in (e-mail or staff id, password):"]
+    lines += [
+        f"  family       {f.email:<24} {f.password}"
+        for f in seed.families
+        if f.email and f.password
+    ]
+    lines += [f"  {s.role:<12} {s.id:<24} {s.password}" for s in seed.staff if s.password]
+    lines += ["", f"Shared tablets (residents sign in with their id and PIN {DEMO_PIN}):"]
+    for facility in seed.facilities:
+        device = tokens.issue("device", facility.id, ttl_s=7 * 24 * 3600)
+        lines.append(f"  {facility.id:<6} {facility.name:<20} {base_url}/tablet?token={device}")
+    if not os.environ.get("VISITATION_SMTP_URL"):
+        lines += [
+            "",
+            "Mail: VISITATION_SMTP_URL is unset, so sign-up and reset e-mails (with their links)",
+            "are written to this log.",
+        ]
     lines += [
         "",
         "Next steps:",
