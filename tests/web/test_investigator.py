@@ -205,10 +205,12 @@ async def test_without_a_service_worker_the_page_downloads_then_plays(
     await open_recording(page, flagged="true")
     await expect(page.locator("#player-status")).to_contain_text("Loaded in full")
     await play_and_seek_to_flag(page, manifest["flags"][0]["offset_s"])
-    # Fetched whole for playing, not saved: a view, not a download.
+    # Without a service worker the page pulls both parties' files whole (no Range): that is a
+    # copy of each file on this machine, so the audit says so (issue 31: downloads can't dodge
+    # the audit), beside the one view.
     await page.click("#audit-refresh")
     await expect(page.locator("#audit tr[data-action=view]")).to_have_count(1)
-    await expect(page.locator("#audit tr[data-action=download]")).to_have_count(0)
+    await expect(page.locator("#audit tr[data-action=download]")).to_have_count(2)
 
 
 async def test_only_investigators_sign_in(pages: Pages) -> None:
