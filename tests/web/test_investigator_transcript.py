@@ -112,8 +112,9 @@ async def test_search_a_phrase_open_the_hit_and_seek_from_a_transcript_line(
 
     target = page.locator('#transcript li[data-party="family"]').nth(1)
     start = float(await target.get_attribute("data-start") or "nan")
-    await page.wait_for_function(
-        "['#player-tablet', '#player-family'].every((s) => document.querySelector(s).readyState >= 1)"
+    await page.wait_for_function(  # a function, not an expression: the page's CSP has no eval
+        "() => ['#player-tablet', '#player-family']"
+        ".every((s) => document.querySelector(s).readyState >= 1)"
     )
     await target.click()
     await both_players_at(page, start)
