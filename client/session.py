@@ -177,7 +177,14 @@ class ProtocolClient:
                 await task
         # A reconnect cancelled mid-handshake may leave the transport open without the session.
         if self.sio.connected or self.sio.eio.state == "connected":
-            await self.sio.disconnect()
+            try:
+                await self.sio.disconnect()
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # we are being cancelled ourselves
+                # else engine.io's read loop was cancelled under us (the server closed the
+                # connection mid-read): the connection is closed all the same
 
     async def __aenter__(self) -> ProtocolClient:
         return await self.connect()

@@ -191,8 +191,16 @@ class Clients:
         return client
 
     async def close_all(self) -> None:
+        """Close every client, even after one fails to close (else the others stay online and
+        in their calls for the next tests); then raise the first failure."""
+        failures: list[BaseException] = []
         for client in self.opened:
-            await client.close()
+            try:
+                await client.close()
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
 
 ClientsFactory = Callable[..., Awaitable[Clients]]
