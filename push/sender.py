@@ -127,11 +127,13 @@ class PushSender:
     async def deliver_due(self) -> int:
         """One pass: how many sends it started."""
         now = self._clock()
+        pending, delayed = await self.outbox.depth()
         if now - self._depth_at >= self.limits.depth_every_s:
             self._depth_at = now
-            pending, delayed = await self.outbox.depth()
             OUTBOX_DEPTH.labels("pending").set(pending)
             OUTBOX_DEPTH.labels("delayed").set(delayed)
+        if not pending and not delayed and not self._inflight:
+            return 0  # nothing to send: no lease taken, nothing written
         if not await self.outbox.take_lease(self._holder, self.limits.lease_s):
             return 0
         await self.outbox.promote_due(now)
