@@ -45,6 +45,8 @@ class WorkerPool:
         args_for: Callable[[int], Sequence[str]] | None = None,
         env: Mapping[str, str] | None = None,
         command_prefix: Sequence[str] = (),
+        alive: Callable[[str], str] = alive_key,
+        kind: str = "sfu worker",
     ) -> None:
         self.redis_url = redis_url
         self.log_level = log_level
@@ -58,6 +60,8 @@ class WorkerPool:
         self.id_prefix = id_prefix or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self._spawned = 0
+        self._alive = alive  # the Redis key a ready worker keeps alive (its heartbeat)
+        self._kind = kind  # what its errors call a worker
 
     @property
     def worker_ids(self) -> list[str]:
@@ -95,11 +99,11 @@ class WorkerPool:
             for worker_id in tuple(pending):
                 process = self.processes[worker_id]
                 if process.returncode is not None:
-                    raise WorkerPoolError(f"sfu worker {worker_id} exited ({process.returncode})")
-                if await redis.exists(alive_key(worker_id)):
+                    raise WorkerPoolError(f"{self._kind} {worker_id} exited ({process.returncode})")
+                if await redis.exists(self._alive(worker_id)):
                     pending.discard(worker_id)
             if pending and time.monotonic() > deadline:
-                raise WorkerPoolError(f"sfu workers not ready in {timeout_s}s: {sorted(pending)}")
+                raise WorkerPoolError(f"{self._kind}s not ready in {timeout_s}s: {sorted(pending)}")
             if pending:
                 await asyncio.sleep(0.05)  # nothing to await: readiness is a Redis key
 

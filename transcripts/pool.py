@@ -8,13 +8,12 @@ The Redis URL goes through the environment (``REDIS_URL``), never argv; each wor
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from typing import IO
 
 from redis.asyncio import Redis
 
-from media.pool import WorkerPool, WorkerPoolError
+from media.pool import WorkerPool
 from transcripts.worker import alive_key
 
 
@@ -38,6 +37,8 @@ class TranscriberPool:
             env=env,
             id_prefix=id_prefix,
             output=output,
+            alive=alive_key,
+            kind="transcriber",
         )
 
     @property
@@ -49,19 +50,7 @@ class TranscriberPool:
 
     async def wait_ready(self, redis: Redis, timeout_s: float = 30.0) -> None:
         """Until every worker has heartbeated; raises if one exits or the timeout passes."""
-        deadline = time.monotonic() + timeout_s
-        pending = set(self.processes)
-        while pending:
-            for worker_id in tuple(pending):
-                process = self.processes[worker_id]
-                if process.returncode is not None:
-                    raise WorkerPoolError(f"transcriber {worker_id} exited ({process.returncode})")
-                if await redis.exists(alive_key(worker_id)):
-                    pending.discard(worker_id)
-            if pending and time.monotonic() > deadline:
-                raise WorkerPoolError(f"transcribers not ready in {timeout_s}s: {sorted(pending)}")
-            if pending:
-                await asyncio.sleep(0.05)  # readiness is a Redis key: nothing to await
+        await self._pool.wait_ready(redis, timeout_s)
 
     async def stop(self, timeout_s: float = 30.0) -> dict[str, int | None]:
         return await self._pool.stop(timeout_s)
