@@ -25,7 +25,8 @@ setInterval(() => {
 
 function auditRow(entry) {
   return el(
-    "tr", { "data-action": entry.action },
+    // A download taken through a playback (its bytes passed the file's size) says so.
+    "tr", { "data-action": entry.action, "data-via": entry.detail?.copy ? "playback" : "request" },
     el("td", {}, dateTime(entry.at)),
     el("td", {}, `${entry.staff_id} `, el("small", { class: "muted" }, entry.role)),
     el("td", {}, entry.action),
@@ -44,7 +45,9 @@ function auditDetail({ action, detail = {} }) {
     case "download":
       return [
         detail.party ? `${detail.party} view` : "call file",
-        detail.range ? `range ${detail.range}` : "whole",
+        detail.copy
+          ? `played past the file's size (copy ${detail.copy}, ${detail.bytes_served} bytes sent)`
+          : detail.range ? `range ${detail.range}` : "whole",
         detail.status && `HTTP ${detail.status}`,
       ].filter(Boolean).join(", ");
     case "verify":
