@@ -4,8 +4,10 @@ The transcripts themselves live in Redis (the cluster's shared state, :mod:`tran
 every transcript done is an entry of the ``tr:log`` stream. Each node keeps an FTS5 index
 (in memory, one row per segment) and, before each search, applies the stream entries it has
 not seen yet — so every node answers from every transcript, including one stored a moment ago
-by a worker on another host, and a node that starts (or restarts) rebuilds its index from the
-stream. FTS5 does the tokenising (``unicode61``, diacritics folded), the word and phrase
+by a worker on another host. The stream keeps only its newest entries (see
+:mod:`transcripts.store`): a node that starts, or whose last entry seen was trimmed away (it fell
+further behind than the stream keeps), rebuilds its index from the set of calls done, then follows
+the stream from the newest entry it noted before reading that set. FTS5 does the tokenising (``unicode61``, diacritics folded), the word and phrase
 matching and the ranking (``bm25``); nothing here is an index of its own.
 
 Queries: words (all must be in one segment) and ``"quoted phrases"``; every term is quoted
@@ -73,24 +75,66 @@ def _first_offset(words_json: str, start_s: float, terms: list[list[str]]) -> fl
     return start_s
 
 
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 class TranscriptIndex:
     def __init__(self, store: TranscriptStore) -> None:
         self._store = store
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._db.executescript(SCHEMA)
         self._seen = "0"  # the last tr:log entry applied
+        self._seen_n: int | None = None  # its number
         self._lock = asyncio.Lock()
 
     async def catch_up(self) -> int:
         """Apply the transcripts done since the last call; how many."""
         async with self._lock:
             applied = 0
+            if await self._behind_the_log():
+                applied += await self._rebuild()
             while batch := await self._store.log_since(self._seen):
-                bodies = await self._store.bodies([c for _, c in batch])
-                await asyncio.to_thread(self._apply, [(c, bodies.get(c)) for _, c in batch])
-                self._seen = batch[-1][0]
+                bodies = await self._store.bodies([e.call_id for e in batch])
+                changed = [(e.call_id, bodies.get(e.call_id)) for e in batch]
+                await asyncio.to_thread(self._apply, changed)
+                self._seen, self._seen_n = batch[-1].entry_id, batch[-1].n
                 applied += len(batch)
             return applied
+
+    async def _behind_the_log(self) -> bool:
+        """Whether entries this index has not applied may have been trimmed from the log."""
+        if self._seen == "0":
+            return True  # a new index: the log may no longer hold every transcript
+        bounds = await self._store.log_bounds()
+        if bounds is None:
+            return False
+        oldest = bounds[0]
+        if _stream_id(oldest.entry_id) <= _stream_id(self._seen):
+            return False  # the last entry seen is still there: what follows it is too
+        # The oldest entry is newer than the last seen: it is the next one, or some were trimmed.
+        return oldest.n is None or self._seen_n is None or oldest.n > self._seen_n + 1
+
+    async def _rebuild(self) -> int:
+        """Every transcript done, from the store's set of them; the log is followed from the
+        newest entry noted before the set was read (re-applying an entry is harmless)."""
+        bounds = await self._store.log_bounds()
+        call_ids = await self._store.done_calls()
+        await asyncio.to_thread(self._clear)
+        for start in range(0, len(call_ids), 500):
+            chunk = call_ids[start : start + 500]
+            bodies = await self._store.bodies(chunk)
+            await asyncio.to_thread(self._apply, [(c, bodies.get(c)) for c in chunk])
+        if bounds is None:
+            self._seen, self._seen_n = "0-1", 0  # nothing logged yet: the first entry is n 1
+        else:
+            self._seen, self._seen_n = bounds[1].entry_id, bounds[1].n
+        return len(call_ids)
+
+    def _clear(self) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM segments")
 
     def _apply(self, changed: Sequence[tuple[str, bytes | None]]) -> None:
         """Each call's rows replaced by its transcript's segments (none if it was deleted)."""

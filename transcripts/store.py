@@ -4,9 +4,15 @@
 Keys: ``tr:<call_id>`` hash (``status`` pending|working|done|failed, ``body`` the signed
 transcript's JSON, ``sha256`` of that body, ``engine``, ``by`` the worker that made it,
 ``tries``, ``error``, ``completions``, ``facility_id``); ``tr:log`` a stream with one entry per
-transcript done (what every node's search index follows, see :mod:`transcripts.index`);
-``tr:dead`` the calls given up on (dead-lettered), newest last. Finishing is one Lua script that
-refuses a call already done, so a job retried after a crash is done exactly once.
+transcript done or deleted (``call_id``, and ``n`` its number: entries are numbered without a
+gap, so a reader sees whether entries it did not read were trimmed; what every node's search
+index follows, see :mod:`transcripts.index`), trimmed to its newest ``log_max`` entries on every write (so it never
+grows with the deployment's history); ``tr:done`` the set of calls with a transcript done (what a
+node whose place in the log was trimmed away rebuilds its index from); ``tr:dead`` the calls
+given up on (dead-lettered), newest last, trimmed to ``dead_max``; ``tr:stats`` the
+deployment's running totals (``done``, ``retried``, ``dead_lettered``, ``audio_s``, ``cpu_s``, and ``logged`` the log's numbering:
+what :mod:`transcripts.metrics` reports). Finishing is one Lua script that refuses a call
+already done, so a job retried after a crash is done exactly once.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ from transcripts.model import Status
 
 LOG: Final = "tr:log"
 DEAD: Final = "tr:dead"
+DONE: Final = "tr:done"
+STATS: Final = "tr:stats"
+LOG_MAX: Final = 10_000  # log entries kept: far more than a node falls behind between searches
+DEAD_MAX: Final = 10_000
 
 _FINISH = """
 if redis.call('HGET', KEYS[1], 'status') == 'done' then return 0 end
@@ -31,13 +41,20 @@ redis.call('HSET', KEYS[1], 'status', 'done', 'body', ARGV[1], 'sha256', ARGV[2]
   'engine', ARGV[3], 'by', ARGV[4], 'updated_at', ARGV[5], 'error', '',
   'audio_s', ARGV[7], 'cpu_s', ARGV[8])
 redis.call('HINCRBY', KEYS[1], 'completions', 1)
-redis.call('XADD', KEYS[2], '*', 'call_id', ARGV[6])
+local n = redis.call('HINCRBY', KEYS[4], 'logged', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[9], '*', 'call_id', ARGV[6], 'n', n)
+redis.call('SADD', KEYS[3], ARGV[6])
+redis.call('HINCRBY', KEYS[4], 'done', 1)
+redis.call('HINCRBYFLOAT', KEYS[4], 'audio_s', ARGV[7])
+redis.call('HINCRBYFLOAT', KEYS[4], 'cpu_s', ARGV[8])
 return 1
 """
 
 _FORGET = """
+redis.call('SREM', KEYS[3], ARGV[1])
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', 'call_id', ARGV[1])
+local n = redis.call('HINCRBY', KEYS[4], 'logged', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*', 'call_id', ARGV[1], 'n', n)
 return 1
 """
 
@@ -68,10 +85,30 @@ class Stored:
     cpu_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class LogEntry:
+    """One entry of ``tr:log``; ``n`` ``None`` for an entry written before entries were numbered."""
+
+    entry_id: str
+    call_id: str
+    n: int | None
+
+
 class TranscriptStore:
-    def __init__(self, redis: Redis, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        clock: Callable[[], float] = time.time,
+        *,
+        log_max: int = LOG_MAX,
+        dead_max: int = DEAD_MAX,
+    ) -> None:
+        if log_max < 1 or dead_max < 1:
+            raise ValueError("log_max and dead_max must be at least 1")
         self._redis = redis
         self._clock = clock
+        self._log_max = log_max
+        self._dead_max = dead_max
         self._finish = redis.register_script(_FINISH)
         self._claim = redis.register_script(_CLAIM)
         self._forget = redis.register_script(_FORGET)
@@ -104,8 +141,9 @@ class TranscriptStore:
         if the call was already done (by another worker)."""
         now = repr(self._clock())
         args: list[bytes | str] = [body, sha256, engine, worker_id, now, call_id]
-        args += [repr(round(audio_s, 3)), repr(round(cpu_s, 3))]
-        return bool(await self._finish(keys=[_key(call_id), LOG], args=args))
+        args += [repr(round(audio_s, 3)), repr(round(cpu_s, 3)), str(self._log_max)]
+        keys = [_key(call_id), LOG, DONE, STATS]
+        return bool(await self._finish(keys=keys, args=args))
 
     async def fail(self, call_id: str, error: str, *, final: bool) -> None:
         """A try failed; ``final``: given up (dead-lettered), else it will be retried."""
@@ -113,10 +151,14 @@ class TranscriptStore:
         if await self._redis.hget(key, "status") in (b"done", "done"):
             return
         status = "failed" if final else "pending"
-        await self._redis.hset(key, mapping={"status": status, "error": error[:1000]})
-        if final:
-            entry = {"call_id": call_id, "error": error[:1000], "at": self._clock()}
-            await self._redis.rpush(DEAD, json.dumps(entry))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"status": status, "error": error[:1000]})
+            pipe.hincrby(STATS, "dead_lettered" if final else "retried", 1)
+            if final:
+                entry = {"call_id": call_id, "error": error[:1000], "at": self._clock()}
+                pipe.rpush(DEAD, json.dumps(entry))
+                pipe.ltrim(DEAD, -self._dead_max, -1)
+            await pipe.execute()
 
     async def get(self, call_id: str) -> Stored | None:
         raw = await self._redis.hgetall(_key(call_id))
@@ -149,16 +191,37 @@ class TranscriptStore:
 
     async def forget(self, call_id: str) -> bool:
         """Delete a call's transcript (its recording was purged); the indexes follow."""
-        return bool(await self._forget(keys=[_key(call_id), LOG], args=[call_id]))
+        keys = [_key(call_id), LOG, DONE, STATS]
+        return bool(await self._forget(keys=keys, args=[call_id, str(self._log_max)]))
 
     async def dead(self) -> list[dict[str, Any]]:
         return [json.loads(text(raw)) for raw in await self._redis.lrange(DEAD, 0, -1)]
 
-    async def log_since(self, after: str, count: int = 500) -> list[tuple[str, str]]:
-        """``(entry id, call id)`` of transcripts done after stream id ``after``."""
+    async def log_since(self, after: str, count: int = 500) -> list[LogEntry]:
+        """The log's entries after stream id ``after`` (``"0"``: from its oldest), oldest first."""
         start = f"({after}" if after != "0" else "-"
         rows: Any = await self._redis.xrange(LOG, min=start, count=count)
-        return [(text(entry_id), _call_id(fields)) for entry_id, fields in rows]
+        return [_entry(entry_id, fields) for entry_id, fields in rows]
+
+    async def log_bounds(self) -> tuple[LogEntry, LogEntry] | None:
+        """The log's oldest and newest entries (``None``: the log is empty)."""
+        oldest: Any = await self._redis.xrange(LOG, count=1)
+        newest: Any = await self._redis.xrevrange(LOG, count=1)
+        if not oldest or not newest:
+            return None
+        return _entry(*oldest[0]), _entry(*newest[0])
+
+    async def log_length(self) -> int:
+        return int(await self._redis.xlen(LOG))
+
+    async def done_calls(self) -> list[str]:
+        """Every call with a transcript done (what an index is rebuilt from)."""
+        return sorted(text(c) for c in await self._redis.smembers(DONE))
+
+    async def stats(self) -> dict[str, float]:
+        """The deployment's running totals (see the module's docstring)."""
+        raw = await self._redis.hgetall(STATS)
+        return {text(k): float(text(v)) for k, v in raw.items()}
 
     async def bodies(self, call_ids: Sequence[str]) -> dict[str, bytes]:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -172,5 +235,7 @@ class TranscriptStore:
         }
 
 
-def _call_id(fields: dict[Any, Any]) -> str:
-    return {text(k): text(v) for k, v in fields.items()}["call_id"]
+def _entry(entry_id: Any, fields: dict[Any, Any]) -> LogEntry:
+    values = {text(k): text(v) for k, v in fields.items()}
+    n = values.get("n")
+    return LogEntry(text(entry_id), values["call_id"], int(n) if n else None)
