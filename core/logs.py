@@ -14,6 +14,12 @@ arguments, traceback and, in JSON, every field):
 
 Engine.IO and Socket.IO log every packet at INFO: those loggers stay at WARNING unless
 ``VISITATION_LOG_PACKETS=1`` asks for them (and they are redacted even then).
+
+The ids that let an operator follow one call across nodes and workers (:data:`ID_FIELDS`:
+``call_id``, ``worker``, ``node``, ``role`` ...) are fields of a JSON line and ``key=value``
+after a text line's message; :func:`set_context` gives every line of the process its ``node``
+or ``worker``. A repeated warning is written once a minute with a count
+(:mod:`core.log_repeats`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from typing import IO, Literal
 
 from pythonjsonlogger.json import JsonFormatter
 
+from core.log_repeats import RepeatLimiter
+
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -35,6 +43,8 @@ FORMAT_ENV = "VISITATION_LOG_FORMAT"
 #: Libraries that log each packet or request at INFO: WARNING unless packets are asked for.
 CHATTY_LOGGERS = ("engineio", "engineio.server", "engineio.client", "socketio", "socketio.server")
 REDACTED = "[redacted]"
+#: Extras a text line shows after its message (a JSON line has every extra as a field).
+ID_FIELDS = ("call_id", "facility_id", "node", "worker", "role", "reason", "duration_s", "repeated")
 
 _SECRET_FIELDS = "token|password|new_password|pin|otp|secret|credential|sdp|endpoint|p256dh|auth"
 #: (pattern, replacement), applied in order to every finished log line.
@@ -99,7 +109,9 @@ class RedactingFormatter(logging.Formatter):
         self.inner = inner
 
     def format(self, record: logging.LogRecord) -> str:
-        clean = logging.makeLogRecord(record.__dict__)
+        clean = logging.makeLogRecord(
+            {k: v for k, v in record.__dict__.items() if not k.startswith("_")}
+        )
         clean.msg, clean.args = redact(record.getMessage()), None
         if record.exc_info:
             clean.exc_text = redact(self.inner.formatException(record.exc_info))
@@ -109,6 +121,41 @@ class RedactingFormatter(logging.Formatter):
         return redact(self.inner.format(clean))
 
 
+class TextFormatter(logging.Formatter):
+    """``text_format``, then the record's :data:`ID_FIELDS` as ``key=value`` (those it has)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        ids = [f"{k}={record.__dict__[k]}" for k in ID_FIELDS if record.__dict__.get(k) is not None]
+        return f"{line} {' '.join(ids)}" if ids else line
+
+
+class ContextFilter(logging.Filter):
+    """Gives every record the process's ids (``node`` or ``worker``) it does not carry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: dict[str, str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in self.ids.items():
+            record.__dict__.setdefault(key, value)
+        return True
+
+
+_CONTEXT = ContextFilter()
+
+
+def set_context(**ids: str | None) -> None:
+    """Every line this process logs from now on carries ``ids`` (e.g. ``node=...``,
+    ``worker=...``); a None value removes one."""
+    for key, value in ids.items():
+        if value is None:
+            _CONTEXT.ids.pop(key, None)
+        else:
+            _CONTEXT.ids[key] = value
+
+
 def formatter(fmt: LogFormat, text_format: str = TEXT_FORMAT) -> RedactingFormatter:
     if fmt == "json":
         inner: logging.Formatter = JsonFormatter(
@@ -116,7 +163,7 @@ def formatter(fmt: LogFormat, text_format: str = TEXT_FORMAT) -> RedactingFormat
             rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"},
         )
     else:
-        inner = logging.Formatter(text_format)
+        inner = TextFormatter(text_format)
     return RedactingFormatter(inner)
 
 
@@ -140,12 +187,15 @@ def setup_logging(
 ) -> logging.Handler:
     """Replace the root logger's handlers with one redacting handler on ``stream`` (stderr),
     in ``fmt`` (default :func:`env_format`); the library loggers that log packets stay at
-    WARNING unless ``VISITATION_LOG_PACKETS=1``. Returns the handler (tests remove it)."""
+    WARNING unless ``VISITATION_LOG_PACKETS=1``; a repeated warning is rate-limited
+    (:class:`core.log_repeats.RepeatLimiter`). Returns the handler (tests remove it)."""
     fmt = env_format() if fmt is None else fmt
     if fmt not in LOG_FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; one of: {', '.join(LOG_FORMATS)}")
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(formatter("json" if fmt == "json" else "text", text_format))
+    handler.addFilter(_CONTEXT)
+    RepeatLimiter().attach(handler)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -158,11 +208,13 @@ def setup_logging(
 
 
 __all__ = [
+    "ID_FIELDS",
     "LOG_FORMATS",
     "REDACTED",
     "LogFormat",
     "RedactingFormatter",
     "env_format",
     "redact",
+    "set_context",
     "setup_logging",
 ]

@@ -28,11 +28,14 @@ from redis.asyncio import Redis
 from accounts.passwords import SecretHasher
 from accounts.pins import Pins
 from core import http_guard
+from core.access_log import AccessLog, access_logger
 from core.config import Settings, load_secret
 from core.data_dir_lock import DataDirLock
 from core.directory import Directory
 from core.embedded_redis import EmbeddedRedis
+from core.logs import set_context
 from core.permissions import make_private, private_dir
+from core.quiet_log import one_line_logger
 from core.redis_pool import connect
 from core.redis_sentinel import is_sentinel_url
 from core.redis_version import check_url
@@ -40,7 +43,7 @@ from core.revocation import Revocations
 from core.tokens import Tokens
 from media.pool import WorkerPool
 from transcripts.pool import TranscriberPool
-from visitation.node import SignalingNode
+from visitation.node import SignalingNode, node_name
 from visitation.redis_watch import EmbeddedRedisKeeper, RedisHealth, install_health
 from visitation.seed import SeedError, apply_seed, parse_seed
 from web import page_url
@@ -182,11 +185,19 @@ async def serve(settings: Settings, demo: bool = False) -> None:
         raise SystemExit(f"visitation serve: {stop.fatal}")
 
 
-def _web_runner(app: web.Application) -> web.AppRunner:
-    """:func:`core.http_guard.runner` (what aiohttp refuses is answered in JSON, logged in one
-    line), with a bounded wait for open handlers: every client's connection is closed on
+def web_runner(app: web.Application) -> web.AppRunner:
+    """:func:`core.http_guard.runner`'s runner (what aiohttp refuses is answered in JSON, logged
+    in one line), with the access log (:class:`core.access_log.AccessLog`: no query string, no
+    header) and a bounded wait for open handlers: every client's connection is closed on
     shutdown, so what is left after 3 s is abandoned."""
-    return http_guard.runner(app, shutdown_timeout=3.0)
+    return http_guard.GuardedRunner(
+        app,
+        handle_signals=False,
+        access_log=access_logger(),
+        access_log_class=AccessLog,
+        logger=one_line_logger("aiohttp.server"),
+        shutdown_timeout=3.0,
+    )
 
 
 async def _serve(settings: Settings, secret: bytes, demo: bool, stop: Stop) -> None:
@@ -199,6 +210,7 @@ async def _serve(settings: Settings, secret: bytes, demo: bool, stop: Stop) -> N
     try:  # an old server is a warning, one missing WAIT & co. a refusal (UnsupportedRedis)
         await check_url(redis_url, "visitation serve")
         node = SignalingNode(settings, redis_url, secret)
+        set_context(node=node_name(settings))  # every line says which node wrote it
     except BaseException:
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
@@ -212,7 +224,7 @@ async def _serve(settings: Settings, secret: bytes, demo: bool, stop: Stop) -> N
         if embedded is not None:
             keeper = EmbeddedRedisKeeper(embedded, health, stop.fail)
             keeper.start()
-    runner = _web_runner(node.app)
+    runner = web_runner(node.app)
     pool = WorkerPool(
         redis_url,
         log_level=logging.getLevelName(log.getEffectiveLevel()),
