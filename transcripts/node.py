@@ -1,6 +1,7 @@
 """Transcripts on a signaling node, in one object for ``visitation/node.py``: the service
 (hooked to the recorder's seal, answering its search and verify), the routes, and optionally
-local transcription workers (``serve --transcribers N``)."""
+local transcription workers (``serve --transcribers N``), and the transcription metrics
+sampling for ``/metrics`` (:mod:`transcripts.metrics`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from core.tasks import Periodic
 from core.tokens import Tokens
 from recorder.service import RecordingService
 from transcripts.http_api import add_transcript_routes
+from transcripts.metrics import SAMPLE_S, TranscriptionSampler
 from transcripts.queue import TranscriptionQueue
 from transcripts.service import TranscriptService
 
@@ -38,6 +40,7 @@ class TranscriptsNode:
         directory: Directory,
         recordings: RecordingService,
         clock: Callable[[], float] = time.time,
+        metrics_interval_s: float = SAMPLE_S,
     ) -> None:
         self.service = TranscriptService(redis, secret, TranscriptionQueue(redis_url))
         recordings.sealed_hooks.append(self.service.on_sealed)
@@ -48,6 +51,7 @@ class TranscriptsNode:
         self._catch_up = Periodic(
             "transcripts-missing", self.queue_missing, CATCH_UP_S, delay_first=True
         )
+        self.metrics = TranscriptionSampler(redis, interval_s=metrics_interval_s)
         add_transcript_routes(
             app, tokens=tokens, directory=directory, service=self.service, recordings=recordings
         )
@@ -61,8 +65,10 @@ class TranscriptsNode:
     async def start(self) -> None:
         await self.service.start()
         self._catch_up.start()
+        self.metrics.start()
 
     async def stop(self) -> None:
+        await self.metrics.stop()
         await self._catch_up.stop()
         await self._recordings.drain_hooks()
         await self.service.stop()

@@ -31,6 +31,7 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from redis.asyncio import Redis
 
 from core.redis_pool import connect_sync
 
@@ -84,6 +85,35 @@ def make_broker(redis_url: str, settings: QueueSettings) -> RedisBroker:
     )
     broker.declare_queue(QUEUE)
     return broker
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """The queue's jobs by state: ``queued`` waiting for a worker, ``retrying`` waiting out a
+    retry's back-off, ``working`` taken by a worker and not yet acknowledged, ``dead`` given up
+    on (dead-lettered, kept by the broker for its dead-message TTL)."""
+
+    queued: int
+    retrying: int
+    working: int
+    dead: int
+
+    @property
+    def backlog(self) -> int:
+        """Jobs not yet being done: queued, or due again after a failed try."""
+        return self.queued + self.retrying
+
+
+async def queue_depth(redis: Redis) -> QueueDepth:
+    """Read from the broker's own keys (see Dramatiq's ``dispatch.lua``) in one round trip."""
+    name = f"{NAMESPACE}:{QUEUE}"
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.llen(name)
+        pipe.hlen(f"{name}.msgs")
+        pipe.hlen(f"{name}.DQ.msgs")
+        pipe.hlen(f"{name}.XQ.msgs")
+        queued, held, delayed, dead = (int(n) for n in await pipe.execute())
+    return QueueDepth(queued=queued, retrying=delayed, working=max(0, held - queued), dead=dead)
 
 
 def job_message(call_id: str) -> dramatiq.Message[None]:
