@@ -23,7 +23,9 @@ from billing_hooks.biller import AutoPaySettings, Biller, check_autopay_amount
 from billing_hooks.durability import RETRY_AFTER_S, NotDurable
 from billing_hooks.funding import BillingError
 from billing_hooks.ledger import Entry, Ledger
+from billing_hooks.money_api import MethodFields, Money
 from billing_hooks.payments import PAYMENTS_UNAVAILABLE
+from billing_hooks.receipts import PaymentMethods
 from billing_hooks.statement import StatementError, build, months, parse_month
 from billing_hooks.statement_pdf import render
 from core.directory import Directory
@@ -50,6 +52,7 @@ _STATUS = {
     "call_in_progress": 409,
     "idempotency_conflict": 409,
     "payment_failed": 409,
+    "invalid_payment_method": 422,
     PAYMENTS_UNAVAILABLE: 503,
 }
 
@@ -60,11 +63,13 @@ class _In(BaseModel):
 
 class DepositIn(_In):
     amount_cents: StrictInt = Field(ge=200, le=10_000)
+    payment_method: MethodFields | None = None  # the processor's form (money_api.py)
 
 
 class AutoPayIn(_In):
     enabled: StrictBool | None = None
     amount_cents: StrictInt | None = None
+    payment_method: MethodFields | None = None
 
 
 NotificationPreviewT = Literal["full", "private"]
@@ -145,6 +150,7 @@ class AccountApi:
         self._tokens = tokens
         self._biller = biller
         self._preview = NotificationPreview(redis)
+        self.money = Money(ledger, biller, PaymentMethods(redis))
 
     def guard(self, handler: Handler) -> AiohttpHandler:
         """Family-only, with billing refusals mapped to their HTTP status."""
@@ -185,6 +191,7 @@ class AccountApi:
             "status": "closed" if account.status == "closed" else "open",
             "blocks": list(family.blocks),
             "notification_preview": await self._preview.get(family.id),
+            "payment_method": await self.money.methods.on_file(family.id),
         }
 
     async def _update_family(self, family_id: str, change: Callable[[Family], Family]) -> Family:
@@ -212,9 +219,15 @@ class AccountApi:
             raise ApiError(400, "invalid_request", "Idempotency-Key: 1-128 of A-Z a-z 0-9 _ . : -")
         body = await parse_body(request, DepositIn, " (a deposit is 200..10000 integer cents)")
         await self._family(family_id)
-        entry = await self._biller.deposit(family_id, body.amount_cents, key or uuid.uuid4().hex)
+        entry, receipt = await self.money.deposit(
+            family_id, body.amount_cents, key or uuid.uuid4().hex, body.payment_method
+        )
         return web.json_response(
-            {"deposit": _entry_json(entry), "balance_cents": entry.available_cents}
+            {
+                "deposit": _entry_json(entry),
+                "balance_cents": entry.available_cents,
+                "receipt": receipt.to_json(),
+            }
         )
 
     async def statement(self, request: web.Request, family_id: str) -> web.StreamResponse:
@@ -224,11 +237,12 @@ class AccountApi:
         await self._family(family_id)
         entries = await self._ledger.entries(family_id, -limit, -1)
         account = await self._ledger.balance(family_id)
+        lines = [_entry_json(e) for e in entries]
         return web.json_response(
             {
                 "family_id": family_id,
                 "balance_cents": account.available_cents,
-                "entries": [_entry_json(e) for e in entries],
+                "entries": await self.money.statement_lines(family_id, entries, lines),
             }
         )
 
@@ -297,6 +311,9 @@ class AccountApi:
                     "AutoPay is unavailable: this server has no payment processor configured",
                 )
             autopay = AutoPaySettings(enabled, amount)
+        if body.autopay is not None and body.autopay.payment_method is not None:
+            # Checked last of all, so a refusal above leaves the method on file as it was.
+            await self.money.attach(family_id, body.autopay.payment_method)
         allow = body.allow_video_calls
         if allow is not None:
             await self._update_family(
@@ -339,6 +356,7 @@ class AccountApi:
 
     async def close(self, request: web.Request, family_id: str) -> web.StreamResponse:
         await self._family(family_id)
+        refund_to = (await self.money.close_preview(family_id))["refund_to"]
         entry = await self._biller.close(family_id)
         return web.json_response(
             {
@@ -346,8 +364,31 @@ class AccountApi:
                 "status": "closed",
                 "refunded_cents": entry.amount_cents,
                 "balance_cents": 0,
+                "refund_to": refund_to,
             }
         )
+
+    async def payment_method(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        await self._family(family_id)
+        return web.json_response(await self.money.payment_method(family_id))
+
+    async def receipts(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        limit = _limit(request, 100)
+        await self._family(family_id)
+        found = await self.money.receipts.list(family_id, limit)
+        return web.json_response({"receipts": [r.to_json() for r in found]})
+
+    async def receipt(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        reference = request.match_info["reference"]
+        await self._family(family_id)
+        found = await self.money.receipts.get(family_id, reference)
+        if found is None:
+            raise ApiError(404, "not_found", f"no receipt {reference[:40]!r} on this account")
+        return web.json_response(found.to_json())
+
+    async def close_preview(self, request: web.Request, family_id: str) -> web.StreamResponse:
+        await self._family(family_id)
+        return web.json_response(await self.money.close_preview(family_id))
 
 
 def add_account_routes(
@@ -371,3 +412,7 @@ def add_account_routes(
     router.add_post(f"{PREFIX}/blocks", api.guard(api.block))
     router.add_delete(f"{PREFIX}/blocks/{{facility_id}}", api.guard(api.unblock))
     router.add_post(f"{PREFIX}/close", api.guard(api.close))
+    router.add_get(f"{PREFIX}/close/preview", api.guard(api.close_preview))
+    router.add_get(f"{PREFIX}/payment-method", api.guard(api.payment_method))
+    router.add_get(f"{PREFIX}/receipts", api.guard(api.receipts))
+    router.add_get(f"{PREFIX}/receipts/{{reference}}", api.guard(api.receipt))
