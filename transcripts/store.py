@@ -83,6 +83,7 @@ class Stored:
     error: str | None
     audio_s: float = 0.0
     cpu_s: float = 0.0
+    updated_at: float = 0.0  # the last change of status (claimed, done)
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,7 @@ class TranscriptStore:
             error=field("error"),
             audio_s=float(field("audio_s") or 0),
             cpu_s=float(field("cpu_s") or 0),
+            updated_at=float(field("updated_at") or 0),
         )
 
     async def forget_pending(self, call_id: str) -> None:
