@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck pytest bench faults clean chromium coturn nettools speechtools
+.PHONY: install run test lint typecheck pytest bench bench-transcripts faults clean chromium coturn nettools speechtools
 
 install: $(STAMP)
 
@@ -65,6 +65,11 @@ test: lint typecheck pytest
 # The SFU benchmark (ours vs the naive aiortc pipeline), e.g. make bench ARGS="--calls 4 --seconds 10"
 bench: $(STAMP)
 	$(BIN)/python -m loadtest.bench $(ARGS)
+
+# Transcription throughput (audio s per CPU s and per wall s) and backlog drain with the
+# pocketsphinx engine, e.g. make bench-transcripts ARGS="--calls 8 --workers 1,2"
+bench-transcripts: $(STAMP) speechtools
+	$(BIN)/python -m loadtest.transcribe_bench $(ARGS)
 
 # The fault suite against real processes (kills, restarts, starvation, full disk, webhook
 # outage, churn), e.g. make faults ARGS="--case worker_kill --short"; needs root (tmpfs mount).
