@@ -16,8 +16,8 @@ Engine.IO and Socket.IO log every packet at INFO: those loggers stay at WARNING 
 ``VISITATION_LOG_PACKETS=1`` asks for them (and they are redacted even then).
 
 The ids that let an operator follow one call across nodes and workers (:data:`ID_FIELDS`:
-``call_id``, ``worker``, ``node``, ``role`` ...) are fields of a JSON line and ``key=value``
-after a text line's message; :func:`set_context` gives every line of the process its ``node``
+``call_id``, ``worker``, ``node``, ``role`` ...) are fields of a JSON line; a text line has the
+call's (not the process's) as ``key=value`` after its message. :func:`set_context` gives every line of the process its ``node``
 or ``worker``. A repeated warning is written once a minute with a count
 (:mod:`core.log_repeats`).
 """
@@ -41,10 +41,19 @@ JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 PACKETS_ENV = "VISITATION_LOG_PACKETS"
 FORMAT_ENV = "VISITATION_LOG_FORMAT"
 #: Libraries that log each packet or request at INFO: WARNING unless packets are asked for.
-CHATTY_LOGGERS = ("engineio", "engineio.server", "engineio.client", "socketio", "socketio.server")
+CHATTY_LOGGERS = (
+    "engineio",
+    "engineio.server",
+    "engineio.client",
+    "socketio",
+    "socketio.server",
+    "aioice",  # every ICE candidate pair's check, with addresses
+)
 REDACTED = "[redacted]"
-#: Extras a text line shows after its message (a JSON line has every extra as a field).
+#: Ids a JSON line has as fields (with every other extra) to follow a call across processes.
 ID_FIELDS = ("call_id", "facility_id", "node", "worker", "role", "reason", "duration_s", "repeated")
+#: What a text line shows after its message (the process's own ``node``/``worker`` left out).
+TEXT_FIELDS = tuple(k for k in ID_FIELDS if k not in ("node", "worker"))
 
 _SECRET_FIELDS = "token|password|new_password|pin|otp|secret|credential|sdp|endpoint|p256dh|auth"
 #: (pattern, replacement), applied in order to every finished log line.
@@ -122,11 +131,13 @@ class RedactingFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``text_format``, then the record's :data:`ID_FIELDS` as ``key=value`` (those it has)."""
+    """``text_format``, then the record's :data:`TEXT_FIELDS` as ``key=value`` (those it has)."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)
-        ids = [f"{k}={record.__dict__[k]}" for k in ID_FIELDS if record.__dict__.get(k) is not None]
+        ids = [
+            f"{k}={record.__dict__[k]}" for k in TEXT_FIELDS if record.__dict__.get(k) is not None
+        ]
         return f"{line} {' '.join(ids)}" if ids else line
 
 
