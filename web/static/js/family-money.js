@@ -1,9 +1,15 @@
-// The family's money: deposits (within the limits, one idempotency key per intended deposit),
-// the call history and the statement.
+// The family's money: deposits (within the limits, one idempotency key per intended deposit,
+// paid through the processor adapter's payment-method step, with a receipt shown right under
+// the Deposit button), the call history, receipts and the statement (a call's line says
+// minutes × rate = amount). AutoPay: family-autopay.js; closing the account: family-close.js.
 
 import { $, api, dateTime, duration, el, money, randomId, say } from "./common.js";
-import { facilityName } from "./family-account.js";
-import { go, notice, onScreen, state } from "./family-app.js";
+import { facilityName, refreshAccount } from "./family-account.js";
+import { onScreen, state } from "./family-app.js";
+import "./family-autopay.js";
+import "./family-close.js";
+import { PaymentStep } from "./family-payment.js";
+import { loadReceipts, openReceipt, receiptView } from "./family-receipts.js";
 
 const ENTRY_LABELS = {
   deposit: "Deposit", autopay: "AutoPay deposit", credit: "Credit", hold: "Reserved for a call",
@@ -12,8 +18,18 @@ const ENTRY_LABELS = {
 const PLUS = new Set(["deposit", "autopay", "credit"]);
 const HELD = new Set(["hold", "release"]);
 
+const payment = new PaymentStep($("#deposit-method"), "deposit");
+
 onScreen("history", () => loadHistory());
-onScreen("deposit", () => say($("#deposit-error"), ""));
+onScreen("deposit", async () => {
+  say($("#deposit-error"), "");
+  $("#deposit-receipt").hidden = true;
+  try {
+    await payment.mount();
+  } catch (exc) {
+    say($("#deposit-error"), `Could not load the payment form: ${exc.message}`);
+  }
+});
 
 // ---------------------------------------------------------------- deposits
 
@@ -33,6 +49,11 @@ export function parseDeposit(text) {
 let depositKey = randomId();
 $("#amount").addEventListener("input", () => {
   depositKey = randomId();
+  $("#deposit-receipt").hidden = true;
+});
+$("#deposit-method").addEventListener("input", () => {
+  depositKey = randomId(); // another card: another deposit
+  say($("#deposit-error"), "");
 });
 
 for (const chip of document.querySelectorAll("[data-amount]")) {
@@ -48,23 +69,40 @@ $("#deposit-form").addEventListener("submit", async (event) => {
   const error = $("#deposit-error");
   const { cents, error: invalid } = parseDeposit($("#amount").value);
   if (invalid) return say(error, invalid);
+  say(error, "");
+  $("#deposit-receipt").hidden = true;
   const button = event.target.querySelector("button[type=submit]");
   button.disabled = true;
   try {
+    const body = { amount_cents: cents };
+    const method = await payment.collect(); // throws "Enter the card number." before sending
+    if (method) body.payment_method = method;
     const result = await api(
-      state.token, "POST", "/api/v1/account/deposits", { amount_cents: cents },
-      { "Idempotency-Key": depositKey },
+      state.token, "POST", "/api/v1/account/deposits", body, { "Idempotency-Key": depositKey },
     );
     depositKey = randomId();
     $("#amount").value = "";
-    go("home");
-    notice(`Added ${money(cents)}. New balance ${money(result.balance_cents)}.`);
+    showReceipt(result);
+    await payment.settled(); // the card used is now the one on file
+    refreshAccount();
   } catch (exc) {
     say(error, exc.message);
   } finally {
     button.disabled = false;
   }
 });
+
+/** The deposit's receipt, next to the Deposit button, until the next deposit is started. */
+function showReceipt(result) {
+  const receipt = result.receipt;
+  const box = $("#deposit-receipt");
+  $("#deposit-done").textContent =
+    `Added ${money(receipt.amount_cents)}. New balance ${money(result.balance_cents)}.`;
+  $("#deposit-receipt-body").replaceChildren(receiptView(receipt));
+  box.dataset.receipt = receipt.reference;
+  box.hidden = false;
+  box.scrollIntoView({ block: "nearest" });
+}
 
 // ---------------------------------------------------------------- history
 
@@ -79,6 +117,7 @@ async function loadHistory() {
   } catch (exc) {
     $("#calls").replaceChildren(el("li", { class: "error" }, exc.message));
   }
+  loadReceipts();
   loadMonths();
 }
 
@@ -151,6 +190,18 @@ function renderCalls(calls) {
   $("#calls").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No calls yet.")]));
 }
 
+/** A call's charge as its arithmetic: "3 min × 25¢ = $0.75" (and what was free). */
+function arithmetic(e) {
+  const talked = e.connected_seconds ? `talked ${duration(e.connected_seconds)}` : "";
+  const free = e.agency_seconds ? `${duration(e.agency_seconds)} paid by the agency` : "";
+  const notes = [talked, free].filter(Boolean).join(", ");
+  if (e.billed_minutes == null || !e.rate_cents_per_minute) {
+    return `${money(e.amount_cents)}${notes ? ` (${notes})` : ""}`;
+  }
+  const sum = `${e.billed_minutes} min × ${e.rate_cents_per_minute}¢ = ${money(e.amount_cents)}`;
+  return notes ? `${sum} (${notes})` : sum;
+}
+
 function renderStatement(entries, calls = []) {
   // A call's hold only reserves money while it lasts; once the call is settled (charged, and
   // what was left released) the charge line says what it cost, so hold and release are not
@@ -167,12 +218,21 @@ function renderStatement(entries, calls = []) {
     let label = ENTRY_LABELS[e.kind] || e.kind;
     if (e.kind === "charge" && who) label = `Call with ${who}`;
     if (e.kind === "hold") label = "Pending — reserved for a call in progress";
+    const isReceipt = PLUS.has(e.kind) && e.kind !== "credit" && e.reference;
     return el(
-      "li", { "data-kind": e.kind },
+      "li", { "data-kind": e.kind, "data-reference": e.reference || null },
       el("span", { class: "grow" },
         label, el("br"),
-        el("small", { class: "muted" }, `${dateTime(e.at)} · available ${money(e.available_cents)}`)),
-      el("span", { class: `amount ${kind}` }, `${sign}${money(e.amount_cents)}`),
+        e.kind === "charge" ? el("small", { class: "arithmetic" }, arithmetic(e), el("br")) : null,
+        el("small", { class: "muted" },
+          `${dateTime(e.at)} · available ${money(e.available_cents)}`
+          + (e.reference ? ` · ref ${e.reference}` : ""))),
+      el("span", { class: "stack end" },
+        el("span", { class: `amount ${kind}` }, `${sign}${money(e.amount_cents)}`),
+        isReceipt
+          ? el("button", { type: "button", class: "link", "data-open-receipt": e.reference,
+            onclick: () => openReceipt(e.reference) }, "Receipt")
+          : null),
     );
   });
   $("#statement").replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No entries.")]));
