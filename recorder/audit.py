@@ -4,23 +4,24 @@ Each entry says who (staff id, role), did what (list, view, download, verify, pu
 legal_hold), to which call, when, and from where (remote address, user agent). Nothing here
 edits, trims or deletes an entry. ``audit:call:<call_id>`` lists the ids of the entries about
 a call (a ``list`` entry is indexed under every call it returned), so a call's history is
-read without scanning the stream.
+read without scanning the stream. What it shares with the identity reviews' log is
+:mod:`core.audit_trail`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from redis.asyncio import Redis
 
+from core.audit_trail import Actor, entry_fields, indexed_entries, read_entry
 from core.redis_text import text
 
+__all__ = ["ONCE_TTL_S", "RETENTION", "STREAM", "Action", "Actor", "AuditLog", "Outcome"]
+
 STREAM: Final = "audit"
-MAX_TEXT: Final = 512
 Action = Literal["list", "view", "download", "verify", "purge", "legal_hold"]
 Outcome = Literal["ok", "not_found", "refused", "tampered"]  # tampered: a verify that failed
 
@@ -42,14 +43,6 @@ def _call_key(call_id: str) -> str:
 
 def _once_key(once: str) -> str:
     return f"audit:once:{once}"
-
-
-@dataclass(frozen=True)
-class Actor:
-    staff_id: str
-    role: str
-    remote: str = ""
-    user_agent: str = ""
 
 
 RETENTION: Final = Actor("system:retention", "system")
@@ -78,31 +71,22 @@ class AuditLog:
         With ``once``, only the first entry with that key is added (for ``once_ttl_s``), in
         the same step: e.g. one ``view`` per playback however many Range requests it makes.
         Returns ``None`` for a repeat."""
-        fields = {
-            "at": repr(round(self._clock(), 3)),
-            "staff_id": actor.staff_id[:MAX_TEXT],
-            "role": actor.role[:MAX_TEXT],
+        own = {
             "action": action,
             "call_id": call_ids[0] if len(call_ids) == 1 else "",
             "facility_id": facility_id or "",
             "outcome": outcome,
-            "remote": actor.remote[:MAX_TEXT],
-            "user_agent": actor.user_agent[:MAX_TEXT],
-            "detail": json.dumps(dict(detail or {}), sort_keys=True),
         }
+        fields = entry_fields(self._clock(), actor, own, detail)
         keys = [_once_key(once or "-"), STREAM, *(_call_key(c) for c in dict.fromkeys(call_ids))]
-        args = [str(once_ttl_s) if once else "", *(x for pair in fields.items() for x in pair)]
+        args = [str(once_ttl_s) if once else "", *fields]
         added = await self._append(keys=keys, args=args)
         return text(added) if added else None
 
     async def for_call(self, call_id: str, limit: int = 1000) -> list[dict[str, Any]]:
         """The latest ``limit`` entries about a call, oldest first."""
-        ids = await self._redis.lrange(_call_key(call_id), -limit, -1)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entry_id in ids:
-                pipe.xrange(STREAM, entry_id, entry_id)
-            rows = await pipe.execute()
-        return [_entry(eid, fields) for row in rows for eid, fields in row]
+        found = await indexed_entries(self._redis, STREAM, _call_key(call_id), limit)
+        return [_entry(eid, fields) for eid, fields in found]
 
     async def recent(
         self, limit: int = 100, facility_ids: set[str] | None = None
@@ -122,18 +106,14 @@ class AuditLog:
         return out[:limit]
 
 
-def _entry(entry_id: bytes | str, raw: Mapping[Any, Any]) -> dict[str, Any]:
-    data = {text(k): text(v) for k, v in raw.items()}
+def _own(data: Mapping[str, str]) -> dict[str, Any]:
     return {
-        "id": text(entry_id),
-        "at": float(data["at"]),
-        "staff_id": data["staff_id"],
-        "role": data["role"],
         "action": data["action"],
         "call_id": data["call_id"] or None,
         "facility_id": data["facility_id"] or None,
         "outcome": data["outcome"],
-        "remote": data["remote"],
-        "user_agent": data["user_agent"],
-        "detail": json.loads(data["detail"]),
     }
+
+
+def _entry(entry_id: bytes | str, raw: Mapping[Any, Any]) -> dict[str, Any]:
+    return read_entry(entry_id, raw, _own)
