@@ -6,23 +6,20 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
-from web import STATIC_DIR, add_page_routes
+from tests.page_client import PageClient, page_client
+from web import STATIC_DIR
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    app = web.Application()
-    add_page_routes(app)
-    async with TestClient(TestServer(app)) as client:
+async def http() -> AsyncIterator[PageClient]:
+    async with page_client() as client:
         yield client
 
 
 async def test_the_family_service_worker_is_served_from_the_root(
-    http: TestClient[web.Request, web.Application],
+    http: PageClient,
 ) -> None:
     response = await http.get("/family-sw.js")
     assert response.status == 200
@@ -32,7 +29,7 @@ async def test_the_family_service_worker_is_served_from_the_root(
     assert 'addEventListener("push"' in text and "requireInteraction: true" in text
 
 
-async def test_the_manifest_and_its_icons(http: TestClient[web.Request, web.Application]) -> None:
+async def test_the_manifest_and_its_icons(http: PageClient) -> None:
     for path in ("/static/family.webmanifest", "/family.webmanifest"):
         response = await http.get(path)
         assert response.status == 200, path

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from client.peer import MonitorPeer, PartyPeer, close_all, join_call, watch_call
 from client.session import AckError, ProtocolClient
+from core.redis_text import text
 from core.tokens import Tokens
 from media.control import SfuControl
 from tests.conftest import (
@@ -62,7 +63,7 @@ def files_of(recordings_dir: Path, call_id: str) -> list[str]:
 
 async def room_of(redis: Redis, call_id: str) -> dict[str, Any]:
     """The call's room as its worker reports it (``recording`` only while it records)."""
-    worker = (await redis.hget(f"call:{call_id}", "worker_id") or b"").decode()
+    worker = text(await redis.hget(f"call:{call_id}", "worker_id") or b"")
     stats = await SfuControl(redis).stats(worker)
     room: dict[str, Any] = stats["rooms"][call_id]
     return room
@@ -106,6 +107,30 @@ async def ended_everywhere(redis: Redis, call_id: str) -> None:
     while await SfuControl(redis).held_by_worker(call_id):
         assert time.monotonic() < deadline, "the worker still holds the call"
         await asyncio.sleep(0.05)
+
+
+async def privileged_at_connect(
+    monitor: ProtocolClient,
+    pair: Ringing,
+    redis: Redis,
+    recordings_dir: Path,
+    investigator: aiohttp.ClientSession,
+) -> dict[str, Any]:
+    """A watched, recorded call whose contact was marked privileged, as it connects: the watch
+    ended (reason ``privileged``), the room unwatched and unrecorded, monitors told the family
+    is null, a new watch refused, nothing recorded; then it is hung up. The connected update."""
+    ended = await monitor.next("monitor.watch_ended")
+    assert ended == {"call_id": pair.call_id, "reason": "privileged"}
+    room = await room_of(redis, pair.call_id)
+    assert room["privileged"] is True and room["watchers"] == []
+    assert "recording" not in room
+    update = await connected_update(monitor)
+    assert (update["family"], update["privileged"]) == (PRIVILEGED_FAMILY, True)
+    assert update["recording"] is False
+    assert await refused_watch(monitor, pair.call_id) == "privileged"
+    await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
+    await hang_up(pair)
+    return update
 
 
 async def test_marked_while_ringing_the_call_is_never_recorded_nor_watched(
@@ -159,17 +184,8 @@ async def test_marked_after_the_answer_ends_the_watch_and_deletes_the_recording(
 
         await mark_privileged(admin, "R1", "F1")  # before any media flows
         async with media_between(pair):
-            ended = await monitor.next("monitor.watch_ended")
-            assert ended == {"call_id": pair.call_id, "reason": "privileged"}
-            room = await room_of(redis, pair.call_id)
-            assert room["privileged"] is True and room["watchers"] == []
-            assert "recording" not in room
-            update = await connected_update(monitor)
-            assert (update["family"], update["privileged"]) == (PRIVILEGED_FAMILY, True)
-            assert (update["watchers"], update["recording"]) == (0, False)
-            assert await refused_watch(monitor, pair.call_id) == "privileged"
-            await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
-            await hang_up(pair)
+            update = await privileged_at_connect(monitor, pair, redis, recordings_dir, investigator)
+            assert update["watchers"] == 0
     finally:
         await watcher.close()
     await ended_everywhere(redis, pair.call_id)
@@ -200,16 +216,7 @@ async def test_marked_after_the_last_offer_is_decided_again_at_connect(
         await family.accept_answer(str(answer["sdp"]))  # now media flows: connect
         connected = await pair.family.next("call.connected")
         assert (await pair.tablet.next("call.connected")) == connected
-        ended = await monitor.next("monitor.watch_ended")
-        assert ended == {"call_id": pair.call_id, "reason": "privileged"}
-        room = await room_of(redis, pair.call_id)
-        assert room["privileged"] is True and room["watchers"] == []
-        assert "recording" not in room
-        update = await connected_update(monitor)
-        assert (update["family"], update["recording"]) == (PRIVILEGED_FAMILY, False)
-        assert await refused_watch(monitor, pair.call_id) == "privileged"
-        await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
-        await hang_up(pair)
+        await privileged_at_connect(monitor, pair, redis, recordings_dir, investigator)
     finally:
         await close_all(tablet, family, watcher)
     await ended_everywhere(redis, pair.call_id)

@@ -5,22 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from web import PAGES, add_page_routes, page_url
+from tests.page_client import PageClient, page_client
+from web import PAGES, page_url
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    app = web.Application()
-    add_page_routes(app)
-    async with TestClient(TestServer(app)) as client:
+async def http() -> AsyncIterator[PageClient]:
+    async with page_client() as client:
         yield client
 
 
 async def test_pages_are_served_with_a_strict_policy(
-    http: TestClient[web.Request, web.Application],
+    http: PageClient,
 ) -> None:
     for path in PAGES:
         response = await http.get(path)
@@ -33,7 +30,7 @@ async def test_pages_are_served_with_a_strict_policy(
     assert '<script src="/static/vendor/socket.io.min.js"></script>' in body
 
 
-async def test_static_files_and_no_escape(http: TestClient[web.Request, web.Application]) -> None:
+async def test_static_files_and_no_escape(http: PageClient) -> None:
     for path, kind in [
         ("/static/js/family.js", "javascript"),  # ES modules need a JavaScript MIME type
         ("/static/vendor/socket.io.min.js", "javascript"),
@@ -47,7 +44,7 @@ async def test_static_files_and_no_escape(http: TestClient[web.Request, web.Appl
         assert (await http.get(path)).status in (403, 404), path
 
 
-async def test_the_media_service_worker(http: TestClient[web.Request, web.Application]) -> None:
+async def test_the_media_service_worker(http: PageClient) -> None:
     # Served from the root, so that it may control /investigator; a script, never cached stale.
     response = await http.get("/media-sw.js")
     assert response.status == 200
