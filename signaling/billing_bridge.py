@@ -23,7 +23,6 @@ from core import tariff
 from core.config import ConfigError, Settings
 from core.tasks import Periodic
 from signaling.call_state import CallRecord
-from signaling.calls import CallService
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +47,16 @@ class BillingBridge:
         self,
         redis: Redis,
         ledger: Ledger,
-        calls: CallService,
         hooks: HookBus,
         webhooks: list[WebhookHook],
         processor: PaymentProcessor | None = None,
         free_under_s: int = tariff.FREE_UNDER_S,
-        plans: PricingPlans | None = None,
+        *,
+        plans: PricingPlans,
     ) -> None:
         """``processor`` None: payments unavailable (see :mod:`billing_hooks.processors`).
-        ``plans``: the pricing plans the call service quotes with too (one on the call
-        service's directory if None)."""
-        self.plans = plans if plans is not None else PricingPlans(redis, calls.directory)
+        ``plans``: the pricing plans the call service quotes with too."""
+        self.plans = plans
         self.biller = Biller(
             redis,
             ledger,
@@ -69,10 +67,6 @@ class BillingBridge:
         )
         self._webhooks = webhooks
         self._resume = Periodic("billing-resume", self.biller.resume_pending, 30.0, False)
-        calls.authorize = self._authorize
-        calls.settle = self._settle
-        calls.connect_hooks.append(self._connected)
-        calls.warning_hooks.append(self._warning)
 
     def start(self) -> None:
         for webhook in self._webhooks:
@@ -85,7 +79,7 @@ class BillingBridge:
         for webhook in self._webhooks:
             await webhook.stop()
 
-    async def _authorize(self, record: CallRecord) -> int:
+    async def authorize(self, record: CallRecord) -> int:
         auth = await self.biller.authorize(
             record.call_id,
             record.family_id,
@@ -96,15 +90,15 @@ class BillingBridge:
         )
         return auth.allowed_seconds
 
-    async def _connected(self, record: CallRecord) -> None:
+    async def connected(self, record: CallRecord) -> None:
         await self.biller.connected(
             record.call_id, record.family_id, record.allowed_seconds, record.ends_at
         )
 
-    async def _warning(self, record: CallRecord) -> None:
+    async def warning(self, record: CallRecord) -> None:
         await self.biller.warning(record.call_id, record.family_id)
 
-    async def _settle(self, record: CallRecord) -> Settlement:
+    async def settle(self, record: CallRecord) -> Settlement:
         return await self.biller.settle(
             record.call_id,
             record.family_id,

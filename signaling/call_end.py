@@ -1,4 +1,5 @@
-"""The end-of-call chain: settle, tell the family its charge, tear down the media.
+"""The end-of-call chain: settle, tell the family its charge, tear down the media and seal the
+recording (``settle`` and ``teardown``: :class:`~signaling.calls.CallService`'s steps).
 
 It runs after the call's ``ENDED`` transition, off the path of whoever ended it (a hang-up ack, a
 ``time_limit`` timer, a worker event), so one slow call (a hung SFU worker, a large recording to
@@ -24,38 +25,26 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from redis.exceptions import RedisError
 
+from core.lua import script
 from core.tasks import TaskPool
-from signaling.call_events import (
-    CallHook,
-    Emitter,
-    Settler,
-    ended_payload,
-    family_room,
-    run_hooks,
-)
+from signaling.call_events import CallHook, Emitter, Settler, ended_payload, family_room
+from signaling.call_machine import SETTLE
 from signaling.call_state import CallRecord, CallState, CallStore
 from signaling.timers import DurableTimers
 
 log = logging.getLogger(__name__)
 
-SETTLE = "settle"
 FAMILY_ENDED = "family_ended"  # once-flag: the family heard its charge
 FINISHED = "finished"  # once-flag: the whole chain completed
 FINISH_LOCK_MS = 15_000
 DEFAULT_CONCURRENCY = 16  # well below the Redis pool (64): worker requests hold a connection
 
-_RENEW_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+_RENEW_LOCK = script("signaling", "lock_renew.lua")
+_RELEASE_LOCK = script("signaling", "lock_release.lua")
 
 
 def finish_lock_key(call_id: str) -> str:
@@ -68,10 +57,11 @@ class CallFinisher:
         store: CallStore,
         timers: DurableTimers,
         emit: Emitter,
-        settle: Settler,
-        end_hooks: list[CallHook],
         *,
+        settle: Settler,
+        teardown: CallHook,
         retry_s: float,
+        clock: Callable[[], float] = time.time,
         concurrency: int = DEFAULT_CONCURRENCY,
         lock_ms: int = FINISH_LOCK_MS,
         stop_grace_s: float = 5.0,
@@ -79,8 +69,9 @@ class CallFinisher:
         self.store = store
         self.timers = timers
         self.emit = emit
-        self.settle = settle
-        self.end_hooks = end_hooks
+        self._settle = settle
+        self._teardown = teardown
+        self._clock = clock
         self.retry_s = retry_s
         self._lock_ms = lock_ms
         self._stop_grace = stop_grace_s
@@ -125,7 +116,7 @@ class CallFinisher:
         log.warning("call %s: finishing a settlement left undone", call_id)
         # Re-armed first: if this run dies too, the timer fires again (and the timer set does
         # not drop it when this handler returns); a completed run cancels it.
-        await self.timers.schedule(SETTLE, call_id, time.time() + self.retry_s)
+        await self.timers.schedule(SETTLE, call_id, self._clock() + self.retry_s)
         self.finish_later(record)
 
     async def finish(self, ended: CallRecord) -> bool:
@@ -138,9 +129,9 @@ class CallFinisher:
             if await self.store.claimed(call_id, FINISHED):
                 return True
             try:
-                settlement = await self.settle(ended)
+                settlement = await self._settle(ended)
             except Exception:
-                await run_hooks(self.end_hooks, ended)  # the media goes even so
+                await self._tear_down(ended)  # the media goes even so
                 raise
             if await self.store.claim_once(call_id, FAMILY_ENDED):
                 payload = {
@@ -150,10 +141,16 @@ class CallFinisher:
                     "agency_seconds": settlement.agency_seconds,  # v1.2 pricing plans
                 }
                 await self.emit("call.ended", payload, family_room(ended.family_id))
-            await run_hooks(self.end_hooks, ended)
+            await self._tear_down(ended)
             await self.store.claim_once(call_id, FINISHED)
             await self.timers.cancel(SETTLE, call_id)
             return True
+
+    async def _tear_down(self, ended: CallRecord) -> None:
+        try:
+            await self._teardown(ended)
+        except Exception:
+            log.exception("tearing down call %s failed", ended.call_id)
 
     async def _finish(self, ended: CallRecord) -> None:
         try:

@@ -93,12 +93,3 @@ def call_summary(record: CallRecord, watchers: int = 0) -> dict[str, Any]:
         "recording": not record.privileged and record.state == CallState.CONNECTED,
         "watchers": watchers,
     }
-
-
-async def run_hooks(hooks: list[CallHook], record: CallRecord) -> None:
-    """Each hook in turn; one that fails is logged and does not stop the others."""
-    for hook in hooks:
-        try:
-            await hook(record)
-        except Exception:
-            log.exception("call hook failed for call %s", record.call_id)

@@ -1,6 +1,6 @@
-"""Call records and their state machine, in Redis.
+"""Call records and their state machine (declared in :mod:`signaling.call_machine`), in Redis.
 
-Each transition is one Lua script run that checks the current state, writes the new one, frees
+Each transition is one Lua script run (``call_transition.lua``) that checks the current state, writes the new one, frees
 the parties' "busy" slots when the call is over, and moves the call's durable timers, all at once.
 So two accepts, an accept after the ring timeout, or a cancel racing an accept resolve to exactly
 one outcome, and a crash can never leave a ringing call without its timeout.
@@ -12,14 +12,18 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from core.config import CALL_RETENTION_S
+from core.lua import script
 from core.redis_text import text
 from signaling.timers import TIMERS_KEY, timer_member
+
+if TYPE_CHECKING:
+    from signaling.call_machine import Move
 
 
 class CallState(StrEnum):
@@ -37,58 +41,10 @@ class CallState(StrEnum):
 
 LIVE = (CallState.RINGING, CallState.ACCEPTED, CallState.CONNECTED)
 TERMINAL = (CallState.ENDED, CallState.UNANSWERED, CallState.CANCELED)
-# States that free only the family's busy slot (and leave the live set).
-FAMILY_FREE = (CallState.DECLINED,)
 
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
-  return 'busy'
-end
-local call_id = ARGV[1]
-redis.call('SET', KEYS[1], call_id)
-redis.call('SET', KEYS[2], call_id)
-redis.call('HSET', KEYS[3], unpack(ARGV, 4))
-redis.call('SADD', KEYS[4], call_id)
-redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
-return 'ok'
-"""
-
-# KEYS: call, busy:resident, busy:family, live set, timers
-# ARGV: from-states (comma list), to-state, release ('1' terminal, 'f' the family only, '0'), timers to cancel (comma list),
-#       timers to add (comma list of member=due_ms), then field/value pairs to set.
-_TRANSITION = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {'missing', ''} end
-local allowed = false
-for s in string.gmatch(ARGV[1], '[^,]+') do
-  if s == state then allowed = true end
-end
-if not allowed then return {'refused', state} end
-redis.call('HSET', KEYS[1], 'state', ARGV[2])
-if #ARGV > 6 then redis.call('HSET', KEYS[1], unpack(ARGV, 7)) end
-local call_id = redis.call('HGET', KEYS[1], 'call_id')
-if ARGV[3] == '1' then
-  redis.call('EXPIRE', KEYS[1], ARGV[6])
-  if redis.call('GET', KEYS[2]) == call_id then redis.call('DEL', KEYS[2]) end
-  if redis.call('GET', KEYS[3]) == call_id then redis.call('DEL', KEYS[3]) end
-  redis.call('SREM', KEYS[4], call_id)
-elseif ARGV[3] == 'f' then
-  if redis.call('GET', KEYS[3]) == call_id then redis.call('DEL', KEYS[3]) end
-  redis.call('SREM', KEYS[4], call_id)
-end
-for m in string.gmatch(ARGV[4], '[^,]+') do redis.call('ZREM', KEYS[5], m) end
-for m, due in string.gmatch(ARGV[5], '([^,=]+)=(%d+)') do redis.call('ZADD', KEYS[5], due, m) end
-return {'ok', state}
-"""
-
-# Set a once-flag on an existing call record; 1 if this run set it (first), else 0.
-# ARGV: the once field, then optionally a field/value to set with a successful claim.
-_CLAIM_ONCE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local claimed = redis.call('HSETNX', KEYS[1], ARGV[1], '1')
-if claimed == 1 and ARGV[2] then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) end
-return claimed
-"""
+_CREATE: Final = script("signaling", "call_create.lua")
+_TRANSITION: Final = script("signaling", "call_transition.lua")
+_CLAIM_ONCE: Final = script("signaling", "call_claim_once.lua")
 
 
 @dataclass
@@ -224,14 +180,17 @@ class CallStore:
     async def transition(
         self,
         record: CallRecord,
-        to: CallState,
+        move: Move,
         *,
-        allowed_from: Iterable[CallState],
         set_fields: Mapping[str, str | int | float] | None = None,
-        cancel_timers: Iterable[str] = (),
-        add_timers: Iterable[tuple[str, float]] = (),
+        due: Mapping[str, float] | None = None,
     ) -> Transition:
-        """Move ``record`` to ``to`` if its stored state is one of ``allowed_from``."""
+        """Apply one row of the transition table (:mod:`signaling.call_machine`) to ``record``
+        if its stored state is one the row leaves from. ``due``: when each timer the row arms
+        is due (every one of them, no other)."""
+        due = due or {}
+        if set(due) != set(move.arms):
+            raise ValueError(f"{move.event}: arms {move.arms}, due times given for {sorted(due)}")
         keys = [
             _key(record.call_id),
             *_busy_keys(record.resident_id, record.family_id),
@@ -239,12 +198,13 @@ class CallStore:
             TIMERS_KEY,
         ]
         args: list[bytes | str | int | float] = [
-            ",".join(allowed_from),
-            to.value,
-            "1" if to in TERMINAL else "f" if to in FAMILY_FREE else "0",
-            ",".join(timer_member(kind, record.call_id) for kind in cancel_timers),
+            ",".join(sorted(move.sources)),
+            move.target.value,
+            move.releases,
+            ",".join(timer_member(kind, record.call_id) for kind in move.cancels),
             ",".join(
-                f"{timer_member(k, record.call_id)}={int(due * 1000)}" for k, due in add_timers
+                f"{timer_member(kind, record.call_id)}={int(due[kind] * 1000)}"
+                for kind in move.arms
             ),
             int(self._retention_s),
         ]

@@ -18,40 +18,46 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from billing_hooks import Ledger, Settlement
 from billing_hooks.plans import PricingPlans
-from core import tariff
 from core.directory import Directory
 from core.domain import Facility
 from core.errors import ErrorCode, ProtocolError
 from core.facility_stats import FacilityStats
 from core.tasks import TaskPool
+from media.control import ControlError
 from push.notifier import FamilyPush
-from signaling.call_end import SETTLE, CallFinisher
-from signaling.call_events import CallHook as CallHook
+from signaling.call_end import CallFinisher
 from signaling.call_events import Emitter as Emitter
-from signaling.call_events import Settler as Settler
 from signaling.call_events import call_summary as call_summary
-from signaling.call_events import ended_payload, incoming_payload, parties, run_hooks
+from signaling.call_events import ended_payload, incoming_payload, parties
 from signaling.call_events import family_room as family_room
 from signaling.call_events import monitors_room as monitors_room
 from signaling.call_events import tablet_room as tablet_room
+from signaling.call_machine import (
+    CALL_TIMERS as CALL_TIMERS,
+)
+from signaling.call_machine import (
+    CONNECT_TIMEOUT,
+    RING_TIMEOUT,
+    SETTLE,
+    TIME_LIMIT,
+    WARNING,
+    CallEvent,
+    move,
+)
 from signaling.call_state import CallRecord, CallState, CallStore
+from signaling.ports import CallBilling, CallMedia, CallPrivilege, CallRecording
 from signaling.presence import Presence
 from signaling.timers import DurableTimers
 from visits.calls import VisitCalls
 
 log = logging.getLogger(__name__)
 
-RING_TIMEOUT = "ring_timeout"
-CONNECT_TIMEOUT = "connect_timeout"
-WARNING = "warning"
-TIME_LIMIT = "time_limit"
-CALL_TIMERS = (RING_TIMEOUT, CONNECT_TIMEOUT, WARNING, TIME_LIMIT)
 WARNING_BEFORE_S = 60
 PRE_CONNECT = (CallState.ACCEPTED,)
 RINGING_FOR_TABLET = (CallState.RINGING, CallState.DECLINED)  # a reject is not shown early
@@ -59,29 +65,26 @@ IN_CALL = (CallState.ACCEPTED, CallState.CONNECTED)
 RESEND_WAIT_S = 5.0  # how long a re-sent call.incoming waits for its socket to be connected
 
 
-# At connect: how many seconds this call may last (billing puts the hold for them).
-Authorizer = Callable[[CallRecord], Awaitable[int]]
-
-
 @dataclass
 class CallService:
+    """The call's life, each step in the order it happens (see :mod:`signaling.ports` for
+    what each collaborator does, and :mod:`signaling.call_machine` for every transition)."""
+
     directory: Directory
     ledger: Ledger
     store: CallStore
     presence: Presence
     timers: DurableTimers
     emit: Emitter
+    billing: CallBilling
+    media: CallMedia
+    recording: CallRecording
+    # Decides again whether the call is privileged, from its contact's current status (SPEC
+    # "Recording"; signaling.privilege): at accept, before it is cataloged and placed.
+    privilege: CallPrivilege
     ring_timeout_s: float = 45.0
     connect_timeout_s: float = 30.0
     settle_retry_s: float = 30.0  # when a settlement left undone (node died, failure) is retried
-    accept_hooks: list[CallHook] = field(default_factory=list)
-    connect_hooks: list[CallHook] = field(default_factory=list)
-    warning_hooks: list[CallHook] = field(default_factory=list)
-    end_hooks: list[CallHook] = field(default_factory=list)
-    settle: Settler | None = None
-    authorize: Authorizer | None = None
-    # Refuses a new call (raises ProtocolError) when the media plane has no room for it.
-    admission: Callable[[], Awaitable[None]] | None = None
     # Web Push to the family's devices; None: one on this store's Redis (no sender needed to
     # queue; the node runs the sender, push.service.PushNode).
     push: FamilyPush | None = None
@@ -91,10 +94,7 @@ class CallService:
     # Scheduled visits (PROTOCOL v1.2): a call placed for a due visit, ending at the slot's
     # end; in a ``scheduled`` facility only those. None: on-demand calls only.
     visits: VisitCalls | None = None
-    # Decides again whether the call is privileged, from its contact's current status (SPEC
-    # "Recording"; signaling.privilege): at accept, before the accept hooks catalog and place
-    # it. Returns the record as it now stands. None: as decided when the call was placed.
-    privilege: Callable[[CallRecord], Awaitable[CallRecord]] | None = None
+    clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         self.notifier = self.push or FamilyPush(self.store.redis)
@@ -109,9 +109,10 @@ class CallService:
             self.store,
             self.timers,
             self.emit,
-            self._settle,
-            self.end_hooks,
+            settle=self._settle,
+            teardown=self._teardown,
             retry_s=self.settle_retry_s,
+            clock=self.clock,
         )
 
     async def stop(self) -> None:
@@ -190,8 +191,7 @@ class CallService:
             raise ProtocolError(
                 ErrorCode.INSUFFICIENT_FUNDS, "the contact's balance does not cover one minute"
             )
-        if self.admission is not None:
-            await self.admission()  # refused at the door, not spread over running calls
+        await self.media.admit()  # refused at the door, not spread over running calls
         record = CallRecord(
             call_id=uuid.uuid4().hex,
             state=CallState.RINGING,
@@ -204,7 +204,7 @@ class CallService:
             privileged=contact.privileged,
             rate_cents_per_minute=facility.rate_cents_per_minute,
             max_call_seconds=facility.max_call_seconds,
-            created_at=time.time(),
+            created_at=self.clock(),
         )
         if not await self.store.create(record, self.ring_timeout_s):
             raise ProtocolError(ErrorCode.BUSY, "a party is already in a call")
@@ -220,25 +220,19 @@ class CallService:
         )
         await self.emit("call.ringing", {"call_id": record.call_id}, tablet_room(resident.id))
         await self._to_monitors("monitor.call_started", record)
+        log.info("call placed", extra=_ids(record))
         return record
 
     async def cancel(self, record: CallRecord) -> None:
         result = await self.store.transition(
             record,
-            CallState.CANCELED,
-            allowed_from=[CallState.RINGING],
-            set_fields={"ended_at": time.time(), "end_reason": "canceled"},
-            cancel_timers=[RING_TIMEOUT],
+            move(CallEvent.CANCEL),
+            set_fields={"ended_at": self.clock(), "end_reason": "canceled"},
         )
         if not result.applied and result.previous == CallState.DECLINED:
             # Rejected, which the tablet must not learn: its cancel succeeds as usual (the
             # family stopped ringing already; the record stays "rejected").
-            result = await self.store.transition(
-                record,
-                CallState.UNANSWERED,
-                allowed_from=[CallState.DECLINED],
-                cancel_timers=[RING_TIMEOUT],
-            )
+            result = await self.store.transition(record, move(CallEvent.WITHDRAW))
             if result.applied:
                 return
         if not result.applied:
@@ -252,14 +246,12 @@ class CallService:
     # -- family -------------------------------------------------------------------------------
 
     async def accept(self, record: CallRecord) -> None:
-        now = time.time()
+        now = self.clock()
         result = await self.store.transition(
             record,
-            CallState.ACCEPTED,
-            allowed_from=[CallState.RINGING],
+            move(CallEvent.ACCEPT),
             set_fields={"accepted_at": now},
-            cancel_timers=[RING_TIMEOUT],
-            add_timers=[(CONNECT_TIMEOUT, now + self.connect_timeout_s)],
+            due={CONNECT_TIMEOUT: now + self.connect_timeout_s},
         )
         if not result.applied:
             raise ProtocolError(
@@ -268,10 +260,19 @@ class CallService:
         self._ring_stopped(record, "answered", missed=False)  # the other devices stop ringing
         updated = await self.store.get(record.call_id)
         assert updated is not None
-        if self.privilege is not None:  # an admin may have marked the contact while it rang
-            updated = await self.privilege(updated)
-        # Hooks first: the call is open on an SFU worker before the tablet hears of the answer.
-        await run_hooks(self.accept_hooks, updated)
+        # An admin may have marked the contact (un)privileged while it rang.
+        updated = await self.privilege.recheck(updated)
+        # Cataloged, then open on an SFU worker, before the tablet hears of the answer (so
+        # its first offer finds the room open, recording from its first packet).
+        if not updated.privileged:
+            await _step("recording.begin", updated, self.recording.begin(updated))
+        try:
+            worker = await self.media.open(updated)
+        except ControlError:
+            log.exception("no SFU worker could take call %s", record.call_id)
+            await self.end(updated, "connection_lost")
+            return
+        await self.store.annotate(record.call_id, {"worker_id": worker})
         await self.emit(
             "call.accepted", {"call_id": record.call_id}, tablet_room(record.resident_id)
         )
@@ -282,9 +283,8 @@ class CallService:
         ``call.unanswered`` at the ring timeout (the ring timer stays armed), as if unanswered."""
         result = await self.store.transition(
             record,
-            CallState.DECLINED,
-            allowed_from=[CallState.RINGING],
-            set_fields={"ended_at": time.time(), "end_reason": "rejected"},
+            move(CallEvent.REJECT),
+            set_fields={"ended_at": self.clock(), "end_reason": "rejected"},
         )
         if not result.applied:
             raise ProtocolError(
@@ -297,22 +297,20 @@ class CallService:
 
     async def connect(self, record: CallRecord) -> bool:
         """Media flows from both parties: billing starts, and the call's cap is fixed now."""
-        allowed = await self._allowed_seconds(record)
+        allowed = await self.billing.authorize(record)  # the hold for it is put now
         if self.visits is not None:  # a visit's call also stops at its slot's end
             allowed = await self.visits.cap(record.call_id, allowed)
         if allowed <= 0:
             # Nothing affordable any more (spent or closed since the call rang).
             await self.end(record, "time_limit")
             return False
-        now = time.time()
+        now = self.clock()
         ends_at = now + allowed
         result = await self.store.transition(
             record,
-            CallState.CONNECTED,
-            allowed_from=[CallState.ACCEPTED],
+            move(CallEvent.CONNECT),
             set_fields={"connected_at": now, "allowed_seconds": allowed, "ends_at": ends_at},
-            cancel_timers=[CONNECT_TIMEOUT],
-            add_timers=[(WARNING, ends_at - WARNING_BEFORE_S), (TIME_LIMIT, ends_at)],
+            due={WARNING: ends_at - WARNING_BEFORE_S, TIME_LIMIT: ends_at},
         )
         if not result.applied:
             return False
@@ -324,16 +322,9 @@ class CallService:
         connected = await self.store.get(record.call_id)
         assert connected is not None
         await self._to_monitors("monitor.call_updated", connected)
-        await run_hooks(self.connect_hooks, connected)
+        await _step("billing.connected", connected, self.billing.connected(connected))
+        log.info("call connected", extra={**_ids(connected), "allowed_seconds": allowed})
         return True
-
-    async def _allowed_seconds(self, record: CallRecord) -> int:
-        if self.authorize is not None:
-            return await self.authorize(record)
-        account = await self.ledger.balance(record.family_id)
-        return tariff.allowed_seconds(
-            record.max_call_seconds, max(0, account.available_cents), record.rate_cents_per_minute
-        )
 
     # -- either party -------------------------------------------------------------------------
 
@@ -350,12 +341,18 @@ class CallService:
         if record.state in IN_CALL:
             await self.end(record, "hangup", by=by)
 
+    async def terminate(self, record: CallRecord, by: str, why: str) -> bool:
+        """A monitor ends the call (``terminated``), ringing or not; the parties never learn
+        who, the record keeps it."""
+        await self.store.annotate(record.call_id, {"terminated_by": by, "terminate_reason": why})
+        return await self.end(record, "terminated", event=CallEvent.TERMINATE)
+
     async def end(
         self,
         record: CallRecord,
         reason: str,
         by: str = "",
-        allowed_from: tuple[CallState, ...] = IN_CALL,
+        event: CallEvent = CallEvent.END,
         at: float | None = None,
     ) -> bool:
         """End a live call once; False if it was already over. ``at``: when it really ended,
@@ -367,15 +364,13 @@ class CallService:
         ``settle`` timer, so that if this node dies or settlement fails before that completes,
         any node finishes the call later, exactly once.
         """
-        now = time.time()
+        now = self.clock()
         ended_at = now if at is None else max(min(now, at), record.connected_at)
         result = await self.store.transition(
             record,
-            CallState.ENDED,
-            allowed_from=allowed_from,
+            move(event),
             set_fields={"ended_at": ended_at, "end_reason": reason, "ended_by": by},
-            cancel_timers=CALL_TIMERS,
-            add_timers=[(SETTLE, now + self.settle_retry_s)],
+            due={SETTLE: now + self.settle_retry_s},
         )
         if not result.applied:
             return False
@@ -383,6 +378,7 @@ class CallService:
         assert ended is not None
         await self.emit("call.ended", ended_payload(ended), tablet_room(ended.resident_id))
         await self._to_monitors("monitor.call_ended", ended, reason=reason)
+        log.info("call ended", extra={**_ids(ended), **_ended(ended)})
         self.finisher.finish_later(ended)
         return True
 
@@ -394,9 +390,7 @@ class CallService:
             return
         if record.state == CallState.DECLINED:
             # Rejected earlier: only now does the tablet hear it, like an unanswered call.
-            result = await self.store.transition(
-                record, CallState.UNANSWERED, allowed_from=[CallState.DECLINED]
-            )
+            result = await self.store.transition(record, move(CallEvent.REJECT_SHOWN))
             if result.applied:
                 await self._tell_unanswered(record)
         elif await self._unanswered(record, "ring_timeout"):
@@ -407,18 +401,18 @@ class CallService:
         record = await self.store.get(call_id)
         if record is not None and record.state in PRE_CONNECT:
             # Only while still not connected: a connect racing this timer wins.
-            await self.end(record, "connection_lost", allowed_from=PRE_CONNECT)
+            await self.end(record, "connection_lost", event=CallEvent.CONNECT_TIMEOUT)
 
     async def _on_warning(self, call_id: str) -> None:
         record = await self.store.get(call_id)
         if record is None or record.state != CallState.CONNECTED:
             return
         # A retried timer warns nobody twice; the moment is kept for the recording's timeline.
-        if await self.store.claim_once(call_id, WARNING, stamp=("warned_at", time.time())):
+        if await self.store.claim_once(call_id, WARNING, stamp=("warned_at", self.clock())):
             payload = {"call_id": call_id, "remaining_s": WARNING_BEFORE_S}
             await self.emit("call.warning", payload, tablet_room(record.resident_id))
             await self.emit("call.warning", payload, family_room(record.family_id))
-        await run_hooks(self.warning_hooks, record)  # billing drops a repeated event itself
+        await _step("billing.warning", record, self.billing.warning(record))  # drops repeats
 
     async def _on_time_limit(self, call_id: str) -> None:
         record = await self.store.get(call_id)
@@ -480,10 +474,8 @@ class CallService:
     async def _unanswered(self, record: CallRecord, why: str) -> bool:
         result = await self.store.transition(
             record,
-            CallState.UNANSWERED,
-            allowed_from=[CallState.RINGING],
-            set_fields={"ended_at": time.time(), "end_reason": why},
-            cancel_timers=[RING_TIMEOUT],
+            move(CallEvent.RING_TIMEOUT),
+            set_fields={"ended_at": self.clock(), "end_reason": why},
         )
         if result.applied:
             await self._tell_unanswered(record)
@@ -497,16 +489,16 @@ class CallService:
         )
 
     async def _finished(self, call_id: str, reason: str) -> None:
+        """A call that never connected is over (canceled, rejected, unanswered)."""
         record = await self.store.get(call_id)
         if record is not None:
             await self._to_monitors("monitor.call_ended", record, reason=reason)
+            log.info("call ended", extra={**_ids(record), "reason": reason, "duration_s": 0})
+
+    # -- the end-of-call chain (CallFinisher: settle, the family's call.ended, teardown) ------
 
     async def _settle(self, record: CallRecord) -> Settlement:
-        if self.settle is not None:
-            settlement = await self.settle(record)
-        else:
-            account = await self.ledger.balance(record.family_id)
-            settlement = Settlement(charged_cents=0, balance_cents=account.available_cents)
+        settlement = await self.billing.settle(record)
         self.notifier.call_ended(
             record.family_id,
             record.call_id,
@@ -521,12 +513,19 @@ class CallService:
                     facility.id,
                     facility.timezone,
                     record.call_id,
-                    record.ended_at or time.time(),
+                    record.ended_at or self.clock(),
                     record.duration_s,
                     settlement.charged_cents,
                 ),
             )
         return settlement
+
+    async def _teardown(self, record: CallRecord) -> None:
+        """The call's room closed on its worker, then its recording sealed (as far as it got
+        if the worker could not close it cleanly)."""
+        cleanly = await self.media.close(record)
+        if not record.privileged:
+            await self.recording.finalize(record, cleanly)
 
     async def _count(self, facility_id: str, count: Callable[[Facility], Awaitable[None]]) -> None:
         """Add to the facility's day on the admins' board; never fails the call for it."""
@@ -542,3 +541,21 @@ class CallService:
 
     async def live_calls(self, facility_ids: list[str]) -> list[CallRecord]:
         return await self.store.live_calls(facility_ids)
+
+
+def _ids(record: CallRecord) -> dict[str, Any]:
+    """What a log line of the call carries (never a name, a token or a balance)."""
+    return {"call_id": record.call_id, "facility_id": record.facility_id}
+
+
+def _ended(record: CallRecord) -> dict[str, Any]:
+    return {"reason": record.end_reason, "duration_s": record.duration_s}
+
+
+async def _step(name: str, record: CallRecord, step: Awaitable[None]) -> None:
+    """A step whose failure is logged and does not stop the call's life (billing's events,
+    the recording's catalog entry)."""
+    try:
+        await step
+    except Exception:
+        log.exception("call %s: %s failed", record.call_id, name, extra=_ids(record))

@@ -1,7 +1,6 @@
-"""The signaling tier's side of the media plane, over the one Redis control channel.
+"""The signaling tier's side of the media plane, over the one Redis control channel (opening
+and closing a call's room is :mod:`signaling.media_plane`, the call service's media port):
 
-- places an accepted call on the least-loaded live SFU worker (before the tablet hears
-  ``call.accepted``, so its first offer finds the call open);
 - relays ``rtc.offer`` and ``monitor.watch`` to that worker and returns its answer;
 - turns worker events into call transitions: ``connected`` starts the call (and billing),
   ``media_lost`` ends it with ``connection_lost``; each event is handled once across nodes;
@@ -18,7 +17,6 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -27,22 +25,14 @@ from redis.exceptions import RedisError
 from core.errors import ErrorCode, ProtocolError
 from core.redis_text import text
 from core.tasks import Periodic
-from media.control import (
-    ALIVE_TTL_MS,
-    CAPACITY,
-    ControlError,
-    Party,
-    SfuControl,
-    WorkerEvent,
-    calls_key,
-)
+from media.control import ALIVE_TTL_MS, ControlError, Party, SfuControl, WorkerEvent, calls_key
 from signaling import call_quality
 from signaling.call_state import CallRecord, CallState
 from signaling.calls import IN_CALL, CallService
 from signaling.monitoring import Monitoring
 from signaling.payloads import CallRef, RtcOffer
-from signaling.privilege import PrivilegeCheck
-from signaling.sockets import Session, SocketApi
+from signaling.privilege import CannotPrivatize, PrivilegeCheck
+from signaling.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +65,11 @@ class MediaBridge:
     def __init__(
         self,
         redis: Redis,
+        control: SfuControl,
         calls: CallService,
         monitoring: Monitoring,
+        privilege: PrivilegeCheck,
         node_name: str,
-        media_timeout_s: float = 15.0,
     ) -> None:
         """``node_name`` names this node's consumer of worker events: it must survive a
         restart (so the node takes back the events it had not finished) and differ between
@@ -86,25 +77,12 @@ class MediaBridge:
         self._redis = redis
         self.calls = calls
         self.monitoring = monitoring
-        self.control = SfuControl(redis)
-        self.media_timeout_s = media_timeout_s
+        self.control = control
+        self.privilege = privilege
         self._consumer = self.control.events(node_name, self._on_event)
         self._sweeper = Periodic("sfu-dead-workers", self.sweep_dead_workers, 1.0, True)
         self._outage_at = -math.inf  # when this node last found Redis unreachable
         self._watching: defaultdict[str, set[str]] = defaultdict(set)  # sid -> call ids
-        # After a call's room is closed on its worker: (record, closed cleanly?).
-        self.closed_hooks: list[Callable[[CallRecord, bool], Awaitable[None]]] = []
-        self.privilege = PrivilegeCheck(calls, self.control, monitoring)
-        calls.accept_hooks.append(self._place)
-        calls.admission = self._admit
-        calls.privilege = self.privilege.recheck
-        calls.end_hooks.append(self._close)
-
-    def bind(self, sockets: SocketApi) -> None:
-        sockets.route("rtc.offer", {"tablet", "family"}, RtcOffer, self._offer)
-        sockets.route("monitor.watch", {"monitor"}, RtcOffer, self._watch)
-        sockets.route("monitor.unwatch", {"monitor"}, CallRef, self._unwatch)
-        sockets.on_disconnect.append(self._monitor_gone)
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -117,58 +95,13 @@ class MediaBridge:
     async def live_workers(self) -> int:
         return len(await self.control.live_workers())
 
-    # -- call placement -----------------------------------------------------------------------
-
-    async def _admit(self) -> None:
-        """``call.place`` -> ``capacity`` when live workers exist and none has room.
-
-        With no worker alive at all the call still rings (the media plane may be restarting);
-        it then ends ``connection_lost`` at accept, as before."""
-        try:
-            await self.control.pick_worker()
-        except ControlError as exc:
-            if exc.code == CAPACITY:
-                raise ProtocolError(
-                    ErrorCode.CAPACITY, "no room for another call now; try again later"
-                ) from exc
-
-    async def _place(self, record: CallRecord) -> None:
-        try:
-            worker = await self.control.open_call(
-                record.call_id, privileged=record.privileged, media_timeout_s=self.media_timeout_s
-            )
-        except ControlError:
-            log.exception("no SFU worker could take call %s", record.call_id)
-            await self.calls.end(record, "connection_lost")
-            return
-        await self.calls.store.annotate(record.call_id, {"worker_id": worker})
-
-    async def _close(self, record: CallRecord) -> None:
-        await self.monitoring.clear_watchers(record.call_id)
-        cleanly = True
-        try:
-            # Ask the worker the call was placed on (or, if its placement never completed,
-            # whichever worker holds it): a dead one cannot close its room cleanly.
-            if record.worker_id:
-                args = {"call_id": record.call_id}
-                await self.control.request(record.worker_id, "close_call", args)
-            else:
-                await self.control.close_call(record.call_id)
-        except ControlError as exc:
-            log.warning("closing call %s on its worker failed: %s", record.call_id, exc)
-            cleanly = False
-        for hook in self.closed_hooks:
-            try:
-                await hook(record, cleanly)
-            except Exception:
-                log.exception("closed hook failed for call %s", record.call_id)
-
     # -- offers -------------------------------------------------------------------------------
 
-    async def _offer(self, session: Session, payload: RtcOffer) -> dict[str, Any]:
+    async def offer(self, session: Session, payload: RtcOffer) -> dict[str, Any]:
+        """``rtc.offer`` (a party): the worker's answer."""
         record = await self.calls.get_for(payload.call_id, session.role, session.subject)
         if record.state in IN_CALL:  # before this party's media flows
-            record = await self.privilege.recheck(record)
+            record = await self._recheck(record)
         if record.state not in IN_CALL:
             raise ProtocolError(ErrorCode.INVALID_STATE, f"no media for a call {record.state}")
         party: Party = "tablet" if session.role == "tablet" else "family"
@@ -178,7 +111,16 @@ class MediaBridge:
             raise _protocol_error(exc) from exc
         return {"sdp": answer}
 
-    async def _watch(self, session: Session, payload: RtcOffer) -> dict[str, Any]:
+    async def _recheck(self, record: CallRecord) -> CallRecord:
+        """Privileged status decided again; a call that cannot be made private ends."""
+        try:
+            return await self.privilege.recheck(record)
+        except CannotPrivatize:
+            await self.calls.end(record, "connection_lost")
+            return await self.calls.store.get(record.call_id) or record
+
+    async def watch(self, session: Session, payload: RtcOffer) -> dict[str, Any]:
+        """``monitor.watch``: the worker's answer for a silent viewer."""
         record = await self.monitoring.scoped(session, payload.call_id, allow_privileged=False)
         if record.state not in IN_CALL:
             raise ProtocolError(ErrorCode.INVALID_STATE, f"no media for a call {record.state}")
@@ -194,12 +136,13 @@ class MediaBridge:
             raise ProtocolError(ErrorCode.PRIVILEGED, "privileged calls are not monitored")
         return {"sdp": answer}
 
-    async def _unwatch(self, session: Session, payload: CallRef) -> dict[str, Any]:
+    async def unwatch(self, session: Session, payload: CallRef) -> dict[str, Any]:
         record = await self.monitoring.scoped(session, payload.call_id, allow_privileged=True)
         await self._stop_watching(session.sid, record.call_id)
         return {}
 
-    async def _monitor_gone(self, session: Session) -> None:
+    async def monitor_gone(self, session: Session) -> None:
+        """A monitor's socket went away: its watches end."""
         for call_id in list(self._watching.pop(session.sid, ())):
             await self._stop_watching(session.sid, call_id)
 
@@ -221,7 +164,7 @@ class MediaBridge:
         if record is None:
             return
         if event.type == "connected" and record.state == CallState.ACCEPTED:
-            record = await self.privilege.recheck(record)  # media flows from now on
+            record = await self._recheck(record)  # media flows from now on
             if record.state == CallState.ACCEPTED:
                 await self.calls.connect(record)
         elif event.type == "media_lost":

@@ -18,10 +18,10 @@ from redis.asyncio import Redis
 
 from core.errors import ErrorCode, ProtocolError
 from core.redis_text import text
-from signaling.call_state import LIVE, CallRecord
-from signaling.calls import CallService, call_summary, monitors_room
-from signaling.payloads import Empty, Flag, Terminate
-from signaling.sockets import Session, SocketApi
+from signaling.call_events import Emitter, call_summary, monitors_room
+from signaling.call_state import LIVE, CallRecord, CallStore
+from signaling.payloads import Empty, Flag
+from signaling.session import Session
 
 MAX_FLAGS = 200
 RETENTION_S = 7 * 24 * 3600
@@ -47,25 +47,22 @@ class Monitoring:
     def __init__(
         self,
         redis: Redis,
-        calls: CallService,
+        store: CallStore,
+        emit: Emitter,
         *,
         max_flags: int = MAX_FLAGS,
         retention_s: float = RETENTION_S,
     ) -> None:
         self._redis = redis
-        self.calls = calls
+        self._store = store
+        self._emit = emit
         self.max_flags = max_flags
         self.retention_s = int(retention_s)
         self._add_flag = redis.register_script(_ADD_FLAG)
 
-    def bind(self, sockets: SocketApi) -> None:
-        sockets.route("monitor.calls", {"monitor"}, Empty, self._calls)
-        sockets.route("monitor.terminate", {"monitor"}, Terminate, self._terminate)
-        sockets.route("monitor.flag", {"monitor"}, Flag, self._flag)
-
     async def scoped(self, session: Session, call_id: str, *, allow_privileged: bool) -> CallRecord:
         """The call, if it belongs to one of the monitor's facilities."""
-        record = await self.calls.store.get(call_id)
+        record = await self._store.get(call_id)
         if record is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no call {call_id!r}")
         if record.facility_id not in session.facility_ids:
@@ -100,31 +97,21 @@ class Monitoring:
 
     async def _announce(self, call_id: str) -> None:
         """Tell the facility's monitors the watcher count changed."""
-        record = await self.calls.store.get(call_id)
+        record = await self._store.get(call_id)
         if record is not None and record.live:
             summary = await self.summary(record)
-            await self.calls.emit(
-                "monitor.call_updated", summary, monitors_room(record.facility_id)
-            )
+            await self._emit("monitor.call_updated", summary, monitors_room(record.facility_id))
 
     async def summary(self, record: CallRecord) -> dict[str, Any]:
         return call_summary(record, watchers=await self.watcher_count(record.call_id))
 
-    async def _calls(self, session: Session, payload: Empty) -> dict[str, Any]:
-        records = await self.calls.live_calls(session.facility_ids)
+    async def list_calls(self, session: Session, payload: Empty) -> dict[str, Any]:
+        """``monitor.calls``: the live calls of the monitor's facilities."""
+        records = await self._store.live_calls(session.facility_ids)
         return {"calls": [await self.summary(r) for r in records]}
 
-    async def _terminate(self, session: Session, payload: Terminate) -> dict[str, Any]:
-        record = await self.scoped(session, payload.call_id, allow_privileged=False)
-        if record.state not in LIVE:
-            raise ProtocolError(ErrorCode.INVALID_STATE, f"the call is already {record.state}")
-        await self.calls.store.annotate(
-            record.call_id, {"terminated_by": session.subject, "terminate_reason": payload.reason}
-        )
-        await self.calls.end(record, "terminated", allowed_from=LIVE)
-        return {}
-
-    async def _flag(self, session: Session, payload: Flag) -> dict[str, Any]:
+    async def flag(self, session: Session, payload: Flag) -> dict[str, Any]:
+        """``monitor.flag``: a note at this moment of the call's recording."""
         record = await self.scoped(session, payload.call_id, allow_privileged=False)
         if record.state not in LIVE:
             raise ProtocolError(ErrorCode.INVALID_STATE, f"the call is already {record.state}")

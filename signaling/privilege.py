@@ -10,21 +10,23 @@ the contact while the call rings, or between the answer and the parties' media. 
 - at each party's offer and at connect, once the call's room is open: a call that turned
   privileged has its room made private on its worker (its recorder stopped and the file
   deleted, every monitor's connection closed, monitors refused from then on), its catalog entry
-  dropped (``privatized_hooks``), its watchers told (``monitor.watch_ended``, reason
+  dropped (``recording.forget``), its watchers told (``monitor.watch_ended``, reason
   ``privileged``) and its monitors shown the call as privileged (family null). A call that
-  opened privileged stays so: what began privileged is never recorded later.
+  opened privileged stays so: what began privileged is never recorded later. A placed call
+  whose worker cannot make it private raises :class:`CannotPrivatize`: its caller ends it
+  (``connection_lost``), so it is never left recorded or watched.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Final
+from typing import Final, Protocol
 
+from core.directory import Directory
 from media.control import ControlError, SfuControl
-from signaling.call_events import CallHook, call_summary, monitors_room, run_hooks
-from signaling.call_state import CallRecord
-from signaling.calls import CallService
+from signaling.call_events import Emitter, call_summary, monitors_room
+from signaling.call_state import CallRecord, CallStore
 from signaling.monitoring import Monitoring
 
 log = logging.getLogger(__name__)
@@ -34,19 +36,37 @@ log = logging.getLogger(__name__)
 WATCH_ENDED: Final = "monitor.watch_ended"
 
 
+class CannotPrivatize(Exception):
+    """The call turned privileged, and its worker could not make its room private."""
+
+
+class Forgetting(Protocol):
+    async def forget(self, record: CallRecord) -> None:
+        """Drop the call's unfinished recording, as if it had never been recorded."""
+        ...
+
+
 class PrivilegeCheck:
-    def __init__(self, calls: CallService, control: SfuControl, monitoring: Monitoring) -> None:
-        self._calls = calls
+    def __init__(
+        self,
+        directory: Directory,
+        store: CallStore,
+        control: SfuControl,
+        monitoring: Monitoring,
+        recording: Forgetting,
+        emit: Emitter,
+    ) -> None:
+        self._directory = directory
+        self._store = store
         self._control = control
         self._monitoring = monitoring
-        #: Run once a placed call turned privileged (the recorder forgets its recording).
-        self.privatized_hooks: list[CallHook] = []
+        self._recording = recording
+        self._emit = emit
 
     async def recheck(self, record: CallRecord) -> CallRecord:
-        """``record`` as it stands with the contact's current privileged status. A placed call
-        whose worker cannot make it private is ended (``connection_lost``): it is never left
-        recorded or watched."""
-        contact = await self._calls.directory.contact(record.resident_id, record.family_id)
+        """``record`` as it stands with the contact's current privileged status (raises
+        :class:`CannotPrivatize`)."""
+        contact = await self._directory.contact(record.resident_id, record.family_id)
         if contact is None or contact.privileged == record.privileged:
             return record  # a contact removed meanwhile: kept as decided
         placed = bool(record.worker_id)
@@ -54,10 +74,9 @@ class PrivilegeCheck:
             return record  # opened privileged: stays so
         changed = dataclasses.replace(record, privileged=contact.privileged)
         if placed and not await self._privatize(changed):
-            await self._calls.end(record, "connection_lost")
-            return await self._calls.store.get(record.call_id) or record
+            raise CannotPrivatize(record.call_id)
         privileged = "1" if changed.privileged else "0"
-        await self._calls.store.annotate(record.call_id, {"privileged": privileged})
+        await self._store.annotate(record.call_id, {"privileged": privileged})
         log.info("call %s: its contact's privileged status is now %s", record.call_id, privileged)
         if placed:
             await self._end_watches(changed)
@@ -75,7 +94,10 @@ class PrivilegeCheck:
                 exc,
             )
             return False
-        await run_hooks(self.privatized_hooks, record)
+        try:
+            await self._recording.forget(record)
+        except Exception:
+            log.exception("call %s: dropping its recording's catalog entry failed", record.call_id)
         return True
 
     async def _end_watches(self, record: CallRecord) -> None:
@@ -83,6 +105,6 @@ class PrivilegeCheck:
         await self._monitoring.clear_watchers(record.call_id)
         for sid in watchers:
             ended = {"call_id": record.call_id, "reason": "privileged"}
-            await self._calls.emit(WATCH_ENDED, ended, sid)
+            await self._emit(WATCH_ENDED, ended, sid)
         summary = call_summary(record)
-        await self._calls.emit("monitor.call_updated", summary, monitors_room(record.facility_id))
+        await self._emit("monitor.call_updated", summary, monitors_room(record.facility_id))

@@ -27,10 +27,9 @@ from redis.asyncio import Redis
 from core.config import Settings
 from core.directory import Directory
 from core.tasks import Periodic
+from media.control import SfuControl
 from recorder import CallInfo, RecordingService, WriterReport, open_storage
-from signaling.call_state import CallRecord
-from signaling.calls import CallService
-from signaling.media_bridge import MediaBridge
+from signaling.call_state import CallRecord, CallStore
 from signaling.monitoring import Monitoring
 
 log = logging.getLogger(__name__)
@@ -61,19 +60,16 @@ class RecordingBridge:
         settings: Settings,
         secret: bytes,
         directory: Directory,
-        calls: CallService,
-        media: MediaBridge,
+        store: CallStore,
+        control: SfuControl,
         monitoring: Monitoring,
     ) -> None:
         storage = open_storage(settings.recordings_location)  # a directory, or s3://
         self.service = RecordingService(redis, storage, secret, directory=directory)
-        self.calls = calls
-        self.media = media
+        self._directory = directory
+        self._store = store
+        self._control = control
         self.monitoring = monitoring
-        # First of the accept hooks: cataloged before the media bridge places the call.
-        calls.accept_hooks.insert(0, self._begin)
-        media.closed_hooks.append(self._finalize)
-        media.privilege.privatized_hooks.append(self._forget)
         self._sweeper = Periodic("recording-orphans", self._sweep, 60.0, delay_first=False)
         self._purger = Periodic("recording-retention", self._purge, 3600.0, delay_first=False)
 
@@ -86,11 +82,12 @@ class RecordingBridge:
         await self._purger.stop()
         await asyncio.to_thread(self.service.storage.close)
 
-    async def _begin(self, record: CallRecord) -> None:
+    async def begin(self, record: CallRecord) -> None:
+        """At accept, before the call's room opens (never for a privileged call)."""
         if not record.privileged:
             await self.service.begin(_info(record))
 
-    async def _forget(self, record: CallRecord) -> None:
+    async def forget(self, record: CallRecord) -> None:
         """The call turned privileged: its unfinished recording leaves no entry (the worker
         deleted the file; a shared directory's copy goes too)."""
         entry = await self.service.catalog.get(record.call_id)
@@ -98,7 +95,8 @@ class RecordingBridge:
             await self.service.catalog.discard(entry.manifest)
         await asyncio.to_thread(self.service.storage.discard_recording, record.call_id)
 
-    async def _finalize(self, record: CallRecord, closed_cleanly: bool) -> None:
+    async def finalize(self, record: CallRecord, closed_cleanly: bool) -> None:
+        """Once the call's room is closed on its worker (cleanly or not)."""
         if record.privileged:
             return
         flags = await self.monitoring.flags(record.call_id)
@@ -107,24 +105,24 @@ class RecordingBridge:
 
     async def _writer(self, call_id: str) -> WriterReport | None:
         """What the worker reported when it closed the call's file (None: it never did)."""
-        problems = await self.media.control.recording_report(call_id)
+        problems = await self._control.recording_report(call_id)
         return WriterReport(problems) if problems is not None else None
 
     async def _sweep(self) -> None:
-        facility_ids = await self.calls.directory.all_facility_ids()
-        busy = {r.call_id for r in await self.calls.live_calls(facility_ids)}
+        facility_ids = await self._directory.all_facility_ids()
+        busy = {r.call_id for r in await self._store.live_calls(facility_ids)}
         now = time.time()
         for call_id in await self.service.catalog.open_call_ids():
-            record = await self.calls.store.get(call_id)
+            record = await self._store.get(call_id)
             recently_ended = record is not None and now - record.ended_at < CLOSING_GRACE_S
-            if recently_ended or await self.media.control.held_by_worker(call_id):
+            if recently_ended or await self._control.held_by_worker(call_id):
                 busy.add(call_id)
         await self.service.sweep_orphans(
             busy, flags_of=self.monitoring.flags, info_of=self._info, writer_of=self._writer
         )
 
     async def _info(self, call_id: str) -> CallInfo | None:
-        record = await self.calls.store.get(call_id)
+        record = await self._store.get(call_id)
         return _info(record) if record is not None else None
 
     async def _purge(self) -> None:

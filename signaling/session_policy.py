@@ -29,7 +29,7 @@ from core.tasks import Periodic, TaskPool
 from signaling.presence import Presence
 
 if TYPE_CHECKING:
-    from signaling.sockets import Session
+    from signaling.session import Session
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import socketio
 from pydantic import BaseModel, ValidationError
@@ -23,23 +22,24 @@ from core.ice_servers import IceServers
 from core.tokens import ROLES, Claims, TokenError, Tokens
 from signaling.calls import RINGING_FOR_TABLET, CallService, family_room, monitors_room, tablet_room
 from signaling.metrics import ADMISSION_REFUSALS, SOCKET_EVENTS
-from signaling.payloads import CallRef, Empty, Id, PlaceCall
+from signaling.monitoring import Monitoring
+from signaling.payloads import CallRef, Empty, Flag, Id, PlaceCall, RtcOffer, Terminate
+from signaling.session import Session as Session
 from signaling.session_policy import SessionPolicy
+
+if TYPE_CHECKING:
+    from signaling.media_bridge import MediaBridge
 
 log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=BaseModel)
-Handler = Callable[["Session", Any], Awaitable[dict[str, Any]]]
+Handler = Callable[[Session, Any], Awaitable[dict[str, Any]]]
 
 
-@dataclass
-class Session:
-    sid: str
-    role: str
-    subject: str
-    facility_ids: list[str] = field(default_factory=list)
-    issued_at: float = 0.0  # the token's
-    expires_at: float = 0.0
+class TabletVisits(Protocol):
+    async def tablet_list(self, resident_id: str) -> dict[str, Any]:
+        """``visits.list``: the resident's scheduled visits (PROTOCOL v1.2)."""
+        ...
 
 
 class PlaceVisitCall(PlaceCall):
@@ -64,6 +64,9 @@ class SocketApi:
         directory: Directory,
         calls: CallService,
         policy: SessionPolicy,
+        monitoring: Monitoring,
+        media: MediaBridge,
+        visits: TabletVisits,
         ice_servers: IceServers | None = None,
     ) -> None:
         self.sio = sio
@@ -71,24 +74,40 @@ class SocketApi:
         self.tokens = tokens
         self.directory = directory
         self.calls = calls
+        self.monitoring = monitoring
+        self.media = media
+        self.visits = visits
         self.sessions: dict[str, Session] = {}
         self.policy = policy
         policy.attach(self.sessions)
         self.routes: dict[str, frozenset[str]] = {}  # event -> roles
-        self.on_disconnect: list[Callable[[Session], Awaitable[None]]] = []
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
         sio.on("*", self._unknown)
-        self.route("call.place", {"tablet"}, PlaceVisitCall, self._place)
-        self.route("call.cancel", {"tablet"}, CallRef, self._cancel)
-        self.route("call.accept", {"family"}, CallRef, self._accept)
-        self.route("call.reject", {"family"}, CallRef, self._reject)
-        self.route("call.hangup", {"tablet", "family"}, CallRef, self._hangup)
-        # Additions to PROTOCOL.md (for the pages): who am I, and whom may this tablet call.
-        self.route("session.info", set(ROLES), Empty, self._session_info)
-        self.route("contacts.list", {"tablet"}, Empty, self._contacts)
+        # The route table: every event a client may send, who may send it, its payload, and
+        # what handles it.
+        routes: list[tuple[str, set[str], type[BaseModel], Handler]] = [
+            ("call.place", {"tablet"}, PlaceVisitCall, self._place),
+            ("call.cancel", {"tablet"}, CallRef, self._cancel),
+            ("call.accept", {"family"}, CallRef, self._accept),
+            ("call.reject", {"family"}, CallRef, self._reject),
+            ("call.hangup", {"tablet", "family"}, CallRef, self._hangup),
+            ("rtc.offer", {"tablet", "family"}, RtcOffer, media.offer),
+            ("monitor.calls", {"monitor"}, Empty, monitoring.list_calls),
+            ("monitor.watch", {"monitor"}, RtcOffer, media.watch),
+            ("monitor.unwatch", {"monitor"}, CallRef, media.unwatch),
+            ("monitor.terminate", {"monitor"}, Terminate, self._terminate),
+            ("monitor.flag", {"monitor"}, Flag, monitoring.flag),
+            # Additions to PROTOCOL.md (for the pages): who am I, whom may this tablet call,
+            # its scheduled visits (v1.2), and its recent calls (from the server, not the page).
+            ("session.info", set(ROLES), Empty, self._session_info),
+            ("contacts.list", {"tablet"}, Empty, self._contacts),
+            ("visits.list", {"tablet"}, Empty, self._visits),
+        ]
+        for event, roles, model, handler in routes:
+            self._route(event, roles, model, handler)
 
-    def route(
+    def _route(
         self,
         event: str,
         roles: set[str],
@@ -193,11 +212,11 @@ class SocketApi:
         if session is None:
             return
         await self.calls.presence.remove(sid)
-        for hook in self.on_disconnect:
+        if session.role == "monitor":
             try:
-                await hook(session)
+                await self.media.monitor_gone(session)  # its watches end
             except Exception:
-                log.exception("disconnect hook failed for %s", sid)
+                log.exception("ending the watches of %s failed", sid)
         if session.role == "tablet" and not await self.calls.presence.is_online(
             "tablet", session.subject
         ):
@@ -243,6 +262,16 @@ class SocketApi:
         record = await self.calls.get_for(payload.call_id, session.role, session.subject)
         await self.calls.hangup(record, by=session.role)
         return {}
+
+    async def _terminate(self, session: Session, payload: Terminate) -> dict[str, Any]:
+        record = await self.monitoring.scoped(session, payload.call_id, allow_privileged=False)
+        if not record.live:
+            raise ProtocolError(ErrorCode.INVALID_STATE, f"the call is already {record.state}")
+        await self.calls.terminate(record, by=session.subject, why=payload.reason)
+        return {}
+
+    async def _visits(self, session: Session, payload: Empty) -> dict[str, Any]:
+        return await self.visits.tablet_list(session.subject)
 
     async def _session_info(self, session: Session, payload: Empty) -> dict[str, Any]:
         name = session.subject

@@ -31,15 +31,18 @@ from core.rate_limits import RateLimiter
 from core.redis_pool import connect
 from core.revocation import Revocations
 from core.tokens import Tokens
+from media.control import SfuControl
 from recorder.http_api import add_recording_routes
 from signaling.admin_board import add_board_routes
 from signaling.billing_bridge import BillingBridge, hooks_for
 from signaling.call_state import CallStore
 from signaling.calls import CallService
 from signaling.media_bridge import MediaBridge
+from signaling.media_plane import MediaPlane
 from signaling.metrics import NodeMetrics
 from signaling.monitoring import Monitoring
 from signaling.presence import Presence
+from signaling.privilege import PrivilegeCheck
 from signaling.recording_bridge import RecordingBridge
 from signaling.session_policy import SessionPolicy
 from signaling.sio_redis import FollowingRedisManager
@@ -69,7 +72,6 @@ from transcripts.node import TranscriptsNode
 # --- visits imports (issue 27) ---
 # isort: split
 from signaling.call_events import family_room, tablet_room
-from signaling.payloads import Empty
 from visits.mail import VisitMail
 from visits.wiring import Visits, call_gate
 
@@ -149,31 +151,54 @@ class SignalingNode:
         self.ledger = Ledger(self.redis)
         self.timers = DurableTimers(self.redis)
         self.presence = Presence(self.redis, settings.node_id, settings.presence_ttl_s)
+        store = CallStore(self.redis, settings.call_retention_s)
+        control = SfuControl(self.redis)  # the one control channel to the SFU workers
+        # The call's collaborators first (signaling.ports), then the call service they serve.
+        self.monitoring = Monitoring(
+            self.redis,
+            store,
+            self._emit,
+            max_flags=settings.rate_limits.flags_per_call,
+            retention_s=settings.call_retention_s,
+        )
+        self.recording = RecordingBridge(
+            self.redis, settings, secret, self.directory, store, control, self.monitoring
+        )
+        privilege = PrivilegeCheck(
+            self.directory, store, control, self.monitoring, self.recording, self._emit
+        )
         # Pricing plans (issue 28): the call service quotes with them, billing settles with them.
         self.plans = PricingPlans(self.redis, self.directory)
-        self.calls = CallService(
-            plans=self.plans,
-            directory=self.directory,
-            ledger=self.ledger,
-            store=CallStore(self.redis, settings.call_retention_s),
-            presence=self.presence,
-            timers=self.timers,
-            emit=self._emit,
-            ring_timeout_s=settings.ring_timeout_s,
-            connect_timeout_s=settings.connect_timeout_s,
-            settle_retry_s=settings.settle_retry_s,
-            visits=call_gate(self.redis),  # scheduled visits (issue 27)
-        )
         hooks, webhooks = hooks_for(settings, self.redis)
         self.billing = BillingBridge(
             self.redis,
             self.ledger,
-            self.calls,
             hooks,
             webhooks,
             processor,
             free_under_s=settings.free_under_s,
             plans=self.plans,
+        )
+        self.calls = CallService(
+            directory=self.directory,
+            ledger=self.ledger,
+            store=store,
+            presence=self.presence,
+            timers=self.timers,
+            emit=self._emit,
+            billing=self.billing,
+            media=MediaPlane(control, self.monitoring, settings.media_timeout_s),
+            recording=self.recording,
+            privilege=privilege,
+            ring_timeout_s=settings.ring_timeout_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            settle_retry_s=settings.settle_retry_s,
+            plans=self.plans,
+            visits=call_gate(self.redis),  # scheduled visits (issue 27)
+        )
+        # Worker events (connected, media lost, quality, dead workers) move calls along.
+        self.media = MediaBridge(
+            self.redis, control, self.calls, self.monitoring, privilege, node_name(settings)
         )
         self.tokens = Tokens(secret)
         self.revocations = Revocations(self.redis)
@@ -181,28 +206,47 @@ class SignalingNode:
         self.policy = SessionPolicy(
             self.sio, self.presence, self.revocations, self.limiter, settings.session_sweep_s
         )
+        # --- accounts wiring (issue 26) ---
+        # Sign-up, sign-in, logout, reset, staff TOTP; the mail outbox. ``self.accounts``
+        # .credentials / .hasher serve the accounts-admin block below.
+        self.accounts = AccountServices(
+            self.redis,
+            AccountSettings.from_env(settings),
+            directory=self.directory,
+            tokens=self.tokens,
+            revocations=self.revocations,
+        )
+        # --- end accounts wiring ---
+        # --- visits wiring (issue 27) ---
+        # Scheduled visits: routes, the tablet's visits.list, reminders/due/end on the timers.
+        self.visits = Visits(
+            self.redis,
+            directory=self.directory,
+            timers=self.timers,
+            emit=self._emit,
+            tablet_room=tablet_room,
+            family_room=family_room,
+            push=self.calls.notifier,
+            mail=VisitMail(  # reminders by e-mail too, to a confirmed sign-in address
+                self.accounts.credentials.email_of,
+                self.accounts.mail.queue,
+                self.accounts.settings.mail_from,
+                self.accounts.settings.public_url,
+                verified=self.accounts.credentials.email_verified,
+            ),
+        )
+        # --- end visits wiring ---
+        # Every Socket.IO event, in one route table (signaling.sockets).
         self.sockets = SocketApi(
-            self.sio, self.tokens, self.directory, self.calls, self.policy, settings.ice_servers
-        )
-        self.monitoring = Monitoring(
-            self.redis,
-            self.calls,
-            max_flags=settings.rate_limits.flags_per_call,
-            retention_s=settings.call_retention_s,
-        )
-        self.monitoring.bind(self.sockets)
-        self.media = MediaBridge(
-            self.redis, self.calls, self.monitoring, node_name(settings), settings.media_timeout_s
-        )
-        self.media.bind(self.sockets)
-        self.recording = RecordingBridge(
-            self.redis,
-            settings,
-            secret,
+            self.sio,
+            self.tokens,
             self.directory,
             self.calls,
-            self.media,
+            self.policy,
             self.monitoring,
+            self.media,
+            self.visits,
+            settings.ice_servers,
         )
         self.metrics = NodeMetrics(
             self.redis,
@@ -226,18 +270,7 @@ class SignalingNode:
         add_admin_routes(self.app, redis=self.redis, directory=self.directory, tokens=self.tokens)
         add_contacts_routes(self.app, directory=self.directory, tokens=self.tokens)
         add_board_routes(self.app, calls=self.calls, directory=self.directory, tokens=self.tokens)
-        # --- accounts wiring (issue 26) ---
-        # Sign-up, sign-in, logout, reset, staff TOTP; the mail outbox. ``self.accounts``
-        # .credentials / .hasher serve the accounts-admin block below.
-        self.accounts = AccountServices(
-            self.redis,
-            AccountSettings.from_env(settings),
-            directory=self.directory,
-            tokens=self.tokens,
-            revocations=self.revocations,
-        )
-        self.accounts.add_routes(self.app)
-        # --- end accounts wiring ---
+        self.accounts.add_routes(self.app)  # sign-up, sign-in, reset, staff TOTP (issue 26)
         # --- accounts-admin wiring (issue 26: identity, staff, tablets) ---
         self.accounts_admin = add_accounts_admin_routes(
             self.app,
@@ -263,29 +296,7 @@ class SignalingNode:
             recordings=self.recording.service,
         )
         # --- end transcripts wiring ---
-        # --- visits wiring (issue 27) ---
-        # Scheduled visits: routes, the tablet's visits.list, reminders/due/end on the timers.
-        self.visits = Visits(
-            self.redis,
-            directory=self.directory,
-            timers=self.timers,
-            emit=self._emit,
-            tablet_room=tablet_room,
-            family_room=family_room,
-            push=self.calls.notifier,
-            mail=VisitMail(  # reminders by e-mail too, to a confirmed sign-in address
-                self.accounts.credentials.email_of,
-                self.accounts.mail.queue,
-                self.accounts.settings.mail_from,
-                self.accounts.settings.public_url,
-                verified=self.accounts.credentials.email_verified,
-            ),
-        )
-        self.visits.add_routes(self.app, self.tokens)
-        self.sockets.route(
-            "visits.list", {"tablet"}, Empty, lambda s, _: self.visits.tablet_list(s.subject)
-        )
-        # --- end visits wiring ---
+        self.visits.add_routes(self.app, self.tokens)  # scheduled visits (issue 27)
         # --- push wiring (issue 25) ---
         # The call service queues the pushes (self.calls.notifier); this sends them, serves the
         # routes and the key; billing's low_balance events become pushes too.

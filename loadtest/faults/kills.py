@@ -33,7 +33,7 @@ from loadtest.faults.case import (
 from loadtest.faults.checks import nothing_lost
 from loadtest.faults.cluster import Cluster, ClusterSpec
 from loadtest.harness import setup_call
-from signaling.calls import TIME_LIMIT
+from signaling.call_machine import TIME_LIMIT
 from signaling.timers import TIMERS_KEY, timer_member
 
 DEAD_WORKER_NOTICED_S = 5.0  # SPEC: a worker really gone is noticed within 5 s

@@ -50,7 +50,7 @@ from loadtest.faults.redis_kill import (
 from loadtest.faults.sentinel import SentinelSet
 from loadtest.faults.webhook import WebhookReceiver
 from loadtest.harness import Call, setup_call
-from signaling.calls import WARNING
+from signaling.call_machine import WARNING
 from signaling.timers import TIMERS_KEY, timer_member
 
 FAILOVER_DEADLINE_S = 60.0  # a deadline for the Sentinels, not an expectation (~2-3 s)

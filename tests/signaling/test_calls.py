@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from client.session import AckError
 from core.domain import SeedFile
-from signaling.calls import RING_TIMEOUT
+from signaling.call_machine import RING_TIMEOUT
 from signaling.timers import TIMERS_KEY, timer_member
 from tests.conftest import Clients, ClientsFactory, NodeFactory, accepted, ring
 

@@ -19,7 +19,7 @@ from client.peer import PartyPeer, close_all, join_call
 from client.session import ProtocolClient
 from recorder.service import CallInfo
 from recorder.storage import LocalStorage
-from signaling.calls import WARNING
+from signaling.call_machine import WARNING
 from tests.web.conftest import (
     DESKTOP,
     Pages,
