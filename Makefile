@@ -66,6 +66,10 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python -m loadtest.bench $(ARGS)
 
+# What idle family sockets cost a node at each log setting, e.g. make bench-idle ARGS="--sockets 2000"
+bench-idle: $(STAMP)
+	$(BIN)/python -m loadtest.idle_sockets $(ARGS)
+
 # Transcription throughput (audio s per CPU s and per wall s) and backlog drain with the
 # pocketsphinx engine, e.g. make bench-transcripts ARGS="--calls 8 --workers 1,2"
 bench-transcripts: $(STAMP) speechtools
