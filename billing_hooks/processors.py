@@ -1,7 +1,8 @@
 """Which payment processor takes families' money: ``VISITATION_PAYMENT_PROCESSOR``.
 
-- ``fake``: the in-memory :class:`~billing_hooks.payments.FakeProcessor` (approves every card);
-  what ``serve --demo`` uses when nothing else is named;
+- ``fake``: the in-memory :class:`~billing_hooks.payments.FakeProcessor` (approves every card
+  but the published test cards that decline, e.g. 4000 0000 0000 0002); what ``serve --demo``
+  uses when nothing else is named;
 - ``module:factory``: a real adapter, ``factory()`` returning a :class:`PaymentProcessor`;
 - unset (and not ``--demo``): none. Deposits and AutoPay are then refused with 503
   ``payments_unavailable`` and never credited: a server never hands out money it did not take.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from billing_hooks.payments import FakeProcessor, PaymentProcessor
+from billing_hooks.payments import CollectsPaymentMethod, FakeProcessor, PaymentProcessor
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,10 @@ def load_processor(spec: str | None, *, demo: bool = False) -> PaymentProcessor 
         return None
     spec = spec.strip()
     if spec == FAKE:
-        log.warning("VISITATION_PAYMENT_PROCESSOR=fake: every card is approved, no money moves")
+        log.warning(
+            "VISITATION_PAYMENT_PROCESSOR=fake: test cards only (4242 4242 4242 4242 approved, "
+            "4000 0000 0000 0002 declined), no money moves"
+        )
         return FakeProcessor()
     module_name, sep, factory_name = spec.partition(":")
     if not sep or not module_name or not factory_name:
@@ -54,6 +58,10 @@ def load_processor(spec: str | None, *, demo: bool = False) -> PaymentProcessor 
         raise ProcessorError(
             f"VISITATION_PAYMENT_PROCESSOR: {spec!r} did not return a processor "
             "(an object with async charge() and refund())"
+        )
+    if not isinstance(processor, CollectsPaymentMethod):
+        log.info(
+            "payment processor %s collects no payment method: it charges its own on file", spec
         )
     log.info("payment processor: %s", spec)
     processor_typed: PaymentProcessor = processor

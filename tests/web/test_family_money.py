@@ -7,6 +7,7 @@ refund shown before confirming. Every message is next to the action that caused 
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from playwright.async_api import Page, expect
@@ -87,9 +88,7 @@ async def test_deposit_with_a_test_card_and_its_receipt_again_later(
     receipt = family.locator("#deposit-receipt")
     await expect(receipt).to_be_visible()
     await expect(error).to_be_hidden()
-    await expect(family.locator("#deposit-done")).to_have_text(
-        "Added $20.00. New balance $30.00."
-    )
+    await expect(family.locator("#deposit-done")).to_have_text("Added $20.00. New balance $30.00.")
     await expect(receipt.locator("[data-field=amount] dd")).to_have_text("$20.00")
     await expect(receipt.locator("[data-field=method] dd")).to_have_text("card ending 4242")
     reference = await receipt.locator("[data-field=reference] dd").inner_text()
@@ -182,9 +181,12 @@ async def test_autopay_set_up_and_a_bad_amount_refused(pages: Pages, server: Web
 async def test_statement_lines_show_minutes_times_rate(pages: Pages, server: WebNode) -> None:
     biller = server.node.billing.biller
     await biller.authorize("call-web-1", "F1", 20, 1800, facility_id="SQ")
+    now = time.time()
     await biller.settle(
-        "call-web-1", "F1", 150, "hangup", 20, facility_id="SQ", resident_name="James Doe"
-    )
+        "call-web-1", "F1", 150, "hangup", 20, facility_id="SQ", facility_name="San Quentin",
+        resident_id="R1", resident_name="James Doe", started_at=now - 160,
+        connected_at=now - 150, ended_at=now,
+    )  # fmt: skip
     family = await pages.open("/family", "family", "F1")
     await expect(family.locator("#balance")).to_have_text("$9.40")
     await family.click("#tabs [data-go=history]")
@@ -195,9 +197,7 @@ async def test_statement_lines_show_minutes_times_rate(pages: Pages, server: Web
     await screenshot(family, "family-statement-arithmetic")
 
 
-async def test_close_the_account_with_the_refund_shown_first(
-    pages: Pages, server: WebNode
-) -> None:
+async def test_close_the_account_with_the_refund_shown_first(pages: Pages, server: WebNode) -> None:
     async with (
         api_as(server, "family", "FV") as http,
         http.post(

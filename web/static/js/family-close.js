@@ -12,6 +12,7 @@ const yes = $("#close-yes");
 
 function reset() {
   confirmBox.hidden = true;
+  start.hidden = state.account?.status === "closed";
   say($("#close-error"), "");
 }
 
@@ -40,6 +41,7 @@ start.addEventListener("click", async () => {
       ? `Close and refund ${money(preview.refund_cents)}`
       : "Close my account";
     confirmBox.hidden = false;
+    start.hidden = true; // one question at a time: refund, then yes or no
     $("#close-no").focus();
   } catch (exc) {
     say($("#close-error"), exc.message);
