@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -13,7 +14,7 @@ from client.media import ClipSpec
 from client.peer import PartyPeer, close_all, join_call
 from client.session import ProtocolClient
 from tests.conftest import Clients
-from tests.web.conftest import DESKTOP, Pages, WebNode, screenshot, video_playing
+from tests.web.conftest import DESKTOP, Pages, WebNode, api_as, screenshot, video_playing
 
 
 @dataclass
@@ -132,5 +133,66 @@ async def test_watch_two_calls_flag_and_terminate(pages: Pages, clients: Clients
         await expect(tile_two).to_have_count(0)
         await expect(rows[second.call_id].locator(".watchers")).to_have_text("0")
         await second.tablet.hangup(second.call_id)
+    finally:
+        await close_all(*peers)
+
+
+async def test_a_watch_the_server_ends_greys_the_tile_and_says_why(
+    pages: Pages, clients: Clients, server: WebNode
+) -> None:
+    """``monitor.watch_ended``: the call turned privileged while watched (its contact marked
+    after the answer, before any media); the call goes on, the tile says why and greys."""
+    monitor = await pages.open("/monitor", "monitor", "MW", DESKTOP)
+    fam = await clients.connect("family", "FV")
+    tablet = await clients.connect("tablet", "RV")
+    call_id = await tablet.place("FV")
+    await fam.next("call.incoming")
+    await fam.accept(call_id)
+    await tablet.next("call.accepted")
+    row = monitor.locator(f'#calls tr[data-call="{call_id}"]')
+    await expect(row).to_contain_text("accepted")
+    await row.locator("button.watch").click()
+    tile = monitor.locator(f'#tiles .tile[data-call="{call_id}"]')
+    await expect(tile.locator("header .badge").first).to_have_text("live")
+    await expect(row.locator(".watchers")).to_have_text("1")
+
+    async with api_as(server, "admin", "AW") as admin:
+        body = {"status": "approved", "privileged": True}
+        async with admin.put("/api/v1/admin/contacts/RV/FV", json=body) as response:
+            assert response.status == 200, await response.text()
+    peers = [PartyPeer(ClipSpec("red"), decode=False), PartyPeer(ClipSpec("blue"), decode=False)]
+    try:  # the parties' offers open the room: privilege is decided again, the watch ends
+        await asyncio.gather(
+            join_call(tablet, call_id, peers[0]), join_call(fam, call_id, peers[1])
+        )
+        await fam.next("call.connected")
+        status = tile.locator("header .badge.ended")
+        await expect(status).to_have_text("Watch ended · the call became privileged (privileged)")
+        await expect(tile).to_have_class(re.compile(r"\bended\b.*\bwatch-ended\b"))
+        grey = await tile.locator("video").first.evaluate("v => getComputedStyle(v).filter")
+        assert "grayscale(1)" in grey, grey
+        await expect(tile.locator(".log")).to_have_text(
+            "Watching ended: it is an attorney-client call now: it is no longer monitored or "
+            "recorded."
+        )
+        # Who the attorney is stays private on the tile too (PROTOCOL v1.1).
+        await expect(tile.locator("header .grow")).to_have_text(
+            "Victor Vale ↔ Privileged (attorney)"
+        )
+        await expect(tile).not_to_contain_text("Vera Vale")
+        await expect(tile.locator("form.flag input")).to_be_disabled()
+        await expect(tile.locator("form.terminate button[type=submit]")).to_be_disabled()
+        # The call goes on, listed as privileged: never watchable again.
+        await expect(row).to_contain_text("connected")
+        await expect(row).to_contain_text("Privileged (attorney)")
+        await expect(row).to_contain_text("not monitored")
+        await expect(row.locator("button")).to_have_count(0)
+        await screenshot(monitor, "monitor-watch-ended")
+        # Dismissed by hand (it would leave by itself): the tile goes, the call stays.
+        await tile.locator("header button.link").click()
+        await expect(tile).to_have_count(0)
+        await expect(row).to_contain_text("connected")
+        await tablet.hangup(call_id)
+        await expect(row).to_have_count(0)
     finally:
         await close_all(*peers)

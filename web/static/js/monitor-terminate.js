@@ -1,5 +1,5 @@
 // The monitor's "Terminate": a reason, then a confirmation (never one click or Enter), and
-// why a call ended in plain words.
+// why a call (or only this console's watch of it) ended in plain words.
 
 import { el } from "./common.js";
 
@@ -15,6 +15,19 @@ const ENDED = {
 /** A call's end `reason` (PROTOCOL.md codes) for a person: "time limit reached". */
 export function endedWords(reason) {
   return ENDED[reason] || (reason ? String(reason).replace(/_/g, " ") : "ended");
+}
+
+const WATCH_ENDED = {
+  privileged: ["the call became privileged", "it is an attorney-client call now: it is no longer monitored or recorded"],
+};
+
+/**
+ * Why the server ended a watch while the call goes on (`monitor.watch_ended`'s `reason`):
+ * `[short, long]` plain words, for the tile's badge and its log.
+ */
+export function watchEndedWords(reason) {
+  const words = reason ? String(reason).replace(/_/g, " ") : "the server ended it";
+  return WATCH_ENDED[reason] || [words, words];
 }
 
 /**

@@ -2,7 +2,7 @@
 // watch several calls at once (each tile shows both parties), flag, terminate.
 
 import { $, clock, connect, el, say, show, tokenSubject } from "./common.js";
-import { endedWords, terminateForm } from "./monitor-terminate.js";
+import { endedWords, terminateForm, watchEndedWords } from "./monitor-terminate.js";
 import { qualityBadge, showQuality, worst } from "./quality.js";
 import { applyAnswer, fullOffer, monitorConnection, play } from "./rtc.js";
 import { sessionEnded, signedOut, staffSignIn } from "./staff-signin.js";
@@ -57,6 +57,11 @@ async function signIn(token) {
     state.rows.delete(summary.call_id);
     state.tiles.get(summary.call_id)?.ended(summary.reason);
     renderCount();
+  });
+  // The server ended our watch while the call goes on (it turned privileged): the tile says
+  // why and leaves; the call's row stays, as its updates show it.
+  client.on("monitor.watch_ended", ({ call_id: callId, reason }) => {
+    state.tiles.get(callId)?.watchEnded(reason);
   });
   await measureOffset();
   await refresh();
@@ -173,19 +178,20 @@ class Tile {
     this.log = el("div", { class: "log" });
     this.flagForm = this.form("Note for this moment", "Flag", "secondary", (note) => this.flag(note));
     this.endForm = terminateForm(call, (reason) => this.terminate(reason));
+    this.title = el("span", { class: "grow" });
+    this.familyCaption = el("figcaption", {});
     this.root = el(
       "article", { class: "tile", "data-call": call.call_id },
       el("header", {},
-        el("span", { class: "grow" }, `${call.resident.name} ↔ ${call.family.name}`),
-        this.status, this.remaining, this.listen,
+        this.title, this.status, this.remaining, this.listen,
         el("button", { class: "link", onclick: () => this.close(), title: "Stop watching" }, "✕")),
       el("div", { class: "pair" },
         el("figure", {}, this.videos.resident, el("figcaption", {}, `Resident · ${call.resident.name}`),
           this.badges.resident),
-        el("figure", {}, this.videos.family, el("figcaption", {}, `Family · ${call.family.name}`),
-          this.badges.family)),
+        el("figure", {}, this.videos.family, this.familyCaption, this.badges.family)),
       this.flagForm, this.endForm, this.log,
     );
+    this.names(call);
     this.tick();
     const known = state.quality.get(call.call_id);
     if (known) this.quality(known);
@@ -236,7 +242,15 @@ class Tile {
 
   update(call) {
     this.call = call;
+    this.names(call);
     this.tick();
+  }
+
+  /** Who is on the call; a privileged call's family (an attorney) is never shown. */
+  names(call, privileged = call.privileged) {
+    const family = privileged ? "Privileged (attorney)" : call.family?.name || call.family?.id;
+    this.title.textContent = `${call.resident.name} ↔ ${family}`;
+    this.familyCaption.textContent = privileged ? family : `Family · ${family}`;
   }
 
   tick() {
@@ -272,14 +286,30 @@ class Tile {
     }
   }
 
+  /** The call ended (`monitor.call_ended`), or this console lost its connection. */
   ended(reason) {
+    this.stop("Ended", endedWords(reason), reason);
+  }
+
+  /** The server ended this watch while the call goes on (`monitor.watch_ended`). */
+  watchEnded(reason) {
+    if (this.closed) return;
+    const [short, long] = watchEndedWords(reason);
+    if (reason === "privileged") this.names(this.call, true);
+    this.note(`Watching ended: ${long}.`);
+    this.stop("Watch ended", short, reason);
+    this.root.classList.add("watch-ended");
+  }
+
+  /** No more media: the tile greys, says why, and leaves the wall after a while. */
+  stop(what, words, reason) {
     if (this.closed) return;
     this.closed = true;
     this.pc?.close();
     this.root.classList.add("ended");
     for (const badge of Object.values(this.badges)) showQuality(badge, null);
     // Plain words first; the protocol's code after them, for reports (and logs) that use it.
-    this.status.replaceChildren(`Ended · ${endedWords(reason)}`,
+    this.status.replaceChildren(`${what} · ${words}`,
       reason ? el("small", { class: "code" }, ` (${reason})`) : "");
     this.status.className = "badge ended";
     this.remaining.textContent = "";
