@@ -33,6 +33,7 @@ from media.control import ControlError
 from push.notifier import FamilyPush
 from signaling.call_end import CallFinisher
 from signaling.call_events import Emitter as Emitter
+from signaling.call_history import CallHistory
 from signaling.call_events import call_summary as call_summary
 from signaling.call_events import ended_payload, incoming_payload, parties
 from signaling.call_events import family_room as family_room
@@ -105,6 +106,7 @@ class CallService:
         self.timers.on(TIME_LIMIT, self._on_time_limit)
         # The end-of-call chain (and the settle timer that retries it) runs off the caller's path.
         self.stats = FacilityStats(self.store.redis)  # the admins' board (calls, refusals)
+        self.history = CallHistory(self.store.redis)  # the tablets' calls.recent
         self.finisher = CallFinisher(
             self.store,
             self.timers,
@@ -234,12 +236,14 @@ class CallService:
             # family stopped ringing already; the record stays "rejected").
             result = await self.store.transition(record, move(CallEvent.WITHDRAW))
             if result.applied:
+                await self.history.add(record, "canceled")
                 return
         if not result.applied:
             raise ProtocolError(
                 ErrorCode.INVALID_STATE, f"the call can no longer be canceled ({result.previous})"
             )
         await self.emit("call.canceled", {"call_id": record.call_id}, family_room(record.family_id))
+        await self.history.add(record, "canceled")
         self._ring_stopped(record, "canceled", missed=True)
         await self._finished(record.call_id, "canceled")
 
@@ -378,6 +382,7 @@ class CallService:
         assert ended is not None
         await self.emit("call.ended", ended_payload(ended), tablet_room(ended.resident_id))
         await self._to_monitors("monitor.call_ended", ended, reason=reason)
+        await self.history.add(ended, "ended")
         log.info("call ended", extra={**_ids(ended), **_ended(ended)})
         self.finisher.finish_later(ended)
         return True
@@ -484,6 +489,7 @@ class CallService:
 
     async def _tell_unanswered(self, record: CallRecord) -> None:
         # Identical for reject and timeout: the tablet must not tell them apart.
+        await self.history.add(record, "unanswered")
         await self.emit(
             "call.unanswered", {"call_id": record.call_id}, tablet_room(record.resident_id)
         )

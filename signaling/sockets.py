@@ -9,6 +9,7 @@ every event with the roles it admits.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -103,6 +104,7 @@ class SocketApi:
             ("session.info", set(ROLES), Empty, self._session_info),
             ("contacts.list", {"tablet"}, Empty, self._contacts),
             ("visits.list", {"tablet"}, Empty, self._visits),
+            ("calls.recent", {"tablet"}, Empty, self._recent),
         ]
         for event, roles, model, handler in routes:
             self._route(event, roles, model, handler)
@@ -269,6 +271,11 @@ class SocketApi:
             raise ProtocolError(ErrorCode.INVALID_STATE, f"the call is already {record.state}")
         await self.calls.terminate(record, by=session.subject, why=payload.reason)
         return {}
+
+    async def _recent(self, session: Session, payload: Empty) -> dict[str, Any]:
+        """The resident's recent calls, newest first (an addition to PROTOCOL.md)."""
+        found = await self.calls.history.recent(session.subject)
+        return {"calls": [dataclasses.asdict(call) for call in found]}
 
     async def _visits(self, session: Session, payload: Empty) -> dict[str, Any]:
         return await self.visits.tablet_list(session.subject)

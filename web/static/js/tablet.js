@@ -22,8 +22,9 @@ const PLACE_ERRORS = {
 };
 
 // call: {id, contact: {id, name}, media (Promise<MediaStream>)}; its screen once accepted: `view`.
-// recent: contact id -> when this session last called it (a shared tablet keeps it in memory
-// only, and forgets it with the resident). swapTo: a renewed token to reconnect with after the call.
+// recent: contact id -> when the resident last called it, from the server's calls.recent (the
+// same on every tablet, a shared one included) and this session's calls since. swapTo: a
+// renewed token to reconnect with after the call.
 const state = {
   client: null, resident: null, contacts: [], call: null, recent: {}, swapTo: null, shared: null,
 };
@@ -137,17 +138,18 @@ function forget() {
 
 // ---------------------------------------------------------------- contacts
 
-// A resident's own tablet remembers its last calls across reloads; a shared one never writes
-// a resident's calls to the browser's storage.
-const lastCallKey = () => `visitation.tablet.last.${state.resident.id}`;
-const lastCalls = () => (state.shared
-  ? state.recent
-  : JSON.parse(localStorage.getItem(lastCallKey()) || "{}"));
+// The resident's history is the server's (calls.recent): nothing of it is kept in the
+// browser's storage, so another tablet (or a shared one) shows the same.
+async function loadRecent(client) {
+  const { calls } = await client.request("calls.recent");
+  const last = {};
+  for (const call of calls) last[call.contact_id] = Math.max(last[call.contact_id] || 0, call.placed_at);
+  for (const [id, at] of Object.entries(state.recent)) last[id] = Math.max(last[id] || 0, at);
+  return last;
+}
 
 function rememberCall(contactId) {
-  const calls = { ...lastCalls(), [contactId]: Date.now() / 1000 };
-  if (state.shared) state.recent = calls;
-  else localStorage.setItem(lastCallKey(), JSON.stringify(calls));
+  state.recent = { ...state.recent, [contactId]: Date.now() / 1000 }; // until the server lists it
 }
 
 /**
@@ -188,15 +190,15 @@ async function loadContacts() {
   refreshAllowance(client);
   visits.load(client);
   let contacts;
+  let last;
   try {
-    ({ contacts } = await client.request("contacts.list"));
+    [{ contacts }, last] = await Promise.all([client.request("contacts.list"), loadRecent(client)]);
   } catch (exc) {
     if (client === state.client) say($("#call-error"), `Could not load your contacts: ${exc.message}`);
     return;
   }
   if (client !== state.client) return; // signed out (or renewed) meanwhile
   state.contacts = contacts;
-  const last = lastCalls();
   const byRecent = [...state.contacts].sort(
     (a, b) => (last[b.id] || 0) - (last[a.id] || 0) || a.name.localeCompare(b.name),
   );
@@ -207,10 +209,7 @@ async function loadContacts() {
       el("span", { class: "who" },
         el("strong", {}, contact.name),
         contact.privileged ? el("span", { class: "badge privileged" }, "Attorney — private") : null,
-        // A shared tablet knows only this session's calls: it never claims "No calls yet".
-        last[contact.id] || !state.shared
-          ? el("small", { class: "muted" }, last[contact.id] ? `Last call ${dateTime(last[contact.id])}` : "No calls yet")
-          : null),
+        el("small", { class: "muted" }, last[contact.id] ? `Last call ${dateTime(last[contact.id])}` : "No calls yet")),
       el("span", { class: "call-label" }, "Call"),
     ),
   ));
