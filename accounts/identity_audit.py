@@ -10,13 +10,10 @@ scan. An entry and its index are written in one step. What the two logs share is
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final, Literal
 
-from redis.asyncio import Redis
-
-from core.audit_trail import Actor, entry_fields, indexed_entries, read_entry
+from core.audit_trail import Actor, AuditTrail, entry_fields, indexed_entries, read_entry
 from core.redis_text import text
 
 STREAM: Final = "audit:identity"
@@ -34,11 +31,8 @@ def _family_key(family_id: str) -> str:
     return f"{STREAM}:family:{family_id}"
 
 
-class IdentityAudit:
-    def __init__(self, redis: Redis, clock: Callable[[], float] = time.time) -> None:
-        self._redis = redis
-        self._clock = clock
-        self._append = redis.register_script(_APPEND)
+class IdentityAudit(AuditTrail):
+    APPEND = _APPEND
 
     async def append(
         self,

@@ -13,9 +13,10 @@ is about).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from redis.asyncio import Redis
 
@@ -32,6 +33,18 @@ class Actor:
     role: str
     remote: str = ""
     user_agent: str = ""
+
+
+class AuditTrail:
+    """What an audit log's class starts from: its Redis, its clock, and its append script
+    (``APPEND``: the ``XADD`` and the indexes, in one step)."""
+
+    APPEND: ClassVar[str]
+
+    def __init__(self, redis: Redis, clock: Callable[[], float] = time.time) -> None:
+        self._redis = redis
+        self._clock = clock
+        self._append = redis.register_script(self.APPEND)
 
 
 def entry_fields(

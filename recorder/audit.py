@@ -10,13 +10,10 @@ read without scanning the stream. What it shares with the identity reviews' log 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
-from redis.asyncio import Redis
-
-from core.audit_trail import Actor, entry_fields, indexed_entries, read_entry
+from core.audit_trail import Actor, AuditTrail, entry_fields, indexed_entries, read_entry
 from core.redis_text import text
 
 __all__ = ["ONCE_TTL_S", "RETENTION", "STREAM", "Action", "Actor", "AuditLog", "Outcome"]
@@ -48,11 +45,8 @@ def _once_key(once: str) -> str:
 RETENTION: Final = Actor("system:retention", "system")
 
 
-class AuditLog:
-    def __init__(self, redis: Redis, clock: Callable[[], float] = time.time) -> None:
-        self._redis = redis
-        self._clock = clock
-        self._append = redis.register_script(_APPEND)
+class AuditLog(AuditTrail):
+    APPEND = _APPEND
 
     async def append(
         self,

@@ -26,6 +26,7 @@ from dramatiq import Worker
 
 from core.config import load_secret
 from core.directory import Directory
+from core.embedded_redis import pid_alive
 from core.logs import setup_logging
 from core.redis_pool import connect, connect_sync
 from recorder.catalog import Catalog
@@ -136,7 +137,7 @@ class TranscriptionWorker:
         log.info("transcriber %s started (engine %s)", self.worker_id, self.engine.name)
         try:
             while not self.stopped.wait(0.5):
-                if parent_pid is not None and not _alive(parent_pid):
+                if parent_pid is not None and not pid_alive(parent_pid):
                     log.info("transcriber %s: parent %d is gone", self.worker_id, parent_pid)
                     break
         finally:
@@ -149,16 +150,6 @@ class TranscriptionWorker:
             self._sync.close()
             self.broker.close()
         return 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
