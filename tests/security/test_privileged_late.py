@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,34 +40,58 @@ from tests.conftest import (
 PRIVILEGED_FAMILY = {"id": None, "name": None}
 
 
-@pytest.fixture
-async def admin(node: Node, tokens: Tokens) -> AsyncIterator[aiohttp.ClientSession]:
-    async with http_as(node.url, tokens, "admin", "A1") as session:
-        yield session
+@dataclass(frozen=True)
+class Scene:
+    """What each test marks the contact with, and looks at the call through: an admin's and an
+    investigator's HTTP sessions, the datastore and the recordings directory."""
+
+    admin: aiohttp.ClientSession
+    investigator: aiohttp.ClientSession
+    redis: Redis
+    recordings_dir: Path
+
+    async def mark_privileged(self, resident: str, family: str) -> None:
+        body = {"status": "approved", "privileged": True}
+        url = f"/api/v1/admin/contacts/{resident}/{family}"
+        async with self.admin.put(url, json=body) as response:
+            assert response.status == 200, await response.text()
+
+    def files_of(self, call_id: str) -> list[str]:
+        return sorted(p.name for p in self.recordings_dir.rglob("*") if call_id in p.name)
+
+    async def room_of(self, call_id: str) -> dict[str, Any]:
+        """The call's room as its worker reports it (``recording`` only while it records)."""
+        worker = text(await self.redis.hget(f"call:{call_id}", "worker_id") or b"")
+        stats = await SfuControl(self.redis).stats(worker)
+        room: dict[str, Any] = stats["rooms"][call_id]
+        return room
+
+    async def nothing_recorded(self, call_id: str) -> None:
+        assert self.files_of(call_id) == []
+        async with self.investigator.get(f"/api/v1/recordings/{call_id}") as response:
+            assert response.status == 404, await response.text()
+        assert not [k async for k in self.redis.scan_iter(f"rec:*{call_id}*")]
+        assert await self.redis.zscore("rec:idx:all", call_id) is None
+
+    async def gone_unrecorded(self, call_id: str) -> None:
+        """Until the worker has closed the call's room (the end-of-call chain runs after
+        hangup); then nothing of it was recorded."""
+        deadline = time.monotonic() + 10
+        while await SfuControl(self.redis).held_by_worker(call_id):
+            assert time.monotonic() < deadline, "the worker still holds the call"
+            await asyncio.sleep(0.05)
+        await self.nothing_recorded(call_id)
 
 
 @pytest.fixture
-async def investigator(node: Node, tokens: Tokens) -> AsyncIterator[aiohttp.ClientSession]:
-    async with http_as(node.url, tokens, "investigator", "I1") as session:
-        yield session
-
-
-async def mark_privileged(admin: aiohttp.ClientSession, resident: str, family: str) -> None:
-    body = {"status": "approved", "privileged": True}
-    async with admin.put(f"/api/v1/admin/contacts/{resident}/{family}", json=body) as response:
-        assert response.status == 200, await response.text()
-
-
-def files_of(recordings_dir: Path, call_id: str) -> list[str]:
-    return sorted(p.name for p in recordings_dir.rglob("*") if call_id in p.name)
-
-
-async def room_of(redis: Redis, call_id: str) -> dict[str, Any]:
-    """The call's room as its worker reports it (``recording`` only while it records)."""
-    worker = text(await redis.hget(f"call:{call_id}", "worker_id") or b"")
-    stats = await SfuControl(redis).stats(worker)
-    room: dict[str, Any] = stats["rooms"][call_id]
-    return room
+async def scene(
+    node: Node, tokens: Tokens, redis: Redis, recordings_dir: Path
+) -> AsyncIterator[Scene]:
+    async with (
+        http_as(node.url, tokens, "admin", "A1") as admin,
+        http_as(node.url, tokens, "investigator", "I1") as investigator,
+    ):
+        yield Scene(admin, investigator, redis, recordings_dir)
 
 
 async def refused_watch(monitor: ProtocolClient, call_id: str) -> str:
@@ -77,16 +102,6 @@ async def refused_watch(monitor: ProtocolClient, call_id: str) -> str:
         return err.value.code
     finally:
         await peer.close()
-
-
-async def nothing_recorded(
-    call_id: str, recordings_dir: Path, investigator: aiohttp.ClientSession, redis: Redis
-) -> None:
-    assert files_of(recordings_dir, call_id) == []
-    async with investigator.get(f"/api/v1/recordings/{call_id}") as response:
-        assert response.status == 404, await response.text()
-    assert not [k async for k in redis.scan_iter(f"rec:*{call_id}*")]
-    assert await redis.zscore("rec:idx:all", call_id) is None
 
 
 async def connected_update(monitor: ProtocolClient) -> dict[str, Any]:
@@ -101,50 +116,34 @@ async def hang_up(pair: Ringing) -> None:
     await pair.family.next("call.ended")
 
 
-async def ended_everywhere(redis: Redis, call_id: str) -> None:
-    """Until the worker has closed the call's room (the end-of-call chain runs after hangup)."""
-    deadline = time.monotonic() + 10
-    while await SfuControl(redis).held_by_worker(call_id):
-        assert time.monotonic() < deadline, "the worker still holds the call"
-        await asyncio.sleep(0.05)
-
-
 async def privileged_at_connect(
-    monitor: ProtocolClient,
-    pair: Ringing,
-    redis: Redis,
-    recordings_dir: Path,
-    investigator: aiohttp.ClientSession,
+    monitor: ProtocolClient, pair: Ringing, scene: Scene
 ) -> dict[str, Any]:
     """A watched, recorded call whose contact was marked privileged, as it connects: the watch
     ended (reason ``privileged``), the room unwatched and unrecorded, monitors told the family
     is null, a new watch refused, nothing recorded; then it is hung up. The connected update."""
     ended = await monitor.next("monitor.watch_ended")
     assert ended == {"call_id": pair.call_id, "reason": "privileged"}
-    room = await room_of(redis, pair.call_id)
+    room = await scene.room_of(pair.call_id)
     assert room["privileged"] is True and room["watchers"] == []
     assert "recording" not in room
     update = await connected_update(monitor)
     assert (update["family"], update["privileged"]) == (PRIVILEGED_FAMILY, True)
     assert update["recording"] is False
     assert await refused_watch(monitor, pair.call_id) == "privileged"
-    await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
+    await scene.nothing_recorded(pair.call_id)
     await hang_up(pair)
     return update
 
 
 async def test_marked_while_ringing_the_call_is_never_recorded_nor_watched(
-    clients: Clients,
-    admin: aiohttp.ClientSession,
-    investigator: aiohttp.ClientSession,
-    redis: Redis,
-    recordings_dir: Path,
+    clients: Clients, scene: Scene
 ) -> None:
     monitor = await clients.connect("monitor", "S1")
     pair = await ring(clients, "R1", "F1")  # placed while not privileged
     started = await monitor.next("monitor.call_started")
     assert started["privileged"] is False
-    await mark_privileged(admin, "R1", "F1")
+    await scene.mark_privileged("R1", "F1")
     await pair.family.accept(pair.call_id)
     await pair.tablet.next("call.accepted")
 
@@ -152,52 +151,42 @@ async def test_marked_while_ringing_the_call_is_never_recorded_nor_watched(
     assert (updated["privileged"], updated["family"]) == (True, PRIVILEGED_FAMILY)
     assert await refused_watch(monitor, pair.call_id) == "privileged"
     async with media_between(pair):
-        room = await room_of(redis, pair.call_id)
+        room = await scene.room_of(pair.call_id)
         assert room["privileged"] is True and "recording" not in room
         listed = await monitor.request("monitor.calls")
         [call] = [c for c in listed["calls"] if c["call_id"] == pair.call_id]
         assert call["family"] == PRIVILEGED_FAMILY and call["recording"] is False
         assert await refused_watch(monitor, pair.call_id) == "privileged"
-        await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
+        await scene.nothing_recorded(pair.call_id)
         await hang_up(pair)
-    await ended_everywhere(redis, pair.call_id)
-    await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
+    await scene.gone_unrecorded(pair.call_id)
 
 
 async def test_marked_after_the_answer_ends_the_watch_and_deletes_the_recording(
-    clients: Clients,
-    admin: aiohttp.ClientSession,
-    investigator: aiohttp.ClientSession,
-    redis: Redis,
-    recordings_dir: Path,
+    clients: Clients, scene: Scene
 ) -> None:
     monitor = await clients.connect("monitor", "S1")
     pair = await accepted(clients, "R1", "F1")  # its room records, a monitor watches
-    async with investigator.get(f"/api/v1/recordings/{pair.call_id}") as response:
+    async with scene.investigator.get(f"/api/v1/recordings/{pair.call_id}") as response:
         assert response.status == 200 and (await response.json())["state"] == "recording"
-    assert files_of(recordings_dir, pair.call_id)  # the file in progress
-    assert "recording" in await room_of(redis, pair.call_id)
+    assert scene.files_of(pair.call_id)  # the file in progress
+    assert "recording" in await scene.room_of(pair.call_id)
     watcher = MonitorPeer(decode=False)
     try:
         await watch_call(monitor, pair.call_id, watcher)
-        assert len((await room_of(redis, pair.call_id))["watchers"]) == 1
+        assert len((await scene.room_of(pair.call_id))["watchers"]) == 1
 
-        await mark_privileged(admin, "R1", "F1")  # before any media flows
+        await scene.mark_privileged("R1", "F1")  # before any media flows
         async with media_between(pair):
-            update = await privileged_at_connect(monitor, pair, redis, recordings_dir, investigator)
+            update = await privileged_at_connect(monitor, pair, scene)
             assert update["watchers"] == 0
     finally:
         await watcher.close()
-    await ended_everywhere(redis, pair.call_id)
-    await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
+    await scene.gone_unrecorded(pair.call_id)
 
 
 async def test_marked_after_the_last_offer_is_decided_again_at_connect(
-    clients: Clients,
-    admin: aiohttp.ClientSession,
-    investigator: aiohttp.ClientSession,
-    redis: Redis,
-    recordings_dir: Path,
+    clients: Clients, scene: Scene
 ) -> None:
     """Both offers made while not privileged; the family's media cannot flow before it applies
     the answer, so marking the contact in between is seen at connect, deterministically."""
@@ -210,14 +199,13 @@ async def test_marked_after_the_last_offer_is_decided_again_at_connect(
         await watch_call(monitor, pair.call_id, watcher)
         offer = {"call_id": pair.call_id, "sdp": await family.offer()}
         answer = await pair.family.request("rtc.offer", offer)
-        assert "recording" in await room_of(redis, pair.call_id)  # still recorded, watched
+        assert "recording" in await scene.room_of(pair.call_id)  # still recorded, watched
 
-        await mark_privileged(admin, "R1", "F1")
+        await scene.mark_privileged("R1", "F1")
         await family.accept_answer(str(answer["sdp"]))  # now media flows: connect
         connected = await pair.family.next("call.connected")
         assert (await pair.tablet.next("call.connected")) == connected
-        await privileged_at_connect(monitor, pair, redis, recordings_dir, investigator)
+        await privileged_at_connect(monitor, pair, scene)
     finally:
         await close_all(tablet, family, watcher)
-    await ended_everywhere(redis, pair.call_id)
-    await nothing_recorded(pair.call_id, recordings_dir, investigator, redis)
+    await scene.gone_unrecorded(pair.call_id)
