@@ -44,6 +44,18 @@ async def test_contacts_by_name_one_tap_and_cancel(pages: Pages, server: WebNode
         await expect(first).to_have_attribute("data-contact", "F1")
         await expect(first).to_contain_text("Last call")
 
+    # Another tablet (a second browser context: nothing of the first's storage) shows the same
+    # history, from the server (issue 32 §5), and a contact never called says so.
+    other = await pages.open("/tablet", "tablet", "R1", TABLET)
+    again = other.locator("#contacts li").first
+    await expect(again).to_have_attribute("data-contact", "F1")
+    await expect(again).to_contain_text("Last call")
+    await expect(other.locator('#contacts li[data-contact="FATTY"]')).to_contain_text(
+        "No calls yet"
+    )
+    assert await other.evaluate("Object.keys(localStorage).filter(k => k.includes('last'))") == []
+    await screenshot(other, "tablet-history-second-device")
+
 
 @pytest.fixture
 async def short_ring(
