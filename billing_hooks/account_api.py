@@ -310,6 +310,8 @@ class AccountApi:
                     PAYMENTS_UNAVAILABLE,
                     "AutoPay is unavailable: this server has no payment processor configured",
                 )
+            if enabled and (await self._ledger.balance(family_id)).status == "closed":
+                raise BillingError("account_closed", "this account is closed: AutoPay cannot start")
             autopay = AutoPaySettings(enabled, amount)
         if body.autopay is not None and body.autopay.payment_method is not None:
             # Checked last of all, so a refusal above leaves the method on file as it was.

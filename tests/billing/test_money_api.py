@@ -210,3 +210,21 @@ async def test_receipts_of_unknown_references_are_404(api: Api) -> None:
     assert status in (200, 404)
     if status == 200:
         assert body["reference"] == "R000001"  # F2's own opening balance
+
+
+async def test_an_autopay_funding_has_a_receipt_naming_the_card(api: Api) -> None:
+    status, body = await api.call(
+        "PUT", "/settings",
+        {"autopay": {"enabled": True, "amount_cents": 2000, "payment_method": CARD}},
+    )  # fmt: skip
+    assert status == 200, body
+    await api.biller.authorize("c-9", "F1", 25, 1800)
+    await api.biller.settle("c-9", "F1", 21 * 60, "hangup", 25)  # $10.00 - $5.25 = $4.75
+    await api.biller.drain()
+    status, listed = await api.call("GET", "/receipts")
+    autopay = listed["receipts"][0]
+    assert autopay["kind"] == "autopay" and autopay["description"] == "AutoPay"
+    assert autopay["amount_cents"] == 2000 and autopay["method"] == "card ending 4242"
+    assert autopay["balance_cents"] == 475 + 2000
+    status, again = await api.call("GET", f"/receipts/{autopay['reference']}")
+    assert again == autopay
