@@ -52,45 +52,56 @@ class TranscriptionCollector(Collector):
         return _families(self.latest) if self.latest is not None else []
 
 
+def _labelled(family: GaugeMetricFamily | CounterMetricFamily, values: dict[str, float]) -> Metric:
+    for label, value in values.items():
+        family.add_metric([label], value)
+    return family
+
+
 def _families(sample: Sample) -> list[Metric]:
     depth, totals = sample.depth, sample.totals
-    backlog = GaugeMetricFamily(
-        "visitation_transcription_backlog",
-        "Transcription jobs not yet being done (queued, or due again after a failed try), "
-        "deployment-wide",
-        value=depth.backlog,
-    )
-    jobs = GaugeMetricFamily(
-        "visitation_transcription_jobs",
-        "Transcription jobs in the queue by state (queued, retrying, working, dead), "
-        "deployment-wide",
-        labels=["state"],
-    )
-    for state in ("queued", "retrying", "working", "dead"):
-        jobs.add_metric([state], getattr(depth, state))
-    done = CounterMetricFamily(
-        "visitation_transcriptions_done",
-        "Transcripts done (signed and stored), deployment-wide",
-        value=totals.get("done", 0.0),
-    )
-    failed = CounterMetricFamily(
-        "visitation_transcriptions_failed",
-        "Transcription tries that failed, by outcome (retried, dead_lettered), deployment-wide",
-        labels=["outcome"],
-    )
-    for outcome in ("retried", "dead_lettered"):
-        failed.add_metric([outcome], totals.get(outcome, 0.0))
-    audio = CounterMetricFamily(
-        "visitation_transcribed_audio_seconds",
-        "Seconds of call audio transcribed (both parties), deployment-wide",
-        value=totals.get("audio_s", 0.0),
-    )
-    cpu = CounterMetricFamily(
-        "visitation_transcription_cpu_seconds",
-        "CPU seconds the transcription workers spent on the transcripts done, deployment-wide",
-        value=totals.get("cpu_s", 0.0),
-    )
-    return [backlog, jobs, done, failed, audio, cpu]
+    wide = ", deployment-wide"
+    states = {s: float(getattr(depth, s)) for s in ("queued", "retrying", "working", "dead")}
+    outcomes = {o: totals.get(o, 0.0) for o in ("retried", "dead_lettered")}
+    return [
+        GaugeMetricFamily(
+            "visitation_transcription_backlog",
+            "Transcription jobs not yet being done (queued, or due again after a failed try)"
+            + wide,
+            value=depth.backlog,
+        ),
+        _labelled(
+            GaugeMetricFamily(
+                "visitation_transcription_jobs",
+                "Transcription jobs in the queue by state (queued, retrying, working, dead)" + wide,
+                labels=["state"],
+            ),
+            states,
+        ),
+        CounterMetricFamily(
+            "visitation_transcriptions_done",
+            "Transcripts done (signed and stored)" + wide,
+            value=totals.get("done", 0.0),
+        ),
+        _labelled(
+            CounterMetricFamily(
+                "visitation_transcriptions_failed",
+                "Transcription tries that failed, by outcome (retried, dead_lettered)" + wide,
+                labels=["outcome"],
+            ),
+            outcomes,
+        ),
+        CounterMetricFamily(
+            "visitation_transcribed_audio_seconds",
+            "Seconds of call audio transcribed (both parties)" + wide,
+            value=totals.get("audio_s", 0.0),
+        ),
+        CounterMetricFamily(
+            "visitation_transcription_cpu_seconds",
+            "CPU seconds the transcription workers spent on the transcripts done" + wide,
+            value=totals.get("cpu_s", 0.0),
+        ),
+    ]
 
 
 COLLECTOR: Final = TranscriptionCollector()

@@ -14,12 +14,12 @@ from redis.asyncio import Redis
 from recorder.service import RecordingService
 from tests.transcripts.conftest import word_error_rate
 from tests.transcripts.speech import Speech, record_speech, speech
+from tests.transcripts.stored import store_done
 from tests.transcripts.test_queue import call
 from transcripts.audio import decode_party
 from transcripts.engine import Engine, load_engine
 from transcripts.index import TranscriptIndex, fts_query
-from transcripts.model import Segment, Transcript, WatchHit, Word
-from transcripts.signing import TranscriptSigner
+from transcripts.model import Segment, WatchHit, Word
 from transcripts.store import TranscriptStore
 from transcripts.watch_words import find, merged, normalized
 
@@ -111,22 +111,10 @@ def test_user_queries_never_reach_fts5_as_syntax() -> None:
 async def test_the_index_follows_transcripts_stored_by_any_node(redis: Redis) -> None:
     store = TranscriptStore(redis)
     first, second = TranscriptIndex(store), TranscriptIndex(store)  # two nodes
-    signer = TranscriptSigner(b"x" * 32)
-    for n, (facility, text) in enumerate(
+    for n, (facility, said) in enumerate(
         [("SQ", "north gate at noon"), ("CLOSED", "north gate again")]
     ):
-        transcript = Transcript(
-            call_id=f"c{n}",
-            facility_id=facility,
-            recording_sha256="0" * 64,
-            engine="test",
-            language="en-US",
-            segments=[Segment(party="family", start_s=2.0, end_s=4.0, text=text, confidence=1.0)],
-            made_at=0.0,
-        )
-        _, body = signer.sign(transcript)
-        await store.mark_pending(f"c{n}", facility)
-        await store.finish(f"c{n}", body, "0" * 64, "test", "w")
+        await store_done(store, f"c{n}", said, facility)
         assert set(await first.search('"north gate"', None)) == {f"c{i}" for i in range(n + 1)}
     assert set(await second.search("gate", ["SQ"])) == {"c0"}
     assert await second.search('"gate north"', None) == {}

@@ -5,33 +5,15 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from tests.transcripts.stored import store_done
 from transcripts.index import TranscriptIndex
-from transcripts.model import Segment, Transcript
-from transcripts.signing import TranscriptSigner
 from transcripts.store import DEAD, LOG, TranscriptStore
-
-SIGNER = TranscriptSigner(b"x" * 32)
-
-
-async def finish(store: TranscriptStore, call_id: str, said: str, facility: str = "SQ") -> None:
-    transcript = Transcript(
-        call_id=call_id,
-        facility_id=facility,
-        recording_sha256="0" * 64,
-        engine="test",
-        language="en-US",
-        segments=[Segment(party="family", start_s=1.0, end_s=3.0, text=said, confidence=1.0)],
-        made_at=0.0,
-    )
-    _, body = SIGNER.sign(transcript)
-    await store.mark_pending(call_id, facility)
-    assert await store.finish(call_id, body, "0" * 64, "test", "w", audio_s=2.5, cpu_s=0.5)
 
 
 async def test_the_log_keeps_only_its_newest_entries(redis: Redis) -> None:
     store = TranscriptStore(redis, log_max=5, dead_max=3)
     for n in range(12):
-        await finish(store, f"c{n}", f"north gate number {n}")
+        await store_done(store, f"c{n}", f"north gate number {n}")
     assert await redis.xlen(LOG) == 5
     assert [e.call_id for e in await store.log_since("0")] == [f"c{n}" for n in range(7, 12)]
     assert [e.n for e in await store.log_since("0")] == list(range(8, 13))
@@ -51,10 +33,10 @@ async def test_an_index_behind_the_trimmed_log_rebuilds_and_misses_nothing(
     early, fresh = TranscriptIndex(store), None
     try:
         for n in range(2):
-            await finish(store, f"c{n}", "north gate early")
+            await store_done(store, f"c{n}", "north gate early")
         assert set(await early.search("north", None)) == {"c0", "c1"}
         for n in range(2, 12):  # 10 more: the entries after what `early` saw are trimmed
-            await finish(store, f"c{n}", "north gate later")
+            await store_done(store, f"c{n}", "north gate later")
         assert await store.forget("c0")  # a deletion it would otherwise miss
         assert await redis.xlen(LOG) == 5
         want = {f"c{n}" for n in range(1, 12)}
@@ -62,7 +44,7 @@ async def test_an_index_behind_the_trimmed_log_rebuilds_and_misses_nothing(
         fresh = TranscriptIndex(store)  # a node that starts now
         assert set(await fresh.search("gate", None)) == want
         # Caught up: what follows is read from the log, nothing rebuilt.
-        await finish(store, "c12", "south gate")
+        await store_done(store, "c12", "south gate")
         assert await early.catch_up() == 1
         assert await fresh.catch_up() == 1
         assert set(await fresh.search('"south gate"', ["SQ"])) == {"c12"}
@@ -76,13 +58,13 @@ async def test_a_node_behind_by_less_than_the_log_keeps_just_follows_it(redis: R
     store = TranscriptStore(redis, log_max=5)
     index = TranscriptIndex(store)
     try:
-        await finish(store, "c0", "north gate")
+        await store_done(store, "c0", "north gate")
         assert await index.catch_up() == 1
         for n in range(1, 5):
-            await finish(store, f"c{n}", "north gate")
+            await store_done(store, f"c{n}", "north gate")
         assert await index.catch_up() == 4  # the 4 new entries, no rebuild of all 5
         for n in range(5, 9):  # what it saw before c4 is trimmed; c4 itself is still there
-            await finish(store, f"c{n}", "north gate")
+            await store_done(store, f"c{n}", "north gate")
         assert await index.catch_up() == 4
         assert len(await index.search("gate", None)) == 9
     finally:
