@@ -235,4 +235,11 @@ async def test_close_the_account_with_the_refund_shown_first(pages: Pages, serve
     assert closed["status"] == "closed" and closed["balance_cents"] == 0
     refunds = processor(server).succeeded("refund")
     assert [(p.family_id, p.amount_cents) for p in refunds] == [("FV", 1500)]
+    await expect(family.locator("#autopay-hint")).to_have_text("Off: the account is closed.")
+    await expect(family.locator("#autopay-enabled")).to_be_disabled()
     await screenshot(family, "family-closed")
+    await family.click("#tabs [data-go=deposit]")
+    await expect(family.locator("#deposit-error")).to_have_text(
+        "This account is closed: it takes no more deposits."
+    )
+    await expect(family.locator("#deposit-form button[type=submit]")).to_be_disabled()

@@ -39,6 +39,9 @@ onAccount(async (account) => {
   }
   $("#autopay-hint").textContent = describe(autopay, account.payment_method);
   form.dataset.state = autopay.enabled ? "on" : "off";
+  const closed = account.status === "closed";
+  for (const control of form.querySelectorAll("input, button")) control.disabled = closed;
+  if (closed) $("#autopay-hint").textContent = "Off: the account is closed.";
   const label = account.payment_method?.label || null;
   if (mountedFor !== label) {
     mountedFor = label;

@@ -24,6 +24,13 @@ onScreen("history", () => loadHistory());
 onScreen("deposit", async () => {
   say($("#deposit-error"), "");
   $("#deposit-receipt").hidden = true;
+  const closed = state.account?.status === "closed";
+  $("#deposit-form button[type=submit]").disabled = closed;
+  if (closed) {
+    say($("#deposit-error"), "This account is closed: it takes no more deposits.");
+    $("#deposit-method").replaceChildren();
+    return;
+  }
   try {
     await payment.mount();
   } catch (exc) {
