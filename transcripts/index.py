@@ -92,16 +92,19 @@ class TranscriptIndex:
     async def catch_up(self) -> int:
         """Apply the transcripts done since the last call; how many."""
         async with self._lock:
-            applied = 0
-            if await self._behind_the_log():
-                applied += await self._rebuild()
-            while batch := await self._store.log_since(self._seen):
-                bodies = await self._store.bodies([e.call_id for e in batch])
-                changed = [(e.call_id, bodies.get(e.call_id)) for e in batch]
-                await asyncio.to_thread(self._apply, changed)
-                self._seen, self._seen_n = batch[-1].entry_id, batch[-1].n
-                applied += len(batch)
-            return applied
+            return await self._catch_up()
+
+    async def _catch_up(self) -> int:
+        applied = 0
+        if await self._behind_the_log():
+            applied += await self._rebuild()
+        while batch := await self._store.log_since(self._seen):
+            bodies = await self._store.bodies([e.call_id for e in batch])
+            changed = [(e.call_id, bodies.get(e.call_id)) for e in batch]
+            await asyncio.to_thread(self._apply, changed)
+            self._seen, self._seen_n = batch[-1].entry_id, batch[-1].n
+            applied += len(batch)
+        return applied
 
     async def _behind_the_log(self) -> bool:
         """Whether entries this index has not applied may have been trimmed from the log."""
@@ -117,15 +120,20 @@ class TranscriptIndex:
         return oldest.n is None or self._seen_n is None or oldest.n > self._seen_n + 1
 
     async def _rebuild(self) -> int:
-        """Every transcript done, from the store's set of them; the log is followed from the
-        newest entry noted before the set was read (re-applying an entry is harmless)."""
+        """Every transcript done, from the store's set of them (and the calls the log still
+        names: transcripts stored before that set was kept, which join it); the log is then
+        followed from the newest entry noted before the set was read (re-applying an entry is
+        harmless). Searches wait meanwhile (they take the same lock)."""
         bounds = await self._store.log_bounds()
-        call_ids = await self._store.done_calls()
+        done = await self._store.done_calls()
+        logged = {e.call_id for e in await self._store.log_since("0", count=None)}
+        call_ids = sorted(set(done) | logged)
         await asyncio.to_thread(self._clear)
         for start in range(0, len(call_ids), 500):
             chunk = call_ids[start : start + 500]
             bodies = await self._store.bodies(chunk)
             await asyncio.to_thread(self._apply, [(c, bodies.get(c)) for c in chunk])
+            await self._store.note_done([c for c in bodies if c in logged])
         if bounds is None:
             self._seen, self._seen_n = "0-1", 0  # nothing logged yet: the first entry is n 1
         else:
@@ -171,9 +179,10 @@ class TranscriptIndex:
         parsed = fts_query(q)
         if parsed is None:
             return {}
-        await self.catch_up()
         expression, terms = parsed
-        return await asyncio.to_thread(self._search, expression, terms, facility_ids, limit)
+        async with self._lock:
+            await self._catch_up()
+            return await asyncio.to_thread(self._search, expression, terms, facility_ids, limit)
 
     def _search(
         self,

@@ -199,7 +199,7 @@ class TranscriptStore:
     async def dead(self) -> list[dict[str, Any]]:
         return [json.loads(text(raw)) for raw in await self._redis.lrange(DEAD, 0, -1)]
 
-    async def log_since(self, after: str, count: int = 500) -> list[LogEntry]:
+    async def log_since(self, after: str, count: int | None = 500) -> list[LogEntry]:
         """The log's entries after stream id ``after`` (``"0"``: from its oldest), oldest first."""
         start = f"({after}" if after != "0" else "-"
         rows: Any = await self._redis.xrange(LOG, min=start, count=count)
@@ -219,6 +219,11 @@ class TranscriptStore:
     async def done_calls(self) -> list[str]:
         """Every call with a transcript done (what an index is rebuilt from)."""
         return sorted(text(c) for c in await self._redis.smembers(DONE))
+
+    async def note_done(self, call_ids: Sequence[str]) -> None:
+        """Add calls done before ``tr:done`` was kept to it (what an index rebuild finds)."""
+        if call_ids:
+            await self._redis.sadd(DONE, *call_ids)
 
     async def stats(self) -> dict[str, float]:
         """The deployment's running totals (see the module's docstring)."""

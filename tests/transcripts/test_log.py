@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 from tests.transcripts.stored import store_done
 from transcripts.index import TranscriptIndex
-from transcripts.store import DEAD, LOG, TranscriptStore
+from transcripts.store import DEAD, DONE, LOG, TranscriptStore
 
 
 async def test_the_log_keeps_only_its_newest_entries(redis: Redis) -> None:
@@ -67,5 +67,20 @@ async def test_a_node_behind_by_less_than_the_log_keeps_just_follows_it(redis: R
             await store_done(store, f"c{n}", "north gate")
         assert await index.catch_up() == 4
         assert len(await index.search("gate", None)) == 9
+    finally:
+        index.close()
+
+
+async def test_transcripts_stored_before_the_done_set_are_found_and_join_it(
+    redis: Redis,
+) -> None:
+    store = TranscriptStore(redis)
+    for n in range(3):
+        await store_done(store, f"c{n}", "north gate")
+    await redis.srem(DONE, "c0", "c1")  # as a deployment upgraded from before tr:done
+    index = TranscriptIndex(store)
+    try:
+        assert set(await index.search("gate", None)) == {"c0", "c1", "c2"}
+        assert await store.done_calls() == ["c0", "c1", "c2"]
     finally:
         index.close()
