@@ -37,7 +37,7 @@ from core.log_repeats import RepeatLimiter
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
+JSON_FIELDS = "%(levelname)s %(name)s %(message)s"  # and "timestamp": ISO 8601, UTC
 PACKETS_ENV = "VISITATION_LOG_PACKETS"
 FORMAT_ENV = "VISITATION_LOG_FORMAT"
 #: Libraries that log each packet or request at INFO: WARNING unless packets are asked for.
@@ -171,7 +171,8 @@ def formatter(fmt: LogFormat, text_format: str = TEXT_FORMAT) -> RedactingFormat
     if fmt == "json":
         inner: logging.Formatter = JsonFormatter(
             JSON_FIELDS,
-            rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"},
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp=True,
         )
     else:
         inner = TextFormatter(text_format)
