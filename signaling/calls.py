@@ -1,8 +1,11 @@
-"""The call lifecycle: place, ring, accept/reject/cancel/time out, hang up.
+"""The call's life, top to bottom: place, ring, accept/reject/cancel/time out, connect, the
+warning, the end, and the end-of-call chain.
 
-Every rule of SPEC "Call rules" 1-2 lives here; every state change goes through the atomic
-transitions of :class:`CallStore`, and every event goes out through one emitter (which, with the
-Socket.IO Redis manager, reaches clients on any signaling node).
+The rules that admit a call (SPEC "Call rules" 1-2) are :mod:`signaling.call_rules`; every
+state change is a row of the transition table (:mod:`signaling.call_machine`) applied atomically
+by :class:`CallStore`; the collaborators (billing, media, recording, privilege) are given in the
+constructor (:mod:`signaling.ports`) and called where each step says. Every event goes out
+through one emitter (which, with the Socket.IO Redis manager, reaches clients on any node).
 
 A family is reachable with an open socket or a push subscription (SPEC "Reaching families"). A
 call rings every socket of the family and, through ``push`` (:class:`push.notifier.FamilyPush`,
@@ -13,13 +16,10 @@ connects while it rings gets its ``call.incoming`` at once (:meth:`CallService.r
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from billing_hooks import Ledger, Settlement
@@ -28,17 +28,16 @@ from core.directory import Directory
 from core.domain import Facility
 from core.errors import ErrorCode, ProtocolError
 from core.facility_stats import FacilityStats
-from core.tasks import TaskPool
 from media.control import ControlError
 from push.notifier import FamilyPush
 from signaling.call_end import CallFinisher
 from signaling.call_events import Emitter as Emitter
-from signaling.call_history import CallHistory
 from signaling.call_events import call_summary as call_summary
-from signaling.call_events import ended_payload, incoming_payload, parties
+from signaling.call_events import ended_payload, parties
 from signaling.call_events import family_room as family_room
 from signaling.call_events import monitors_room as monitors_room
 from signaling.call_events import tablet_room as tablet_room
+from signaling.call_history import CallHistory
 from signaling.call_machine import (
     CALL_TIMERS as CALL_TIMERS,
 )
@@ -51,9 +50,11 @@ from signaling.call_machine import (
     CallEvent,
     move,
 )
+from signaling.call_rules import CallRules
 from signaling.call_state import CallRecord, CallState, CallStore
 from signaling.ports import CallBilling, CallMedia, CallPrivilege, CallRecording
 from signaling.presence import Presence
+from signaling.ring_resend import RingResend
 from signaling.timers import DurableTimers
 from visits.calls import VisitCalls
 
@@ -63,7 +64,6 @@ WARNING_BEFORE_S = 60
 PRE_CONNECT = (CallState.ACCEPTED,)
 RINGING_FOR_TABLET = (CallState.RINGING, CallState.DECLINED)  # a reject is not shown early
 IN_CALL = (CallState.ACCEPTED, CallState.CONNECTED)
-RESEND_WAIT_S = 5.0  # how long a re-sent call.incoming waits for its socket to be connected
 
 
 @dataclass
@@ -99,7 +99,20 @@ class CallService:
 
     def __post_init__(self) -> None:
         self.notifier = self.push or FamilyPush(self.store.redis)
-        self._resends = TaskPool("ring-resend", 256)
+        self.rules = CallRules(
+            self.directory,
+            self.ledger,
+            self.store,
+            self.presence,
+            self.notifier,
+            ring_timeout_s=self.ring_timeout_s,
+            plans=self.plans,
+            visits=self.visits,
+            clock=self.clock,
+        )
+        self.resend = RingResend(
+            self.store, self.ledger, self.emit, ring_timeout_s=self.ring_timeout_s, plans=self.plans
+        )
         self.timers.on(RING_TIMEOUT, self._on_ring_timeout)
         self.timers.on(CONNECT_TIMEOUT, self._on_connect_timeout)
         self.timers.on(WARNING, self._on_warning)
@@ -120,7 +133,7 @@ class CallService:
     async def stop(self) -> None:
         """Let end-of-call chains in progress finish (bounded); their settle timers cover
         the rest. Then the pushes they raised are queued."""
-        await self._resends.stop(grace_s=1.0)
+        await self.resend.stop()
         await self.finisher.stop()
         await self.notifier.stop()
 
@@ -156,71 +169,23 @@ class CallService:
     async def _place(
         self, resident_id: str, contact_id: str, visit_id: str | None = None
     ) -> CallRecord:
-        resident = await self.directory.resident(resident_id)
-        if resident is None:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"unknown resident {resident_id!r}")
-        contact = await self.directory.contact(resident_id, contact_id)
-        if contact is None or contact.status != "approved":
-            raise ProtocolError(ErrorCode.NOT_APPROVED, "this contact is not approved for calls")
-        facility = await self.directory.facility(resident.facility_id)
-        family = await self.directory.family(contact_id)
-        if facility is None or family is None:
-            raise ProtocolError(ErrorCode.NOT_APPROVED, "this contact is not approved for calls")
-        visit = None
-        if self.visits is not None:  # not_scheduled: no due visit where one is needed
-            visit = await self.visits.admit(facility, resident.id, family.id, visit_id)
-        if not facility.is_open(datetime.now(UTC)):
-            raise ProtocolError(ErrorCode.OUTSIDE_HOURS, "calls are not allowed at this hour")
-        account = await self.ledger.balance(family.id)
-        if (
-            not family.verified
-            or not family.allow_video_calls
-            or family.blocks_facility(facility.id)
-            or account.status == "closed"
-            or not await self.reachable(family.id)
-        ):
-            # The tablet is never told which of these it was.
-            raise ProtocolError(ErrorCode.UNAVAILABLE, "this contact is not available right now")
-        if await self.store.active_call("resident", resident.id) or await self.store.active_call(
-            "family", family.id
-        ):
-            raise ProtocolError(ErrorCode.BUSY, "a party is already in a call")
-        free_seconds = 0
-        if self.plans is not None:  # insufficient_funds, or quota_exhausted (a daily cap)
-            quote = await self.plans.ring(resident.id, facility, account.available_cents)
-            free_seconds = quote.free_seconds
-        elif account.available_cents < facility.rate_cents_per_minute:
-            raise ProtocolError(
-                ErrorCode.INSUFFICIENT_FUNDS, "the contact's balance does not cover one minute"
-            )
+        admitted = await self.rules.admit(resident_id, contact_id, visit_id)
         await self.media.admit()  # refused at the door, not spread over running calls
-        record = CallRecord(
-            call_id=uuid.uuid4().hex,
-            state=CallState.RINGING,
-            facility_id=facility.id,
-            facility_name=facility.name,
-            resident_id=resident.id,
-            resident_name=resident.name,
-            family_id=family.id,
-            family_name=family.name,
-            privileged=contact.privileged,
-            rate_cents_per_minute=facility.rate_cents_per_minute,
-            max_call_seconds=facility.max_call_seconds,
-            created_at=self.clock(),
-        )
+        record = admitted.record
         if not await self.store.create(record, self.ring_timeout_s):
             raise ProtocolError(ErrorCode.BUSY, "a party is already in a call")
-        if visit is not None and self.visits is not None:
-            await self.visits.placed(visit, record.call_id)
-        incoming = incoming_payload(record, account.available_cents, self.ring_timeout_s)
-        incoming["free_seconds"] = free_seconds  # PROTOCOL v1.2: what the agency pays at most
-        if self.plans is not None:
-            incoming["allowed_seconds"] = quote.allowed_seconds  # both parts
-        await self.emit("call.incoming", incoming, family_room(family.id))
+        if admitted.visit is not None and self.visits is not None:
+            await self.visits.placed(admitted.visit, record.call_id)
+        await self.emit("call.incoming", admitted.incoming, family_room(record.family_id))
         self.notifier.call_incoming(
-            family.id, record.call_id, *parties(record), record.created_at + self.ring_timeout_s
+            record.family_id,
+            record.call_id,
+            *parties(record),
+            record.created_at + self.ring_timeout_s,
         )
-        await self.emit("call.ringing", {"call_id": record.call_id}, tablet_room(resident.id))
+        await self.emit(
+            "call.ringing", {"call_id": record.call_id}, tablet_room(record.resident_id)
+        )
         await self._to_monitors("monitor.call_started", record)
         log.info("call placed", extra=_ids(record))
         return record
@@ -428,9 +393,7 @@ class CallService:
 
     async def reachable(self, family_id: str) -> bool:
         """SPEC rule 1: an open socket on any node, or a push subscription."""
-        return await self.presence.is_online("family", family_id) or await self.notifier.reachable(
-            family_id
-        )
+        return await self.rules.reachable(family_id)
 
     def _ring_stopped(self, record: CallRecord, reason: str, missed: bool) -> None:
         self.notifier.ring_stopped(
@@ -438,41 +401,8 @@ class CallService:
         )
 
     def ring_on_connect(self, sid: str, family_id: str, connected: Callable[[], bool]) -> None:
-        """A family socket just connected: if a call rings for the family, send it that call's
-        ``call.incoming`` once the socket is connected (``connected()``; in the background)."""
-
-        async def resend() -> None:
-            call_id = await self.store.active_call("family", family_id)
-            record = await self.store.get(call_id) if call_id else None
-            if record is None or record.state != CallState.RINGING:
-                return
-            deadline = time.monotonic() + RESEND_WAIT_S
-            while not connected():
-                if time.monotonic() > deadline:
-                    return
-                await asyncio.sleep(0.01)
-            record = await self.store.get(record.call_id)
-            if record is None or record.state != CallState.RINGING:
-                return
-            account = await self.ledger.balance(family_id)
-            payload = incoming_payload(record, max(0, account.available_cents), self.ring_timeout_s)
-            payload["free_seconds"] = 0
-            if self.plans is not None:
-                payload |= (
-                    await self.plans.quote(
-                        record.resident_id,
-                        record.facility_id,
-                        record.max_call_seconds,
-                        record.rate_cents_per_minute,
-                        account.available_cents,
-                    )
-                ).incoming()
-            await self.emit("call.incoming", payload, sid)
-
-        try:
-            self._resends.spawn(sid, resend)
-        except RuntimeError:
-            pass  # stopping
+        """A family socket just connected: a call ringing for the family rings there too."""
+        self.resend.on_connect(sid, family_id, connected)
 
     # -- helpers ------------------------------------------------------------------------------
 
