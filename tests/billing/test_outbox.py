@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -82,8 +83,9 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 async def test_down_then_503_then_up_delivers_every_event_once(
-    redis: Redis, receiver: Receiver
+    redis: Redis, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="billing_hooks.outbox")
     hook = WebhookHook(receiver.url, SECRET, redis, **FAST)
     memory = MemoryHook()
     bus = HookBus([hook, memory])
@@ -95,8 +97,12 @@ async def test_down_then_503_then_up_delivers_every_event_once(
         assert time.monotonic() - started < 1.0  # publishing never waits for the receiver
         await bus.emit("deposit", {"n": 1}, id="deposit:F1:k")
         await bus.emit("deposit", {"n": 1}, id="deposit:F1:k")  # a retried operation
-        await asyncio.sleep(0.4)  # receiver not even listening: connection refused, backoff
-        assert await hook.outbox.length() == 31
+
+        def refused_twice() -> bool:  # receiver not even listening: refused, backed off, retried
+            return sum("not delivered" in r.getMessage() for r in caplog.records) >= 2
+
+        await eventually(refused_twice, "two refused deliveries")
+        assert await hook.outbox.length() == 31  # nothing lost while the receiver is down
         receiver.fail_first = 5  # then up, but 503 for a while
         await receiver.up()
 
@@ -115,11 +121,18 @@ async def test_down_then_503_then_up_delivers_every_event_once(
     assert BillingEvent.from_json(json.dumps(body)).id == "deposit:F1:k"
 
 
-async def test_events_survive_a_restart(redis: Redis, receiver: Receiver) -> None:
+async def test_events_survive_a_restart(
+    redis: Redis, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="billing_hooks.outbox")
     first = WebhookHook(receiver.url, SECRET, redis, **FAST)
     first.start()
     await first.publish(BillingEvent.new("low_balance", {"balance_cents": 400}, "lb-1"))
-    await asyncio.sleep(0.1)
+
+    def tried() -> bool:
+        return any("event lb-1 not delivered" in r.getMessage() for r in caplog.records)
+
+    await eventually(tried, "a refused delivery of lb-1")
     await first.stop()  # the node goes away with the event undelivered
     await receiver.up()
     second = WebhookHook(receiver.url, SECRET, redis, **FAST)
