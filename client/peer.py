@@ -27,8 +27,7 @@ from aiortc import (
 from client.media import ClipSource, ClipSpec, RtpSink
 from client.session import ProtocolClient
 from rtpkit.passthrough import PassthroughPeerConnection, forwarding_ends
-
-KINDS = ("audio", "video")
+from rtpkit.rtp import MEDIA_KINDS
 
 
 def rtc_ice_servers(servers: Iterable[Mapping[str, Any]]) -> list[RTCIceServer]:
@@ -94,7 +93,7 @@ class PartyPeer(_Peer):
         self.pc = PassthroughPeerConnection(config or rtc_config(ice_servers))
         self.decode = _decode_mode(decode)
         self.sinks: dict[str, RtpSink] = {}
-        for kind in KINDS:
+        for kind in MEDIA_KINDS:
             transceiver = self.pc.addTransceiver(kind, direction="sendrecv")
             receiver, sender = forwarding_ends(transceiver)
             sink = self.sinks[kind] = RtpSink(kind, decode=self.decode)
@@ -127,7 +126,7 @@ class MonitorPeer(_Peer):
         self.decode = _decode_mode(decode)
         self.sinks: dict[str, dict[str, RtpSink]] = {"resident": {}, "family": {}}
         for who in ("resident", "family"):
-            for kind in KINDS:
+            for kind in MEDIA_KINDS:
                 transceiver = self.pc.addTransceiver(kind, direction="recvonly")
                 receiver, _ = forwarding_ends(transceiver)
                 sink = self.sinks[who][kind] = RtpSink(kind, decode=self.decode)

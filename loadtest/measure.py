@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from media.control import SfuControl
 from rtpkit.latency import Counts, diff, merge, summarize
+from rtpkit.rtp import MEDIA_KINDS
 
 if TYPE_CHECKING:
     from client.media import RtpSink
     from loadtest.harness import Call
 
-KINDS = ("audio", "video")
 Stream = tuple[str, str, str]  # (source party, receiver, kind)
 STREAMS: tuple[Stream, ...] = tuple(
     (src, dst, kind)
@@ -43,7 +43,7 @@ STREAMS: tuple[Stream, ...] = tuple(
         ("tablet", "monitor"),
         ("family", "monitor"),
     )
-    for kind in KINDS
+    for kind in MEDIA_KINDS
 )
 
 
@@ -213,7 +213,7 @@ def phase_result(
         total_sent += sent
         total_received += received
         for party in ("tablet", "family"):
-            for kind in KINDS:
+            for kind in MEDIA_KINDS:
                 stream = (party, "family" if party == "tablet" else "tablet", kind)
                 upstream_sent += after.sent[cid][stream] - before.sent[cid][stream]
                 upstream_received += _party_frames(after.stats, cid, party, kind)

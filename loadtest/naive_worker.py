@@ -60,9 +60,9 @@ from media.control import (
 )
 from media.control_worker import ControlServer, EventPublisher, WorkerRegistry
 from media.liveness import HeartbeatThread
+from rtpkit.rtp import MEDIA_KINDS
 
 log = logging.getLogger("loadtest.naive_worker")
-KINDS = ("audio", "video")
 
 
 class NaiveRoom:
@@ -116,7 +116,7 @@ class NaiveRoom:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:
             raise ControlError(INVALID_SDP, f"unusable offer: {exc}") from exc
-        seen = dict.fromkeys(KINDS, 0)
+        seen = dict.fromkeys(MEDIA_KINDS, 0)
         for transceiver in pc.getTransceivers():
             if transceiver.kind not in seen or seen[transceiver.kind] >= pairs:
                 raise ControlError(INVALID_SDP, "unexpected m-lines")
@@ -156,7 +156,7 @@ class NaiveRoom:
             return
         self.recorder = MediaRecorder(str(self._record_dir / f"{self.call_id}.webm"))
         for party in PARTIES:
-            for kind in KINDS:
+            for kind in MEDIA_KINDS:
                 self.recorder.addTrack(self.relay.subscribe(self.tracks[(party, kind)], False))
         await self.recorder.start()
 

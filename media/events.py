@@ -42,7 +42,7 @@ MAX_DELIVERIES: Final = 5
 DEFAULT_CONCURRENCY: Final = 32
 
 EventHandler = Callable[[WorkerEvent], Awaitable[object]]
-Entry = tuple[bytes, dict[bytes, bytes]]
+StreamEntry = tuple[bytes, dict[bytes, bytes]]
 
 # KEYS: stream; ARGV: group, our consumer name, idle ms. Removes every other consumer idle that
 # long with nothing pending, in one step (so none can be handed an entry between check and
@@ -150,7 +150,7 @@ class EventConsumer:
                 log.exception("sfu events: redis error; retrying")
                 await asyncio.sleep(1.0)
 
-    async def _read(self) -> list[Entry]:
+    async def _read(self) -> list[StreamEntry]:
         streams: Any = await self.redis.xreadgroup(
             self.group,
             self.consumer,

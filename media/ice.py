@@ -2,7 +2,7 @@
 
 aiortc gathers candidates through an :class:`aioice.Connection` per transport, which binds
 ``(address, 0)`` for every host address (an ephemeral port no firewall rule can name) and
-knows no address but its own. :meth:`IceNetwork.prepare` turns the connections of a peer
+knows no address but its own. :meth:`IcePorts.prepare` turns the connections of a peer
 connection, before it gathers, into :class:`NetworkConnection` objects that
 
 * bind every UDP socket inside the worker's share of ``--rtc-ports`` (:mod:`core.ports`): the
@@ -65,7 +65,7 @@ def check_aioice() -> None:
 
 
 @dataclass
-class IceNetwork:
+class IcePorts:
     """A worker's ICE settings: its share of the port range and the announced address."""
 
     ports: PortRange | None = None
@@ -116,9 +116,9 @@ class IceNetwork:
 
 
 class NetworkConnection(aioice.ice.Connection):
-    """An :class:`aioice.Connection` gathering through an :class:`IceNetwork`."""
+    """An :class:`aioice.Connection` gathering through an :class:`IcePorts`."""
 
-    network: IceNetwork
+    network: IcePorts
 
     async def get_component_candidates(
         self, component: int, addresses: list[str], timeout: int = 5
@@ -304,7 +304,7 @@ def parse_network_arguments(
     """Set ``args.network`` and ``args.ice_servers`` (TURN user ``<expiry>:sfu:<worker id>``);
     a parser error if they cannot work (``--max-calls`` must fit in ``--rtc-ports``)."""
     try:
-        args.network = IceNetwork(args.rtc_ports, args.announce_ip)
+        args.network = IcePorts(args.rtc_ports, args.announce_ip)
         secret = os.environ.get("VISITATION_TURN_SECRET") or None
         args.ice_servers = worker_ice_servers(args.ice_server, secret, worker_id)
     except ValueError as exc:

@@ -34,6 +34,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from media import quality
 from media.control import PARTIES
 from media.quality import QualitySnapshot
+from rtpkit.rtp import MEDIA_KINDS
 
 if TYPE_CHECKING:
     from media.forwarding import Publisher
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WORKER_LABEL: Final = "worker"
-KINDS: Final = ("audio", "video")
 SAMPLE_S: Final = 1.0  # as often as the heartbeat publishes
 
 # Read from each publisher and its receiver (a party's upstream), by media kind.
@@ -111,7 +111,7 @@ class _Growth:
 
 
 def _zeros(width: int) -> dict[str, tuple[int, ...]]:
-    return {kind: (0,) * width for kind in KINDS}
+    return {kind: (0,) * width for kind in MEDIA_KINDS}
 
 
 @dataclass(frozen=True)
@@ -185,8 +185,8 @@ class WorkerMetrics:
         self._publishers = _Growth()
         self._senders = _Growth()
         self._recorders = _Growth()
-        self._publisher_totals = {kind: [0] * len(PUBLISHER_COUNTERS) for kind in KINDS}
-        self._sender_totals = {kind: [0] * len(SENDER_COUNTERS) for kind in KINDS}
+        self._publisher_totals = {kind: [0] * len(PUBLISHER_COUNTERS) for kind in MEDIA_KINDS}
+        self._sender_totals = {kind: [0] * len(SENDER_COUNTERS) for kind in MEDIA_KINDS}
         self._dropped = [0]
         self.snapshot = Snapshot()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -222,7 +222,7 @@ class WorkerMetrics:
         """Fold the rooms' and recorders' counters into a new :attr:`snapshot` (on the loop)."""
         for room in self._rooms.values():
             for party in PARTIES:
-                for kind in KINDS:
+                for kind in MEDIA_KINDS:
                     publisher = room.publisher(party, kind)
                     if publisher is None:
                         continue
@@ -288,7 +288,7 @@ class WorkerMetrics:
         ):
             for i, (name, doc) in enumerate(counters):
                 family = CounterMetricFamily(name, doc, labels=[WORKER_LABEL, "kind"])
-                for kind in KINDS:
+                for kind in MEDIA_KINDS:
                     family.add_metric([self.worker_id, kind], totals[kind][i])
                 yield family
         yield counter(

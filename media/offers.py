@@ -50,17 +50,17 @@ from aiortc.codecs import is_rtx
 from aiortc.sdp import GroupDescription, MediaDescription, SessionDescription
 
 from media.control import MAX_SDP_BYTES
+from rtpkit.rtp import MEDIA_KINDS
 
-Role = Literal["party", "monitor"]
+OfferRole = Literal["party", "monitor"]
 
 #: The codec each kind must offer (the SFU forwards only these) and how people call it.
 REQUIRED: Final[dict[str, tuple[str, str]]] = {
     "audio": ("audio/opus", "Opus audio"),
     "video": ("video/vp8", "VP8 video"),
 }
-KINDS: Final = ("audio", "video")
 #: m-lines of each kind per role, and the direction each m-line must include.
-SHAPE: Final[dict[Role, tuple[int, str]]] = {"party": (1, "send"), "monitor": (2, "recv")}
+SHAPE: Final[dict[OfferRole, tuple[int, str]]] = {"party": (1, "send"), "monitor": (2, "recv")}
 _DIRECTIONS: Final[dict[str, set[str]]] = {
     "send": {"sendrecv", "sendonly"},
     "recv": {"sendrecv", "recvonly"},
@@ -94,7 +94,7 @@ class OfferPlan:
         return "\r\n".join(lines) + "\r\n"
 
 
-def plan_offer(sdp: str, role: Role) -> OfferPlan:
+def plan_offer(sdp: str, role: OfferRole) -> OfferPlan:
     """Check ``sdp`` for ``role`` and plan its answer; raises :class:`OfferError`."""
     if len(sdp.encode()) > MAX_SDP_BYTES:
         raise OfferError(f"SDP larger than {MAX_SDP_BYTES} bytes")
@@ -148,9 +148,9 @@ def _repair_lines(sdp: str) -> tuple[str, list[bool]]:
 # ------------------------------------------------------------------------- shape and codecs
 
 
-def _check_shape(media: list[MediaDescription], role: Role, bundle_only: list[bool]) -> None:
+def _check_shape(media: list[MediaDescription], role: OfferRole, bundle_only: list[bool]) -> None:
     pairs, needs = SHAPE[role]
-    counts = {kind: sum(m.kind == kind for m in media) for kind in KINDS}
+    counts = {kind: sum(m.kind == kind for m in media) for kind in MEDIA_KINDS}
     others = len(media) - sum(counts.values())
     if counts["audio"] != pairs or counts["video"] != pairs or others:
         plural = "s" if pairs > 1 else ""
@@ -162,7 +162,7 @@ def _check_shape(media: list[MediaDescription], role: Role, bundle_only: list[bo
     if any(m.rtp.muxId is None for m in media):
         raise OfferError("the offer's m-lines have no a=mid (JSEP, RFC 8843)")
     problems = []
-    for kind in KINDS:
+    for kind in MEDIA_KINDS:
         mime, name = REQUIRED[kind]
         lacking = [m for m in media if m.kind == kind and not _offers(m, mime)]
         if lacking and len(lacking) == counts[kind]:

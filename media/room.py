@@ -44,8 +44,8 @@ from media.control import (
     Party,
 )
 from media.forwarding import Publisher, Subscription
-from media.ice import IceNetwork
-from media.offers import OfferError, OfferPlan, Role, plan_offer
+from media.ice import IcePorts
+from media.offers import OfferError, OfferPlan, OfferRole, plan_offer
 from media.quality import RoomQuality
 from rtpkit.endpoints import ForwardingSender
 from rtpkit.latency import DelayHistogram
@@ -53,7 +53,6 @@ from rtpkit.passthrough import PassthroughPeerConnection, forwarding_ends
 
 log = logging.getLogger(__name__)
 
-KINDS = ("audio", "video")
 RoomEventSink = Callable[[EventType, Party | None], None]
 PublisherListener = Callable[[Party, Publisher], None]
 
@@ -95,7 +94,7 @@ class Room:
         privileged: bool = False,
         media_timeout_s: float = DEFAULT_MEDIA_TIMEOUT_S,
         ice_servers: list[RTCIceServer] | None = None,
-        network: IceNetwork | None = None,
+        network: IcePorts | None = None,
     ) -> None:
         self.call_id = call_id
         self._network = network  # port range and announced address (media.ice)
@@ -242,7 +241,7 @@ class Room:
         if self.closed:
             raise ControlError(INVALID_STATE, f"call {self.call_id} is closed")
 
-    def _plan(self, sdp: str, role: Role) -> OfferPlan:
+    def _plan(self, sdp: str, role: OfferRole) -> OfferPlan:
         """The offer checked for ``role`` (see :mod:`media.offers`); ``invalid_sdp`` if not."""
         self._check_open()
         try:

@@ -49,7 +49,7 @@ from media.control import (
     WorkerStatus,
 )
 from media.control_worker import ControlServer, EventPublisher, WorkerRegistry
-from media.ice import IceNetwork
+from media.ice import IcePorts
 from media.liveness import HeartbeatThread, LoopLag
 from media.metrics import WorkerMetrics
 from media.room import Room
@@ -75,7 +75,7 @@ class SfuWorker:
         redis_url: str,
         counters: CodecCounters | None = None,
         ice_servers: Callable[[], list[RTCIceServer]] | None = None,
-        network: IceNetwork | None = None,
+        network: IcePorts | None = None,
         heartbeat_s: float = HEARTBEAT_S,
         alive_ttl_ms: int = ALIVE_TTL_MS,
         parent_pid: int | None = None,

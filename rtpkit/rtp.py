@@ -21,6 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
+#: The media kinds a call carries, in SDP order (one m= line each, per party).
+MEDIA_KINDS: Final = ("audio", "video")
+
 MID_URI: Final = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI: Final = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 VP8_MAX_PAYLOAD: Final = 1200  # descriptor + VP8 data per packet (fits any sane path MTU)

@@ -12,7 +12,7 @@ from aiortc.sdp import candidate_from_sdp
 from client.peer import PartyPeer
 from core.ports import PortPool, PortRange, PortsExhausted, capacity_error, ports_per_call
 from media.control import CAPACITY, ControlError
-from media.ice import IceNetwork, NetworkConnection, check_aioice
+from media.ice import IcePorts, NetworkConnection, check_aioice
 from media.room import Room
 from tests.media.peers import BLUE, RED, see_each_other
 
@@ -93,7 +93,7 @@ def test_aioice_has_what_the_network_connection_builds_on() -> None:
 async def test_answer_has_only_ports_in_range_and_the_announced_address() -> None:
     """An answer made with --rtc-ports 41000-41049 --announce-ip 198.51.100.7; the parties
     connect through those sockets and see each other."""
-    network = IceNetwork(PortRange.parse("41000-41049"), ANNOUNCED)
+    network = IcePorts(PortRange.parse("41000-41049"), ANNOUNCED)
     room = Room("C-ice", lambda *_: None, network=network).start()
     tablet, family = PartyPeer(RED), PartyPeer(BLUE)
     try:
@@ -125,7 +125,7 @@ async def test_answer_has_only_ports_in_range_and_the_announced_address() -> Non
 
 
 async def test_an_exhausted_range_refuses_the_offer_with_capacity() -> None:
-    room = Room("C-full", lambda *_: None, network=IceNetwork(PortRange(41050, 41050))).start()
+    room = Room("C-full", lambda *_: None, network=IcePorts(PortRange(41050, 41050))).start()
     first, second = PartyPeer(RED), PartyPeer(BLUE)
     try:
         await room.offer("tablet", await first.offer())

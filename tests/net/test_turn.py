@@ -12,7 +12,7 @@ from aioice.turn import create_turn_endpoint
 
 from core.ice_servers import IceServers
 from core.ports import PortRange
-from media.ice import IceNetwork, NetworkConnection
+from media.ice import IcePorts, NetworkConnection
 from tests.conftest import ClientsFactory
 from tests.net.coturn import Coturn
 
@@ -70,7 +70,7 @@ async def test_a_worker_gathers_a_relay_through_a_socket_of_its_range(
     connection.__class__ = NetworkConnection
     assert isinstance(connection, NetworkConnection)
     ports = PortRange(42100, 42149)
-    connection.network = IceNetwork(ports)
+    connection.network = IcePorts(ports)
     try:
         await connection.gather_candidates()
         candidates = connection.local_candidates

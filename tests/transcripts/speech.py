@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 
 from client.clip import AUDIO_TIME_BASE, ClipSpec, EncodedClip
 from client.media import ClipAudio, ClipSource, RtpSink
-from client.peer import KINDS, PartyPeer, close_all, join_call, rtc_config
+from client.peer import PartyPeer, close_all, join_call, rtc_config
 from loadtest.transcribe_speech import FRAME, Speech, espeak_available, speech
 from recorder.muxer import CallRecording
 from recorder.service import CallInfo, RecordingService
 from rtpkit.passthrough import PassthroughPeerConnection, forwarding_ends
+from rtpkit.rtp import MEDIA_KINDS
 from tests.conftest import Ringing
 from tests.recorder.frames import TABLET, Frame, call_frames
 
@@ -37,7 +38,7 @@ class SpeechPeer(PartyPeer):
         self.pc = PassthroughPeerConnection(rtc_config(None))
         self.decode = "none"
         self.sinks: dict[str, RtpSink] = {}
-        for kind in KINDS:
+        for kind in MEDIA_KINDS:
             transceiver = self.pc.addTransceiver(kind, direction="sendrecv")
             receiver, sender = forwarding_ends(transceiver)
             sink = self.sinks[kind] = RtpSink(kind, decode=self.decode)
