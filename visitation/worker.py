@@ -17,7 +17,7 @@ import sys
 
 import uvloop
 
-from core.logs import setup_logging
+from core.logs import set_context, setup_logging
 from core.redis_pool import connect
 from core.redis_version import UnsupportedRedis, check_url
 from core.runtime import tune_gc
@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         args.log_level,
         text_format="%(asctime)s %(levelname)s sfu[%(process)d] %(name)s: %(message)s",
     )
+    set_context(worker=args.worker_id)  # every line names its worker (JSON: a field)
     with held(args.cpu_wake_latency_us):
         return uvloop.run(run(args))
 
