@@ -30,6 +30,7 @@ from core.embedded_redis import _free_port
 from core.tokens import Tokens
 from tests.conftest import SECRET, Ringing, http_as, media_between
 from tests.seeds import standard_seed_data
+from tests.waiting import eventually
 from visitation.seed import apply_seed, parse_seed
 
 
@@ -181,6 +182,28 @@ async def call_on_own_node(
         await redis.aclose()
 
 
+def video_frames_on_disk(root: Path, call_id: str) -> int:
+    """The first video track's frames in the call's recording as written so far (0 while
+    there is no readable file yet): what a SIGKILL now would leave behind."""
+    frames = 0
+    for path in root.rglob(f"{call_id}.webm*"):
+        with contextlib.suppress(av.error.FFmpegError, OSError, IndexError):
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                for packet in container.demux(stream):
+                    frames += packet.pts is not None
+    return frames
+
+
+async def recorded_frames(root: Path, call_id: str, at_least: int) -> None:
+    await eventually(
+        lambda: video_frames_on_disk(root, call_id) >= at_least,
+        lambda: f"{at_least} video frames of {call_id} on disk under {root}",
+        within_s=30,
+        interval_s=0.25,
+    )
+
+
 async def test_a_dead_sfu_worker_ends_its_calls(
     serve_procs: list[ServeProcess], redis_url: str, tmp_path: Path
 ) -> None:
@@ -188,7 +211,7 @@ async def test_a_dead_sfu_worker_ends_its_calls(
     async with call_on_own_node(serve_procs, redis_url, tmp_path, db=3) as call:
         pair, redis, node, tokens = call.pair, call.redis, call.node, call.tokens
         call_id = pair.call_id
-        await asyncio.sleep(4)  # a few seconds of call on disk before the crash
+        await recorded_frames(tmp_path, call_id, 40)  # some call on disk before the crash
         worker = (await redis.hget(f"call:{call_id}", "worker_id") or b"").decode()
         status = json.loads(await redis.get(f"sfu:alive:{worker}") or "{}")
         killed_at = time.time()
@@ -202,13 +225,7 @@ async def test_a_dead_sfu_worker_ends_its_calls(
         # The recording survived the crash: marked incomplete, and what was written plays.
         async with http_as(node.url, tokens, "investigator", "I1") as http:
             # Finalizing follows call.ended (hash and sign): nothing to await but the API.
-            deadline = time.monotonic() + 10
-            while True:
-                async with http.get(f"/api/v1/recordings/{call_id}") as response:
-                    manifest = await response.json()
-                if manifest.get("sha256") or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.2)
+            manifest = await wait_for_manifest(http, call_id, "sha256")
             async with http.get(f"/api/v1/recordings/{call_id}/media") as response:
                 data = await response.read()
         assert manifest.get("complete") is False, manifest
@@ -220,16 +237,20 @@ async def test_a_dead_sfu_worker_ends_its_calls(
         assert frames > 10
 
 
-async def wait_for_manifest(http: aiohttp.ClientSession, call_id: str) -> dict[str, Any]:
-    """The recording's manifest once signed (finalizing follows ``call.ended``)."""
-    deadline = time.monotonic() + 20
-    while True:
+async def wait_for_manifest(
+    http: aiohttp.ClientSession, call_id: str, field: str = "signature"
+) -> dict[str, Any]:
+    """The recording's manifest once it has ``field`` (finalizing follows ``call.ended``)."""
+    manifest: dict[str, Any] = {}
+
+    async def has_field() -> bool:
+        nonlocal manifest
         async with http.get(f"/api/v1/recordings/{call_id}") as response:
-            manifest: dict[str, Any] = await response.json()
-        if manifest.get("signature"):
-            return manifest
-        assert time.monotonic() < deadline, manifest
-        await asyncio.sleep(0.2)
+            manifest = await response.json()
+        return bool(manifest.get(field))
+
+    await eventually(has_field, lambda: f"{field} in {manifest}", within_s=20, interval_s=0.2)
+    return manifest
 
 
 async def test_a_worker_taken_for_dead_cannot_change_the_signed_recording(
@@ -241,7 +262,7 @@ async def test_a_worker_taken_for_dead_cannot_change_the_signed_recording(
     async with call_on_own_node(serve_procs, redis_url, tmp_path, db=5) as call:
         pair, redis, node, tokens = call.pair, call.redis, call.node, call.tokens
         call_id = pair.call_id
-        await asyncio.sleep(3)  # some call on disk
+        await recorded_frames(tmp_path, call_id, 30)  # some call on disk
         worker = (await redis.hget(f"call:{call_id}", "worker_id") or b"").decode()
         pid = int(json.loads(await redis.get(f"sfu:alive:{worker}") or "{}")["pid"])
         os.kill(pid, signal.SIGSTOP)
@@ -254,11 +275,12 @@ async def test_a_worker_taken_for_dead_cannot_change_the_signed_recording(
         finally:
             os.kill(pid, signal.SIGCONT)
         assert manifest["complete"] is False and manifest["size"] > 0, manifest
+
         # Thawed, the worker writes on, then fences itself: it closes the room and reports.
-        deadline = time.monotonic() + 20
-        while not await redis.exists(f"sfu:recording:{call_id}"):
-            assert time.monotonic() < deadline, "the thawed worker never fenced itself"
-            await asyncio.sleep(0.2)
+        async def fenced() -> bool:
+            return bool(await redis.exists(f"sfu:recording:{call_id}"))
+
+        await eventually(fenced, "the thawed worker fences itself", within_s=20, interval_s=0.2)
         async with http_as(node.url, tokens, "investigator", "I1") as http:
             async with http.post(f"/api/v1/recordings/{call_id}/verify") as response:
                 verified = await response.json()
