@@ -29,6 +29,7 @@ from core.domain import SeedFile
 from core.embedded_redis import _free_port
 from core.tokens import Tokens
 from tests.conftest import SECRET, Ringing, http_as, media_between
+from tests.recorder.on_disk import recorded
 from tests.seeds import standard_seed_data
 from tests.waiting import eventually
 from visitation.seed import apply_seed, parse_seed
@@ -182,28 +183,6 @@ async def call_on_own_node(
         await redis.aclose()
 
 
-def video_frames_on_disk(root: Path, call_id: str) -> int:
-    """The first video track's frames in the call's recording as written so far (0 while
-    there is no readable file yet): what a SIGKILL now would leave behind."""
-    frames = 0
-    for path in root.rglob(f"{call_id}.webm*"):
-        with contextlib.suppress(av.error.FFmpegError, OSError, IndexError):
-            with av.open(str(path)) as container:
-                stream = container.streams.video[0]
-                for packet in container.demux(stream):
-                    frames += packet.pts is not None
-    return frames
-
-
-async def recorded_frames(root: Path, call_id: str, at_least: int) -> None:
-    await eventually(
-        lambda: video_frames_on_disk(root, call_id) >= at_least,
-        lambda: f"{at_least} video frames of {call_id} on disk under {root}",
-        within_s=30,
-        interval_s=0.25,
-    )
-
-
 async def test_a_dead_sfu_worker_ends_its_calls(
     serve_procs: list[ServeProcess], redis_url: str, tmp_path: Path
 ) -> None:
@@ -211,7 +190,7 @@ async def test_a_dead_sfu_worker_ends_its_calls(
     async with call_on_own_node(serve_procs, redis_url, tmp_path, db=3) as call:
         pair, redis, node, tokens = call.pair, call.redis, call.node, call.tokens
         call_id = pair.call_id
-        await recorded_frames(tmp_path, call_id, 40)  # some call on disk before the crash
+        await recorded(tmp_path, call_id, 2.5)  # some call on disk before the crash
         worker = (await redis.hget(f"call:{call_id}", "worker_id") or b"").decode()
         status = json.loads(await redis.get(f"sfu:alive:{worker}") or "{}")
         killed_at = time.time()
@@ -262,7 +241,7 @@ async def test_a_worker_taken_for_dead_cannot_change_the_signed_recording(
     async with call_on_own_node(serve_procs, redis_url, tmp_path, db=5) as call:
         pair, redis, node, tokens = call.pair, call.redis, call.node, call.tokens
         call_id = pair.call_id
-        await recorded_frames(tmp_path, call_id, 30)  # some call on disk
+        await recorded(tmp_path, call_id, 2.0)  # some call on disk
         worker = (await redis.hget(f"call:{call_id}", "worker_id") or b"").decode()
         pid = int(json.loads(await redis.get(f"sfu:alive:{worker}") or "{}")["pid"])
         os.kill(pid, signal.SIGSTOP)
