@@ -19,6 +19,8 @@ from client.media import dominant_colour
 from client.peer import MonitorPeer, watch_call
 from media.control import SfuControl
 from tests.conftest import Clients, Node, Ringing, accepted, http_as, media_between
+from tests.recorder.on_disk import recorded
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -27,10 +29,12 @@ async def investigator(node: Node, clients: Clients) -> AsyncIterator[aiohttp.Cl
         yield session
 
 
-async def talk(pair: Ringing, seconds: float) -> dict[str, Any]:
-    """Both parties send media for ``seconds`` after connect, then the tablet hangs up."""
-    async with media_between(pair):
-        await asyncio.sleep(seconds)
+async def talk(pair: Ringing, packets: int) -> dict[str, Any]:
+    """Both parties receive ``packets`` of each other's video through the SFU after connect
+    (what a recording would be made of), then the tablet hangs up."""
+    async with media_between(pair) as media:
+        sinks = (media.tablet.sinks["video"], media.family.sinks["video"])
+        await eventually(lambda: min(s.packets for s in sinks) >= packets, "video both ways")
         await pair.tablet.hangup(pair.call_id)
         return await pair.family.next("call.ended")
 
@@ -56,7 +60,7 @@ def video_colours(data: bytes) -> tuple[dict[str, str], float, list[str]]:
 
 
 async def test_a_call_is_recorded_signed_and_audited(
-    clients: Clients, investigator: aiohttp.ClientSession, redis: Redis
+    clients: Clients, investigator: aiohttp.ClientSession, redis: Redis, recordings_dir: Path
 ) -> None:
     pair = await accepted(clients)
     monitor = await clients.connect("monitor", "S1")
@@ -64,9 +68,10 @@ async def test_a_call_is_recorded_signed_and_audited(
     try:
         async with media_between(pair):
             await watch_call(monitor, pair.call_id, watcher)
-            await asyncio.sleep(2)
+            await recorded(recordings_dir, pair.call_id, 2.0)
+            flagged_at = time.time()
             flag = await monitor.request("monitor.flag", {"call_id": pair.call_id, "note": "note"})
-            await asyncio.sleep(3)
+            await recorded(recordings_dir, pair.call_id, 4.0)
             await pair.tablet.hangup(pair.call_id)
             ended = await pair.family.next("call.ended")
     finally:
@@ -77,13 +82,15 @@ async def test_a_call_is_recorded_signed_and_audited(
         listed = await response.json()
     assert [r["call_id"] for r in listed["recordings"]] == [pair.call_id]
     # Finalizing (hash and sign) follows the hang-up, off its path: nothing to await but the API.
-    deadline = time.monotonic() + 10
-    while True:
+    manifest: dict[str, Any] = {}
+
+    async def signed() -> bool:
+        nonlocal manifest
         async with investigator.get(f"/api/v1/recordings/{pair.call_id}") as response:
             manifest = await response.json()
-        if manifest.get("signature") or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.1)
+        return bool(manifest.get("signature"))
+
+    await eventually(signed, lambda: f"a signed manifest: {manifest}")
     assert manifest["complete"] is True and manifest["signature"]
     assert (manifest["resident_id"], manifest["family_id"], manifest["facility_id"]) == (
         "R1",
@@ -92,7 +99,10 @@ async def test_a_call_is_recorded_signed_and_audited(
     )
     assert manifest["end_reason"] == "hangup"
     assert [(f["flag_id"], f["note"]) for f in manifest["flags"]] == [(flag["flag_id"], "note")]
-    assert 1.5 < manifest["flags"][0]["offset_s"] < 3.5
+    # The flag's offset is from connect to when it was raised (2 s of video were on disk).
+    connected_at = float(await redis.hget(f"call:{pair.call_id}", "connected_at") or 0)
+    assert 1.9 < manifest["flags"][0]["offset_s"], manifest["flags"]
+    assert abs(manifest["flags"][0]["offset_s"] - (flagged_at - connected_at)) < 0.5
 
     async with investigator.get(f"/api/v1/recordings/{pair.call_id}/media") as response:
         assert response.status == 200
@@ -123,7 +133,7 @@ async def test_a_privileged_call_leaves_nothing_behind(
     clients: Clients, investigator: aiohttp.ClientSession, redis: Redis, recordings_dir: Path
 ) -> None:
     pair = await accepted(clients, "R1", "FATTY")
-    await talk(pair, 2)
+    await talk(pair, 60)
     files = await asyncio.to_thread(lambda: [p.name for p in recordings_dir.rglob("*")])
     assert files and not [name for name in files if pair.call_id in name]
     async with investigator.get(f"/api/v1/recordings/{pair.call_id}") as response:
