@@ -43,16 +43,21 @@ async def test_deposit_limits_and_errors(pages: Pages, server: WebNode) -> None:
 
     await family.click("#deposit [data-amount='20']")
     await expect(error).to_be_hidden()
+    # The fake processor's payment-method step (issue 32 §4): a test card.
+    await family.fill("#deposit-method input[data-pm=card_number]", "4242 4242 4242 4242")
     await family.click("#deposit-form button[type=submit]")
-    await expect(family.locator("#home-notice")).to_have_text("Added $20.00. New balance $30.00.")
+    done = family.locator("#deposit-done")  # by the Deposit button, with the receipt
+    await expect(done).to_have_text("Added $20.00. New balance $30.00.")
+    await family.click("#deposit-receipt [data-go=home]")
     await expect(family.locator("#balance")).to_have_text("$30.00")
     await family.click("#tabs [data-go=history]")
     await family.click("#tabs [data-go=home]")
     await expect(family.locator("#balance")).to_be_visible()
-    await expect(family.locator("#home-notice")).to_be_hidden()  # the next action cleared it
     await family.click("#tabs [data-go=deposit]")
+    await expect(family.locator("#deposit-receipt")).to_be_hidden()  # a new deposit: afresh
     await family.fill("#amount", "$2")
-    await family.click("#deposit-form button[type=submit]")
+    await family.click("#deposit-form button[type=submit]")  # the card on file pays
+    await expect(done).to_have_text("Added $2.00. New balance $32.00.")
     await expect(family.locator("#balance")).to_have_text("$32.00")
     assert (await account(server, "F1"))["balance_cents"] == 3200
 

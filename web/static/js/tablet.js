@@ -141,7 +141,12 @@ function forget() {
 // The resident's history is the server's (calls.recent): nothing of it is kept in the
 // browser's storage, so another tablet (or a shared one) shows the same.
 async function loadRecent(client) {
-  const { calls } = await client.request("calls.recent");
+  let calls = [];
+  try {
+    ({ calls } = await client.request("calls.recent"));
+  } catch {
+    // the contacts show all the same, without their last call; the next load tries again
+  }
   const last = {};
   for (const call of calls) last[call.contact_id] = Math.max(last[call.contact_id] || 0, call.placed_at);
   for (const [id, at] of Object.entries(state.recent)) last[id] = Math.max(last[id] || 0, at);
