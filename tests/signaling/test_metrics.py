@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -24,6 +23,7 @@ from media.metrics import metrics_key
 from signaling.metrics import REDIS_PART_TIMEOUT_S, NodeMetrics
 from tests.conftest import Clients, Node, accepted, media_between, start_sfu_worker
 from tests.signaling.test_calls import place_error
+from tests.waiting import eventually
 
 Families = dict[str, Metric]
 
@@ -64,15 +64,19 @@ async def scrape_until(
     node: Node, predicate: Callable[[Families], bool], within: float = 15.0
 ) -> Families:
     """Scrape until ``predicate`` holds: workers publish once a second (nothing to await)."""
-    deadline = time.monotonic() + within
-    while True:
+    families: Families = {}
+
+    async def shows() -> bool:
+        nonlocal families
         families = await scrape(node)
-        if predicate(families):
-            return families
-        if time.monotonic() > deadline:
-            shown = {n: [(s.labels, s.value) for s in f.samples] for n, f in families.items()}
-            raise AssertionError(f"metrics never showed the expected values: {shown}")
-        await asyncio.sleep(0.2)
+        return predicate(families)
+
+    def shown() -> str:
+        values = {n: [(s.labels, s.value) for s in f.samples] for n, f in families.items()}
+        return f"the expected values in the metrics: {values}"
+
+    await eventually(shows, shown, within_s=within, interval_s=0.2)
+    return families
 
 
 async def test_a_live_call_shows_in_the_workers_metrics_on_the_node(
@@ -168,10 +172,12 @@ async def test_a_dead_workers_metrics_disappear_when_its_key_expires(
         os.kill(int(status["pid"]), signal.SIGKILL)
         killed = time.monotonic()
         await scrape_until(node, lambda m: worker not in workers_in(m), within=10)
-        deadline = killed + 10
-        while await redis.exists(metrics_key(worker)):  # expires with the alive TTL (3 s)
-            assert time.monotonic() < deadline, "the dead worker's metrics key never expired"
-            await asyncio.sleep(0.1)
+
+        async def expired() -> bool:  # with the alive TTL (3 s)
+            return not await redis.exists(metrics_key(worker))
+
+        await eventually(expired, "the dead worker's metrics key expired", within_s=10)
+        assert time.monotonic() - killed < 10
 
 
 async def test_without_redis_the_node_still_serves_its_own_metrics() -> None:
