@@ -4,7 +4,7 @@ from billing_hooks.account_api import add_account_routes
 from billing_hooks.biller import Authorization, AutoPaySettings, Biller, Settlement
 from billing_hooks.funding import BillingError
 from billing_hooks.hooks import BillingEvent, Hook, HookBus, MemoryHook, WebhookHook
-from billing_hooks.ledger import Balance, Entry, Ledger, LedgerError
+from billing_hooks.ledger import Balance, Ledger, LedgerEntry, LedgerError
 from billing_hooks.payments import FakeProcessor, NoProcessor, PaymentProcessor, PaymentResult
 from billing_hooks.processors import ProcessorError, load_processor
 from billing_hooks.rates import DEFAULT_CAPS, RateCapError, check_rate, load_caps
@@ -17,11 +17,11 @@ __all__ = [
     "Biller",
     "BillingError",
     "BillingEvent",
-    "Entry",
     "FakeProcessor",
     "Hook",
     "HookBus",
     "Ledger",
+    "LedgerEntry",
     "LedgerError",
     "MemoryHook",
     "NoProcessor",

@@ -22,7 +22,7 @@ from redis.exceptions import LockError
 from billing_hooks.biller import AutoPaySettings, Biller, check_autopay_amount
 from billing_hooks.durability import RETRY_AFTER_S, NotDurable
 from billing_hooks.funding import BillingError
-from billing_hooks.ledger import Entry, Ledger
+from billing_hooks.ledger import Ledger, LedgerEntry
 from billing_hooks.money_api import MethodFields, Money
 from billing_hooks.payments import PAYMENTS_UNAVAILABLE
 from billing_hooks.receipts import PaymentMethods
@@ -114,7 +114,7 @@ def _limit(request: web.Request, default: int = 200) -> int:
     return int(raw)
 
 
-def _entry_json(entry: Entry) -> dict[str, Any]:
+def _entry_json(entry: LedgerEntry) -> dict[str, Any]:
     return {
         "seq": entry.seq,
         "at": entry.at,

@@ -34,7 +34,7 @@ from billing_hooks.allowance import Allowances, call_key
 from billing_hooks.durability import NotDurable, required, run_durably
 from billing_hooks.funding import BillingError, Funding
 from billing_hooks.hooks import BillingEvent, EventType, Hook
-from billing_hooks.ledger import Entry, Ledger, LedgerError
+from billing_hooks.ledger import Ledger, LedgerEntry, LedgerError
 from billing_hooks.payments import PAYMENTS_UNAVAILABLE, NoProcessor, PaymentProcessor
 from billing_hooks.plans import FacilityPlan, PricingPlans
 from core import tariff
@@ -96,7 +96,7 @@ def check_autopay_amount(amount_cents: int) -> None:
         )
 
 
-def _same_deposit(entry: Entry, amount: int) -> None:
+def _same_deposit(entry: LedgerEntry, amount: int) -> None:
     if entry.amount_cents != amount or entry.kind != "deposit":
         raise BillingError(
             "idempotency_conflict",
@@ -108,7 +108,7 @@ async def _nothing(pipe: Any) -> None:
     """No write of its own: the barrier and WAIT that follow confirm the MULTI before them."""
 
 
-def calls_key(family_id: str) -> str:
+def family_calls_key(family_id: str) -> str:
     return f"billing:calls:{family_id}"
 
 
@@ -269,7 +269,7 @@ class Biller:
             "settled_at": entry.at,
         }
         await self._record_call(
-            keys=[calls_key(family_id), f"{calls_key(family_id)}:ids"],
+            keys=[family_calls_key(family_id), f"{family_calls_key(family_id)}:ids"],
             args=[call_id, json.dumps(record)],
         )
         await self._emit(
@@ -297,7 +297,7 @@ class Biller:
         end_reason: str,
         rate: int,
         held: int,
-    ) -> tuple[Entry, int]:
+    ) -> tuple[LedgerEntry, int]:
         """The agency's part and the family's charge in one MULTI, under WATCH of the call's
         reservation (a connect racing the end changes it: then this runs again). A retry gets
         both first results back (the scripts are idempotent per call)."""
@@ -340,7 +340,7 @@ class Biller:
 
     async def calls(self, family_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """Settled calls of a family, newest first."""
-        raw = await self._redis.lrange(calls_key(family_id), 0, limit - 1)
+        raw = await self._redis.lrange(family_calls_key(family_id), 0, limit - 1)
         return [json.loads(item) for item in raw]
 
     # -- low balance and AutoPay -------------------------------------------------------------
@@ -407,7 +407,7 @@ class Biller:
 
     # -- deposits and closing ----------------------------------------------------------------
 
-    async def deposit(self, family_id: str, amount_cents: int, idempotency_key: str) -> Entry:
+    async def deposit(self, family_id: str, amount_cents: int, idempotency_key: str) -> LedgerEntry:
         """Take ``amount_cents`` through the processor and deposit it, once per key."""
         self._need_payments()
         if (
@@ -433,10 +433,10 @@ class Biller:
 
     def _deposit_event(
         self, key: str, family_id: str, amount: int
-    ) -> Callable[[Entry], Awaitable[None]]:
+    ) -> Callable[[LedgerEntry], Awaitable[None]]:
         """The ``deposit`` event, kept for sure before the deposit is acknowledged."""
 
-        async def emit(entry: Entry) -> None:
+        async def emit(entry: LedgerEntry) -> None:
             if entry.amount_cents != amount or entry.kind != "deposit":
                 return  # another deposit's key: refused by _same_deposit
             data = {"family_id": family_id, "amount_cents": amount}
@@ -445,7 +445,7 @@ class Biller:
 
         return emit
 
-    async def close(self, family_id: str) -> Entry:
+    async def close(self, family_id: str) -> LedgerEntry:
         """Refund the unused balance to the family and close the account (idempotent)."""
         entry = await self.funding.close(family_id)
         await self._redis.hset(f"autopay:{family_id}", "enabled", "0")

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from billing_hooks.durability import run_durably
-from billing_hooks.ledger import Entry, Ledger, LedgerError
+from billing_hooks.ledger import Ledger, LedgerEntry, LedgerError
 from billing_hooks.payments import PaymentProcessor
 from core.redis_text import text
 
@@ -57,8 +57,8 @@ class Funding:
         amount: int,
         key: str,
         ref: str,
-        then: Callable[[Entry], Awaitable[None]] | None = None,
-    ) -> Entry:
+        then: Callable[[LedgerEntry], Awaitable[None]] | None = None,
+    ) -> LedgerEntry:
         """Charge ``amount`` (processor key ``key``) and credit it (ledger ref ``ref``), once;
         ``then`` (the funding's billing event) runs before the intent is done with.
 
@@ -132,7 +132,7 @@ class Funding:
         raw = await self._redis.hgetall(FUNDING_PENDING)
         return [(text(k), json.loads(v)) for k, v in raw.items()]
 
-    async def close(self, family_id: str) -> Entry:
+    async def close(self, family_id: str) -> LedgerEntry:
         """Refund the whole balance on the ledger, close the account, and pay the refund out."""
         ref = f"close:{family_id}"
         mark = json.dumps({"family_id": family_id, "at": time.time()})

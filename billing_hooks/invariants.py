@@ -20,16 +20,16 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from billing_hooks.ledger import Entry, Ledger
+from billing_hooks.ledger import Ledger, LedgerEntry
 
 
 @dataclass(frozen=True)
 class Audit:
-    entries: list[Entry]
+    entries: list[LedgerEntry]
     problems: list[str]
 
 
-def release_problems(entries: list[Entry]) -> list[str]:
+def release_problems(entries: list[LedgerEntry]) -> list[str]:
     """A plain release entry's amount is the hold it freed."""
     holds: dict[str, int] = {}
     problems: list[str] = []
@@ -44,7 +44,7 @@ def release_problems(entries: list[Entry]) -> list[str]:
     return problems
 
 
-def _replay(entries: list[Entry]) -> tuple[int, int, dict[str, int], list[str]]:
+def _replay(entries: list[LedgerEntry]) -> tuple[int, int, dict[str, int], list[str]]:
     """(balance, held, totals by kind, problems) from the entries alone."""
     bal = held = 0
     totals: dict[str, int] = defaultdict(int)
@@ -74,8 +74,8 @@ def _replay(entries: list[Entry]) -> tuple[int, int, dict[str, int], list[str]]:
     return bal, held, totals, problems
 
 
-def _ref_problems(entries: list[Entry]) -> list[str]:
-    by_ref: dict[str, list[Entry]] = defaultdict(list)
+def _ref_problems(entries: list[LedgerEntry]) -> list[str]:
+    by_ref: dict[str, list[LedgerEntry]] = defaultdict(list)
     for e in entries:
         by_ref[e.ref].append(e)
     problems: list[str] = []

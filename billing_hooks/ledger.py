@@ -123,7 +123,7 @@ class LedgerError(Exception):
 
 
 @dataclass(frozen=True)
-class Entry:
+class LedgerEntry:
     seq: int
     kind: str
     amount_cents: int
@@ -144,7 +144,7 @@ class Entry:
         return self.balance_cents - self.held_cents
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> Entry:
+    def from_json(cls, raw: str | bytes) -> LedgerEntry:
         data = json.loads(raw)
         meta = data.get("meta")
         data["meta"] = meta if isinstance(meta, dict) else {}
@@ -188,7 +188,7 @@ class Ledger:
         meta: dict[str, Any] | None = None,
         pipe: Pipeline | None = None,
         void_missing_hold: bool = False,
-    ) -> Entry | None:
+    ) -> LedgerEntry | None:
         if (
             not isinstance(amount, int)
             or isinstance(amount, bool)
@@ -223,7 +223,7 @@ class Ledger:
         return self.result(account, kind, amount, [status, payload])
 
     @staticmethod
-    def result(account: str, kind: str, amount: int, raw: Any) -> Entry:
+    def result(account: str, kind: str, amount: int, raw: Any) -> LedgerEntry:
         """The entry a queued change made (what its script returned in a pipeline), or the
         :class:`LedgerError` of its refusal."""
         if isinstance(raw, Exception):
@@ -232,7 +232,7 @@ class Ledger:
         if _status(status) == "err":  # refused: nothing was written, confirmed or not
             reason = payload.decode() if isinstance(payload, bytes) else str(payload)
             raise LedgerError(reason, f"{kind} of {amount} cents on {account} refused: {reason}")
-        return Entry.from_json(payload)
+        return LedgerEntry.from_json(payload)
 
     def _queue(self, keys: list[str], args: list[Any]) -> Callable[[Pipeline], Awaitable[None]]:
         async def queue(pipe: Pipeline) -> None:
@@ -240,19 +240,19 @@ class Ledger:
 
         return queue
 
-    async def _apply_one(self, *args: Any, **kwargs: Any) -> Entry:
+    async def _apply_one(self, *args: Any, **kwargs: Any) -> LedgerEntry:
         entry = await self._run(*args, **kwargs)
         assert entry is not None
         return entry
 
     async def deposit(
         self, account: str, amount: int, ref: str, meta: dict[str, Any] | None = None
-    ) -> Entry:
+    ) -> LedgerEntry:
         return await self._apply_one(account, "deposit", amount, ref, meta=meta)
 
     async def autopay(
         self, account: str, amount: int, ref: str, meta: dict[str, Any] | None = None
-    ) -> Entry:
+    ) -> LedgerEntry:
         """An AutoPay funding: a deposit kind (counted in ``deposits_cents``)."""
         return await self._apply_one(account, "autopay", amount, ref, meta=meta)
 
@@ -262,7 +262,7 @@ class Ledger:
 
     async def hold(
         self, account: str, hold_id: str, amount: int, meta: dict[str, Any] | None = None
-    ) -> Entry:
+    ) -> LedgerEntry:
         """Reserve ``amount`` (ref ``hold:{hold_id}``); a retry returns the first entry.
 
         If the hold id was voided by a settlement that came first, returns that void marker
@@ -272,7 +272,7 @@ class Ledger:
             account, "hold", amount, f"hold:{hold_id}", hold_id=hold_id, meta=meta
         )
 
-    async def release(self, account: str, hold_id: str) -> Entry:
+    async def release(self, account: str, hold_id: str) -> LedgerEntry:
         return await self._apply_one(account, "release", 0, f"release:{hold_id}", hold_id=hold_id)
 
     async def charge(
@@ -283,7 +283,7 @@ class Ledger:
         hold_id: str = "",
         meta: dict[str, Any] | None = None,
         void_missing_hold: bool = False,
-    ) -> Entry:
+    ) -> LedgerEntry:
         """Charge ``amount``; with ``hold_id``, against that hold, releasing the rest of it.
 
         With ``void_missing_hold``, a missing hold is not an error: nothing is charged, the hold
@@ -322,13 +322,15 @@ class Ledger:
             void_missing_hold=void_missing_hold,
         )
 
-    async def credit(self, account: str, amount: int, ref: str) -> Entry:
+    async def credit(self, account: str, amount: int, ref: str) -> LedgerEntry:
         return await self._apply_one(account, "credit", amount, ref)
 
-    async def refund(self, account: str, amount: int, ref: str) -> Entry:
+    async def refund(self, account: str, amount: int, ref: str) -> LedgerEntry:
         return await self._apply_one(account, "refund", amount, ref)
 
-    async def close(self, account: str, ref: str, meta: dict[str, Any] | None = None) -> Entry:
+    async def close(
+        self, account: str, ref: str, meta: dict[str, Any] | None = None
+    ) -> LedgerEntry:
         """Refund the whole balance and close the account, atomically; refused with
         ``holds_outstanding`` while a hold (a call) is open. A retry returns the first entry."""
         return await self._apply_one(account, "close", 0, ref, meta={"close": True, **(meta or {})})
@@ -356,14 +358,14 @@ class Ledger:
             status=status,
         )
 
-    async def entries(self, account: str, start: int = 0, end: int = -1) -> list[Entry]:
+    async def entries(self, account: str, start: int = 0, end: int = -1) -> list[LedgerEntry]:
         raw = await self._redis.lrange(f"acct:{account}:entries", start, end)
-        return [Entry.from_json(item) for item in raw]
+        return [LedgerEntry.from_json(item) for item in raw]
 
     async def has_ref(self, account: str, ref: str) -> bool:
         return bool(await self._redis.hexists(f"acct:{account}:refs", ref))
 
-    async def find(self, account: str, ref: str, *, confirmed: bool = False) -> Entry | None:
+    async def find(self, account: str, ref: str, *, confirmed: bool = False) -> LedgerEntry | None:
         """The entry (or void marker) a ref produced, if that change was made. ``confirmed``:
         before an idempotent retry acknowledges what it found, a replica has it too
         (:class:`billing_hooks.durability.NotDurable` if not; nothing asked of a single Redis)."""
@@ -379,4 +381,4 @@ class Ledger:
                 done.check(f"the entry {ref} on {account}")
         else:
             raw = await self._redis.hget(key, ref)
-        return None if raw is None else Entry.from_json(raw)
+        return None if raw is None else LedgerEntry.from_json(raw)

@@ -28,7 +28,7 @@ from pydantic import Field, StrictStr
 
 from billing_hooks.biller import Biller
 from billing_hooks.funding import BillingError
-from billing_hooks.ledger import Entry, Ledger
+from billing_hooks.ledger import Ledger, LedgerEntry
 from billing_hooks.payments import (
     DECLINE_MESSAGES,
     PAYMENTS_UNAVAILABLE,
@@ -104,7 +104,7 @@ class Money:
 
     async def deposit(
         self, family_id: str, amount_cents: int, key: str, submitted: Mapping[str, str] | None
-    ) -> tuple[Entry, Receipt]:
+    ) -> tuple[LedgerEntry, Receipt]:
         """A deposit paid with ``submitted`` (else the method on file), with its receipt."""
         ledger_ref = f"deposit:{key}"
         done = await self._ledger.find(family_id, ledger_ref)
@@ -145,7 +145,7 @@ class Money:
         }
 
     async def statement_lines(
-        self, family_id: str, entries: list[Entry], lines: list[dict[str, Any]]
+        self, family_id: str, entries: list[LedgerEntry], lines: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         """``lines`` (the JSON of ``entries``) with their reference and, for a call's charge,
         the minutes billed times the rate fixed at connect."""
@@ -168,7 +168,7 @@ class Money:
         return out
 
 
-def _arithmetic(charge: Entry, hold: Entry | None) -> dict[str, Any]:
+def _arithmetic(charge: LedgerEntry, hold: LedgerEntry | None) -> dict[str, Any]:
     rate = int(hold.meta.get("rate_cents_per_minute") or 0) if hold is not None else 0
     charged = charge.amount_cents
     out: dict[str, Any] = {

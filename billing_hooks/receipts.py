@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from billing_hooks.ledger import Entry, Ledger
+from billing_hooks.ledger import Ledger, LedgerEntry
 from billing_hooks.payments import PaymentMethod
 from core.redis_text import text
 
@@ -96,7 +96,7 @@ class PaymentMethods:
         """Record that the deposit ``ledger_ref`` is paid with ``method`` (before charging)."""
         await self._redis.hset(self._used(family_id), ledger_ref, method.label)
 
-    async def label_for(self, family_id: str, entry: Entry) -> str:
+    async def label_for(self, family_id: str, entry: LedgerEntry) -> str:
         if entry.ref == SEED_REF:
             return "opening balance"
         used = await self._redis.hget(self._used(family_id), entry.ref)
@@ -117,7 +117,7 @@ class Receipts:
         self._ledger = ledger
         self._methods = methods
 
-    async def of_entry(self, family_id: str, entry: Entry) -> Receipt:
+    async def of_entry(self, family_id: str, entry: LedgerEntry) -> Receipt:
         return Receipt(
             reference=reference_of(entry.seq),
             kind=entry.kind,

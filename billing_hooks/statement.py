@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from billing_hooks.ledger import Entry
+from billing_hooks.ledger import LedgerEntry
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 DEPOSIT_KINDS = ("deposit", "autopay")
@@ -47,7 +47,7 @@ def month_of(at: float, zone: ZoneInfo) -> str:
     return datetime.fromtimestamp(at, zone).strftime("%Y-%m")
 
 
-def months(entries: list[Entry], zone: ZoneInfo) -> list[str]:
+def months(entries: list[LedgerEntry], zone: ZoneInfo) -> list[str]:
     """The months with any ledger entry, newest first."""
     return sorted({month_of(e.at, zone) for e in entries if e.seq}, reverse=True)
 
@@ -154,7 +154,7 @@ def build(
     name: str,
     month: str,
     timezone: str,
-    entries: list[Entry],
+    entries: list[LedgerEntry],
     calls: list[dict[str, Any]],
 ) -> Statement:
     """The statement of ``month`` from every ledger entry of the account (oldest first) and its

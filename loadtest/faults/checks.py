@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from billing_hooks.invariants import audit_account
-from billing_hooks.ledger import Entry
+from billing_hooks.ledger import LedgerEntry
 from core.tariff import charge_cents
 from loadtest.faults.cluster import INVESTIGATOR, Cluster
 from media.control import ControlError, calls_key
@@ -88,7 +88,7 @@ async def settlement(cluster: Cluster, call_id: str) -> Settled:
     run = [e for e in await ledger.entries(family) if e.ref == settle_ref]
     if [e.kind for e in run] not in SETTLEMENT_RUNS:
         out.problems.append(f"call {call_id}: settlement entries {[e.kind for e in run]}")
-    hold: Entry | None = await ledger.find(family, f"hold:{call_id}")
+    hold: LedgerEntry | None = await ledger.find(family, f"hold:{call_id}")
     out.hold_cents = hold.amount_cents if hold is not None and not hold.void else 0
     if await cluster.redis.hexists(f"acct:{family}:holds", call_id):
         out.problems.append(f"call {call_id}: its hold is still out")

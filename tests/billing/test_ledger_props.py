@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from billing_hooks.invariants import audit_account
-from billing_hooks.ledger import Entry, Ledger, LedgerError
+from billing_hooks.ledger import Ledger, LedgerEntry, LedgerError
 
 REFS = [f"r{i}" for i in range(30)]
 HOLDS = [f"h{i}" for i in range(4)]
@@ -48,7 +48,7 @@ PROPS = settings(
 )
 
 
-async def run(ledger: Ledger, acct: str, op: Op) -> Entry | LedgerError:
+async def run(ledger: Ledger, acct: str, op: Op) -> LedgerEntry | LedgerError:
     kind = op[0]
     try:
         if kind in ("deposit", "autopay", "credit", "refund", "charge"):
@@ -142,7 +142,7 @@ class Model:
         return "ok"
 
 
-async def check_invariants(ledger: Ledger, redis: Redis, acct: str) -> list[Entry]:
+async def check_invariants(ledger: Ledger, redis: Redis, acct: str) -> list[LedgerEntry]:
     """Every ledger invariant (:func:`billing_hooks.invariants.audit_account`) holds."""
     audit = await audit_account(ledger, redis, acct)
     assert not audit.problems, audit.problems
