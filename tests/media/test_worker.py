@@ -286,10 +286,12 @@ async def test_requests_are_served_concurrently_and_time_out(
     control: SfuControl, redis: Redis
 ) -> None:
     gate = asyncio.Event()
+    slow_started = asyncio.Event()
     abandoned = asyncio.Event()
 
     async def handler(op: str, args: dict[str, object]) -> dict[str, object]:
         if op == "slow":
+            slow_started.set()
             await asyncio.wait_for(gate.wait(), 5)  # only the "fast" request opens it
         elif op == "fast":
             gate.set()
@@ -309,7 +311,7 @@ async def test_requests_are_served_concurrently_and_time_out(
     server.start()
     try:
         slow = asyncio.create_task(control.request("w1", "slow", {}))
-        await asyncio.sleep(0)
+        await asyncio.wait_for(slow_started.wait(), 5)  # the slow one is being served
         assert await control.request("w1", "fast", {}, timeout_s=3) == {"op": "fast"}
         assert await asyncio.wait_for(slow, 3) == {"op": "slow"}
         await raises("not_found", control.request("w1", "other", {}))
