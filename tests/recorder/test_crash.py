@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -16,13 +17,30 @@ from recorder.service import RecordingService
 from recorder.storage import LocalStorage
 from tests.recorder.conftest import call_info
 from tests.recorder.test_muxer import video_colours
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_S = 3.0  # media written before the kill is announced; more follows in real time
 
 
+@dataclass(frozen=True)
+class Writer:
+    pid: int
+    written: int  # bytes in its file when it reached the real-time part
+
+    def file_size(self, call_id: str) -> int:
+        """The size of the file the writer has open for ``call_id``, even once unlinked from
+        the store (read through its descriptor); 0 if it has none open."""
+        fds = Path(f"/proc/{self.pid}/fd")
+        for fd in fds.iterdir():
+            with contextlib.suppress(OSError):
+                if call_id in os.readlink(fd):
+                    return os.stat(fd).st_size
+        return 0
+
+
 @contextlib.asynccontextmanager
-async def writer_mid_call(storage: LocalStorage, call_id: str) -> AsyncIterator[None]:
+async def writer_mid_call(storage: LocalStorage, call_id: str) -> AsyncIterator[Writer]:
     """A writer process in the real-time part of a call, SIGKILLed on exit."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.recorder.crash_writer", str(storage.root), call_id,
@@ -32,7 +50,7 @@ async def writer_mid_call(storage: LocalStorage, call_id: str) -> AsyncIterator[
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 20)
         assert line.decode().startswith("written"), line
-        yield
+        yield Writer(proc.pid, int(line.split()[2]))
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         await proc.wait()
@@ -40,8 +58,11 @@ async def writer_mid_call(storage: LocalStorage, call_id: str) -> AsyncIterator[
 
 
 async def kill_writer_mid_call(storage: LocalStorage, call_id: str) -> None:
-    async with writer_mid_call(storage, call_id):
-        await asyncio.sleep(0.3)  # mid-call, in the real-time part
+    async with writer_mid_call(storage, call_id) as writer:
+        # Mid-call: the real-time part has written more than the fast part.
+        await eventually(
+            lambda: writer.file_size(call_id) > writer.written, "real-time writing under way"
+        )
 
 
 async def test_killed_writer_leaves_a_playable_file_and_sweep_marks_it_incomplete(
@@ -84,7 +105,7 @@ async def test_a_writer_still_running_cannot_change_a_sealed_recording(
     """The dead-worker path finalizes while a slow (not dead) worker keeps writing: what it
     writes afterwards never reaches the signed bytes."""
     await service.begin(call_info("LATE1"))
-    async with writer_mid_call(storage, "LATE1"):
+    async with writer_mid_call(storage, "LATE1") as writer:
         part = storage.part_path("LATE1")
         manifest = await service.finalize("LATE1", None, writer=None)
         assert manifest is not None and manifest.complete is False and manifest.size
@@ -92,7 +113,11 @@ async def test_a_writer_still_running_cannot_change_a_sealed_recording(
         assert written is None  # the writer's file is gone from the store
         # The writer goes on writing into its (unlinked) file for a while.
         before = os.stat(storage.path("LATE1")).st_size
-        await asyncio.sleep(0.5)  # let it write; nothing here waits for a state
+        past = max(writer.file_size("LATE1"), before)
+        await eventually(
+            lambda: writer.file_size("LATE1") > past,
+            "the writer writing on after the seal",
+        )
         assert os.stat(storage.path("LATE1")).st_size == before == manifest.size
     verification = await service.verify("LATE1")
     assert verification is not None and verification.ok, verification
