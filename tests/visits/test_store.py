@@ -138,8 +138,13 @@ async def test_fifty_families_race_for_three_stations(
     for conn in connections:
         await conn.ping()
     gate = asyncio.Event()
+    ready: list[int] = []
+    all_ready = asyncio.Event()
 
     async def race(i: int) -> str:
+        ready.append(i)
+        if len(ready) == RACERS:
+            all_ready.set()
         await gate.wait()
         try:
             visit = await services[i].book(f"FR{i}", f"RR{i}", start)
@@ -149,7 +154,7 @@ async def test_fifty_families_race_for_three_stations(
 
     try:
         tasks = [asyncio.create_task(race(i)) for i in range(RACERS)]
-        await asyncio.sleep(0)
+        await asyncio.wait_for(all_ready.wait(), 10)  # every racer at the gate, then go
         gate.set()
         results = await asyncio.gather(*tasks)
     finally:
