@@ -366,8 +366,9 @@ async def test_pli_throttle_coalesces_and_drops_satisfied_requests() -> None:
     await eventually(lambda: len(sent) == 2, within_s=1.0)  # coalesced trailing request
     assert sent[1] - sent[0] >= 0.09
     throttle.request()
+    assert throttle._timer is not None  # a trailing request is due at the quiet period's end
     throttle.keyframe_seen()  # satisfied before the quiet period ends: no extra PLI
-    await asyncio.sleep(0.15)
+    await eventually(lambda: throttle._timer is None, "the trailing request's time came")
     assert len(sent) == 2 and throttle.requested == 6
     throttle.close()
 
