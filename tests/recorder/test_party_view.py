@@ -187,6 +187,23 @@ def test_views_are_made_once_and_remade_when_the_original_changes(
     assert stored.list() == ["C1"] and views.discard("C1") == []
 
 
+class WatchedStorage(LocalStorage):
+    """A store that tells when a reader has checked how recent ``C1.family`` is twice (once per
+    round of waiting for another writer)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.looks = 0
+        self.looked_twice = threading.Event()
+
+    def modified_at(self, call_id: str) -> float:
+        if call_id == "C1.family":
+            self.looks += 1
+            if self.looks >= 2:
+                self.looked_twice.set()
+        return super().modified_at(call_id)
+
+
 def test_an_unfinished_view_is_waited_for_or_remade_if_abandoned(stored: LocalStorage) -> None:
     views = PartyViews(stored, wait_s=0.5, abandoned_s=30)
     with stored.open_write("C1.family") as fh:  # another writer, mid-way (no trailer yet)
@@ -196,15 +213,16 @@ def test_an_unfinished_view_is_waited_for_or_remade_if_abandoned(stored: LocalSt
         views.get("C1", "family", SHA)
 
     # The other writer finishes while this one waits: its view is used.
+    watched = WatchedStorage(stored.root)
+
     def finish() -> None:
-        time.sleep(0.3)
+        assert watched.looked_twice.wait(10)  # the waiter found it unfinished, and looks again
         stored.delete("C1.family")
         PartyViews(stored).get("C1", "family", SHA)
 
-    views.wait_s = 10
     helper = threading.Thread(target=finish)
     helper.start()
-    view = views.get("C1", "family", SHA)
+    view = PartyViews(watched, wait_s=10, abandoned_s=30).get("C1", "family", SHA)
     helper.join()
     assert view.size == stored.size("C1.family")
 
