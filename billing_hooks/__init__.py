@@ -1,7 +1,7 @@
 """Billing: the AdvanceConnect ledger, rate caps, metering and billing-event hooks."""
 
 from billing_hooks.account_api import add_account_routes
-from billing_hooks.biller import Authorization, AutoPaySettings, Biller, Settlement
+from billing_hooks.biller import Authorization, AutoPaySettings, Biller, CallCharge, Settlement
 from billing_hooks.funding import BillingError
 from billing_hooks.hooks import BillingEvent, Hook, HookBus, MemoryHook, WebhookHook
 from billing_hooks.ledger import Balance, Ledger, LedgerEntry, LedgerError
@@ -17,6 +17,7 @@ __all__ = [
     "Biller",
     "BillingError",
     "BillingEvent",
+    "CallCharge",
     "FakeProcessor",
     "Hook",
     "HookBus",

@@ -67,6 +67,25 @@ class Authorization:
 
 
 @dataclass(frozen=True)
+class CallCharge:
+    """What settlement needs of an ended call: who pays, how long it talked at what rate, and
+    what the family's statement says of it."""
+
+    call_id: str
+    family_id: str
+    connected_seconds: int
+    end_reason: str
+    rate: int  # cents per minute, as placed (the hold's, fixed at connect, wins)
+    facility_id: str = ""
+    facility_name: str = ""
+    resident_id: str = ""
+    resident_name: str = ""
+    started_at: float = 0.0
+    connected_at: float = 0.0
+    ended_at: float = 0.0
+
+
+@dataclass(frozen=True)
 class Settlement:
     charged_cents: int
     balance_cents: int
@@ -221,32 +240,19 @@ class Biller:
         data = {"call_id": call_id, "family_id": family_id, "remaining_s": remaining_s}
         await self._emit("call.warning", data, f"call.warning:{call_id}")
 
-    async def settle(
-        self,
-        call_id: str,
-        family_id: str,
-        connected_seconds: int,
-        end_reason: str,
-        rate: int,
-        *,
-        facility_id: str = "",
-        facility_name: str = "",
-        resident_id: str = "",
-        resident_name: str = "",
-        started_at: float = 0.0,
-        connected_at: float = 0.0,
-        ended_at: float = 0.0,
-    ) -> Settlement:
+    async def settle(self, charge: CallCharge) -> Settlement:
         """Charge the call (rule 6, the paid part) against its hold and release the rest, and
         consume the agency's part of the allowance: together, exactly once."""
-        seconds = max(0, int(connected_seconds))
+        call_id, family_id, facility_id = charge.call_id, charge.family_id, charge.facility_id
+        end_reason, rate, started_at = charge.end_reason, charge.rate, charge.started_at
+        seconds = max(0, int(charge.connected_seconds))
         hold_entry = await self.ledger.find(family_id, f"hold:{call_id}")
         held, fixed_rate = 0, rate
         if hold_entry is not None and not hold_entry.void:
             held = hold_entry.amount_cents  # the rate was fixed at connect, with the allowance
             fixed_rate = int(hold_entry.meta.get("rate_cents_per_minute") or rate)
         fp = await self._plan(facility_id)
-        day = local_day(fp.timezone, ended_at or self.allowances.clock())
+        day = local_day(fp.timezone, charge.ended_at or self.allowances.clock())
         entry, agency = await self._settle_once(
             call_id, family_id, facility_id, day, seconds, end_reason, fixed_rate, held
         )
@@ -258,10 +264,10 @@ class Biller:
             "started_at": started_at or None,
             # PROTOCOL.md's names for the family's call details
             "start": started_at or None,
-            "facility": {"id": facility_id, "name": facility_name or facility_id},
+            "facility": {"id": facility_id, "name": charge.facility_name or facility_id},
             # Who the call was with, so a statement reads "Call with James Doe".
-            "resident": {"id": resident_id or None, "name": resident_name or None},
-            "connected_at": connected_at or None,
+            "resident": {"id": charge.resident_id or None, "name": charge.resident_name or None},
+            "connected_at": charge.connected_at or None,
             "duration_s": int(first.get("connected_seconds", seconds)),
             "end_reason": str(first.get("end_reason", end_reason)),
             "charged_cents": result.charged_cents,

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from billing_hooks import (
     Biller,
+    CallCharge,
     HookBus,
     Ledger,
     PaymentProcessor,
@@ -40,6 +41,24 @@ def hooks_for(settings: Settings, redis: Redis) -> tuple[HookBus, list[WebhookHo
         bus.add(webhook)
         webhooks.append(webhook)
     return bus, webhooks
+
+
+def charge_of(record: CallRecord) -> CallCharge:
+    """What the biller settles of an ended call."""
+    return CallCharge(
+        call_id=record.call_id,
+        family_id=record.family_id,
+        connected_seconds=record.duration_s,
+        end_reason=record.end_reason,
+        rate=record.rate_cents_per_minute,
+        facility_id=record.facility_id,
+        facility_name=record.facility_name,
+        resident_id=record.resident_id,
+        resident_name=record.resident_name,
+        started_at=record.created_at,
+        connected_at=record.connected_at,
+        ended_at=record.ended_at,
+    )
 
 
 class BillingBridge:
@@ -99,17 +118,4 @@ class BillingBridge:
         await self.biller.warning(record.call_id, record.family_id)
 
     async def settle(self, record: CallRecord) -> Settlement:
-        return await self.biller.settle(
-            record.call_id,
-            record.family_id,
-            record.duration_s,
-            record.end_reason,
-            record.rate_cents_per_minute,
-            facility_id=record.facility_id,
-            facility_name=record.facility_name,
-            resident_id=record.resident_id,
-            resident_name=record.resident_name,
-            started_at=record.created_at,
-            connected_at=record.connected_at,
-            ended_at=record.ended_at,
-        )
+        return await self.biller.settle(charge_of(record))

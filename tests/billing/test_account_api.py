@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from billing_hooks import Biller, FakeProcessor, HookBus, Ledger, MemoryHook, add_account_routes
+from billing_hooks.biller import CallCharge
 from core.directory import Directory
 from core.domain import SeedFile
 from core.tokens import Tokens
@@ -146,7 +147,9 @@ async def test_declined_deposit(api: Api) -> None:
 async def test_statement_and_calls(api: Api) -> None:
     await api.call("POST", "/deposits", {"amount_cents": 500})
     await api.biller.authorize("call-1", "F1", 16, 1800)
-    await api.biller.settle("call-1", "F1", 90, "hangup", 16, facility_id="SQ", started_at=5.0)
+    await api.biller.settle(
+        CallCharge("call-1", "F1", 90, "hangup", 16, facility_id="SQ", started_at=5.0)
+    )
     status, body = await api.call("GET", "/statement")
     assert status == 200 and body["balance_cents"] == 1500 - 32
     rows = [
@@ -229,7 +232,7 @@ async def test_blocks(api: Api) -> None:
 async def test_close(api: Api) -> None:
     await api.biller.authorize("call-1", "F1", 16, 1800)
     assert_error(*await api.call("POST", "/close"), 409, "call_in_progress")
-    await api.biller.settle("call-1", "F1", 30, "hangup", 16)
+    await api.biller.settle(CallCharge("call-1", "F1", 30, "hangup", 16))
     await api.call("PUT", "/settings", {"autopay": {"enabled": True, "amount_cents": 500}})
     status, body = await api.call("POST", "/close")
     assert status == 200 and body["refunded_cents"] == 1000 - 16 and body["status"] == "closed"

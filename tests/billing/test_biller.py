@@ -17,6 +17,7 @@ from billing_hooks import (
     MemoryHook,
     PaymentResult,
 )
+from billing_hooks.biller import CallCharge
 
 RATE, MAX_S = 16, 1800
 
@@ -77,7 +78,9 @@ async def test_authorize_is_idempotent_under_concurrency(world: World) -> None:
 async def test_settle_charges_rule_6(world: World, seconds: int, reason: str, charged: int) -> None:
     await world.account("F", 1000)
     await world.biller.authorize("c1", "F", RATE, MAX_S)
-    result = await world.biller.settle("c1", "F", seconds, reason, RATE, facility_id="SQ")
+    result = await world.biller.settle(
+        CallCharge("c1", "F", seconds, reason, RATE, facility_id="SQ")
+    )
     assert (result.charged_cents, result.balance_cents) == (charged, 1000 - charged)
     b = await world.ledger.balance("F")
     assert (b.balance_cents, b.held_cents, b.charges_cents) == (1000 - charged, 0, charged)
@@ -88,10 +91,10 @@ async def test_settle_exactly_once_whatever_the_retries(world: World) -> None:
     await world.biller.authorize("c1", "F", RATE, MAX_S)
     # Two nodes, retries, even disagreeing durations: one charge, and everyone gets the first.
     results = await asyncio.gather(
-        *(world.biller.settle("c1", "F", 125 + i, "hangup", RATE) for i in range(10))
+        *(world.biller.settle(CallCharge("c1", "F", 125 + i, "hangup", RATE)) for i in range(10))
     )
     assert len(set(results)) == 1
-    again = await world.biller.settle("c1", "F", 999, "hangup", RATE)
+    again = await world.biller.settle(CallCharge("c1", "F", 999, "hangup", RATE))
     assert again == results[0] and again.charged_cents == 48
     assert (await world.ledger.balance("F")).charges_cents == 48
     assert [e.kind for e in await world.ledger.entries("F")].count("charge") == 1
@@ -104,13 +107,15 @@ async def test_settle_exactly_once_whatever_the_retries(world: World) -> None:
 async def test_the_rate_is_fixed_at_connect(world: World) -> None:
     await world.account("F", 1000)
     await world.biller.authorize("c1", "F", RATE, MAX_S)
-    result = await world.biller.settle("c1", "F", 60, "hangup", 25)  # admin raised it mid-call
+    result = await world.biller.settle(
+        CallCharge("c1", "F", 60, "hangup", 25)
+    )  # admin raised it mid-call
     assert result.charged_cents == RATE
 
 
 async def test_a_call_that_never_connected_costs_nothing(world: World) -> None:
     await world.account("F", 1000)
-    result = await world.biller.settle("c1", "F", 0, "connection_lost", RATE)
+    result = await world.biller.settle(CallCharge("c1", "F", 0, "connection_lost", RATE))
     assert (result.charged_cents, result.balance_cents) == (0, 1000)
     # A connect that lost the race with the end can never strand a hold.
     late = await world.biller.authorize("c1", "F", RATE, MAX_S)
@@ -126,7 +131,7 @@ async def test_connect_and_end_racing_never_strand_money(world: World) -> None:
         await world.account(family, 1000)
         await asyncio.gather(
             world.biller.authorize(f"c{i}", family, RATE, MAX_S),
-            world.biller.settle(f"c{i}", family, 0, "connection_lost", RATE),
+            world.biller.settle(CallCharge(f"c{i}", family, 0, "connection_lost", RATE)),
         )
         b = await world.ledger.balance(family)
         assert (b.balance_cents, b.held_cents) == (1000, 0)
@@ -137,7 +142,7 @@ async def test_call_history(world: World) -> None:
     for n, seconds in enumerate((30, 200)):
         await world.biller.authorize(f"c{n}", "F", RATE, MAX_S)
         await world.biller.settle(
-            f"c{n}", "F", seconds, "hangup", RATE, facility_id="SQ", started_at=1.0 + n
+            CallCharge(f"c{n}", "F", seconds, "hangup", RATE, facility_id="SQ", started_at=1.0 + n)
         )
     calls = await world.biller.calls("F")
     assert [(c["call_id"], c["duration_s"], c["charged_cents"]) for c in calls] == [
@@ -152,7 +157,7 @@ async def test_low_balance_and_autopay_once(world: World) -> None:
     await world.biller.set_autopay("F", AutoPaySettings(True, 2000))
     await world.biller.authorize("c1", "F", RATE, MAX_S)
     for _ in range(3):
-        result = await world.biller.settle("c1", "F", 600, "hangup", RATE)
+        result = await world.biller.settle(CallCharge("c1", "F", 600, "hangup", RATE))
         await world.biller.drain()
     assert result.balance_cents == 600 - 160
     assert {e.data["balance_cents"] for e in world.events.of("low_balance")} == {440}
@@ -171,7 +176,7 @@ async def test_autopay_off_or_balance_high_does_nothing(world: World) -> None:
     await world.biller.set_autopay("G", AutoPaySettings(True, 500))
     for family in ("F", "G"):
         await world.biller.authorize(f"c-{family}", family, RATE, MAX_S)
-        await world.biller.settle(f"c-{family}", family, 600, "hangup", RATE)
+        await world.biller.settle(CallCharge(f"c-{family}", family, 600, "hangup", RATE))
     await world.biller.drain()
     assert world.processor.payments == {}
     assert [e.data["family_id"] for e in world.events.of("low_balance")] == ["F"]
@@ -182,7 +187,7 @@ async def test_autopay_failure_leaves_the_ledger_alone(world: World) -> None:
     await world.biller.set_autopay("F", AutoPaySettings(True, 1000))
     world.processor.fail_with = "card_declined"
     await world.biller.authorize("c1", "F", RATE, MAX_S)
-    await world.biller.settle("c1", "F", 600, "hangup", RATE)
+    await world.biller.settle(CallCharge("c1", "F", 600, "hangup", RATE))
     await world.biller.drain()
     assert await world.available("F") == 440
     assert [e.kind for e in await world.ledger.entries("F")] == [
@@ -201,7 +206,7 @@ async def test_autopay_interrupted_is_resumed_once(world: World) -> None:
     await world.biller.set_autopay("F", AutoPaySettings(True, 1000))
     world.processor.raise_error = ConnectionError("processor down")
     await world.biller.authorize("c1", "F", RATE, MAX_S)
-    await world.biller.settle("c1", "F", 600, "hangup", RATE)
+    await world.biller.settle(CallCharge("c1", "F", 600, "hangup", RATE))
     await world.biller.drain()
     assert await world.available("F") == 440
     assert await world.redis.hlen("billing:funding:pending") == 1
@@ -230,7 +235,7 @@ async def test_close_refunds_and_blocks(world: World) -> None:
     with pytest.raises(BillingError) as busy:
         await world.biller.close("F")
     assert busy.value.code == "call_in_progress"
-    await world.biller.settle("c1", "F", 60, "hangup", RATE)
+    await world.biller.settle(CallCharge("c1", "F", 60, "hangup", RATE))
     entry = await world.biller.close("F")
     assert entry.kind == "refund" and entry.amount_cents == 1000 - RATE
     assert (await world.biller.close("F")).seq == entry.seq  # a retry is the same close

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from billing_hooks import Biller, FakeProcessor, HookBus, Ledger, MemoryHook, add_account_routes
+from billing_hooks.biller import CallCharge
 from core.directory import Directory
 from core.domain import SeedFile
 from core.redis_text import text
@@ -191,7 +192,7 @@ async def test_a_call_in_progress_keeps_the_account_open(api: Api) -> None:
 async def test_statement_lines_show_minutes_times_rate(api: Api) -> None:
     auth = await api.biller.authorize("c-7", "F1", 25, 1800)
     assert auth.hold_cents
-    await api.biller.settle("c-7", "F1", 150, "hangup", 25, resident_name="James Doe")
+    await api.biller.settle(CallCharge("c-7", "F1", 150, "hangup", 25, resident_name="James Doe"))
     _status, body = await api.call("GET", "/statement")
     charge = next(e for e in body["entries"] if e["kind"] == "charge")
     assert charge["reference"] == "c-7"
@@ -219,7 +220,9 @@ async def test_an_autopay_funding_has_a_receipt_naming_the_card(api: Api) -> Non
     )  # fmt: skip
     assert status == 200, body
     await api.biller.authorize("c-9", "F1", 25, 1800)
-    await api.biller.settle("c-9", "F1", 21 * 60, "hangup", 25)  # $10.00 - $5.25 = $4.75
+    await api.biller.settle(
+        CallCharge("c-9", "F1", 21 * 60, "hangup", 25)
+    )  # $10.00 - $5.25 = $4.75
     await api.biller.drain()
     status, listed = await api.call("GET", "/receipts")
     autopay = listed["receipts"][0]

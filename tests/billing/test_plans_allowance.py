@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from billing_hooks import Biller, HookBus, Ledger, MemoryHook
 from billing_hooks.allowance import Allowances, Reservation
+from billing_hooks.biller import CallCharge
 from billing_hooks.durability import NotDurable
 from billing_hooks.plans import PricingPlans
 from core import tariff
@@ -209,11 +210,11 @@ async def test_montana_on_the_biller(world: World) -> None:
     auth = await world.biller.authorize("c1", "F", 25, 1800, resident_id="R", facility_id="MT")
     assert (auth.allowed_seconds, auth.free_seconds, auth.hold_cents) == (1800, 600, 20 * 25)
     done = await world.biller.settle(
-        "c1", "F", 12 * 60, "hangup", 25, facility_id="MT", resident_id="R"
+        CallCharge("c1", "F", 12 * 60, "hangup", 25, facility_id="MT", resident_id="R")
     )
     assert (done.agency_seconds, done.charged_cents, done.balance_cents) == (600, 50, 950)
     again = await world.biller.settle(
-        "c1", "F", 12 * 60, "hangup", 25, facility_id="MT", resident_id="R"
+        CallCharge("c1", "F", 12 * 60, "hangup", 25, facility_id="MT", resident_id="R")
     )
     assert again == done
     settled, *repeats = world.events.of("call.settled")
@@ -244,7 +245,9 @@ async def test_concurrent_settlements_on_two_nodes_charge_and_consume_once(
         )
         results = await asyncio.gather(
             *(
-                b.settle("c1", "F", 700, "hangup", 25, facility_id="MT", resident_id="R")
+                b.settle(
+                    CallCharge("c1", "F", 700, "hangup", 25, facility_id="MT", resident_id="R")
+                )
                 for b in [world.biller, b2] * 4
             )
         )
@@ -262,13 +265,15 @@ async def test_connecticut_caps_the_day_and_then_refuses(world: World) -> None:
     facility = await world.facility("CT", 0, Pricing(payer="agency", max_minutes_per_day=90))
     # 85 minutes already talked today (a settled call of a recorded length).
     await world.biller.authorize("c0", "F", 0, 4 * 3600, resident_id="R", facility_id="CT")
-    await world.biller.settle("c0", "F", 85 * 60, "hangup", 0, facility_id="CT", resident_id="R")
+    await world.biller.settle(
+        CallCharge("c0", "F", 85 * 60, "hangup", 0, facility_id="CT", resident_id="R")
+    )
     quote = await world.plans.ring("R", facility, 0)
     assert (quote.allowed_seconds, quote.free_seconds) == (300, 300)
     auth = await world.biller.authorize("c1", "F", 0, 1800, resident_id="R", facility_id="CT")
     assert (auth.allowed_seconds, auth.free_seconds, auth.hold_cents) == (300, 300, 0)
     done = await world.biller.settle(
-        "c1", "F", 305, "time_limit", 0, facility_id="CT", resident_id="R"
+        CallCharge("c1", "F", 305, "time_limit", 0, facility_id="CT", resident_id="R")
     )
     assert (done.agency_seconds, done.charged_cents) == (300, 0)
     with pytest.raises(ProtocolError) as refused:

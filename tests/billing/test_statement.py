@@ -19,6 +19,7 @@ import pytest
 from pypdf import PdfReader
 from redis.asyncio import Redis
 
+from billing_hooks.biller import CallCharge
 from billing_hooks.statement import dollars, parse_month
 from billing_hooks.statement_pdf import minutes, when
 from tests.billing.plans_data import plans_seed
@@ -58,12 +59,12 @@ async def node(start_node: NodeFactory, redis: Redis) -> Node:
         ("s3", 5, "hangup"),
     ]:
         await biller.authorize(call_id, "FM", 25, 1800, resident_id="RM", facility_id="MT")
-        await biller.settle(
+        await biller.settle(CallCharge(
             call_id, "FM", seconds, reason, 25, facility_id="MT",
             facility_name="Montana State Prison", resident_id="RM",
             resident_name="Monty Resident", started_at=now - seconds - 20,
             connected_at=now - seconds, ended_at=now,
-        )  # fmt: skip
+        ))  # fmt: skip
     await handle.node.ledger.credit("FM", 75, "credit:goodwill")
     await handle.node.ledger.refund("FM", 100, "refund:requested")
     return handle

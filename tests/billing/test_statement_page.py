@@ -15,6 +15,7 @@ from playwright.async_api import expect
 from pypdf import PdfReader
 from redis.asyncio import Redis
 
+from billing_hooks.biller import CallCharge
 from client.session import ProtocolClient
 from core.tokens import Tokens
 from tests.billing.plans_data import plans_seed
@@ -38,10 +39,10 @@ async def server(start_node: NodeFactory, redis: Redis) -> WebNode:
     handle = await start_node()
     biller, now = handle.node.billing.biller, time.time()
     await biller.authorize("p1", "FM", 25, 1800, resident_id="RM", facility_id="MT")
-    await biller.settle(
+    await biller.settle(CallCharge(
         "p1", "FM", 720, "hangup", 25, facility_id="MT", facility_name="Montana State Prison",
         resident_id="RM", resident_name="Monty Resident", connected_at=now - 720, ended_at=now,
-    )  # fmt: skip
+    ))  # fmt: skip
     return WebNode(handle.node, handle.url, Tokens(SECRET))
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from playwright.async_api import Page, expect
 
 from billing_hooks import FakeProcessor
+from billing_hooks.biller import CallCharge
 from tests.web.conftest import Pages, WebNode, api_as, screenshot
 
 APPROVED = "4242 4242 4242 4242"
@@ -182,11 +183,11 @@ async def test_statement_lines_show_minutes_times_rate(pages: Pages, server: Web
     biller = server.node.billing.biller
     await biller.authorize("call-web-1", "F1", 20, 1800, facility_id="SQ")
     now = time.time()
-    await biller.settle(
+    await biller.settle(CallCharge(
         "call-web-1", "F1", 150, "hangup", 20, facility_id="SQ", facility_name="San Quentin",
         resident_id="R1", resident_name="James Doe", started_at=now - 160,
         connected_at=now - 150, ended_at=now,
-    )  # fmt: skip
+    ))  # fmt: skip
     family = await pages.open("/family", "family", "F1")
     await expect(family.locator("#balance")).to_have_text("$9.40")
     await family.click("#tabs [data-go=history]")
