@@ -20,13 +20,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from core.embedded_redis import EmbeddedRedis, _free_port
 from tests.test_seed import run_cli
+from tests.waiting import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,12 +101,8 @@ def serves() -> Iterator[list[Serve]]:
         embedded.stop()
 
 
-def until(check: object, what: str, within_s: float) -> None:
-    deadline = time.monotonic() + within_s
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {within_s} s: {what}")
-        time.sleep(0.05)
+def until(check: Callable[[], bool], what: str, within_s: float) -> None:
+    eventually_sync(check, what, within_s=within_s)
 
 
 def test_an_idle_serve_exits_within_10_s_of_sigint(serves: list[Serve], tmp_path: Path) -> None:

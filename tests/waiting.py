@@ -34,3 +34,19 @@ async def eventually(
             described = what() if callable(what) else what
             raise AssertionError(f"not true within {within_s:g} s: {described}")
         await asyncio.sleep(interval_s)
+
+
+def eventually_sync(
+    check: Callable[[], bool],
+    what: str | Callable[[], str] = "the condition",
+    *,
+    within_s: float = 10.0,
+    interval_s: float = 0.05,
+) -> None:
+    """:func:`eventually` for plain (thread or process) tests that have no event loop to await."""
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            described = what() if callable(what) else what
+            raise AssertionError(f"not true within {within_s:g} s: {described}")
+        time.sleep(interval_s)

@@ -43,6 +43,8 @@ from tests.recorder.conftest import call_info, record, write_call
 from tests.recorder.frames import call_frames
 from tests.recorder.test_muxer import video_colours
 from tests.signaling.test_recording_calls import video_colours as call_colours
+from tests.waiting import eventually as eventually_async
+from tests.waiting import eventually_sync
 from visitation.worker import parse_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,11 +52,7 @@ WITHIN_S = 60.0  # deadline for what another process or thread does (a shared, b
 
 
 def eventually(check: Callable[[], bool], what: str, within: float = WITHIN_S) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within} s: {what}")
-        time.sleep(0.05)
+    eventually_sync(check, what, within_s=within)
 
 
 def sha(data: bytes) -> str:
@@ -631,11 +629,13 @@ async def test_a_whole_call_is_recorded_into_s3_signed_and_served_with_ranges(
 
 
 async def _signed(investigator: Any, call_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + WITHIN_S
-    while True:
+    manifest: dict[str, Any] = {}
+
+    async def signed() -> bool:
+        nonlocal manifest
         async with investigator.get(f"/api/v1/recordings/{call_id}") as response:
-            manifest: dict[str, Any] = await response.json()
-        if manifest.get("signature"):
-            return manifest
-        assert time.monotonic() < deadline, manifest
-        await asyncio.sleep(0.1)
+            manifest = await response.json()
+        return bool(manifest.get("signature"))
+
+    await eventually_async(signed, lambda: f"a signed manifest: {manifest}", within_s=WITHIN_S)
+    return manifest
