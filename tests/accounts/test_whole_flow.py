@@ -5,6 +5,8 @@ unit's shared tablet with a PIN and calls the new family, which answers."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,7 +17,7 @@ from core.domain import SeedFile, Staff
 from core.tokens import Tokens
 from tests.accounts.conftest import MAIL_FROM, Mailbox, link_code
 from tests.accounts.identity_images import images, upload
-from tests.conftest import Node, NodeFactory
+from tests.conftest import Node, NodeFactory, start_sfu_worker
 
 EMAIL = "maria.new@example.org"
 PASSWORD = "my own long passphrase 2026"
@@ -23,16 +25,22 @@ PASSWORD = "my own long passphrase 2026"
 
 @pytest.fixture
 async def paying_mail_node(
-    start_node: NodeFactory, seeded: SeedFile, smtp_server: Mailbox, monkeypatch: pytest.MonkeyPatch
-) -> Node:
+    start_node: NodeFactory,
+    seeded: SeedFile,
+    smtp_server: Mailbox,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_url: str,
+    recordings_dir: Path,
+) -> AsyncIterator[Node]:
     """A node of the standard seed mailing through the loopback server, with the fake card
-    processor (a new family must deposit before it can take a call)."""
+    processor (a new family must deposit before it can take a call) and a real SFU worker."""
     monkeypatch.setenv("VISITATION_SMTP_URL", smtp_server.url)
     monkeypatch.setenv("VISITATION_MAIL_FROM", MAIL_FROM)
     monkeypatch.delenv("VISITATION_PUBLIC_URL", raising=False)
     node = await start_node(payment_processor="fake")
     await node.node.directory.save_staff(Staff(id="ASQ", role="admin", facility_ids=["SQ"]))
-    return node
+    async with start_sfu_worker(redis_url, recordings_dir, "flow-sfu"):
+        yield node
 
 
 async def api(
