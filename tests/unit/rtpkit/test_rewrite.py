@@ -126,7 +126,8 @@ def test_switching_sources_keeps_the_output_continuous(
     seqs = [p.sequence_number for p in out]
     assert all(seq_delta(b, a) == 1 for a, b in itertools.pairwise(seqs))
     edge_before, edge_after = out[count_a - 1], out[count_a]
-    expected_step = max(1, int(gap_s * CLOCK))
+    # the time between the last packet sent and the new source's first, on the stream clock
+    expected_step = max(1, int(((last_arrival + gap_s) - last_arrival) * CLOCK))
     assert ts_delta(edge_after.timestamp, edge_before.timestamp) == expected_step
     for a, b in zip(out[count_a:], out[count_a + 1 :], strict=False):
         assert ts_delta(b.timestamp, a.timestamp) == 3000
