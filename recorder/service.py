@@ -28,7 +28,6 @@ from recorder.storage import Storage
 from recorder.transcript_port import TranscriptPort
 
 log = logging.getLogger(__name__)
-SealedHook = Callable[[Manifest], Awaitable[None]]
 
 DEFAULT_RETENTION_DAYS: Final = 180
 DAY: Final = 86400.0
@@ -87,8 +86,12 @@ class RecordingService:
         secret: bytes,
         *,
         directory: Directory | None = None,
+        transcripts: TranscriptPort | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``transcripts``: told of each recording sealed (in the background: never delaying
+        the seal or the signature; failures are logged) and purged (awaited: what was derived
+        from it goes), and asked for search and checks. None: the recorder alone."""
         self.storage = storage
         self.catalog = Catalog(redis)
         self.audit = AuditLog(redis, clock)
@@ -96,13 +99,7 @@ class RecordingService:
         self.signer = ManifestSigner(secret)
         self.directory = directory or Directory(redis)
         self._clock = clock
-        #: Called with each manifest once signed and cataloged (e.g. to queue its transcript),
-        #: in the background: never delaying the seal or the signature; failures are logged.
-        self.sealed_hooks: list[SealedHook] = []
-        #: Called (awaited) when a recording's media is purged: what was derived from it goes.
-        self.purged_hooks: list[SealedHook] = []
-        #: Transcript search and checks, when a transcripts service is wired in.
-        self.transcripts: TranscriptPort | None = None
+        self.transcripts = transcripts
         self._hook_tasks: set[asyncio.Task[None]] = set()
 
     async def begin(self, call: CallInfo) -> Manifest:
@@ -190,20 +187,20 @@ class RecordingService:
         return current.manifest if current else None
 
     def _after_seal(self, manifest: Manifest) -> None:
-        for hook in self.sealed_hooks:
-            task = asyncio.create_task(self._run_hook(hook, manifest))
+        if self.transcripts is not None:
+            task = asyncio.create_task(self._tell_sealed(self.transcripts, manifest))
             self._hook_tasks.add(task)
             task.add_done_callback(self._hook_tasks.discard)
 
     @staticmethod
-    async def _run_hook(hook: SealedHook, manifest: Manifest) -> None:
+    async def _tell_sealed(transcripts: TranscriptPort, manifest: Manifest) -> None:
         try:
-            await hook(manifest)
+            await transcripts.on_sealed(manifest)
         except Exception:
-            log.exception("call %s: a sealed-recording hook failed", manifest.call_id)
+            log.exception("call %s: queueing its transcript failed", manifest.call_id)
 
     async def drain_hooks(self, timeout_s: float = 5.0) -> None:
-        """Wait (bounded) for the sealed-recording hooks in flight, e.g. before stopping."""
+        """Wait (bounded) for the sealed-recording notices in flight, e.g. before stopping."""
         if self._hook_tasks:
             await asyncio.wait(set(self._hook_tasks), timeout=timeout_s)
 
@@ -301,12 +298,12 @@ class RecordingService:
         # The per-party views are copies of the same evidence: they expire with it.
         views = await asyncio.to_thread(PartyViews(self.storage).discard, m.call_id)
         derived = 0  # what was made from it (its transcript...) expires with it too
-        for hook in self.purged_hooks:
+        if self.transcripts is not None:
             try:
-                await hook(m)
+                await self.transcripts.on_purged(m)
                 derived += 1
             except Exception:
-                log.exception("call %s: a purge hook failed", m.call_id)
+                log.exception("call %s: purging its transcript failed", m.call_id)
         detail = {
             "retention_days": days,
             "sha256": m.sha256,
@@ -314,7 +311,7 @@ class RecordingService:
             "deleted": deleted,
             "views_deleted": views,
         }
-        if self.purged_hooks:
+        if self.transcripts is not None:
             detail["derived_deleted"] = derived
         await self.audit.append(
             RETENTION, "purge", call_ids=[m.call_id], facility_id=m.facility_id, detail=detail

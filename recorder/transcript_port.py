@@ -1,8 +1,9 @@
-"""What the recorder asks of transcripts, without depending on them (they sit above it):
-full-text search for ``GET /recordings?q=`` and the transcript's check for ``verify``.
+"""What the recorder tells and asks of transcripts, without depending on them (they sit above
+it): each recording sealed and purged, full-text search for ``GET /recordings?q=`` and the
+transcript's check for ``verify``.
 
-:mod:`transcripts.service` implements it; the node hands it to the recording service
-(``service.transcripts = ...``). Unset, the recorder works as before (``q`` matches names only).
+:mod:`transcripts.service` implements it; the node passes it to the recording service's
+constructor. Without one the recorder works as before (``q`` matches names only).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from recorder.catalog import Entry
+from recorder.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,14 @@ class TranscriptCheck:
 
 
 class TranscriptPort(Protocol):
+    async def on_sealed(self, manifest: Manifest) -> None:
+        """A recording was sealed and signed: queue its transcript."""
+        ...
+
+    async def on_purged(self, manifest: Manifest) -> None:
+        """A recording's media was purged: its transcript and alerts go too."""
+        ...
+
     async def search(self, q: str, scope: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """Call ids whose transcript matches ``q`` in the facilities ``scope`` (``"*"``: all),
         each with its matching lines ``{"party", "start_s", "text"}``."""

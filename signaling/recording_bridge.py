@@ -29,6 +29,7 @@ from core.directory import Directory
 from core.tasks import Periodic
 from media.control import SfuControl
 from recorder import CallInfo, RecordingService, WriterReport, open_storage
+from recorder.transcript_port import TranscriptPort
 from signaling.call_state import CallRecord, CallStore
 from signaling.monitoring import Monitoring
 
@@ -63,9 +64,12 @@ class RecordingBridge:
         store: CallStore,
         control: SfuControl,
         monitoring: Monitoring,
+        transcripts: TranscriptPort | None = None,
     ) -> None:
         storage = open_storage(settings.recordings_location)  # a directory, or s3://
-        self.service = RecordingService(redis, storage, secret, directory=directory)
+        self.service = RecordingService(
+            redis, storage, secret, directory=directory, transcripts=transcripts
+        )
         self._directory = directory
         self._store = store
         self._control = control

@@ -1,5 +1,6 @@
 """Transcripts on a signaling node, in one object for ``visitation/node.py``: the service
-(hooked to the recorder's seal, answering its search and verify), the routes, and optionally
+(the recording service's transcripts port: told of each seal and purge, answering its search
+and verify), the routes, and optionally
 local transcription workers (``serve --transcribers N``), and the transcription metrics
 sampling for ``/metrics`` (:mod:`transcripts.metrics`)."""
 
@@ -28,24 +29,26 @@ CATCH_UP_S: Final = 600.0  # how often recordings left without a transcript are 
 CATCH_UP_DAYS: Final = 7
 
 
+def transcript_service(redis: Redis, redis_url: str, secret: bytes) -> TranscriptService:
+    """The node's transcripts service, on the job queue in its Redis: built before the
+    recording service, which tells it of each recording sealed and purged."""
+    return TranscriptService(redis, secret, TranscriptionQueue(redis_url))
+
+
 class TranscriptsNode:
     def __init__(
         self,
         app: web.Application,
         *,
         redis: Redis,
-        redis_url: str,
-        secret: bytes,
         tokens: Tokens,
         directory: Directory,
+        service: TranscriptService,
         recordings: RecordingService,
         clock: Callable[[], float] = time.time,
         metrics_interval_s: float = SAMPLE_S,
     ) -> None:
-        self.service = TranscriptService(redis, secret, TranscriptionQueue(redis_url))
-        recordings.sealed_hooks.append(self.service.on_sealed)
-        recordings.purged_hooks.append(self.service.on_purged)
-        recordings.transcripts = self.service
+        self.service = service  # the recording service's transcripts port too
         self._recordings = recordings
         self._clock = clock
         self._catch_up = Periodic(

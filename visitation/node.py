@@ -66,7 +66,7 @@ from accounts.admin_routes import add_accounts_admin_routes
 # --- end accounts-admin imports ---
 # --- transcripts imports (issue 29) ---
 # isort: split
-from transcripts.node import TranscriptsNode
+from transcripts.node import TranscriptsNode, transcript_service
 
 # --- end transcripts imports ---
 # --- visits imports (issue 27) ---
@@ -161,8 +161,17 @@ class SignalingNode:
             max_flags=settings.rate_limits.flags_per_call,
             retention_s=settings.call_retention_s,
         )
+        # Transcripts (issue 29): told of each recording sealed and purged, asked for search.
+        transcripts = transcript_service(self.redis, redis_url, secret)
         self.recording = RecordingBridge(
-            self.redis, settings, secret, self.directory, store, control, self.monitoring
+            self.redis,
+            settings,
+            secret,
+            self.directory,
+            store,
+            control,
+            self.monitoring,
+            transcripts=transcripts,
         )
         privilege = PrivilegeCheck(
             self.directory, store, control, self.monitoring, self.recording, self._emit
@@ -289,10 +298,9 @@ class SignalingNode:
         self.transcripts = TranscriptsNode(
             self.app,
             redis=self.redis,
-            redis_url=redis_url,
-            secret=secret,
             tokens=self.tokens,
             directory=self.directory,
+            service=transcripts,
             recordings=self.recording.service,
         )
         # --- end transcripts wiring ---

@@ -40,15 +40,21 @@ def call(facility: str = "SQ", resident: str = "R1", family: str = "F1") -> Call
 
 
 @pytest.fixture
-async def transcripts(
-    redis: Redis, redis_url: str, service: RecordingService
-) -> AsyncIterator[TranscriptService]:
+async def transcripts(redis: Redis, redis_url: str) -> AsyncIterator[TranscriptService]:
     made = TranscriptService(redis, SECRET, TranscriptionQueue(redis_url, QueueSettings()))
-    service.sealed_hooks.append(made.on_sealed)
-    service.transcripts = made
     yield made
-    await service.drain_hooks()
     await made.stop()
+
+
+@pytest.fixture
+async def wired(
+    redis: Redis, service: RecordingService, transcripts: TranscriptService
+) -> AsyncIterator[RecordingService]:
+    """The recording service as a node builds it: telling ``transcripts`` of each seal and
+    purge (``service``, on the same storage and Redis, tells nobody)."""
+    made = RecordingService(redis, service.storage, SECRET, transcripts=transcripts)
+    yield made
+    await made.drain_hooks()
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +69,18 @@ async def done(store: TranscriptStore, call_id: str) -> bool:
 
 async def test_a_sealed_recording_is_transcribed_once(
     seeded: SeedFile,
-    service: RecordingService,
+    wired: RecordingService,
     transcripts: TranscriptService,
     transcribers: StartTranscribers,
     said: Speech,
 ) -> None:
     await transcribers(1)
     info = call()
-    await record_speech(service, info, said)
+    await record_speech(wired, info, said)
     await eventually(lambda: done(transcripts.store, info.call_id), "transcribed", within_s=60)
     stored = await transcripts.store.get(info.call_id)
     assert stored is not None and stored.completions == 1 and stored.tries == 1
-    entry = await service.catalog.get(info.call_id)
+    entry = await wired.catalog.get(info.call_id)
     assert entry is not None
     view = await transcripts.view(entry)
     heard = {w for s in view["segments"] for w in s["text"].split()}
@@ -88,14 +94,14 @@ FAST_RECOVERY = ("--heartbeat-timeout-s", "2", "--maintenance-chance", "1000000"
 
 async def test_a_job_whose_worker_is_killed_is_done_exactly_once_by_another(
     seeded: SeedFile,
-    service: RecordingService,
+    wired: RecordingService,
     transcripts: TranscriptService,
     transcribers: StartTranscribers,
 ) -> None:
     long_speech = speech([SENTENCE] * 6)
     first = await transcribers(1, *FAST_RECOVERY)
     info = call()
-    await record_speech(service, info, long_speech)
+    await record_speech(wired, info, long_speech)
     [(first_id, process)] = first.processes.items()
 
     async def working() -> bool:
@@ -122,7 +128,7 @@ async def test_a_poison_recording_is_dead_lettered_after_its_tries(
 ) -> None:
     await transcribers(1, "--max-tries", "3")
     info = call()
-    service.sealed_hooks.remove(transcripts.on_sealed)  # queued by hand once it is spoiled
+    # ``service`` tells no transcripts service: queued by hand below
     await record_speech(service, info, said)
     path = service.storage.path(info.call_id)  # type: ignore[attr-defined]
     path.chmod(0o644)
@@ -157,7 +163,7 @@ async def test_twenty_recordings_at_once_are_all_transcribed_by_two_workers(
 ) -> None:
     short = speech(["north gate on tuesday"], lead_s=0.5, gap_s=0.5)
     calls = [call() for _ in range(20)]
-    service.sealed_hooks.remove(transcripts.on_sealed)
+    # ``service`` tells no transcripts service: queued by hand below
     for info in calls:
         await record_speech(service, info, short)
     pool = await transcribers(2)
@@ -189,44 +195,43 @@ async def test_a_queue_that_cannot_be_reached_never_delays_the_seal(
 ) -> None:
     closed = TranscriptionQueue("redis://127.0.0.1:1/0")  # nothing listens on port 1
     unreachable = TranscriptService(redis, SECRET, closed)
-    service.sealed_hooks.append(unreachable.on_sealed)
+    telling = RecordingService(redis, service.storage, SECRET, transcripts=unreachable)
     info = call()
     try:
-        await record_speech(service, info, said)
-        entry = await service.catalog.get(info.call_id)
+        await record_speech(telling, info, said)
+        entry = await telling.catalog.get(info.call_id)
         assert entry is not None and entry.state == "final" and entry.manifest.signature
-        await service.drain_hooks()
+        await telling.drain_hooks()
     finally:
         await unreachable.stop()
-    assert "sealed-recording hook failed" in caplog.text
+    assert "queueing its transcript failed" in caplog.text
     assert await unreachable.store.get(info.call_id) is None  # not left pending for ever
 
 
 async def test_a_purged_recording_takes_its_transcript_and_alerts_with_it(
     seeded: SeedFile,
-    service: RecordingService,
+    wired: RecordingService,
     transcripts: TranscriptService,
     transcribers: StartTranscribers,
     redis: Redis,
 ) -> None:
-    service.purged_hooks.append(transcripts.on_purged)
-    facility = await service.directory.facility("SQ")
+    facility = await wired.directory.facility("SQ")
     assert facility is not None
     async with redis.pipeline(transaction=True) as pipe:  # its watch words, as an admin sets
         Directory.queue_facility(pipe, facility.model_copy(update={"watch_words": ["tuesday"]}))
         await pipe.execute()
     await transcribers(1)
     info = call()
-    await record_speech(service, info, speech([SENTENCE]))
+    await record_speech(wired, info, speech([SENTENCE]))
     await eventually(lambda: done(transcripts.store, info.call_id), "transcribed", within_s=60)
     assert await transcripts.search("tuesday", ["SQ"]) != {}
     assert [a["word"] for a in await transcripts.alerts.recent(["SQ"], "I1")] == ["tuesday"]
-    purged = await service.purge_expired(now=time.time() + 400 * 86400)
+    purged = await wired.purge_expired(now=time.time() + 400 * 86400)
     assert purged == [info.call_id]
     assert await transcripts.store.get(info.call_id) is None
     assert await transcripts.search("tuesday", ["SQ"]) == {}
     assert await transcripts.alerts.recent(["SQ"], "I1") == []
-    entry = await service.catalog.get(info.call_id)
+    entry = await wired.catalog.get(info.call_id)
     assert (await transcripts.view(entry))["status"] == "none"
 
 
@@ -237,7 +242,7 @@ async def test_recordings_sealed_while_the_queue_was_away_are_queued_later(
     transcribers: StartTranscribers,
     said: Speech,
 ) -> None:
-    service.sealed_hooks.remove(transcripts.on_sealed)  # as if the queue was unreachable
+    # ``service`` tells no transcripts service, as if its queue was unreachable
     info = call()
     await record_speech(service, info, said)
     assert await transcripts.store.get(info.call_id) is None
