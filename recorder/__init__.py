@@ -20,7 +20,7 @@ application that serves it (not here, so a worker never loads it).
 """
 
 from recorder.audit import Actor, AuditLog
-from recorder.catalog import Catalog, Entry, Query
+from recorder.catalog import Catalog, CatalogEntry, Query
 from recorder.manifest import Flag, Manifest, ManifestSigner, Verification
 from recorder.muxer import CallRecording, MuxerOptions, RecordingStats
 from recorder.service import CallInfo, PrivilegedCallError, RecordingService, WriterReport
@@ -33,7 +33,7 @@ __all__ = [
     "CallInfo",
     "CallRecording",
     "Catalog",
-    "Entry",
+    "CatalogEntry",
     "Flag",
     "LocalStorage",
     "Manifest",

@@ -94,7 +94,7 @@ def _indexes(m: Manifest) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Entry:
+class CatalogEntry:
     manifest: Manifest
     state: State
     legal_hold: bool
@@ -123,7 +123,7 @@ class Query:
     flagged: bool | None = None
     limit: int = 100
 
-    def matches(self, entry: Entry, allowed: set[str] | None) -> bool:
+    def matches(self, entry: CatalogEntry, allowed: set[str] | None) -> bool:
         m = entry.manifest
         return (
             entry.state != "purged"
@@ -184,7 +184,7 @@ class Catalog:
         raw = json.dumps(list(flags), sort_keys=True)
         return bool(await self._watch_flags(keys=[_key(call_id), FLAGGED], args=[raw, call_id]))
 
-    async def entries(self, call_ids: Sequence[str]) -> list[Entry]:
+    async def entries(self, call_ids: Sequence[str]) -> list[CatalogEntry]:
         """The entries of these calls that exist, in that order."""
         if not call_ids:
             return []
@@ -194,7 +194,7 @@ class Catalog:
             rows = await pipe.execute()
         return [e for e in map(_entry, rows) if e is not None]
 
-    async def get(self, call_id: str) -> Entry | None:
+    async def get(self, call_id: str) -> CatalogEntry | None:
         return _entry(await self._redis.hgetall(_key(call_id)))
 
     async def open_call_ids(self) -> list[str]:
@@ -209,7 +209,7 @@ class Catalog:
         )
         return _ids(ids)
 
-    async def search(self, query: Query, scope: Sequence[str]) -> list[Entry]:
+    async def search(self, query: Query, scope: Sequence[str]) -> list[CatalogEntry]:
         """Entries matching ``query`` in the caller's facilities, newest first."""
         allowed = allowed_facilities(scope)
         if query.facility_id and allowed is not None and query.facility_id not in allowed:
@@ -226,16 +226,16 @@ class Catalog:
             keys = [ALL]
         else:
             keys = [_idx("facility", f) for f in sorted(allowed)]
-        found: list[Entry] = []
+        found: list[CatalogEntry] = []
         for key in keys:
             found += await self._scan(key, query, allowed)
         found.sort(key=lambda e: (e.manifest.started_at, e.manifest.call_id), reverse=True)
         return found[: query.limit]
 
-    async def _scan(self, key: str, query: Query, allowed: set[str] | None) -> list[Entry]:
+    async def _scan(self, key: str, query: Query, allowed: set[str] | None) -> list[CatalogEntry]:
         top = "+inf" if query.until is None else repr(query.until)
         bottom = "-inf" if query.since is None else repr(query.since)
-        out: list[Entry] = []
+        out: list[CatalogEntry] = []
         offset = 0
         while len(out) < query.limit:
             ids = _ids(await self._redis.zrevrangebyscore(key, top, bottom, start=offset, num=PAGE))
@@ -255,11 +255,11 @@ def _ids(raw: list[Any]) -> list[str]:
     return [text(item) for item in raw]
 
 
-def _entry(raw: dict[Any, Any]) -> Entry | None:
+def _entry(raw: dict[Any, Any]) -> CatalogEntry | None:
     if not raw:
         return None
     data = {text(k): text(v) for k, v in raw.items()}
     manifest = Manifest.model_validate_json(data["manifest"])
     watch = tuple(json.loads(data["watch_flags"])) if data.get("watch_flags") else ()
     state = cast(State, data.get("state", "recording"))
-    return Entry(manifest, state, data.get("hold") == "1", watch)
+    return CatalogEntry(manifest, state, data.get("hold") == "1", watch)

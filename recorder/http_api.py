@@ -44,7 +44,7 @@ from core.domain import Id, Staff
 from core.http_api import ApiError, error_response, guarded, parse_body, parse_query
 from core.tokens import Claims, Tokens
 from recorder.audit import Action, Actor, Outcome
-from recorder.catalog import Entry, Query, allowed_facilities
+from recorder.catalog import CatalogEntry, Query, allowed_facilities
 from recorder.listing import Listing
 from recorder.manifest import binding_problem
 from recorder.party_view import PARTIES, Party, PartyViews, ViewBusyError, ViewError, view_key
@@ -124,7 +124,7 @@ class RecordingApi:
             raise ApiError(403, "forbidden", f"{claims.subject!r} is not a known investigator")
         return staff
 
-    async def _visible(self, request: web.Request, claims: Claims, action: Action) -> Entry:
+    async def _visible(self, request: web.Request, claims: Claims, action: Action) -> CatalogEntry:
         """The recording named in the path if the caller may see it; else 404 (audited)."""
         staff = await self._staff(claims)
         call_id = request.match_info["call_id"]
@@ -153,7 +153,7 @@ class RecordingApi:
         claims: Claims,
         action: Action,
         call_id: str,
-        entry: Entry,
+        entry: CatalogEntry,
         problem: str,
     ) -> None:
         """Audit, under the call asked about, that its catalog entry is another call's."""
@@ -172,7 +172,7 @@ class RecordingApi:
         request: web.Request,
         claims: Claims,
         action: Action,
-        entry: Entry,
+        entry: CatalogEntry,
         outcome: Outcome = "ok",
         **detail: Any,
     ) -> None:
@@ -196,7 +196,7 @@ class RecordingApi:
         )
 
     async def _playback(
-        self, request: web.Request, claims: Claims, entry: Entry, detail: dict[str, Any]
+        self, request: web.Request, claims: Claims, entry: CatalogEntry, detail: dict[str, Any]
     ) -> None:
         """Note the request's ``?playback=`` id (in ``detail``, and as the audit's ``once``
         key for :meth:`_log`); a malformed id is refused (422, audited)."""
@@ -310,7 +310,7 @@ class RecordingApi:
         self,
         request: web.Request,
         claims: Claims,
-        entry: Entry,
+        entry: CatalogEntry,
         detail: dict[str, Any],
         nbytes: int,
         size: int,
@@ -336,11 +336,16 @@ class RecordingApi:
             )
 
     @staticmethod
-    def _etag(entry: Entry) -> str | None:
+    def _etag(entry: CatalogEntry) -> str | None:
         return f'"{entry.manifest.sha256}"' if entry.state == "final" else None
 
     async def _view(
-        self, request: web.Request, claims: Claims, action: Action, entry: Entry, party: Party
+        self,
+        request: web.Request,
+        claims: Claims,
+        action: Action,
+        entry: CatalogEntry,
+        party: Party,
     ) -> PartyView:
         """The recording's current ``party`` view, made (once at a time) if need be."""
         call_id = entry.manifest.call_id

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from core.directory import Directory
 from recorder.audit import RETENTION, Actor, AuditLog
-from recorder.catalog import Catalog, Entry
+from recorder.catalog import Catalog, CatalogEntry
 from recorder.manifest import Flag, Manifest, ManifestSigner, Track, Verification, object_key
 from recorder.muxer import CODECS, TRACKS
 from recorder.party_view import PartyViews
@@ -288,7 +288,7 @@ class RecordingService:
                         purged.append(call_id)
         return purged
 
-    async def _purge(self, entry: Entry, now: float, days: int) -> bool:
+    async def _purge(self, entry: CatalogEntry, now: float, days: int) -> bool:
         m = entry.manifest
         if entry.state != "final" or entry.legal_hold:
             return False

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from recorder.catalog import Entry
+from recorder.catalog import CatalogEntry
 from recorder.manifest import Manifest
 
 
@@ -39,6 +39,6 @@ class TranscriptPort(Protocol):
         each with its matching lines ``{"party", "start_s", "text"}``."""
         ...
 
-    async def check(self, entry: Entry) -> TranscriptCheck:
+    async def check(self, entry: CatalogEntry) -> TranscriptCheck:
         """Whether the stored transcript of this recording is whole, signed and its own."""
         ...

@@ -11,7 +11,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from core.directory import Directory
-from recorder.catalog import Catalog, Entry, Query
+from recorder.catalog import Catalog, CatalogEntry, Query
 from recorder.manifest import Manifest
 from recorder.transcript_port import TranscriptCheck
 from transcripts.alerts import AlertStore
@@ -74,7 +74,7 @@ class TranscriptService:
         found = await self.index.search(q, facilities)
         return {call_id: [m.public() for m in matches] for call_id, matches in found.items()}
 
-    async def check(self, entry: Entry) -> TranscriptCheck:
+    async def check(self, entry: CatalogEntry) -> TranscriptCheck:
         stored = await self.store.get(entry.manifest.call_id)
         if stored is None or stored.status != "done" or stored.body is None:
             return TranscriptCheck(None, self.status_of(entry, stored.status if stored else None))
@@ -86,14 +86,14 @@ class TranscriptService:
     # ------------------------------------------------------------------ reading
 
     @staticmethod
-    def status_of(entry: Entry | None, stored: Status | None) -> Status:
+    def status_of(entry: CatalogEntry | None, stored: Status | None) -> Status:
         if entry is None or entry.state == "purged" or not entry.manifest.has_media:
             return "none"
         if stored in ("pending", "working") or (stored is None and entry.state != "final"):
             return "pending"
         return stored or "pending"
 
-    async def view(self, entry: Entry | None) -> dict[str, Any]:
+    async def view(self, entry: CatalogEntry | None) -> dict[str, Any]:
         """What ``GET /recordings/{call_id}/transcript`` answers (PROTOCOL v1.2)."""
         call_id = entry.manifest.call_id if entry else None
         stored = await self.store.get(call_id) if call_id else None
