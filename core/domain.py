@@ -34,6 +34,8 @@ FacilityType = Literal[
     "jail_extremely_small",
 ]
 ContactStatus = Literal["approved", "pending", "denied"]
+#: The two parties of a call: the resident's tablet and the family.
+Party = Literal["tablet", "family"]
 StaffRole = Literal["monitor", "investigator", "admin"]
 
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

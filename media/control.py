@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 
+from core.domain import Party as Party
 from core.redis_text import text
 
 if TYPE_CHECKING:
@@ -70,7 +71,6 @@ MAX_LOAD: Final = 0.9  # nor one using this much of its core
 WORKER_UNAVAILABLE: Final = "worker_unavailable"
 RECORDING_UNAVAILABLE: Final = "recording_unavailable"  # the call's file cannot be created
 
-Party = Literal["tablet", "family"]
 PARTIES: Final[tuple[Party, Party]] = ("tablet", "family")
 EventType = Literal["connected", "media_lost", "closed", "quality"]
 #: Why a worker closed a call: asked to (``close_call``), its own shutdown (SIGTERM), or it

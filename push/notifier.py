@@ -27,7 +27,7 @@ from push.subscriptions import SubscriptionStore
 
 log = logging.getLogger(__name__)
 
-Party = dict[str, str]  # {"id", "name"}
+Named = dict[str, str]  # {"id", "name"}
 RING_TYPES = frozenset({"call.incoming", "call.canceled", "call.missed"})
 
 
@@ -55,7 +55,7 @@ class FamilyPush:
     # -- the events ---------------------------------------------------------------------------
 
     def call_incoming(
-        self, family_id: str, call_id: str, resident: Party, facility: Party, expires_at: float
+        self, family_id: str, call_id: str, resident: Named, facility: Named, expires_at: float
     ) -> None:
         fields = {"call_id": call_id, "resident": resident, "facility": facility}
         self._spawn(
@@ -66,8 +66,8 @@ class FamilyPush:
         self,
         family_id: str,
         call_id: str,
-        resident: Party,
-        facility: Party,
+        resident: Named,
+        facility: Named,
         reason: str,
         missed: bool,
     ) -> None:
@@ -93,7 +93,7 @@ class FamilyPush:
         self._spawn(family_id, "account.low_balance", event_id, {"balance_cents": balance_cents})
 
     def contact_updated(
-        self, family_id: str, resident: Party, facility: Party, status: str, at: float
+        self, family_id: str, resident: Named, facility: Named, status: str, at: float
     ) -> None:
         fields = {"resident": resident, "facility": facility, "status": status}
         self._spawn(family_id, "contact.updated", f"{resident['id']}:{status}:{at:.3f}", fields)
@@ -102,8 +102,8 @@ class FamilyPush:
         self,
         family_id: str,
         visit_id: str,
-        resident: Party,
-        facility: Party,
+        resident: Named,
+        facility: Named,
         start: float,
         start_local: str,
         *,

@@ -32,11 +32,11 @@ import av
 from av.container import OutputContainer
 from av.stream import Stream
 
+from core.domain import Party as Party
 from recorder.bitstream import opus_head, opus_packet_ms, vp8_keyframe_size
 
 log = logging.getLogger(__name__)
 
-Party = Literal["tablet", "family"]
 Kind = Literal["audio", "video"]
 PARTIES: Final[tuple[Party, ...]] = get_args(Party)
 TRACKS: Final[tuple[tuple[Party, Kind], ...]] = (

@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Party = Literal["tablet", "family"]
+from core.domain import Party as Party
+
 PARTIES: tuple[Party, ...] = ("tablet", "family")
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Status = Literal["pending", "working", "done", "failed", "none"]
