@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from accounts.identity import AlreadyVerified, Decision, IdentityReviews, NotReviewable
 from accounts.identity_audit import IdentityAudit, Viewer
-from accounts.identity_files import KINDS, IdentityFiles
+from accounts.identity_files import IMAGE_KINDS, IdentityFiles
 from accounts.images import CONTENT_TYPE, MAX_IMAGE_BYTES, ImageRejected, clean_image
 from core.directory import Directory
 from core.domain import Staff
@@ -40,7 +40,7 @@ from core.tokens import Claims, Tokens
 
 log = logging.getLogger(__name__)
 
-MAX_FORM_BYTES: Final = len(KINDS) * MAX_IMAGE_BYTES + 64 * 1024  # three images and headers
+MAX_FORM_BYTES: Final = len(IMAGE_KINDS) * MAX_IMAGE_BYTES + 64 * 1024  # three images and headers
 READ_CHUNK: Final = 64 * 1024
 EmailOf = Callable[[str], Awaitable[str | None]]
 
@@ -77,11 +77,11 @@ async def read_images(request: web.Request) -> dict[str, bytes]:
             if not isinstance(part, BodyPartReader):
                 raise ApiError(400, "invalid_request", "a nested multipart is not an image")
             name = part.name or ""
-            if name not in KINDS:
+            if name not in IMAGE_KINDS:
                 raise ApiError(
                     400,
                     "invalid_request",
-                    f"unknown form field {name[:40]!r}; send {', '.join(KINDS)}",
+                    f"unknown form field {name[:40]!r}; send {', '.join(IMAGE_KINDS)}",
                 )
             if name in images:
                 raise ApiError(400, "invalid_request", f"{name} is sent twice")
@@ -95,7 +95,7 @@ async def read_images(request: web.Request) -> dict[str, bytes]:
         raise
     except (ValueError, AssertionError, RuntimeError, web.HTTPException) as exc:
         raise ApiError(400, "invalid_request", f"not a readable multipart form: {exc}") from None
-    missing = [kind for kind in KINDS if kind not in images]
+    missing = [kind for kind in IMAGE_KINDS if kind not in images]
     if missing:
         raise ApiError(
             422, "invalid_request", f"missing {', '.join(missing)}; send all three images"
@@ -146,13 +146,13 @@ class IdentityApi:
         raw = await read_images(request)
         try:
             cleaned = await asyncio.to_thread(
-                lambda: {kind: clean_image(raw[kind], kind) for kind in KINDS}
+                lambda: {kind: clean_image(raw[kind], kind) for kind in IMAGE_KINDS}
             )
         except ImageRejected as exc:
             raise ApiError(422, "invalid_image", str(exc)) from None
         submission = secrets.token_hex(8)
         try:
-            for kind in KINDS:
+            for kind in IMAGE_KINDS:
                 await asyncio.to_thread(self._files.put, family_id, submission, kind, cleaned[kind])
             previous = await self._reviews.submit(family_id, submission)
         except AlreadyVerified:
@@ -204,8 +204,10 @@ class IdentityApi:
 
     async def image(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         family_id, kind = request.match_info["family_id"], request.match_info["kind"]
-        if kind not in KINDS:
-            raise ApiError(404, "not_found", f"no image {kind[:40]!r}; one of {', '.join(KINDS)}")
+        if kind not in IMAGE_KINDS:
+            raise ApiError(
+                404, "not_found", f"no image {kind[:40]!r}; one of {', '.join(IMAGE_KINDS)}"
+            )
         await self._scoped_family(claims, family_id)
         record = await self._reviews.get(family_id)
         if record is None:

@@ -23,7 +23,7 @@ from core.config import Settings
 from core.permissions import private_dir
 from recorder.storage import Storage, open_storage
 
-KINDS: Final = ("id_front", "id_back", "selfie")
+IMAGE_KINDS: Final = ("id_front", "id_back", "selfie")
 _NAME: Final = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
@@ -70,7 +70,7 @@ class LocalIdentityFiles:
         return self.path(family_id, submission, kind).read_bytes()
 
     def delete(self, family_id: str, submission: str) -> None:
-        for kind in KINDS:
+        for kind in IMAGE_KINDS:
             self.path(family_id, submission, kind).unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty (another submission), or gone
             (self.root / family_id).rmdir()
@@ -99,7 +99,7 @@ class StorageIdentityFiles:
         return self.storage.read_range(name, 0, self.storage.size(name))
 
     def delete(self, family_id: str, submission: str) -> None:
-        for kind in KINDS:
+        for kind in IMAGE_KINDS:
             self.storage.delete(self.name(family_id, submission, kind))
 
     def close(self) -> None:
