@@ -9,8 +9,6 @@ real clients and media."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from tests.conftest import (
     media_between,
     ring,
 )
+from tests.waiting import eventually
 
 PRIVILEGED_FAMILY = {"id": None, "name": None}
 
@@ -76,10 +75,11 @@ class Scene:
     async def gone_unrecorded(self, call_id: str) -> None:
         """Until the worker has closed the call's room (the end-of-call chain runs after
         hangup); then nothing of it was recorded."""
-        deadline = time.monotonic() + 10
-        while await SfuControl(self.redis).held_by_worker(call_id):
-            assert time.monotonic() < deadline, "the worker still holds the call"
-            await asyncio.sleep(0.05)
+
+        async def released() -> bool:
+            return not await SfuControl(self.redis).held_by_worker(call_id)
+
+        await eventually(released, "the worker let go of the call")
         await self.nothing_recorded(call_id)
 
 

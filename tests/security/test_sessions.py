@@ -4,7 +4,6 @@ within 2 s."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -15,13 +14,13 @@ from core.domain import SeedFile
 from core.tokens import Tokens
 from tests.conftest import NodeFactory, http_as
 from tests.test_seed import run_cli
+from tests.waiting import eventually
 
 
 async def closed_within(client: ProtocolClient, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while client.sio.connected:
-        assert time.monotonic() < deadline, f"{client.name} still connected after {seconds}s"
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: not client.sio.connected, f"{client.name} disconnected", within_s=seconds
+    )
 
 
 async def test_an_expired_token_ends_its_socket(
