@@ -90,7 +90,7 @@ def reply_key(request_id: str) -> str:
     return f"sfu:reply:{request_id}"
 
 
-def calls_key(worker_id: str) -> str:
+def worker_calls_key(worker_id: str) -> str:
     return f"sfu:calls:{worker_id}"
 
 
@@ -260,7 +260,7 @@ class SfuControl:
         live = sorted(statuses)
         async with self.redis.pipeline(transaction=False) as pipe:
             for worker in live:
-                pipe.scard(calls_key(worker))
+                pipe.scard(worker_calls_key(worker))
             counts = dict(zip(live, await pipe.execute(), strict=True))
         open_ = [w for w in live if statuses[w].has_room(counts[w])]
         if not open_:
@@ -359,7 +359,7 @@ class SfuControl:
         dead: dict[str, list[str]] = {}
         for worker in ids:
             if not await self.redis.exists(alive_key(worker)):
-                calls = await self.redis.smembers(calls_key(worker))
+                calls = await self.redis.smembers(worker_calls_key(worker))
                 dead[worker] = sorted(text(c) for c in calls)
         return dead
 
@@ -375,7 +375,7 @@ class SfuControl:
         ``None`` if the worker is alive or another node already claimed it. The caller ends
         the returned calls with ``connection_lost``.
         """
-        keys = [WORKERS_KEY, alive_key(worker_id), calls_key(worker_id), LAST_BEATS_KEY]
+        keys = [WORKERS_KEY, alive_key(worker_id), worker_calls_key(worker_id), LAST_BEATS_KEY]
         result = await self._claim(keys=keys, args=[worker_id])
         if result is None:
             return None

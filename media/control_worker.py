@@ -37,10 +37,10 @@ from media.control import (
     WorkerEvent,
     alive_key,
     call_key,
-    calls_key,
     ctl_key,
     recording_report_key,
     reply_key,
+    worker_calls_key,
 )
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ class WorkerRegistry:
 
     async def add_call(self, call_id: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(calls_key(self.worker_id), call_id)
+            pipe.sadd(worker_calls_key(self.worker_id), call_id)
             pipe.set(call_key(call_id), self.worker_id)
             await pipe.execute()
 
@@ -184,7 +184,7 @@ class WorkerRegistry:
         """Forget the call; for a recorded call, report that its file is closed and what
         could not be recorded (:func:`media.control.recording_report_key`)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.srem(calls_key(self.worker_id), call_id)
+            pipe.srem(worker_calls_key(self.worker_id), call_id)
             pipe.delete(call_key(call_id))
             if recording_problems is not None:
                 report = json.dumps({"problems": list(recording_problems)})
@@ -195,5 +195,5 @@ class WorkerRegistry:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.srem(WORKERS_KEY, self.worker_id)
             pipe.hdel(LAST_BEATS_KEY, self.worker_id)
-            pipe.delete(alive_key(self.worker_id), calls_key(self.worker_id))
+            pipe.delete(alive_key(self.worker_id), worker_calls_key(self.worker_id))
             await pipe.execute()

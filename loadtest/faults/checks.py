@@ -25,7 +25,7 @@ from billing_hooks.invariants import audit_account
 from billing_hooks.ledger import LedgerEntry
 from core.tariff import charge_cents
 from loadtest.faults.cluster import INVESTIGATOR, Cluster
-from media.control import ControlError, calls_key
+from media.control import ControlError, worker_calls_key
 from signaling.call_state import CallRecord, CallState
 
 # A settlement's ledger run: a charge, a release of the rest of the hold, both, or neither (a
@@ -212,7 +212,7 @@ async def worker_leftovers(cluster: Cluster) -> list[str]:
     live workers still hold; call once every call is over."""
     problems: list[str] = []
     for worker, _status in sorted((await cluster.control.live_workers()).items()):
-        registered = await cluster.redis.smembers(calls_key(worker))
+        registered = await cluster.redis.smembers(worker_calls_key(worker))
         if registered:
             problems.append(f"worker {worker} still registers calls {sorted(registered)}")
         try:

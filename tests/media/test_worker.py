@@ -33,7 +33,7 @@ from media.control import (
     WorkerEvent,
     WorkerStatus,
     alive_key,
-    calls_key,
+    worker_calls_key,
 )
 from media.control_worker import ControlServer, EventPublisher
 from media.pool import WorkerPool
@@ -275,7 +275,9 @@ async def test_pick_worker_prefers_fewest_calls(control: SfuControl, redis: Redi
         await redis.set(alive_key(worker_id), status.model_dump_json(), px=5000)
         await redis.sadd("sfu:workers", worker_id)
         if worker_id != "a":  # "a" heartbeated 3 calls but has just closed them all
-            await redis.sadd(calls_key(worker_id), *[f"{worker_id}{n}" for n in range(calls)])
+            await redis.sadd(
+                worker_calls_key(worker_id), *[f"{worker_id}{n}" for n in range(calls)]
+            )
     await redis.sadd("sfu:workers", "gone")  # registered, alive key expired
     assert sorted(await control.live_workers()) == ["a", "b", "c"]
     assert await control.pick_worker() == "a"  # counted from sfu:calls:{w}, not the heartbeat
