@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -23,6 +24,7 @@ from client.session import ProtocolClient
 from core.config import Settings
 from core.domain import SeedFile
 from core.embedded_redis import EmbeddedRedis, _free_port
+from core.logs import CHATTY_LOGGERS, set_context
 from core.rate_limits import RateLimits
 from core.tokens import Tokens
 from media.pool import WorkerPool
@@ -295,3 +297,21 @@ def http_as(url: str, tokens: Tokens, role: str, subject: str) -> aiohttp.Client
     """An HTTP session to ``url`` that sends a bearer token for ``role``/``subject``."""
     token = tokens.issue(role, subject)
     return aiohttp.ClientSession(base_url=url, headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """For a test that runs the real logging setup: the root handlers, the levels of the
+    chatty library loggers and the process's log context come back as they were."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in CHATTY_LOGGERS}
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name, old in levels.items():
+        logging.getLogger(name).setLevel(old)
+    set_context(node=None, worker=None)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from client.session import ProtocolClient
-from core.logs import CHATTY_LOGGERS, LogFormat, setup_logging
+from core.logs import LogFormat, setup_logging
 from core.tokens import Tokens
 from tests.conftest import Node
 
@@ -49,21 +48,6 @@ LINES = [
     "sending to {push endpoint}",
     "ice " + json.dumps({"username": "{turn user}", "credential": "{turn credential}"}),
 ]
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    levels = {name: logging.getLogger(name).level for name in CHATTY_LOGGERS}
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    for name, old in levels.items():
-        logging.getLogger(name).setLevel(old)
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])

@@ -5,33 +5,16 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from core.embedded_redis import _free_port
-from core.logs import CHATTY_LOGGERS, LogFormat, setup_logging
+from core.logs import LogFormat, setup_logging
 from visitation.serve import web_runner
 
 JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJGMSJ9.c2lnbmF0dXJlLXNlY3JldA"
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    levels = {name: logging.getLogger(name).level for name in CHATTY_LOGGERS}
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    for name, old in levels.items():
-        logging.getLogger(name).setLevel(old)
 
 
 async def _page(request: web.Request) -> web.Response:

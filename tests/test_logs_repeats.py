@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from core.log_repeats import RepeatLimiter
-from core.logs import CHATTY_LOGGERS, set_context, setup_logging
+from core.logs import set_context, setup_logging
 
 
 class Clock:
@@ -93,22 +93,6 @@ def test_kinds_are_logger_and_template(logger: tuple[logging.Logger, io.StringIO
         "WARNING tests.repeats: worker %s died … 1 more in the last minute",
         "WARNING tests.repeats: worker w4 died",
     ]
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    levels = {name: logging.getLogger(name).level for name in CHATTY_LOGGERS}
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    for name, old in levels.items():
-        logging.getLogger(name).setLevel(old)
-    set_context(node=None)
 
 
 def test_the_real_setup_limits_repeats(restore_logging: None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -46,8 +47,9 @@ class Api:
         return resp.status, await resp.json()
 
 
-@pytest.fixture
-async def api(redis: Redis, seeded: SeedFile, tokens: Tokens) -> AsyncIterator[Api]:
+@contextlib.asynccontextmanager
+async def account_api(redis: Redis, tokens: Tokens) -> AsyncIterator[Api]:
+    """The family account API on its own aiohttp app, with the fake processor."""
     ledger, directory, events, processor = (
         Ledger(redis), Directory(redis), MemoryHook(), FakeProcessor()
     )  # fmt: skip
@@ -60,6 +62,12 @@ async def api(redis: Redis, seeded: SeedFile, tokens: Tokens) -> AsyncIterator[A
     await client.start_server()
     yield Api(client, tokens, ledger, biller, directory, events, processor)
     await client.close()
+
+
+@pytest.fixture
+async def api(redis: Redis, seeded: SeedFile, tokens: Tokens) -> AsyncIterator[Api]:
+    async with account_api(redis, tokens) as running:
+        yield running
 
 
 def assert_error(status: int, body: Any, expected: int, code: str | None = None) -> None:

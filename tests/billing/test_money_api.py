@@ -7,17 +7,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from billing_hooks import Biller, FakeProcessor, HookBus, Ledger, MemoryHook, add_account_routes
 from billing_hooks.biller import CallCharge
-from core.directory import Directory
 from core.domain import SeedFile
 from core.redis_text import text
 from core.tokens import Tokens
-from tests.billing.test_account_api import Api, assert_error
+from tests.billing.test_account_api import Api, account_api, assert_error
 
 CARD = {"card_number": "4242 4242 4242 4242"}
 DECLINED = {"card_number": "4000 0000 0000 0002"}
@@ -25,19 +21,8 @@ DECLINED = {"card_number": "4000 0000 0000 0002"}
 
 @pytest.fixture
 async def api(redis: Redis, seeded: SeedFile, tokens: Tokens) -> AsyncIterator[Api]:
-    """The account API with the fake processor (as tests/billing/test_account_api.py's)."""
-    ledger, directory, events, processor = (
-        Ledger(redis), Directory(redis), MemoryHook(), FakeProcessor()
-    )  # fmt: skip
-    biller = Biller(redis, ledger, HookBus([events]), processor=processor)
-    app = web.Application()
-    add_account_routes(
-        app, redis=redis, ledger=ledger, directory=directory, tokens=tokens, biller=biller
-    )
-    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
-    await client.start_server()
-    yield Api(client, tokens, ledger, biller, directory, events, processor)
-    await client.close()
+    async with account_api(redis, tokens) as running:
+        yield running
 
 
 async def snapshot(redis: Redis) -> dict[Any, Any]:
