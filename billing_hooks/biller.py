@@ -139,16 +139,13 @@ class Biller:
         hooks: Hook,
         *,
         processor: PaymentProcessor | None,
-        free_under_s: int = tariff.FREE_UNDER_S,
         plans: PricingPlans | None = None,
     ) -> None:
         """``processor`` None: no payments (deposits and AutoPay refused, nothing credited).
-        ``free_under_s``: calls connected for less are free (tests shorten the product's 10 s).
         ``plans``: the facilities' pricing plans; None: families pay every minute."""
         self._redis = redis
         self.plans = plans
         self.allowances = plans.allowances if plans is not None else Allowances(redis)
-        self.free_under_s = free_under_s
         self.ledger = ledger
         self.hooks = hooks
         self.payments_available = processor is not None
@@ -314,7 +311,7 @@ class Biller:
                     await pipe.watch(call_key(call_id))
                     reservation = await self.allowances.reservation(call_id, client=pipe)
                     free = reservation.granted if reservation is not None else 0
-                    split = tariff.split(seconds, end_reason, free, rate, held, self.free_under_s)
+                    split = tariff.split(seconds, end_reason, free, rate, held)
                     meta = {
                         "call_id": call_id,
                         "charged_cents": split.charged_cents,

@@ -13,7 +13,6 @@ from core.permissions import private_dir
 from core.ports import PortRange
 from core.rate_limits import RateLimits
 from core.redis_sentinel import DEFAULT_MASTER, SentinelUrl, is_sentinel_url, parse_hosts
-from core.tariff import FREE_UNDER_S
 
 CALL_RETENTION_S = 7 * 24 * 3600
 
@@ -69,7 +68,6 @@ class Settings:
     billing_webhook_secret: str | None = None
     call_retention_s: float = CALL_RETENTION_S  # how long a call's flags outlive the call
     session_sweep_s: float = 0.5  # how often expired and revoked sessions are ended
-    free_under_s: int = FREE_UNDER_S  # calls connected for less are free (rule 6; tests shorten it)
 
     @property
     def recordings_path(self) -> Path:

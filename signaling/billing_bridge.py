@@ -20,7 +20,6 @@ from billing_hooks import (
     WebhookHook,
 )
 from billing_hooks.plans import PricingPlans
-from core import tariff
 from core.config import ConfigError, Settings
 from core.tasks import Periodic
 from signaling.call_state import CallRecord
@@ -69,7 +68,6 @@ class BillingBridge:
         hooks: HookBus,
         webhooks: list[WebhookHook],
         processor: PaymentProcessor | None = None,
-        free_under_s: int = tariff.FREE_UNDER_S,
         *,
         plans: PricingPlans,
     ) -> None:
@@ -81,7 +79,6 @@ class BillingBridge:
             ledger,
             hooks,
             processor=processor,
-            free_under_s=free_under_s,
             plans=self.plans,
         )
         self._webhooks = webhooks

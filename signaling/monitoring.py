@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
+from typing import Any, Final
 
 from redis.asyncio import Redis
 
 from core.errors import ErrorCode, ProtocolError
+from core.lua import script
 from core.redis_text import text
 from signaling.call_events import Emitter, call_summary, monitors_room
 from signaling.call_state import LIVE, CallRecord, CallStore
@@ -26,13 +27,7 @@ from signaling.session import Session
 MAX_FLAGS = 200
 RETENTION_S = 7 * 24 * 3600
 
-# KEYS: the call's flags. ARGV: the flag, the most flags kept, seconds to keep them.
-_ADD_FLAG = """
-if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
-"""
+_ADD_FLAG: Final = script("signaling", "flag_add.lua")
 
 
 def flags_key(call_id: str) -> str:

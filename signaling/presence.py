@@ -8,23 +8,17 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Final
 
 from redis.asyncio import Redis
 
+from core.lua import script
 from core.tasks import Periodic
 
 log = logging.getLogger(__name__)
 
 
-# KEYS: the subject's presence set. ARGV: now, member, cap, expiry. 1 if the member holds a
-# place (already, or now), 0 if the subject already has ``cap`` live connections.
-_RESERVE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 1 end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[2])
-return 1
-"""
+_RESERVE: Final = script("signaling", "presence_reserve.lua")
 
 
 def _key(role: str, subject: str) -> str:

@@ -20,10 +20,12 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from core.lua import script
 from core.tasks import Periodic, TaskPool
 from signaling.metrics import TIMER_LATENESS
 
@@ -33,34 +35,10 @@ TIMERS_KEY = "timers"
 DEFAULT_CONCURRENCY = 32
 MAX_CLAIM = 100
 
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[3])
-for i = 1, #due, 2 do redis.call('ZADD', KEYS[1], ARGV[2], due[i]) end
-return due
-"""
-
-# ARGV: the new lease, then (member, score held) pairs. Moves each member still at the score we
-# hold to the new lease; returns 1 (renewed) or 0 (re-armed, cancelled or taken) per member.
-_RENEW = """
-local out = {}
-for i = 2, #ARGV, 2 do
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if score and tonumber(score) == tonumber(ARGV[i + 1]) then
-    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
-  end
-end
-return out
-"""
-
-# Remove a handled timer only if it still holds the lease we claimed (not re-armed meanwhile).
-_DONE = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score and tonumber(score) == tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1], ARGV[1]) end
-return 0
-"""
+# Claim due timers under a lease, renew the leases of those in hand, remove a handled one.
+_CLAIM: Final = script("signaling", "timer_claim.lua")
+_RENEW: Final = script("signaling", "timer_renew.lua")
+_DONE: Final = script("signaling", "timer_done.lua")
 
 TimerHandler = Callable[[str], Awaitable[None]]
 
@@ -79,8 +57,10 @@ class DurableTimers:
         lease_s: float = 1.5,  # a dead node's claims fire elsewhere within 2 s (SPEC)
         concurrency: int = DEFAULT_CONCURRENCY,
         stop_grace_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
+        self._clock = clock
         self._claim = redis.register_script(_CLAIM)
         self._renew_script = redis.register_script(_RENEW)
         self._done = redis.register_script(_DONE)
@@ -131,7 +111,7 @@ class DurableTimers:
         free = min(self._pool.free, MAX_CLAIM)
         if free <= 0:
             return 0
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self._clock() * 1000)
         lease_ms = now_ms + int(self._lease * 1000)
         claimed = await self._claim(keys=[TIMERS_KEY], args=[now_ms, lease_ms, free])
         members = claimed[::2]
@@ -158,7 +138,7 @@ class DurableTimers:
             if not self._held:
                 return
             held = list(self._held.items())
-            lease_ms = int(time.time() * 1000) + int(self._lease * 1000)
+            lease_ms = int(self._clock() * 1000) + int(self._lease * 1000)
             args: list[str | int] = [lease_ms]
             for member, score in held:
                 args += [member, score]

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,20 @@ class Node:
 NodeFactory = Callable[..., Awaitable[Node]]
 
 
+class MovableClock:
+    """The wall clock, moved on by a test: a node given it reads it for its calls' times,
+    their timers and so their charge, so a test skips time instead of waiting it out."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 @pytest.fixture
 async def start_node(
     redis_url: str, tmp_path: Path, recordings_dir: Path
@@ -149,7 +164,8 @@ async def start_node(
     """Start in-process signaling nodes on free ports; all are stopped at teardown."""
     nodes: list[Node] = []
 
-    async def start(**overrides: Any) -> Node:
+    async def start(clock: Callable[[], float] = time.time, **overrides: Any) -> Node:
+        """``overrides``: settings; ``clock``: the node's (e.g. a :class:`MovableClock`)."""
         port = _free_port()
         settings = Settings.from_env(
             data_dir=tmp_path / "var",
@@ -159,7 +175,7 @@ async def start_node(
             recordings_dir=recordings_dir,
             **{"rate_limits": TEST_RATE_LIMITS, **overrides},
         )
-        node = SignalingNode(settings, redis_url, SECRET)
+        node = SignalingNode(settings, redis_url, SECRET, clock=clock)
         runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -9,6 +9,7 @@ import inspect
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -124,8 +125,12 @@ class SignalingNode:
         redis_url: str,
         secret: bytes,
         processor: PaymentProcessor | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """``processor`` None: the one ``settings`` name (none, unless asked for or demo)."""
+        """``processor`` None: the one ``settings`` name (none, unless asked for or demo).
+        ``clock``: the time the call's rules, its timers and its charge read (tests move it
+        on instead of waiting)."""
         settings.check(secret)
         if processor is None:
             try:
@@ -149,7 +154,7 @@ class SignalingNode:
         )
         self.directory = Directory(self.redis)
         self.ledger = Ledger(self.redis)
-        self.timers = DurableTimers(self.redis)
+        self.timers = DurableTimers(self.redis, clock=clock)
         self.presence = Presence(self.redis, settings.node_id, settings.presence_ttl_s)
         store = CallStore(self.redis, settings.call_retention_s)
         control = SfuControl(self.redis)  # the one control channel to the SFU workers
@@ -185,7 +190,6 @@ class SignalingNode:
             hooks,
             webhooks,
             processor,
-            free_under_s=settings.free_under_s,
             plans=self.plans,
         )
         self.calls = CallService(
@@ -204,6 +208,7 @@ class SignalingNode:
             settle_retry_s=settings.settle_retry_s,
             plans=self.plans,
             visits=call_gate(self.redis),  # scheduled visits (issue 27)
+            clock=clock,
         )
         # Worker events (connected, media lost, quality, dead workers) move calls along.
         self.media = MediaBridge(

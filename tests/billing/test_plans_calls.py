@@ -64,7 +64,7 @@ async def redis(redis_url: str, sfu_worker: str) -> AsyncIterator[Redis]:
 @pytest.fixture
 async def pool(clients_on: ClientsFactory, redis: Redis) -> Clients:
     await apply_seed(redis, parse_seed(json.dumps(plans_seed())))
-    return await clients_on(free_under_s=1)
+    return await clients_on()
 
 
 async def allowance(clients: Clients, resident: str) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""The call scripts (signaling/*.lua) one by one, on the real Redis: create, claim once, and the
-finish lock's renew and release (call_transition.lua: tests/signaling/test_call_machine.py)."""
+"""Every script of signaling/ (its .lua files) on its own, on the real Redis: the call's
+create and claim-once, the finish lock's renew and release, the durable timers' claim, renew
+and done, presence's reserve and the monitors' flags (call_transition.lua:
+tests/signaling/test_call_machine.py)."""
 
 from __future__ import annotations
 
@@ -47,3 +49,59 @@ async def test_the_finish_lock_is_renewed_and_released_only_by_its_holder(redis:
     assert await release(keys=["finish:c1"], args=["mine"]) == 1
     assert not await redis.exists("finish:c1")
     assert await renew(keys=["finish:c1"], args=["mine", 60_000]) == 0  # gone: not revived
+
+
+async def test_timer_claim_takes_only_due_timers_up_to_the_limit_under_a_lease(
+    redis: Redis,
+) -> None:
+    claim = redis.register_script(script("signaling", "timer_claim.lua"))
+    await redis.zadd("timers", {"a|1": 100, "b|1": 200, "c|1": 300, "later|1": 9000})
+    assert await claim(keys=["timers"], args=[300, 5000, 2]) == [b"a|1", b"100", b"b|1", b"200"]
+    assert await redis.zrange("timers", 0, -1, withscores=True) == [
+        (b"c|1", 300.0),
+        (b"a|1", 5000.0),
+        (b"b|1", 5000.0),
+        (b"later|1", 9000.0),
+    ]
+    assert await claim(keys=["timers"], args=[300, 6000, 10]) == [b"c|1", b"300"]
+    assert await claim(keys=["timers"], args=[300, 7000, 10]) == []  # the rest are leased
+
+
+async def test_timer_renew_and_done_touch_only_timers_still_at_our_lease(redis: Redis) -> None:
+    renew = redis.register_script(script("signaling", "timer_renew.lua"))
+    done = redis.register_script(script("signaling", "timer_done.lua"))
+    await redis.zadd("timers", {"mine|1": 5000, "rearmed|1": 123})  # re-armed while handled
+    assert await renew(
+        keys=["timers"], args=[8000, "mine|1", 5000, "rearmed|1", 5000, "gone|1", 5000]
+    ) == [1, 0, 0]
+    assert await redis.zscore("timers", "mine|1") == 8000
+    assert await redis.zscore("timers", "rearmed|1") == 123
+    assert await redis.zscore("timers", "gone|1") is None  # not revived
+    assert await done(keys=["timers"], args=["rearmed|1", 5000]) == 0  # stays armed
+    assert await done(keys=["timers"], args=["mine|1", 5000]) == 0  # not the lease we hold now
+    assert await done(keys=["timers"], args=["mine|1", 8000]) == 1
+    assert await redis.zrange("timers", 0, -1) == [b"rearmed|1"]
+
+
+async def test_presence_reserve_caps_a_subjects_live_connections(redis: Redis) -> None:
+    reserve = redis.register_script(script("signaling", "presence_reserve.lua"))
+    key = ["presence:family:F1"]
+    assert await reserve(keys=key, args=[100, "s1", 2, 200]) == 1
+    assert await reserve(keys=key, args=[100, "s2", 2, 200]) == 1
+    assert await reserve(keys=key, args=[100, "s3", 2, 200]) == 0  # at the cap: nothing written
+    assert await reserve(keys=key, args=[100, "s1", 2, 300]) == 1  # already holds a place
+    assert await redis.zcard("presence:family:F1") == 2
+    # Expired places are dropped first: s1 and s2 expired at 200, so s3 gets in.
+    assert await reserve(keys=key, args=[250, "s3", 2, 400]) == 1
+    assert await redis.zrange("presence:family:F1", 0, -1) == [b"s3"]
+
+
+async def test_flag_add_keeps_at_most_the_cap_and_refreshes_the_expiry(redis: Redis) -> None:
+    add = redis.register_script(script("signaling", "flag_add.lua"))
+    key = ["call:c1:flags"]
+    assert await add(keys=key, args=['{"n": 1}', 2, 60]) == 1
+    assert await add(keys=key, args=['{"n": 2}', 2, 600]) == 1
+    assert 60 < await redis.ttl("call:c1:flags") <= 600
+    assert await add(keys=key, args=['{"n": 3}', 2, 900]) == 0
+    assert await redis.lrange("call:c1:flags", 0, -1) == [b'{"n": 1}', b'{"n": 2}']
+    assert await redis.ttl("call:c1:flags") <= 600  # a refused flag changes nothing
