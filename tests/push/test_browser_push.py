@@ -21,6 +21,7 @@ from playwright.async_api import CDPSession, Page, expect
 
 from tests.push.conftest import PushWorld
 from tests.push.push_service import Device
+from tests.waiting import eventually
 from tests.web.conftest import PHONE, Pages, WebNode, screenshot
 
 RING_TIMEOUT_S = 20.0
@@ -112,12 +113,15 @@ async def registration_id(cdp: CDPSession, scope: str) -> str:
 
 
 async def notifications(page: Page, count: int = 1) -> list[dict[str, Any]]:
-    for _ in range(200):
-        shown: list[dict[str, Any]] = await page.evaluate(NOTIFICATIONS)
-        if len(shown) >= count:
-            return shown
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no notification shown: {shown}")
+    shown: list[dict[str, Any]] = []
+
+    async def enough() -> bool:
+        nonlocal shown
+        shown = await page.evaluate(NOTIFICATIONS)
+        return len(shown) >= count
+
+    await eventually(enough, lambda: f"{count} notification(s) shown: {shown}", interval_s=0.05)
+    return shown
 
 
 async def deliver(cdp: CDPSession, origin: str, registration: str, payload: dict[str, Any]) -> None:
@@ -218,11 +222,14 @@ async def test_a_missed_call_replaces_the_ringing_notification_and_remove_a_devi
     await tablet.request("call.cancel", {"call_id": call_id})
     [missed] = await world.push.wait_for(device, "call.missed")
     await deliver(cdp, world.node.url, registration, missed.payload)
-    for _ in range(200):
+    shown: dict[str, Any] = {}
+
+    async def missed_shown() -> bool:
+        nonlocal shown
         [shown] = await notifications(page)
-        if shown["title"].startswith("Missed"):
-            break
-        await asyncio.sleep(0.05)
+        return str(shown["title"]).startswith("Missed")
+
+    await eventually(missed_shown, lambda: f"the missed call shown: {shown}", interval_s=0.05)
     assert shown["title"] == "Missed call from Paul Pine 0" and shown["tag"] == call_id
     assert shown["requireInteraction"] is False and shown["actions"] == []
 
@@ -234,11 +241,14 @@ async def test_a_missed_call_replaces_the_ringing_notification_and_remove_a_devi
     call_id = await tablet.place("PF0")
     rings = await world.push.wait_for(device, "call.incoming", count=2)
     await deliver(cdp, world.node.url, registration, rings[1].payload)
-    for _ in range(200):
+    ringing: list[dict[str, Any]] = []
+
+    async def ring_shown() -> bool:
+        nonlocal ringing
         ringing = [n for n in await notifications(page) if n["tag"] == call_id]
-        if ringing:
-            break
-        await asyncio.sleep(0.05)
+        return bool(ringing)
+
+    await eventually(ring_shown, "the private ring shown", interval_s=0.05)
     assert ringing[0]["title"] == "Incoming video call"
     assert "Paul" not in ringing[0]["body"] and "Pine" not in ringing[0]["body"]
     await tablet.request("call.cancel", {"call_id": call_id})

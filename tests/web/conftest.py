@@ -6,7 +6,6 @@ cannot resolve Chrome's mDNS (``.local``) host candidates, so that obfuscation i
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import shutil
@@ -31,6 +30,7 @@ from redis.asyncio import Redis
 from core.tokens import Tokens
 from tests.conftest import SECRET, NodeFactory, package_sfu_worker, redis_keeping_workers
 from tests.seeds import short_stay_facility
+from tests.waiting import eventually
 from visitation.node import SignalingNode
 from visitation.seed import apply_seed, parse_seed
 
@@ -248,13 +248,21 @@ async def final_recording(server: WebNode, **filters: str) -> dict[str, Any]:
     closes the file after the call ends, then the recorder hashes and signs it."""
     headers = {"Authorization": f"Bearer {server.tokens.issue('investigator', 'IW')}"}
     async with aiohttp.ClientSession(server.url, headers=headers) as http:
-        for _ in range(100):
+        found: list[dict[str, Any]] = []
+
+        async def signed() -> bool:
+            nonlocal found
             async with http.get("/api/v1/recordings", params=filters) as response:
-                found: list[dict[str, Any]] = (await response.json())["recordings"]
-            if len(found) == 1 and found[0]["state"] == "final":
-                return found[0]
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"no signed recording for {filters}: {found}")
+                found = (await response.json())["recordings"]
+            return len(found) == 1 and found[0]["state"] == "final"
+
+        await eventually(
+            signed,
+            lambda: f"a signed recording for {filters}: {found}",
+            within_s=20,
+            interval_s=0.2,
+        )
+        return found[0]
 
 
 async def open_recording(page: Page, **filters: str) -> None:
