@@ -131,7 +131,7 @@ class CallFinisher:
             try:
                 settlement = await self._settle(ended)
             except Exception:
-                await self._tear_down(ended)  # the media goes even so
+                await self._run_teardown(ended)  # the media goes even so
                 raise
             if await self.store.claim_once(call_id, FAMILY_ENDED):
                 payload = {
@@ -141,12 +141,12 @@ class CallFinisher:
                     "agency_seconds": settlement.agency_seconds,  # v1.2 pricing plans
                 }
                 await self.emit("call.ended", payload, family_room(ended.family_id))
-            await self._tear_down(ended)
+            await self._run_teardown(ended)
             await self.store.claim_once(call_id, FINISHED)
             await self.timers.cancel(SETTLE, call_id)
             return True
 
-    async def _tear_down(self, ended: CallRecord) -> None:
+    async def _run_teardown(self, ended: CallRecord) -> None:
         try:
             await self._teardown(ended)
         except Exception:

@@ -39,9 +39,6 @@ from signaling.call_events import monitors_room as monitors_room
 from signaling.call_events import tablet_room as tablet_room
 from signaling.call_history import CallHistory
 from signaling.call_machine import (
-    CALL_TIMERS as CALL_TIMERS,
-)
-from signaling.call_machine import (
     CONNECT_TIMEOUT,
     RING_TIMEOUT,
     SETTLE,
@@ -61,9 +58,8 @@ from visits.calls import VisitCalls
 log = logging.getLogger(__name__)
 
 WARNING_BEFORE_S = 60
-PRE_CONNECT = (CallState.ACCEPTED,)
 RINGING_FOR_TABLET = (CallState.RINGING, CallState.DECLINED)  # a reject is not shown early
-IN_CALL = (CallState.ACCEPTED, CallState.CONNECTED)
+IN_CALL = move(CallEvent.END).sources  # answered: what a hang-up ends
 
 
 @dataclass
@@ -231,10 +227,10 @@ class CallService:
         assert updated is not None
         # An admin may have marked the contact (un)privileged while it rang.
         updated = await self.privilege.recheck(updated)
-        # Cataloged, then open on an SFU worker, before the tablet hears of the answer (so
-        # its first offer finds the room open, recording from its first packet).
-        if not updated.privileged:
-            await _step("recording.begin", updated, self.recording.begin(updated))
+        # Cataloged (the recording port records no privileged call), then open on an SFU
+        # worker, before the tablet hears of the answer (so its first offer finds the room
+        # open, recording from its first packet).
+        await _step("recording.begin", updated, self.recording.begin(updated))
         try:
             worker = await self.media.open(updated)
         except ControlError:
@@ -369,7 +365,7 @@ class CallService:
 
     async def _on_connect_timeout(self, call_id: str) -> None:
         record = await self.store.get(call_id)
-        if record is not None and record.state in PRE_CONNECT:
+        if record is not None and move(CallEvent.CONNECT_TIMEOUT).allows(record.state):
             # Only while still not connected: a connect racing this timer wins.
             await self.end(record, "connection_lost", event=CallEvent.CONNECT_TIMEOUT)
 
@@ -390,10 +386,6 @@ class CallService:
             await self.end(record, "time_limit")
 
     # -- reaching the family -----------------------------------------------------------------
-
-    async def reachable(self, family_id: str) -> bool:
-        """SPEC rule 1: an open socket on any node, or a push subscription."""
-        return await self.rules.reachable(family_id)
 
     def _ring_stopped(self, record: CallRecord, reason: str, missed: bool) -> None:
         self.notifier.ring_stopped(
@@ -460,8 +452,7 @@ class CallService:
         """The call's room closed on its worker, then its recording sealed (as far as it got
         if the worker could not close it cleanly)."""
         cleanly = await self.media.close(record)
-        if not record.privileged:
-            await self.recording.finalize(record, cleanly)
+        await self.recording.finalize(record, cleanly)  # nothing, for a privileged call
 
     async def _count(self, facility_id: str, count: Callable[[Facility], Awaitable[None]]) -> None:
         """Add to the facility's day on the admins' board; never fails the call for it."""

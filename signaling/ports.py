@@ -4,7 +4,7 @@
 composition root, :mod:`visitation.node`) and calls them in the order its methods write out:
 
 - at place: ``media.admit`` (room on the media plane, refused at the door);
-- at accept: ``privilege.recheck``, then ``recording.begin`` (not for a privileged call), then
+- at accept: ``privilege.recheck``, then ``recording.begin`` (which records no privileged call), then
   ``media.open`` (the call's room on an SFU worker), then the tablet hears ``call.accepted``;
 - at connect: ``billing.authorize`` (how long the call may last), then the transition, then
   ``billing.connected``;
