@@ -1,0 +1,57 @@
+"""Every package's Redis keys in one list: the docs table, the collision checks and the
+start-up migration read it (see :mod:`core.keyspace` for the scheme).
+
+``python -m visitation.keyspace`` prints ``docs/keyspace.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from redis.asyncio import Redis
+
+from core import keyspace
+from core.keyspace import Key, Rename
+
+# One module per owning package, in the order the docs list them. Each has ``KEYS`` and,
+# where names changed, ``RENAMES``.
+_MODULES: tuple[str, ...] = ()
+
+
+def _modules() -> list[ModuleType]:
+    import importlib
+
+    return [importlib.import_module(name) for name in _MODULES]
+
+
+def groups() -> dict[str, tuple[Key, ...]]:
+    """Each owning package's keys, by package name."""
+    return {module.__name__.rsplit(".", 1)[0]: tuple(module.KEYS) for module in _modules()}
+
+
+def every_key() -> list[Key]:
+    return [key for keys in groups().values() for key in keys]
+
+
+def renames() -> list[Rename]:
+    return [rename for module in _modules() for rename in getattr(module, "RENAMES", ())]
+
+
+async def migrate(redis: Redis) -> dict[str, int]:
+    """Rename a deployment's keys from older names (once; see :func:`core.keyspace.migrate`)."""
+    return await keyspace.migrate(redis, renames())
+
+
+def render() -> str:
+    return keyspace.render_markdown(groups())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    sys.stdout.write(render())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
