@@ -4,7 +4,7 @@
 -- KEYS[2]  busy:family:{family_id}       the family's current call id
 -- KEYS[3]  call:{call_id}                the call record (a hash)
 -- KEYS[4]  calls:live:{facility_id}      SET of the facility's live call ids
--- KEYS[5]  timers                        ZSET of durable timers (member "kind|call_id", due ms)
+-- KEYS[5]  timers:due                    ZSET of durable timers (member "kind|call_id", due ms)
 -- ARGV[1]  call_id
 -- ARGV[2]  the ring timer's member
 -- ARGV[3]  the ring timer's due time (ms)

@@ -34,6 +34,7 @@ from core.tasks import TaskPool
 from signaling.call_events import CallHook, Emitter, Settler, ended_payload, family_room
 from signaling.call_machine import SETTLE
 from signaling.call_state import CallRecord, CallState, CallStore
+from signaling.redis_keys import FINISH_LOCK
 from signaling.timers import DurableTimers
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ _RELEASE_LOCK = script("signaling", "lock_release.lua")
 
 
 def finish_lock_key(call_id: str) -> str:
-    return f"finish:{call_id}"
+    return FINISH_LOCK(call_id)
 
 
 class CallFinisher:

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from core.redis_text import text
 from signaling.call_state import CallRecord
+from signaling.redis_keys import RECENT_CALLS
 
 KEPT: Final = 50
 KEPT_S: Final = 90 * 24 * 3600
@@ -27,7 +28,7 @@ Outcome = Literal["ended", "canceled", "unanswered"]
 
 
 def recent_key(resident_id: str) -> str:
-    return f"calls:recent:resident:{resident_id}"
+    return RECENT_CALLS("resident", resident_id)
 
 
 @dataclass(frozen=True)

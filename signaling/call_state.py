@@ -20,7 +20,8 @@ from redis.typing import EncodableT, FieldT
 from core.config import CALL_RETENTION_S
 from core.lua import script
 from core.redis_text import text
-from signaling.timers import TIMERS_KEY, timer_member
+from signaling.redis_keys import BUSY, CALL, LIVE_CALLS, TIMERS
+from signaling.timers import timer_member
 
 if TYPE_CHECKING:
     from signaling.call_machine import Move
@@ -122,20 +123,12 @@ class Transition:
         return self.previous is None
 
 
-def _key(call_id: str) -> str:
-    return f"call:{call_id}"
-
-
 def _once_field(what: str) -> str:
     return f"once:{what}"  # not a CallRecord field: from_redis ignores it
 
 
 def _busy_keys(resident_id: str, family_id: str) -> list[str]:
-    return [f"busy:resident:{resident_id}", f"busy:family:{family_id}"]
-
-
-def _live_key(facility_id: str) -> str:
-    return f"calls:live:{facility_id}"
+    return [BUSY("resident", resident_id), BUSY("family", family_id)]
 
 
 class CallStore:
@@ -158,9 +151,9 @@ class CallStore:
         pairs = [item for kv in record.to_redis().items() for item in kv]
         keys = [
             *_busy_keys(record.resident_id, record.family_id),
-            _key(record.call_id),
-            _live_key(record.facility_id),
-            TIMERS_KEY,
+            CALL(record.call_id),
+            LIVE_CALLS(record.facility_id),
+            TIMERS(),
         ]
         args: list[str | int] = [
             record.call_id,
@@ -174,7 +167,7 @@ class CallStore:
     async def get(self, call_id: str) -> CallRecord | None:
         if not call_id or len(call_id) > 64:
             return None
-        raw = await self._redis.hgetall(_key(call_id))
+        raw = await self._redis.hgetall(CALL(call_id))
         return CallRecord.from_redis(raw) if raw else None
 
     async def transition(
@@ -192,10 +185,10 @@ class CallStore:
         if set(due) != set(move.arms):
             raise ValueError(f"{move.event}: arms {move.arms}, due times given for {sorted(due)}")
         keys = [
-            _key(record.call_id),
+            CALL(record.call_id),
             *_busy_keys(record.resident_id, record.family_id),
-            _live_key(record.facility_id),
-            TIMERS_KEY,
+            LIVE_CALLS(record.facility_id),
+            TIMERS(),
         ]
         args: list[bytes | str | int | float] = [
             ",".join(sorted(move.sources)),
@@ -216,13 +209,13 @@ class CallStore:
         return Transition(applied=status == b"ok", previous=CallState(text(state)))
 
     async def active_call(self, role: str, subject: str) -> str | None:
-        raw = await self._redis.get(f"busy:{role}:{subject}")
+        raw = await self._redis.get(BUSY(role, subject))
         return text(raw) if raw else None
 
     async def live_calls(self, facility_ids: Iterable[str]) -> list[CallRecord]:
         out: list[CallRecord] = []
         for facility_id in facility_ids:
-            for member in sorted(await self._redis.smembers(_live_key(facility_id))):
+            for member in sorted(await self._redis.smembers(LIVE_CALLS(facility_id))):
                 record = await self.get(text(member))
                 if record is not None and record.live:
                     out.append(record)
@@ -232,7 +225,7 @@ class CallStore:
         """Record facts about a call that are not state (its worker, who terminated it)."""
         mapping: dict[FieldT, EncodableT] = {}
         mapping.update(values)
-        await self._redis.hset(_key(call_id), mapping=mapping)
+        await self._redis.hset(CALL(call_id), mapping=mapping)
 
     async def claim_once(
         self, call_id: str, what: str, *, stamp: tuple[str, float] | None = None
@@ -241,8 +234,8 @@ class CallStore:
         one that may do that step (send ``call.warning``, the family's ``call.ended`` ...).
         ``stamp``: a (field, time) of the record set with the claim (e.g. ``warned_at``)."""
         args: list[str | float] = [_once_field(what), *(stamp or ())]
-        return bool(await self._claim_once(keys=[_key(call_id)], args=args))
+        return bool(await self._claim_once(keys=[CALL(call_id)], args=args))
 
     async def claimed(self, call_id: str, what: str) -> bool:
         """Whether :meth:`claim_once` already returned True for this call and ``what``."""
-        return bool(await self._redis.hexists(_key(call_id), _once_field(what)))
+        return bool(await self._redis.hexists(CALL(call_id), _once_field(what)))

@@ -5,7 +5,7 @@
 -- KEYS[2]  busy:resident:{resident_id}   freed (if it still names this call) on 'both'
 -- KEYS[3]  busy:family:{family_id}       freed (if it still names this call) on 'both', 'family'
 -- KEYS[4]  calls:live:{facility_id}      the call leaves it on 'both' and 'family'
--- KEYS[5]  timers                        ZSET of durable timers
+-- KEYS[5]  timers:due                    ZSET of durable timers
 -- ARGV[1]  the states it may leave from, comma-separated
 -- ARGV[2]  the new state
 -- ARGV[3]  whose busy slot it frees: 'both' (the call is over: the record expires too),

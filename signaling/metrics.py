@@ -149,8 +149,8 @@ class NodeMetrics:
         # Imported here: signaling.timers (imported by call_state) will import this module's
         # TIMER_LATENESS, so this module imports nothing of signaling's at load time.
         from signaling.call_state import LIVE
-        from signaling.call_state import _key as call_key
-        from signaling.call_state import _live_key as live_calls_key
+        from signaling.redis_keys import CALL as call_key
+        from signaling.redis_keys import LIVE_CALLS as live_calls_key
 
         facility_ids = await self._facility_ids()
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -22,6 +22,7 @@ from core.redis_text import text
 from signaling.call_events import Emitter, call_summary, monitors_room
 from signaling.call_state import LIVE, CallRecord, CallStore
 from signaling.payloads import Empty, Flag
+from signaling.redis_keys import CALL_FLAGS, CALL_WATCHERS
 from signaling.session import Session
 
 MAX_FLAGS = 200
@@ -31,11 +32,11 @@ _ADD_FLAG: Final = script("signaling", "flag_add.lua")
 
 
 def flags_key(call_id: str) -> str:
-    return f"call:{call_id}:flags"
+    return CALL_FLAGS(call_id)
 
 
 def watchers_key(call_id: str) -> str:
-    return f"call:{call_id}:watchers"
+    return CALL_WATCHERS(call_id)
 
 
 class Monitoring:

@@ -14,15 +14,12 @@ from redis.asyncio import Redis
 
 from core.lua import script
 from core.tasks import Periodic
+from signaling.redis_keys import PRESENCE
 
 log = logging.getLogger(__name__)
 
 
 _RESERVE: Final = script("signaling", "presence_reserve.lua")
-
-
-def _key(role: str, subject: str) -> str:
-    return f"presence:{role}:{subject}"
 
 
 class Presence:
@@ -41,28 +38,28 @@ class Presence:
         now = time.time()
         member = f"{self._node}:{sid}"
         args: list[str | float] = [now, member, cap, now + self._ttl]
-        return bool(await self._reserve(keys=[_key(role, subject)], args=args))
+        return bool(await self._reserve(keys=[PRESENCE(role, subject)], args=args))
 
     async def add(self, sid: str, role: str, subject: str) -> None:
         self._local[sid] = (role, subject)
         await self._redis.zadd(
-            _key(role, subject), {f"{self._node}:{sid}": time.time() + self._ttl}
+            PRESENCE(role, subject), {f"{self._node}:{sid}": time.time() + self._ttl}
         )
 
     async def remove(self, sid: str) -> None:
         entry = self._local.pop(sid, None)
         if entry is not None:
-            await self._redis.zrem(_key(*entry), f"{self._node}:{sid}")
+            await self._redis.zrem(PRESENCE(*entry), f"{self._node}:{sid}")
 
     async def is_online(self, role: str, subject: str) -> bool:
-        return bool(await self._redis.zcount(_key(role, subject), time.time(), "+inf"))
+        return bool(await self._redis.zcount(PRESENCE(role, subject), time.time(), "+inf"))
 
     async def refresh(self) -> None:
         now = time.time()
         async with self._redis.pipeline(transaction=False) as pipe:
             for sid, (role, subject) in self._local.items():
-                pipe.zadd(_key(role, subject), {f"{self._node}:{sid}": now + self._ttl})
-                pipe.zremrangebyscore(_key(role, subject), "-inf", now)
+                pipe.zadd(PRESENCE(role, subject), {f"{self._node}:{sid}": now + self._ttl})
+                pipe.zremrangebyscore(PRESENCE(role, subject), "-inf", now)
             await pipe.execute()
 
     def start(self) -> None:

@@ -1,7 +1,7 @@
 -- Claim the due timers (at most ARGV[3]): each is moved to the claimer's lease, so no other
 -- node fires it while the lease lasts (and any node does once it lapses).
 --
--- KEYS[1]  timers                  ZSET of durable timers (member "kind|call_id", score: due ms)
+-- KEYS[1]  timers:due              ZSET of durable timers (member "kind|call_id", score: due ms)
 -- ARGV[1]  now (ms): timers due at or before it are claimed
 -- ARGV[2]  the lease's end (ms): the claimed timers' new score
 -- ARGV[3]  the most timers to claim

@@ -1,7 +1,7 @@
 -- Remove a handled timer, only if it still holds the lease we claimed (a timer re-armed while
 -- its handler ran stays armed).
 --
--- KEYS[1]  timers                  ZSET of durable timers
+-- KEYS[1]  timers:due              ZSET of durable timers
 -- ARGV[1]  the member
 -- ARGV[2]  the score (lease) we hold
 -- Returns 1 if removed, else 0.

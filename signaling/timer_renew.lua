@@ -1,7 +1,7 @@
 -- Renew the leases of timers still being handled: a member still at the score we hold moves
 -- to the new lease; one re-armed, cancelled or taken meanwhile is left alone.
 --
--- KEYS[1]  timers                  ZSET of durable timers
+-- KEYS[1]  timers:due              ZSET of durable timers
 -- ARGV[1]  the new lease's end (ms)
 -- ARGV[2..] (member, score held) pairs
 -- Returns one 1 (renewed) or 0 (not ours any more) per member, in order.

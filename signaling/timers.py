@@ -28,10 +28,11 @@ from redis.exceptions import RedisError
 from core.lua import script
 from core.tasks import Periodic, TaskPool
 from signaling.metrics import TIMER_LATENESS
+from signaling.redis_keys import TIMERS
 
 log = logging.getLogger(__name__)
 
-TIMERS_KEY = "timers"
+TIMERS_KEY: Final = TIMERS()
 DEFAULT_CONCURRENCY = 32
 MAX_CLAIM = 100
 

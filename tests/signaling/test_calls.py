@@ -286,7 +286,7 @@ async def test_ring_timer_is_durable_and_fired_by_any_node(
     assert pool.node is not None
     await pool.node.node.timers.stop()  # this node's timer loop is dead
     pair = await ring(pool)
-    due = await redis.zscore("timers", f"ring_timeout|{pair.call_id}")
+    due = await redis.zscore(TIMERS_KEY, f"ring_timeout|{pair.call_id}")
     assert due
 
     def past_due() -> bool:  # on the clock the timers are kept on (ms, the node's time.time)
@@ -298,7 +298,7 @@ async def test_ring_timer_is_durable_and_fired_by_any_node(
     assert await pair.family.next("call.canceled", timeout=5) == {"call_id": pair.call_id}
     assert await pair.tablet.next("call.unanswered") == {"call_id": pair.call_id}
     assert await redis.hget(f"call:{pair.call_id}", "state") == b"unanswered"
-    assert await redis.zscore("timers", f"ring_timeout|{pair.call_id}") is None
+    assert await redis.zscore(TIMERS_KEY, f"ring_timeout|{pair.call_id}") is None
 
 
 async def test_monitor_terminate_and_flag(clients: Clients, redis: Redis) -> None:
