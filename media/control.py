@@ -1,11 +1,12 @@
 """Control channel between the signaling tier and SFU workers, over Redis.
 
-Keys (``{w}`` = worker id):
+Keys (``{w}`` = worker id; built by the constants of :mod:`media.redis_keys`):
 
 * ``sfu:workers`` (set of worker ids) and ``sfu:alive:{w}`` (JSON :class:`WorkerStatus`,
   ``PX 3000``, refreshed every second): the worker registry; ``sfu:last_beat`` (hash: worker
-  id -> time of its last heartbeat, kept until the worker is claimed or deregisters). A worker still in the set whose
-  alive key expired died without cleaning up (:meth:`SfuControl.dead_workers`).
+  id -> time of its last heartbeat, kept until the worker is claimed or deregisters). A worker
+  still in the set whose alive key expired died without cleaning up
+  (:meth:`SfuControl.dead_workers`).
 * ``sfu:calls:{w}`` (set of call ids on that worker) and ``sfu:call:{call_id}`` (its worker id),
   written by the worker when it opens / closes a call; ``sfu:recording:{call_id}`` (JSON
   ``{"problems": [...]}``, 7 days) when it has closed the call's recording file.
@@ -36,16 +37,37 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 
 from core.domain import Party as Party
+from core.lua import script
 from core.redis_text import text
+from media.redis_keys import (
+    ALIVE,
+    CALL_WORKER,
+    CONTROL,
+    EVENTS,
+    LAST_BEATS,
+    RECORDING_REPORT,
+    REPLY,
+    WORKER_CALLS,
+    WORKERS,
+)
 
 if TYPE_CHECKING:
     from media.events import EventConsumer, EventHandler
 
 log = logging.getLogger(__name__)
 
-WORKERS_KEY: Final = "sfu:workers"
-LAST_BEATS_KEY: Final = "sfu:last_beat"  # hash: worker id -> Unix time of its last heartbeat
-EVENTS_STREAM: Final = "sfu:events"
+# The names other packages import (signaling, loadtest, tests): the keys of media.redis_keys.
+WORKERS_KEY: Final = WORKERS()
+LAST_BEATS_KEY: Final = LAST_BEATS()  # hash: worker id -> Unix time of its last heartbeat
+EVENTS_STREAM: Final = EVENTS()
+alive_key: Final = ALIVE
+ctl_key: Final = CONTROL
+reply_key: Final = REPLY
+worker_calls_key: Final = WORKER_CALLS
+call_key: Final = CALL_WORKER
+recording_report_key: Final = RECORDING_REPORT  # {"problems": [...]} once a recording closed
+
+_CLAIM: Final = script("media", "worker_claim.lua")  # a dead worker's calls, claimed once
 EVENTS_GROUP: Final = "signaling"
 EVENTS_MAXLEN: Final = 10_000
 REPLY_TTL_S: Final = 30
@@ -76,31 +98,6 @@ EventType = Literal["connected", "media_lost", "closed", "quality"]
 #: Why a worker closed a call: asked to (``close_call``), its own shutdown (SIGTERM), or it
 #: found itself declared dead (``fenced``; signaling already ended the call).
 CloseReason = Literal["close_call", "shutdown", "fenced"]
-
-
-def alive_key(worker_id: str) -> str:
-    return f"sfu:alive:{worker_id}"
-
-
-def ctl_key(worker_id: str) -> str:
-    return f"sfu:ctl:{worker_id}"
-
-
-def reply_key(request_id: str) -> str:
-    return f"sfu:reply:{request_id}"
-
-
-def worker_calls_key(worker_id: str) -> str:
-    return f"sfu:calls:{worker_id}"
-
-
-def call_key(call_id: str) -> str:
-    return f"sfu:call:{call_id}"
-
-
-def recording_report_key(call_id: str) -> str:
-    """Written by the worker once it closed a call's recording: ``{"problems": [...]}``."""
-    return f"sfu:recording:{call_id}"
 
 
 class ControlError(Exception):
@@ -238,13 +235,13 @@ class SfuControl:
     def __init__(self, redis: Redis, *, timeout_s: float = 10.0) -> None:
         self.redis = redis
         self.timeout_s = timeout_s
-        self._claim = redis.register_script(_CLAIM_LUA)
+        self._claim = redis.register_script(_CLAIM)
 
     async def live_workers(self) -> dict[str, WorkerStatus]:
-        ids = sorted(text(w) for w in await self.redis.smembers(WORKERS_KEY))
+        ids = sorted(text(w) for w in await self.redis.smembers(WORKERS()))
         if not ids:
             return {}
-        raw = await self.redis.mget([alive_key(w) for w in ids])
+        raw = await self.redis.mget([ALIVE(w) for w in ids])
         return {w: WorkerStatus.model_validate_json(v) for w, v in zip(ids, raw, strict=True) if v}
 
     async def pick_worker(self) -> str:
@@ -260,7 +257,7 @@ class SfuControl:
         live = sorted(statuses)
         async with self.redis.pipeline(transaction=False) as pipe:
             for worker in live:
-                pipe.scard(worker_calls_key(worker))
+                pipe.scard(WORKER_CALLS(worker))
             counts = dict(zip(live, await pipe.execute(), strict=True))
         open_ = [w for w in live if statuses[w].has_room(counts[w])]
         if not open_:
@@ -268,7 +265,7 @@ class SfuControl:
         return min(open_, key=lambda w: (counts[w], statuses[w].load, w))
 
     async def worker_of(self, call_id: str) -> str:
-        worker = await self.redis.get(call_key(call_id))
+        worker = await self.redis.get(CALL_WORKER(call_id))
         if worker is None:
             raise ControlError(NOT_FOUND, f"call {call_id} is on no SFU worker")
         return text(worker)
@@ -278,13 +275,13 @@ class SfuControl:
     ) -> dict[str, Any]:
         """Send one request and wait for its reply; raises ControlError / ControlTimeout."""
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        if not await self.redis.exists(alive_key(worker_id)):
+        if not await self.redis.exists(ALIVE(worker_id)):
             raise ControlError(WORKER_UNAVAILABLE, f"SFU worker {worker_id} is not alive")
         request = Request(
             request_id=uuid.uuid4().hex, op=op, args=args, expires_at=time.time() + timeout
         )
-        await self.redis.rpush(ctl_key(worker_id), request.model_dump_json())
-        popped = await self.redis.blpop([reply_key(request.request_id)], timeout=timeout)
+        await self.redis.rpush(CONTROL(worker_id), request.model_dump_json())
+        popped = await self.redis.blpop([REPLY(request.request_id)], timeout=timeout)
         if popped is None:
             raise ControlTimeout(f"SFU worker {worker_id} did not answer {op} within {timeout}s")
         reply = json.loads(popped[1])
@@ -343,30 +340,30 @@ class SfuControl:
 
     async def held_by_worker(self, call_id: str) -> bool:
         """Whether a worker still holds the call (its room is open or closing)."""
-        return bool(await self.redis.exists(call_key(call_id)))
+        return bool(await self.redis.exists(CALL_WORKER(call_id)))
 
     async def recording_report(self, call_id: str) -> tuple[str, ...] | None:
         """What the worker reported when it closed the call's recording (its problems, empty
         if whole); ``None`` if no worker closed it (it died, was cut off, or is still busy)."""
-        raw = await self.redis.get(recording_report_key(call_id))
+        raw = await self.redis.get(RECORDING_REPORT(call_id))
         if raw is None:
             return None
         return tuple(str(p) for p in json.loads(raw).get("problems", []))
 
     async def dead_workers(self) -> dict[str, list[str]]:
         """Registered workers whose alive key expired, with the calls they still held."""
-        ids = sorted(text(w) for w in await self.redis.smembers(WORKERS_KEY))
+        ids = sorted(text(w) for w in await self.redis.smembers(WORKERS()))
         dead: dict[str, list[str]] = {}
         for worker in ids:
-            if not await self.redis.exists(alive_key(worker)):
-                calls = await self.redis.smembers(worker_calls_key(worker))
+            if not await self.redis.exists(ALIVE(worker)):
+                calls = await self.redis.smembers(WORKER_CALLS(worker))
                 dead[worker] = sorted(text(c) for c in calls)
         return dead
 
     async def last_beat(self, worker_id: str) -> float | None:
         """When the worker last heartbeat (Unix time), while it is registered or unclaimed:
         a dead worker's calls are charged up to then, not up to when its death was noticed."""
-        raw = await self.redis.hget(LAST_BEATS_KEY, worker_id)
+        raw = await self.redis.hget(LAST_BEATS(), worker_id)
         return float(raw) if raw is not None else None
 
     async def claim_dead_worker(self, worker_id: str) -> list[str] | None:
@@ -375,7 +372,7 @@ class SfuControl:
         ``None`` if the worker is alive or another node already claimed it. The caller ends
         the returned calls with ``connection_lost``.
         """
-        keys = [WORKERS_KEY, alive_key(worker_id), worker_calls_key(worker_id), LAST_BEATS_KEY]
+        keys = [WORKERS(), ALIVE(worker_id), WORKER_CALLS(worker_id), LAST_BEATS()]
         result = await self._claim(keys=keys, args=[worker_id])
         if result is None:
             return None
@@ -386,17 +383,3 @@ class SfuControl:
         from media.events import EventConsumer  # built on this module's messages
 
         return EventConsumer(self.redis, consumer, handler, **options)
-
-
-_CLAIM_LUA: Final = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return false end
-if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return false end
-local calls = redis.call('SMEMBERS', KEYS[3])
-for _, call in ipairs(calls) do
-  local key = 'sfu:call:' .. call
-  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
-end
-redis.call('DEL', KEYS[3])
-redis.call('HDEL', KEYS[4], ARGV[1])
-return calls
-"""

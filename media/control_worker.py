@@ -25,22 +25,24 @@ from core.tasks import TaskPool, cancel_task
 from media.control import (
     ALIVE_TTL_MS,
     EVENTS_MAXLEN,
-    EVENTS_STREAM,
     INTERNAL,
-    LAST_BEATS_KEY,
     RECORDING_REPORT_TTL_S,
     REPLY_TTL_S,
-    WORKERS_KEY,
     ControlError,
     ControlTimeout,
     Request,
     WorkerEvent,
-    alive_key,
-    call_key,
-    ctl_key,
-    recording_report_key,
-    reply_key,
-    worker_calls_key,
+)
+from media.redis_keys import (
+    ALIVE,
+    CALL_WORKER,
+    CONTROL,
+    EVENTS,
+    LAST_BEATS,
+    RECORDING_REPORT,
+    REPLY,
+    WORKER_CALLS,
+    WORKERS,
 )
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ class ControlServer:
         await self._inflight.stop(grace_s)
 
     async def _run(self) -> None:
-        key = ctl_key(self.worker_id)
+        key = CONTROL(self.worker_id)
         while not self._stopping:
             try:
                 popped = await self.redis.blpop([key], timeout=self._poll_s)
@@ -113,7 +115,7 @@ class ControlServer:
         except Exception as exc:
             log.exception("sfu control: %s failed", request.op)
             reply = {"error": {"code": INTERNAL, "message": f"{type(exc).__name__}: {exc}"}}
-        key = reply_key(request.request_id)
+        key = REPLY(request.request_id)
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.rpush(key, json.dumps(reply))
@@ -154,9 +156,7 @@ class EventPublisher:
             for attempt in range(5):
                 try:
                     fields: dict[FieldT, EncodableT] = {k: v for k, v in event.to_fields().items()}
-                    await self.redis.xadd(
-                        EVENTS_STREAM, fields, maxlen=self._maxlen, approximate=True
-                    )
+                    await self.redis.xadd(EVENTS(), fields, maxlen=self._maxlen, approximate=True)
                     break
                 except (RedisError, OSError):
                     log.exception("sfu events: cannot publish %s (attempt %d)", event, attempt + 1)
@@ -174,26 +174,26 @@ class WorkerRegistry:
 
     async def add_call(self, call_id: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(worker_calls_key(self.worker_id), call_id)
-            pipe.set(call_key(call_id), self.worker_id)
+            pipe.sadd(WORKER_CALLS(self.worker_id), call_id)
+            pipe.set(CALL_WORKER(call_id), self.worker_id)
             await pipe.execute()
 
     async def remove_call(
         self, call_id: str, recording_problems: tuple[str, ...] | None = None
     ) -> None:
         """Forget the call; for a recorded call, report that its file is closed and what
-        could not be recorded (:func:`media.control.recording_report_key`)."""
+        could not be recorded (:data:`media.redis_keys.RECORDING_REPORT`)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.srem(worker_calls_key(self.worker_id), call_id)
-            pipe.delete(call_key(call_id))
+            pipe.srem(WORKER_CALLS(self.worker_id), call_id)
+            pipe.delete(CALL_WORKER(call_id))
             if recording_problems is not None:
                 report = json.dumps({"problems": list(recording_problems)})
-                pipe.set(recording_report_key(call_id), report, ex=RECORDING_REPORT_TTL_S)
+                pipe.set(RECORDING_REPORT(call_id), report, ex=RECORDING_REPORT_TTL_S)
             await pipe.execute()
 
     async def deregister(self) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.srem(WORKERS_KEY, self.worker_id)
-            pipe.hdel(LAST_BEATS_KEY, self.worker_id)
-            pipe.delete(alive_key(self.worker_id), worker_calls_key(self.worker_id))
+            pipe.srem(WORKERS(), self.worker_id)
+            pipe.hdel(LAST_BEATS(), self.worker_id)
+            pipe.delete(ALIVE(self.worker_id), WORKER_CALLS(self.worker_id))
             await pipe.execute()

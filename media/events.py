@@ -31,12 +31,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT, StreamIdT
 
+from core.lua import script
 from core.tasks import TaskPool, cancel_task
-from media.control import EVENTS_GROUP, EVENTS_STREAM, WorkerEvent
+from media.control import EVENTS_GROUP, WorkerEvent
+from media.redis_keys import EVENTS, EVENTS_DEAD
 
 log = logging.getLogger(__name__)
 
-DEAD_SUFFIX: Final = ":dead"
+DEAD_SUFFIX: Final = ":dead"  # another stream's poison goes to <stream>:dead
 DEAD_MAXLEN: Final = 1000
 MAX_DELIVERIES: Final = 5
 DEFAULT_CONCURRENCY: Final = 32
@@ -44,22 +46,8 @@ DEFAULT_CONCURRENCY: Final = 32
 EventHandler = Callable[[WorkerEvent], Awaitable[object]]
 StreamEntry = tuple[bytes, dict[bytes, bytes]]
 
-# KEYS: stream; ARGV: group, our consumer name, idle ms. Removes every other consumer idle that
-# long with nothing pending, in one step (so none can be handed an entry between check and
-# removal); returns their names.
-_REMOVE_DEAD = """
-local removed = {}
-for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
-  local info = {}
-  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
-  if info['name'] ~= ARGV[2] and tonumber(info['pending']) == 0
-      and tonumber(info['idle']) >= tonumber(ARGV[3]) then
-    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
-    removed[#removed + 1] = info['name']
-  end
-end
-return removed
-"""
+# Drops other consumers idle and with nothing pending, checked and done in one step.
+_REMOVE_DEAD: Final = script("media", "events_remove_dead.lua")
 
 
 class EventConsumer:
@@ -72,7 +60,7 @@ class EventConsumer:
         handler: EventHandler,
         *,
         group: str = EVENTS_GROUP,
-        stream: str = EVENTS_STREAM,
+        stream: str = EVENTS(),
         block_ms: int = 1000,
         batch: int = 100,
         claim_idle_ms: int = 30_000,
@@ -85,7 +73,7 @@ class EventConsumer:
         self.consumer = consumer
         self.group = group
         self.stream = stream
-        self.dead_stream = stream + DEAD_SUFFIX
+        self.dead_stream = EVENTS_DEAD() if stream == EVENTS() else stream + DEAD_SUFFIX
         self._handler = handler
         self._block_ms = block_ms
         self._batch = batch

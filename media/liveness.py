@@ -27,8 +27,8 @@ from typing import Final
 import redis
 
 from core.redis_pool import connect_sync
-from media.control import LAST_BEATS_KEY, WORKERS_KEY, WorkerStatus, alive_key
-from media.metrics import metrics_key
+from media.control import WorkerStatus
+from media.redis_keys import ALIVE, LAST_BEATS, METRICS, WORKERS
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,11 @@ class HeartbeatThread:
         status = self._status().model_dump_json()
         metrics = self._exposition()
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(alive_key(self.worker_id), status, px=self._ttl_ms)
-            pipe.sadd(WORKERS_KEY, self.worker_id)
-            pipe.hset(LAST_BEATS_KEY, self.worker_id, repr(time.time()))
+            pipe.set(ALIVE(self.worker_id), status, px=self._ttl_ms)
+            pipe.sadd(WORKERS(), self.worker_id)
+            pipe.hset(LAST_BEATS(), self.worker_id, repr(time.time()))
             if metrics is not None:
-                pipe.set(metrics_key(self.worker_id), metrics, px=self._ttl_ms)
+                pipe.set(METRICS(self.worker_id), metrics, px=self._ttl_ms)
             added = pipe.execute()[1]
         registered_now = bool(added)
         if registered_now and self.beats and self._loop is not None:
@@ -204,7 +204,7 @@ class HeartbeatThread:
             self._thread.join(timeout=self._interval + 5)
         if self._metrics is not None:
             try:
-                self._redis.delete(metrics_key(self.worker_id))
+                self._redis.delete(METRICS(self.worker_id))
             except (redis.RedisError, OSError) as exc:  # it expires with the alive TTL anyway
                 log.warning("sfu worker %s: withdrawing metrics failed: %s", self.worker_id, exc)
         self._redis.close()

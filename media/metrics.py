@@ -34,6 +34,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from media import quality
 from media.control import PARTIES
 from media.quality import QualitySnapshot
+from media.redis_keys import METRICS
 from rtpkit.rtp import MEDIA_KINDS
 
 if TYPE_CHECKING:
@@ -70,9 +71,8 @@ SENDER_COUNTERS: Final = (
 )
 
 
-def metrics_key(worker_id: str) -> str:
-    """Where a worker publishes its exposition text (``PX`` = its alive TTL)."""
-    return f"sfu:metrics:{worker_id}"
+# Where a worker publishes its exposition text (``PX`` = its alive TTL); the name others import.
+metrics_key: Final = METRICS
 
 
 def with_labels(family: Metric, labels: Mapping[str, str]) -> Metric:

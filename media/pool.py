@@ -22,7 +22,7 @@ from typing import IO
 
 from redis.asyncio import Redis
 
-from media.control import alive_key
+from media.redis_keys import ALIVE
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class WorkerPool:
         args_for: Callable[[int], Sequence[str]] | None = None,
         env: Mapping[str, str] | None = None,
         command_prefix: Sequence[str] = (),
-        alive: Callable[[str], str] = alive_key,
+        alive: Callable[[str], str] = ALIVE,
         kind: str = "sfu worker",
     ) -> None:
         self.redis_url = redis_url
