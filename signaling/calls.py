@@ -22,10 +22,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from billing_hooks import Ledger, Settlement
+from billing_hooks import Ledger
 from billing_hooks.plans import PricingPlans
 from core.directory import Directory
-from core.domain import Facility
 from core.errors import ErrorCode, ProtocolError
 from core.facility_stats import FacilityStats
 from media.control import ControlError
@@ -48,7 +47,9 @@ from signaling.call_machine import (
     move,
 )
 from signaling.call_rules import CallRules
+from signaling.call_settlement import CallSettlement
 from signaling.call_state import CallRecord, CallState, CallStore
+from signaling.facility_board import FacilityBoard
 from signaling.ports import CallBilling, CallMedia, CallPrivilege, CallRecording
 from signaling.presence import Presence
 from signaling.ring_resend import RingResend
@@ -114,13 +115,15 @@ class CallService:
         self.timers.on(WARNING, self._on_warning)
         self.timers.on(TIME_LIMIT, self._on_time_limit)
         # The end-of-call chain (and the settle timer that retries it) runs off the caller's path.
-        self.stats = FacilityStats(self.store.redis)  # the admins' board (calls, refusals)
+        self.stats = FacilityStats(self.store.redis)
+        self.board = FacilityBoard(self.stats, self.directory, self.clock)  # the admins' board
+        settlement = CallSettlement(self.billing, self.notifier, self.board)
         self.history = CallHistory(self.store.redis)  # the tablets' calls.recent
         self.finisher = CallFinisher(
             self.store,
             self.timers,
             self.emit,
-            settle=self._settle,
+            settle=settlement.settle,
             teardown=self._teardown,
             retry_s=self.settle_retry_s,
             clock=self.clock,
@@ -153,13 +156,7 @@ class CallService:
         try:
             return await self._place(resident_id, contact_id, visit_id)
         except ProtocolError as exc:
-            resident = await self.directory.resident(resident_id)
-            if resident is not None:
-                reason = exc.code.value
-                await self._count(
-                    resident.facility_id,
-                    lambda facility: self.stats.refused(facility.id, facility.timezone, reason),
-                )
+            await self.board.refused(resident_id, exc.code.value)
             raise
 
     async def _place(
@@ -425,43 +422,11 @@ class CallService:
 
     # -- the end-of-call chain (CallFinisher: settle, the family's call.ended, teardown) ------
 
-    async def _settle(self, record: CallRecord) -> Settlement:
-        settlement = await self.billing.settle(record)
-        self.notifier.call_ended(
-            record.family_id,
-            record.call_id,
-            record.end_reason,
-            record.duration_s,
-            settlement.charged_cents,
-        )  # once per call, however often settling is retried (the outbox drops repeats)
-        if record.connected_at:
-            await self._count(
-                record.facility_id,
-                lambda facility: self.stats.settled(
-                    facility.id,
-                    facility.timezone,
-                    record.call_id,
-                    record.ended_at or self.clock(),
-                    record.duration_s,
-                    settlement.charged_cents,
-                ),
-            )
-        return settlement
-
     async def _teardown(self, record: CallRecord) -> None:
         """The call's room closed on its worker, then its recording sealed (as far as it got
         if the worker could not close it cleanly)."""
         cleanly = await self.media.close(record)
         await self.recording.finalize(record, cleanly)  # nothing, for a privileged call
-
-    async def _count(self, facility_id: str, count: Callable[[Facility], Awaitable[None]]) -> None:
-        """Add to the facility's day on the admins' board; never fails the call for it."""
-        try:
-            facility = await self.directory.facility(facility_id)
-            if facility is not None:
-                await count(facility)
-        except Exception:
-            log.exception("facility %s: counting for the admins' board failed", facility_id)
 
     async def _to_monitors(self, event: str, record: CallRecord, **extra: Any) -> None:
         await self.emit(event, {**call_summary(record), **extra}, monitors_room(record.facility_id))
