@@ -26,6 +26,7 @@ from billing_hooks.ledger import Ledger, LedgerEntry
 from billing_hooks.money_api import MethodFields, Money
 from billing_hooks.payments import PAYMENTS_UNAVAILABLE
 from billing_hooks.receipts import PaymentMethods
+from billing_hooks.redis_keys import FAMILY_LOCK, NOTIFY_PREVIEW
 from billing_hooks.statement import StatementError, build, months, parse_month
 from billing_hooks.statement_pdf import render
 from core.directory import Directory
@@ -90,7 +91,7 @@ class NotificationPreview:
 
     @staticmethod
     def _key(family_id: str) -> str:
-        return f"notify:preview:{family_id}"
+        return NOTIFY_PREVIEW(family_id)
 
     async def get(self, family_id: str) -> NotificationPreviewT:
         raw = await self._redis.get(self._key(family_id))
@@ -197,9 +198,7 @@ class AccountApi:
     async def _update_family(self, family_id: str, change: Callable[[Family], Family]) -> Family:
         """Read-modify-write of the family profile under a per-family lock."""
         try:
-            async with self._redis.lock(
-                f"billing:lock:family:{family_id}", timeout=5, blocking_timeout=5
-            ):
+            async with self._redis.lock(FAMILY_LOCK(family_id), timeout=5, blocking_timeout=5):
                 family = await self._family(family_id)
                 updated = change(family)
                 if updated != family:

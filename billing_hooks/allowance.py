@@ -7,10 +7,13 @@ are keyed by the call, so a retry (a node that died, a settle timer on another n
 first result; the reservation is atomic, so concurrent calls of one resident on two nodes never
 share a second, and the allowance never goes negative.
 
-Keys (see the scripts' headers): ``allow:call:{call_id}``, ``allow:{resident}:{period}`` with
-``period`` a :func:`core.tariff.period_key` (``day:2026-12-07``, ``week:2026-12-07``: the
-allowance is whole again at local midnight, or local Monday), and ``agency:{facility}:{day}``
-(the agency's seconds per facility and local day, for the admins' board).
+Keys (see the scripts' headers and :mod:`billing_hooks.redis_keys`): ``allow:call:{call_id}``,
+``allow:{resident_id}:{period}:{start}`` with ``{period}:{start}`` a
+:func:`core.tariff.period_key` (``day:2026-12-07``, ``week:2026-12-07``: the allowance is whole
+again at local midnight, or local Monday), and ``agency:{facility_id}:{day}`` (the agency's
+seconds per facility and local day, for the admins' board). A call's hash keeps the name of
+the period hash it reserved in (``period``), so these names must never change without a
+migration of those values too.
 
 Writes are durable like the ledger's (:mod:`billing_hooks.durability`): behind Sentinel a
 reservation is acknowledged only once a replica has it (else :class:`NotDurable`).
@@ -21,38 +24,34 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Final
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from billing_hooks.durability import required, run_durably
+from billing_hooks.redis_keys import AGENCY_DAY, ALLOWANCE_CALL, ALLOWANCE_PERIOD
 from core import tariff
+from core.lua import script
 from core.redis_text import text
 
 KEEP_S: Final = 15 * 86400  # a week's period and its calls outlive the week
 BOARD_KEEP_S: Final = 40 * 86400  # like core.facility_stats
 
 
-def _script(name: str) -> str:
-    return resources.files("billing_hooks").joinpath(name).read_text(encoding="utf-8")
-
-
-RESERVE_LUA: Final = _script("allowance_reserve.lua")
-SETTLE_LUA: Final = _script("allowance_settle.lua")
-
-
-def call_key(call_id: str) -> str:
-    return f"allow:call:{call_id}"
+RESERVE_LUA: Final = script(__package__, "allowance_reserve.lua")
+SETTLE_LUA: Final = script(__package__, "allowance_settle.lua")
 
 
 def period_hash(resident_id: str, period: str) -> str:
-    return f"allow:{resident_id}:{period}"
+    """The hash of ``resident_id``'s allowance in ``period`` (a :func:`core.tariff.period_key`,
+    such as ``day:2026-12-07``)."""
+    kind, start = period.split(":", 1)
+    return ALLOWANCE_PERIOD(resident_id, kind, start)
 
 
-def board_key(facility_id: str, day: str) -> str:
-    return f"agency:{facility_id}:{day}"
+# What settling a call that reserved nothing passes for its period: the script never touches it.
+NO_PERIOD: Final = ALLOWANCE_PERIOD("-", "none", "-")
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ class Allowances:
     ) -> Reservation:
         """Reserve up to ``want_s`` of what remains now, once per call."""
         limit = plan.allowance_s
-        keys = [call_key(call_id), self.period(plan, timezone, resident_id)]
+        keys = [ALLOWANCE_CALL(call_id), self.period(plan, timezone, resident_id)]
         args: list[Any] = [max(0, int(want_s)), -1 if limit is None else limit, KEEP_S]
         if required(self._redis).replicas:
 
@@ -126,8 +125,8 @@ class Allowances:
     async def reservation(
         self, call_id: str, client: Redis | Pipeline | None = None
     ) -> Reservation | None:
-        """The call's reservation (``client``: a pipeline WATCHing :func:`call_key`)."""
-        raw = await (client or self._redis).hgetall(call_key(call_id))
+        """The call's reservation (``client``: a pipeline WATCHing its ``ALLOWANCE_CALL``)."""
+        raw = await (client or self._redis).hgetall(ALLOWANCE_CALL(call_id))
         if not raw:
             return None
         data = {text(k): text(v) for k, v in raw.items()}
@@ -149,7 +148,7 @@ class Allowances:
     ) -> None:
         """Queue the consumption of the call's reservation on ``pipe`` (a MULTI)."""
         await self._settle(
-            keys=[call_key(call_id), period or period_hash("-", "-"), board_key(facility_id, day)],
+            keys=[ALLOWANCE_CALL(call_id), period or NO_PERIOD, AGENCY_DAY(facility_id, day)],
             args=[max(0, int(agency_seconds)), KEEP_S, BOARD_KEEP_S],
             client=pipe,
         )
@@ -164,5 +163,5 @@ class Allowances:
 
     async def agency_seconds(self, facility_id: str, day: str) -> int:
         """The agency's seconds of the facility's calls settled on that local day."""
-        raw = await self._redis.hget(board_key(facility_id, day), "agency_seconds")
+        raw = await self._redis.hget(AGENCY_DAY(facility_id, day), "agency_seconds")
         return int(raw or 0)

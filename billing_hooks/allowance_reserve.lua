@@ -3,7 +3,7 @@
 -- two calls of one resident on two nodes can never use the same seconds.
 --
 -- KEYS[1]  allow:call:{call_id}                 the call's hash: state, granted, period, consumed
--- KEYS[2]  allow:{resident_id}:{period}         the period's hash: used, reserved (seconds)
+-- KEYS[2]  allow:{resident_id}:{period}:{start} the period's hash: used, reserved (seconds)
 -- ARGV[1]  want: the seconds the call would use of it at most (>= 0)
 -- ARGV[2]  limit: the allowance of the period in seconds, or -1 for none (agency, no cap)
 -- ARGV[3]  ttl: seconds both keys are kept after this write

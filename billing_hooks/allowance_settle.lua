@@ -3,7 +3,7 @@
 -- family's charge are written together or not at all.
 --
 -- KEYS[1]  allow:call:{call_id}                 the call's hash (see allowance_reserve.lua)
--- KEYS[2]  allow:{resident_id}:{period}         the period the call reserved in (read first, under
+-- KEYS[2]  allow:{resident_id}:{period}:{start} the period the call reserved in (read first, under
 --                                               WATCH of KEYS[1]; '' when it reserved nothing)
 -- KEYS[3]  agency:{facility_id}:{local day}     the facility's day: agency_seconds, calls
 -- ARGV[1]  consumed: the agency's seconds of the call (capped here by what was reserved)

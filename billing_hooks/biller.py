@@ -20,7 +20,6 @@ written together, exactly once, and agree.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,13 +29,15 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, WatchError
 from redis.typing import EncodableT, FieldT
 
-from billing_hooks.allowance import Allowances, call_key
+from billing_hooks.allowance import Allowances
+from billing_hooks.call_history import FamilyCalls
 from billing_hooks.durability import NotDurable, required, run_durably
 from billing_hooks.funding import BillingError, Funding
 from billing_hooks.hooks import BillingEvent, EventType, Hook
 from billing_hooks.ledger import Ledger, LedgerEntry, LedgerError
 from billing_hooks.payments import PAYMENTS_UNAVAILABLE, NoProcessor, PaymentProcessor
 from billing_hooks.plans import FacilityPlan, PricingPlans
+from billing_hooks.redis_keys import ALLOWANCE_CALL, AUTOPAY
 from core import tariff
 from core.facility_stats import local_day
 from core.redis_text import text
@@ -49,12 +50,6 @@ AUTOPAY_MIN_CENTS = 500
 AUTOPAY_MAX_CENTS = 10_000
 DEPOSIT_MIN_CENTS = 200
 DEPOSIT_MAX_CENTS = 10_000
-
-# Append a call to the family's history once, however often settlement is retried.
-_RECORD_CALL = """
-if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('LPUSH', KEYS[1], ARGV[2]) end
-return redis.call('LLEN', KEYS[1])
-"""
 
 
 @dataclass(frozen=True)
@@ -127,10 +122,6 @@ async def _nothing(pipe: Any) -> None:
     """No write of its own: the barrier and WAIT that follow confirm the MULTI before them."""
 
 
-def family_calls_key(family_id: str) -> str:
-    return f"billing:calls:{family_id}"
-
-
 class Biller:
     def __init__(
         self,
@@ -151,7 +142,7 @@ class Biller:
         self.payments_available = processor is not None
         self.processor: PaymentProcessor = processor if processor is not None else NoProcessor()
         self.funding = Funding(redis, ledger, self.processor)
-        self._record_call = redis.register_script(_RECORD_CALL)
+        self.history = FamilyCalls(redis)
         self._tasks = TaskPool("autopay")
 
     async def _emit(
@@ -271,10 +262,7 @@ class Biller:
             "agency_seconds": result.agency_seconds,
             "settled_at": entry.at,
         }
-        await self._record_call(
-            keys=[family_calls_key(family_id), f"{family_calls_key(family_id)}:ids"],
-            args=[call_id, json.dumps(record)],
-        )
+        await self.history.record(family_id, call_id, record)
         await self._emit(
             "call.settled",
             {"family_id": family_id, "rate_cents_per_minute": fixed_rate, "hold_cents": held}
@@ -308,7 +296,7 @@ class Biller:
         for attempt in range(10):
             try:
                 async with self._redis.pipeline(transaction=True) as pipe:
-                    await pipe.watch(call_key(call_id))
+                    await pipe.watch(ALLOWANCE_CALL(call_id))
                     reservation = await self.allowances.reservation(call_id, client=pipe)
                     free = reservation.granted if reservation is not None else 0
                     split = tariff.split(seconds, end_reason, free, rate, held)
@@ -343,15 +331,12 @@ class Biller:
 
     async def calls(self, family_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """Settled calls of a family, newest first."""
-        raw = await self._redis.lrange(family_calls_key(family_id), 0, limit - 1)
-        return [json.loads(item) for item in raw]
+        return await self.history.latest(family_id, limit)
 
     # -- low balance and AutoPay -------------------------------------------------------------
 
     async def autopay_settings(self, family_id: str) -> AutoPaySettings:
-        raw = {
-            text(k): text(v) for k, v in (await self._redis.hgetall(f"autopay:{family_id}")).items()
-        }
+        raw = {text(k): text(v) for k, v in (await self._redis.hgetall(AUTOPAY(family_id))).items()}
         amount = raw.get("amount_cents")
         return AutoPaySettings(raw.get("enabled") == "1", int(amount) if amount else None)
 
@@ -372,7 +357,7 @@ class Biller:
         mapping: dict[FieldT, EncodableT] = {"enabled": "1" if settings.enabled else "0"}
         if settings.amount_cents is not None:
             mapping["amount_cents"] = settings.amount_cents
-        await self._redis.hset(f"autopay:{family_id}", mapping=mapping)
+        await self._redis.hset(AUTOPAY(family_id), mapping=mapping)
 
     async def _after_spend(self, family_id: str, balance: int, trigger: str) -> None:
         if balance > LOW_BALANCE_CENTS:
@@ -451,7 +436,7 @@ class Biller:
     async def close(self, family_id: str) -> LedgerEntry:
         """Refund the unused balance to the family and close the account (idempotent)."""
         entry = await self.funding.close(family_id)
-        await self._redis.hset(f"autopay:{family_id}", "enabled", "0")
+        await self._redis.hset(AUTOPAY(family_id), "enabled", "0")
         return entry
 
     # -- lifecycle ---------------------------------------------------------------------------

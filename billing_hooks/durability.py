@@ -29,9 +29,10 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
+from billing_hooks.redis_keys import DURABILITY_BARRIER
 from core.redis_pool import Replication, replication
 
-BARRIER_KEY: Final = "durability:barrier"
+BARRIER_KEY: Final = DURABILITY_BARRIER()
 RETRY_AFTER_S: Final = 2
 
 

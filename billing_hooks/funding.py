@@ -14,11 +14,12 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from billing_hooks import redis_keys as keys
 from billing_hooks.durability import run_durably
 from billing_hooks.ledger import Ledger, LedgerEntry, LedgerError
 from billing_hooks.payments import PaymentProcessor
@@ -28,9 +29,9 @@ PAYOUT_GRACE_S = 300.0  # a payout mark without its close entry is forgotten aft
 
 log = logging.getLogger(__name__)
 
-FUNDING_PENDING = "billing:funding:pending"
-FUNDING_ATTEMPTED = "billing:funding:attempted"
-PAYOUT_PENDING = "billing:payouts:pending"
+FUNDING_PENDING: Final = keys.FUNDING_PENDING()
+FUNDING_ATTEMPTED: Final = keys.FUNDING_ATTEMPTED()
+PAYOUT_PENDING: Final = keys.PAYOUT_PENDING()
 FundingKind = Literal["deposit", "autopay"]
 
 

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from billing_hooks.durability import NotDurable
 from billing_hooks.outbox import Outbox, OutboxDelivery
+from billing_hooks.redis_keys import OUTBOX
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class WebhookHook:
         secret: bytes | str,
         redis: Redis,
         *,
-        stream: str = "billing:outbox",
+        stream: str = OUTBOX.stream(),
         **delivery: Any,
     ) -> None:
         self.outbox = Outbox(redis, stream)

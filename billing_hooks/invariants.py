@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from billing_hooks.ledger import Ledger, LedgerEntry
+from billing_hooks.redis_keys import ACCOUNT_HOLDS
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ async def audit_account(ledger: Ledger, redis: Redis, account: str) -> Audit:
         problems.append(f"balance {b.balance_cents} is not deposits + credits - charges - refunds")
     if b.held_cents < 0 or b.available_cents < 0:
         problems.append(f"held {b.held_cents}, available {b.available_cents}")
-    holds = await redis.hgetall(f"acct:{account}:holds")
+    holds = await redis.hgetall(ACCOUNT_HOLDS(account))
     if sum(int(v) for v in holds.values()) != b.held_cents:
         problems.append(
             f"holds out add up to {sum(int(v) for v in holds.values())}, held is {b.held_cents}"

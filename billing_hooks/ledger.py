@@ -5,8 +5,17 @@ operation returns the entry it already made instead of applying twice. Integer c
 Behind Sentinel a change returns only once a replica has it (:mod:`billing_hooks.durability`):
 else :class:`billing_hooks.durability.NotDurable`, and the caller retries the same ref.
 
-Invariants, always: ``balance = deposits + credits - charges - refunds`` (AutoPay fundings count
-as deposits) and ``available = balance - held`` with ``available >= 0``.
+The rules and the invariants are in ``ledger.lua``'s header; the script checks each invariant
+on the account before a change and on what the change would write, and refuses a change that
+would break one (``broken_invariant``, nothing written). They are, always:
+
+- ``balance = deposits + credits - charges - refunds`` (AutoPay fundings count as deposits);
+- the account's balance and held are its last entry's (the entries replay to the account);
+- ``held`` is the sum of the open holds, and no hold is negative;
+- ``available = balance - held >= 0``;
+- a ref is applied once (a retry returns the first entry and changes nothing).
+
+:mod:`billing_hooks.invariants` recomputes all of them from what is stored (an audit).
 """
 
 from __future__ import annotations
@@ -15,103 +24,21 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal, get_args
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from billing_hooks.durability import Durable, required, run_durably
+from billing_hooks.redis_keys import ACCOUNT, ACCOUNT_ENTRIES, ACCOUNT_HOLDS, ACCOUNT_REFS
+from core.lua import script
 from core.redis_text import text
 
 EntryKind = Literal["deposit", "autopay", "credit", "hold", "release", "charge", "refund"]
 OpKind = Literal[EntryKind, "close"]
+OP_KINDS: Final = frozenset(get_args(EntryKind)) | {"close"}
 
 MAX_AMOUNT_CENTS = 10**12  # far above any real amount; keeps Lua doubles and cjson exact
-
-# Entries are written step by step, so each one's running balance replays from the one before:
-#   deposit/autopay/credit: balance += amount        refund: balance -= amount
-#   hold: held += amount        release: held -= amount
-#   charge: balance -= amount, and held -= amount when it is against a hold (``hold_id`` set)
-# ``close`` refunds the whole balance (a ``refund`` entry) and marks the account closed; a closed
-# account accepts nothing but the settling of holds, and ``close`` is refused while holds are out.
-# A charge against a missing hold with ``void`` = '1' charges nothing and voids the hold id, so
-# a hold placed after the settlement (a racing connect) is never taken: ``hold`` then returns the
-# void marker (seq 0, amount 0, meta.void) instead of reserving money no settlement would free.
-_APPLY = """
-local acct, entries, refs, holds = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local kind, amount, ref, now, hold_id, meta = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local void = ARGV[7] == '1'
-local prior = redis.call('HGET', refs, ref)
-if prior then return {'dup', prior} end
-local a = redis.call('HMGET', acct, 'balance', 'held', 'deposits', 'credits', 'charges', 'refunds', 'status')
-local bal, held = tonumber(a[1]) or 0, tonumber(a[2]) or 0
-local dep, cred, chg, ref_total = tonumber(a[3]) or 0, tonumber(a[4]) or 0, tonumber(a[5]) or 0, tonumber(a[6]) or 0
-local status = a[7] or 'open'
-if status == 'closed' and kind ~= 'release' and not (kind == 'charge' and hold_id ~= '') then
-  return {'err', 'closed'}
-end
-local out = {}
-local function entry(k, amt)
-  local seq = redis.call('LLEN', entries) + 1
-  local e = cjson.encode({seq = seq, kind = k, amount_cents = amt, balance_cents = bal, held_cents = held,
-                          ref = ref, at = tonumber(now), hold_id = hold_id, meta = cjson.decode(meta)})
-  redis.call('RPUSH', entries, e)
-  table.insert(out, e)
-end
-if kind == 'deposit' or kind == 'autopay' then
-  bal = bal + amount; dep = dep + amount; entry(kind, amount)
-elseif kind == 'credit' then
-  bal = bal + amount; cred = cred + amount; entry(kind, amount)
-elseif kind == 'hold' then
-  if redis.call('HEXISTS', holds, hold_id) == 1 then return {'err', 'duplicate_hold'} end
-  if bal - held < amount then return {'err', 'insufficient_funds'} end
-  held = held + amount; redis.call('HSET', holds, hold_id, amount); entry(kind, amount)
-elseif kind == 'release' then
-  local h = tonumber(redis.call('HGET', holds, hold_id))
-  if not h then return {'err', 'unknown_hold'} end
-  held = held - h; redis.call('HDEL', holds, hold_id); entry(kind, h)
-elseif kind == 'charge' then
-  if hold_id ~= '' then
-    local h = tonumber(redis.call('HGET', holds, hold_id))
-    if not h and void then
-      local m = cjson.decode(meta); m['void'] = true
-      local marker = cjson.encode({seq = 0, kind = 'charge', amount_cents = 0, balance_cents = bal,
-                                   held_cents = held, ref = ref, at = tonumber(now), hold_id = hold_id, meta = m})
-      redis.call('HSETNX', refs, 'hold:' .. hold_id, marker)
-      redis.call('HSET', refs, ref, marker)
-      return {'ok', marker}
-    end
-    if not h then return {'err', 'unknown_hold'} end
-    if amount > h then return {'err', 'exceeds_hold'} end
-    redis.call('HDEL', holds, hold_id)
-    if amount > 0 or h == 0 then
-      bal = bal - amount; held = held - amount; chg = chg + amount; entry('charge', amount)
-    end
-    if h - amount > 0 then held = held - (h - amount); entry('release', h - amount) end
-  else
-    if bal - held < amount then return {'err', 'insufficient_funds'} end
-    bal = bal - amount; chg = chg + amount; entry(kind, amount)
-  end
-elseif kind == 'refund' then
-  if bal - held < amount then return {'err', 'insufficient_funds'} end
-  bal = bal - amount; ref_total = ref_total + amount; entry(kind, amount)
-elseif kind == 'close' then
-  if held > 0 or redis.call('HLEN', holds) > 0 then return {'err', 'holds_outstanding'} end
-  local amt = bal
-  bal = 0; ref_total = ref_total + amt; status = 'closed'; entry('refund', amt)
-else
-  return {'err', 'unknown_kind'}
-end
-redis.call('HSET', acct, 'balance', bal, 'held', held, 'deposits', dep, 'credits', cred,
-           'charges', chg, 'refunds', ref_total, 'status', status)
-local last = out[#out]
-redis.call('HSET', refs, ref, last)
-return {'ok', last}
-"""
-
-
-def _status(status: Any) -> str:
-    return status.decode() if isinstance(status, bytes) else str(status)
 
 
 class LedgerError(Exception):
@@ -120,6 +47,50 @@ class LedgerError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class LedgerChange:
+    """One change to an account, as ``ledger.lua`` takes it (its ARGV[1], as JSON). Built only
+    valid: anything the script would refuse as ``invalid`` is refused here first."""
+
+    kind: OpKind
+    amount_cents: int
+    ref: str
+    at: float
+    hold_id: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    void_missing_hold: bool = False
+
+    def __post_init__(self) -> None:
+        amount = self.amount_cents
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise LedgerError("invalid", f"amount must be an integer of cents: {amount!r}")
+        if not 0 <= amount <= MAX_AMOUNT_CENTS:
+            raise LedgerError("invalid", f"amount must be 0 to {MAX_AMOUNT_CENTS} cents: {amount}")
+        if self.kind not in OP_KINDS:
+            raise LedgerError("invalid", f"unknown kind of change {self.kind!r}")
+        if not self.ref:
+            raise LedgerError("invalid", "a ledger change needs a reference")
+        if self.kind in ("hold", "release") and not self.hold_id:
+            raise LedgerError("invalid", f"a {self.kind} needs a hold id")
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "kind": self.kind,
+                "amount_cents": self.amount_cents,
+                "ref": self.ref,
+                "at": round(self.at, 3),
+                "hold_id": self.hold_id,
+                "meta": self.meta,
+                "void_missing_hold": self.void_missing_hold,
+            }
+        )
+
+
+def _status(status: Any) -> str:
+    return status.decode() if isinstance(status, bytes) else str(status)
 
 
 @dataclass(frozen=True)
@@ -167,16 +138,25 @@ class Balance:
 
 
 class Ledger:
-    """All Redis access for AdvanceConnect accounts."""
+    """All Redis access for AdvanceConnect accounts. ``clock``: now, in Unix seconds (the
+    entries' ``at``)."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, clock: Callable[[], float] = time.time) -> None:
         self._redis = redis
-        self._apply = redis.register_script(_APPLY)
+        self._clock = clock
+        self._apply = redis.register_script(script(__package__, "ledger.lua"))
 
     @staticmethod
-    def _keys(account: str) -> list[str]:
-        base = f"acct:{account}"
-        return [base, f"{base}:entries", f"{base}:refs", f"{base}:holds"]
+    def keys(account: str) -> list[str]:
+        """``ledger.lua``'s KEYS for ``account``."""
+        if not account:
+            raise LedgerError("invalid", "a ledger change needs an account")
+        return [
+            ACCOUNT(account),
+            ACCOUNT_ENTRIES(account),
+            ACCOUNT_REFS(account),
+            ACCOUNT_HOLDS(account),
+        ]
 
     async def _run(
         self,
@@ -189,38 +169,23 @@ class Ledger:
         pipe: Pipeline | None = None,
         void_missing_hold: bool = False,
     ) -> LedgerEntry | None:
-        if (
-            not isinstance(amount, int)
-            or isinstance(amount, bool)
-            or not 0 <= amount <= MAX_AMOUNT_CENTS
-        ):
-            raise LedgerError(
-                "invalid", f"amount must be a non-negative integer of cents: {amount!r}"
-            )
-        if not ref or not account:
-            raise LedgerError("invalid", "a ledger change needs an account and a reference")
-        args = [
-            kind,
-            amount,
-            ref,
-            f"{time.time():.3f}",
-            hold_id,
-            json.dumps(meta or {}),
-            "1" if void_missing_hold else "0",
-        ]
-        keys = self._keys(account)
+        keys = self.keys(account)
+        change = LedgerChange(
+            kind, amount, ref, self._clock(), hold_id, dict(meta or {}), void_missing_hold
+        )
+        args = [change.to_json()]
         if pipe is not None:
             await self._apply(keys=keys, args=args, client=pipe)
             return None
         done: Durable | None = None
         if required(self._redis).replicas:  # behind Sentinel: confirmed by a replica
             done = await run_durably(self._redis, self._queue(keys, args))
-            [(status, payload)] = done.results
+            [raw] = done.results
         else:
-            status, payload = await self._apply(keys=keys, args=args)
-        if done is not None and _status(status) != "err":
+            raw = await self._apply(keys=keys, args=args)
+        if done is not None and _status(raw[0]) != "err":
             done.check(f"the {kind} {ref} on {account}")
-        return self.result(account, kind, amount, [status, payload])
+        return self.result(account, kind, amount, raw)
 
     @staticmethod
     def result(account: str, kind: str, amount: int, raw: Any) -> LedgerEntry:
@@ -228,10 +193,11 @@ class Ledger:
         :class:`LedgerError` of its refusal."""
         if isinstance(raw, Exception):
             raise raw
-        status, payload = raw
+        status, payload, *detail = raw
         if _status(status) == "err":  # refused: nothing was written, confirmed or not
-            reason = payload.decode() if isinstance(payload, bytes) else str(payload)
-            raise LedgerError(reason, f"{kind} of {amount} cents on {account} refused: {reason}")
+            reason = _status(payload)
+            why = f"{reason} ({_status(detail[0])})" if detail and detail[0] else reason
+            raise LedgerError(reason, f"{kind} of {amount} cents on {account} refused: {why}")
         return LedgerEntry.from_json(payload)
 
     def _queue(self, keys: list[str], args: list[Any]) -> Callable[[Pipeline], Awaitable[None]]:
@@ -337,7 +303,7 @@ class Ledger:
 
     async def balance(self, account: str) -> Balance:
         raw = await self._redis.hmget(
-            f"acct:{account}",
+            ACCOUNT(account),
             "balance",
             "held",
             "deposits",
@@ -359,17 +325,17 @@ class Ledger:
         )
 
     async def entries(self, account: str, start: int = 0, end: int = -1) -> list[LedgerEntry]:
-        raw = await self._redis.lrange(f"acct:{account}:entries", start, end)
+        raw = await self._redis.lrange(ACCOUNT_ENTRIES(account), start, end)
         return [LedgerEntry.from_json(item) for item in raw]
 
     async def has_ref(self, account: str, ref: str) -> bool:
-        return bool(await self._redis.hexists(f"acct:{account}:refs", ref))
+        return bool(await self._redis.hexists(ACCOUNT_REFS(account), ref))
 
     async def find(self, account: str, ref: str, *, confirmed: bool = False) -> LedgerEntry | None:
         """The entry (or void marker) a ref produced, if that change was made. ``confirmed``:
         before an idempotent retry acknowledges what it found, a replica has it too
         (:class:`billing_hooks.durability.NotDurable` if not; nothing asked of a single Redis)."""
-        key = f"acct:{account}:refs"
+        key = ACCOUNT_REFS(account)
         if confirmed and required(self._redis).replicas:
 
             async def queue(pipe: Pipeline) -> None:

@@ -27,6 +27,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from billing_hooks.durability import required, run_durably
+from billing_hooks.redis_keys import OUTBOX, outbox_keys
+from core.lua import script
 from core.redis_text import text
 from core.tasks import Periodic
 
@@ -34,27 +36,6 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Visitation-Signature"
 EVENT_ID_HEADER = "X-Visitation-Event-Id"
-
-_APPEND = """
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then
-  return redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'body', ARGV[2])
-end
-return false
-"""
-
-_LEASE = """
-local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-
-_UNLEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -75,22 +56,27 @@ class OutboxEntry:
 
 
 class Outbox:
-    """The stream ``stream`` plus its dedupe markers, lease, rejection counts and dead letters."""
+    """The stream ``stream`` plus its dedupe markers, lease, rejection counts and dead letters
+    (their names: :func:`billing_hooks.redis_keys.outbox_keys`)."""
 
-    def __init__(self, redis: Redis, stream: str = "billing:outbox", dedupe_ttl_s: int = 7 * 86400):
+    def __init__(
+        self, redis: Redis, stream: str = OUTBOX.stream(), dedupe_ttl_s: int = 7 * 86400
+    ) -> None:
         self.redis = redis
-        self.stream = stream
-        self.dead_stream = f"{stream}:dead"
+        self.keys = outbox_keys(stream)
+        self.stream = self.keys.stream()
+        self.dead_stream = self.keys.dead()
+        self._rejections = self.keys.rejections()
         self._dedupe_ttl = dedupe_ttl_s
-        self._append = redis.register_script(_APPEND)
-        self._lease = redis.register_script(_LEASE)
-        self._unlease = redis.register_script(_UNLEASE)
+        self._append = redis.register_script(script(__package__, "outbox_append.lua"))
+        self._lease = redis.register_script(script(__package__, "outbox_lease_take.lua"))
+        self._unlease = redis.register_script(script(__package__, "outbox_lease_drop.lua"))
 
     async def append(self, event_id: str, body: str) -> bool:
         """Add an event; False (and nothing written) if this id was appended before. Behind
         Sentinel, either way only once a replica has it (else
         :class:`billing_hooks.durability.NotDurable`: append it again, it is deduplicated)."""
-        keys = [self.stream, f"{self.stream}:seen:{event_id}"]
+        keys = [self.stream, self.keys.seen(event_id)]
         args: list[str | int] = [event_id, body, self._dedupe_ttl]
         if not required(self.redis).replicas:
             return bool(await self._append(keys=keys, args=args))
@@ -121,18 +107,18 @@ class Outbox:
     async def delivered(self, entry: OutboxEntry) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xdel(self.stream, entry.stream_id)
-            pipe.hdel(f"{self.stream}:rejections", entry.stream_id)
+            pipe.hdel(self._rejections, entry.stream_id)
             await pipe.execute()
 
     async def rejected(self, entry: OutboxEntry, max_rejections: int, why: str) -> bool:
         """Count a rejection; at ``max_rejections`` move the entry to the dead letters (True)."""
-        count = int(await self.redis.hincrby(f"{self.stream}:rejections", entry.stream_id, 1))
+        count = int(await self.redis.hincrby(self._rejections, entry.stream_id, 1))
         if count < max_rejections:
             return False
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self.dead_stream, {"id": entry.event_id, "body": entry.body, "why": why})
             pipe.xdel(self.stream, entry.stream_id)
-            pipe.hdel(f"{self.stream}:rejections", entry.stream_id)
+            pipe.hdel(self._rejections, entry.stream_id)
             await pipe.execute()
         return True
 
@@ -140,11 +126,11 @@ class Outbox:
         return int(await self.redis.xlen(self.stream))
 
     async def take_lease(self, holder: str, ttl_s: float) -> bool:
-        keys = [f"{self.stream}:lease"]
+        keys = [self.keys.lease()]
         return bool(await self._lease(keys=keys, args=[holder, int(ttl_s * 1000)]))
 
     async def drop_lease(self, holder: str) -> None:
-        await self._unlease(keys=[f"{self.stream}:lease"], args=[holder])
+        await self._unlease(keys=[self.keys.lease()], args=[holder])
 
 
 class OutboxDelivery:

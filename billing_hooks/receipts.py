@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from billing_hooks.ledger import Ledger, LedgerEntry
 from billing_hooks.payments import PaymentMethod
+from billing_hooks.redis_keys import PAYMENT_METHOD_USED, PAYMENT_METHODS
 from core.redis_text import text
 
 RECEIPT_KINDS = ("deposit", "autopay")
@@ -71,11 +72,11 @@ class PaymentMethods:
 
     @staticmethod
     def _history(family_id: str) -> str:
-        return f"billing:methods:{family_id}"
+        return PAYMENT_METHODS(family_id)
 
     @staticmethod
     def _used(family_id: str) -> str:
-        return f"billing:methods:used:{family_id}"
+        return PAYMENT_METHOD_USED(family_id)
 
     async def put_on_file(self, family_id: str, method: PaymentMethod) -> None:
         item = json.dumps({"at": self._clock(), **method.to_json()})

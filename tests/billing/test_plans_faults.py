@@ -10,7 +10,7 @@ import json
 import time
 
 from billing_hooks.allowance import Allowances
-from billing_hooks.biller import family_calls_key
+from billing_hooks.redis_keys import FAMILY_CALLS
 from client.session import ProtocolClient
 from core import tariff
 from core.directory import Directory
@@ -62,11 +62,11 @@ async def test_a_killed_nodes_call_consumes_the_allowance_once() -> None:
             assert heard is not None and heard["charged_cents"] == 0
 
             async def settled() -> bool:
-                raw = await cluster.redis.lrange(family_calls_key("F0"), 0, -1)
+                raw = await cluster.redis.lrange(FAMILY_CALLS("F0"), 0, -1)
                 return any(json.loads(r)["call_id"] == call.call_id for r in raw)
 
             await eventually(settled, "the killed node's call settled by node 1", within_s=60)
-            [raw] = await cluster.redis.lrange(family_calls_key("F0"), 0, -1)
+            [raw] = await cluster.redis.lrange(FAMILY_CALLS("F0"), 0, -1)
             billed = json.loads(raw)
             assert billed["agency_seconds"] == min(billed["duration_s"], LEFT_S) == LEFT_S
             assert billed["charged_cents"] == 0
