@@ -1,7 +1,7 @@
 """One-time codes (e-mail confirmation, password reset): random, stored hashed, single-use.
 
 A code is 32 random bytes (``secrets.token_urlsafe``, 43 characters); Redis keeps only its
-SHA-256 (``code:{purpose}:{hex}`` -> the subject, expiring after the code's TTL), so a copy of
+SHA-256 (``code:{purpose}:{hex}``, :data:`accounts.redis_keys.CODE` -> the subject, expiring after the code's TTL), so a copy of
 the database holds no usable code. Redeeming is one ``GETDEL``: of two requests with the same
 code, exactly one gets the subject.
 """
@@ -13,6 +13,7 @@ import secrets
 
 from redis.asyncio import Redis
 
+from accounts.redis_keys import CODE
 from core.redis_text import text
 
 CODE_BYTES = 32
@@ -30,21 +31,21 @@ class OneTimeCodes:
         if not purpose or ":" in purpose:
             raise ValueError("a purpose is a non-empty name without ':'")
         self._redis = redis
-        self._prefix = f"code:{purpose}:"
+        self._purpose = purpose
 
     async def issue(self, subject: str, ttl_s: float) -> str:
         """A new code for ``subject``, valid for ``ttl_s`` seconds (once)."""
         if ttl_s <= 0:
             raise ValueError("a code needs a positive TTL")
         code = secrets.token_urlsafe(CODE_BYTES)
-        await self._redis.set(self._prefix + _digest(code), subject, px=int(ttl_s * 1000))
+        await self._redis.set(CODE(self._purpose, _digest(code)), subject, px=int(ttl_s * 1000))
         return code
 
     def _key(self, code: object) -> str | None:
         if not isinstance(code, str) or not 0 < len(code) <= MAX_CODE_CHARS:
             return None
         try:
-            return self._prefix + _digest(code)
+            return CODE(self._purpose, _digest(code))
         except UnicodeEncodeError:  # a lone surrogate: no code of ours
             return None
 

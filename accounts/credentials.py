@@ -1,6 +1,8 @@
 """All Redis access for sign-in credentials: families' e-mail and password, staff passwords and
 their TOTP second factor.
 
+Keys (:mod:`accounts.redis_keys`):
+
 - ``login:email:{email}`` -> family id: the e-mail index (e-mails normalised to lower case by
   :func:`normalise_email`, which refuses what is no e-mail: NUL and control characters, over
   254 characters);
@@ -26,36 +28,24 @@ from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
 
 from accounts.passwords import SecretHasher, check_password
+from accounts.redis_keys import LOGIN_EMAIL, LOGIN_FAMILY, LOGIN_STAFF
 from core.directory import Directory
 from core.domain import Family
+from core.lua import script
 from core.redis_text import text
 
 MAX_EMAIL_CHARS: Final = 254  # RFC 5321's limit for a path
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f.]+$")
 
-# KEYS[1] index; ARGV[1] the family id. The family id, then its password hash (or nothing).
-_FAMILY_LOGIN = """
-local family = redis.call('GET', KEYS[1])
-if not family then return false end
-return {family, redis.call('HGET', 'login:family:' .. family, 'password')}
-"""
-
-# KEYS[1] staff hash; ARGV[1] the time step. 1 if it is later than the last one used.
-_USE_STEP = """
-local last = tonumber(redis.call('HGET', KEYS[1], 'totp_step') or '-1')
-if tonumber(ARGV[1]) <= last then return 0 end
-redis.call('HSET', KEYS[1], 'totp_step', ARGV[1])
-return 1
-"""
-
-# KEYS[1] staff hash, ARGV[1] the secret. Enable it if it is still the pending one.
-_ENABLE_TOTP = """
-local secret = redis.call('HGET', KEYS[1], 'totp_pending')
-if secret ~= ARGV[1] then return false end
-redis.call('HSET', KEYS[1], 'totp', secret)
-redis.call('HDEL', KEYS[1], 'totp_pending', 'totp_step')
-return secret
-"""
+_FAMILY_LOGIN: Final = script(__package__, "family_login.lua")
+_USE_STEP: Final = script(__package__, "totp_use_step.lua")
+_ENABLE_TOTP: Final = script(__package__, "totp_enable.lua")
+# What family_login.lua reads a family's credentials hash as: ARGV[1] .. <family id>.
+LOGIN_FAMILY_PREFIX: Final = LOGIN_FAMILY.pattern.removesuffix("{family_id}")
+# The names these keys had here before accounts.redis_keys (tests/visits still imports one).
+email_key: Final = LOGIN_EMAIL
+family_key: Final = LOGIN_FAMILY
+staff_key: Final = LOGIN_STAFF
 
 
 class InvalidEmail(ValueError):
@@ -72,18 +62,6 @@ def normalise_email(raw: str) -> str:
     if not _EMAIL.match(address):
         raise InvalidEmail("the e-mail must look like name@example.org")
     return address
-
-
-def email_key(email: str) -> str:
-    return f"login:email:{email}"
-
-
-def family_key(family_id: str) -> str:
-    return f"login:family:{family_id}"
-
-
-def staff_key(staff_id: str) -> str:
-    return f"login:staff:{staff_id}"
 
 
 @dataclass(frozen=True)
@@ -111,12 +89,12 @@ class Credentials:
         and its credentials. False (and nothing written) if the e-mail is taken."""
         async with self._redis.pipeline(transaction=True) as pipe:
             try:
-                await pipe.watch(email_key(email))
-                if await pipe.exists(email_key(email)):
+                await pipe.watch(LOGIN_EMAIL(email))
+                if await pipe.exists(LOGIN_EMAIL(email)):
                     return False
                 pipe.multi()  # type: ignore[no-untyped-call,unused-ignore]
                 Directory.queue_family(pipe, family)
-                pipe.set(email_key(email), family.id)
+                pipe.set(LOGIN_EMAIL(email), family.id)
                 fields: dict[FieldT, EncodableT] = {
                     "email": email,
                     "password": password_hash,
@@ -124,7 +102,7 @@ class Credentials:
                 }
                 if phone:
                     fields["phone"] = phone
-                pipe.hset(family_key(family.id), mapping=fields)
+                pipe.hset(LOGIN_FAMILY(family.id), mapping=fields)
                 await pipe.execute()
             except WatchError:  # registered by someone else meanwhile
                 return False
@@ -132,37 +110,37 @@ class Credentials:
 
     async def family_login(self, email: str) -> FamilyLogin | None:
         """The family of ``email`` and its password hash (one round trip), or None."""
-        found = await self._family_login(keys=[email_key(email)], args=[])
+        found = await self._family_login(keys=[LOGIN_EMAIL(email)], args=[LOGIN_FAMILY_PREFIX])
         if not found:
             return None
         family_id, encoded = found
         return FamilyLogin(text(family_id), None if encoded is None else text(encoded))
 
     async def family_of(self, email: str) -> str | None:
-        raw = await self._redis.get(email_key(email))
+        raw = await self._redis.get(LOGIN_EMAIL(email))
         return None if raw is None else text(raw)
 
     async def email_of(self, family_id: str) -> str | None:
-        raw = await self._redis.hget(family_key(family_id), "email")
+        raw = await self._redis.hget(LOGIN_FAMILY(family_id), "email")
         return None if raw is None else text(raw)
 
     async def email_verified(self, family_id: str) -> bool:
-        raw = await self._redis.hget(family_key(family_id), "email_verified")
+        raw = await self._redis.hget(LOGIN_FAMILY(family_id), "email_verified")
         return raw is not None and text(raw) == "1"
 
     async def confirm_email(self, family_id: str) -> None:
-        await self._redis.hset(family_key(family_id), "email_verified", "1")
+        await self._redis.hset(LOGIN_FAMILY(family_id), "email_verified", "1")
 
     async def set_family_password_hash(self, family_id: str, password_hash: str) -> None:
-        await self._redis.hset(family_key(family_id), "password", password_hash)
+        await self._redis.hset(LOGIN_FAMILY(family_id), "password", password_hash)
 
     async def delete_family(self, family_id: str) -> None:
         """Forget a family's credentials and its e-mail (an account closed)."""
         email = await self.email_of(family_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(family_key(family_id))
+            pipe.delete(LOGIN_FAMILY(family_id))
             if email is not None:
-                pipe.delete(email_key(email))
+                pipe.delete(LOGIN_EMAIL(email))
             await pipe.execute()
 
     @staticmethod
@@ -176,21 +154,21 @@ class Credentials:
         """A seed's e-mail (verified: an operator wrote it) and password hash, on ``pipe``;
         the ``previous`` e-mail of this family leaves the index."""
         if previous is not None and previous != email:
-            pipe.delete(email_key(previous))
-        pipe.set(email_key(email), family_id)
+            pipe.delete(LOGIN_EMAIL(previous))
+        pipe.set(LOGIN_EMAIL(email), family_id)
         fields: dict[FieldT, EncodableT] = {"email": email, "email_verified": "1"}
         if password_hash is not None:
             fields["password"] = password_hash
-        pipe.hset(family_key(family_id), mapping=fields)
+        pipe.hset(LOGIN_FAMILY(family_id), mapping=fields)
 
     async def family_password_hash(self, family_id: str) -> str | None:
-        raw = await self._redis.hget(family_key(family_id), "password")
+        raw = await self._redis.hget(LOGIN_FAMILY(family_id), "password")
         return None if raw is None else text(raw)
 
     # -- staff ---------------------------------------------------------------------------------
 
     async def staff_password_hash(self, staff_id: str) -> str | None:
-        raw = await self._redis.hget(staff_key(staff_id), "password")
+        raw = await self._redis.hget(LOGIN_STAFF(staff_id), "password")
         return None if raw is None else text(raw)
 
     async def set_staff_password(self, staff_id: str, password: str) -> None:
@@ -200,34 +178,34 @@ class Credentials:
         await self.set_staff_password_hash(staff_id, await self.hasher.hash(password))
 
     async def set_staff_password_hash(self, staff_id: str, password_hash: str) -> None:
-        await self._redis.hset(staff_key(staff_id), "password", password_hash)
+        await self._redis.hset(LOGIN_STAFF(staff_id), "password", password_hash)
 
     @staticmethod
     def queue_staff_password(pipe: Pipeline, staff_id: str, password_hash: str) -> None:
-        pipe.hset(staff_key(staff_id), "password", password_hash)
+        pipe.hset(LOGIN_STAFF(staff_id), "password", password_hash)
 
     async def delete_staff(self, staff_id: str) -> None:
         """Forget a staff member's password and second factor."""
-        await self._redis.delete(staff_key(staff_id))
+        await self._redis.delete(LOGIN_STAFF(staff_id))
 
     async def begin_totp(self, staff_id: str, secret: str) -> None:
         """A secret to enrol; the one enabled (if any) stays until :meth:`enable_totp`."""
-        await self._redis.hset(staff_key(staff_id), "totp_pending", secret)
+        await self._redis.hset(LOGIN_STAFF(staff_id), "totp_pending", secret)
 
     async def pending_totp(self, staff_id: str) -> str | None:
-        raw = await self._redis.hget(staff_key(staff_id), "totp_pending")
+        raw = await self._redis.hget(LOGIN_STAFF(staff_id), "totp_pending")
         return None if raw is None else text(raw)
 
     async def enable_totp(self, staff_id: str, secret: str) -> bool:
         """Turn ``secret`` on; False if it is no longer the pending one."""
-        return bool(await self._enable_totp(keys=[staff_key(staff_id)], args=[secret]))
+        return bool(await self._enable_totp(keys=[LOGIN_STAFF(staff_id)], args=[secret]))
 
     async def totp_secret(self, staff_id: str) -> str | None:
         """The enabled second factor's secret, or None (no second factor)."""
-        raw = await self._redis.hget(staff_key(staff_id), "totp")
+        raw = await self._redis.hget(LOGIN_STAFF(staff_id), "totp")
         return None if raw is None else text(raw)
 
     async def use_totp_step(self, staff_id: str, step: int) -> bool:
         """Record that the code of time step ``step`` was used; False if it (or a later one)
         was used before: a code signs in once."""
-        return bool(await self._use_step(keys=[staff_key(staff_id)], args=[step]))
+        return bool(await self._use_step(keys=[LOGIN_STAFF(staff_id)], args=[step]))

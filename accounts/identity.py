@@ -1,9 +1,11 @@
 """A family's identity review (SPEC "Accounts"): all Redis access for it.
 
+Keys (:mod:`accounts.redis_keys`):
+
 - ``identity:<family_id>``: the latest submission, JSON :class:`IdentityRecord` (its status
   ``pending``, ``verified`` or ``rejected``, the submission id naming its images, when it was
   submitted, and the decision: by whom, when, why);
-- ``identity:pending``: families awaiting review, by when they submitted (oldest first).
+- ``identity_review:pending``: families awaiting review, by when they submitted (oldest first).
 
 A submission replaces a pending or rejected one; a verified family cannot submit again. A
 decision is taken on a pending submission only, once. Each step is one Lua script, so two
@@ -19,36 +21,15 @@ from typing import Final, Literal, cast
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
+from accounts.redis_keys import IDENTITY, IDENTITY_PENDING
+from core.lua import script
 from core.redis_text import text
 
 IdentityStatus = Literal["pending", "verified", "rejected"]
 Decision = Literal["verified", "rejected"]
-PENDING: Final = "identity:pending"
-
-# KEYS: the record, the pending index. ARGV: the new record, when, the family id.
-# The previous record (or '') if stored; false if the family is verified already.
-_SUBMIT = """
-local current = redis.call('GET', KEYS[1])
-if current and cjson.decode(current)['status'] == 'verified' then return false end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-return current or ''
-"""
-# KEYS: the record, the pending index. ARGV: the submission decided on, the decided record,
-# the family id. 'ok', or why not: 'none' (no submission), 'state' (not pending, or replaced).
-_DECIDE = """
-local current = redis.call('GET', KEYS[1])
-if not current then return 'none' end
-local record = cjson.decode(current)
-if record['status'] ~= 'pending' or record['submission'] ~= ARGV[1] then return 'state' end
-redis.call('SET', KEYS[1], ARGV[2])
-redis.call('ZREM', KEYS[2], ARGV[3])
-return 'ok'
-"""
-
-
-def _key(family_id: str) -> str:
-    return f"identity:{family_id}"
+PENDING: Final = IDENTITY_PENDING()
+_SUBMIT: Final = script(__package__, "identity_submit.lua")
+_DECIDE: Final = script(__package__, "identity_decide.lua")
 
 
 class IdentityRecord(BaseModel):
@@ -78,7 +59,7 @@ class IdentityReviews:
         self._decide = redis.register_script(_DECIDE)
 
     async def get(self, family_id: str) -> IdentityRecord | None:
-        raw = await self._redis.get(_key(family_id))
+        raw = await self._redis.get(IDENTITY(family_id))
         return None if raw is None else IdentityRecord.model_validate_json(raw)
 
     async def submit(self, family_id: str, submission: str) -> IdentityRecord | None:
@@ -87,7 +68,7 @@ class IdentityReviews:
         now = self._clock()
         record = IdentityRecord(status="pending", submission=submission, submitted_at=now)
         previous = await self._submit(
-            keys=[_key(family_id), PENDING],
+            keys=[IDENTITY(family_id), PENDING],
             args=[record.model_dump_json(), repr(now), family_id],
         )
         if previous is None:
@@ -112,7 +93,7 @@ class IdentityReviews:
         )
         outcome = text(
             await self._decide(
-                keys=[_key(family_id), PENDING],
+                keys=[IDENTITY(family_id), PENDING],
                 args=[current.submission, decided.model_dump_json(), family_id],
             )
         )
@@ -125,7 +106,7 @@ class IdentityReviews:
     async def forget(self, family_id: str) -> IdentityRecord | None:
         """Remove the family's submission (an account closed); the record it had, if any."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.getdel(_key(family_id))
+            pipe.getdel(IDENTITY(family_id))
             pipe.zrem(PENDING, family_id)
             raw, _ = await pipe.execute()
         return None if raw is None else IdentityRecord.model_validate_json(raw)

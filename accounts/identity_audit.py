@@ -1,9 +1,9 @@
 """The append-only audit log of identity reviews: every image view and every decision.
 
-Like the recordings' log (:mod:`recorder.audit`), a Redis stream: ``audit:identity`` (``XADD``
+Like the recordings' log (:mod:`recorder.audit`), a Redis stream: ``identity_review:audit`` (``XADD``
 only: nothing here edits, trims or deletes an entry), each entry who (staff id, role), did
 what (``view`` an image, ``review`` a submission), to which family, when, and from where.
-``audit:identity:family:<id>`` lists a family's entry ids, so its history is read without a
+``identity_review:audit:family:<id>`` lists a family's entry ids, so its history is read without a
 scan. An entry and its index are written in one step. What the two logs share is
 :mod:`core.audit_trail`.
 """
@@ -13,26 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
+from accounts.redis_keys import IDENTITY_AUDIT, IDENTITY_AUDIT_FAMILY
 from core.audit_trail import Actor, AuditTrail, entry_fields, indexed_entries, read_entry
+from core.lua import script
 from core.redis_text import text
 
-STREAM: Final = "audit:identity"
+STREAM: Final = IDENTITY_AUDIT()
 Viewer = Actor  # who viewed or reviewed, and from where
 Action = Literal["view", "review"]
 
-_APPEND = """
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV))
-redis.call('RPUSH', KEYS[2], id)
-return id
-"""
-
-
-def _family_key(family_id: str) -> str:
-    return f"{STREAM}:family:{family_id}"
-
 
 class IdentityAudit(AuditTrail):
-    APPEND = _APPEND
+    APPEND = script(__package__, "identity_audit_append.lua")
 
     async def append(
         self,
@@ -43,12 +35,12 @@ class IdentityAudit(AuditTrail):
     ) -> str:
         own = {"action": action, "family_id": family_id}
         args = entry_fields(self._clock(), who, own, detail)
-        added = await self._append(keys=[STREAM, _family_key(family_id)], args=args)
+        added = await self._append(keys=[STREAM, IDENTITY_AUDIT_FAMILY(family_id)], args=args)
         return text(added)
 
     async def for_family(self, family_id: str, limit: int = 1000) -> list[dict[str, Any]]:
         """The latest ``limit`` entries about a family, oldest first."""
-        found = await indexed_entries(self._redis, STREAM, _family_key(family_id), limit)
+        found = await indexed_entries(self._redis, STREAM, IDENTITY_AUDIT_FAMILY(family_id), limit)
         return [read_entry(eid, fields, _own) for eid, fields in found]
 
 

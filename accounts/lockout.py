@@ -11,30 +11,19 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from typing import Final
 
 from redis.asyncio import Redis
 
-# KEYS[1] failures; ARGV: now, window, limit. The seconds until the account opens again, or -1.
-_LOCKED = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
-local count = redis.call('ZCARD', KEYS[1])
-local limit = tonumber(ARGV[3])
-if count < limit then return '-1' end
-local oldest = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
-return tostring(tonumber(oldest[2]) + ARGV[2] - ARGV[1])
-"""
+from accounts.redis_keys import LOCKOUT
+from core.lua import script
 
-# KEYS[1] failures; ARGV: now, window, member. The failures now in the window.
-_FAILED = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
-redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])))
-return redis.call('ZCARD', KEYS[1])
-"""
+_LOCKED: Final = script(__package__, "lockout_locked.lua")
+_FAILED: Final = script(__package__, "lockout_failed.lua")
 
 
 class Lockout:
-    """Failures per account key under ``lockout:{name}:``."""
+    """Failures per account key under ``lockout:{name}:`` (:data:`accounts.redis_keys.LOCKOUT`)."""
 
     def __init__(
         self,
@@ -46,8 +35,10 @@ class Lockout:
     ) -> None:
         if limit < 1 or window_s <= 0:
             raise ValueError("a lockout needs limit >= 1 and a positive window")
+        if not name or ":" in name:
+            raise ValueError("a lockout's name is a non-empty name without ':'")
         self._redis = redis
-        self._prefix = f"lockout:{name}:"
+        self._name = name
         self.limit = limit
         self.window_s = window_s
         self._clock = clock
@@ -55,7 +46,7 @@ class Lockout:
         self._failed = redis.register_script(_FAILED)
 
     def _key(self, key: str) -> str:
-        return self._prefix + key
+        return LOCKOUT(self._name, key)
 
     async def locked(self, key: str) -> float | None:
         """Seconds until ``key`` may try again, or None if it may now."""

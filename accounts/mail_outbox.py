@@ -21,12 +21,13 @@ from collections.abc import Callable
 from email.message import EmailMessage
 
 from accounts.mail_transport import MailRejected, MailTransport
+from accounts.redis_keys import MAIL_OUTBOX
 from billing_hooks.outbox import Outbox, OutboxEntry
 from core.tasks import Periodic
 
 log = logging.getLogger(__name__)
 
-STREAM = "mail:outbox"
+STREAM = MAIL_OUTBOX()
 
 
 class MailOutbox:

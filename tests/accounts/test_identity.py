@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from accounts.identity_audit import IdentityAudit
 from accounts.images import MAX_IMAGE_BYTES, ImageRejected, clean_image
+from accounts.redis_keys import IDENTITY, IDENTITY_PENDING
 from core.directory import Directory
 from core.domain import Staff
 from core.tokens import Tokens
@@ -305,14 +306,14 @@ async def test_bad_decisions_change_nothing(
     )
     assert status == 409 and "submitted no identity" in body["error"]["message"]
     assert (await upload(node.url, tokens.issue("family", FAMILY), images()))[0] == 202
-    before = await redis.get(f"identity:{FAMILY}")
+    before = await redis.get(IDENTITY(FAMILY))
     for bad in ({"status": "approved"}, {"status": "verified", "extra": 1}, {"reason": "x"}):
         status, body = await call(node, tokens, "PUT", decide, ("admin", "ASQ"), json=bad)
         assert status == 422, (bad, body)
     status, _ = await call(node, tokens, "PUT", "/api/v1/admin/identity/NOPE", ("admin", "A1"),
                            json={"status": "verified"})  # fmt: skip
     assert status == 404
-    assert await redis.get(f"identity:{FAMILY}") == before
+    assert await redis.get(IDENTITY(FAMILY)) == before
     family = await Directory(redis).family(FAMILY)
     assert family is not None and not family.verified
 
@@ -339,8 +340,8 @@ async def test_a_closed_account_forgets_its_images(
     assert (await upload(node.url, tokens.issue("family", FAMILY), images()))[0] == 202
     await node.node.accounts_admin.forget_identity(FAMILY)
     assert stored(node) == []
-    assert await redis.get(f"identity:{FAMILY}") is None
-    assert await redis.zscore("identity:pending", FAMILY) is None
+    assert await redis.get(IDENTITY(FAMILY)) is None
+    assert await redis.zscore(IDENTITY_PENDING(), FAMILY) is None
     await node.node.accounts_admin.forget_identity(FAMILY)  # twice: nothing to do
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from accounts.credentials import email_key, family_key
+from accounts.redis_keys import LOGIN_EMAIL, LOGIN_FAMILY
 from client.session import ProtocolClient
 from core.directory import Directory
 from core.domain import Family
@@ -59,7 +59,7 @@ async def test_sign_up_confirm_sign_in_and_use_the_account(
     family = await Directory(redis).family(family_id)
     assert family == Family(id=family_id, name="New Person", verified=False)
     # The password is stored only as its Argon2id hash; the e-mail lower case.
-    stored = await redis.hgetall(family_key(family_id))
+    stored = await redis.hgetall(LOGIN_FAMILY(family_id))
     assert stored[b"password"].startswith(b"$argon2id$")
     assert b"a long pass phrase" not in b"".join(stored.values())
     assert stored[b"email"] == b"new.person@example.org"
@@ -78,7 +78,7 @@ async def test_sign_up_confirm_sign_in_and_use_the_account(
 
     confirmed = await post(node.url, "/api/v1/signup/confirm", {"code": code})
     assert (confirmed.status, confirmed.body) == (200, {"email_verified": True})
-    assert (await redis.hget(family_key(family_id), "email_verified")) == b"1"
+    assert (await redis.hget(LOGIN_FAMILY(family_id), "email_verified")) == b"1"
     again = await post(node.url, "/api/v1/signup/confirm", {"code": code})
     assert again.status == 410 and again.body["error"]["code"] == "code_expired"
 
@@ -108,7 +108,7 @@ async def test_a_registered_email_gets_the_same_answer_and_its_owner_a_warning(
     warning = await smtp_server.next_to(owner)
     assert "tried" in warning["Subject"] and "/family?confirm=" not in text_part(warning)
     assert await Directory(redis).family(str(body["family_id"])) is None
-    assert await redis.get(email_key(owner)) == b"F1"
+    assert await redis.get(LOGIN_EMAIL(owner)) == b"F1"
     assert all(k.startswith(b"mail:outbox") for k in changed(before, await lasting(redis)))
     # Its password is unchanged.
     await login(mail_node, owner, SIGN_IN["F1"]["password"])

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from accounts.credentials import Credentials, email_key, family_key, staff_key
+from accounts.credentials import Credentials
 from accounts.passwords import SecretHasher
+from accounts.redis_keys import LOGIN_EMAIL, LOGIN_FAMILY, LOGIN_STAFF
 from core.directory import Directory
 from tests.accounts.conftest import lasting
 from tests.seeds import SIGN_IN, standard_seed_data
@@ -26,16 +27,16 @@ async def test_seed_credentials_are_hashes_beside_the_profile(redis: Redis, seed
     profile = await redis.get("family:F1")
     assert profile is not None
     assert b"password" not in profile and b"@" not in profile
-    assert await redis.get(email_key(SIGN_IN["F1"]["email"])) == b"F1"
-    stored = await redis.hgetall(family_key("F1"))
+    assert await redis.get(LOGIN_EMAIL(SIGN_IN["F1"]["email"])) == b"F1"
+    stored = await redis.hgetall(LOGIN_FAMILY("F1"))
     assert stored[b"email_verified"] == b"1"  # an operator wrote it
     assert stored[b"password"].startswith(b"$argon2id$")
     hasher = SecretHasher()
     assert await hasher.verify(stored[b"password"].decode(), SIGN_IN["F1"]["password"])
-    staff = await redis.hget(staff_key("S1"), "password")
+    staff = await redis.hget(LOGIN_STAFF("S1"), "password")
     assert staff is not None and await hasher.verify(staff.decode(), SIGN_IN["S1"]["password"])
     assert b"password" not in (await redis.get("staff:S1") or b"")
-    assert await redis.hget(staff_key("I1"), "password") is None
+    assert await redis.hget(LOGIN_STAFF("I1"), "password") is None
 
 
 async def test_loading_the_same_seed_again_changes_nothing(redis: Redis, seeded: object) -> None:
@@ -52,8 +53,8 @@ async def test_a_changed_password_or_email_is_stored(redis: Redis, seeded: objec
     [f1] = [f for f in data["families"] if f["id"] == "F1"]
     f1["email"], f1["password"] = "Moved.Family@Example.org", "a moved pass phrase"
     await apply_seed(redis, seed_of(data))
-    assert await redis.get(email_key(SIGN_IN["F1"]["email"])) is None
-    assert await redis.get(email_key("moved.family@example.org")) == b"F1"
+    assert await redis.get(LOGIN_EMAIL(SIGN_IN["F1"]["email"])) is None
+    assert await redis.get(LOGIN_EMAIL("moved.family@example.org")) == b"F1"
     credentials = Credentials(redis, SecretHasher())
     encoded = await credentials.family_password_hash("F1")
     assert await credentials.hasher.verify(encoded, "a moved pass phrase")

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pyotp
 from redis.asyncio import Redis
 
-from accounts.credentials import staff_key
+from accounts.redis_keys import LOGIN_STAFF
 from client.session import ProtocolClient
 from core.tokens import Tokens
 from tests.accounts.conftest import get, post
@@ -55,7 +55,7 @@ async def test_a_monitor_enrols_totp_and_then_needs_it(
         mail_node.url, "/api/v1/account/staff/otp/confirm", {"otp": totp.now()}, token=token
     )
     assert (confirmed.status, confirmed.body) == (200, {"otp_enabled": True})
-    assert (await redis.hget(staff_key("S1"), "totp")) is not None
+    assert (await redis.hget(LOGIN_STAFF("S1"), "totp")) is not None
 
     missing = await post(mail_node.url, "/api/v1/login", S1)
     assert missing.status == 401 and missing.body["error"]["code"] == "otp_required"
