@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Final
 
 from redis.asyncio import Redis
@@ -23,8 +24,15 @@ _RESERVE: Final = script("signaling", "presence_reserve.lua")
 
 
 class Presence:
-    def __init__(self, redis: Redis, node_id: str, ttl_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        node_id: str,
+        ttl_s: float = 15.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._redis = redis
+        self._clock = clock
         self._node = node_id
         self._ttl = ttl_s
         self._local: dict[str, tuple[str, str]] = {}
@@ -35,7 +43,7 @@ class Presence:
         """Hold a place for ``sid`` among the subject's connections on all nodes, if fewer than
         ``cap`` are live (atomic: simultaneous connects cannot all pass). :meth:`add` follows
         once the connection is accepted; an unused place lapses with the presence TTL."""
-        now = time.time()
+        now = self._clock()
         member = f"{self._node}:{sid}"
         args: list[str | float] = [now, member, cap, now + self._ttl]
         return bool(await self._reserve(keys=[PRESENCE(role, subject)], args=args))
@@ -43,7 +51,7 @@ class Presence:
     async def add(self, sid: str, role: str, subject: str) -> None:
         self._local[sid] = (role, subject)
         await self._redis.zadd(
-            PRESENCE(role, subject), {f"{self._node}:{sid}": time.time() + self._ttl}
+            PRESENCE(role, subject), {f"{self._node}:{sid}": self._clock() + self._ttl}
         )
 
     async def remove(self, sid: str) -> None:
@@ -52,10 +60,10 @@ class Presence:
             await self._redis.zrem(PRESENCE(*entry), f"{self._node}:{sid}")
 
     async def is_online(self, role: str, subject: str) -> bool:
-        return bool(await self._redis.zcount(PRESENCE(role, subject), time.time(), "+inf"))
+        return bool(await self._redis.zcount(PRESENCE(role, subject), self._clock(), "+inf"))
 
     async def refresh(self) -> None:
-        now = time.time()
+        now = self._clock()
         async with self._redis.pipeline(transaction=False) as pipe:
             for sid, (role, subject) in self._local.items():
                 pipe.zadd(PRESENCE(role, subject), {f"{self._node}:{sid}": now + self._ttl})

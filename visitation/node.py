@@ -155,6 +155,7 @@ class SignalingNode:
         self.directory = Directory(self.redis)
         self.ledger = Ledger(self.redis)
         self.timers = DurableTimers(self.redis, clock=clock)
+        # Presence is the sockets' liveness: real time, not the calls' (movable) clock.
         self.presence = Presence(self.redis, settings.node_id, settings.presence_ttl_s)
         store = CallStore(self.redis, settings.call_retention_s)
         control = SfuControl(self.redis)  # the one control channel to the SFU workers
