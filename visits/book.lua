@@ -1,6 +1,8 @@
 -- Book one visit, atomically: the slot's stations, the resident's week, and neither side
 -- already holding a visit at that time (visits/rules.py check_holds, same order).
 --
+-- (The keys: visits.redis_keys, in this order VISIT, SLOT, RESIDENT_HOLDS, FAMILY_HOLDS,
+-- RESIDENT_VISITS, FAMILY_VISITS, FACILITY_VISITS.)
 -- KEYS[1]  visits:v:{visit_id}            the visit's hash (must not exist)
 -- KEYS[2]  visits:slot:{facility}:{start} SET of the holding visit ids in this slot
 -- KEYS[3]  visits:holds:resident:{id}     ZSET of the resident's holding visits ("end|id" by start)

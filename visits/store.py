@@ -1,6 +1,6 @@
 """All Redis access for visits: the records, the holds that make booking atomic, the listings.
 
-Keys (see the headers of ``book.lua`` and ``transition.lua``):
+Keys (:mod:`visits.redis_keys`; see the headers of ``book.lua`` and ``transition.lua``):
 
 - ``visits:v:{id}``: the visit's hash (:meth:`visits.record.Visit.to_hash`);
 - ``visits:slot:{facility}:{start}``: the holding visits of one slot (its stations);
@@ -9,47 +9,39 @@ Keys (see the headers of ``book.lua`` and ``transition.lua``):
 - ``visits:all:{resident|family|facility}:{id}``: every visit by start (the listings);
 - ``visits:call:{call_id}``: the visit a call was placed for.
 
-Both scripts are loaded once per store (``register_script``: EVALSHA, reloaded if Redis lost it).
+Both scripts are loaded once per process and registered per store (``register_script``:
+EVALSHA, reloaded if Redis lost it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
+from typing import Final
 
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from core.lua import script
 from core.redis_text import text
 from visits.record import HOLDING, Visit, VisitStatus
+from visits.redis_keys import (
+    CALL_VISIT,
+    FACILITY_VISITS,
+    FAMILY_HOLDS,
+    FAMILY_VISITS,
+    RESIDENT_HOLDS,
+    RESIDENT_VISITS,
+    SLOT,
+    VISIT,
+)
 from visits.rules import Refusal
 
 MAX_VISIT_S = 240 * 60  # the longest slot: how far back an overlapping visit may start
 CALL_LINK_TTL_S = 2 * 86400
 
 
-def _script(name: str) -> str:
-    return resources.files("visits").joinpath(name).read_text(encoding="utf-8")
-
-
-BOOK_LUA = _script("book.lua")
-TRANSITION_LUA = _script("transition.lua")
-
-
-def visit_key(visit_id: str) -> str:
-    return f"visits:v:{visit_id}"
-
-
-def slot_key(facility_id: str, start: int) -> str:
-    return f"visits:slot:{facility_id}:{start}"
-
-
-def holds_key(side: str, subject: str) -> str:
-    return f"visits:holds:{side}:{subject}"
-
-
-def all_key(side: str, subject: str) -> str:
-    return f"visits:all:{side}:{subject}"
+BOOK_LUA: Final = script("visits", "book.lua")
+TRANSITION_LUA: Final = script("visits", "transition.lua")
 
 
 def hold_member(visit: Visit) -> str:
@@ -79,13 +71,13 @@ class VisitStore:
             pairs += [field, value]
         result = await self._book(
             keys=[
-                visit_key(visit.visit_id),
-                slot_key(visit.facility_id, visit.start),
-                holds_key("resident", visit.resident_id),
-                holds_key("family", visit.family_id),
-                all_key("resident", visit.resident_id),
-                all_key("family", visit.family_id),
-                all_key("facility", visit.facility_id),
+                VISIT(visit.visit_id),
+                SLOT(visit.facility_id, visit.start),
+                RESIDENT_HOLDS(visit.resident_id),
+                FAMILY_HOLDS(visit.family_id),
+                RESIDENT_VISITS(visit.resident_id),
+                FAMILY_VISITS(visit.family_id),
+                FACILITY_VISITS(visit.facility_id),
             ],
             args=[
                 visit.visit_id,
@@ -106,7 +98,7 @@ class VisitStore:
             raise Refusal(code)  # type: ignore[arg-type]  # the script returns only our codes
 
     async def get(self, visit_id: str) -> Visit | None:
-        raw = await self.redis.hgetall(visit_key(visit_id))
+        raw = await self.redis.hgetall(VISIT(visit_id))
         return Visit.from_hash(raw) if raw else None
 
     async def transition(
@@ -127,10 +119,10 @@ class VisitStore:
             args += [name, ("1" if value else "0") if isinstance(value, bool) else str(value)]
         result = await self._transition(
             keys=[
-                visit_key(visit.visit_id),
-                slot_key(visit.facility_id, visit.start),
-                holds_key("resident", visit.resident_id),
-                holds_key("family", visit.family_id),
+                VISIT(visit.visit_id),
+                SLOT(visit.facility_id, visit.start),
+                RESIDENT_HOLDS(visit.resident_id),
+                FAMILY_HOLDS(visit.family_id),
             ],
             args=args,
         )
@@ -139,11 +131,11 @@ class VisitStore:
     async def set_fields(self, visit_id: str, **fields: str) -> None:
         """Fields that change no status (the call placed for it, that it connected)."""
         mapping: dict[FieldT, EncodableT] = {name: value for name, value in fields.items()}
-        await self.redis.hset(visit_key(visit_id), mapping=mapping)
+        await self.redis.hset(VISIT(visit_id), mapping=mapping)
 
     async def claim_once(self, visit_id: str, flag: str) -> bool:
         """True the first time ``flag`` is claimed for this visit (a reminder sent once)."""
-        claimed = self.redis.hsetnx(visit_key(visit_id), f"once_{flag}", "1")
+        claimed = self.redis.hsetnx(VISIT(visit_id), f"once_{flag}", "1")
         return bool(await claimed)
 
     async def _listed(self, key: str, start: float, end: float, limit: int) -> list[Visit]:
@@ -153,24 +145,24 @@ class VisitStore:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for raw in ids:
-                pipe.hgetall(visit_key(text(raw)))
+                pipe.hgetall(VISIT(text(raw)))
             rows = await pipe.execute()
         return [Visit.from_hash(row) for row in rows if row]
 
     async def of_family(
         self, family_id: str, start: float, end: float, limit: int = 500
     ) -> list[Visit]:
-        return await self._listed(all_key("family", family_id), start, end, limit)
+        return await self._listed(FAMILY_VISITS(family_id), start, end, limit)
 
     async def of_resident(
         self, resident_id: str, start: float, end: float, limit: int = 500
     ) -> list[Visit]:
-        return await self._listed(all_key("resident", resident_id), start, end, limit)
+        return await self._listed(RESIDENT_VISITS(resident_id), start, end, limit)
 
     async def of_facility(
         self, facility_id: str, start: float, end: float, limit: int = 2000
     ) -> list[Visit]:
-        return await self._listed(all_key("facility", facility_id), start, end, limit)
+        return await self._listed(FACILITY_VISITS(facility_id), start, end, limit)
 
     async def taken(self, facility_id: str, starts: list[int]) -> list[int]:
         """How many stations are held in each slot starting at ``starts``."""
@@ -178,13 +170,13 @@ class VisitStore:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for start in starts:
-                pipe.scard(slot_key(facility_id, start))
+                pipe.scard(SLOT(facility_id, start))
             counts = await pipe.execute()
         return [int(c) for c in counts]
 
     async def link_call(self, call_id: str, visit_id: str) -> None:
-        await self.redis.set(f"visits:call:{call_id}", visit_id, ex=CALL_LINK_TTL_S)
+        await self.redis.set(CALL_VISIT(call_id), visit_id, ex=CALL_LINK_TTL_S)
 
     async def visit_of_call(self, call_id: str) -> str | None:
-        raw = await self.redis.get(f"visits:call:{call_id}")
+        raw = await self.redis.get(CALL_VISIT(call_id))
         return text(raw) if raw is not None else None

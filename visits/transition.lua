@@ -2,6 +2,7 @@
 -- cancel, a family cancel and the end-of-slot timer never both apply). Leaving the holding
 -- statuses (to canceled or denied) gives back the station, the week and the time.
 --
+-- (The keys: visits.redis_keys, in this order VISIT, SLOT, RESIDENT_HOLDS, FAMILY_HOLDS.)
 -- KEYS[1]  visits:v:{visit_id}            the visit's hash
 -- KEYS[2]  visits:slot:{facility}:{start} SET of the holding visit ids in this slot
 -- KEYS[3]  visits:holds:resident:{id}     ZSET of the resident's holding visits

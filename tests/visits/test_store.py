@@ -19,9 +19,10 @@ from tests.visits.conftest import RACERS, next_slot, slot_in
 from visits.events import VisitEvents
 from visits.lifecycle import VisitLifecycle
 from visits.record import Visit, VisitStatus
+from visits.redis_keys import FAMILY_HOLDS, RESIDENT_HOLDS, SLOT
 from visits.rules import Refusal
 from visits.service import VisitService
-from visits.store import VisitStore, holds_key, slot_key
+from visits.store import VisitStore
 
 
 def make_visit(start: int, resident: str = "R", family: str = "F", minutes: int = 30) -> Visit:
@@ -95,9 +96,9 @@ async def test_transition_lua_moves_only_from_allowed_and_releases_holds(redis: 
     assert (done.applied, done.previous) == (True, "booked")
     after = await store.get(visit.visit_id)
     assert after is not None and after.status == VisitStatus.CANCELED and after.reason == "staff"
-    assert await redis.scard(slot_key("FAC", start)) == 0
-    assert await redis.zcard(holds_key("resident", "R")) == 0
-    assert await redis.zcard(holds_key("family", "F")) == 0
+    assert await redis.scard(SLOT("FAC", start)) == 0
+    assert await redis.zcard(RESIDENT_HOLDS("R")) == 0
+    assert await redis.zcard(FAMILY_HOLDS("F")) == 0
     # Given back: the slot, the week and the time are free again.
     await store.book(make_visit(start), week=WEEK, concurrent=1, max_per_week=1)
     gone = await store.transition(make_visit(start), VisitStatus.CANCELED, {VisitStatus.BOOKED})
@@ -162,7 +163,7 @@ async def test_fifty_families_race_for_three_stations(
             await conn.aclose()
     assert sorted(results).count("booked") == 3, results
     assert results.count("slot_full") == RACERS - 3
-    assert await redis.scard(slot_key("RACE", start)) == 3
+    assert await redis.scard(SLOT("RACE", start)) == 3
     listed = await VisitStore(redis).of_facility("RACE", start - 1, start + 1)
     assert len(listed) == 3 and {v.status for v in listed} == {VisitStatus.BOOKED}
     assert len([e for e in emitted if e[0] == "visit.updated"]) == 3 * 2  # tablet and family
