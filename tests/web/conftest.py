@@ -28,7 +28,13 @@ from playwright.async_api import (
 from redis.asyncio import Redis
 
 from core.tokens import Tokens
-from tests.conftest import SECRET, NodeFactory, package_sfu_worker, redis_keeping_workers
+from tests.conftest import (
+    SECRET,
+    MovableClock,
+    NodeFactory,
+    package_sfu_worker,
+    redis_keeping_workers,
+)
 from tests.seeds import short_stay_facility
 from tests.waiting import eventually
 from visitation.node import SignalingNode
@@ -106,13 +112,15 @@ class WebNode:
     node: SignalingNode
     url: str
     tokens: Tokens
+    clock: MovableClock  # the node's calls' time: a test moves it on to skip a call's minutes
 
 
 @pytest.fixture
 async def server(start_node: NodeFactory, seeded: object) -> WebNode:
     """A signaling node (it mounts the pages itself); stopped by ``start_node``."""
-    handle = await start_node(ring_timeout_s=20, payment_processor="fake")  # deposits
-    return WebNode(handle.node, handle.url, Tokens(SECRET))
+    clock = MovableClock()
+    handle = await start_node(clock, ring_timeout_s=20, payment_processor="fake")  # deposits
+    return WebNode(handle.node, handle.url, Tokens(SECRET), clock)
 
 
 @pytest.fixture(scope="package")
