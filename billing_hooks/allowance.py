@@ -146,9 +146,11 @@ class Allowances:
         day: str,
         agency_seconds: int,
     ) -> None:
-        """Queue the consumption of the call's reservation on ``pipe`` (a MULTI)."""
+        """Queue the consumption of the call's reservation on ``pipe`` (a MULTI). A call of no
+        facility (a record without one) counts on the board of facility ``-``."""
+        board = AGENCY_DAY(facility_id or "-", day)
         await self._settle(
-            keys=[ALLOWANCE_CALL(call_id), period or NO_PERIOD, AGENCY_DAY(facility_id, day)],
+            keys=[ALLOWANCE_CALL(call_id), period or NO_PERIOD, board],
             args=[max(0, int(agency_seconds)), KEEP_S, BOARD_KEEP_S],
             client=pipe,
         )

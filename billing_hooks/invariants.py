@@ -5,7 +5,7 @@ fault. Returns what is wrong (an empty list when the account is sound) rather th
 caller can report every broken rule at once:
 
 - ``balance = deposits + credits - charges - refunds`` and ``available = balance - held >= 0``;
-- the holds still out add up to ``held``;
+- the holds still out add up to ``held``, and none is negative;
 - replaying the entries in order gives each entry's running balance and held amount, and the
   account's totals;
 - a ref never applied twice: its entries are one run (a charge plus the release of the rest of
@@ -99,6 +99,9 @@ async def audit_account(ledger: Ledger, redis: Redis, account: str) -> Audit:
     if b.held_cents < 0 or b.available_cents < 0:
         problems.append(f"held {b.held_cents}, available {b.available_cents}")
     holds = await redis.hgetall(ACCOUNT_HOLDS(account))
+    negative = sorted(k.decode() for k, v in holds.items() if int(v) < 0)
+    if negative:
+        problems.append(f"holds {negative} are negative")
     if sum(int(v) for v in holds.values()) != b.held_cents:
         problems.append(
             f"holds out add up to {sum(int(v) for v in holds.values())}, held is {b.held_cents}"

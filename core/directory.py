@@ -1,4 +1,5 @@
-"""All Redis access for domain records (facilities, residents, families, contacts, staff)."""
+"""All Redis access for domain records (facilities, residents, families, contacts, staff); their
+keys are :mod:`core.redis_keys`'."""
 
 from __future__ import annotations
 
@@ -10,49 +11,23 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from core.domain import Contact, Facility, Family, Resident, Staff
+from core.lua import script
+from core.redis_keys import (
+    CONTACT,
+    CONTACT_REQUESTS,
+    CONTACTS_FOR,
+    CONTACTS_OF,
+    FACILITIES,
+    FACILITY,
+    FAMILY,
+    RESIDENT,
+    RESIDENTS_IN,
+    STAFF,
+    STAFF_INDEX,
+)
 from core.redis_text import text
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def _facility_key(facility_id: str) -> str:
-    return f"facility:{facility_id}"
-
-
-def _resident_key(resident_id: str) -> str:
-    return f"resident:{resident_id}"
-
-
-def _family_key(family_id: str) -> str:
-    return f"family:{family_id}"
-
-
-def _contact_key(resident_id: str, family_id: str) -> str:
-    return f"contact:{resident_id}:{family_id}"
-
-
-def _staff_key(staff_id: str) -> str:
-    return f"staff:{staff_id}"
-
-
-STAFF_INDEX = "staff"  # every staff id (seeded or added by an admin)
-
-
-def _requests_key(facility_id: str) -> str:
-    """Contact requests made by families (``resident:family`` by when), per facility."""
-    return f"contact_requests:{facility_id}"
-
-
-# A family's request: the contact (pending) and its indexes, unless the contact exists already.
-_REQUEST_CONTACT = """
-local existing = redis.call('GET', KEYS[1])
-if existing then return existing end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3] .. ':' .. ARGV[2])
-return false
-"""
 
 
 @dataclass(frozen=True)
@@ -68,7 +43,7 @@ class Directory:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._request_contact = redis.register_script(_REQUEST_CONTACT)
+        self._request_contact = redis.register_script(script(__package__, "contact_request.lua"))
 
     async def _get_many(self, keys: list[str], model: type[M]) -> list[M]:
         raws = await self._redis.mget(keys) if keys else []
@@ -79,42 +54,38 @@ class Directory:
         return None if raw is None else model.model_validate_json(raw)
 
     async def facility(self, facility_id: str) -> Facility | None:
-        return await self._get(_facility_key(facility_id), Facility)
+        return await self._get(FACILITY(facility_id), Facility)
 
     async def resident(self, resident_id: str) -> Resident | None:
-        return await self._get(_resident_key(resident_id), Resident)
+        return await self._get(RESIDENT(resident_id), Resident)
 
     async def family(self, family_id: str) -> Family | None:
-        return await self._get(_family_key(family_id), Family)
+        return await self._get(FAMILY(family_id), Family)
 
     async def contact(self, resident_id: str, family_id: str) -> Contact | None:
-        return await self._get(_contact_key(resident_id, family_id), Contact)
+        return await self._get(CONTACT(resident_id, family_id), Contact)
 
     async def staff(self, staff_id: str) -> Staff | None:
-        return await self._get(_staff_key(staff_id), Staff)
+        return await self._get(STAFF(staff_id), Staff)
 
     async def contacts_of(self, resident_id: str) -> list[Contact]:
-        family_ids = sorted(
-            text(m) for m in await self._redis.smembers(f"contacts:of:{resident_id}")
-        )
-        return await self._get_many([_contact_key(resident_id, fid) for fid in family_ids], Contact)
+        family_ids = sorted(text(m) for m in await self._redis.smembers(CONTACTS_OF(resident_id)))
+        return await self._get_many([CONTACT(resident_id, fid) for fid in family_ids], Contact)
 
     async def contacts_for(self, family_id: str) -> list[Contact]:
         """The family's contacts (every status), by resident id."""
-        resident_ids = sorted(
-            text(m) for m in await self._redis.smembers(f"contacts:for:{family_id}")
-        )
-        keys = [_contact_key(rid, family_id) for rid in resident_ids]
+        resident_ids = sorted(text(m) for m in await self._redis.smembers(CONTACTS_FOR(family_id)))
+        keys = [CONTACT(rid, family_id) for rid in resident_ids]
         return await self._get_many(keys, Contact)
 
     async def facilities(self) -> list[Facility]:
         """Every facility, by name (how people pick one)."""
-        keys = [_facility_key(fid) for fid in await self.all_facility_ids()]
+        keys = [FACILITY(fid) for fid in await self.all_facility_ids()]
         return sorted(await self._get_many(keys, Facility), key=lambda f: (f.name, f.id))
 
     async def residents_in(self, facility_id: str) -> list[Resident]:
-        ids = sorted(text(m) for m in await self._redis.smembers(f"residents:in:{facility_id}"))
-        return await self._get_many([_resident_key(rid) for rid in ids], Resident)
+        ids = sorted(text(m) for m in await self._redis.smembers(RESIDENTS_IN(facility_id)))
+        return await self._get_many([RESIDENT(rid) for rid in ids], Resident)
 
     async def request_contact(
         self, resident: Resident, family_id: str, at: float
@@ -124,10 +95,10 @@ class Directory:
         contact, whatever its status, is returned unchanged)."""
         contact = Contact(resident_id=resident.id, family_id=family_id, status="pending")
         keys = [
-            _contact_key(resident.id, family_id),
-            f"contacts:of:{resident.id}",
-            f"contacts:for:{family_id}",
-            _requests_key(resident.facility_id),
+            CONTACT(resident.id, family_id),
+            CONTACTS_OF(resident.id),
+            CONTACTS_FOR(family_id),
+            CONTACT_REQUESTS(resident.facility_id),
         ]
         args = [contact.model_dump_json(), family_id, resident.id, repr(at)]
         existing = await self._request_contact(keys=keys, args=args)
@@ -137,9 +108,9 @@ class Directory:
 
     async def contact_requests(self, facility_id: str) -> list[ContactRequest]:
         """Every contact request made for ``facility_id``'s residents, oldest first."""
-        entries = await self._redis.zrange(_requests_key(facility_id), 0, -1, withscores=True)
+        entries = await self._redis.zrange(CONTACT_REQUESTS(facility_id), 0, -1, withscores=True)
         pairs = cast(list[tuple[bytes, float]], entries)  # ("resident:family", when)
-        keys = [_contact_key(*text(member).split(":", 1)) for member, _ in pairs]
+        keys = [CONTACT(*text(member).split(":", 1)) for member, _ in pairs]
         raws = await self._redis.mget(keys) if keys else []
         return [
             ContactRequest(Contact.model_validate_json(raw), float(at))
@@ -148,31 +119,32 @@ class Directory:
         ]
 
     async def all_facility_ids(self) -> list[str]:
-        return sorted(text(m) for m in await self._redis.smembers("facilities"))
+        return sorted(text(m) for m in await self._redis.smembers(FACILITIES()))
 
     async def exists(self, kind: str, record_id: str) -> bool:
-        key = {"facility": _facility_key, "resident": _resident_key, "family": _family_key}[kind]
+        key = {"facility": FACILITY, "resident": RESIDENT, "family": FAMILY}[kind]
         return bool(await self._redis.exists(key(record_id)))
 
     async def contact_facilities(self, family_id: str) -> set[str]:
         """The facilities where the family has a contact or a contact request (any status)."""
-        resident_ids = [text(m) for m in await self._redis.smembers(f"contacts:for:{family_id}")]
-        residents = await self._get_many([_resident_key(r) for r in resident_ids], Resident)
+        resident_ids = [text(m) for m in await self._redis.smembers(CONTACTS_FOR(family_id))]
+        residents = await self._get_many([RESIDENT(r) for r in resident_ids], Resident)
         return {resident.facility_id for resident in residents}
 
     async def all_staff(self) -> list[Staff]:
         """Every staff member, by id."""
-        ids = sorted(text(m) for m in await self._redis.smembers(STAFF_INDEX))
-        return await self._get_many([_staff_key(sid) for sid in ids], Staff)
+        ids = sorted(text(m) for m in await self._redis.smembers(STAFF_INDEX()))
+        return await self._get_many([STAFF(sid) for sid in ids], Staff)
 
     async def index_staff(self) -> int:
         """Add staff stored before the index existed to it (one scan, at a node's start);
         how many were missing."""
         found = [
-            text(key).removeprefix("staff:")
-            async for key in self._redis.scan_iter(match="staff:*", count=1000)
+            parsed[0]
+            async for key in self._redis.scan_iter(match=STAFF.glob(), count=1000)
+            if (parsed := STAFF.parse(text(key))) is not None
         ]
-        return int(await self._redis.sadd(STAFF_INDEX, *found)) if found else 0
+        return int(await self._redis.sadd(STAFF_INDEX(), *found)) if found else 0
 
     async def save_staff(self, staff: Staff) -> None:
         """Add or change a staff member (its role and facilities)."""
@@ -183,42 +155,42 @@ class Directory:
     async def delete_staff(self, staff_id: str) -> bool:
         """Remove a staff member; whether there was one."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(_staff_key(staff_id))
-            pipe.srem(STAFF_INDEX, staff_id)
+            pipe.delete(STAFF(staff_id))
+            pipe.srem(STAFF_INDEX(), staff_id)
             deleted, _ = await pipe.execute()
         return bool(deleted)
 
     async def save_family(self, family: Family) -> None:
         """Store a family profile (settings, blocks); the balance lives in the ledger."""
-        await self._redis.set(_family_key(family.id), _family_json(family))
+        await self._redis.set(FAMILY(family.id), _family_json(family))
 
     # -- writes queued on a MULTI pipeline, so a whole seed lands or nothing does --
 
     @staticmethod
     def queue_facility(pipe: Pipeline, facility: Facility) -> None:
-        pipe.set(_facility_key(facility.id), facility.model_dump_json())
-        pipe.sadd("facilities", facility.id)
+        pipe.set(FACILITY(facility.id), facility.model_dump_json())
+        pipe.sadd(FACILITIES(), facility.id)
 
     @staticmethod
     def queue_resident(pipe: Pipeline, resident: Resident) -> None:
-        pipe.set(_resident_key(resident.id), resident.model_dump_json())
-        pipe.sadd(f"residents:in:{resident.facility_id}", resident.id)
+        pipe.set(RESIDENT(resident.id), resident.model_dump_json())
+        pipe.sadd(RESIDENTS_IN(resident.facility_id), resident.id)
 
     @staticmethod
     def queue_family(pipe: Pipeline, family: Family) -> None:
-        pipe.set(_family_key(family.id), _family_json(family))
+        pipe.set(FAMILY(family.id), _family_json(family))
 
     @staticmethod
     def queue_contact(pipe: Pipeline, contact: Contact) -> None:
-        pipe.set(_contact_key(contact.resident_id, contact.family_id), contact.model_dump_json())
-        pipe.sadd(f"contacts:of:{contact.resident_id}", contact.family_id)
-        pipe.sadd(f"contacts:for:{contact.family_id}", contact.resident_id)
+        pipe.set(CONTACT(contact.resident_id, contact.family_id), contact.model_dump_json())
+        pipe.sadd(CONTACTS_OF(contact.resident_id), contact.family_id)
+        pipe.sadd(CONTACTS_FOR(contact.family_id), contact.resident_id)
 
     @staticmethod
     def queue_staff(pipe: Pipeline, staff: Staff) -> None:
         # Only a Staff's own fields, even from a subclass (a seed's, which may carry a password).
-        pipe.set(_staff_key(staff.id), staff.model_dump_json(include=set(Staff.model_fields)))
-        pipe.sadd(STAFF_INDEX, staff.id)
+        pipe.set(STAFF(staff.id), staff.model_dump_json(include=set(Staff.model_fields)))
+        pipe.sadd(STAFF_INDEX(), staff.id)
 
 
 def _family_json(family: Family) -> str:

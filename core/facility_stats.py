@@ -18,30 +18,17 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
+from core.lua import script
+from core.redis_keys import FACILITY_DAY, FACILITY_DAY_CALLS
 from core.redis_text import text
 
 KEEP_DAYS: Final = 40
 REFUSED: Final = "refused:"
 
-_COUNT_SETTLED = """
-if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
-  redis.call('HINCRBY', KEYS[1], 'calls', 1)
-  redis.call('HINCRBY', KEYS[1], 'connected_seconds', ARGV[2])
-  redis.call('HINCRBY', KEYS[1], 'revenue_cents', ARGV[3])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-return 0
-"""
-
 
 def local_day(timezone: str, at: float) -> str:
     """``at`` (Unix seconds) as the facility's calendar date, e.g. ``2026-12-02``."""
     return datetime.fromtimestamp(at, ZoneInfo(timezone)).date().isoformat()
-
-
-def _key(facility_id: str, day: str) -> str:
-    return f"stats:{facility_id}:{day}"
 
 
 @dataclass(frozen=True)
@@ -66,10 +53,12 @@ class FacilityStats:
     def __init__(self, redis: Redis, clock: Callable[[], float] = time.time) -> None:
         self._redis = redis
         self._clock = clock
-        self._count_settled = redis.register_script(_COUNT_SETTLED)
+        self._count_settled = redis.register_script(
+            script(__package__, "facility_stats_settled.lua")
+        )
 
     async def refused(self, facility_id: str, timezone: str, reason: str) -> None:
-        key = _key(facility_id, local_day(timezone, self._clock()))
+        key = FACILITY_DAY(facility_id, local_day(timezone, self._clock()))
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hincrby(key, REFUSED + reason, 1)
             pipe.expire(key, KEEP_DAYS * 86400)
@@ -86,19 +75,20 @@ class FacilityStats:
     ) -> None:
         """Count a connected call once, on the day it ended."""
         day = local_day(timezone, ended_at)
-        key = _key(facility_id, day)
+        keys = [FACILITY_DAY(facility_id, day), FACILITY_DAY_CALLS(facility_id, day)]
         args: list[str | int] = [
             call_id,
             max(0, connected_seconds),
             max(0, charged_cents),
             KEEP_DAYS * 86400,
         ]
-        await self._count_settled(keys=[key, f"{key}:calls"], args=args)
+        await self._count_settled(keys=keys, args=args)
 
     async def today(self, facility_id: str, timezone: str) -> DayStats:
         day = local_day(timezone, self._clock())
         raw = {
-            text(k): int(v) for k, v in (await self._redis.hgetall(_key(facility_id, day))).items()
+            text(k): int(v)
+            for k, v in (await self._redis.hgetall(FACILITY_DAY(facility_id, day))).items()
         }
         return DayStats(
             day=day,

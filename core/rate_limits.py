@@ -19,9 +19,10 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio import Redis
 
+from core.redis_keys import RATE_LIMIT
 from core.redis_sentinel import is_sentinel_url
 
-KEY_PREFIX = "ratelimit"
+KEY_PREFIX = RATE_LIMIT.space  # the library names its keys ratelimit:{...}
 ENV_PREFIX = "VISITATION_RATE_LIMIT_"
 OFF = "off"
 

@@ -4,7 +4,7 @@ ends the one token it presents.
 - A subject's revocation is one Redis key, ``revoked:{role}:{subject}`` = the Unix time it was
   made (kept for good: a token may have any lifetime). A token of that subject whose ``iat`` is
   not after that time is refused.
-- One token's revocation is ``revoked-token:{token id}`` (see :func:`core.tokens.token_id`),
+- One token's revocation is ``revoked_token:{token id}`` (see :func:`core.tokens.token_id`),
   kept until that token expires anyway.
 
 Every node checks both on connect and on each request (read fresh, or from a cache at most
@@ -19,6 +19,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from core.redis_keys import REVOKED, REVOKED_TOKEN
 from core.redis_text import text
 from core.tokens import ROLES, token_id
 
@@ -37,11 +38,11 @@ class IssuedToken(Protocol):
 
 
 def revoked_key(role: str, subject: str) -> str:
-    return f"revoked:{role}:{subject}"
+    return REVOKED(role, subject)
 
 
 def revoked_token_key(token: IssuedToken) -> str:
-    return f"revoked-token:{token_id(token.role, token.subject, token.issued_at)}"
+    return REVOKED_TOKEN(token_id(token.role, token.subject, token.issued_at))
 
 
 class Revocations:

@@ -15,7 +15,7 @@ from client.session import ProtocolClient
 from core import tariff
 from core.tokens import Tokens
 from tests.billing.plans_data import CONNECTICUT_TZ, MONTANA_TZ, plans_seed
-from tests.conftest import SECRET, NodeFactory, redis_keeping_workers
+from tests.conftest import SECRET, MovableClock, NodeFactory, redis_keeping_workers
 from tests.web import conftest as web_fixtures
 from tests.web.conftest import TABLET, Pages, WebNode, screenshot
 from visitation.seed import apply_seed, parse_seed
@@ -40,8 +40,9 @@ def screens(pages: Pages) -> Pages:
 
 @pytest.fixture
 async def server(start_node: NodeFactory, redis: Redis) -> WebNode:
-    handle = await start_node(ring_timeout_s=20)
-    return WebNode(handle.node, handle.url, Tokens(SECRET))
+    clock = MovableClock()
+    handle = await start_node(clock, ring_timeout_s=20)
+    return WebNode(handle.node, handle.url, Tokens(SECRET), clock)
 
 
 async def used(redis: Redis, plan: tariff.Plan, tz: str, resident: str, seconds: int) -> None:

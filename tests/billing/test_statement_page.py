@@ -19,7 +19,7 @@ from billing_hooks.biller import CallCharge
 from client.session import ProtocolClient
 from core.tokens import Tokens
 from tests.billing.plans_data import plans_seed
-from tests.conftest import SECRET, NodeFactory, redis_keeping_workers
+from tests.conftest import SECRET, MovableClock, NodeFactory, redis_keeping_workers
 from tests.web import conftest as web_fixtures
 from tests.web.conftest import Pages, WebNode, screenshot
 from visitation.seed import apply_seed, parse_seed
@@ -36,14 +36,15 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 async def server(start_node: NodeFactory, redis: Redis) -> WebNode:
-    handle = await start_node()
+    clock = MovableClock()
+    handle = await start_node(clock)
     biller, now = handle.node.billing.biller, time.time()
     await biller.authorize("p1", "FM", 25, 1800, resident_id="RM", facility_id="MT")
     await biller.settle(CallCharge(
         "p1", "FM", 720, "hangup", 25, facility_id="MT", facility_name="Montana State Prison",
         resident_id="RM", resident_name="Monty Resident", connected_at=now - 720, ended_at=now,
     ))  # fmt: skip
-    return WebNode(handle.node, handle.url, Tokens(SECRET))
+    return WebNode(handle.node, handle.url, Tokens(SECRET), clock)
 
 
 @pytest.fixture
