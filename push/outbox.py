@@ -19,16 +19,17 @@ from redis.asyncio import Redis
 
 from billing_hooks.outbox import Outbox, OutboxEntry
 from push.messages import PushMessage
+from push.redis_keys import OUTBOX, OUTBOX_DELAYED
 
-STREAM = "push:outbox"
+STREAM = OUTBOX()
 DEDUPE_TTL_S = 8 * 86400  # past the longest TTL (a week)
 
 
 class PushOutbox:
-    def __init__(self, redis: Redis, stream: str = STREAM) -> None:
+    def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self.outbox = Outbox(redis, stream, dedupe_ttl_s=DEDUPE_TTL_S)
-        self.delayed = f"{stream}:delayed"
+        self.outbox = Outbox(redis, STREAM, dedupe_ttl_s=DEDUPE_TTL_S)
+        self.delayed = OUTBOX_DELAYED()
         self._wake = asyncio.Event()
 
     async def append(self, message: PushMessage) -> bool:

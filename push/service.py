@@ -29,13 +29,14 @@ from core.tokens import Tokens
 from push.endpoints import EndpointPolicy
 from push.http_api import add_push_routes
 from push.notifier import FamilyPush
+from push.redis_keys import VAPID_PUBLIC
 from push.sender import PushSender, SenderLimits
 from push.vapid import CONTACT_ENV, VapidSigner, load_vapid
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONTACT = "mailto:webpush@localhost"
-PUBLIC_KEY_KEY = "push:vapid:public"
+PUBLIC_KEY_KEY = VAPID_PUBLIC()
 
 #: The node's :class:`FamilyPush`, for route handlers that tell families (contact decisions).
 PUSH_NOTIFIER: web.AppKey[FamilyPush] = web.AppKey("push_notifier", FamilyPush)

@@ -4,7 +4,7 @@ What a browser posts is its ``PushSubscription.toJSON()``. It is refused whole (
 unless the endpoint lies under an allowed push-service prefix (:mod:`push.endpoints`), ``p256dh``
 is an uncompressed point on P-256 (checked by ``cryptography``) and ``auth`` is 16 bytes.
 
-Storage: ``push:subs:{family_id}`` hashes subscription id -> JSON record, and
+Storage (:mod:`push.redis_keys`): ``push:subs:{family_id}`` hashes subscription id -> JSON record, and
 ``push:endpoint:{sha256(endpoint)}`` names the family and id holding an endpoint, so the same
 endpoint posted again keeps its id (a device moving to another family leaves the first). At most
 :data:`MAX_PER_FAMILY`; a new one past that replaces the oldest. One script does each change.
@@ -20,20 +20,20 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 from redis.asyncio import Redis
 
+from core.lua import script
 from core.redis_text import text
 from push.endpoints import MAX_ENDPOINT_CHARS
+from push.redis_keys import ENDPOINT, SUBSCRIPTIONS
 
 MAX_PER_FAMILY = 5
 MAX_BODY_BYTES = 4096
 MAX_DEVICE_CHARS = 80
-_SUBS = "push:subs:"
-_ENDPOINT = "push:endpoint:"
 
 
 def b64url_decode(value: str) -> bytes:
@@ -156,60 +156,14 @@ class Added:
     replaced: str | None  # the oldest, removed to make room
 
 
-# KEYS: the family's hash, the endpoint's index. ARGV: family id, new id, record JSON, max,
-# the hash key prefix. Returns {id, created (0/1), replaced id or ""}.
-_ADD = """
-local idx = redis.call('GET', KEYS[2])
-if idx then
-  local sep = string.find(idx, '\\n', 1, true)
-  local fam = string.sub(idx, 1, sep - 1)
-  local id = string.sub(idx, sep + 1)
-  if fam == ARGV[1] then
-    local old = redis.call('HGET', KEYS[1], id)
-    if old then
-      local rec = cjson.decode(ARGV[3])
-      rec['id'] = id
-      rec['created_at'] = cjson.decode(old)['created_at']
-      redis.call('HSET', KEYS[1], id, cjson.encode(rec))
-      return {id, 0, ''}
-    end
-  else
-    redis.call('HDEL', ARGV[5] .. fam, id)
-  end
-end
-local replaced = ''
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then
-  local oldest, oldest_at, oldest_key = nil, nil, nil
-  local all = redis.call('HGETALL', KEYS[1])
-  for i = 1, #all, 2 do
-    local rec = cjson.decode(all[i + 1])
-    local at = tonumber(rec['created_at'])
-    if oldest_at == nil or at < oldest_at or (at == oldest_at and all[i] < oldest) then
-      oldest, oldest_at, oldest_key = all[i], at, rec['endpoint_key']
-    end
-  end
-  redis.call('HDEL', KEYS[1], oldest)
-  if oldest_key then redis.call('DEL', oldest_key) end
-  replaced = oldest
-end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-redis.call('SET', KEYS[2], ARGV[1] .. '\\n' .. ARGV[2])
-return {ARGV[2], 1, replaced}
-"""
-
-# KEYS: the family's hash. ARGV: family id, id. 1 if removed (and its endpoint index with it).
-_REMOVE = """
-local old = redis.call('HGET', KEYS[1], ARGV[2])
-if not old then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[2])
-local key = cjson.decode(old)['endpoint_key']
-if key and redis.call('GET', key) == ARGV[1] .. '\\n' .. ARGV[2] then redis.call('DEL', key) end
-return 1
-"""
+_ADD: Final = script(__package__, "subscription_add.lua")
+_REMOVE: Final = script(__package__, "subscription_remove.lua")
+# What subscription_add.lua names another family's subscriptions: ARGV[5] .. <family id>.
+SUBSCRIPTIONS_PREFIX: Final = SUBSCRIPTIONS.pattern.removesuffix("{family_id}")
 
 
 def _endpoint_key(endpoint: str) -> str:
-    return _ENDPOINT + hashlib.sha256(endpoint.encode()).hexdigest()
+    return ENDPOINT(hashlib.sha256(endpoint.encode()).hexdigest())
 
 
 def device_label(user_agent: str) -> str:
@@ -278,20 +232,20 @@ class SubscriptionStore:
             device=device[:MAX_DEVICE_CHARS],
         )
         result = await self._add(
-            keys=[_SUBS + family_id, key],
-            args=[family_id, record.id, record.to_json(key), self._max, _SUBS],
+            keys=[SUBSCRIPTIONS(family_id), key],
+            args=[family_id, record.id, record.to_json(key), self._max, SUBSCRIPTIONS_PREFIX],
         )
         sub_id, created, replaced = result
         return Added(text(sub_id), int(created) == 1, text(replaced) or None)
 
     async def get(self, family_id: str, sub_id: str) -> Subscription | None:
-        raw = await self._redis.hget(_SUBS + family_id, sub_id)
+        raw = await self._redis.hget(SUBSCRIPTIONS(family_id), sub_id)
         return Subscription.from_json(family_id, raw) if raw is not None else None
 
     async def of(self, family_id: str) -> list[Subscription]:
         """The family's live subscriptions, oldest first (one past its expirationTime is not)."""
         now = self._clock()
-        raws = await self._redis.hvals(_SUBS + family_id)
+        raws = await self._redis.hvals(SUBSCRIPTIONS(family_id))
         subs = [Subscription.from_json(family_id, raw) for raw in raws]
         live = [s for s in subs if s.expires_at is None or s.expires_at > now]
         return sorted(live, key=lambda s: (s.created_at, s.id))
@@ -300,4 +254,4 @@ class SubscriptionStore:
         return bool(await self.of(family_id))
 
     async def remove(self, family_id: str, sub_id: str) -> bool:
-        return bool(await self._remove(keys=[_SUBS + family_id], args=[family_id, sub_id]))
+        return bool(await self._remove(keys=[SUBSCRIPTIONS(family_id)], args=[family_id, sub_id]))

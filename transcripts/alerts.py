@@ -1,7 +1,8 @@
 """Watch-word alerts for investigators (and admins) of a facility, and who has read them.
 
-Keys: ``alert:<alert_id>`` (JSON), ``alerts:facility:<facility_id>`` (sorted set by time),
-``alerts:read:<staff_id>`` (set of alert ids read). An alert's id is derived from the call and
+Keys (:mod:`transcripts.redis_keys`): ``alert:<alert_id>`` (JSON),
+``alerts:facility:<facility_id>`` (sorted set by time), ``alerts:read:<staff_id>`` (set of alert
+ids read). An alert's id is derived from the call and
 the flag, so a transcript stored twice never alerts twice.
 """
 
@@ -16,6 +17,7 @@ from redis.asyncio import Redis
 
 from core.redis_text import text
 from transcripts.model import WatchHit
+from transcripts.redis_keys import ALERT, ALERTS_READ, FACILITY_ALERTS
 
 MAX_LIST: Final = 500
 
@@ -34,18 +36,6 @@ class Alert(BaseModel):
     offset_s: float
     text: str
     at: float
-
-
-def _key(alert_id: str) -> str:
-    return f"alert:{alert_id}"
-
-
-def _facility(facility_id: str) -> str:
-    return f"alerts:facility:{facility_id}"
-
-
-def _read(staff_id: str) -> str:
-    return f"alerts:read:{staff_id}"
 
 
 class AlertStore:
@@ -78,8 +68,8 @@ class AlertStore:
                 text=hit.text[:500],
                 at=now,
             )
-            if await self._redis.set(_key(alert.alert_id), alert.model_dump_json(), nx=True):
-                await self._redis.zadd(_facility(facility_id), {alert.alert_id: now})
+            if await self._redis.set(ALERT(alert.alert_id), alert.model_dump_json(), nx=True):
+                await self._redis.zadd(FACILITY_ALERTS(facility_id), {alert.alert_id: now})
                 made.append(alert)
         return made
 
@@ -90,15 +80,15 @@ class AlertStore:
         ids: list[tuple[str, float]] = []
         for facility_id in facility_ids:
             rows: Any = await self._redis.zrevrange(
-                _facility(facility_id), 0, limit - 1, withscores=True
+                FACILITY_ALERTS(facility_id), 0, limit - 1, withscores=True
             )
             ids += [(text(i), float(s)) for i, s in rows]
         ids.sort(key=lambda row: row[1], reverse=True)
         ids = ids[:limit]
         if not ids:
             return []
-        raws = await self._redis.mget([_key(i) for i, _ in ids])
-        read = {text(r) for r in await self._redis.smembers(_read(staff_id))}
+        raws = await self._redis.mget([ALERT(i) for i, _ in ids])
+        read = {text(r) for r in await self._redis.smembers(ALERTS_READ(staff_id))}
         out: list[dict[str, Any]] = []
         for raw in raws:
             if raw:
@@ -107,25 +97,26 @@ class AlertStore:
         return out
 
     async def get(self, alert_id: str) -> Alert | None:
-        raw = await self._redis.get(_key(alert_id))
+        raw = await self._redis.get(ALERT(alert_id))
         return Alert.model_validate_json(raw) if raw else None
 
     async def mark_read(self, staff_id: str, alert_id: str) -> None:
-        await self._redis.sadd(_read(staff_id), alert_id)
+        await self._redis.sadd(ALERTS_READ(staff_id), alert_id)
 
     async def forget_call(self, call_id: str, facility_id: str) -> int:
         """Delete the call's alerts (they quote its transcript): its recording was purged."""
-        key = _facility(facility_id)
+        key = FACILITY_ALERTS(facility_id)
         raw: Any = await self._redis.zrange(key, 0, -1)
         ids = [text(i) for i in raw]
         gone = [i for i in ids if i.startswith(f"{call_id}.")]
         if gone:
             await self._redis.zrem(key, *gone)
-            await self._redis.delete(*map(_key, gone))
+            await self._redis.delete(*map(ALERT, gone))
         return len(gone)
 
     async def facility_ids(self) -> list[str]:
-        return [
-            text(k)[len("alerts:facility:") :]
-            async for k in self._redis.scan_iter("alerts:facility:*")
+        found = [
+            FACILITY_ALERTS.parse(text(k))
+            async for k in self._redis.scan_iter(FACILITY_ALERTS.glob())
         ]
+        return [slots[0] for slots in found if slots is not None]

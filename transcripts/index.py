@@ -1,7 +1,7 @@
 """Full-text search over transcripts: SQLite FTS5 on each node, fed from Redis.
 
 The transcripts themselves live in Redis (the cluster's shared state, :mod:`transcripts.store`);
-every transcript done is an entry of the ``tr:log`` stream. Each node keeps an FTS5 index
+every transcript done is an entry of the ``transcripts:log`` stream. Each node keeps an FTS5 index
 (in memory, one row per segment) and, before each search, applies the stream entries it has
 not seen yet — so every node answers from every transcript, including one stored a moment ago
 by a worker on another host. The stream keeps only its newest entries (see
@@ -85,7 +85,7 @@ class TranscriptIndex:
         self._store = store
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._db.executescript(SCHEMA)
-        self._seen = "0"  # the last tr:log entry applied
+        self._seen = "0"  # the last transcripts:log entry applied
         self._seen_n: int | None = None  # its number
         self._lock = asyncio.Lock()
 

@@ -2,7 +2,7 @@
 
 Both are the deployment's, kept in Redis (the workers are other processes, often on other
 hosts): the queue's depth by state, read from the broker's keys
-(:func:`transcripts.queue.queue_depth`), and the totals the store keeps in ``tr:stats``
+(:func:`transcripts.queue.queue_depth`), and the totals the store keeps in ``transcripts:stats``
 (transcripts done, tries failed, seconds of audio, CPU seconds; :mod:`transcripts.store`).
 A scrape cannot wait on Redis, so each node samples them every few seconds
 (:class:`TranscriptionSampler`, started and stopped with the node) into one collector in

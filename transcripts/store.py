@@ -1,15 +1,15 @@
 """Transcripts in Redis, one hash per call; all Redis access for transcripts goes through
 :class:`TranscriptStore` (alerts and watch words have their own classes).
 
-Keys: ``tr:<call_id>`` hash (``status`` pending|working|done|failed, ``body`` the signed
+Keys (:mod:`transcripts.redis_keys`): ``transcripts:call:<call_id>`` hash (``status`` pending|working|done|failed, ``body`` the signed
 transcript's JSON, ``sha256`` of that body, ``engine``, ``by`` the worker that made it,
-``tries``, ``error``, ``completions``, ``facility_id``); ``tr:log`` a stream with one entry per
+``tries``, ``error``, ``completions``, ``facility_id``); ``transcripts:log`` a stream with one entry per
 transcript done or deleted (``call_id``, and ``n`` its number: entries are numbered without a
 gap, so a reader sees whether entries it did not read were trimmed; what every node's search
 index follows, see :mod:`transcripts.index`), trimmed to its newest ``log_max`` entries on every write (so it never
-grows with the deployment's history); ``tr:done`` the set of calls with a transcript done (what a
-node whose place in the log was trimmed away rebuilds its index from); ``tr:dead`` the calls
-given up on (dead-lettered), newest last, trimmed to ``dead_max``; ``tr:stats`` the
+grows with the deployment's history); ``transcripts:done`` the set of calls with a transcript done (what a
+node whose place in the log was trimmed away rebuilds its index from); ``transcripts:dead`` the calls
+given up on (dead-lettered), newest last, trimmed to ``dead_max``; ``transcripts:stats`` the
 deployment's running totals (``done``, ``retried``, ``dead_lettered``, ``audio_s``, ``cpu_s``, and ``logged`` the log's numbering:
 what :mod:`transcripts.metrics` reports). Finishing is one Lua script that refuses a call
 already done, so a job retried after a crash is done exactly once.
@@ -25,49 +25,25 @@ from typing import Any, Final, cast
 
 from redis.asyncio import Redis
 
+from core.lua import script
 from core.redis_text import text
 from transcripts.model import Status
+from transcripts.redis_keys import DEAD as DEAD_KEY
+from transcripts.redis_keys import DONE as DONE_KEY
+from transcripts.redis_keys import LOG as LOG_KEY
+from transcripts.redis_keys import STATS as STATS_KEY
+from transcripts.redis_keys import TRANSCRIPT
 
-LOG: Final = "tr:log"
-DEAD: Final = "tr:dead"
-DONE: Final = "tr:done"
-STATS: Final = "tr:stats"
+LOG: Final = LOG_KEY()
+DEAD: Final = DEAD_KEY()
+DONE: Final = DONE_KEY()
+STATS: Final = STATS_KEY()
 LOG_MAX: Final = 10_000  # log entries kept: far more than a node falls behind between searches
 DEAD_MAX: Final = 10_000
 
-_FINISH = """
-if redis.call('HGET', KEYS[1], 'status') == 'done' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'done', 'body', ARGV[1], 'sha256', ARGV[2],
-  'engine', ARGV[3], 'by', ARGV[4], 'updated_at', ARGV[5], 'error', '',
-  'audio_s', ARGV[7], 'cpu_s', ARGV[8])
-redis.call('HINCRBY', KEYS[1], 'completions', 1)
-local n = redis.call('HINCRBY', KEYS[4], 'logged', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[9], '*', 'call_id', ARGV[6], 'n', n)
-redis.call('SADD', KEYS[3], ARGV[6])
-redis.call('HINCRBY', KEYS[4], 'done', 1)
-redis.call('HINCRBYFLOAT', KEYS[4], 'audio_s', ARGV[7])
-redis.call('HINCRBYFLOAT', KEYS[4], 'cpu_s', ARGV[8])
-return 1
-"""
-
-_FORGET = """
-redis.call('SREM', KEYS[3], ARGV[1])
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-local n = redis.call('HINCRBY', KEYS[4], 'logged', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*', 'call_id', ARGV[1], 'n', n)
-return 1
-"""
-
-_CLAIM = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'done' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'working', 'by', ARGV[1], 'updated_at', ARGV[2])
-return redis.call('HINCRBY', KEYS[1], 'tries', 1)
-"""
-
-
-def _key(call_id: str) -> str:
-    return f"tr:{call_id}"
+_FINISH: Final = script(__package__, "transcript_finish.lua")
+_FORGET: Final = script(__package__, "transcript_forget.lua")
+_CLAIM: Final = script(__package__, "transcript_claim.lua")
 
 
 @dataclass(frozen=True)
@@ -88,7 +64,7 @@ class Stored:
 
 @dataclass(frozen=True)
 class LogEntry:
-    """One entry of ``tr:log``; ``n`` ``None`` for an entry written before entries were numbered."""
+    """One entry of ``transcripts:log``; ``n`` ``None`` for an entry written before entries were numbered."""
 
     entry_id: str
     call_id: str
@@ -116,7 +92,7 @@ class TranscriptStore:
 
     async def mark_pending(self, call_id: str, facility_id: str) -> bool:
         """Note a sealed recording to transcribe; ``False`` if it already was."""
-        key = _key(call_id)
+        key = TRANSCRIPT(call_id)
         fresh = bool(await self._redis.hsetnx(key, "status", "pending"))
         if fresh:
             await self._redis.hset(key, mapping={"facility_id": facility_id, "tries": 0})
@@ -125,7 +101,7 @@ class TranscriptStore:
     async def claim(self, call_id: str, worker_id: str) -> int:
         """Mark the call being transcribed by ``worker_id``; the try number (0: already done)."""
         now = repr(self._clock())
-        return int(await self._claim(keys=[_key(call_id)], args=[worker_id, now]))
+        return int(await self._claim(keys=[TRANSCRIPT(call_id)], args=[worker_id, now]))
 
     async def finish(
         self,
@@ -143,12 +119,12 @@ class TranscriptStore:
         now = repr(self._clock())
         args: list[bytes | str] = [body, sha256, engine, worker_id, now, call_id]
         args += [repr(round(audio_s, 3)), repr(round(cpu_s, 3)), str(self._log_max)]
-        keys = [_key(call_id), LOG, DONE, STATS]
+        keys = [TRANSCRIPT(call_id), LOG, DONE, STATS]
         return bool(await self._finish(keys=keys, args=args))
 
     async def fail(self, call_id: str, error: str, *, final: bool) -> None:
         """A try failed; ``final``: given up (dead-lettered), else it will be retried."""
-        key = _key(call_id)
+        key = TRANSCRIPT(call_id)
         if await self._redis.hget(key, "status") in (b"done", "done"):
             return
         status = "failed" if final else "pending"
@@ -162,7 +138,7 @@ class TranscriptStore:
             await pipe.execute()
 
     async def get(self, call_id: str) -> Stored | None:
-        raw = await self._redis.hgetall(_key(call_id))
+        raw = await self._redis.hgetall(TRANSCRIPT(call_id))
         if not raw:
             return None
         data: dict[str, Any] = {text(k): v for k, v in raw.items()}
@@ -189,11 +165,11 @@ class TranscriptStore:
 
     async def forget_pending(self, call_id: str) -> None:
         """Undo :meth:`mark_pending` (its job could not be queued): a later seal may retry."""
-        await self._redis.delete(_key(call_id))
+        await self._redis.delete(TRANSCRIPT(call_id))
 
     async def forget(self, call_id: str) -> bool:
         """Delete a call's transcript (its recording was purged); the indexes follow."""
-        keys = [_key(call_id), LOG, DONE, STATS]
+        keys = [TRANSCRIPT(call_id), LOG, DONE, STATS]
         return bool(await self._forget(keys=keys, args=[call_id, str(self._log_max)]))
 
     async def dead(self) -> list[dict[str, Any]]:
@@ -221,7 +197,7 @@ class TranscriptStore:
         return sorted(text(c) for c in await self._redis.smembers(DONE))
 
     async def note_done(self, call_ids: Sequence[str]) -> None:
-        """Add calls done before ``tr:done`` was kept to it (what an index rebuild finds)."""
+        """Add calls done before ``transcripts:done`` was kept to it (what an index rebuild finds)."""
         if call_ids:
             await self._redis.sadd(DONE, *call_ids)
 
@@ -233,7 +209,7 @@ class TranscriptStore:
     async def bodies(self, call_ids: Sequence[str]) -> dict[str, bytes]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for call_id in call_ids:
-                pipe.hget(_key(call_id), "body")
+                pipe.hget(TRANSCRIPT(call_id), "body")
             found = await pipe.execute()
         return {
             c: (b.encode() if isinstance(b, str) else b)

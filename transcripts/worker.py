@@ -4,7 +4,7 @@ It consumes the transcription queue (:mod:`transcripts.queue`) one job at a time
 sealed recordings from the recordings location (a directory or ``s3://``), with the engine
 that ``VISITATION_STT_ENGINE`` / ``VISITATION_STT_MODEL`` choose (:mod:`transcripts.engine`),
 and signs transcripts with the server secret (``VISITATION_SECRET``, else the data dir's).
-It heartbeats ``tr:worker:<id>`` (what :class:`transcripts.pool.TranscriberPool` waits for)
+It heartbeats ``transcripts:worker:<id>`` (what :class:`transcripts.pool.TranscriberPool` waits for)
 and the broker's own heartbeat (so a long job is never taken for a dead worker's). SIGTERM
 finishes the job in hand and exits; SIGKILL leaves it to another worker.
 """
@@ -35,6 +35,7 @@ from transcripts.alerts import AlertStore
 from transcripts.engine import Engine, EngineError, load_engine
 from transcripts.job import GiveUp, Transcriber
 from transcripts.queue import ACTOR, QUEUE, QueueSettings, make_broker
+from transcripts.redis_keys import WORKER
 from transcripts.signing import TranscriptSigner
 from transcripts.store import TranscriptStore
 from transcripts.watch_words import WatchWords
@@ -45,8 +46,7 @@ ALIVE_TTL_S: Final = 10
 STOP_MS: Final = 10_000
 
 
-def alive_key(worker_id: str) -> str:
-    return f"tr:worker:{worker_id}"
+alive_key: Final = WORKER  # a worker's beat: alive_key(worker_id)
 
 
 class TranscriptionWorker:

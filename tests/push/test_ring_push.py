@@ -213,7 +213,7 @@ async def test_contact_decisions_and_a_low_balance_are_pushed(world: PushWorld) 
     # A 10-minute call at 20 cents leaves $4.00: billing's low_balance event becomes a push.
     biller = world.node.node.billing.biller
     await biller.authorize("call-low", "PF3", 20, 600)
-    await biller.settle(CallCharge("call-low", "PF3", 600, "hangup", 20))
+    await biller.settle(CallCharge("call-low", "PF3", 600, "hangup", 20, facility_id="PF"))
     [low] = await world.push.wait_for(phone, "account.low_balance")
     assert low.payload["balance_cents"] == 400
     assert low.headers["Urgency"] == "normal"

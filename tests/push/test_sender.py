@@ -43,7 +43,7 @@ async def rig(redis: Redis, push_services: tuple[PushService, PushService]) -> A
     vapid.generate_keys()
     allowed.vapid_public_key = public_key(vapid)
     store = SubscriptionStore(redis)
-    outbox = PushOutbox(redis, stream="push:test-outbox")
+    outbox = PushOutbox(redis)
     sender = PushSender(
         outbox,
         store,

@@ -22,6 +22,7 @@ from tests.conftest import Clients, Node, accepted, http_as, media_between
 from tests.transcripts.conftest import StartTranscribers, word_error_rate
 from tests.transcripts.speech import Speech, speech, speech_call
 from tests.waiting import eventually
+from transcripts.redis_keys import TRANSCRIPT
 
 SENTENCES = (
     "bring the package to the north gate on tuesday morning",
@@ -206,7 +207,7 @@ async def test_verify_checks_the_transcript_and_sees_a_flipped_byte(
     async with investigator.post(verify) as response:
         result = await response.json()
     assert result["ok"] is True and result["transcript_ok"] is True, result
-    key = f"tr:{transcribed.call_id}"
+    key = TRANSCRIPT(transcribed.call_id)
     raw = await redis.hget(key, "body")
     assert isinstance(raw, bytes)
     body = bytearray(raw)
@@ -265,7 +266,7 @@ async def test_a_privileged_call_has_no_transcript(
         body = await response.json()
     assert response.status == 200
     assert (body["status"], body["segments"], body["sha256"]) == ("none", [], None)
-    assert await redis.exists(f"tr:{pair.call_id}") == 0  # nothing was ever queued
+    assert await redis.exists(TRANSCRIPT(pair.call_id)) == 0  # nothing was ever queued
     async with investigator.get("/api/v1/alerts") as response:
         assert (await response.json())["alerts"] == []
 

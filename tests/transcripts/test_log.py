@@ -1,5 +1,6 @@
-"""The transcripts log (``tr:log``) stays bounded, and every node's index stays whole anyway:
-a new node, or one that fell further behind than the log keeps, rebuilds from the calls done."""
+"""The transcripts log (``transcripts:log``) stays bounded, and every node's index stays whole
+anyway: a new node, or one that fell further behind than the log keeps, rebuilds from the calls
+done."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ async def test_transcripts_stored_before_the_done_set_are_found_and_join_it(
     store = TranscriptStore(redis)
     for n in range(3):
         await store_done(store, f"c{n}", "north gate")
-    await redis.srem(DONE, "c0", "c1")  # as a deployment upgraded from before tr:done
+    await redis.srem(DONE, "c0", "c1")  # as a deployment upgraded from before transcripts:done
     index = TranscriptIndex(store)
     try:
         assert set(await index.search("gate", None)) == {"c0", "c1", "c2"}
