@@ -1,8 +1,8 @@
-"""The append-only audit log of recording access, a Redis stream (``XADD audit``).
+"""The append-only audit log of recording access, a Redis stream (``XADD audit:log``).
 
 Each entry says who (staff id, role), did what (list, view, download, verify, purge,
 legal_hold), to which call, when, and from where (remote address, user agent). Nothing here
-edits, trims or deletes an entry. ``audit:call:<call_id>`` lists the ids of the entries about
+edits, trims or deletes an entry. ``audit:call:{call_id}`` lists the ids of the entries about
 a call (a ``list`` entry is indexed under every call it returned), so a call's history is
 read without scanning the stream. What it shares with the identity reviews' log is
 :mod:`core.audit_trail`.
@@ -14,39 +14,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 from core.audit_trail import Actor, AuditTrail, entry_fields, indexed_entries, read_entry
+from core.lua import script
 from core.redis_text import text
+from recorder.redis_keys import AUDIT_CALL, AUDIT_LOG, AUDIT_ONCE
 
 __all__ = ["ONCE_TTL_S", "RETENTION", "STREAM", "Action", "Actor", "AuditLog", "Outcome"]
 
-STREAM: Final = "audit"
+STREAM: Final = AUDIT_LOG()  # the name others import (loadtest.faults)
 Action = Literal["list", "view", "download", "verify", "purge", "legal_hold"]
 Outcome = Literal["ok", "not_found", "refused", "tampered"]  # tampered: a verify that failed
 
-# KEYS: the once key, the stream, the call indexes. ARGV: once TTL ('' for none), fields.
-_APPEND = """
-if ARGV[1] ~= '' and not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  return false
-end
-local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
-for i = 3, #KEYS do redis.call('RPUSH', KEYS[i], id) end
-return id
-"""
 ONCE_TTL_S: Final = 12 * 3600  # how long a ``once`` key suppresses repeats
-
-
-def _call_key(call_id: str) -> str:
-    return f"audit:call:{call_id}"
-
-
-def _once_key(once: str) -> str:
-    return f"audit:once:{once}"
 
 
 RETENTION: Final = Actor("system:retention", "system")
 
 
 class AuditLog(AuditTrail):
-    APPEND = _APPEND
+    APPEND = script("recorder", "audit_append.lua")
 
     async def append(
         self,
@@ -72,14 +57,15 @@ class AuditLog(AuditTrail):
             "outcome": outcome,
         }
         fields = entry_fields(self._clock(), actor, own, detail)
-        keys = [_once_key(once or "-"), STREAM, *(_call_key(c) for c in dict.fromkeys(call_ids))]
+        once_key = AUDIT_ONCE(once or "-")  # unused (ARGV[1] empty) without ``once``
+        keys = [once_key, STREAM, *(AUDIT_CALL(c) for c in dict.fromkeys(call_ids))]
         args = [str(once_ttl_s) if once else "", *fields]
         added = await self._append(keys=keys, args=args)
         return text(added) if added else None
 
     async def for_call(self, call_id: str, limit: int = 1000) -> list[dict[str, Any]]:
         """The latest ``limit`` entries about a call, oldest first."""
-        found = await indexed_entries(self._redis, STREAM, _call_key(call_id), limit)
+        found = await indexed_entries(self._redis, STREAM, AUDIT_CALL(call_id), limit)
         return [_entry(eid, fields) for eid, fields in found]
 
     async def recent(

@@ -1,13 +1,15 @@
 """The recording catalog in Redis: manifests, search indexes, legal hold. All Redis access for
 recordings goes through :class:`Catalog` (the audit log has its own class).
 
-Keys: ``rec:<call_id>`` hash (``manifest`` JSON, ``state`` recording|final|purged, ``hold``);
-sorted sets by ``started_at``: ``rec:idx:all``, ``rec:idx:facility:<id>``,
-``rec:idx:resident:<id>``, ``rec:idx:family:<id>``, ``rec:idx:flagged``; ``rec:open`` (calls
-still recording) and ``rec:facilities``. ``watch_flags`` (JSON list) in the hash holds the flags a
-transcript added (watch words heard): outside the signed manifest (the transcript that found
-them is signed on its own), shown among the summary's ``flags`` and counted by ``flagged``. Every state change is one Lua script that checks the
-state it starts from, so a sweep and a normal finalize can never both win.
+Keys (:mod:`recorder.redis_keys`): ``rec:{call_id}`` hash (``manifest`` JSON, ``state``
+recording|final|purged, ``hold``); sorted sets by ``started_at``: ``recordings:all``,
+``recordings:facility:{id}``, ``recordings:resident:{id}``, ``recordings:family:{id}``,
+``recordings:flagged``; ``recordings:open`` (calls still recording) and
+``recordings:facilities``. ``watch_flags`` (JSON list) in the hash holds the flags a transcript
+added (watch words heard): outside the signed manifest (the transcript that found them is
+signed on its own), shown among the summary's ``flags`` and counted by ``flagged``. Every state
+change is one Lua script (``catalog_*.lua``) that checks the state it starts from, so a sweep
+and a normal finalize can never both win.
 """
 
 from __future__ import annotations
@@ -15,82 +17,37 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 from redis.asyncio import Redis
 
+from core.lua import script
 from core.redis_text import text
 from recorder.manifest import Manifest
+from recorder.redis_keys import (
+    ALL,
+    BY_FACILITY,
+    BY_FAMILY,
+    BY_RESIDENT,
+    FACILITIES,
+    FLAGGED,
+    OPEN,
+    RECORDING,
+)
 
 State = Literal["recording", "final", "purged"]
 PAGE = 200
 
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'manifest', ARGV[1], 'state', 'recording', 'hold', '0')
-redis.call('SADD', KEYS[2], ARGV[3])
-for i = 3, 6 do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[3]) end
-redis.call('SADD', KEYS[7], ARGV[4])
-return 1
-"""
-
-_FINALIZE = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'recording' then return 0 end
-redis.call('HSET', KEYS[1], 'manifest', ARGV[1], 'state', 'final')
-redis.call('SREM', KEYS[2], ARGV[4])
-if ARGV[2] == '1' then redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4]) end
-for i = 4, #KEYS do redis.call('ZADD', KEYS[i], 'XX', ARGV[3], ARGV[4]) end
-return 1
-"""
-
-# KEYS: rec hash, rec:open, then every index. ARGV: call id, from-state, new state or '' (delete).
-_REMOVE = """
-local found = redis.call('HMGET', KEYS[1], 'state', 'hold')
-if found[1] ~= ARGV[2] or found[2] == '1' then return 0 end
-for i = 3, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
-redis.call('SREM', KEYS[2], ARGV[1])
-if ARGV[3] == '' then redis.call('DEL', KEYS[1])
-else redis.call('HSET', KEYS[1], 'state', ARGV[3], 'purged_at', ARGV[4]) end
-return 1
-"""
-
-# KEYS: rec hash, rec:idx:flagged. ARGV: flags JSON, call id.
-_WATCH_FLAGS = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'final' then return 0 end
-redis.call('HSET', KEYS[1], 'watch_flags', ARGV[1])
-if ARGV[1] ~= '[]' then
-  local manifest = cjson.decode(redis.call('HGET', KEYS[1], 'manifest'))
-  redis.call('ZADD', KEYS[2], manifest['started_at'], ARGV[2])
-end
-return 1
-"""
-
-_HOLD = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state or state == 'purged' then return 0 end
-redis.call('HSET', KEYS[1], 'hold', ARGV[1])
-return 1
-"""
-
-
-def _key(call_id: str) -> str:
-    return f"rec:{call_id}"
-
-
-def _idx(kind: str, value: str) -> str:
-    return f"rec:idx:{kind}:{value}"
-
-
-ALL, OPEN, FLAGGED, FACILITIES = "rec:idx:all", "rec:open", "rec:idx:flagged", "rec:facilities"
+_CREATE: Final = script("recorder", "catalog_create.lua")
+_FINALIZE: Final = script("recorder", "catalog_finalize.lua")
+_REMOVE: Final = script("recorder", "catalog_remove.lua")
+_WATCH_FLAGS: Final = script("recorder", "catalog_watch_flags.lua")
+_HOLD: Final = script("recorder", "catalog_hold.lua")
 
 
 def _indexes(m: Manifest) -> list[str]:
-    return [
-        ALL,
-        _idx("facility", m.facility_id),
-        _idx("resident", m.resident_id),
-        _idx("family", m.family_id),
-    ]
+    """The indexes every entry is in (``recordings:flagged`` only when flagged)."""
+    return [ALL(), BY_FACILITY(m.facility_id), BY_RESIDENT(m.resident_id), BY_FAMILY(m.family_id)]
 
 
 @dataclass(frozen=True)
@@ -152,7 +109,7 @@ class Catalog:
     async def create(self, manifest: Manifest) -> bool:
         """Add an unfinished recording; ``False`` if the call already has one."""
         m = manifest
-        keys = [_key(m.call_id), OPEN, *_indexes(m), FACILITIES]
+        keys = [RECORDING(m.call_id), OPEN(), *_indexes(m), FACILITIES()]
         args = [m.model_dump_json(), repr(m.started_at), m.call_id, m.facility_id]
         return bool(await self._create(keys=keys, args=args))
 
@@ -161,7 +118,7 @@ class Catalog:
         the entry was still recording."""
         m = manifest
         args = [m.model_dump_json(), "1" if m.flagged else "0", repr(m.started_at), m.call_id]
-        keys = [_key(m.call_id), OPEN, FLAGGED, *_indexes(m)]
+        keys = [RECORDING(m.call_id), OPEN(), FLAGGED(), *_indexes(m)]
         return bool(await self._finalize(keys=keys, args=args))
 
     async def discard(self, manifest: Manifest) -> bool:
@@ -173,16 +130,18 @@ class Catalog:
         return await self._drop(manifest, "final", "purged", at)
 
     async def _drop(self, m: Manifest, from_state: State, to: str, at: float) -> bool:
-        keys = [_key(m.call_id), OPEN, *_indexes(m), FLAGGED]
+        keys = [RECORDING(m.call_id), OPEN(), *_indexes(m), FLAGGED()]
         return bool(await self._remove(keys=keys, args=[m.call_id, from_state, to, repr(at)]))
 
     async def set_hold(self, call_id: str, hold: bool) -> bool:
-        return bool(await self._hold(keys=[_key(call_id)], args=["1" if hold else "0"]))
+        return bool(await self._hold(keys=[RECORDING(call_id)], args=["1" if hold else "0"]))
 
     async def set_watch_flags(self, call_id: str, flags: Sequence[Mapping[str, Any]]) -> bool:
         """The flags a transcript of this final recording added (replacing earlier ones)."""
         raw = json.dumps(list(flags), sort_keys=True)
-        return bool(await self._watch_flags(keys=[_key(call_id), FLAGGED], args=[raw, call_id]))
+        return bool(
+            await self._watch_flags(keys=[RECORDING(call_id), FLAGGED()], args=[raw, call_id])
+        )
 
     async def entries(self, call_ids: Sequence[str]) -> list[CatalogEntry]:
         """The entries of these calls that exist, in that order."""
@@ -190,22 +149,22 @@ class Catalog:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
             for call_id in call_ids:
-                pipe.hgetall(_key(call_id))
+                pipe.hgetall(RECORDING(call_id))
             rows = await pipe.execute()
         return [e for e in map(_entry, rows) if e is not None]
 
     async def get(self, call_id: str) -> CatalogEntry | None:
-        return _entry(await self._redis.hgetall(_key(call_id)))
+        return _entry(await self._redis.hgetall(RECORDING(call_id)))
 
     async def open_call_ids(self) -> list[str]:
-        return sorted(text(m) for m in await self._redis.smembers(OPEN))
+        return sorted(text(m) for m in await self._redis.smembers(OPEN()))
 
     async def facility_ids(self) -> list[str]:
-        return sorted(text(m) for m in await self._redis.smembers(FACILITIES))
+        return sorted(text(m) for m in await self._redis.smembers(FACILITIES()))
 
     async def started_before(self, facility_id: str, before: float, count: int) -> list[str]:
         ids = await self._redis.zrangebyscore(
-            _idx("facility", facility_id), "-inf", f"({before!r}", start=0, num=count
+            BY_FACILITY(facility_id), "-inf", f"({before!r}", start=0, num=count
         )
         return _ids(ids)
 
@@ -215,17 +174,17 @@ class Catalog:
         if query.facility_id and allowed is not None and query.facility_id not in allowed:
             return []
         if query.resident_id:
-            keys = [_idx("resident", query.resident_id)]
+            keys = [BY_RESIDENT(query.resident_id)]
         elif query.family_id:
-            keys = [_idx("family", query.family_id)]
+            keys = [BY_FAMILY(query.family_id)]
         elif query.facility_id:
-            keys = [_idx("facility", query.facility_id)]
+            keys = [BY_FACILITY(query.facility_id)]
         elif query.flagged:
-            keys = [FLAGGED]
+            keys = [FLAGGED()]
         elif allowed is None:
-            keys = [ALL]
+            keys = [ALL()]
         else:
-            keys = [_idx("facility", f) for f in sorted(allowed)]
+            keys = [BY_FACILITY(f) for f in sorted(allowed)]
         found: list[CatalogEntry] = []
         for key in keys:
             found += await self._scan(key, query, allowed)
@@ -244,7 +203,7 @@ class Catalog:
             offset += len(ids)
             async with self._redis.pipeline(transaction=False) as pipe:
                 for call_id in ids:
-                    pipe.hgetall(_key(call_id))
+                    pipe.hgetall(RECORDING(call_id))
                 rows = await pipe.execute()
             entries = [e for e in map(_entry, rows) if e is not None]
             out += [e for e in entries if query.matches(e, allowed)]

@@ -6,8 +6,9 @@ party's view) and id, for :data:`PLAYBACK_TTL_S` from its first request: once th
 the file's size (again), the playback took a whole copy, a ``download``. After the lifetime the
 id counts from zero again, as a new playback (and a new ``view`` entry).
 
-Keys: ``audit:playback:<subject>|<call_id>|<file>|<id>`` (an integer, expiring): audit
-bookkeeping, beside the audit's ``once`` keys.
+Keys: ``audit:playback:{playback}`` (:data:`recorder.redis_keys.PLAYBACK`; the slot is
+``<subject>|<call_id>|<file>|<id>``; an integer, expiring): audit bookkeeping, beside the
+audit's ``once`` keys.
 """
 
 from __future__ import annotations
@@ -16,15 +17,12 @@ from typing import Final
 
 from redis.asyncio import Redis
 
+from core.lua import script
+from recorder.redis_keys import PLAYBACK
+
 PLAYBACK_TTL_S: Final = 30 * 60
 
-# KEYS: the counter. ARGV: bytes to add, lifetime (s). Returns the total; the lifetime runs
-# from the first request.
-_ADD = """
-local total = redis.call('INCRBY', KEYS[1], ARGV[1])
-if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return total
-"""
+_ADD: Final = script("recorder", "playback_add.lua")  # INCRBY, the lifetime from the first
 
 
 def copies_crossed(total: int, added: int, size: int) -> list[int]:
@@ -43,5 +41,5 @@ class PlaybackMeter:
 
     async def add(self, subject: str, call_id: str, file: str, playback: str, nbytes: int) -> int:
         """Count ``nbytes`` served to this playback; returns its total so far."""
-        key = f"audit:playback:{subject}|{call_id}|{file}|{playback}"
+        key = PLAYBACK(f"{subject}|{call_id}|{file}|{playback}")
         return int(await self._add(keys=[key], args=[nbytes, self.ttl_s]))
