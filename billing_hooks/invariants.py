@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from billing_hooks.ledger import Ledger, LedgerEntry
 from billing_hooks.redis_keys import ACCOUNT_HOLDS
+from core.redis_text import text
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ async def audit_account(ledger: Ledger, redis: Redis, account: str) -> Audit:
     if b.held_cents < 0 or b.available_cents < 0:
         problems.append(f"held {b.held_cents}, available {b.available_cents}")
     holds = await redis.hgetall(ACCOUNT_HOLDS(account))
-    negative = sorted(k.decode() for k, v in holds.items() if int(v) < 0)
+    negative = sorted(text(k) for k, v in holds.items() if int(v) < 0)
     if negative:
         problems.append(f"holds {negative} are negative")
     if sum(int(v) for v in holds.values()) != b.held_cents:

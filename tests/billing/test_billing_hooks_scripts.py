@@ -28,6 +28,7 @@ from billing_hooks.redis_keys import (
     OUTBOX,
 )
 from core.lua import script
+from core.redis_text import text
 from tests.redis_dump import dump
 
 KEYS = Ledger.keys("F1")
@@ -59,7 +60,7 @@ async def refused(redis: Redis, run: AsyncScript, argv: str, reason: str, detail
 
 
 async def account(redis: Redis) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in (await redis.hgetall(ACCOUNT("F1"))).items()}
+    return {text(k): text(v) for k, v in (await redis.hgetall(ACCOUNT("F1"))).items()}
 
 
 async def test_the_ledger_script_writes_entries_with_running_balances(redis: Redis) -> None:
@@ -255,7 +256,8 @@ async def test_outbox_append_adds_an_event_id_once(redis: Redis) -> None:
     before = await dump(redis)
     assert await append(keys=keys, args=["deposit:F1:k", '{"n":2}', 60]) is None  # seen
     assert await dump(redis) == before
-    for args in (["", "{}", 60], ["e2", "{}", 0], ["e2", "{}", "x"]):
+    bad: list[list[str | int]] = [["", "{}", 60], ["e2", "{}", 0], ["e2", "{}", "x"]]
+    for args in bad:
         with pytest.raises(ResponseError, match="invalid"):
             await append(keys=[OUTBOX.stream(), OUTBOX.seen("e2")], args=args)
         assert await dump(redis) == before
@@ -272,7 +274,8 @@ async def test_outbox_lease_is_held_by_one_node_and_dropped_only_by_it(redis: Re
     assert await redis.pttl(OUTBOX.lease()) > 1000
     before = await dump(redis)
     assert await drop(keys=lease, args=["n2"]) == 0
-    for args in (["", 1000], ["n2", 0]):
+    refused_leases: list[list[str | int]] = [["", 1000], ["n2", 0]]
+    for args in refused_leases:
         with pytest.raises(ResponseError, match="invalid"):
             await take(keys=lease, args=args)
     assert await dump(redis) == before

@@ -62,7 +62,9 @@ async def test_a_settled_call_is_counted_once_in_its_day(redis: Redis) -> None:
     assert (await redis.hgetall(keys[0]))[b"calls"] == b"2"
     assert await redis.ttl(keys[0]) > 10
     before = await dump(redis)
-    for args in (["", 1, 1, 60], ["c3", -1, 0, 60], ["c3", 1, "x", 60], ["c3", 1, 1, 0]):
+    bad: list[list[str | int]] = [["", 1, 1, 60], ["c3", -1, 0, 60], ["c3", 1, "x", 60]]
+    bad.append(["c3", 1, 1, 0])
+    for args in bad:
         with pytest.raises(ResponseError, match="invalid"):
             await settled(keys=keys, args=args)
     assert await dump(redis) == before
