@@ -37,7 +37,9 @@ class Actor:
 
 class AuditTrail:
     """What an audit log's class starts from: its Redis, its clock, and its append script
-    (``APPEND``: the ``XADD`` and the indexes, in one step)."""
+    (``APPEND``: the ``XADD`` and the indexes, in one step; the text of a ``.lua`` file of the
+    log's package, ``core.lua.script(package, name)``, with its KEYS/ARGV header and its own
+    direct test). The stream and the indexes are the log's package's keys."""
 
     APPEND: ClassVar[str]
 
