@@ -16,6 +16,7 @@ from billing_hooks.durability import BARRIER_KEY, NotDurable, run_durably
 from billing_hooks.hooks import BillingEvent, HookBus, MemoryHook, WebhookHook
 from billing_hooks.ledger import Ledger, LedgerError
 from billing_hooks.outbox import Outbox
+from billing_hooks.redis_keys import NOTIFY_PREVIEW
 from core.redis_pool import Replication, connect, replication
 
 
@@ -37,7 +38,7 @@ async def test_a_single_redis_waits_for_nothing(redis: Redis, redis_url: str) ->
         assert replication(client) == Replication(0)
 
         async def queue(pipe: Pipeline) -> None:
-            pipe.set("k", "v")
+            pipe.set(NOTIFY_PREVIEW("F1"), "full")  # any write of billing's
 
         done = await run_durably(client, queue)
         assert done.confirmed and done.results == [True]
