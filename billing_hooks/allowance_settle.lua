@@ -4,8 +4,9 @@
 --
 -- KEYS[1]  allow:call:{call_id}                 the call's hash (see allowance_reserve.lua)
 -- KEYS[2]  allow:{resident_id}:{period}:{start} the period the call reserved in (read first, under
---                                               WATCH of KEYS[1]; '' when it reserved nothing)
--- KEYS[3]  agency:{facility_id}:{local day}     the facility's day: agency_seconds, calls
+--                                               WATCH of KEYS[1]; when it reserved nothing,
+--                                               allowance.NO_PERIOD, never touched)
+-- KEYS[3]  agency:{facility_id}:{day}           the facility's local day: agency_seconds, calls
 -- ARGV[1]  consumed: the agency's seconds of the call (capped here by what was reserved)
 -- ARGV[2]  ttl: seconds KEYS[1] and KEYS[2] are kept after this write
 -- ARGV[3]  ttl of KEYS[3]

@@ -368,7 +368,7 @@ class Biller:
         settings = await self.autopay_settings(family_id)
         if not settings.enabled or settings.amount_cents is None or not self.payments_available:
             return
-        key = f"autopay:{family_id}:{trigger}"
+        key = f"autopay:{family_id}:{trigger}"  # processor key, ledger ref, event id: no Redis key
         try:  # durable before anything else: resume_pending() finishes it after a crash
             await self.funding.intend("autopay", family_id, settings.amount_cents, key, key)
         except BillingError:  # a retried settlement after an amount change: the first stands
@@ -407,7 +407,7 @@ class Biller:
                 "invalid_amount",
                 f"a deposit must be from $2.00 to $100.00 (200..10000 cents), got {amount_cents!r}",
             )
-        key = f"deposit:{family_id}:{idempotency_key}"
+        key = f"deposit:{family_id}:{idempotency_key}"  # processor key and event id (no Redis key)
         entry = await self.funding.fund(
             "deposit",
             family_id,
