@@ -99,3 +99,4 @@ async def test_old_names_are_migrated_once_and_read_back(redis: Redis) -> None:
     assert await migrate(redis, renames) == {}
     assert await catalog.finalize(manifest("c2", 200.0)) is True
     assert await catalog.open_call_ids() == []
+    await redis.delete(VERSION_KEY)  # the migration's own bookkeeping, not the recorder's
