@@ -14,7 +14,7 @@ from typing import IO
 from redis.asyncio import Redis
 
 from media.pool import WorkerPool
-from transcripts.worker import alive_key
+from transcripts.redis_keys import WORKER
 
 
 class TranscriberPool:
@@ -37,7 +37,7 @@ class TranscriberPool:
             env=env,
             id_prefix=id_prefix,
             output=output,
-            alive=alive_key,
+            alive=WORKER,
             kind="transcriber",
         )
 

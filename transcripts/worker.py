@@ -46,9 +46,6 @@ ALIVE_TTL_S: Final = 10
 STOP_MS: Final = 10_000
 
 
-alive_key: Final = WORKER  # a worker's beat: alive_key(worker_id)
-
-
 class TranscriptionWorker:
     """Runs jobs in Dramatiq's worker thread; each job gets its own event loop and client."""
 
@@ -122,7 +119,7 @@ class TranscriptionWorker:
         every = min(ALIVE_TTL_S / 3, self.settings.heartbeat_timeout_s / 4)
         while not self.stopped.is_set():
             try:
-                self._sync.set(alive_key(self.worker_id), os.getpid(), ex=ALIVE_TTL_S)
+                self._sync.set(WORKER(self.worker_id), os.getpid(), ex=ALIVE_TTL_S)
                 self.broker.do_qsize(QUEUE)
             except Exception as exc:  # Redis away for a moment: try again
                 log.warning("transcriber %s: heartbeat failed: %s", self.worker_id, exc)
@@ -146,7 +143,7 @@ class TranscriptionWorker:
             worker.stop(timeout=STOP_MS)
             self.stopped.set()
             beat.join(timeout=5)
-            self._sync.delete(alive_key(self.worker_id))
+            self._sync.delete(WORKER(self.worker_id))
             self._sync.close()
             self.broker.close()
         return 0

@@ -18,6 +18,7 @@ from accounts.passwords import (
     SecretHasher,
     check_password,
 )
+from accounts.redis_keys import LOCKOUT
 from tests.accounts.conftest import cheap_hasher
 from tests.waiting import eventually
 
@@ -82,7 +83,7 @@ async def test_lockout_counts_per_account_in_a_sliding_window(redis: Redis) -> N
     await lockout.failed("a")
     assert await lockout.locked("a") is None  # 2 in the window
     await lockout.clear("a")
-    assert await redis.exists("lockout:test:a") == 0
+    assert await redis.exists(LOCKOUT("test", "a")) == 0
 
 
 async def test_lockout_is_atomic_under_concurrent_failures(redis: Redis) -> None:

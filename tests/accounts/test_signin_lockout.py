@@ -9,6 +9,7 @@ import time
 import aiohttp
 from redis.asyncio import Redis
 
+from accounts.redis_keys import LOCKOUT
 from tests.accounts.conftest import post
 from tests.conftest import Node, NodeFactory
 from tests.seeds import SIGN_IN
@@ -35,7 +36,7 @@ async def test_five_failures_lock_the_account_on_every_node_not_the_address(
     assert (await post(mail_node.url, "/api/v1/login", f2)).status == 200
     # Counted by account alone (no address in the key), the same for staff ids.
     assert [k async for k in redis.scan_iter("lockout:signin:*")] == [
-        f"lockout:signin:family:{F1['email']}".encode()
+        LOCKOUT("signin", f"family:{F1['email']}").encode()
     ]
     staff_wrong = {"staff_id": "S1", "password": "not the password"}
     for _ in range(5):

@@ -12,6 +12,7 @@ from accounts.credentials import Credentials
 from accounts.passwords import SecretHasher
 from accounts.redis_keys import LOGIN_EMAIL, LOGIN_FAMILY, LOGIN_STAFF
 from core.directory import Directory
+from core.redis_keys import FAMILY, STAFF
 from tests.accounts.conftest import lasting
 from tests.seeds import SIGN_IN, standard_seed_data
 from visitation import seed as seed_module
@@ -24,7 +25,7 @@ def seed_of(data: dict[str, Any]) -> Any:
 
 
 async def test_seed_credentials_are_hashes_beside_the_profile(redis: Redis, seeded: object) -> None:
-    profile = await redis.get("family:F1")
+    profile = await redis.get(FAMILY("F1"))
     assert profile is not None
     assert b"password" not in profile and b"@" not in profile
     assert await redis.get(LOGIN_EMAIL(SIGN_IN["F1"]["email"])) == b"F1"
@@ -35,7 +36,7 @@ async def test_seed_credentials_are_hashes_beside_the_profile(redis: Redis, seed
     assert await hasher.verify(stored[b"password"].decode(), SIGN_IN["F1"]["password"])
     staff = await redis.hget(LOGIN_STAFF("S1"), "password")
     assert staff is not None and await hasher.verify(staff.decode(), SIGN_IN["S1"]["password"])
-    assert b"password" not in (await redis.get("staff:S1") or b"")
+    assert b"password" not in (await redis.get(STAFF("S1")) or b"")
     assert await redis.hget(LOGIN_STAFF("I1"), "password") is None
 
 

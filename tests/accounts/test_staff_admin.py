@@ -14,6 +14,7 @@ from accounts.passwords import SecretHasher
 from client.session import ProtocolClient, RefusedError
 from core.directory import Directory
 from core.domain import Staff
+from core.redis_keys import STAFF_INDEX
 from core.revocation import Revocations
 from core.tokens import Tokens
 from tests.conftest import Node
@@ -161,7 +162,7 @@ async def test_staff_stored_before_the_index_are_listed(
     start_node: Any, seeded: Any, tokens: Tokens, redis: Redis
 ) -> None:
     """A data dir seeded before the staff index existed: the node indexes its staff at start."""
-    await redis.delete("staff")
+    await redis.delete(STAFF_INDEX())
     node = await start_node()
     status, listed = await send(node, tokens, "GET", "/api/v1/admin/staff", admin="A1")
     assert status == 200

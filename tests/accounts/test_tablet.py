@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from accounts.redis_keys import LOCKOUT
 from client.session import ProtocolClient, RefusedError
 from core.domain import Staff
 from core.revocation import Revocations
@@ -148,7 +149,7 @@ async def test_an_unknown_resident_costs_a_hash_too(
     unknown: list[float] = []
     for i in range(12):
         for sample, resident in ((known, "R1"), (unknown, f"GHOST{i}")):
-            await redis.delete("lockout:pin:R1")
+            await redis.delete(LOCKOUT("pin", "R1"))
             began = time.perf_counter()
             status, _ = await login(node, tokens, resident, "000000")
             sample.append(time.perf_counter() - began)

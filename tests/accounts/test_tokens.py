@@ -6,6 +6,7 @@ import time
 
 from redis.asyncio import Redis
 
+from core.redis_keys import REVOKED_TOKEN
 from core.revocation import Revocations
 from core.tokens import ROLES, Tokens
 
@@ -34,7 +35,7 @@ async def test_revoking_one_token_leaves_the_others(redis: Redis, tokens: Tokens
     assert await revocations.revoked_tokens([a, b]) == [True, False]
     assert await revocations.is_revoked("family", "F1", a.issued_at)
     assert not await revocations.is_revoked("family", "F1", b.issued_at)
-    [key] = [k async for k in redis.scan_iter("revoked-token:*")]
+    [key] = [k async for k in redis.scan_iter(REVOKED_TOKEN.glob())]
     assert 0 < await redis.ttl(key) <= 61  # kept only while the token could be used
     moment = await revocations.revoke("family", "F1")
     assert await revocations.revoked_tokens([a, b]) == [True, True]
