@@ -36,7 +36,8 @@ from client.clip import (
     load_clip,
 )
 from rtpkit.endpoints import ForwardingSender
-from rtpkit.rtp import FrameAssembler, RtpIn, seq_delta, vp8_payloads
+from rtpkit.latency import DelayHistogram
+from rtpkit.rtp import Frame, FrameAssembler, RtpIn, seq_delta, vp8_payloads
 
 __all__ = [
     "AUDIO_TIME_BASE",
@@ -71,6 +72,8 @@ class ClipStream:
         self.frames_sent = 0
         self.bytes_sent = 0
         self.stopped = False
+        self.next_due = 0.0  # when its next frame is due (the pacer skips it until then)
+        self.lateness: DelayHistogram | None = None  # set by the pacer: how late frames go
 
     def attach(self, sender: ForwardingSender) -> None:
         self._sender = sender
@@ -94,7 +97,10 @@ class ClipStream:
         """Send every frame that is due at ``now`` (re-anchors after a stall > 1 s)."""
         if self._start is None or now - (self._start + self._count * self._period) > 1.0:
             self._start = now - self._count * self._period
-        while self._start + self._count * self._period <= now:
+        lateness = self.lateness
+        while (due := self._start + self._count * self._period) <= now:
+            if lateness is not None:
+                lateness.record(now - due)
             data = self._frames[self._next_index()]
             timestamp = self._count * self._step
             self._count += 1
@@ -110,6 +116,7 @@ class ClipStream:
             if sender is not None and sender.send_frame(payloads, timestamp):
                 self.frames_sent += 1
                 self.bytes_sent += len(data)
+        self.next_due = self._start + self._count * self._period
 
 
 class ClipVideo(ClipStream):
@@ -154,7 +161,10 @@ class ClipSource:
 
 
 class Pacer:
-    """One timer per event loop that sends every due frame of every :class:`ClipStream`."""
+    """One timer per event loop that sends every due frame of every :class:`ClipStream`.
+
+    It measures how well the loop keeps up: ``loop_lag`` (how late each tick ran) and
+    ``lateness`` (how late each frame was sent after it was due)."""
 
     TICK_S: Final = 0.005
     _instances: ClassVar[dict[asyncio.AbstractEventLoop, Pacer]] = {}
@@ -163,6 +173,9 @@ class Pacer:
         self._loop = loop
         self._streams: list[ClipStream] = []
         self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0  # when the pending tick should run
+        self.loop_lag = DelayHistogram()
+        self.lateness = DelayHistogram()
 
     @classmethod
     def get(cls) -> Pacer:
@@ -182,19 +195,31 @@ class Pacer:
 
     def add(self, stream: ClipStream) -> None:
         if stream not in self._streams:
+            stream.lateness = self.lateness
             self._streams.append(stream)
         if self._handle is None:
-            self._handle = self._loop.call_later(self.TICK_S, self._tick)
+            self._schedule(time.monotonic())
+
+    def _schedule(self, now: float) -> None:
+        self._due = now + self.TICK_S
+        self._handle = self._loop.call_later(self.TICK_S, self._tick)
 
     def _tick(self) -> None:
         now = time.monotonic()
-        self._streams = [s for s in self._streams if not s.stopped]
+        self.loop_lag.record(now - self._due)
+        if any(s.stopped for s in self._streams):
+            self._streams = [s for s in self._streams if not s.stopped]
         for stream in self._streams:
+            if stream.next_due > now:
+                continue
             try:
                 stream.tick(now)
             except Exception:  # one broken stream must not stop the others
                 stream.stopped = True
-        self._handle = self._loop.call_later(self.TICK_S, self._tick) if self._streams else None
+        if self._streams:
+            self._schedule(now)
+        else:
+            self._handle = None
 
 
 class RtpSink:
@@ -265,15 +290,18 @@ class RtpSink:
         for frame in self._assembler.push(
             seq, packet.timestamp, bool(packet.marker), packet.payload, arrival
         ):
-            self.first_frame.set()
-            if self.decode == "all":
+            self._frame_ready(frame, arrival)
+
+    def _frame_ready(self, frame: Frame, arrival: float) -> None:
+        self.first_frame.set()
+        if self.decode == "all":
+            self._decode(frame.data, frame.keyframe)
+        elif self.decode == "keyframes" and frame.keyframe:
+            if arrival - self._sampled_at >= self.sample_every_s:
+                self._sampled_at = arrival
+                self._decoder = None  # each sample on its own: no stale references
                 self._decode(frame.data, frame.keyframe)
-            elif self.decode == "keyframes" and frame.keyframe:
-                if arrival - self._sampled_at >= self.sample_every_s:
-                    self._sampled_at = arrival
-                    self._decoder = None  # each sample on its own: no stale references
-                    self._decode(frame.data, frame.keyframe)
-            self._progress.set()
+        self._progress.set()
 
     def _decode(self, data: bytes, keyframe: bool) -> None:
         if self._decoder is None:

@@ -14,6 +14,11 @@ every number (including per call). ``--sweep`` runs the SFU phase once per load 
 worker each time) and prints how CPU per call, loss, delays and set-up times grow with work;
 the targets are judged at ``--calls``. With two or more cores the worker is pinned to one
 core and the clients to the others; the report says when the clients were the bottleneck.
+The clients are light (:mod:`client.light_peer`: counted from the clear RTP header, a sample
+unprotected, frames sent in one system call); ``--full-clients`` runs the full ones (every
+packet unprotected and authenticated) to compare. Every row says whether the clients kept up
+(their CPU share of their cores, how late they sent frames, their loop's lag,
+:func:`loadtest.report.clients_verdict`); a row where they did not is NOT A MEASUREMENT.
 ``--repeat`` runs the loads in interleaved rounds and reports, per load, the run with the median
 CPU per call (a VM's speed drifts by tens of percent within minutes).
 
@@ -100,6 +105,11 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-sfu-recorder", action="store_true", help="forward only (no recording in our SFU)"
     )
     parser.add_argument("--per-call", action="store_true", help="print a row per call")
+    parser.add_argument(
+        "--full-clients",
+        action="store_true",
+        help="clients unprotect every packet (the tests' clients), to compare with the light ones",
+    )
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     if args.calls < 1 or args.seconds <= 0 or args.repeat < 1:
@@ -122,6 +132,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "setup_concurrency": args.setup_concurrency,
             "sfu_recording": not args.no_sfu_recorder,
             "repeat": args.repeat,
+            "light_clients": not args.full_clients,
         },
         "machine": {
             "cpus": os.cpu_count(),
@@ -150,6 +161,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     *([] if args.no_sfu_recorder else ["--recordings-dir", str(recordings)]),
                 ],
                 pin_cores=not args.no_pin,
+                light_clients=not args.full_clients,
             )
             phase = await run_phase(env, sfu)
             runs[load].append(phase)
@@ -171,6 +183,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     args.setup_concurrency,
                     extra,
                     pin_cores=not args.no_pin,
+                    light_clients=not args.full_clients,
                 )
                 results["phases"]["naive"] = await run_phase(env, naive)
     results["cpu_ratio"] = cpu_ratio(results)

@@ -7,9 +7,13 @@ the naive pipeline) through :class:`media.pool.WorkerPool` and drives calls over
 protocol: place -> accept -> both parties ``rtc.offer`` -> ``call.connected`` -> ``monitor.watch``,
 then measures a steady window (see :mod:`loadtest.measure`) and hangs every call up.
 Clients send a looping pre-encoded clip as RTP and count frames, key frames and losses at RTP
-level, decoding only key frames (a content check: each party must see the other's colour), so
-25 calls' clients fit in one core. With two or more cores the worker is pinned to core 0 and
-this process (clients + signaling) and Redis to the others, so each side's CPU is its own.
+level, decoding only key frames (a content check: each party must see the other's colour). The
+benchmark's clients are light (:mod:`client.light_peer`, ``light=True``): they count from the
+clear RTP header and unprotect only a sample of the packets (SRTP authentication sampled, the
+key frames checked decoded whole), and send each frame in one system call where the kernel
+can; ``light=False`` (``--full-clients``) runs the clients every test uses. With two or more
+cores the worker is pinned to core 0 and this process (clients + signaling) and Redis to the
+others, so each side's CPU is its own.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from redis.asyncio import Redis
 
+from client.light_peer import LightMonitorPeer, LightPartyPeer
 from client.media import ClipSpec
 from client.peer import MonitorPeer, PartyPeer, close_all, join_call, watch_call
 from client.session import ProtocolClient
@@ -51,6 +56,7 @@ FACILITY = "BENCH"
 TABLET_CLIP = ClipSpec(colour="red")  # 640x360 VP8 ~500 kbps @ 30 fps + Opus (SPEC load)
 FAMILY_CLIP = ClipSpec(colour="blue")
 CLIENT_DECODE = "keyframes"  # a sample of frames (self-contained ones) checks the content
+CLIENT_SAMPLE_EVERY_S = 5.0  # one decoded key frame per sink at most this often
 
 
 def setup_logging(level: str) -> None:
@@ -233,10 +239,28 @@ async def _timed(awaitable: Any) -> float:
     return time.monotonic()
 
 
+def _party(spec: ClipSpec, light: bool) -> PartyPeer:
+    if light:
+        return LightPartyPeer(spec, decode=CLIENT_DECODE, sample_every_s=CLIENT_SAMPLE_EVERY_S)
+    return PartyPeer(spec, decode=CLIENT_DECODE)
+
+
+def _monitor(light: bool) -> MonitorPeer:
+    if light:
+        return LightMonitorPeer(decode=CLIENT_DECODE, sample_every_s=CLIENT_SAMPLE_EVERY_S)
+    return MonitorPeer(decode=CLIENT_DECODE)
+
+
 async def setup_call(
-    env: ClientSource, index: int, timeout_s: float = 30.0, *, watch: bool = True
+    env: ClientSource,
+    index: int,
+    timeout_s: float = 30.0,
+    *,
+    watch: bool = True,
+    light: bool = False,
 ) -> Call:
-    """Place, accept, offer, wait for ``call.connected``, then (``watch``) add a monitor."""
+    """Place, accept, offer, wait for ``call.connected``, then (``watch``) add a monitor.
+    ``light``: the load generator's cheaper clients (:mod:`client.light_peer`)."""
     call = Call(
         index,
         env.client("tablet", f"R{index}"),
@@ -251,8 +275,8 @@ async def setup_call(
         stage = "place"
         call.call_id = await call.tablet.place(f"F{index}")
         await call.family.next("call.incoming", timeout=timeout_s)
-        call.tablet_peer = PartyPeer(TABLET_CLIP, decode=CLIENT_DECODE)
-        call.family_peer = PartyPeer(FAMILY_CLIP, decode=CLIENT_DECODE)
+        call.tablet_peer = _party(TABLET_CLIP, light)
+        call.family_peer = _party(FAMILY_CLIP, light)
         connected = asyncio.ensure_future(
             _timed(call.family.next("call.connected", timeout=timeout_s))
         )
@@ -280,7 +304,7 @@ async def setup_call(
         if not watch:
             return call
         stage = "monitor.watch"
-        call.monitor_peer = MonitorPeer(decode=CLIENT_DECODE)
+        call.monitor_peer = _monitor(light)
         await watch_call(call.monitor, call.call_id, call.monitor_peer)
         answered = time.monotonic()
         stage = "monitor video"
@@ -323,6 +347,7 @@ class PhaseOptions:
     setup_concurrency: int = 4
     extra_args: list[str] = field(default_factory=list)
     pin_cores: bool = True
+    light_clients: bool = True  # client.light_peer; False: the full clients (for comparison)
 
 
 async def run_phase(env: Environment, options: PhaseOptions) -> dict[str, Any]:
@@ -351,6 +376,7 @@ async def run_phase(env: Environment, options: PhaseOptions) -> dict[str, Any]:
                 and (redis_pid is None or pin(redis_pid, other_cores))
             ):
                 pinned = {"worker": sorted(worker_cores), "clients": sorted(other_cores)}
+        client_cores = len(pinned["clients"]) if pinned else len(own_cores)
         await pool.wait_ready(env.redis)
         control = SfuControl(env.redis, timeout_s=30.0)
         gate = asyncio.Semaphore(max(1, options.setup_concurrency))
@@ -358,7 +384,7 @@ async def run_phase(env: Environment, options: PhaseOptions) -> dict[str, Any]:
 
         async def one(index: int) -> Call:
             async with gate:
-                return await setup_call(env, index)
+                return await setup_call(env, index, light=options.light_clients)
 
         with GcPauses() as pauses:
             calls = list(await asyncio.gather(*(one(i) for i in range(options.calls))))
@@ -367,7 +393,10 @@ async def run_phase(env: Environment, options: PhaseOptions) -> dict[str, Any]:
             before: Snapshot = await take_snapshot(control, worker_id, worker_pid, calls)
             await asyncio.sleep(options.seconds)
             after: Snapshot = await take_snapshot(control, worker_id, worker_pid, calls)
-        result = phase_result(options.name, options.calls, calls, before, after)
+        result = phase_result(
+            options.name, options.calls, calls, before, after, client_cores=client_cores
+        )
+        result["light_clients"] = options.light_clients
         result["setup_s"] = round(setup_s, 3)
         result["bench_gc_longest_pause_ms"] = round(1000 * pauses.longest_s, 1)
         result["pinned"] = pinned

@@ -14,6 +14,11 @@
   ``monitor.watch`` answered -> first video frame from both parties.
 * The longest garbage-collector pause of this process (clients and signaling) during set-up
   and window: one pause stalls every client at once, and shows as slow set-ups.
+* The clients themselves (``clients``): this process's CPU over the window in % of the cores
+  it may use, how late its frames went out after they were due and how late its pacer's timer
+  ran (the loop's lag) (:class:`client.media.Pacer`), and the share of received packets the
+  light clients unprotected. :func:`loadtest.report.clients_verdict` says whether they kept up;
+  a row where they did not is not a measurement of the worker.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from client.light_peer import LightPeerConnection
+from client.media import Pacer
+from client.peer import MonitorPeer, PartyPeer
+from loadtest.report import clients_verdict
 from media.control import SfuControl
 from rtpkit.latency import Counts, diff, merge, summarize
 from rtpkit.rtp import MEDIA_KINDS
@@ -94,6 +103,27 @@ class Snapshot:
     stats: dict[str, Any]
     sent: dict[str, dict[Stream, int]]  # call id -> stream -> frames
     received: dict[str, dict[Stream, int]]
+    lateness: dict[str, Any]  # the pacer's histograms' snapshots
+    loop_lag: dict[str, Any]
+    light: dict[str, int]  # light clients' datagrams / decrypted / rejected, summed
+
+
+def _light_totals(calls: Sequence[Call]) -> dict[str, int]:
+    totals = {"datagrams": 0, "decrypted": 0, "rejected": 0}
+    for call in calls:
+        peers: list[PartyPeer | MonitorPeer | None] = [
+            call.tablet_peer,
+            call.family_peer,
+            call.monitor_peer,
+        ]
+        for peer in peers:
+            pc = peer.pc if peer is not None else None
+            stats = pc.light_stats() if isinstance(pc, LightPeerConnection) else None
+            if stats is not None:
+                totals["datagrams"] += stats.datagrams
+                totals["decrypted"] += stats.decrypted
+                totals["rejected"] += stats.rejected
+    return totals
 
 
 async def take_snapshot(
@@ -107,8 +137,11 @@ async def take_snapshot(
             received[call.call_id] = {s: _received(call, s) for s in STREAMS}
     wall, cpu, bench = time.monotonic(), process_cpu_s(worker_pid), time.process_time()
     busy = system_busy_s()
+    pacer = Pacer.get()
+    lateness, lag = pacer.lateness.snapshot(), pacer.loop_lag.snapshot()
+    light = _light_totals(calls)
     stats = await control.stats(worker_id)
-    return Snapshot(wall, cpu, bench, busy, stats, sent, received)
+    return Snapshot(wall, cpu, bench, busy, stats, sent, received, lateness, lag, light)
 
 
 def nearest_rank(values: Sequence[float], q: float) -> float | None:
@@ -198,8 +231,37 @@ class GcPauses:
         gc.callbacks.remove(self._callback)
 
 
+def clients_result(before: Snapshot, after: Snapshot, cores: int) -> dict[str, Any]:
+    """What the clients cost and whether they kept up over the window."""
+    window = after.wall - before.wall
+    used = (after.bench_cpu_s - before.bench_cpu_s) / window
+    light = {k: after.light[k] - before.light.get(k, 0) for k in after.light}
+    clients: dict[str, Any] = {
+        "cores": cores,
+        "cpu_pct_of_cores": round(100 * used / max(1, cores), 1),
+        "send_lateness": summarize(diff(after.lateness, before.lateness)),
+        "loop_lag": summarize(diff(after.loop_lag, before.loop_lag)),
+        "decrypted_pct": (
+            round(100 * light["decrypted"] / light["datagrams"], 1)
+            if light.get("datagrams")
+            else None
+        ),
+        "srtp_rejected": light.get("rejected", 0),
+    }
+    kept_up, why = clients_verdict(clients)
+    clients["kept_up"] = kept_up
+    clients["not_a_measurement"] = why
+    return clients
+
+
 def phase_result(
-    name: str, requested: int, calls: Sequence[Call], before: Snapshot, after: Snapshot
+    name: str,
+    requested: int,
+    calls: Sequence[Call],
+    before: Snapshot,
+    after: Snapshot,
+    *,
+    client_cores: int = 1,
 ) -> dict[str, Any]:
     window = after.wall - before.wall
     ok = [c for c in calls if c.ok and c.call_id in before.sent and c.call_id in after.sent]
@@ -253,6 +315,8 @@ def phase_result(
         "worker_cpu_cores": round(worker_cores, 4),
         "worker_cpu_per_call_pct": round(100 * worker_cores / len(ok), 3) if ok else None,
         "bench_process_cpu_cores": round(bench_cores, 4),
+        "clients": (clients := clients_result(before, after, client_cores)),
+        "measurement": clients["kept_up"],  # False: the clients did not keep up
         "machine_busy_cores": round(busy_cores, 4),
         "other_processes_cpu_cores": round(max(0.0, busy_cores - worker_cores - bench_cores), 4),
         "frames_sent": total_sent,

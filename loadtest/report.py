@@ -12,9 +12,33 @@ MAX_P95_SETUP_MS = 1000.0
 MIN_CPU_RATIO = 10.0
 SATURATED_LOSS_PCT = 5.0
 BUSY_MACHINE_CORES = 0.25  # other processes' CPU that makes a run suspect
-CLIENTS_SATURATED_CORES = 0.9  # the load generator's own core is (nearly) full
+CLIENTS_MAX_CPU_PCT = 70.0  # of the clients' cores: above it they may not keep up
+CLIENTS_MAX_LATENESS_MS = 20.0  # p99 of how late the clients sent their frames
+CLIENTS_MAX_LOOP_LAG_MS = 20.0  # p99 of how late the clients' pacer timer ran
 LONG_GC_PAUSE_MS = 200.0  # the clients' own collector, long enough to skew set-up times
 MAX_CPU_GROWTH_PCT = 20.0  # CPU per call from the smallest load to the target load
+
+
+def clients_verdict(clients: dict[str, Any]) -> tuple[bool, str | None]:
+    """(kept up, why not): the clients' CPU share of their cores, their frames' send lateness
+    and their loop's lag, each against its limit."""
+    reasons = []
+    cpu = clients.get("cpu_pct_of_cores")
+    if cpu is not None and cpu > CLIENTS_MAX_CPU_PCT:
+        reasons.append(f"clients at {cpu:g} % of their core(s) > {CLIENTS_MAX_CPU_PCT:g} %")
+    late = (clients.get("send_lateness") or {}).get("p99_ms")
+    if late is not None and late > CLIENTS_MAX_LATENESS_MS:
+        reasons.append(f"frames sent late: p99 {late:.1f} ms > {CLIENTS_MAX_LATENESS_MS:g} ms")
+    lag = (clients.get("loop_lag") or {}).get("p99_ms")
+    if lag is not None and lag > CLIENTS_MAX_LOOP_LAG_MS:
+        reasons.append(f"clients' loop lag p99 {lag:.1f} ms > {CLIENTS_MAX_LOOP_LAG_MS:g} ms")
+    return (not reasons, "; ".join(reasons) or None)
+
+
+def kept_up(phase: dict[str, Any]) -> bool | None:
+    """Whether the phase's clients kept up (None for results without the clients' figures)."""
+    clients = phase.get("clients")
+    return None if not clients else bool(clients.get("kept_up"))
 
 
 def cpu_ratio(results: dict[str, Any]) -> float | None:
@@ -106,16 +130,22 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             None if setup is None else setup < MAX_P95_SETUP_MS,
         )
     )
-    clients = sfu["bench_process_cpu_cores"]
+    clients = sfu.get("clients") or {}
+    marked = [p["calls_requested"] for p in results.get("sweep", []) if kept_up(p) is False]
     out.append(
         _target(
             "load generator not the bottleneck",
-            f"< {100 * CLIENTS_SATURATED_CORES:g} % of its core",
-            f"{100 * clients:.1f} %",
-            clients < CLIENTS_SATURATED_CORES,
-            ""
-            if clients < CLIENTS_SATURATED_CORES
-            else "clients saturated: SFU figures are a bound",
+            f"< {CLIENTS_MAX_CPU_PCT:g} % of its core(s), frames on time",
+            f"{_fmt(clients.get('cpu_pct_of_cores'))} %",
+            kept_up(sfu),
+            "; ".join(
+                part
+                for part in (
+                    clients.get("not_a_measurement") or "",
+                    f"sweep rows not a measurement: {marked}" if marked else "",
+                )
+                if part
+            ),
         )
     )
     content = sfu.get("content") or {}
@@ -187,6 +217,7 @@ COLUMNS = (
     ("accept->connected p50/p95 ms", 28),
     ("monitor 1st video p95 ms", 24),
     ("clients CPU", 11),
+    ("clients kept up", 15),
 )
 
 
@@ -209,8 +240,16 @@ def phase_row(p: dict[str, Any]) -> str:
             _pair(p["accept_to_connected"]),
             _fmt(p["monitor_first_video"]["p95_ms"], ".1f"),
             f"{100 * p['bench_process_cpu_cores']:.1f} %",
+            _kept_up_cell(p),
         ]
     )
+
+
+def _kept_up_cell(p: dict[str, Any]) -> str:
+    verdict = kept_up(p)
+    if verdict is None:
+        return "-"
+    return "yes" if verdict else "NO: NOT A MEASUREMENT"
 
 
 def table(results: dict[str, Any], *, per_call: bool = False) -> str:
@@ -229,6 +268,12 @@ def table(results: dict[str, Any], *, per_call: bool = False) -> str:
     sweep = results.get("sweep", [])
     if len(sweep) > 1:
         lines += [phase_row(p) for p in sweep]
+        for p in sweep:
+            if kept_up(p) is False:
+                lines.append(
+                    f"  {p['calls_requested']} calls: NOT A MEASUREMENT"
+                    f" ({p['clients']['not_a_measurement']})"
+                )
         if any(len(p.get("cpu_per_call_runs", ())) > 1 for p in sweep):
             lines.append(
                 "  median of runs; CPU/call of each run: "
@@ -260,11 +305,20 @@ def table(results: dict[str, Any], *, per_call: bool = False) -> str:
                 f" written in the window, {rec['dropped_packets']} packets dropped,"
                 f" writer backlog {rec['backlog']} batches"
             )
-        if phase["bench_process_cpu_cores"] >= CLIENTS_SATURATED_CORES:
+        clients = phase.get("clients")
+        if clients:
             lines.append(
-                f"  WARNING: the clients used {100 * phase['bench_process_cpu_cores']:.0f} % of"
-                f" their core in the {phase['pipeline']} window: the load generator, not the"
-                " worker, may have limited these figures"
+                f"  {phase['pipeline']}: clients ({'light' if phase.get('light_clients') else 'full'})"
+                f" {_fmt(clients['cpu_pct_of_cores'])} % of {clients['cores']} core(s);"
+                f" frames sent late p50/p99 {_pair(clients['send_lateness'], 'p50_ms', 'p99_ms')} ms;"
+                f" loop lag p99 {_fmt(clients['loop_lag'].get('p99_ms'), '.1f')} ms;"
+                f" packets unprotected {_fmt(clients['decrypted_pct'])} %"
+            )
+        if kept_up(phase) is False:
+            lines.append(
+                f"  WARNING: the clients did not keep up in the {phase['pipeline']} window"
+                f" ({clients and clients['not_a_measurement']}): NOT A MEASUREMENT of the"
+                " worker; the load generator may have limited these figures"
             )
         pause = phase.get("bench_gc_longest_pause_ms") or 0.0
         if pause > LONG_GC_PAUSE_MS:
