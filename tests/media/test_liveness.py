@@ -12,8 +12,9 @@ import redis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from media.control import WORKERS_KEY, WorkerStatus, alive_key
+from media.control import WorkerStatus
 from media.liveness import HeartbeatThread, LoopLag
+from media.redis_keys import ALIVE, WORKERS
 from tests.waiting import eventually
 
 
@@ -38,7 +39,7 @@ async def test_a_blocked_event_loop_stays_alive_and_reports_its_lag(
 
     def watch() -> None:  # samples the alive key from outside the loop while it is blocked
         while True:
-            if not watcher.exists(alive_key("busy-1")):
+            if not watcher.exists(ALIVE("busy-1")):
                 gaps.append(time.strftime("%X"))
             if watching.wait(0.02):  # a sample every 20 ms until told to stop
                 return
@@ -59,15 +60,15 @@ async def test_a_blocked_event_loop_stays_alive_and_reports_its_lag(
         assert gaps == []  # never looked dead
 
         # Declared dead anyway (e.g. after a real outage): the next beat fences the worker.
-        await redis.srem(WORKERS_KEY, "busy-1")
+        await redis.srem(WORKERS(), "busy-1")
         await asyncio.wait_for(fenced.wait(), 5)
     finally:
         watching.set()
         lag.stop()
         await asyncio.to_thread(beat.stop)
         watcher.close()
-        await redis.delete(alive_key("busy-1"))
-        await redis.srem(WORKERS_KEY, "busy-1")
+        await redis.delete(ALIVE("busy-1"))
+        await redis.srem(WORKERS(), "busy-1")
 
 
 def redis_lib_client(url: str) -> redis.Redis:
@@ -90,10 +91,10 @@ async def test_a_worker_registers_even_when_redis_is_slow_to_answer_at_first(
             beat.beat()
             raise AssertionError("a paused Redis answered a write within the socket timeout")
         await asyncio.to_thread(beat.register, 15.0)
-        assert await redis.exists(alive_key("slow-start-1"))
+        assert await redis.exists(ALIVE("slow-start-1"))
         assert beat.beats == 1
     finally:
         await redis.execute_command("CLIENT", "UNPAUSE")
-        await redis.delete(alive_key("slow-start-1"))
-        await redis.srem(WORKERS_KEY, "slow-start-1")
+        await redis.delete(ALIVE("slow-start-1"))
+        await redis.srem(WORKERS(), "slow-start-1")
         await asyncio.to_thread(beat.stop)

@@ -12,11 +12,12 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from media.control import WORKERS_KEY, SfuControl, WorkerStatus, alive_key
+from media.control import SfuControl, WorkerStatus
 from media.liveness import HeartbeatThread, LoopLag
-from media.metrics import WorkerMetrics, metrics_key
+from media.metrics import WorkerMetrics
 from media.pool import WorkerPool
 from media.quality import RoomQuality
+from media.redis_keys import ALIVE, METRICS, WORKERS
 from tests.media.test_worker import FAST, raises
 from tests.waiting import eventually
 
@@ -64,22 +65,22 @@ async def test_the_heartbeat_publishes_metrics_with_the_alive_ttl_and_withdraws_
     )
     try:
         await asyncio.to_thread(beat.beat)
-        assert await redis.get(metrics_key("metrics-1")) == b"# TYPE x gauge\nx 1.0\n"
-        assert 0 < await redis.pttl(metrics_key("metrics-1")) <= 800
+        assert await redis.get(METRICS("metrics-1")) == b"# TYPE x gauge\nx 1.0\n"
+        assert 0 < await redis.pttl(METRICS("metrics-1")) <= 800
         # Broken metrics never cost a heartbeat: the worker stays alive, its metrics lapse.
         fail = True
-        await redis.delete(metrics_key("metrics-1"), alive_key("metrics-1"))
+        await redis.delete(METRICS("metrics-1"), ALIVE("metrics-1"))
         await asyncio.to_thread(beat.beat)
-        assert await redis.exists(alive_key("metrics-1"))
-        assert not await redis.exists(metrics_key("metrics-1"))
+        assert await redis.exists(ALIVE("metrics-1"))
+        assert not await redis.exists(METRICS("metrics-1"))
         fail = False
         await asyncio.to_thread(beat.beat)
-        assert await redis.exists(metrics_key("metrics-1"))
+        assert await redis.exists(METRICS("metrics-1"))
     finally:
         await asyncio.to_thread(beat.stop)
-    assert not await redis.exists(metrics_key("metrics-1"))  # a clean stop withdraws them
-    await redis.delete(alive_key("metrics-1"))
-    await redis.srem(WORKERS_KEY, "metrics-1")
+    assert not await redis.exists(METRICS("metrics-1"))  # a clean stop withdraws them
+    await redis.delete(ALIVE("metrics-1"))
+    await redis.srem(WORKERS(), "metrics-1")
 
 
 async def test_recent_loop_lag_is_seen_by_every_reader_without_resetting() -> None:
@@ -187,7 +188,7 @@ async def test_a_worker_publishes_its_calls_and_capacity_refusals(
         await workers.wait_ready(redis)
 
         async def published() -> dict[str, Metric]:
-            raw = await redis.get(metrics_key(worker))
+            raw = await redis.get(METRICS(worker))
             return parse(raw) if raw else {}
 
         async def shows(sample: str, expected: float) -> bool:
@@ -198,7 +199,7 @@ async def test_a_worker_publishes_its_calls_and_capacity_refusals(
         families = await published()
         assert value(families, "process_cpu_seconds_total", worker=worker) > 0
         assert value(families, "visitation_sfu_event_loop_lag_seconds", worker=worker) >= 0
-        assert 0 < await redis.pttl(metrics_key(worker)) <= 800
+        assert 0 < await redis.pttl(METRICS(worker)) <= 800
 
         await control.open_call("M1", worker_id=worker)
         await raises("capacity", control.open_call("M2", worker_id=worker))
@@ -211,4 +212,4 @@ async def test_a_worker_publishes_its_calls_and_capacity_refusals(
     finally:
         codes = await workers.stop(timeout_s=5)
     assert list(codes.values()) == [0]
-    assert not await redis.exists(metrics_key(worker))  # withdrawn on a clean stop
+    assert not await redis.exists(METRICS(worker))  # withdrawn on a clean stop

@@ -25,18 +25,16 @@ from client.peer import PartyPeer as Client
 from media.codec_guard import CodecCounters
 from media.control import (
     EVENTS_GROUP,
-    EVENTS_STREAM,
     ControlError,
     ControlTimeout,
     Party,
     SfuControl,
     WorkerEvent,
     WorkerStatus,
-    alive_key,
-    worker_calls_key,
 )
 from media.control_worker import ControlServer, EventPublisher
 from media.pool import WorkerPool
+from media.redis_keys import ALIVE, EVENTS, WORKER_CALLS, WORKERS
 from tests.media.peers import BLUE, RED, TrackSink, connected, see_each_other
 from tests.waiting import eventually
 
@@ -249,7 +247,7 @@ async def test_worker_declared_dead_fences_itself(
     await control.open_call("F1")
     claimed = None
     while claimed is None:  # as if one heartbeat was missed: the key lapses, a node claims
-        await redis.delete(alive_key(worker))
+        await redis.delete(ALIVE(worker))
         claimed = await asyncio.wait_for(control.claim_dead_worker(worker), 1)
     assert claimed == ["F1"]
     closed = await events.wait("closed", "F1", 3)  # the next heartbeat notices and closes
@@ -272,13 +270,11 @@ async def test_pick_worker_prefers_fewest_calls(control: SfuControl, redis: Redi
     await raises("no_workers", control.pick_worker())
     for worker_id, calls in (("a", 3), ("b", 1), ("c", 2)):
         status = WorkerStatus(calls=calls, load=0.1, pid=1, started_at=0)
-        await redis.set(alive_key(worker_id), status.model_dump_json(), px=5000)
-        await redis.sadd("sfu:workers", worker_id)
+        await redis.set(ALIVE(worker_id), status.model_dump_json(), px=5000)
+        await redis.sadd(WORKERS(), worker_id)
         if worker_id != "a":  # "a" heartbeated 3 calls but has just closed them all
-            await redis.sadd(
-                worker_calls_key(worker_id), *[f"{worker_id}{n}" for n in range(calls)]
-            )
-    await redis.sadd("sfu:workers", "gone")  # registered, alive key expired
+            await redis.sadd(WORKER_CALLS(worker_id), *[f"{worker_id}{n}" for n in range(calls)])
+    await redis.sadd(WORKERS(), "gone")  # registered, alive key expired
     assert sorted(await control.live_workers()) == ["a", "b", "c"]
     assert await control.pick_worker() == "a"  # counted from sfu:calls:{w}, not the heartbeat
     assert await control.dead_workers() == {"gone": []}
@@ -308,8 +304,8 @@ async def test_requests_are_served_concurrently_and_time_out(
         return {"op": op}
 
     server = ControlServer(redis, "w1", handler, poll_s=0.2)
-    await redis.set(alive_key("w1"), "{}", px=10_000)
-    await redis.set(alive_key("ghost"), "{}", px=10_000)  # "alive" but never answers
+    await redis.set(ALIVE("w1"), "{}", px=10_000)
+    await redis.set(ALIVE("ghost"), "{}", px=10_000)  # "alive" but never answers
     server.start()
     try:
         slow = asyncio.create_task(control.request("w1", "slow", {}))
@@ -367,7 +363,7 @@ async def test_event_consumers_share_the_stream_and_retry_failures(
 
 
 async def _no_pending(redis: Redis) -> bool:
-    summary = await redis.xpending(EVENTS_STREAM, EVENTS_GROUP)
+    summary = await redis.xpending(EVENTS(), EVENTS_GROUP)
     return int(summary["pending"]) == 0
 
 
