@@ -15,6 +15,7 @@ from recorder.audit import Actor
 from recorder.catalog import Query
 from recorder.manifest import Manifest, ManifestSigner
 from recorder.muxer import CallRecording
+from recorder.redis_keys import RECORDING
 from recorder.service import PrivilegedCallError, RecordingService, WriterReport
 from recorder.storage import LocalStorage
 from tests.recorder.conftest import DAY, call_info, record
@@ -78,11 +79,11 @@ async def test_tampering_with_the_file_or_the_manifest_is_detected(
     assert result.sha256 != manifest.sha256 and "file was altered" in result.problems[0]
 
     path.write_bytes(call_webm)  # file restored, but the stored manifest is edited
-    raw = await redis.hget("rec:T1", "manifest")
+    raw = await redis.hget(RECORDING("T1"), "manifest")
     assert raw is not None
     stored = json.loads(raw)
     stored["resident_id"] = "R2"
-    await redis.hset("rec:T1", "manifest", json.dumps(stored))
+    await redis.hset(RECORDING("T1"), "manifest", json.dumps(stored))
     result = await service.verify("T1")
     assert result is not None and not result.ok
     assert (result.signature_ok, result.hash_ok) == (False, True)

@@ -23,6 +23,7 @@ from visits.redis_keys import (
     VISIT,
 )
 
+SPACE = "visits:*"  # the shared SFU worker keeps writing its own sfu: keys
 START, HOUR = 1_000_000, 3600
 WEEK = (START - 86400, START + 6 * 86400)
 
@@ -65,14 +66,14 @@ async def test_book_writes_the_visit_its_holds_and_its_listings(redis: Redis) ->
     assert await redis.zrange(FAMILY_HOLDS("F"), 0, -1, withscores=True) == hold
     for listing in (RESIDENT_VISITS("R"), FAMILY_VISITS("F"), FACILITY_VISITS("FAC")):
         assert await redis.zrange(listing, 0, -1, withscores=True) == [(b"v1", float(START))]
-    written = sorted(k.decode() for k in await redis.keys("visits:*"))
+    written = sorted(k.decode() for k in await redis.keys(SPACE))
     assert written == sorted(book_keys("v1", "R", "F"))
 
 
 async def test_book_refusals_write_nothing(redis: Redis) -> None:
     run = redis.register_script(script("visits", "book.lua"))
     assert await book(run, "v1", concurrent=2, per_week=2) == [1, b"booked"]
-    before = await dump(redis, "visits:*")
+    before = await dump(redis, SPACE)
     refused = [
         (("v1", "R9", "F9"), {}, b"exists"),  # the visit's id is taken
         (("v2", "R", "F2", START + 900), {}, b"conflict"),  # the resident's time overlaps
@@ -82,7 +83,7 @@ async def test_book_refusals_write_nothing(redis: Redis) -> None:
     ]
     for call, options, code in refused:
         assert await book(run, *call, **options) == [0, code]  # type: ignore[arg-type]
-        assert await dump(redis, "visits:*") == before
+        assert await dump(redis, SPACE) == before
     # Back to back is not an overlap; a visit that ended before this one started neither.
     assert await book(run, "v3", "R", "F", START + 1800) == [1, b"booked"]
 
@@ -102,14 +103,14 @@ async def test_transition_moves_from_allowed_statuses_and_releases_holds(redis: 
     }
     assert await redis.smembers(SLOT("FAC", START)) == {b"v1"}
     # Refused: not from an allowed status, or no such visit. Nothing changes.
-    before = await dump(redis, "visits:*")
+    before = await dump(redis, SPACE)
     assert await move(keys=keys, args=["canceled", "booked,requested", 0, hold, "v1"]) == [
         0,
         b"completed",
     ]
     gone = book_keys("v9", "R", "F")[:4]
     assert await move(keys=gone, args=["canceled", "booked", 0, "1|v9", "v9"]) == [0, b""]
-    assert await dump(redis, "visits:*") == before
+    assert await dump(redis, SPACE) == before
     # Leaving the holding statuses gives back the station and both sides' time.
     result = await move(keys=keys, args=["canceled", "completed", 0, hold, "v1", "reason", "x"])
     assert result == [1, b"completed"]
