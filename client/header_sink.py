@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Final
 
 from client.media import RtpSink
-from rtpkit.rtp import Frame, RtpIn, seq_delta
+from rtpkit.rtp import Frame, RtpIn
 
 PLACEHOLDER: Final = b"\x00"  # a VP8 descriptor byte without S: no frame start, no data
 
@@ -56,12 +56,23 @@ class HeaderSink(RtpSink):
         if self._base_seq is None:
             self._base_seq = self._max_seq = seq
         else:
-            delta = seq_delta(seq, self._max_seq & 0xFFFF)
+            delta = ((seq - (self._max_seq & 0xFFFF) + 0x8000) & 0xFFFF) - 0x8000  # seq_delta
             if delta > 0:
                 self._max_seq += delta
         self.packets += 1
         self.header_only += 1
-        for frame in self._assembler.push(seq, timestamp, bool(marker), PLACEHOLDER, arrival):
+        assembler = self._assembler
+        if not self._video:
+            # FrameAssembler.push for one-packet frames, without the generator and Frame
+            extended = assembler._extend_ts(timestamp)
+            last = assembler._last_ts
+            if last is None or extended > last:
+                assembler._last_ts = extended
+                assembler.frames += 1
+                self.first_frame.set()
+                self._progress.set()
+            return True
+        for frame in assembler.push(seq, timestamp, bool(marker), PLACEHOLDER, arrival):
             self._frame_ready(frame, arrival)
         return True
 
