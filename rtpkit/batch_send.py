@@ -105,6 +105,8 @@ def send_batch(dtls: RTCDtlsTransport, packets: list[bytes]) -> int:
         protected = [tx.protect(p) for p in packets]
     except (SrtpError, ValueError):
         return 0
+    if len(protected) == 1:  # audio, small video frames: nothing to batch
+        return int(fastpath._send(dtls, protected[0]))
     pair = dtls.transport._connection._nominated.get(1)
     if pair is None:
         return 0
@@ -113,7 +115,6 @@ def send_batch(dtls: RTCDtlsTransport, packets: list[bytes]) -> int:
     sock = None
     if (
         _gso_works
-        and len(protected) > 1
         and type(protocol) is aioice.ice.StunProtocol
         and transport is not None
         and not isinstance(transport, aioice.turn.TurnTransport)

@@ -32,7 +32,7 @@ from typing import Any, Final, Protocol
 
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
-from aiortc.rtp import RtcpPacket, RtpPacket, is_rtcp
+from aiortc.rtp import RtcpPacket, RtpPacket
 from pylibsrtp import Error as SrtpError
 
 from rtpkit import fastpath
@@ -68,6 +68,7 @@ class LightReceiver(ForwardingReceiver):
 
     header_sink: HeaderSink | None
     header_only: int
+    _scratch: RtpIn
 
     def handle_header(
         self, payload_type: int, marker: int, seq: int, timestamp: int, ssrc: int, arrival: float
@@ -79,7 +80,8 @@ class LightReceiver(ForwardingReceiver):
             return False  # unknown or RTX payload type: the full path decides
         if not sink.on_header(seq, timestamp, marker, arrival):
             return False
-        header = RtpIn(payload_type, marker, seq, timestamp, ssrc, b"")
+        header = self._scratch  # what the statistics and the NACK generator read
+        header.sequence_number, header.timestamp = seq, timestamp
         stats = self._streams.get(ssrc)
         if stats is None:
             stats = self._streams[ssrc] = StreamStatistics(info[0])
@@ -102,6 +104,7 @@ def enable_light_receiver(receiver: ForwardingReceiver, sink: HeaderSink) -> Lig
     assert isinstance(receiver, LightReceiver)
     receiver.header_sink = sink
     receiver.header_only = 0
+    receiver._scratch = RtpIn(0, 0, 0, 0, 0, b"")
     return receiver
 
 
@@ -139,7 +142,7 @@ def install_light(dtls: RTCDtlsTransport, sample_every: int = DEFAULT_SAMPLE_EVE
             queued(data, component)  # DTLS (and anything before keys exist): aiortc's way
             return
         arrival = clock()
-        if is_rtcp(data):
+        if len(data) > 1 and 191 < data[1] < 209:  # RTCP: aiortc.rtp.is_rtcp, inlined
             try:
                 fastpath._deliver_rtcp(router, RtcpPacket.parse(rx.unprotect_rtcp(data)))
             except (SrtpError, ValueError):
