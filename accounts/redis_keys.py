@@ -14,7 +14,7 @@ from typing import Final
 from core.keyspace import Key, Kind, Rename
 
 LOGIN_EMAIL: Final = Key(
-    "login:email:{email}", Kind.STRING, "the family id an e-mail (lower case) signs in as"
+    "login:email:{email+}", Kind.STRING, "the family id an e-mail (lower case) signs in as"
 )
 LOGIN_FAMILY: Final = Key(
     "login:family:{family_id}",
@@ -33,7 +33,7 @@ CODE: Final = Key(
     "the code's lifetime",
 )
 LOCKOUT: Final = Key(
-    "lockout:{name}:{account}",
+    "lockout:{name}:{account+}",
     Kind.ZSET,
     "failed sign-ins in the lockout window (name signin: account family:<e-mail> or "
     "staff:<id>; name pin: a resident id), scored by when",
@@ -60,7 +60,7 @@ IDENTITY_AUDIT_FAMILY: Final = Key(
 )
 MAIL_OUTBOX: Final = Key("mail:outbox", Kind.STREAM, "e-mails to send, oldest first")
 MAIL_OUTBOX_SEEN: Final = Key(
-    "mail:outbox:seen:{event_id}",
+    "mail:outbox:seen:{event_id+}",
     Kind.STRING,
     "a queued e-mail's Message-ID (a repeated append is dropped)",
     "7 days",

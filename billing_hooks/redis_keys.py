@@ -122,7 +122,7 @@ def outbox_keys(stream: str, what: str = "events") -> OutboxKeys:
     return OutboxKeys(
         stream=base,
         seen=Key(
-            f"{stream}:seen:{{event_id}}",
+            f"{stream}:seen:{{event_id+}}",
             Kind.STRING,
             f"an id of the {what} already appended (a retry appends nothing)",
             "7 days (the outbox's dedupe TTL)",

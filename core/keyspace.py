@@ -6,18 +6,21 @@ A key is ``<space>:<segment>...``: colon-separated, lower-case literal segments
 literal naming the concept's *space*. Each space belongs to one package, so two packages can
 never write the same key. Every key is built by calling a :class:`Key` (``CALL("c1")`` →
 ``"call:c1"``); no module spells a key as an f-string. Each package lists its keys in its own
-``keys.py`` (``KEYS``), :mod:`visitation.keyspace` gathers them, and ``docs/keyspace.md`` is
+``redis_keys.py`` (``KEYS``), :mod:`visitation.keyspace` gathers them, and ``docs/keyspace.md`` is
 rendered from that list (a test keeps the two the same and checks that every key a test run
 leaves in Redis matches exactly one pattern).
 
-A slot's value may not be empty and may hold ``:`` only in the last slot (an e-mail, a client's
-idempotency key), so every key parses back into its slots without ambiguity. Where a key's
-name changes, the package lists a :class:`Rename` and :func:`migrate` moves a deployment's data
-once, at start-up, before anything reads it.
+A slot's value may not be empty and holds no ``:``, except a *rest* slot, ``{name+}``, which
+may only end a pattern and takes the rest of the key (an e-mail, a library's window name, an
+event id built of parts). So every key parses back into its slots without ambiguity, and
+``call:{call_id}`` never matches ``call:c1:flags``. Where a key's name changes, the package
+lists a :class:`Rename` and :func:`migrate` moves a deployment's data once, at start-up, before
+anything reads it.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,7 +32,7 @@ from redis.asyncio import Redis
 log = logging.getLogger(__name__)
 
 _LITERAL = re.compile(r"[a-z][a-z0-9_]*\Z")
-_SLOT = re.compile(r"\{([a-z][a-z0-9_]*)\}\Z")
+_SLOT = re.compile(r"\{([a-z][a-z0-9_]*)\+?\}\Z")
 VERSION_KEY = "system:keyspace"  # the set of renames already applied (their ``name``)
 
 
@@ -52,6 +55,10 @@ def _slot(segment: str) -> str | None:
     return found.group(1) if found else None
 
 
+def _rest(segment: str) -> bool:
+    return segment.endswith("+}") and _slot(segment) is not None
+
+
 @dataclass(frozen=True)
 class Key:
     """A family of keys: ``pattern`` such as ``"call:{call_id}:watchers"``."""
@@ -67,6 +74,8 @@ class Key:
         if len(parts) < 2 or not _LITERAL.match(parts[0]):
             raise ValueError(f"key {self.pattern!r}: needs a literal space and one more segment")
         slots: list[str] = []
+        if any(_rest(part) for part in parts[:-1]):
+            raise ValueError(f"key {self.pattern!r}: a rest slot {{name+}} may only end it")
         for part in parts[1:]:
             name = _slot(part)
             if name is None and not _LITERAL.match(part):
@@ -85,8 +94,9 @@ class Key:
         if len(values) != len(self.slots):
             raise TypeError(f"key {self.pattern!r} takes {len(self.slots)} values")
         texts = [str(value) for value in values]
+        rest = _rest(_segments(self.pattern)[-1])
         for index, value in enumerate(texts):
-            if not value or (":" in value and index < len(texts) - 1):
+            if not value or (":" in value and not (rest and index == len(texts) - 1)):
                 raise ValueError(f"key {self.pattern!r}: bad {self.slots[index]} {value!r}")
         filled = iter(texts)
         return ":".join(
@@ -107,7 +117,7 @@ class Key:
 
 def _parse(pattern: str, key: str) -> tuple[str, ...] | None:
     parts, got = _segments(pattern), key.split(":")
-    if len(got) < len(parts) or (len(got) > len(parts) and _slot(parts[-1]) is None):
+    if len(got) < len(parts) or (len(got) > len(parts) and not _rest(parts[-1])):
         return None
     if len(got) > len(parts):  # the last slot holds the ':'s
         got = [*got[: len(parts) - 1], ":".join(got[len(parts) - 1 :])]
@@ -152,13 +162,22 @@ def collisions(keys: Sequence[Key]) -> list[tuple[Key, Key]]:
     found: list[tuple[Key, Key]] = []
     for index, first in enumerate(keys):
         for second in keys[index + 1 :]:
-            a, b = _segments(first.pattern), _segments(second.pattern)
-            if len(a) == len(b) and all(
-                x == y or _slot(x) is not None or _slot(y) is not None
-                for x, y in zip(a, b, strict=True)
-            ):
+            if _overlap(_segments(first.pattern), _segments(second.pattern)):
                 found.append((first, second))
     return found
+
+
+def _overlap(a: list[str], b: list[str]) -> bool:
+    """Whether some key has both segment lists' shape (a rest slot takes 1 or more segments)."""
+    if len(a) > len(b):
+        a, b = b, a
+    if len(a) < len(b) and not _rest(a[-1]):
+        return False
+    head = len(a) - 1 if len(a) < len(b) else len(a)
+    return all(
+        x == y or _slot(x) is not None or _slot(y) is not None
+        for x, y in zip(a[:head], b[:head], strict=True)
+    )
 
 
 def owners_by_space(groups: Mapping[str, Sequence[Key]]) -> dict[str, set[str]]:
@@ -170,12 +189,20 @@ def owners_by_space(groups: Mapping[str, Sequence[Key]]) -> dict[str, set[str]]:
     return owners
 
 
-def unknown(keys: Iterable[str], families: Sequence[Key]) -> list[str]:
-    """The keys that match no family (a key built outside the scheme)."""
-    return sorted(key for key in keys if not any(family.matches(key) for family in families))
+def unknown(keys: Iterable[str], families: Sequence[Key], foreign: Sequence[str] = ()) -> list[str]:
+    """The keys that match no family (a key built outside the scheme) nor a ``foreign`` glob
+    (keys a library names itself under a prefix we give it, e.g. a job queue's)."""
+    return sorted(
+        key
+        for key in keys
+        if not any(family.matches(key) for family in families)
+        and not any(fnmatch.fnmatchcase(key, glob) for glob in foreign)
+    )
 
 
-def render_markdown(groups: Mapping[str, Sequence[Key]]) -> str:
+def render_markdown(
+    groups: Mapping[str, Sequence[Key]], foreign: Mapping[str, Sequence[str]] | None = None
+) -> str:
     """The table of every key, by owning package (``docs/keyspace.md``)."""
     lines = [
         "# The Redis keyspace",
@@ -191,15 +218,20 @@ def render_markdown(groups: Mapping[str, Sequence[Key]]) -> str:
         for key in sorted(keys, key=lambda k: k.pattern):
             cells = [f"`{key.pattern}`", key.kind.value, key.about, key.expires or "kept"]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        for glob in (foreign or {}).get(owner, ()):
+            lines.append(f"| `{glob}` | (a library's) | named by the library, under our prefix | |")
     return "\n".join(lines) + "\n"
 
 
 async def migrate(redis: Redis, renames: Sequence[Rename]) -> dict[str, int]:
-    """Apply each rename not yet applied: every key of its old pattern is renamed to its new
-    name (``RENAMENX``: a key already written under the new name is never overwritten; the old
+    """Apply each rename not yet applied, in order: every key of its old pattern is renamed to
+    its new name (an old pattern ``x:{id}`` matches every two-segment key of ``x``: list such a
+    rename after the more specific ones of its space) (``RENAMENX``: a key already written under the new name is never overwritten; the old
     one is then left and logged). Safe to run on every start and from several nodes at once.
     Returns how many keys each applied step moved."""
     moved: dict[str, int] = {}
+    if not await redis.dbsize():
+        return moved  # a new deployment: nothing to rename, and nothing written
     for rename in renames:
         if await redis.sismember(VERSION_KEY, rename.name):
             continue

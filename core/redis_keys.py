@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from core.keyspace import Key, Kind, Rename
+from core.keyspace import VERSION_KEY, Key, Kind, Rename
 
 # -- the directory (core/directory.py): domain records, JSON values --------------------------
 FACILITY: Final = Key("facility:{facility_id}", Kind.STRING, "a facility (JSON)")
@@ -69,13 +69,19 @@ REVOKED_TOKEN: Final = Key(
 
 # -- rate limits (core/rate_limits.py, written by the `limits` library) ----------------------
 RATE_LIMIT: Final = Key(
-    "ratelimit:{window}",
+    "ratelimit:{window+}",
     Kind.STRING,
     "a sliding window's hit counter ({LIMITER/<limit>/<who>/...}, and its previous window /-1)",
     "two windows of its limit",
 )
 
+# -- the keyspace itself (core/keyspace.py) -------------------------------------------------
+KEYSPACE_RENAMES: Final = Key(
+    VERSION_KEY, Kind.SET, "the key renames already applied to this deployment (their names)"
+)
+
 KEYS: Final = (
+    KEYSPACE_RENAMES,
     FACILITY,
     RESIDENT,
     FAMILY,

@@ -31,7 +31,7 @@ VAPID_PUBLIC: Final = Key(
 )
 OUTBOX: Final = Key("push:outbox", Kind.STREAM, "push messages due now, one per subscription")
 OUTBOX_SEEN: Final = Key(
-    "push:outbox:seen:{event_id}",
+    "push:outbox:seen:{event_id+}",
     Kind.STRING,
     "a push message's id appended (a repeated event is dropped)",
     "8 days",

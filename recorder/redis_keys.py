@@ -50,7 +50,7 @@ AUDIT_CALL: Final = Key(
     "audit:call:{call_id}", Kind.LIST, "the ids of the audit entries about a call"
 )
 AUDIT_ONCE: Final = Key(
-    "audit:once:{once}",
+    "audit:once:{once+}",
     Kind.STRING,
     "an audit entry already made for this once key (one view per playback)",
     "12 h",

@@ -32,7 +32,7 @@ from core.redis_text import text
 from core.tokens import Tokens
 from media.pool import WorkerPool
 from tests.seeds import standard_seed
-from visitation.keyspace import every_key
+from visitation.keyspace import every_key, foreign_globs
 from visitation.node import SignalingNode
 from visitation.seed import apply_seed
 
@@ -100,7 +100,8 @@ async def check_keyspace(client: Redis, test: pytest.Item | None = None) -> None
     test = test or (_running[-1] if _running else None)
     if not CHECK_KEYS or (test is not None and test.get_closest_marker("foreign_keys")):
         return
-    stray = unknown([text(raw) async for raw in client.scan_iter(count=1000)], every_key())
+    keys = [text(raw) async for raw in client.scan_iter(count=1000)]
+    stray = unknown(keys, every_key(), foreign_globs())
     assert not stray, f"keys outside docs/keyspace.md (core.keyspace): {stray[:10]}"
 
 

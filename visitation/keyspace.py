@@ -15,9 +15,20 @@ from redis.asyncio import Redis
 from core import keyspace
 from core.keyspace import Key, Rename
 
-# One module per owning package, in the order the docs list them. Each has ``KEYS`` and,
-# where names changed, ``RENAMES``.
-_MODULES: tuple[str, ...] = ("signaling.redis_keys",)
+# One module per owning package, ground first, in the order the docs list them (and the
+# renames run). Each has ``KEYS``; where names changed, ``RENAMES``; where a library names keys
+# under a prefix of ours, ``FOREIGN`` (globs).
+_MODULES: tuple[str, ...] = (
+    "core.redis_keys",
+    "billing_hooks.redis_keys",
+    "recorder.redis_keys",
+    "media.redis_keys",
+    "accounts.redis_keys",
+    "push.redis_keys",
+    "transcripts.redis_keys",
+    "visits.redis_keys",
+    "signaling.redis_keys",
+)
 
 
 def _modules() -> list[ModuleType]:
@@ -29,6 +40,18 @@ def _modules() -> list[ModuleType]:
 def groups() -> dict[str, tuple[Key, ...]]:
     """Each owning package's keys, by package name."""
     return {module.__name__.rsplit(".", 1)[0]: tuple(module.KEYS) for module in _modules()}
+
+
+def foreign() -> dict[str, tuple[str, ...]]:
+    """Each owning package's globs of keys a library names (e.g. the transcripts job queue)."""
+    return {
+        module.__name__.rsplit(".", 1)[0]: tuple(getattr(module, "FOREIGN", ()))
+        for module in _modules()
+    }
+
+
+def foreign_globs() -> list[str]:
+    return [glob for globs in foreign().values() for glob in globs]
 
 
 def every_key() -> list[Key]:
@@ -56,7 +79,7 @@ async def migrate_url(url: str) -> dict[str, int]:
 
 
 def render() -> str:
-    return keyspace.render_markdown(groups())
+    return keyspace.render_markdown(groups(), foreign())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,8 @@ from accounts.passwords import PasswordRefused, SecretHasher, check_password
 from billing_hooks import Ledger, RateCapError, check_rate, load_caps
 from core.directory import Directory
 from core.domain import SeedFile
+from core.keyspace import VERSION_KEY
+from visitation import keyspace
 
 OPENING_REF = "seed:opening-balance"
 
@@ -217,6 +219,8 @@ async def apply_seed(
     ledger = Ledger(redis)
     deposits: list[str] = []
     async with redis.pipeline(transaction=True) as pipe:
+        # What is written now has today's key names: no rename is left to apply to it.
+        pipe.sadd(VERSION_KEY, *[rename.name for rename in keyspace.renames()])
         for facility in seed.facilities:
             Directory.queue_facility(pipe, facility)
         for resident in seed.residents:

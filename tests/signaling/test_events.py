@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from media.control import WorkerEvent
@@ -15,6 +16,7 @@ from media.events import EventConsumer, EventHandler
 from tests.waiting import eventually
 
 STREAM = "test:events"  # not the shared worker's sfu:events
+pytestmark = pytest.mark.foreign_keys  # the test's own stream and its dead letters
 GROUP = "signaling"
 DEADLINE_S = 10.0  # generous: only ever reached when something is wrong
 

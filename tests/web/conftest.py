@@ -112,7 +112,8 @@ class WebNode:
     node: SignalingNode
     url: str
     tokens: Tokens
-    clock: MovableClock  # the node's calls' time: a test moves it on to skip a call's minutes
+    # The node's calls' time, where the fixture gave it one: a test moves it on to skip minutes.
+    clock: MovableClock | None = None
 
 
 @pytest.fixture

@@ -127,6 +127,7 @@ async def test_a_whole_visit(pages: Pages, server: WebNode, redis: Redis) -> Non
 
     # The server hangs up at the cap (its clock moved on to it, not waited out); the family
     # sees the charge and the new balance.
+    assert server.clock is not None
     server.clock.advance(61)
     await expect(family.locator("#ended")).to_be_visible(timeout=15_000)
     await expect(family.locator("#end-reason")).to_have_text("The time limit was reached.")

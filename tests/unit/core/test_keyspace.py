@@ -22,8 +22,8 @@ def test_a_key_is_built_from_its_slots_and_parses_back() -> None:
     assert watchers.glob() == "call:*:watchers"
 
 
-def test_only_the_last_slot_may_hold_a_colon() -> None:
-    login = Key("login:{kind}:{name}", Kind.STRING, "failures")
+def test_only_a_rest_slot_may_hold_a_colon() -> None:
+    login = Key("login:{kind}:{name+}", Kind.STRING, "failures")
     assert login("email", "a:b@x") == "login:email:a:b@x"
     assert login.parse("login:email:a:b@x") == ("email", "a:b@x")
     with pytest.raises(ValueError, match="bad kind"):
@@ -32,10 +32,15 @@ def test_only_the_last_slot_may_hold_a_colon() -> None:
         login("email", "")
     with pytest.raises(TypeError):
         login("email")
+    call = Key("call:{call_id}", Kind.HASH, "a call")
+    with pytest.raises(ValueError, match="bad call_id"):
+        call("c1:flags")
+    assert not call.matches("call:c1:flags")  # a plain slot is one segment
 
 
 @pytest.mark.parametrize(
-    "pattern", ["timers", "Call:{id}", "{id}:call", "call:{id}:{id}", "call:a-b", "call:"]
+    "pattern",
+    ["timers", "Call:{id}", "{id}:call", "call:{id}:{id}", "call:a-b", "call:", "call:{id+}:x"],
 )
 def test_patterns_outside_the_scheme_are_refused(pattern: str) -> None:
     with pytest.raises(ValueError):
@@ -47,7 +52,10 @@ def test_collisions_and_strays_are_found() -> None:
     by_mail = Key("family:{email}", Kind.STRING, "an e-mail's family")
     refs = Key("family:{family_id}:refs", Kind.SET, "x")
     assert collisions([by_id, by_mail, refs]) == [(by_id, by_mail)]
+    rest = Key("family:{rest+}", Kind.STRING, "anything under family:")
+    assert collisions([refs, rest]) == [(refs, rest)]  # a rest slot takes the segments after
     assert unknown(["family:F1", "family:F1:refs", "timers"], [by_id, refs]) == ["timers"]
+    assert unknown(["q-lib:jobs.msgs", "timers"], [by_id], foreign=["q-lib:*"]) == ["timers"]
 
 
 def test_a_rename_maps_old_keys_onto_the_new_pattern() -> None:
