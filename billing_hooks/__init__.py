@@ -1,13 +1,19 @@
 """Billing: the AdvanceConnect ledger, rate caps, metering and billing-event hooks."""
 
-from billing_hooks.account_api import add_account_routes
-from billing_hooks.biller import Authorization, AutoPaySettings, Biller, CallCharge, Settlement
-from billing_hooks.funding import BillingError
+from billing_hooks.api.account_api import add_account_routes
 from billing_hooks.hooks import BillingEvent, Hook, HookBus, MemoryHook, WebhookHook
-from billing_hooks.ledger import Balance, Ledger, LedgerEntry, LedgerError
-from billing_hooks.payments import FakeProcessor, NoProcessor, PaymentProcessor, PaymentResult
-from billing_hooks.processors import ProcessorError, load_processor
-from billing_hooks.rates import DEFAULT_CAPS, RateCapError, check_rate, load_caps
+from billing_hooks.metering.biller import (
+    Authorization,
+    AutoPaySettings,
+    Biller,
+    CallCharge,
+    Settlement,
+)
+from billing_hooks.metering.rates import DEFAULT_CAPS, RateCapError, check_rate, load_caps
+from billing_hooks.money.funding import BillingError
+from billing_hooks.money.ledger import Balance, Ledger, LedgerEntry, LedgerError
+from billing_hooks.money.payments import FakeProcessor, NoProcessor, PaymentProcessor, PaymentResult
+from billing_hooks.money.processors import ProcessorError, load_processor
 
 __all__ = [
     "DEFAULT_CAPS",

@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from billing_hooks.account_api import NotificationPreview
+from billing_hooks.api.account_api import NotificationPreview
 from core.tasks import TaskPool
 from push.messages import DELIVERY, RING_STOP_TTL_S, PushMessage, payload
 from push.outbox import PushOutbox

@@ -1,7 +1,7 @@
 """The facility administrators' live board (``GET /api/v1/admin/board``): per facility of the
 admin's scope, the calls live now by state, and today's numbers (local day): connected calls
 settled, their minutes and revenue, the minutes the agency paid beside it (pricing plans:
-``agency_seconds`` and ``agency_minutes``, :mod:`billing_hooks.allowance`), and ``call.place``
+``agency_seconds`` and ``agency_minutes``, :mod:`billing_hooks.metering.allowance`), and ``call.place``
 refusals by reason (:mod:`core.facility_stats`)."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from billing_hooks import (
     Settlement,
     WebhookHook,
 )
-from billing_hooks.plans import PricingPlans
+from billing_hooks.metering.plans import PricingPlans
 from core.config import ConfigError, Settings
 from core.tasks import Periodic
 from signaling.call_state import CallRecord
@@ -71,7 +71,7 @@ class BillingBridge:
         *,
         plans: PricingPlans,
     ) -> None:
-        """``processor`` None: payments unavailable (see :mod:`billing_hooks.processors`).
+        """``processor`` None: payments unavailable (see :mod:`billing_hooks.money.processors`).
         ``plans``: the pricing plans the call service quotes with too."""
         self.plans = plans
         self.biller = Biller(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing_hooks import Ledger
-from billing_hooks.plans import PricingPlans
+from billing_hooks.metering.plans import PricingPlans
 from core.directory import Directory
 from core.errors import ErrorCode, ProtocolError
 from push.notifier import FamilyPush

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from billing_hooks import Ledger
-from billing_hooks.plans import PricingPlans
+from billing_hooks.metering.plans import PricingPlans
 from core.directory import Directory
 from core.errors import ErrorCode, ProtocolError
 from core.facility_stats import FacilityStats

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Final
 
 from billing_hooks import Ledger
-from billing_hooks.plans import PricingPlans
+from billing_hooks.metering.plans import PricingPlans
 from core.tasks import TaskPool
 from signaling.call_events import Emitter, incoming_payload
 from signaling.call_state import CallState, CallStore

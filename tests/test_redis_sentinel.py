@@ -28,7 +28,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from billing_hooks.durability import NotDurable
-from billing_hooks.ledger import Ledger
+from billing_hooks.money.ledger import Ledger
 from core.config import ConfigError, Settings
 from core.embedded_redis import _free_port
 from core.rate_limits import RateLimiter, RateLimits

@@ -33,8 +33,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from billing_hooks.invariants import audit_account
-from billing_hooks.ledger import Ledger
+from billing_hooks.money.invariants import audit_account
+from billing_hooks.money.ledger import Ledger
 from core.embedded_redis import AOF_NAME, EmbeddedRedis, EmbeddedRedisError
 from core.keyspace import unknown
 from core.redis_text import text

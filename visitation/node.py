@@ -23,8 +23,8 @@ from billing_hooks import (
     add_account_routes,
     load_processor,
 )
+from billing_hooks.metering.plans import PricingPlans
 from billing_hooks.outbox import Outbox
-from billing_hooks.plans import PricingPlans
 from core import http_guard
 from core.config import ConfigError, Settings
 from core.directory import Directory

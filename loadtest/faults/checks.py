@@ -1,6 +1,6 @@
 """The "nothing lost?" checks every fault case ends with, against the live cluster.
 
-- the ledger invariant of every seeded account (:func:`billing_hooks.invariants.audit_account`),
+- the ledger invariant of every seeded account (:func:`billing_hooks.money.invariants.audit_account`),
   and no hold left once every call is over;
 - each call settled exactly once: one ``settle:{call}`` ledger run, no hold left for it, one row
   in the family's call history; what it charged, for the case to compare with SPEC rule 6;
@@ -21,8 +21,8 @@ from typing import Any
 
 import aiohttp
 
-from billing_hooks.invariants import audit_account
-from billing_hooks.ledger import LedgerEntry
+from billing_hooks.money.invariants import audit_account
+from billing_hooks.money.ledger import LedgerEntry
 from core.tariff import charge_cents
 from loadtest.faults.cluster import INVESTIGATOR, Cluster
 from media.control import ControlError, worker_calls_key

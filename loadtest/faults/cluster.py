@@ -31,7 +31,7 @@ from typing import IO
 import aiohttp
 from redis.asyncio import Redis
 
-from billing_hooks.ledger import Ledger
+from billing_hooks.money.ledger import Ledger
 from client.session import ProtocolClient
 from core.domain import SeedFile
 from core.redis_pool import connect

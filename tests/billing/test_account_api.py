@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from billing_hooks import Biller, FakeProcessor, HookBus, Ledger, MemoryHook, add_account_routes
-from billing_hooks.biller import CallCharge
+from billing_hooks.metering.biller import CallCharge
 from core.directory import Directory
 from core.domain import SeedFile
 from core.tokens import Tokens

@@ -17,7 +17,7 @@ from billing_hooks import (
     MemoryHook,
     PaymentResult,
 )
-from billing_hooks.biller import CallCharge
+from billing_hooks.metering.biller import CallCharge
 
 RATE, MAX_S = 16, 1800
 

@@ -13,8 +13,14 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from billing_hooks.invariants import audit_account
-from billing_hooks.ledger import MAX_AMOUNT_CENTS, Ledger, LedgerChange, LedgerEntry, LedgerError
+from billing_hooks.money.invariants import audit_account
+from billing_hooks.money.ledger import (
+    MAX_AMOUNT_CENTS,
+    Ledger,
+    LedgerChange,
+    LedgerEntry,
+    LedgerError,
+)
 from billing_hooks.redis_keys import (
     ACCOUNT,
     ACCOUNT_ENTRIES,
@@ -35,7 +41,7 @@ KEYS = Ledger.keys("F1")
 
 
 def ledger_script(redis: Redis) -> AsyncScript:
-    return redis.register_script(script("billing_hooks", "ledger.lua"))
+    return redis.register_script(script("billing_hooks.money", "ledger.lua"))
 
 
 def change(kind: Any, amount: int = 0, ref: str = "r", **more: Any) -> str:
@@ -288,7 +294,7 @@ async def test_outbox_lease_is_held_by_one_node_and_dropped_only_by_it(redis: Re
 
 
 async def test_call_history_records_a_call_once(redis: Redis) -> None:
-    record = redis.register_script(script("billing_hooks", "call_history_record.lua"))
+    record = redis.register_script(script("billing_hooks.metering", "call_history_record.lua"))
     keys = [FAMILY_CALLS("F1"), FAMILY_CALL_IDS("F1")]
     assert await record(keys=keys, args=["c1", '{"call_id":"c1"}']) == [1, 1]
     assert await record(keys=keys, args=["c2", '{"call_id":"c2"}']) == [1, 2]
@@ -310,7 +316,7 @@ PERIOD = ALLOWANCE_PERIOD("R1", "day", "2026-12-07")
 
 
 async def test_allowance_reserve_grants_what_remains_once_per_call(redis: Redis) -> None:
-    reserve = redis.register_script(script("billing_hooks", "allowance_reserve.lua"))
+    reserve = redis.register_script(script("billing_hooks.metering", "allowance_reserve.lua"))
     first = [ALLOWANCE_CALL("c1"), PERIOD]
     assert await reserve(keys=first, args=[600, 900, 3600]) == [b"reserved", 600, PERIOD.encode()]
     second = [ALLOWANCE_CALL("c2"), PERIOD]
@@ -329,8 +335,8 @@ async def test_allowance_reserve_grants_what_remains_once_per_call(redis: Redis)
 async def test_allowance_settle_consumes_once_and_voids_a_missing_reservation(
     redis: Redis,
 ) -> None:
-    reserve = redis.register_script(script("billing_hooks", "allowance_reserve.lua"))
-    settle = redis.register_script(script("billing_hooks", "allowance_settle.lua"))
+    reserve = redis.register_script(script("billing_hooks.metering", "allowance_reserve.lua"))
+    settle = redis.register_script(script("billing_hooks.metering", "allowance_settle.lua"))
     board = AGENCY_DAY("FAC", "2026-12-07")
     await reserve(keys=[ALLOWANCE_CALL("c1"), PERIOD], args=[600, 900, 3600])
     keys = [ALLOWANCE_CALL("c1"), PERIOD, board]

@@ -6,11 +6,11 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from billing_hooks import AutoPaySettings, Biller, FakeProcessor, HookBus, Ledger, MemoryHook
-from billing_hooks.account_api import NotificationPreview
-from billing_hooks.biller import CallCharge
+from billing_hooks.api.account_api import NotificationPreview
+from billing_hooks.metering.biller import CallCharge
+from billing_hooks.money.payments import PaymentMethod
+from billing_hooks.money.receipts import PaymentMethods
 from billing_hooks.outbox import Outbox
-from billing_hooks.payments import PaymentMethod
-from billing_hooks.receipts import PaymentMethods
 from billing_hooks.redis_keys import KEYS, OUTBOX, outbox_keys
 from core import keyspace
 from core import redis_keys as core_keys

@@ -14,7 +14,7 @@ from redis.asyncio.client import Pipeline
 
 from billing_hooks.durability import BARRIER_KEY, NotDurable, run_durably
 from billing_hooks.hooks import BillingEvent, HookBus, MemoryHook, WebhookHook
-from billing_hooks.ledger import Ledger, LedgerError
+from billing_hooks.money.ledger import Ledger, LedgerError
 from billing_hooks.outbox import Outbox
 from billing_hooks.redis_keys import NOTIFY_PREVIEW
 from core.redis_pool import Replication, connect, replication

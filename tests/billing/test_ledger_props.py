@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from billing_hooks.invariants import audit_account
-from billing_hooks.ledger import Ledger, LedgerEntry, LedgerError
+from billing_hooks.money.invariants import audit_account
+from billing_hooks.money.ledger import Ledger, LedgerEntry, LedgerError
 
 REFS = [f"r{i}" for i in range(30)]
 HOLDS = [f"h{i}" for i in range(4)]
@@ -143,7 +143,7 @@ class Model:
 
 
 async def check_invariants(ledger: Ledger, redis: Redis, acct: str) -> list[LedgerEntry]:
-    """Every ledger invariant (:func:`billing_hooks.invariants.audit_account`) holds."""
+    """Every ledger invariant (:func:`billing_hooks.money.invariants.audit_account`) holds."""
     audit = await audit_account(ledger, redis, acct)
     assert not audit.problems, audit.problems
     return audit.entries

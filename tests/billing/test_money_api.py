@@ -1,4 +1,4 @@
-"""The money screens' API (billing_hooks/money_api.py) over a real aiohttp server and Redis:
+"""The money screens' API (billing_hooks/api/money_api.py) over a real aiohttp server and Redis:
 the payment-method step, receipts, the close preview, statement lines with minutes x rate."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from billing_hooks.biller import CallCharge
+from billing_hooks.metering.biller import CallCharge
 from core.domain import SeedFile
 from core.redis_text import text
 from core.tokens import Tokens

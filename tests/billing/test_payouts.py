@@ -8,7 +8,7 @@ import time
 from redis.asyncio import Redis
 
 from billing_hooks import FakeProcessor, Ledger
-from billing_hooks.funding import PAYOUT_GRACE_S, PAYOUT_PENDING, Funding
+from billing_hooks.money.funding import PAYOUT_GRACE_S, PAYOUT_PENDING, Funding
 
 
 async def test_a_young_payout_mark_survives_a_resume_before_its_close(redis: Redis) -> None:

@@ -1,4 +1,4 @@
-"""The agency's allowance in Redis (billing_hooks/allowance.py and its two Lua scripts), alone
+"""The agency's allowance in Redis (billing_hooks/metering/allowance.py and its two Lua scripts), alone
 and inside the biller: reserved once per call, never above what remains, never shared by two
 calls of one resident on two nodes, consumed once with the family's charge, reset at local
 midnight and on local Monday (an injected clock), and kept through a Redis SIGKILL (AOF)."""
@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from billing_hooks import Biller, HookBus, Ledger, MemoryHook
-from billing_hooks.allowance import Allowances, Reservation
-from billing_hooks.biller import CallCharge
 from billing_hooks.durability import NotDurable
-from billing_hooks.plans import PricingPlans
+from billing_hooks.metering.allowance import Allowances, Reservation
+from billing_hooks.metering.biller import CallCharge
+from billing_hooks.metering.plans import PricingPlans
 from core import tariff
 from core.directory import Directory
 from core.domain import Facility, Pricing

@@ -25,7 +25,7 @@ import pytest
 from redis.asyncio import Redis
 
 from billing_hooks import MemoryHook
-from billing_hooks.allowance import Allowances
+from billing_hooks.metering.allowance import Allowances
 from client.session import AckError
 from core import tariff
 from signaling.call_state import CallStore

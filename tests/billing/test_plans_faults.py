@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from billing_hooks.allowance import Allowances
+from billing_hooks.metering.allowance import Allowances
 from billing_hooks.redis_keys import FAMILY_CALLS
 from client.session import ProtocolClient
 from core import tariff

@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import expect
 from redis.asyncio import Redis
 
-from billing_hooks.allowance import Allowances
+from billing_hooks.metering.allowance import Allowances
 from client.session import ProtocolClient
 from core import tariff
 from core.tokens import Tokens

@@ -19,9 +19,9 @@ import pytest
 from pypdf import PdfReader
 from redis.asyncio import Redis
 
-from billing_hooks.biller import CallCharge
-from billing_hooks.statement import dollars, parse_month
-from billing_hooks.statement_pdf import minutes, when
+from billing_hooks.api.statement import dollars, parse_month
+from billing_hooks.api.statement_pdf import minutes, when
+from billing_hooks.metering.biller import CallCharge
 from tests.billing.plans_data import plans_seed
 from tests.conftest import Node, NodeFactory, http_as
 from visitation.seed import apply_seed, parse_seed

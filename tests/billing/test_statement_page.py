@@ -15,7 +15,7 @@ from playwright.async_api import expect
 from pypdf import PdfReader
 from redis.asyncio import Redis
 
-from billing_hooks.biller import CallCharge
+from billing_hooks.metering.biller import CallCharge
 from client.session import ProtocolClient
 from core.tokens import Tokens
 from tests.billing.plans_data import plans_seed

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from billing_hooks.ledger import Ledger
+from billing_hooks.money.ledger import Ledger
 from core.embedded_redis import find_redis_server
 from core.tariff import charge_cents
 from core.tokens import Tokens

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from prometheus_client import REGISTRY
 
-from billing_hooks.biller import CallCharge
+from billing_hooks.metering.biller import CallCharge
 from client.session import AckError
 from tests.conftest import NodeFactory, http_as
 from tests.push.conftest import CONTACT, FAMILIES, PushWorld

@@ -13,7 +13,7 @@ from typing import Any
 from playwright.async_api import Page, expect
 
 from billing_hooks import FakeProcessor
-from billing_hooks.biller import CallCharge
+from billing_hooks.metering.biller import CallCharge
 from tests.web.conftest import Pages, WebNode, api_as, screenshot
 
 APPROVED = "4242 4242 4242 4242"

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 import pytest
 from playwright.async_api import Browser, expect
 
-from billing_hooks.payments import (
+from billing_hooks.money.payments import (
     FakeProcessor,
     PaymentForm,
     PaymentMethod,

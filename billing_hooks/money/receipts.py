@@ -19,8 +19,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from billing_hooks.ledger import Ledger, LedgerEntry
-from billing_hooks.payments import PaymentMethod
+from billing_hooks.money.ledger import Ledger, LedgerEntry
+from billing_hooks.money.payments import PaymentMethod
 from billing_hooks.redis_keys import PAYMENT_METHOD_USED, PAYMENT_METHODS
 from core.redis_text import text
 

@@ -1,6 +1,6 @@
 """Which payment processor takes families' money: ``VISITATION_PAYMENT_PROCESSOR``.
 
-- ``fake``: the in-memory :class:`~billing_hooks.payments.FakeProcessor` (approves every card
+- ``fake``: the in-memory :class:`~billing_hooks.money.payments.FakeProcessor` (approves every card
   but the published test cards that decline, e.g. 4000 0000 0000 0002); what ``serve --demo``
   uses when nothing else is named;
 - ``module:factory``: a real adapter, ``factory()`` returning a :class:`PaymentProcessor`;
@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from billing_hooks.payments import CollectsPaymentMethod, FakeProcessor, PaymentProcessor
+from billing_hooks.money.payments import CollectsPaymentMethod, FakeProcessor, PaymentProcessor
 
 log = logging.getLogger(__name__)
 

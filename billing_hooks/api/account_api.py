@@ -19,16 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from redis.asyncio import Redis
 from redis.exceptions import LockError
 
-from billing_hooks.biller import AutoPaySettings, Biller, check_autopay_amount
+from billing_hooks.api.money_api import MethodFields, Money
+from billing_hooks.api.statement import StatementError, build, months, parse_month
+from billing_hooks.api.statement_pdf import render
 from billing_hooks.durability import RETRY_AFTER_S, NotDurable
-from billing_hooks.funding import BillingError
-from billing_hooks.ledger import Ledger, LedgerEntry
-from billing_hooks.money_api import MethodFields, Money
-from billing_hooks.payments import PAYMENTS_UNAVAILABLE
-from billing_hooks.receipts import PaymentMethods
+from billing_hooks.metering.biller import AutoPaySettings, Biller, check_autopay_amount
+from billing_hooks.money.funding import BillingError
+from billing_hooks.money.ledger import Ledger, LedgerEntry
+from billing_hooks.money.payments import PAYMENTS_UNAVAILABLE
+from billing_hooks.money.receipts import PaymentMethods
 from billing_hooks.redis_keys import FAMILY_LOCK, NOTIFY_PREVIEW
-from billing_hooks.statement import StatementError, build, months, parse_month
-from billing_hooks.statement_pdf import render
 from core.directory import Directory
 from core.domain import Family
 from core.http_api import (

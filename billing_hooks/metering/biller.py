@@ -12,7 +12,7 @@ run concurrently on two nodes and the family is charged, funded or refunded exac
 - Events carry stable ids (``call.settled:{call_id}`` ...) and the outbox drops repeats.
 
 Pricing plans (SPEC "Who pays"): ``authorize`` first reserves the call's part of the
-resident's agency-paid allowance (:class:`billing_hooks.allowance.Allowances`, once per call),
+resident's agency-paid allowance (:class:`billing_hooks.metering.allowance.Allowances`, once per call),
 then holds only the paid part; ``settle`` consumes the reservation and charges the family in one
 MULTI (under WATCH of the call's reservation), so the agency's part and the family's charge are
 written together, exactly once, and agree.
@@ -29,14 +29,14 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, WatchError
 from redis.typing import EncodableT, FieldT
 
-from billing_hooks.allowance import Allowances
-from billing_hooks.call_history import FamilyCalls
 from billing_hooks.durability import NotDurable, required, run_durably
-from billing_hooks.funding import BillingError, Funding
 from billing_hooks.hooks import BillingEvent, EventType, Hook
-from billing_hooks.ledger import Ledger, LedgerEntry, LedgerError
-from billing_hooks.payments import PAYMENTS_UNAVAILABLE, NoProcessor, PaymentProcessor
-from billing_hooks.plans import FacilityPlan, PricingPlans
+from billing_hooks.metering.allowance import Allowances
+from billing_hooks.metering.call_history import FamilyCalls
+from billing_hooks.metering.plans import FacilityPlan, PricingPlans
+from billing_hooks.money.funding import BillingError, Funding
+from billing_hooks.money.ledger import Ledger, LedgerEntry, LedgerError
+from billing_hooks.money.payments import PAYMENTS_UNAVAILABLE, NoProcessor, PaymentProcessor
 from billing_hooks.redis_keys import ALLOWANCE_CALL, AUTOPAY
 from core import tariff
 from core.facility_stats import local_day

@@ -4,7 +4,7 @@ what closing would refund, and statement lines that show their arithmetic.
 Additions to PROTOCOL.md's account API (nothing renamed):
 
 - ``GET /api/v1/account/payment-method``: ``{"available", "form", "method"}``: the processor
-  adapter's form (:class:`billing_hooks.payments.PaymentForm`, null when it collects none) and
+  adapter's form (:class:`billing_hooks.money.payments.PaymentForm`, null when it collects none) and
   the family's method on file (``{"label": "card ending 4242", ...}`` or null);
 - ``POST /api/v1/account/deposits`` takes ``"payment_method": {<the form's fields>}``: the
   adapter makes it the method on file before anything is charged (422
@@ -26,17 +26,17 @@ from typing import Annotated, Any
 
 from pydantic import Field, StrictStr
 
-from billing_hooks.biller import Biller
-from billing_hooks.funding import BillingError
-from billing_hooks.ledger import Ledger, LedgerEntry
-from billing_hooks.payments import (
+from billing_hooks.metering.biller import Biller
+from billing_hooks.money.funding import BillingError
+from billing_hooks.money.ledger import Ledger, LedgerEntry
+from billing_hooks.money.payments import (
     DECLINE_MESSAGES,
     PAYMENTS_UNAVAILABLE,
     CollectsPaymentMethod,
     PaymentMethod,
     PaymentMethodError,
 )
-from billing_hooks.receipts import PaymentMethods, Receipt, Receipts, reference_of
+from billing_hooks.money.receipts import PaymentMethods, Receipt, Receipts, reference_of
 from core.http_api import ApiError
 
 # What a payment-method form may submit: a few short named strings (a card number, a token).

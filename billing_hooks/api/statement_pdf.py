@@ -1,6 +1,6 @@
 """A monthly statement as a PDF a family can save or print (reportlab's platypus): the
 balances, then every deposit, call, refund and credit, then the totals; dollars from the
-statement's integer cents (:func:`billing_hooks.statement.dollars`), so its totals are the
+statement's integer cents (:func:`billing_hooks.api.statement.dollars`), so its totals are the
 ledger's to the cent."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from reportlab.lib.styles import getSampleStyleSheet  # type: ignore[import-unty
 from reportlab.lib.units import inch  # type: ignore[import-untyped]
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle  # type: ignore[import-untyped]
 
-from billing_hooks.statement import Statement, dollars
+from billing_hooks.api.statement import Statement, dollars
 
 _GRID = TableStyle(
     [

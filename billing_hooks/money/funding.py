@@ -21,8 +21,8 @@ from redis.asyncio.client import Pipeline
 
 from billing_hooks import redis_keys as keys
 from billing_hooks.durability import run_durably
-from billing_hooks.ledger import Ledger, LedgerEntry, LedgerError
-from billing_hooks.payments import PaymentProcessor
+from billing_hooks.money.ledger import Ledger, LedgerEntry, LedgerError
+from billing_hooks.money.payments import PaymentProcessor
 from core.redis_text import text
 
 PAYOUT_GRACE_S = 300.0  # a payout mark without its close entry is forgotten after this

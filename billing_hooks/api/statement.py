@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from billing_hooks.ledger import LedgerEntry
+from billing_hooks.money.ledger import LedgerEntry
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 DEPOSIT_KINDS = ("deposit", "autopay")

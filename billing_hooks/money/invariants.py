@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from billing_hooks.ledger import Ledger, LedgerEntry
+from billing_hooks.money.ledger import Ledger, LedgerEntry
 from billing_hooks.redis_keys import ACCOUNT_HOLDS
 from core.redis_text import text
 

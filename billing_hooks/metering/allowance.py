@@ -2,7 +2,7 @@
 
 A call reserves its part of what remains of the resident's period at connect
 (``allowance_reserve.lua``) and consumes it once at the end (``allowance_settle.lua``, queued in
-the same MULTI as the ledger's settlement by :class:`billing_hooks.biller.Biller`). Both scripts
+the same MULTI as the ledger's settlement by :class:`billing_hooks.metering.biller.Biller`). Both scripts
 are keyed by the call, so a retry (a node that died, a settle timer on another node) returns the
 first result; the reservation is atomic, so concurrent calls of one resident on two nodes never
 share a second, and the allowance never goes negative.

@@ -15,7 +15,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from billing_hooks.allowance import Allowances
+from billing_hooks.metering.allowance import Allowances
 from core import tariff
 from core.directory import Directory
 from core.domain import Facility

@@ -15,7 +15,7 @@ would break one (``broken_invariant``, nothing written). They are, always:
 - ``available = balance - held >= 0``;
 - a ref is applied once (a retry returns the first entry and changes nothing).
 
-:mod:`billing_hooks.invariants` recomputes all of them from what is stored (an audit).
+:mod:`billing_hooks.money.invariants` recomputes all of them from what is stored (an audit).
 """
 
 from __future__ import annotations
