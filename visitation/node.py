@@ -129,8 +129,8 @@ class SignalingNode:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``processor`` None: the one ``settings`` name (none, unless asked for or demo).
-        ``clock``: the time the call's rules, its timers and its charge read (tests move it
-        on instead of waiting)."""
+        ``clock``: the time the call's rules, its timers, its charge, the ledger's entries and
+        the agency allowance's period read (tests move it on instead of waiting)."""
         settings.check(secret)
         if processor is None:
             try:
@@ -153,7 +153,7 @@ class SignalingNode:
             engineio_logger=engineio_logger(),
         )
         self.directory = Directory(self.redis)
-        self.ledger = Ledger(self.redis)
+        self.ledger = Ledger(self.redis, clock)  # entries stamped by the calls' clock
         self.timers = DurableTimers(self.redis, clock=clock)
         # Presence is the sockets' liveness: real time, not the calls' (movable) clock.
         self.presence = Presence(self.redis, settings.node_id, settings.presence_ttl_s)
@@ -183,7 +183,7 @@ class SignalingNode:
             self.directory, store, control, self.monitoring, self.recording, self._emit
         )
         # Pricing plans (issue 28): the call service quotes with them, billing settles with them.
-        self.plans = PricingPlans(self.redis, self.directory)
+        self.plans = PricingPlans(self.redis, self.directory, clock)  # the allowance's period
         hooks, webhooks = hooks_for(settings, self.redis)
         self.billing = BillingBridge(
             self.redis,
@@ -208,7 +208,7 @@ class SignalingNode:
             connect_timeout_s=settings.connect_timeout_s,
             settle_retry_s=settings.settle_retry_s,
             plans=self.plans,
-            visits=call_gate(self.redis),  # scheduled visits (issue 27)
+            visits=call_gate(self.redis, clock),  # scheduled visits (issue 27)
             clock=clock,
         )
         # Worker events (connected, media lost, quality, dead workers) move calls along.
@@ -236,6 +236,7 @@ class SignalingNode:
         # Scheduled visits: routes, the tablet's visits.list, reminders/due/end on the timers.
         self.visits = Visits(
             self.redis,
+            clock=clock,
             directory=self.directory,
             timers=self.timers,
             emit=self._emit,
