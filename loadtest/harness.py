@@ -45,8 +45,9 @@ from core.rate_limits import RateLimits
 from core.redis_pool import connect
 from core.tokens import Tokens
 from loadtest.measure import GcPauses, Snapshot, phase_result, take_snapshot
-from media.control import SfuControl, worker_calls_key
+from media.control import SfuControl
 from media.pool import WorkerPool
+from media.redis_keys import WORKER_CALLS
 from visitation.node import SignalingNode
 from visitation.seed import apply_seed
 
@@ -330,7 +331,7 @@ async def wait_until_idle(redis: Redis, worker_id: str, timeout_s: float = 30.0)
     the call's end-of-call chain (settle, close the room, seal the recording) has run, and a
     worker stopped before that would leave its recordings to the orphan sweep."""
     deadline = time.monotonic() + timeout_s
-    while await redis.scard(worker_calls_key(worker_id)):
+    while await redis.scard(WORKER_CALLS(worker_id)):
         if time.monotonic() > deadline:
             log.warning("sfu worker %s still has calls open; stopping it anyway", worker_id)
             return

@@ -43,7 +43,6 @@ from media.redis_keys import (
     ALIVE,
     CALL_WORKER,
     CONTROL,
-    EVENTS,
     LAST_BEATS,
     RECORDING_REPORT,
     REPLY,
@@ -55,17 +54,6 @@ if TYPE_CHECKING:
     from media.events import EventConsumer, EventHandler
 
 log = logging.getLogger(__name__)
-
-# The names other packages import (signaling, loadtest, tests): the keys of media.redis_keys.
-WORKERS_KEY: Final = WORKERS()
-LAST_BEATS_KEY: Final = LAST_BEATS()  # hash: worker id -> Unix time of its last heartbeat
-EVENTS_STREAM: Final = EVENTS()
-alive_key: Final = ALIVE
-ctl_key: Final = CONTROL
-reply_key: Final = REPLY
-worker_calls_key: Final = WORKER_CALLS
-call_key: Final = CALL_WORKER
-recording_report_key: Final = RECORDING_REPORT  # {"problems": [...]} once a recording closed
 
 _CLAIM: Final = script("media", "worker_claim.lua")  # a dead worker's calls, claimed once
 EVENTS_GROUP: Final = "signaling"

@@ -25,14 +25,8 @@ from redis.exceptions import RedisError
 from core.errors import ErrorCode, ProtocolError
 from core.redis_text import text
 from core.tasks import Periodic
-from media.control import (
-    ALIVE_TTL_MS,
-    ControlError,
-    Party,
-    SfuControl,
-    WorkerEvent,
-    worker_calls_key,
-)
+from media.control import ALIVE_TTL_MS, ControlError, Party, SfuControl, WorkerEvent
+from media.redis_keys import WORKER_CALLS
 from signaling import call_quality
 from signaling.call_state import CallRecord, CallState
 from signaling.calls import IN_CALL, CallService
@@ -187,7 +181,7 @@ class MediaBridge:
         """End every live call on these workers (e.g. ``server_shutdown`` before they stop)."""
         ended = 0
         for worker in worker_ids:
-            call_ids = [text(raw) for raw in await self._redis.smembers(worker_calls_key(worker))]
+            call_ids = [text(raw) for raw in await self._redis.smembers(WORKER_CALLS(worker))]
             ended += await self._end_calls(call_ids, reason)
         return ended
 

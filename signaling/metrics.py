@@ -26,9 +26,9 @@ from redis.asyncio import Redis
 from billing_hooks.outbox import Outbox
 from core.redis_text import text
 from core.tokens import ROLES
-from media.control import WORKERS_KEY
 from media.liveness import LoopLag
 from media.metrics import WORKER_LABEL, metrics_key, with_labels
+from media.redis_keys import WORKERS
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class NodeMetrics:
         return [_gauge("visitation_billing_outbox_depth", doc, "queue", depth)]
 
     async def _workers(self) -> list[Metric]:
-        ids = sorted(text(w) for w in await self._redis.smembers(WORKERS_KEY))
+        ids = sorted(text(w) for w in await self._redis.smembers(WORKERS()))
         texts = await self._redis.mget([metrics_key(w) for w in ids]) if ids else []
         families: list[Metric] = []
         reporting = 0

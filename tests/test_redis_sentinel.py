@@ -36,8 +36,9 @@ from core.redis_pool import connect, replication
 from core.redis_sentinel import SentinelUrl
 from core.tokens import Tokens
 from loadtest.faults.sentinel import SentinelSet
-from media.control import WorkerStatus, alive_key
+from media.control import WorkerStatus
 from media.liveness import HeartbeatThread
+from media.redis_keys import ALIVE
 from signaling.sio_redis import FollowingRedisManager
 from tests.conftest import SECRET, TEST_RATE_LIMITS
 from tests.seeds import standard_seed
@@ -218,13 +219,13 @@ async def test_heartbeat_thread_follows_the_failover(sentinels: SentinelSet, cli
     )  # fmt: skip
 
     async def alive() -> bool:
-        return bool(await client.exists(alive_key("w-sentinel")))
+        return bool(await client.exists(ALIVE("w-sentinel")))
 
     beats.start(asyncio.get_running_loop())
     try:
         await eventually(alive, "first beat", within_s=10)
         await fail_over(sentinels)
-        await client.delete(alive_key("w-sentinel"))  # only a beat after the failover sets it
+        await client.delete(ALIVE("w-sentinel"))  # only a beat after the failover sets it
         await eventually(alive, "a beat on the new master", within_s=10)
     finally:
         await asyncio.to_thread(beats.stop)
@@ -339,12 +340,12 @@ async def test_a_worker_started_by_hand_finds_redis_through_the_sentinels(
 
     async def alive() -> bool:
         assert worker.returncode is None, f"the worker exited {worker.returncode}"
-        return bool(await client.exists(alive_key("w-by-hand")))
+        return bool(await client.exists(ALIVE("w-by-hand")))
 
     try:
         await eventually(alive, "the worker's first beat", within_s=30)
         await fail_over(sentinels)
-        await client.delete(alive_key("w-by-hand"))  # only a beat after the failover sets it
+        await client.delete(ALIVE("w-by-hand"))  # only a beat after the failover sets it
         await eventually(alive, "a beat on the new master", within_s=20)
     finally:
         worker.terminate()

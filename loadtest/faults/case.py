@@ -18,7 +18,8 @@ from typing import Any
 from client.session import ProtocolClient
 from loadtest.faults.checks import Losses
 from loadtest.faults.cluster import Cluster
-from media.control import WorkerStatus, alive_key, worker_calls_key
+from media.control import WorkerStatus
+from media.redis_keys import ALIVE, WORKER_CALLS
 from signaling.call_state import CallRecord
 
 
@@ -191,7 +192,7 @@ class WorkerWatch:
     async def _run(self) -> None:
         redis = self.cluster.redis
         while not self._stop.is_set():
-            raw = await redis.get(alive_key(self.worker))
+            raw = await redis.get(ALIVE(self.worker))
             self.samples += 1
             if raw is None:
                 self.lapses += 1
@@ -199,7 +200,7 @@ class WorkerWatch:
                 status = WorkerStatus.model_validate_json(raw)
                 self.max_lag_ms = max(self.max_lag_ms, status.loop_lag_ms)
                 self.max_load = max(self.max_load, status.load)
-                calls = int(await redis.scard(worker_calls_key(self.worker)))
+                calls = int(await redis.scard(WORKER_CALLS(self.worker)))
                 self.full += not status.has_room(calls)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), 0.25)

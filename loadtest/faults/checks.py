@@ -25,7 +25,8 @@ from billing_hooks.money.invariants import audit_account
 from billing_hooks.money.ledger import LedgerEntry
 from core.tariff import charge_cents
 from loadtest.faults.cluster import INVESTIGATOR, Cluster
-from media.control import ControlError, worker_calls_key
+from media.control import ControlError
+from media.redis_keys import WORKER_CALLS
 from signaling.call_state import CallRecord, CallState
 
 # A settlement's ledger run: a charge, a release of the rest of the hold, both, or neither (a
@@ -212,7 +213,7 @@ async def worker_leftovers(cluster: Cluster) -> list[str]:
     live workers still hold; call once every call is over."""
     problems: list[str] = []
     for worker, _status in sorted((await cluster.control.live_workers()).items()):
-        registered = await cluster.redis.smembers(worker_calls_key(worker))
+        registered = await cluster.redis.smembers(WORKER_CALLS(worker))
         if registered:
             problems.append(f"worker {worker} still registers calls {sorted(registered)}")
         try:

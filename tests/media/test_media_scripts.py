@@ -86,11 +86,6 @@ def test_media_keys_follow_the_scheme() -> None:
     assert collisions(redis_keys.KEYS) == []
     assert {key.space for key in redis_keys.KEYS} == {"sfu"}
     assert len(set(redis_keys.KEYS)) == len(redis_keys.KEYS)
-    # The names others import from media.control are the same keys.
-    from media import control, metrics
+    from media import metrics
 
-    assert control.alive_key("w1") == "sfu:alive:w1"
-    assert control.worker_calls_key("w1") == "sfu:calls:w1"
-    assert control.WORKERS_KEY == "sfu:workers"
-    assert control.EVENTS_STREAM == "sfu:events"
     assert metrics.metrics_key("w1") == "sfu:metrics:w1"

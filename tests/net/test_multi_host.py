@@ -32,7 +32,7 @@ from core.tariff import charge_cents
 from core.tokens import Tokens
 from loadtest.faults.case import wait_for
 from loadtest.s3_server import S3Server
-from media.control import alive_key
+from media.redis_keys import ALIVE
 from signaling.call_state import CallState, CallStore
 from tests.conftest import SECRET
 from tests.net.hosts import HOSTS, HostsLab
@@ -145,7 +145,7 @@ async def dc(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DataCent
 
         async def heartbeat() -> bool:
             return worker.process.returncode is not None or bool(
-                await ready.exists(alive_key(WORKER_ID))
+                await ready.exists(ALIVE(WORKER_ID))
             )
 
         assert await wait_for(heartbeat, 30) and worker.process.returncode is None, worker.tail()

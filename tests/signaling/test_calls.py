@@ -367,7 +367,8 @@ async def test_place_answers_capacity_when_every_live_worker_is_full(
 ) -> None:
     """Admission at the door: a live worker at its limit (or too late, or too busy) takes no
     new call, and the tablet hears ``capacity`` before anything rings."""
-    from media.control import WORKERS_KEY, SfuControl, WorkerStatus, alive_key, worker_calls_key
+    from media.control import SfuControl, WorkerStatus
+    from media.redis_keys import ALIVE, WORKER_CALLS, WORKERS
 
     def status(**fields: float) -> str:
         base = {"calls": 1, "load": 0.1, "pid": 1, "started_at": 0.0, "max_calls": 2}
@@ -377,22 +378,22 @@ async def test_place_answers_capacity_when_every_live_worker_is_full(
     others = await SfuControl(redis).live_workers()
     fillers = {w: [f"filler-{w}-{i}" for i in range(st.max_calls)] for w, st in others.items()}
     for worker, ids in fillers.items():
-        await redis.sadd(worker_calls_key(worker), *ids)
-    await redis.sadd(WORKERS_KEY, "full-w")
-    await redis.sadd(worker_calls_key("full-w"), "C-a", "C-b")  # 2 calls of its 2
-    await redis.set(alive_key("full-w"), status(), px=60_000)
+        await redis.sadd(WORKER_CALLS(worker), *ids)
+    await redis.sadd(WORKERS(), "full-w")
+    await redis.sadd(WORKER_CALLS("full-w"), "C-a", "C-b")  # 2 calls of its 2
+    await redis.set(ALIVE("full-w"), status(), px=60_000)
     try:
         assert await place_error(clients, "R1", "F1") == "capacity"
-        await redis.srem(worker_calls_key("full-w"), "C-b")  # room again ...
-        await redis.set(alive_key("full-w"), status(loop_lag_avg_ms=900), px=60_000)
+        await redis.srem(WORKER_CALLS("full-w"), "C-b")  # room again ...
+        await redis.set(ALIVE("full-w"), status(loop_lag_avg_ms=900), px=60_000)
         assert await place_error(clients, "R1", "F1", online=False) == "capacity"  # ... but late
-        await redis.set(alive_key("full-w"), status(load=0.97), px=60_000)
+        await redis.set(ALIVE("full-w"), status(load=0.97), px=60_000)
         assert await place_error(clients, "R1", "F1", online=False) == "capacity"  # ... or busy
-        await redis.set(alive_key("full-w"), status(), px=60_000)
+        await redis.set(ALIVE("full-w"), status(), px=60_000)
         tablet = await clients.connect("tablet", "R1")
         assert await tablet.place("F1")  # room, on time, not busy: it rings
     finally:
-        await redis.delete(alive_key("full-w"), worker_calls_key("full-w"))
-        await redis.srem(WORKERS_KEY, "full-w")
+        await redis.delete(ALIVE("full-w"), WORKER_CALLS("full-w"))
+        await redis.srem(WORKERS(), "full-w")
         for worker, ids in fillers.items():
-            await redis.srem(worker_calls_key(worker), *ids)
+            await redis.srem(WORKER_CALLS(worker), *ids)

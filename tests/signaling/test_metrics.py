@@ -18,8 +18,9 @@ from redis.asyncio import Redis
 from billing_hooks.outbox import Outbox
 from core.directory import Directory
 from core.embedded_redis import _free_port
-from media.control import WORKERS_KEY, SfuControl, WorkerStatus, alive_key, worker_calls_key
+from media.control import SfuControl, WorkerStatus
 from media.metrics import metrics_key
+from media.redis_keys import ALIVE, WORKER_CALLS, WORKERS
 from signaling.metrics import REDIS_PART_TIMEOUT_S, NodeMetrics
 from tests.conftest import Clients, Node, accepted, media_between, start_sfu_worker
 from tests.signaling.test_calls import place_error
@@ -146,18 +147,18 @@ async def test_call_place_refusals_are_counted_by_reason(
     others = await SfuControl(redis).live_workers()
     fillers = {w: [f"filler-{w}-{i}" for i in range(st.max_calls)] for w, st in others.items()}
     for worker, ids in fillers.items():
-        await redis.sadd(worker_calls_key(worker), *ids)
-    await redis.sadd(WORKERS_KEY, "full-w")
-    await redis.sadd(worker_calls_key("full-w"), "C-a")
-    await redis.set(alive_key("full-w"), status(), px=60_000)
+        await redis.sadd(WORKER_CALLS(worker), *ids)
+    await redis.sadd(WORKERS(), "full-w")
+    await redis.sadd(WORKER_CALLS("full-w"), "C-a")
+    await redis.set(ALIVE("full-w"), status(), px=60_000)
     try:
         assert await place_error(clients, "R1", "F1") == "capacity"
         after = await scrape(node)
     finally:
-        await redis.delete(alive_key("full-w"), worker_calls_key("full-w"))
-        await redis.srem(WORKERS_KEY, "full-w")
+        await redis.delete(ALIVE("full-w"), WORKER_CALLS("full-w"))
+        await redis.srem(WORKERS(), "full-w")
         for worker, ids in fillers.items():
-            await redis.srem(worker_calls_key(worker), *ids)
+            await redis.srem(WORKER_CALLS(worker), *ids)
     for reason in ("outside_hours", "capacity"):
         assert value(after, refusals, reason=reason) == value(before, refusals, reason=reason) + 1
     assert "full-w" not in workers_in(after)  # registered, but publishes no metrics
@@ -168,7 +169,7 @@ async def test_a_dead_workers_metrics_disappear_when_its_key_expires(
 ) -> None:
     async with start_sfu_worker(redis_url, recordings_dir, "metrics-dead") as worker:
         await scrape_until(node, lambda m: worker in workers_in(m))
-        status = json.loads(await redis.get(alive_key(worker)) or "{}")
+        status = json.loads(await redis.get(ALIVE(worker)) or "{}")
         os.kill(int(status["pid"]), signal.SIGKILL)
         killed = time.monotonic()
         await scrape_until(node, lambda m: worker not in workers_in(m), within=10)

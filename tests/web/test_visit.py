@@ -11,7 +11,8 @@ import pytest
 from playwright.async_api import Page, expect
 from redis.asyncio import Redis
 
-from media.control import EVENTS_STREAM, WorkerEvent
+from media.control import WorkerEvent
+from media.redis_keys import EVENTS
 from tests.web.conftest import (
     DESKTOP,
     TABLET,
@@ -48,7 +49,7 @@ async def poor_family_connection(redis: Redis, call_id: str, family: Page, monit
     tile_badge = monitor.locator("#tiles .tile figure:nth-child(2) .badge.quality")
     row_badge = monitor.locator(f'#calls tr[data-call="{call_id}"] .badge.quality')
     for attempt in range(3):
-        await redis.xadd(EVENTS_STREAM, event.to_fields())  # type: ignore[arg-type]
+        await redis.xadd(EVENTS(), event.to_fields())  # type: ignore[arg-type]
         try:
             await expect(family_badge).to_have_text("poor connection", timeout=3000)
             await expect(family_badge).to_have_attribute(
