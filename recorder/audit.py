@@ -18,9 +18,8 @@ from core.lua import script
 from core.redis_text import text
 from recorder.redis_keys import AUDIT_CALL, AUDIT_LOG, AUDIT_ONCE
 
-__all__ = ["ONCE_TTL_S", "RETENTION", "STREAM", "Action", "Actor", "AuditLog", "Outcome"]
+__all__ = ["ONCE_TTL_S", "RETENTION", "Action", "Actor", "AuditLog", "Outcome"]
 
-STREAM: Final = AUDIT_LOG()  # the name others import (loadtest.faults)
 Action = Literal["list", "view", "download", "verify", "purge", "legal_hold"]
 Outcome = Literal["ok", "not_found", "refused", "tampered"]  # tampered: a verify that failed
 
@@ -58,14 +57,14 @@ class AuditLog(AuditTrail):
         }
         fields = entry_fields(self._clock(), actor, own, detail)
         once_key = AUDIT_ONCE(once or "-")  # unused (ARGV[1] empty) without ``once``
-        keys = [once_key, STREAM, *(AUDIT_CALL(c) for c in dict.fromkeys(call_ids))]
+        keys = [once_key, AUDIT_LOG(), *(AUDIT_CALL(c) for c in dict.fromkeys(call_ids))]
         args = [str(once_ttl_s) if once else "", *fields]
         added = await self._append(keys=keys, args=args)
         return text(added) if added else None
 
     async def for_call(self, call_id: str, limit: int = 1000) -> list[dict[str, Any]]:
         """The latest ``limit`` entries about a call, oldest first."""
-        found = await indexed_entries(self._redis, STREAM, AUDIT_CALL(call_id), limit)
+        found = await indexed_entries(self._redis, AUDIT_LOG(), AUDIT_CALL(call_id), limit)
         return [_entry(eid, fields) for eid, fields in found]
 
     async def recent(
@@ -75,7 +74,7 @@ class AuditLog(AuditTrail):
         out: list[dict[str, Any]] = []
         top = "+"
         while len(out) < limit:
-            rows: Any = await self._redis.xrevrange(STREAM, top, "-", count=200)
+            rows: Any = await self._redis.xrevrange(AUDIT_LOG(), top, "-", count=200)
             if not rows:
                 break
             for eid, fields in rows:

@@ -37,7 +37,7 @@ from loadtest.faults.checks import RecordingCheck, nothing_lost
 from loadtest.faults.cluster import INVESTIGATOR, Cluster, ClusterSpec
 from loadtest.faults.webhook import WebhookReceiver
 from loadtest.harness import setup_call
-from recorder.audit import STREAM as AUDIT_STREAM
+from recorder.redis_keys import AUDIT_LOG
 
 DEPOSITOR = "F1"
 DEPOSIT_CENTS = 200
@@ -116,7 +116,7 @@ async def snapshot(cluster: Cluster) -> Snapshot:
         f: [text(e) for e in await redis.lrange(f"acct:{f}:entries", 0, -1)]
         for f in cluster.family_ids
     }
-    rows: Any = await redis.xrange(AUDIT_STREAM, "-", "+")
+    rows: Any = await redis.xrange(AUDIT_LOG(), "-", "+")
     audit = {text(i): {text(k): text(v) for k, v in fields.items()} for i, fields in rows or []}
     return Snapshot(entries, audit)
 
