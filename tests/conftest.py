@@ -43,7 +43,9 @@ os.environ["VISITATION_SECRET"] = SECRET.decode()
 # Tests reach nodes from one address and reuse subjects fast: limits far above the defaults
 # (tests/security sets the defaults, or tighter ones, where it tests them).
 TEST_RATE_LIMITS = RateLimits().scaled(1000)
-CHECK_KEYS = os.environ.get("VISITATION_CHECK_KEYS", "0") != "0"
+# Every test that used the shared Redis leaves only keys the keyspace declares (VISITATION_CHECK_KEYS=0
+# turns the check off while a new key is being written).
+CHECK_KEYS = os.environ.get("VISITATION_CHECK_KEYS", "1") != "0"
 
 
 def pytest_configure(config: pytest.Config) -> None:
