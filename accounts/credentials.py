@@ -42,7 +42,7 @@ _USE_STEP: Final = script(__package__, "totp_use_step.lua")
 _ENABLE_TOTP: Final = script(__package__, "totp_enable.lua")
 # What family_login.lua reads a family's credentials hash as: ARGV[1] .. <family id>.
 LOGIN_FAMILY_PREFIX: Final = LOGIN_FAMILY.pattern.removesuffix("{family_id}")
-# The names these keys had here before accounts.redis_keys (tests/visits still imports one).
+# The names these keys had here before accounts.redis_keys (tests/system/visits still imports one).
 email_key: Final = LOGIN_EMAIL
 family_key: Final = LOGIN_FAMILY
 staff_key: Final = LOGIN_STAFF

@@ -3,7 +3,7 @@
 Namespaces are named ``<prefix><pid>...`` after the process that made them, so a run killed
 before it cleaned up is recognised by the next (its pid is gone) and its namespaces deleted
 (:func:`remove_stale`). Used by the fault suite's other host (:mod:`loadtest.faults.media_host`)
-and the network tests' labs (``tests/net``). Needs root.
+and the network tests' labs (``tests/system/net``). Needs root.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ pytest_plugins = ["tests.plugins.redis_server"]  # the header names the Redis se
 SECRET = secrets.token_hex(32).encode()
 os.environ["VISITATION_SECRET"] = SECRET.decode()
 # Tests reach nodes from one address and reuse subjects fast: limits far above the defaults
-# (tests/security sets the defaults, or tighter ones, where it tests them).
+# (tests/system/security sets the defaults, or tighter ones, where it tests them).
 TEST_RATE_LIMITS = RateLimits().scaled(1000)
 # Every test that used the shared Redis leaves only keys the keyspace declares (VISITATION_CHECK_KEYS=0
 # turns the check off while a new key is being written).
@@ -144,7 +144,7 @@ async def start_sfu_worker(
 def package_sfu_worker(id_prefix: str) -> Any:
     """A package's own ``sfu_worker`` fixture, one worker shared by the package's tests: in its
     conftest.py, ``sfu_worker = package_sfu_worker("web-sfu")``. Package-scoped, because the
-    other packages (e.g. tests/media) flush Redis and must not see it."""
+    other packages (e.g. tests/system/media) flush Redis and must not see it."""
 
     @pytest.fixture(scope="package")
     async def sfu_worker(redis_url: str, recordings_dir: Path) -> AsyncIterator[str]:

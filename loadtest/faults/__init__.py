@@ -2,7 +2,7 @@
 the product behaves as SPEC "Under load and faults" says, and that nothing was lost.
 
 ``python -m loadtest.faults [--case NAME ...] [--short] [--json [PATH]]`` (``make faults``);
-the same cases, shorter, run under pytest in ``tests/faults``.
+the same cases, shorter, run under pytest in ``tests/system/faults``.
 
 - :mod:`.processes`, :mod:`.cluster`: Redis, signaling nodes and SFU workers as separate OS
   processes, killed on the way out whatever happened;

@@ -48,7 +48,7 @@ class Knobs:
 
     @classmethod
     def short(cls) -> Knobs:
-        """The same cases, shorter: each well under a minute (tests/faults)."""
+        """The same cases, shorter: each well under a minute (tests/system/faults)."""
         return cls(
             worker_call_s=12.0,
             cap_s=12.0,
