@@ -47,7 +47,9 @@ class Settings:
     recordings_dir: Path | None = None
     recordings_url: str | None = None  # s3://bucket/prefix: recordings in object storage
     node_id: str = ""
-    max_calls_per_worker: int = 25  # admission: calls one SFU worker (one core) takes
+    # Admission: calls one SFU worker (one core) takes; media.admission.DEFAULT_MAX_CALLS (the
+    # benchmark's ceiling less a margin). Lowered to fit --rtc-ports when not given (cli).
+    max_calls_per_worker: int = 32
     # Real networks (PROTOCOL.md v1.1): media port range, public address, STUN/TURN.
     rtc_ports: PortRange | None = None
     announce_ip: str | None = None
@@ -91,7 +93,9 @@ class Settings:
             ring_timeout_s=_env_float("VISITATION_RING_TIMEOUT", 45.0),
             connect_timeout_s=_env_float("VISITATION_CONNECT_TIMEOUT", 30.0),
             media_timeout_s=_env_float("VISITATION_MEDIA_TIMEOUT", 15.0),
-            max_calls_per_worker=int(_env_float("VISITATION_MAX_CALLS_PER_WORKER", 25)),
+            max_calls_per_worker=int(
+                _env_float("VISITATION_MAX_CALLS_PER_WORKER", cls.max_calls_per_worker)
+            ),
             announce_ip=os.environ.get("VISITATION_ANNOUNCE_IP") or None,
             stun_urls=_env_list("VISITATION_STUN_URLS"),
             turn_urls=_env_list("VISITATION_TURN_URLS"),

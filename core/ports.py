@@ -33,6 +33,11 @@ def ports_per_call(*, turn: bool = False) -> int:
     return PEER_CONNECTIONS_PER_CALL * (2 if turn else 1)
 
 
+def calls_that_fit(ports: PortRange, workers: int, *, turn: bool = False) -> int:
+    """How many calls each of ``workers`` workers can be budgeted in ``ports``."""
+    return ports.size // (max(1, workers) * ports_per_call(turn=turn))
+
+
 class PortsExhausted(OSError):
     """Every port of the range is bound on this address."""
 

@@ -46,8 +46,8 @@ import uvloop
 
 from core.runtime import tune_gc
 from loadtest.harness import Environment, PhaseOptions, run_phase, setup_logging
-from loadtest.report import cpu_ratio, median_runs, phase_row, table, targets
-from media.control import DEFAULT_MAX_CALLS
+from loadtest.report import ceiling, cpu_ratio, median_runs, phase_row, table, targets
+from media.admission import DEFAULT_MAX_CALLS
 from media.wake_latency import current_limit_us, held
 
 
@@ -188,6 +188,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["phases"]["naive"] = await run_phase(env, naive)
     results["cpu_ratio"] = cpu_ratio(results)
     results["targets"] = targets(results)
+    results["ceiling"] = ceiling(results)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     return results
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from media.admission import DEFAULT_MAX_CALLS, recommended_max_calls
+
 MIN_CALLS = 25
 CALLS_TARGET = "concurrent calls on one worker"
 MAX_LOSS_PCT = 0.5
@@ -171,6 +173,39 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def within_targets(p: dict[str, Any]) -> bool:
+    """Whether one sweep row carried its admitted calls within every SPEC target, measured by
+    clients that kept up."""
+    loss, setup = p.get("loss_pct"), (p.get("accept_to_connected") or {}).get("p95_ms")
+    delay = (p.get("forwarding_delay") or {}).get("p95_ms")
+    return (
+        kept_up(p) is not False
+        and loss is not None
+        and loss < MAX_LOSS_PCT
+        and setup is not None
+        and setup < MAX_P95_SETUP_MS
+        and delay is not None
+        and delay < MAX_P95_DELAY_MS
+    )
+
+
+def ceiling(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The most calls a sweep row carried within every target, its CPU per call, and the
+    ``--max-calls-per-worker`` to set for this machine (:func:`media.admission.recommended_max_calls`)."""
+    rows = [p for p in results.get("sweep", []) if p.get("calls_ok") and within_targets(p)]
+    if not rows:
+        return None
+    best = max(rows, key=lambda p: p["calls_ok"])
+    cost = best.get("worker_cpu_per_call_pct")
+    per_call = float(cost) / 100 if cost else None
+    return {
+        "calls": best["calls_ok"],
+        "cpu_per_call_pct": cost,
+        "max_calls_per_worker": recommended_max_calls(best["calls_ok"], per_call),
+        "limited_by_the_sweep": best is max(results["sweep"], key=lambda p: p["calls_requested"]),
+    }
+
+
 def median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Of one load's runs, the one with the median CPU per call (the lower middle one for an
     even count), with every run's CPU per call beside it."""
@@ -285,6 +320,25 @@ def table(results: dict[str, Any], *, per_call: bool = False) -> str:
         growth = cpu_growth(results)
         if growth is not None:
             lines.append(f"  CPU per call {growth[0]} -> {growth[1]} calls: {growth[2]:+.1f} %")
+        for p in sweep:
+            if p["calls_ok"] < p["calls_requested"]:
+                lines.append(
+                    f"  {p['calls_requested']} asked: {p['calls_ok']} admitted"
+                    f" ({_fmt(p['loss_pct'])} % loss), {p['calls_requested'] - p['calls_ok']}"
+                    " refused or failed"
+                )
+        top = ceiling(results)
+        if top is None:
+            lines.append("  ceiling: no row carried its calls within every SPEC target")
+        else:
+            more = " (the sweep's largest load: sweep higher to find the real one)"
+            lines.append(
+                f"  ceiling: {top['calls']} calls within every SPEC target"
+                f"{more if top['limited_by_the_sweep'] else ''} at"
+                f" {_fmt(top['cpu_per_call_pct'], '.2f')} % of a core per call: set"
+                f" --max-calls-per-worker {top['max_calls_per_worker']} on this machine"
+                f" (default {DEFAULT_MAX_CALLS})"
+            )
         lines.append("")
     for phase in results["phases"].values():
         if phase is not results["phases"].get("sfu") or len(sweep) <= 1:

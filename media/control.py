@@ -39,6 +39,7 @@ from redis.asyncio import Redis
 from core.domain import Party as Party
 from core.lua import script
 from core.redis_text import text
+from media.admission import DEFAULT_MAX_CALLS, MEASURED_CALL_COST, has_room
 from media.redis_keys import (
     ALIVE,
     CALL_WORKER,
@@ -75,9 +76,6 @@ INTERNAL: Final = "internal"
 TIMEOUT: Final = "timeout"
 NO_WORKERS: Final = "no_workers"
 CAPACITY: Final = "capacity"
-DEFAULT_MAX_CALLS: Final = 25  # per worker (one core): what the benchmark shows fits
-MAX_LOOP_LAG_MS: Final = 250.0  # a worker this late takes no new call
-MAX_LOAD: Final = 0.9  # nor one using this much of its core
 WORKER_UNAVAILABLE: Final = "worker_unavailable"
 RECORDING_UNAVAILABLE: Final = "recording_unavailable"  # the call's file cannot be created
 
@@ -176,14 +174,19 @@ class WorkerStatus(BaseModel):
     loop_lag_ms: float = 0.0  # worst event-loop lag since the last heartbeat
     loop_lag_avg_ms: float = 0.0  # that, smoothed over a few seconds
     max_calls: int = DEFAULT_MAX_CALLS  # admission limit of this worker
+    # CPU share one call costs it (learned, else the benchmark's; older workers omit it)
+    call_cost: float = MEASURED_CALL_COST
 
     def has_room(self, calls: int) -> bool:
-        """Admission: below its call limit, its event loop on time (smoothed: a moment's
-        hiccup refuses nothing) and its core not full."""
-        return (
-            calls < self.max_calls
-            and self.loop_lag_avg_ms < MAX_LOOP_LAG_MS
-            and self.load < MAX_LOAD
+        """Admission (:func:`media.admission.has_room`): below its call limit, its event loop
+        on time (smoothed: a moment's hiccup refuses nothing), its core not full now and not
+        full with ``calls`` (counted now) and one more at its cost per call."""
+        return has_room(
+            calls,
+            max_calls=self.max_calls,
+            load=self.load,
+            loop_lag_avg_ms=self.loop_lag_avg_ms,
+            call_cost=self.call_cost,
         )
 
 

@@ -30,11 +30,11 @@ from redis.asyncio import Redis
 
 from core.runtime import CollectAfterCalls
 from media import control
+from media.admission import DEFAULT_MAX_CALLS, LOAD_WINDOW_S, CallCostMeter
 from media.codec_guard import CodecCounters
 from media.control import (
     ALIVE_TTL_MS,
     CAPACITY,
-    DEFAULT_MAX_CALLS,
     HEARTBEAT_S,
     INVALID_STATE,
     NOT_FOUND,
@@ -57,7 +57,6 @@ from recorder import CallRecording, RecorderTap, Storage
 from rtpkit.latency import counts_of, merge, summarize
 
 log = logging.getLogger("media.worker")  # not "__main__" under -m
-LOAD_WINDOW_S = 5.0  # admission follows load smoothed over this long
 
 
 def default_worker_id() -> str:
@@ -100,6 +99,7 @@ class SfuWorker:
         self._cpu = (time.monotonic(), time.process_time())
         self._load = 0.0
         self._lag_avg_ms = 0.0
+        self._cost = CallCostMeter()  # what one call costs this process, for admission
         self._collector = CollectAfterCalls()
         # Sampled on the loop, published by the heartbeat (see media.metrics).
         self.metrics = WorkerMetrics(
@@ -186,6 +186,7 @@ class SfuWorker:
         weight = min(1.0, (wall - last_wall) / LOAD_WINDOW_S)
         self._load += (now_load - self._load) * weight
         load = self._load
+        self._cost.update(load, len(self.rooms), wall)
         lag_ms = 1000 * self._lag.take_max() if self._lag is not None else 0.0
         # Admission follows sustained lateness too: one hiccup (the machine busy for a moment)
         # must not refuse calls.
@@ -198,6 +199,7 @@ class SfuWorker:
             loop_lag_ms=round(lag_ms, 1),
             loop_lag_avg_ms=round(self._lag_avg_ms, 1),
             max_calls=self.max_calls,
+            call_cost=round(self._cost.call_cost, 4),
         )
 
     # ---------------------------------------------------------------- requests

@@ -20,7 +20,7 @@ import uvloop
 from core.config import ConfigError, Settings, env_redis_url, load_secret
 from core.logs import LOG_FORMATS, setup_logging
 from core.permissions import private_umask
-from core.ports import PortRange, capacity_error
+from core.ports import PortRange, calls_that_fit, capacity_error
 from core.tokens import DEFAULT_TTL_S, ROLES, Tokens
 from visitation.seed import SeedError
 
@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
         "--max-calls-per-worker",
         type=int,
         default=None,
-        help="calls each SFU worker admits before call.place answers capacity (default 25)",
+        help="calls each SFU worker admits before call.place answers capacity (default"
+        f" {Settings.max_calls_per_worker}: what the benchmark shows one core carries, less a"
+        " margin; lowered to what --rtc-ports holds)",
     )
     net = serve.add_argument_group("real networks (PROTOCOL.md v1.1)")
     net.add_argument(
@@ -145,7 +147,7 @@ def _port_range(text: str) -> PortRange:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
+    settings = Settings.from_env(
         data_dir=args.data_dir,
         redis_url=getattr(args, "redis_url", None),
         host=getattr(args, "host", None),
@@ -160,6 +162,20 @@ def _settings(args: argparse.Namespace) -> Settings:
         turn_urls=getattr(args, "turn_url", None),
         turn_secret=getattr(args, "turn_secret", None),
     )
+    given = getattr(args, "max_calls_per_worker", None) is not None
+    if not given and "VISITATION_MAX_CALLS_PER_WORKER" not in os.environ:
+        fit_default_calls(settings)
+    return settings
+
+
+def fit_default_calls(settings: Settings) -> None:
+    """The default calls per worker, lowered to what ``--rtc-ports`` holds for every worker
+    (a limit the operator set is checked instead: :func:`network_error`)."""
+    if settings.rtc_ports is None or settings.workers < 1:
+        return
+    fits = calls_that_fit(settings.rtc_ports, settings.workers, turn=bool(settings.turn_urls))
+    if 0 < fits < settings.max_calls_per_worker:
+        settings.max_calls_per_worker = fits
 
 
 def network_error(settings: Settings) -> str | None:

@@ -18,11 +18,13 @@ import sys
 import uvloop
 
 from core.logs import set_context, setup_logging
+from core.ports import calls_that_fit
 from core.redis_pool import connect
 from core.redis_version import UnsupportedRedis, check_url
 from core.runtime import tune_gc
+from media.admission import DEFAULT_MAX_CALLS
 from media.codec_guard import CodecCounters
-from media.control import ALIVE_TTL_MS, DEFAULT_MAX_CALLS, HEARTBEAT_S
+from media.control import ALIVE_TTL_MS, HEARTBEAT_S
 from media.ice import add_network_arguments, check_aioice, parse_network_arguments
 from media.wake_latency import held, parse_us
 from media.worker import SfuWorker, default_worker_id
@@ -45,8 +47,9 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-calls",
         type=int,
-        default=DEFAULT_MAX_CALLS,
-        help=f"calls this worker admits (default {DEFAULT_MAX_CALLS}: what one core carries)",
+        default=None,
+        help=f"calls this worker admits (default {DEFAULT_MAX_CALLS}: what the benchmark shows"
+        " one core carries, less a margin; lowered to what --rtc-ports holds)",
     )
     parser.add_argument(
         "--recordings",
@@ -70,6 +73,12 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.redis_url:
         parser.error("--redis-url (or REDIS_URL) is required")
+    if args.max_calls is None:
+        args.max_calls = DEFAULT_MAX_CALLS
+        if args.rtc_ports is not None:
+            turn = any(url.startswith("turn") for url in args.ice_server)
+            fits = calls_that_fit(args.rtc_ports, 1, turn=turn)
+            args.max_calls = max(1, min(args.max_calls, fits))
     if args.max_calls < 1:
         parser.error("--max-calls must be at least 1")
     args.worker_id = args.worker_id or default_worker_id()

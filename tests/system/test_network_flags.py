@@ -10,6 +10,8 @@ import pytest
 
 from visitation.worker import parse_cli
 
+CALLS_25 = ("--max-calls-per-worker", "25")  # a limit the operator set is checked, not lowered
+
 
 def serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "visitation.cli", "serve", "--data-dir", str(tmp_path), *args]
@@ -19,9 +21,10 @@ def serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--rtc-ports", "40000-40049", "--workers", "2"], "need 200"),
+        (["--rtc-ports", "40000-40049", "--workers", "2", *CALLS_25], "need 200"),
         (
             [
+                *CALLS_25,
                 "--rtc-ports",
                 "40000-40099",
                 "--workers",
@@ -45,6 +48,25 @@ def test_serve_refuses_network_settings_that_cannot_work(
     done = serve(tmp_path, *args)
     assert done.returncode == 2, done.stderr
     assert says in done.stderr
+
+
+def test_the_default_limit_is_lowered_to_what_the_ports_hold() -> None:
+    """An operator who sized --rtc-ports for fewer calls than the default keeps a node that
+    starts: the default is lowered to what the range holds (here 100 ports, TURN: 8 a call)."""
+    from core.config import Settings
+    from media.admission import DEFAULT_MAX_CALLS
+    from visitation.cli import _parser, _settings
+
+    def settings(*argv: str) -> Settings:
+        return _settings(_parser().parse_args(["serve", *argv]))
+
+    turn = ["--turn-url", "turn:t:3478", "--turn-secret", "s", "--workers", "1"]
+    assert settings("--workers", "1").max_calls_per_worker == DEFAULT_MAX_CALLS
+    assert settings("--rtc-ports", "40000-40099", *turn).max_calls_per_worker == 12
+    assert settings("--rtc-ports", "40000-49999", *turn).max_calls_per_worker == DEFAULT_MAX_CALLS
+    assert settings("--rtc-ports", "40000-40099", *turn, *CALLS_25).max_calls_per_worker == 25
+    assert parse_cli(["--redis-url", "redis://x", "--rtc-ports", "41000-41039"]).max_calls == 10
+    assert parse_cli(["--redis-url", "redis://x"]).max_calls == DEFAULT_MAX_CALLS
 
 
 def test_a_worker_gets_its_share_and_its_own_check() -> None:

@@ -389,6 +389,10 @@ async def test_place_answers_capacity_when_every_live_worker_is_full(
         assert await place_error(clients, "R1", "F1", online=False) == "capacity"  # ... but late
         await redis.set(ALIVE("full-w"), status(load=0.97), px=60_000)
         assert await place_error(clients, "R1", "F1", online=False) == "capacity"  # ... or busy
+        # ... or idle so far, but its calls just opened would fill its core once their media
+        # shows in its load (a burst of calls): 2 calls at 0.45 of a core each is 0.9.
+        await redis.set(ALIVE("full-w"), status(load=0.05, call_cost=0.45), px=60_000)
+        assert await place_error(clients, "R1", "F1", online=False) == "capacity"
         await redis.set(ALIVE("full-w"), status(), px=60_000)
         tablet = await clients.connect("tablet", "R1")
         assert await tablet.place("F1")  # room, on time, not busy: it rings
