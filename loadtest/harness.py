@@ -31,7 +31,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from aiohttp import web
 from redis.asyncio import Redis
 
 from client.light_peer import LightMonitorPeer, LightPartyPeer
@@ -44,11 +43,11 @@ from core.embedded_redis import EmbeddedRedis, _free_port
 from core.rate_limits import RateLimits
 from core.redis_pool import connect
 from core.tokens import Tokens
+from loadtest.in_process import Node, start_node
 from loadtest.measure import GcPauses, Snapshot, phase_result, take_snapshot
 from media.control import SfuControl
 from media.pool import WorkerPool
 from media.redis_keys import WORKER_CALLS
-from visitation.node import SignalingNode
 from visitation.seed import apply_seed
 
 log = logging.getLogger(__name__)
@@ -150,8 +149,7 @@ class Environment:
         self._embedded = EmbeddedRedis(self.data_dir)
         self.redis_url = ""
         self.url = ""
-        self._runner: web.AppRunner | None = None
-        self._node: SignalingNode | None = None
+        self._node: Node | None = None
         self.redis: Redis | None = None
 
     async def __aenter__(self) -> Environment:
@@ -168,11 +166,8 @@ class Environment:
                 # Every client of the benchmark comes from one address, calls back to back.
                 rate_limits=RateLimits().scaled(1000),
             )
-            node = self._node = SignalingNode(settings, self.redis_url, self.secret)
-            self._runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", port).start()
-            self.url = f"http://127.0.0.1:{port}"
+            self._node = await start_node(settings, self.redis_url, self.secret)
+            self.url = self._node.url
         except BaseException:
             await self.__aexit__(None, None, None)
             raise
@@ -181,15 +176,8 @@ class Environment:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
         if self._node is not None:
-            # python-socketio's Redis listener outlives the app; stop it before Redis goes away.
-            listener = getattr(self._node.sio.manager, "thread", None)
-            if isinstance(listener, asyncio.Task):
-                listener.cancel()
-                await asyncio.wait([listener], timeout=2.0)
+            await self._node.stop()
             self._node = None
         if self.redis is not None:
             await self.redis.aclose()

@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import pytest
 import uvloop
-from aiohttp import web
 from redis.asyncio import Redis
 
 from client.media import ClipSpec
@@ -30,10 +29,11 @@ from core.logs import CHATTY_LOGGERS, set_context
 from core.rate_limits import RateLimits
 from core.redis_text import text
 from core.tokens import Tokens
+from loadtest import in_process
+from loadtest.in_process import Node
 from media.pool import WorkerPool
 from tests.seeds import standard_seed
 from visitation.keyspace import every_key, foreign_globs
-from visitation.node import SignalingNode
 from visitation.seed import apply_seed
 
 pytest_plugins = ["tests.plugins.redis_server"]  # the header names the Redis server once
@@ -169,16 +169,6 @@ async def redis_keeping_workers(redis_url: str) -> AsyncIterator[Redis]:
         await client.aclose()
 
 
-@dataclass
-class Node:
-    node: SignalingNode
-    runner: web.AppRunner
-    url: str
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
-
-
 NodeFactory = Callable[..., Awaitable[Node]]
 
 
@@ -214,11 +204,7 @@ async def start_node(
             recordings_dir=recordings_dir,
             **{"rate_limits": TEST_RATE_LIMITS, **overrides},
         )
-        node = SignalingNode(settings, redis_url, SECRET, clock=clock)
-        runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        handle = Node(node, runner, f"http://127.0.0.1:{port}")
+        handle = await in_process.start_node(settings, redis_url, SECRET, clock=clock)
         nodes.append(handle)
         return handle
 

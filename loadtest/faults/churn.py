@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from loadtest.faults.case import CaseResult, Knobs, WorkerWatch, add_checks, wait_for
 from loadtest.faults.checks import nothing_lost
 from loadtest.faults.cluster import Cluster, ClusterSpec
-from loadtest.faults.processes import rss_bytes
 from loadtest.harness import Call, hang_up, setup_call
+from loadtest.processes import rss_bytes
 
 RSS_SLACK_BYTES = 10_000_000  # SPEC: "within 10 MB"
 REFUSED_FOR_S = 30.0  # a slot refused with capacity this long counts the call as failed

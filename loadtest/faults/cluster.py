@@ -37,9 +37,9 @@ from core.domain import SeedFile
 from core.redis_pool import connect
 from core.tokens import Tokens
 from loadtest.faults.media_host import MediaHost
-from loadtest.faults.processes import NodeProcess, RedisServer, Tmpfs
 from loadtest.faults.sentinel import SentinelSet
 from loadtest.harness import FACILITY, bench_seed
+from loadtest.processes import NodeProcess, RedisServer, Tmpfs
 from loadtest.s3_server import S3Server
 from media.control import SfuControl
 from media.pool import WorkerPool

@@ -43,7 +43,7 @@ import redis
 from core.embedded_redis import _free_port, find_redis_server
 from core.permissions import PRIVATE_UMASK, private_dir
 from core.redis_sentinel import SentinelUrl
-from loadtest.faults.processes import die_with_parent
+from loadtest.processes import die_with_parent
 
 
 @dataclass

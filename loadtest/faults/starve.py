@@ -29,8 +29,8 @@ from loadtest.faults.case import (
 )
 from loadtest.faults.checks import nothing_lost
 from loadtest.faults.cluster import Cluster, ClusterSpec
-from loadtest.faults.processes import CpuHogs
 from loadtest.harness import Call, cpu_layout, hang_up, pin, setup_call
+from loadtest.processes import CpuHogs
 from signaling.call_state import CallState
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from loadtest.processes import ServeProcess
 from tests.seeds import short_stay_facility
 from tests.system.test_seed import run_cli
-from tests.system.test_shutdown import Serve, serves  # noqa: F401 - the fixture
+from tests.system.test_shutdown import serves  # noqa: F401 - the fixture
 from tests.system.web.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE, TABLET, video_playing
 from tests.waiting import eventually
 
@@ -64,7 +65,7 @@ def dollars(cents: int) -> str:
 
 @pytest.mark.timeout(240)
 async def test_a_visit_at_default_settings_logs_no_secret_and_the_call(
-    serves: list[Serve],  # noqa: F811
+    serves: list[ServeProcess],  # noqa: F811
     browser: Browser,
     tmp_path: Path,
 ) -> None:
@@ -74,7 +75,7 @@ async def test_a_visit_at_default_settings_logs_no_secret_and_the_call(
     seeded = run_cli("seed", str(seed), "--data-dir", str(data_dir))
     assert seeded.returncode == 0, seeded.stderr
     tokens = [token(data_dir, "tablet", "RLOG"), token(data_dir, "family", "FLOG")]
-    serve = Serve(data_dir)  # default settings: INFO, text, workers and transcriber
+    serve = ServeProcess(data_dir)  # default settings: INFO, text, workers and transcriber
     serves.append(serve)
     serve.wait_ready(90)
 

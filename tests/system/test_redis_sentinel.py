@@ -24,7 +24,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from redis.asyncio import Redis
 
 from billing_hooks.durability import NotDurable
@@ -36,6 +35,7 @@ from core.redis_pool import connect, replication
 from core.redis_sentinel import SentinelUrl
 from core.tokens import Tokens
 from loadtest.faults.sentinel import SentinelSet
+from loadtest.in_process import start_node
 from media.control import WorkerStatus
 from media.liveness import HeartbeatThread
 from media.redis_keys import ALIVE
@@ -43,7 +43,6 @@ from signaling.sio_redis import FollowingRedisManager
 from tests.conftest import SECRET, TEST_RATE_LIMITS
 from tests.seeds import standard_seed
 from tests.waiting import eventually
-from visitation.node import SignalingNode
 from visitation.seed import apply_seed
 
 FAILOVER_S = 60.0  # a deadline, not a measurement: sentinels usually need 2-3 s
@@ -284,10 +283,7 @@ async def test_deposits_are_refused_until_a_replica_confirms_them(
         billing_webhook_secret="s" * 32,
         rate_limits=TEST_RATE_LIMITS,
     )
-    node = SignalingNode(settings, sentinels.url, SECRET)
-    runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    node = await start_node(settings, sentinels.url, SECRET)
     token = Tokens(SECRET).issue("family", "F1")
     try:
         async with aiohttp.ClientSession(
@@ -315,7 +311,7 @@ async def test_deposits_are_refused_until_a_replica_confirms_them(
             status, body, _ = await deposit("k2")
             assert status == 200, body
     finally:
-        await runner.cleanup()
+        await node.stop()
     assert (await Ledger(client).balance("F1")).balance_cents == before + 1000
     rows: Any = await client.xrange("billing:outbox", "-", "+")
     events = [fields[b"id"] for _, fields in rows]

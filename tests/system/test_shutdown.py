@@ -10,88 +10,26 @@ Process-level: every wait has a deadline with a generous margin; nothing sleeps.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from core.embedded_redis import EmbeddedRedis, _free_port
+from core.embedded_redis import EmbeddedRedis
+from loadtest.processes import ServeProcess
 from tests.system.test_seed import run_cli
 from tests.waiting import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Serve:
-    """One ``visitation serve`` subprocess; its output drained and kept."""
-
-    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = data_dir
-        argv = ["serve", "--port", str(self.port), "--data-dir", str(data_dir), *args]
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "visitation.cli", *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": "", **(env or {})},
-        )
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if "visitation serving on" in line:
-                self.ready.set()
-
-    def wait_ready(self, within_s: float = 60.0) -> Serve:
-        if not self.ready.wait(within_s):
-            raise AssertionError(f"serve not ready within {within_s} s:\n{self.output}")
-        return self
-
-    def wait_exit(self, within_s: float) -> int:
-        try:
-            return self.proc.wait(timeout=within_s)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"serve still running {within_s} s later:\n{self.output[-3000:]}"
-            ) from None
-
-    def healthz(self) -> tuple[int, dict[str, object]]:
-        try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=20)
-
-
 @pytest.fixture
-def serves() -> Iterator[list[Serve]]:
-    started: list[Serve] = []
+def serves() -> Iterator[list[ServeProcess]]:
+    started: list[ServeProcess] = []
     yield started
     for serve in started:
         serve.kill()
@@ -105,8 +43,10 @@ def until(check: Callable[[], bool], what: str, within_s: float) -> None:
     eventually_sync(check, what, within_s=within_s)
 
 
-def test_an_idle_serve_exits_within_10_s_of_sigint(serves: list[Serve], tmp_path: Path) -> None:
-    serve = Serve(tmp_path / "var", "--workers", "1")
+def test_an_idle_serve_exits_within_10_s_of_sigint(
+    serves: list[ServeProcess], tmp_path: Path
+) -> None:
+    serve = ServeProcess(tmp_path / "var", "--workers", "1")
     serves.append(serve)
     serve.wait_ready()
     status, body = serve.healthz()
@@ -123,13 +63,13 @@ def test_an_idle_serve_exits_within_10_s_of_sigint(serves: list[Serve], tmp_path
 
 
 def test_a_second_serve_on_a_data_dir_in_use_refuses_naming_the_pid(
-    serves: list[Serve], tmp_path: Path
+    serves: list[ServeProcess], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "var"
-    first = Serve(data_dir, "--workers", "0")
+    first = ServeProcess(data_dir, "--workers", "0")
     serves.append(first)
     first.wait_ready()
-    second = Serve(data_dir, "--workers", "0")
+    second = ServeProcess(data_dir, "--workers", "0")
     serves.append(second)
     code = second.wait_exit(30)
     took = time.monotonic() - second.started
@@ -144,15 +84,15 @@ def test_a_second_serve_on_a_data_dir_in_use_refuses_naming_the_pid(
     first.proc.send_signal(signal.SIGTERM)
     assert first.wait_exit(30) == 0
     # Free again: a serve starts there.
-    third = Serve(data_dir, "--workers", "0")
+    third = ServeProcess(data_dir, "--workers", "0")
     serves.append(third)
     third.wait_ready()
 
 
 def test_a_killed_embedded_redis_is_restarted_once_on_its_port(
-    serves: list[Serve], tmp_path: Path
+    serves: list[ServeProcess], tmp_path: Path
 ) -> None:
-    serve = Serve(tmp_path / "var", "--workers", "0", "--demo")
+    serve = ServeProcess(tmp_path / "var", "--workers", "0", "--demo")
     serves.append(serve)
     serve.wait_ready()
     embedded = EmbeddedRedis(serve.data_dir)
@@ -170,11 +110,11 @@ def test_a_killed_embedded_redis_is_restarted_once_on_its_port(
 
 
 def test_a_serve_whose_embedded_redis_cannot_come_back_exits_non_zero(
-    serves: list[Serve], tmp_path: Path
+    serves: list[ServeProcess], tmp_path: Path
 ) -> None:
     """Its AOF damaged, then the Redis killed: the one restart fails (Redis refuses to load
     that file), and serve exits non-zero, saying why, for its supervisor to act."""
-    serve = Serve(tmp_path / "var", "--workers", "0")
+    serve = ServeProcess(tmp_path / "var", "--workers", "0")
     serves.append(serve)
     serve.wait_ready()
     pid = EmbeddedRedis(serve.data_dir).pid
@@ -189,12 +129,12 @@ def test_a_serve_whose_embedded_redis_cannot_come_back_exits_non_zero(
 
 
 def test_healthz_says_how_long_an_external_redis_has_been_unreachable(
-    serves: list[Serve], tmp_path: Path
+    serves: list[ServeProcess], tmp_path: Path
 ) -> None:
     redis = EmbeddedRedis(tmp_path / "redis")
     url = redis.start()
     try:
-        serve = Serve(tmp_path / "var", "--workers", "0", "--redis-url", url)
+        serve = ServeProcess(tmp_path / "var", "--workers", "0", "--redis-url", url)
         serves.append(serve)
         serve.wait_ready()
         redis.stop()

@@ -14,9 +14,10 @@ from redis.asyncio import Redis
 
 from client.session import ProtocolClient
 from core.tokens import Tokens
+from loadtest.processes import ServeProcess
 from tests.conftest import SECRET, Ringing, media_between
 from tests.seeds import standard_seed_data
-from tests.system.test_shutdown import Serve, serves  # noqa: F401 - the fixture
+from tests.system.test_shutdown import serves  # noqa: F401 - the fixture
 from visitation.seed import apply_seed, parse_seed
 
 SHUTDOWN_BOUND_S = 30.0  # the sum of serve's step bounds is larger; a healthy one takes ~3 s
@@ -24,7 +25,7 @@ SHUTDOWN_BOUND_S = 30.0  # the sum of serve's step bounds is larger; a healthy o
 
 @pytest.mark.timeout(180)
 async def test_sigint_with_a_live_call_ends_settles_seals_then_exits(
-    serves: list[Serve],  # noqa: F811
+    serves: list[ServeProcess],  # noqa: F811
     redis_url: str,
     tmp_path: Path,
 ) -> None:
@@ -33,7 +34,7 @@ async def test_sigint_with_a_live_call_ends_settles_seals_then_exits(
     await redis.flushdb()
     try:
         await apply_seed(redis, parse_seed(json.dumps(standard_seed_data())))
-        serve = Serve(tmp_path / "var", "--redis-url", isolated, "--workers", "1")
+        serve = ServeProcess(tmp_path / "var", "--redis-url", isolated, "--workers", "1")
         serves.append(serve)
         await asyncio.to_thread(serve.wait_ready)
         tokens = Tokens(SECRET)

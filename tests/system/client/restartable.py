@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from core.config import Settings
 from core.embedded_redis import _free_port
+from loadtest.in_process import Node, start_node
 from tests.conftest import SECRET, TEST_RATE_LIMITS
 from visitation.node import SignalingNode
 
@@ -23,7 +22,7 @@ class RestartableNode:
     overrides: dict[str, Any] = field(default_factory=dict)
     port: int = field(default_factory=_free_port)
     node: SignalingNode | None = None
-    _runner: web.AppRunner | None = None
+    _running: Node | None = None
 
     @property
     def url(self) -> str:
@@ -31,10 +30,10 @@ class RestartableNode:
 
     @property
     def running(self) -> bool:
-        return self._runner is not None
+        return self._running is not None
 
     async def start(self) -> SignalingNode:
-        assert self._runner is None, "already running"
+        assert self._running is None, "already running"
         settings = Settings.from_env(
             data_dir=self.data_dir,
             redis_url=self.redis_url,
@@ -43,15 +42,12 @@ class RestartableNode:
             recordings_dir=self.recordings_dir,
             **{"rate_limits": TEST_RATE_LIMITS, **self.overrides},
         )
-        node = SignalingNode(settings, self.redis_url, SECRET)
-        runner = web.AppRunner(node.app, handle_signals=False, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
-        self.node, self._runner = node, runner
-        return node
+        self._running = await start_node(settings, self.redis_url, SECRET)
+        self.node = self._running.node
+        return self.node
 
     async def stop(self) -> None:
         """A graceful stop, as ``serve`` does on SIGINT (every client's transport closed)."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        running, self._running = self._running, None
+        if running is not None:
+            await running.stop()

@@ -16,11 +16,11 @@ from redis.asyncio import Redis
 from core.domain import SeedFile
 from core.http_api import roles_of
 from core.tokens import Tokens
+from loadtest.processes import ServeProcess
 from tests.conftest import Node, NodeFactory
 from tests.system.recorder.conftest import record
 from tests.system.security.conftest import SUBJECTS, state
 from tests.system.security.test_matrix import PUBLIC
-from tests.system.signaling.test_cluster import ServeProcess
 
 #: Every route that reads a JSON body, with a path to send it to.
 JSON_ROUTES: dict[tuple[str, str], str] = {
@@ -240,7 +240,7 @@ async def test_a_request_that_is_no_http_names_no_software(node: Node) -> None:
 
 
 def test_serve_logs_a_request_that_is_no_http_in_one_line(tmp_path: Path) -> None:
-    proc = ServeProcess(tmp_path / "var", "--workers", "0", env={"REDIS_URL": ""})
+    proc = ServeProcess(tmp_path / "var", "--workers", "0", env={"REDIS_URL": ""}).wait_ready(30)
     try:
         for _ in range(3):
             for request in NOT_HTTP:

@@ -19,9 +19,9 @@ from core import http_guard
 from core.config import Settings
 from core.domain import SeedFile
 from core.embedded_redis import _free_port
+from loadtest.processes import ServeProcess
 from tests.conftest import SECRET, TEST_RATE_LIMITS
 from tests.system.security.test_http_hostile import json_error
-from tests.system.signaling.test_cluster import ServeProcess
 from visitation.node import SignalingNode
 
 MARK = "ECHOME"
@@ -124,7 +124,7 @@ async def test_the_node_still_answers_after_them(served: int) -> None:
 
 
 def test_visitation_serve_answers_them_in_json(tmp_path: Path) -> None:
-    proc = ServeProcess(tmp_path / "var", "--workers", "0", env={"REDIS_URL": ""})
+    proc = ServeProcess(tmp_path / "var", "--workers", "0", env={"REDIS_URL": ""}).wait_ready(30)
     try:
         for name in ("header_over_8k", "nul_in_a_header", "content_length_minus_one",
                      "content_length_with_transfer_encoding", "no_http_at_all"):  # fmt: skip

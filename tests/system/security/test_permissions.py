@@ -4,16 +4,12 @@ before (0755, 0644) is fixed at start-up."""
 
 from __future__ import annotations
 
-import json
 import os
 import stat
-import urllib.error
 from pathlib import Path
 
-import pytest
-
+from loadtest.processes import ServeProcess
 from recorder.storage import LocalStorage
-from tests.system.signaling.test_cluster import ServeProcess
 
 
 def loose(root: Path) -> list[str]:
@@ -34,11 +30,12 @@ def test_serve_keeps_the_data_dir_private(tmp_path: Path) -> None:
     old = data_dir / "recordings" / "old-call.webm"
     old.write_bytes(b"made before")
     os.chmod(old, 0o644)
-    proc = ServeProcess(data_dir, "--workers", "0", env={"REDIS_URL": "", "VISITATION_SECRET": ""})
+    proc = ServeProcess(
+        data_dir, "--workers", "0", env={"REDIS_URL": "", "VISITATION_SECRET": ""}
+    ).wait_ready(30)
     try:
-        with pytest.raises(urllib.error.HTTPError) as no_workers:  # 503: --workers 0
-            proc.healthz()
-        assert json.loads(no_workers.value.read())["redis"] is True
+        status, body = proc.healthz()
+        assert (status, body["redis"]) == (503, True)  # 503: --workers 0
         assert (data_dir / "secret.key").exists() and (data_dir / "redis" / "redis.url").exists()
         assert loose(data_dir) == []
     finally:

@@ -9,10 +9,7 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import threading
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,56 +23,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from client.session import ProtocolClient
 from core.domain import SeedFile
-from core.embedded_redis import _free_port
 from core.tokens import Tokens
+from loadtest.processes import ServeProcess
 from tests.conftest import SECRET, Ringing, http_as, media_between
 from tests.seeds import standard_seed_data
 from tests.system.recorder.on_disk import recorded
 from tests.waiting import eventually
 from visitation.seed import apply_seed, parse_seed
-
-
-class ServeProcess:
-    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = data_dir
-        argv = ["serve", "--port", str(self.port), "--data-dir", str(data_dir), *args]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "visitation.cli", *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.output: list[str] = []
-        self._ready = threading.Event()
-        # Drain the pipe for the process's whole life: a full pipe would block its logging.
-        threading.Thread(target=self._drain, daemon=True).start()
-        if not self._ready.wait(30):
-            self.kill()
-            raise AssertionError("serve did not start:\n" + "".join(self.output))
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-            if "visitation serving on" in line:
-                self._ready.set()
-
-    def healthz(self) -> dict[str, object]:
-        with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
-            result: dict[str, object] = json.loads(response.read())
-            return result
-
-    def terminate(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=20)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -90,9 +44,13 @@ async def test_two_nodes_share_one_redis(
     serve_procs: list[ServeProcess], redis_url: str, seeded: SeedFile, tmp_path: Path
 ) -> None:
     env = {"VISITATION_RING_TIMEOUT": "3"}
-    node_a = ServeProcess(tmp_path / "a", "--redis-url", redis_url, "--workers", "0", env=env)
+    node_a = ServeProcess(
+        tmp_path / "a", "--redis-url", redis_url, "--workers", "0", env=env
+    ).wait_ready(30)
     serve_procs.append(node_a)
-    node_b = ServeProcess(tmp_path / "b", "--redis-url", redis_url, "--workers", "0", env=env)
+    node_b = ServeProcess(
+        tmp_path / "b", "--redis-url", redis_url, "--workers", "0", env=env
+    ).wait_ready(30)
     serve_procs.append(node_b)
     tokens = Tokens(SECRET)
     async with (
@@ -124,11 +82,11 @@ async def test_serve_with_embedded_redis_answers_healthz_and_stops_cleanly(
     serve_procs: list[ServeProcess], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "var"
-    proc = ServeProcess(data_dir, "--demo", env={"REDIS_URL": ""})
+    proc = ServeProcess(data_dir, "--demo", env={"REDIS_URL": ""}).wait_ready(30)
     serve_procs.append(proc)
     output = "".join(proc.output)
     assert "Demo tokens:" in output and "family       F200" in output
-    assert proc.healthz()["ok"] is True
+    assert proc.healthz()[1]["ok"] is True
     url = (data_dir / "redis" / "redis.url").read_text()
     redis = Redis.from_url(url)
     try:
@@ -164,7 +122,7 @@ async def call_on_own_node(
     redis = Redis.from_url(isolated)
     await redis.flushdb()
     await apply_seed(redis, parse_seed(json.dumps(standard_seed_data())))
-    node = ServeProcess(tmp_path / "var", "--redis-url", isolated, "--workers", "1")
+    node = ServeProcess(tmp_path / "var", "--redis-url", isolated, "--workers", "1").wait_ready(30)
     serve_procs.append(node)
     tokens = Tokens(SECRET)
     try:

@@ -1,8 +1,13 @@
-"""The real processes a fault case starts, kills and restarts, each cleaned up by its owner.
+"""The process harness: the real processes the tests, the fault suite and the benchmark start,
+kill and restart, each cleaned up by its owner (in-process nodes: :mod:`loadtest.in_process`;
+SFU workers: :class:`visitation.workers.WorkerPool`).
 
 - :class:`RedisServer`: the embedded Valkey server (AOF on), SIGKILLed and restarted from its
   AOF on the same port and password, so every client reconnects to the same URL;
-- :class:`NodeProcess`: a ``visitation serve --workers 0`` signaling node;
+- :class:`NodeProcess`: a ``visitation serve --workers 0`` signaling node, for asyncio callers
+  (the fault suite), its output in a log file;
+- :class:`ServeProcess`: a ``visitation serve`` with any flags, for tests, its output kept line
+  by line (start-up, shutdown, cluster and hostile-input tests);
 - :class:`CpuHogs`: busy-looping processes that take the machine's cores;
 - :class:`Tmpfs`: a small filesystem mounted for the recordings (disk-full case; needs root).
 
@@ -14,12 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -194,6 +203,76 @@ class NodeProcess:
             await asyncio.wait_for(self.proc.wait(), timeout_s)
         except TimeoutError:
             await self.kill()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ServeProcess:
+    """One ``visitation serve`` subprocess on a free port, its output drained by a thread for
+    its whole life (a full pipe would block its logging) and kept. ``REDIS_URL`` is cleared
+    (the embedded default) unless ``env`` or ``--redis-url`` names one."""
+
+    def __init__(self, data_dir: Path, *args: str, env: Mapping[str, str] | None = None) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        argv = ["serve", "--port", str(self.port), "--data-dir", str(data_dir), *args]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "visitation.cli", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": "", **(env or {})},
+        )
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if "visitation serving on" in line:
+                self.ready.set()
+
+    def wait_ready(self, within_s: float = 60.0) -> ServeProcess:
+        """Until it says it serves; killed (and its output raised) if it does not in time."""
+        if not self.ready.wait(within_s):
+            self.kill()
+            raise AssertionError(f"serve not ready within {within_s} s:\n{self.output}")
+        return self
+
+    def wait_exit(self, within_s: float) -> int:
+        try:
+            return self.proc.wait(timeout=within_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"serve still running {within_s} s later:\n{self.output[-3000:]}"
+            ) from None
+
+    def healthz(self) -> tuple[int, dict[str, object]]:
+        """``/healthz``'s status and body (503 is an answer too)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def terminate(self, within_s: float = 20.0) -> int:
+        """SIGTERM (a graceful shutdown) and its exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.wait_exit(within_s)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=20)
 
 
 class CpuHogs:
