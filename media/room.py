@@ -95,8 +95,12 @@ class Room:
         media_timeout_s: float = DEFAULT_MEDIA_TIMEOUT_S,
         ice_servers: list[RTCIceServer] | None = None,
         network: IcePorts | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: the monotonic time the media timeout is judged by (packets are stamped
+        with ``time.monotonic``; a test moves this one on instead of waiting the timeout out)."""
         self.call_id = call_id
+        self._clock = clock
         self._network = network  # port range and announced address (media.ice)
         self.privileged = privileged
         self.media_timeout_s = media_timeout_s
@@ -156,7 +160,7 @@ class Room:
                 raise
             other: Party = "family" if party == "tablet" else "tablet"
             slots: list[_Slot] = []
-            leg = _Leg(pc, slots)
+            leg = _Leg(pc, slots, offered_at=self._clock())
             for t in (*audio, *video):
                 receiver, sender = forwarding_ends(t)
                 slots.append(_Slot(sender, other, t.kind, f"{other}-{t.kind}->{party}"))
@@ -200,7 +204,7 @@ class Room:
                 await _close_pc(pc)
                 raise
             old = self._monitors.get(watcher_id)
-            monitor = _Leg(pc, slots)
+            monitor = _Leg(pc, slots, offered_at=self._clock())
             self._monitors[watcher_id] = monitor
             self._wire()
 
@@ -299,7 +303,7 @@ class Room:
             self._emit("connected", None)
 
     async def _check_media(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         for party, leg in tuple(self._parties.items()):
             last = leg.last_media_at
             since = last if last is not None else leg.offered_at
@@ -345,7 +349,7 @@ class Room:
     # ---------------------------------------------------------------- stats
 
     def stats(self) -> dict[str, Any]:
-        now = time.monotonic()
+        now = self._clock()
         parties: dict[str, Any] = {}
         for party, leg in self._parties.items():
             parties[party] = {
