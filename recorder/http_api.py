@@ -3,7 +3,8 @@
 Every route needs an ``investigator`` token whose subject is a seeded investigator; a
 recording outside the caller's facilities answers 404 exactly like one that does not exist.
 Every list, view, download, verify and legal-hold change is an audit entry (also refused
-look-ups of an existing recording, with ``outcome: not_found``). Media is addressed by call id
+look-ups of an existing recording, with ``outcome: not_found``): both through
+:class:`recorder.access.Access`. Media is addressed by call id
 only and streamed from :class:`recorder.storage.Storage`.
 
 ``GET .../media?party=tablet|family`` serves one party's view instead of the call file: that
@@ -31,7 +32,6 @@ false``), "manifest belongs to another call", audited ``tampered``.
 from __future__ import annotations
 
 import asyncio
-import re
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Self
@@ -40,16 +40,17 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from core.directory import Directory
-from core.domain import Id, Staff
+from core.domain import Id
 from core.http_api import ApiError, error_response, guarded, parse_body, parse_query
 from core.tokens import Claims, Tokens
-from recorder.audit import Action, Actor, Outcome
+from recorder.access import MAX_PARTY_TEXT, PLAYBACK_KEY, Access, actor
+from recorder.audit import Action, Outcome
 from recorder.catalog import CatalogEntry, Query, allowed_facilities
 from recorder.listing import Listing
 from recorder.manifest import binding_problem
 from recorder.party_view import PARTIES, Party, PartyViews, ViewBusyError, ViewError, view_key
 from recorder.party_view import View as PartyView
-from recorder.playback import PLAYBACK_TTL_S, copies_crossed
+from recorder.playback import copies_crossed
 from recorder.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from recorder.service import RecordingService
 from recorder.storage import CALL_ID, Storage
@@ -57,9 +58,6 @@ from recorder.thumbnails import Thumbnails
 
 PREFIX: Final = "/api/v1"
 CHUNK: Final = 256 * 1024
-MAX_PARTY_TEXT: Final = 64  # of a refused ?party= value kept in the audit entry
-PLAYBACK: Final = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-PLAYBACK_KEY: Final = web.RequestKey("recorder.playback", str)  # the audit's ``once`` key
 Sent = Callable[[int], Awaitable[None]]  # hears of the bytes of each chunk sent
 
 
@@ -96,16 +94,10 @@ class HoldBody(BaseModel):
     hold: StrictBool
 
 
-def _actor(request: web.Request, claims: Claims) -> Actor:
-    return Actor(
-        claims.subject, claims.role, request.remote or "", request.headers.get("User-Agent", "")
-    )
-
-
 class RecordingApi:
     def __init__(self, service: RecordingService, directory: Directory, storage: Storage) -> None:
         self._service = service
-        self._directory = directory
+        self._access = Access(service.catalog, service.audit, directory)
         self._storage = storage
         self._catalog = service.catalog
         self._audit = service.audit
@@ -118,101 +110,10 @@ class RecordingApi:
             weakref.WeakValueDictionary()
         )
 
-    async def _staff(self, claims: Claims) -> Staff:
-        staff = await self._directory.staff(claims.subject)
-        if staff is None or staff.role != "investigator":
-            raise ApiError(403, "forbidden", f"{claims.subject!r} is not a known investigator")
-        return staff
-
-    async def _visible(self, request: web.Request, claims: Claims, action: Action) -> CatalogEntry:
-        """The recording named in the path if the caller may see it; else 404 (audited)."""
-        staff = await self._staff(claims)
-        call_id = request.match_info["call_id"]
-        if not CALL_ID.match(call_id):
-            raise ApiError(400, "invalid_request", "not a call id")
-        entry = await self._catalog.get(call_id)
-        if entry is not None and staff.covers(entry.manifest.facility_id):
-            problem = binding_problem(entry.manifest, call_id)
-            if problem is not None and action != "verify":  # verify answers ok: false
-                await self._tampered(request, claims, action, call_id, entry, problem)
-                raise ApiError(409, "manifest_mismatch", problem)
-            return entry
-        if entry is not None:  # someone looked where they may not: the call's history says so
-            await self._audit.append(
-                _actor(request, claims),
-                action,
-                call_ids=[call_id],
-                facility_id=entry.manifest.facility_id,
-                outcome="not_found",
-            )
-        raise ApiError(404, "not_found", f"no recording of call {call_id!r}")
-
-    async def _tampered(
-        self,
-        request: web.Request,
-        claims: Claims,
-        action: Action,
-        call_id: str,
-        entry: CatalogEntry,
-        problem: str,
-    ) -> None:
-        """Audit, under the call asked about, that its catalog entry is another call's."""
-        detail = {"ok": False, "problems": [problem], "manifest_call_id": entry.manifest.call_id}
-        await self._audit.append(
-            _actor(request, claims),
-            action,
-            call_ids=[call_id],
-            facility_id=entry.manifest.facility_id,
-            outcome="tampered",
-            detail=detail,
-        )
-
-    async def _log(
-        self,
-        request: web.Request,
-        claims: Claims,
-        action: Action,
-        entry: CatalogEntry,
-        outcome: Outcome = "ok",
-        **detail: Any,
-    ) -> None:
-        m = entry.manifest
-        status = int(detail.get("status", 200))
-        if outcome == "ok" and status >= 400:
-            outcome = "refused"  # a download that was answered with an error served nothing
-        # A playback's requests are one entry, and one more per kind of refusal.
-        once: str | None = request.get(PLAYBACK_KEY)
-        if once is not None and outcome != "ok":
-            once = f"{once}|{outcome}|{status}"
-        await self._audit.append(
-            _actor(request, claims),
-            action,
-            call_ids=[m.call_id],
-            facility_id=m.facility_id,
-            outcome=outcome,
-            detail=detail,
-            once=once,
-            once_ttl_s=PLAYBACK_TTL_S,
-        )
-
-    async def _playback(
-        self, request: web.Request, claims: Claims, entry: CatalogEntry, detail: dict[str, Any]
-    ) -> None:
-        """Note the request's ``?playback=`` id (in ``detail``, and as the audit's ``once``
-        key for :meth:`_log`); a malformed id is refused (422, audited)."""
-        wanted = request.query.getall("playback", [])
-        if not wanted:
-            return
-        detail["playback"] = wanted[0][:MAX_PARTY_TEXT]
-        if len(wanted) > 1 or not PLAYBACK.match(wanted[0]):
-            await self._log(request, claims, "view", entry, **detail, status=422)
-            raise ApiError(422, "invalid_request", "playback: 8 to 64 letters, digits, - or _")
-        request[PLAYBACK_KEY] = f"{claims.subject}|{entry.manifest.call_id}|{wanted[0]}"
-
     # ------------------------------------------------------------------ routes
 
     async def search(self, request: web.Request, claims: Claims) -> web.StreamResponse:
-        staff = await self._staff(claims)
+        staff = await self._access.staff(claims)
         params: ListParams = parse_query(request, ListParams)
         query = Query(
             resident_id=params.resident_id,
@@ -232,7 +133,7 @@ class RecordingApi:
         ids = [s["call_id"] for s in summaries]
         filters = params.model_dump(by_alias=True, exclude_none=True)
         await self._audit.append(
-            _actor(request, claims),
+            actor(request, claims),
             "list",
             call_ids=ids,
             detail={"query": filters, "call_ids": ids},
@@ -243,10 +144,10 @@ class RecordingApi:
         return web.json_response({"recordings": summaries})
 
     async def view(self, request: web.Request, claims: Claims) -> web.StreamResponse:
-        entry = await self._visible(request, claims, "view")
+        entry = await self._access.visible(request, claims, "view")
         detail: dict[str, Any] = {}
-        await self._playback(request, claims, entry, detail)
-        await self._log(request, claims, "view", entry, **detail)
+        await self._access.playback(request, claims, entry, detail)
+        await self._access.log(request, claims, "view", entry, **detail)
         [summary] = await self._listing.named([entry.summary()])
         return web.json_response(summary)
 
@@ -255,20 +156,20 @@ class RecordingApi:
         :mod:`recorder.party_view`); both with HTTP Range. Audited as one ``view`` per
         ``?playback=`` id, else as a ``download`` (see the module's docstring)."""
         action: Action = "view" if "playback" in request.query else "download"
-        entry = await self._visible(request, claims, action)
+        entry = await self._access.visible(request, claims, action)
         call_id = entry.manifest.call_id
         detail: dict[str, Any] = {}
-        await self._playback(request, claims, entry, detail)
+        await self._access.playback(request, claims, entry, detail)
         wanted = request.query.getall("party", [])
         party: Party | None = None
         if wanted:
             detail["party"] = wanted[0][:MAX_PARTY_TEXT]
             if len(wanted) > 1 or wanted[0] not in PARTIES:
-                await self._log(request, claims, action, entry, **detail, status=422)
+                await self._access.log(request, claims, action, entry, **detail, status=422)
                 raise ApiError(422, "invalid_request", "party: must be 'tablet' or 'family'")
             party = wanted[0]
         if entry.state == "purged":
-            await self._log(request, claims, action, entry, **detail, status=409)
+            await self._access.log(request, claims, action, entry, **detail, status=409)
             await asyncio.to_thread(self._views.discard, call_id)  # leave no copy behind
             raise ApiError(409, "purged", f"the recording of call {call_id!r} was purged")
         try:
@@ -279,7 +180,7 @@ class RecordingApi:
                 view = await self._view(request, claims, action, entry, party)
                 key, etag, size = view.key, view.etag, view.size
         except FileNotFoundError:
-            await self._log(request, claims, action, entry, **detail, status=404)
+            await self._access.log(request, claims, action, entry, **detail, status=404)
             raise ApiError(404, "not_found", f"no media for call {call_id!r}") from None
         header = request.headers.get("Range")
         if header is not None and request.headers.get("If-Range") not in (None, etag):
@@ -288,7 +189,7 @@ class RecordingApi:
         try:
             byte_range = parse_range(header, size)
         except RangeNotSatisfiable:
-            await self._log(request, claims, action, entry, **detail, status=416)
+            await self._access.log(request, claims, action, entry, **detail, status=416)
             response = error_response(416, "range_not_satisfiable", f"the file has {size} bytes")
             response.headers["Content-Range"] = f"bytes */{size}"
             return response
@@ -296,7 +197,7 @@ class RecordingApi:
         if action == "view" and byte_range is None:
             action = "download"  # no Range: the whole file, whatever the playback
             request.pop(PLAYBACK_KEY, None)  # one entry per such request
-        await self._log(request, claims, action, entry, **detail, status=status)
+        await self._access.log(request, claims, action, entry, **detail, status=status)
         sent: Sent | None = None
         if action == "view":  # a playback's Range request: its bytes are counted as sent
 
@@ -323,7 +224,7 @@ class RecordingApi:
         total = await self._meter.add(claims.subject, call_id, party or "call", playback, nbytes)
         request.pop(PLAYBACK_KEY, None)
         for copy in copies_crossed(total, nbytes, size):
-            await self._log(
+            await self._access.log(
                 request,
                 claims,
                 "download",
@@ -350,7 +251,7 @@ class RecordingApi:
         """The recording's current ``party`` view, made (once at a time) if need be."""
         call_id = entry.manifest.call_id
         if entry.state != "final" or entry.manifest.sha256 is None:
-            await self._log(request, claims, action, entry, party=party, status=409)
+            await self._access.log(request, claims, action, entry, party=party, status=409)
             raise ApiError(
                 409,
                 "invalid_state",
@@ -364,10 +265,10 @@ class RecordingApi:
             async with lock:
                 return await asyncio.to_thread(self._views.get, call_id, party, sha256)
         except ViewBusyError as exc:
-            await self._log(request, claims, action, entry, party=party, status=503)
+            await self._access.log(request, claims, action, entry, party=party, status=503)
             raise ApiError(503, "busy", str(exc)) from None
         except ViewError as exc:
-            await self._log(request, claims, action, entry, party=party, status=409)
+            await self._access.log(request, claims, action, entry, party=party, status=409)
             raise ApiError(409, "unavailable", str(exc)) from None
 
     async def _stream(
@@ -410,16 +311,16 @@ class RecordingApi:
     async def thumbnails(self, request: web.Request, claims: Claims) -> web.StreamResponse:
         """``?party=tablet|family`` (default tablet): keyframe thumbnails of a signed
         recording (see :mod:`recorder.thumbnails`); audited as a ``view``."""
-        entry = await self._visible(request, claims, "view")
+        entry = await self._access.visible(request, claims, "view")
         detail: dict[str, Any] = {"thumbnails": True}
-        await self._playback(request, claims, entry, detail)
+        await self._access.playback(request, claims, entry, detail)
         party = request.query.get("party", "tablet")
         m = entry.manifest
         if party not in PARTIES:
-            await self._log(request, claims, "view", entry, **detail, status=422)
+            await self._access.log(request, claims, "view", entry, **detail, status=422)
             raise ApiError(422, "invalid_request", "party: must be 'tablet' or 'family'")
         if entry.state != "final" or m.sha256 is None:
-            await self._log(request, claims, "view", entry, **detail, status=409)
+            await self._access.log(request, claims, "view", entry, **detail, status=409)
             raise ApiError(409, "invalid_state", f"no thumbnails of call {m.call_id!r}: not signed")
         lock = self._view_locks.setdefault(f"thumbnails:{m.call_id}:{party}", asyncio.Lock())
         try:
@@ -428,22 +329,22 @@ class RecordingApi:
                     self._thumbnails.get, m.call_id, party, m.sha256, m.duration_s or 0.0
                 )
         except (FileNotFoundError, ViewError) as exc:
-            await self._log(request, claims, "view", entry, **detail, status=409)
+            await self._access.log(request, claims, "view", entry, **detail, status=409)
             raise ApiError(409, "unavailable", f"no thumbnails of call {m.call_id!r}") from exc
-        await self._log(request, claims, "view", entry, **detail)
+        await self._access.log(request, claims, "view", entry, **detail)
         body = {"call_id": m.call_id, "party": party, "thumbnails": [t.public() for t in made]}
         return web.json_response(body, headers={"Cache-Control": "private, no-store"})
 
     async def verify(self, request: web.Request, claims: Claims) -> web.StreamResponse:
-        entry = await self._visible(request, claims, "verify")
+        entry = await self._access.visible(request, claims, "verify")
         call_id = request.match_info["call_id"]
         problem = binding_problem(entry.manifest, call_id)
         if problem is not None:  # whatever its state: no file is read for it
             found = self._service.signer.verify(entry.manifest, self._storage, call_id)
-            await self._tampered(request, claims, "verify", call_id, entry, problem)
+            await self._access.tampered(request, claims, "verify", call_id, entry, problem)
             return web.json_response(found.model_dump())
         if entry.state != "final":
-            await self._log(request, claims, "verify", entry, "refused", state=entry.state)
+            await self._access.log(request, claims, "verify", entry, "refused", state=entry.state)
             why = "was purged" if entry.state == "purged" else "is still being recorded"
             raise ApiError(409, "invalid_state", f"the recording of call {call_id!r} {why}")
         result = await self._service.verify(call_id)
@@ -460,25 +361,25 @@ class RecordingApi:
             body["problems"] = [*result.problems, *check.problems]
         # The audit says what verify found: evidence found altered is never logged as "ok".
         outcome: Outcome = "ok" if body["ok"] else "tampered"
-        await self._log(
+        await self._access.log(
             request, claims, "verify", entry, outcome, ok=body["ok"], problems=body["problems"]
         )
         return web.json_response(body)
 
     async def legal_hold(self, request: web.Request, claims: Claims) -> web.StreamResponse:
-        entry = await self._visible(request, claims, "legal_hold")
+        entry = await self._access.visible(request, claims, "legal_hold")
         body = await parse_body(request, HoldBody)
         call_id = entry.manifest.call_id
         if entry.state == "purged":
             raise ApiError(409, "purged", f"the recording of call {call_id!r} was purged")
-        await self._service.set_legal_hold(call_id, body.hold, _actor(request, claims))
+        await self._service.set_legal_hold(call_id, body.hold, actor(request, claims))
         updated = await self._catalog.get(call_id)
         assert updated is not None
         [summary] = await self._listing.named([updated.summary()])
         return web.json_response(summary)
 
     async def audit(self, request: web.Request, claims: Claims) -> web.StreamResponse:
-        staff = await self._staff(claims)
+        staff = await self._access.staff(claims)
         params: AuditParams = parse_query(request, AuditParams)
         if params.call_id is None:
             allowed = allowed_facilities(staff.facility_ids)

@@ -19,8 +19,8 @@ from core.directory import Directory
 from core.domain import Staff
 from core.http_api import ApiError, guarded, parse_query
 from core.tokens import Claims, Tokens
+from recorder.access import PLAYBACK
 from recorder.audit import Actor
-from recorder.http_api import PLAYBACK
 from recorder.service import RecordingService
 from recorder.storage import CALL_ID
 from transcripts.service import TranscriptService
