@@ -2,14 +2,9 @@
 
 from billing_hooks.api.account_api import add_account_routes
 from billing_hooks.hooks import BillingEvent, Hook, HookBus, MemoryHook, WebhookHook
-from billing_hooks.metering.biller import (
-    Authorization,
-    AutoPaySettings,
-    Biller,
-    CallCharge,
-    Settlement,
-)
+from billing_hooks.metering.biller import Authorization, Biller, CallCharge, Settlement
 from billing_hooks.metering.rates import DEFAULT_CAPS, RateCapError, check_rate, load_caps
+from billing_hooks.money.autopay import AutoPaySettings
 from billing_hooks.money.funding import BillingError
 from billing_hooks.money.ledger import Balance, Ledger, LedgerEntry, LedgerError
 from billing_hooks.money.payments import FakeProcessor, NoProcessor, PaymentProcessor, PaymentResult

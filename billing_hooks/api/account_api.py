@@ -23,7 +23,8 @@ from billing_hooks.api.money_api import MethodFields, Money
 from billing_hooks.api.statement import StatementError, build, months, parse_month
 from billing_hooks.api.statement_pdf import render
 from billing_hooks.durability import RETRY_AFTER_S, NotDurable
-from billing_hooks.metering.biller import AutoPaySettings, Biller, check_autopay_amount
+from billing_hooks.metering.biller import Biller
+from billing_hooks.money.autopay import AutoPaySettings, check_autopay_amount
 from billing_hooks.money.funding import BillingError
 from billing_hooks.money.ledger import Ledger, LedgerEntry
 from billing_hooks.money.payments import PAYMENTS_UNAVAILABLE

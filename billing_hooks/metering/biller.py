@@ -27,27 +27,26 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, WatchError
-from redis.typing import EncodableT, FieldT
 
 from billing_hooks.durability import NotDurable, required, run_durably
 from billing_hooks.hooks import BillingEvent, EventType, Hook
 from billing_hooks.metering.allowance import Allowances
 from billing_hooks.metering.call_history import FamilyCalls
 from billing_hooks.metering.plans import FacilityPlan, PricingPlans
+from billing_hooks.money.autopay import (
+    AutoPay,
+    AutoPaySettings,
+    need_payments,
+)
 from billing_hooks.money.funding import BillingError, Funding
 from billing_hooks.money.ledger import Ledger, LedgerEntry, LedgerError
-from billing_hooks.money.payments import PAYMENTS_UNAVAILABLE, NoProcessor, PaymentProcessor
-from billing_hooks.redis_keys import ALLOWANCE_CALL, AUTOPAY
+from billing_hooks.money.payments import NoProcessor, PaymentProcessor
+from billing_hooks.redis_keys import ALLOWANCE_CALL
 from core import tariff
 from core.facility_stats import local_day
-from core.redis_text import text
-from core.tasks import TaskPool
 
 log = logging.getLogger(__name__)
 
-LOW_BALANCE_CENTS = 500
-AUTOPAY_MIN_CENTS = 500
-AUTOPAY_MAX_CENTS = 10_000
 DEPOSIT_MIN_CENTS = 200
 DEPOSIT_MAX_CENTS = 10_000
 
@@ -87,29 +86,6 @@ class Settlement:
     agency_seconds: int = 0  # what the agency paid of the call
 
 
-@dataclass(frozen=True)
-class AutoPaySettings:
-    enabled: bool = False
-    amount_cents: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"enabled": self.enabled, "amount_cents": self.amount_cents}
-
-
-def check_autopay_amount(amount_cents: int) -> None:
-    if (
-        not isinstance(amount_cents, int)
-        or isinstance(amount_cents, bool)
-        or not AUTOPAY_MIN_CENTS <= amount_cents <= AUTOPAY_MAX_CENTS
-        or amount_cents % 100
-    ):
-        raise BillingError(
-            "invalid_amount",
-            f"AutoPay amount must be whole dollars from $5 to $100 (500..10000 cents, "
-            f"a multiple of 100), got {amount_cents!r}",
-        )
-
-
 def _same_deposit(entry: LedgerEntry, amount: int) -> None:
     if entry.amount_cents != amount or entry.kind != "deposit":
         raise BillingError(
@@ -143,7 +119,7 @@ class Biller:
         self.processor: PaymentProcessor = processor if processor is not None else NoProcessor()
         self.funding = Funding(redis, ledger, self.processor)
         self.history = FamilyCalls(redis)
-        self._tasks = TaskPool("autopay")
+        self.autopay = AutoPay(redis, self.funding, self._emit, payments=processor is not None)
 
     async def _emit(
         self, type: EventType, data: dict[str, Any], id: str, *, durable: bool = False
@@ -273,7 +249,7 @@ class Biller:
         )
         if result.charged_cents > 0:  # AutoPay reacts to a balance that drops
             try:
-                await self._after_spend(family_id, result.balance_cents, f"settle:{call_id}")
+                await self.autopay.after_spend(family_id, result.balance_cents, f"settle:{call_id}")
             except Exception:  # the call is settled; AutoPay must never undo that
                 log.exception("low-balance handling after %s failed", call_id)
         return result
@@ -333,71 +309,19 @@ class Biller:
         """Settled calls of a family, newest first."""
         return await self.history.latest(family_id, limit)
 
-    # -- low balance and AutoPay -------------------------------------------------------------
+    # -- AutoPay (billing_hooks.money.autopay) --------------------------------------------
 
     async def autopay_settings(self, family_id: str) -> AutoPaySettings:
-        raw = {text(k): text(v) for k, v in (await self._redis.hgetall(AUTOPAY(family_id))).items()}
-        amount = raw.get("amount_cents")
-        return AutoPaySettings(raw.get("enabled") == "1", int(amount) if amount else None)
-
-    def _need_payments(self) -> None:
-        if not self.payments_available:
-            raise BillingError(
-                PAYMENTS_UNAVAILABLE,
-                "payments are unavailable: this server has no payment processor configured",
-            )
+        return await self.autopay.settings(family_id)
 
     async def set_autopay(self, family_id: str, settings: AutoPaySettings) -> None:
-        if settings.enabled:
-            self._need_payments()
-        if settings.amount_cents is not None:
-            check_autopay_amount(settings.amount_cents)
-        elif settings.enabled:
-            raise BillingError("invalid_amount", "enabling AutoPay needs an amount_cents")
-        mapping: dict[FieldT, EncodableT] = {"enabled": "1" if settings.enabled else "0"}
-        if settings.amount_cents is not None:
-            mapping["amount_cents"] = settings.amount_cents
-        await self._redis.hset(AUTOPAY(family_id), mapping=mapping)
-
-    async def _after_spend(self, family_id: str, balance: int, trigger: str) -> None:
-        if balance > LOW_BALANCE_CENTS:
-            return
-        data = {"family_id": family_id, "balance_cents": balance, "trigger": trigger}
-        await self._emit("low_balance", data | {"threshold_cents": LOW_BALANCE_CENTS},
-                         f"low_balance:{family_id}:{trigger}")  # fmt: skip
-        settings = await self.autopay_settings(family_id)
-        if not settings.enabled or settings.amount_cents is None or not self.payments_available:
-            return
-        key = f"autopay:{family_id}:{trigger}"  # processor key, ledger ref, event id: no Redis key
-        try:  # durable before anything else: resume_pending() finishes it after a crash
-            await self.funding.intend("autopay", family_id, settings.amount_cents, key, key)
-        except BillingError:  # a retried settlement after an amount change: the first stands
-            log.info("AutoPay %s already intended with another amount", key)
-            return
-        amount = settings.amount_cents
-        self._tasks.spawn(key, lambda: self._autopay(family_id, amount, key))
-
-    async def _autopay(self, family_id: str, amount: int, key: str) -> None:
-        """Fund ``amount`` once for this trigger (processor key and ledger ref ``key``)."""
-        data: dict[str, Any] = {"family_id": family_id, "amount_cents": amount}
-        try:
-            entry = await self.funding.fund("autopay", family_id, amount, key, key)
-        except BillingError as exc:
-            log.warning("AutoPay %s of %d cents failed: %s", key, amount, exc.message)
-            failed = {"status": "failed", "code": exc.code, "reason": exc.detail}
-            await self._emit("autopay", data | failed, key)
-            return
-        except Exception:
-            log.exception("AutoPay %s interrupted; pending for resume_pending()", key)
-            return
-        data |= {"status": "funded", "balance_cents": entry.available_cents}
-        await self._emit("autopay", data | {"payment": entry.meta.get("payment")}, key)
+        await self.autopay.set(family_id, settings)
 
     # -- deposits and closing ----------------------------------------------------------------
 
     async def deposit(self, family_id: str, amount_cents: int, idempotency_key: str) -> LedgerEntry:
         """Take ``amount_cents`` through the processor and deposit it, once per key."""
-        self._need_payments()
+        need_payments(self.payments_available)
         if (
             not isinstance(amount_cents, int)
             or isinstance(amount_cents, bool)
@@ -436,7 +360,7 @@ class Biller:
     async def close(self, family_id: str) -> LedgerEntry:
         """Refund the unused balance to the family and close the account (idempotent)."""
         entry = await self.funding.close(family_id)
-        await self._redis.hset(AUTOPAY(family_id), "enabled", "0")
+        await self.autopay.disable(family_id)
         return entry
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -449,7 +373,7 @@ class Biller:
         for key, intent in intents:
             family_id, amount = intent["family_id"], int(intent["amount_cents"])
             if intent["kind"] == "autopay":
-                await self._autopay(family_id, amount, key)
+                await self.autopay.fund(family_id, amount, key)
                 continue
             try:
                 then = self._deposit_event(key, family_id, amount)
@@ -465,4 +389,4 @@ class Biller:
 
     async def drain(self) -> None:
         """Wait for background AutoPay work started by this biller."""
-        await self._tasks.join()
+        await self.autopay.drain()
