@@ -1,6 +1,6 @@
 """The process harness: the real processes the tests, the fault suite and the benchmark start,
 kill and restart, each cleaned up by its owner (in-process nodes: :mod:`loadtest.in_process`;
-SFU workers: :class:`visitation.workers.WorkerPool`).
+SFU workers: :class:`media.pool.WorkerPool`).
 
 - :class:`RedisServer`: the embedded Valkey server (AOF on), SIGKILLed and restarted from its
   AOF on the same port and password, so every client reconnects to the same URL;
