@@ -38,6 +38,13 @@ def calls_that_fit(ports: PortRange, workers: int, *, turn: bool = False) -> int
     return ports.size // (max(1, workers) * ports_per_call(turn=turn))
 
 
+def fitted_calls(default: int, ports: PortRange, workers: int, *, turn: bool = False) -> int:
+    """``default`` calls per worker, lowered to what ``ports`` holds for ``workers`` workers;
+    unchanged if not even one call fits (:func:`capacity_error` then says why)."""
+    fits = calls_that_fit(ports, workers, turn=turn)
+    return min(default, fits) if fits > 0 else default
+
+
 class PortsExhausted(OSError):
     """Every port of the range is bound on this address."""
 

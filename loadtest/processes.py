@@ -41,6 +41,7 @@ from core.embedded_redis import EmbeddedRedis, _free_port, find_redis_server
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+ROOT = Path(__file__).resolve().parents[1]  # the project: ServeProcess's PYTHONPATH
 
 
 def die_with_parent() -> None:
@@ -203,9 +204,6 @@ class NodeProcess:
             await asyncio.wait_for(self.proc.wait(), timeout_s)
         except TimeoutError:
             await self.kill()
-
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class ServeProcess:

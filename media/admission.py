@@ -27,9 +27,8 @@ from typing import Final
 
 LOAD_WINDOW_S: Final = 5.0  # the worker's load and call count are smoothed over this long
 MAX_LOOP_LAG_MS: Final = 250.0  # a worker this late takes no new call
-MAX_LOAD: Final = (
-    0.9  # nor one that is, or with one more call would be, using this much of its core
-)
+# nor one that is, or with one more call would be, using this much of its core
+MAX_LOAD: Final = 0.9
 
 # `make bench --sweep 8,25,40,60,80 --calls 25` on the reference machine (2 cores, one pinned to
 # the worker; issue 31's note has the table): 1.5-1.9 % of a core per call, every SPEC target
@@ -37,7 +36,6 @@ MAX_LOAD: Final = (
 MEASURED_CALL_COST: Final = 0.016
 MEASURED_CEILING: Final = 40  # calls within every SPEC target on the reference machine
 CEILING_MARGIN: Final = 0.2  # the default keeps this share of the ceiling free
-DEFAULT_MAX_CALLS: Final = int(MEASURED_CEILING * (1 - CEILING_MARGIN))  # 32 per worker core
 MIN_CALLS_TO_LEARN: Final = 4
 
 
@@ -49,6 +47,9 @@ def recommended_max_calls(ceiling: int, call_cost: float | None) -> int:
     if call_cost:
         limit = min(limit, int(MAX_LOAD / call_cost))
     return max(1, int(limit * (1 - CEILING_MARGIN)))
+
+
+DEFAULT_MAX_CALLS: Final = recommended_max_calls(MEASURED_CEILING, MEASURED_CALL_COST)  # 32
 
 
 def has_room(

@@ -38,7 +38,8 @@ from aioice.ice import StunProtocol, TransportPolicy, server_reflexive_candidate
 from aiortc import RTCIceServer, RTCPeerConnection
 
 from core.ice_servers import IceServers
-from core.ports import PortPool, PortRange, PortsExhausted, capacity_error
+from core.ports import PortPool, PortRange, PortsExhausted, capacity_error, fitted_calls
+from media.admission import DEFAULT_MAX_CALLS
 from media.control import CAPACITY, ControlError
 
 log = logging.getLogger(__name__)
@@ -302,15 +303,21 @@ def parse_network_arguments(
     parser: argparse.ArgumentParser, args: argparse.Namespace, worker_id: str
 ) -> None:
     """Set ``args.network`` and ``args.ice_servers`` (TURN user ``<expiry>:sfu:<worker id>``);
-    a parser error if they cannot work (``--max-calls`` must fit in ``--rtc-ports``)."""
+    a parser error if they cannot work (``--max-calls`` must fit in ``--rtc-ports``). An
+    unset ``--max-calls`` becomes the default, lowered to what ``--rtc-ports`` holds."""
     try:
         args.network = IcePorts(args.rtc_ports, args.announce_ip)
         secret = os.environ.get("VISITATION_TURN_SECRET") or None
         args.ice_servers = worker_ice_servers(args.ice_server, secret, worker_id)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.rtc_ports is not None:
+    if args.rtc_ports is None:
+        if args.max_calls is None:
+            args.max_calls = DEFAULT_MAX_CALLS
+    else:
         turn = any(url.startswith("turn") for url in args.ice_server)
+        if args.max_calls is None:  # the default, lowered to what the range holds
+            args.max_calls = fitted_calls(DEFAULT_MAX_CALLS, args.rtc_ports, 1, turn=turn)
         problem = capacity_error(args.rtc_ports, 1, args.max_calls, turn=turn)
         if problem is not None:
             parser.error(problem.replace("--max-calls-per-worker / --workers", "--max-calls"))

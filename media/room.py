@@ -74,8 +74,8 @@ class _Leg:
 
     pc: RTCPeerConnection
     slots: list[_Slot]
+    offered_at: float  # by the room's clock
     publishers: dict[str, Publisher] = field(default_factory=dict)
-    offered_at: float = field(default_factory=time.monotonic)
     lost: bool = False
     lost_reported_at: float = 0.0
 

@@ -20,7 +20,7 @@ import uvloop
 from core.config import ConfigError, Settings, env_redis_url, load_secret
 from core.logs import LOG_FORMATS, setup_logging
 from core.permissions import private_umask
-from core.ports import PortRange, calls_that_fit, capacity_error
+from core.ports import PortRange, capacity_error, fitted_calls
 from core.tokens import DEFAULT_TTL_S, ROLES, Tokens
 from visitation.seed import SeedError
 
@@ -173,9 +173,12 @@ def fit_default_calls(settings: Settings) -> None:
     (a limit the operator set is checked instead: :func:`network_error`)."""
     if settings.rtc_ports is None or settings.workers < 1:
         return
-    fits = calls_that_fit(settings.rtc_ports, settings.workers, turn=bool(settings.turn_urls))
-    if 0 < fits < settings.max_calls_per_worker:
-        settings.max_calls_per_worker = fits
+    settings.max_calls_per_worker = fitted_calls(
+        settings.max_calls_per_worker,
+        settings.rtc_ports,
+        settings.workers,
+        turn=bool(settings.turn_urls),
+    )
 
 
 def network_error(settings: Settings) -> str | None:

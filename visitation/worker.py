@@ -18,7 +18,6 @@ import sys
 import uvloop
 
 from core.logs import set_context, setup_logging
-from core.ports import calls_that_fit
 from core.redis_pool import connect
 from core.redis_version import UnsupportedRedis, check_url
 from core.runtime import tune_gc
@@ -73,16 +72,10 @@ def parse_cli(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.redis_url:
         parser.error("--redis-url (or REDIS_URL) is required")
-    if args.max_calls is None:
-        args.max_calls = DEFAULT_MAX_CALLS
-        if args.rtc_ports is not None:
-            turn = any(url.startswith("turn") for url in args.ice_server)
-            fits = calls_that_fit(args.rtc_ports, 1, turn=turn)
-            args.max_calls = max(1, min(args.max_calls, fits))
-    if args.max_calls < 1:
+    if args.max_calls is not None and args.max_calls < 1:
         parser.error("--max-calls must be at least 1")
     args.worker_id = args.worker_id or default_worker_id()
-    parse_network_arguments(parser, args, args.worker_id)
+    parse_network_arguments(parser, args, args.worker_id)  # sets the default --max-calls
     return args
 
 

@@ -33,11 +33,7 @@ from billing_hooks.hooks import BillingEvent, EventType, Hook
 from billing_hooks.metering.allowance import Allowances
 from billing_hooks.metering.call_history import FamilyCalls
 from billing_hooks.metering.plans import FacilityPlan, PricingPlans
-from billing_hooks.money.autopay import (
-    AutoPay,
-    AutoPaySettings,
-    need_payments,
-)
+from billing_hooks.money.autopay import AutoPay, AutoPaySettings, need_payments
 from billing_hooks.money.funding import BillingError, Funding
 from billing_hooks.money.ledger import Ledger, LedgerEntry, LedgerError
 from billing_hooks.money.payments import NoProcessor, PaymentProcessor
@@ -119,7 +115,7 @@ class Biller:
         self.processor: PaymentProcessor = processor if processor is not None else NoProcessor()
         self.funding = Funding(redis, ledger, self.processor)
         self.history = FamilyCalls(redis)
-        self.autopay = AutoPay(redis, self.funding, self._emit, payments=processor is not None)
+        self.autopay = AutoPay(redis, self.funding, self._emit, payments=self.payments_available)
 
     async def _emit(
         self, type: EventType, data: dict[str, Any], id: str, *, durable: bool = False

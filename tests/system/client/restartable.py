@@ -21,8 +21,11 @@ class RestartableNode:
     recordings_dir: Path
     overrides: dict[str, Any] = field(default_factory=dict)
     port: int = field(default_factory=_free_port)
-    node: SignalingNode | None = None
     _running: Node | None = None
+
+    @property
+    def node(self) -> SignalingNode | None:
+        return self._running.node if self._running is not None else None
 
     @property
     def url(self) -> str:
@@ -43,8 +46,7 @@ class RestartableNode:
             **{"rate_limits": TEST_RATE_LIMITS, **self.overrides},
         )
         self._running = await start_node(settings, self.redis_url, SECRET)
-        self.node = self._running.node
-        return self.node
+        return self._running.node
 
     async def stop(self) -> None:
         """A graceful stop, as ``serve`` does on SIGINT (every client's transport closed)."""
