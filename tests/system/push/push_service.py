@@ -116,20 +116,31 @@ class PushService:
 
     # -- what tests wait for ------------------------------------------------------------------
 
-    def of(self, device: Device, type: str | None = None) -> list[Received]:
+    def of(
+        self, device: Device, type: str | None = None, call_id: str | None = None
+    ) -> list[Received]:
         return [
             r
             for r in self.received
-            if r.device == device.name and (type is None or r.payload.get("type") == type)
+            if r.device == device.name
+            and (type is None or r.payload.get("type") == type)
+            and (call_id is None or r.payload.get("call_id") == call_id)
         ]
 
     async def wait_for(
-        self, device: Device, type: str, count: int = 1, within_s: float = 10.0
+        self,
+        device: Device,
+        type: str,
+        count: int = 1,
+        within_s: float = 10.0,
+        *,
+        call_id: str | None = None,
     ) -> list[Received]:
-        """The first ``count`` pushes of ``type`` to ``device`` (fails after ``within_s``)."""
+        """The first ``count`` pushes of ``type`` to ``device`` (of ``call_id`` if given: a
+        push may come twice, at least once being the rule), failing after ``within_s``."""
 
         def enough() -> bool:
-            return len(self.of(device, type)) >= count
+            return len(self.of(device, type, call_id)) >= count
 
         async with self._arrived:
             try:
@@ -139,7 +150,7 @@ class PushService:
                     f"{device.name}: {count} x {type} not received within {within_s} s; got "
                     f"{[r.payload.get('type') for r in self.of(device)]}, problems {self.problems}"
                 ) from None
-        return self.of(device, type)[:count]
+        return self.of(device, type, call_id)[:count]
 
     # -- the service --------------------------------------------------------------------------
 
