@@ -32,6 +32,12 @@ CODE: Final = Key(
     "the subject of a one-time code (purpose confirm or reset), by the code's SHA-256",
     "the code's lifetime",
 )
+CODES_OF: Final = Key(
+    "codes:{purpose}:{subject}",
+    Kind.SET,
+    "the digests of a subject's one-time codes of a purpose (a reset ends the others)",
+    "its longest code's lifetime",
+)
 LOCKOUT: Final = Key(
     "lockout:{name}:{account+}",
     Kind.ZSET,
@@ -80,6 +86,7 @@ KEYS: Final = (
     LOGIN_FAMILY,
     LOGIN_STAFF,
     CODE,
+    CODES_OF,
     LOCKOUT,
     PIN,
     IDENTITY,

@@ -11,7 +11,7 @@ What an attacker must not learn, and how:
   failure leaves the window; the addresses' own rate limits apply on top;
 - a second factor by replay: a TOTP code signs in once.
 
-A reset confirmed ends every token of the family issued before it.
+A reset confirmed ends every token of the family issued before it, and its other reset links.
 """
 
 from __future__ import annotations
@@ -166,6 +166,7 @@ class SignIn:
         if await self.reset_codes.redeem(code) != family_id:
             raise code_expired()
         await self.credentials.set_family_password_hash(family_id, password_hash)
+        await self.reset_codes.end_all(family_id)  # the other links of this account, too
         await self.credentials.confirm_email(family_id)  # the mail reached its owner
         await self.revocations.revoke("family", family_id)
         await self.lockout.clear(f"family:{email}")

@@ -20,7 +20,7 @@ def test_the_families_do_not_collide_and_each_is_listed() -> None:
     named = {v for v in vars(redis_keys).values() if v.__class__.__name__ == "Key"}
     assert named == set(redis_keys.KEYS)
     assert {key.space for key in redis_keys.KEYS} == {
-        "login", "code", "lockout", "pin", "identity", "identity_review", "mail"
+        "login", "code", "codes", "lockout", "pin", "identity", "identity_review", "mail"
     }  # fmt: skip
 
 

@@ -108,6 +108,21 @@ async def test_codes_are_random_hashed_single_use(redis: Redis) -> None:
         assert await codes.redeem(bad) is None
 
 
+async def test_ending_a_subjects_codes_leaves_other_subjects_and_purposes(redis: Redis) -> None:
+    resets, confirms = OneTimeCodes(redis, "reset"), OneTimeCodes(redis, "confirm")
+    mine = [await resets.issue("F1", 60) for _ in range(3)]
+    theirs = await resets.issue("F2", 60)
+    confirm = await confirms.issue("F1", 60)
+    assert await resets.redeem(mine[1]) == "F1"
+    assert await resets.end_all("F1") == 2  # the two still live
+    assert [await resets.peek(code) for code in mine] == [None, None, None]
+    assert await resets.peek(theirs) == "F2" and await confirms.peek(confirm) == "F1"
+    assert [key async for key in redis.scan_iter("codes:reset:F1")] == []  # nothing left over
+    assert await resets.end_all("F1") == 0
+    [index] = [key async for key in redis.scan_iter("codes:reset:*")]
+    assert 0 < await redis.pttl(index) <= 60_000  # it lives as long as its longest code
+
+
 async def test_codes_expire(redis: Redis) -> None:
     codes = OneTimeCodes(redis, "reset")
     code = await codes.issue("F1", 0.05)

@@ -217,6 +217,34 @@ async def test_reset_revokes_every_older_token(
         await socket.close()
 
 
+async def test_a_reset_ends_the_other_reset_links_of_the_account(
+    mail_node: Node, smtp_server: Mailbox
+) -> None:
+    """Someone who asked twice (or an attacker who asked too) holds two links: once the
+    password is reset with one, the other no longer works."""
+    email = SIGN_IN["F2"]["email"]
+    codes = []
+    for seen in range(2):
+        asked = await post(mail_node.url, "/api/v1/password-reset", {"email": email})
+        assert asked.status == 202
+        mail = await smtp_server.next_to(email, seen)
+        codes.append(link_code(mail, "reset", mail_node.url))
+    assert codes[0] != codes[1]
+    done = await post(
+        mail_node.url,
+        "/api/v1/password-reset/confirm",
+        {"code": codes[1], "password": "a brand new phrase"},
+    )
+    assert (done.status, done.body) == (200, {})
+    other = await post(
+        mail_node.url,
+        "/api/v1/password-reset/confirm",
+        {"code": codes[0], "password": "an attacker's phrase"},
+    )
+    assert other.status == 410 and other.body["error"]["code"] == "code_expired"
+    await login(mail_node, email, "a brand new phrase")
+
+
 async def test_reset_of_an_unknown_email_answers_the_same_and_sends_nothing(
     mail_node: Node, smtp_server: Mailbox
 ) -> None:
