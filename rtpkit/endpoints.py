@@ -56,6 +56,7 @@ from aiortc.rtp import (
 
 from rtpkit import fastpath
 from rtpkit.latency import DelayHistogram
+from rtpkit.outlet import Outlet, outlet
 from rtpkit.reports import SenderReports
 from rtpkit.rtp import ExtensionWriter, RtpIn, rtp_header, seq_delta, vp8_keyframe_start
 
@@ -196,6 +197,8 @@ class ForwardingSender(RTCRtpSender):
     delay: DelayHistogram | None
     clock_source: Callable[[], tuple[int, int, float] | None] | None
 
+    _outlet: Outlet
+
     def _prepare(self) -> None:
         self._dtls = self.transport
         self.stopped = False  # for good (its peer connection closed)
@@ -246,6 +249,7 @@ class ForwardingSender(RTCRtpSender):
         self._dtls = self.transport
         fastpath.install(self._dtls)
         fastpath.enlarge_socket_buffers(self._dtls)
+        self._outlet = outlet(self._dtls)
         self._dtls._register_rtp_sender(self, parameters)
         self._rtcp = asyncio.ensure_future(self._run_reports())
         self._ready = True
@@ -312,7 +316,7 @@ class ForwardingSender(RTCRtpSender):
         data = rtp_header(self._pt, marker, seq, ts, self._ssrc, self._ext.build(arrival))
         if self._keep_history:
             self._history[seq % HISTORY_SIZE] = (seq, ts, marker, payload)
-        if fastpath.send_rtp(self._dtls, data + payload):
+        if self._outlet.send_rtp(data + payload):
             self.packets_sent += 1
             self.octets_sent += len(payload)
             if self.delay is not None and not self.packets_sent & 3:  # a 1-in-4 sample

@@ -2,8 +2,8 @@
 timestamp offsets, across 16-bit and 32-bit wraparound and source switches.
 
 The sender is built without a peer connection: only its forwarding state is prepared, and the
-one network call (``fastpath.send_rtp``) is replaced by a list that keeps the bytes sent, which
-are then parsed as RTP. No sockets, no DTLS, no event loop.
+one network call (its outlet's ``send_rtp``, :mod:`rtpkit.outlet`) goes to a list that keeps
+the bytes sent, which are then parsed as RTP. No sockets, no DTLS, no event loop.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtpkit import fastpath
 from rtpkit.endpoints import ForwardingSender
 from rtpkit.rtp import RtpIn, seq_delta, ts_delta
 
@@ -30,7 +29,7 @@ class Wire:
     def __init__(self) -> None:
         self.packets: list[RtpIn] = []
 
-    def send(self, _dtls: object, data: bytes) -> bool:
+    def send_rtp(self, data: bytes) -> bool:
         self.packets.append(RtpIn.parse(data))
         return True
 
@@ -47,12 +46,8 @@ def sender(seq: int, ts: int) -> Iterator[tuple[ForwardingSender, Wire]]:
     fs._clock_rate = CLOCK
     fs._seq, fs._ts = seq, ts
     wire = Wire()
-    original = fastpath.send_rtp
-    setattr(fastpath, "send_rtp", wire.send)  # noqa: B010  # the one network call
-    try:
-        yield fs, wire
-    finally:
-        setattr(fastpath, "send_rtp", original)  # noqa: B010
+    fs._outlet = wire  # type: ignore[assignment]  # the one network call
+    yield fs, wire
 
 
 def packet(seq: int, ts: int, ssrc: int = 0x1111, pt: int = 111) -> RtpIn:
