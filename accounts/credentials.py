@@ -9,7 +9,8 @@ Keys (:mod:`accounts.redis_keys`):
 - ``login:family:{id}`` (hash): ``email``, ``password`` (Argon2id, never the password),
   ``email_verified`` (``0``/``1``), ``phone``;
 - ``login:staff:{id}`` (hash): ``password``, ``totp_pending`` (a secret being enrolled),
-  ``totp`` (the enabled secret) and ``totp_step`` (the last time step used, so a code is
+  ``totp`` (the enabled secret), both sealed (:mod:`accounts.sealed`: a copy of the database
+  gives no second factor away), and ``totp_step`` (the last time step used, so a code is
   accepted once).
 
 A family's profile (name, verified, blocks) stays a :class:`core.domain.Family` record in the
@@ -29,6 +30,7 @@ from redis.typing import EncodableT, FieldT
 
 from accounts.passwords import SecretHasher, check_password
 from accounts.redis_keys import LOGIN_EMAIL, LOGIN_FAMILY, LOGIN_STAFF
+from accounts.sealed import SecretSeal, is_sealed
 from core.directory import Directory
 from core.domain import Family
 from core.lua import script
@@ -71,11 +73,13 @@ class FamilyLogin:
 
 
 class Credentials:
-    """Credentials of families and staff; ``hasher`` hashes what is set in clear."""
+    """Credentials of families and staff; ``hasher`` hashes what is set in clear, ``seal``
+    seals TOTP seeds (:mod:`accounts.sealed`; without one, a store for passwords only)."""
 
-    def __init__(self, redis: Redis, hasher: SecretHasher) -> None:
+    def __init__(self, redis: Redis, hasher: SecretHasher, seal: SecretSeal | None = None) -> None:
         self._redis = redis
         self.hasher = hasher
+        self._seal = seal
         self._family_login = redis.register_script(_FAMILY_LOGIN)
         self._use_step = redis.register_script(_USE_STEP)
         self._enable_totp = redis.register_script(_ENABLE_TOTP)
@@ -190,20 +194,59 @@ class Credentials:
 
     async def begin_totp(self, staff_id: str, secret: str) -> None:
         """A secret to enrol; the one enabled (if any) stays until :meth:`enable_totp`."""
-        await self._redis.hset(LOGIN_STAFF(staff_id), "totp_pending", secret)
+        sealed = self._sealer().seal(secret, staff_id)
+        await self._redis.hset(LOGIN_STAFF(staff_id), "totp_pending", sealed)
 
     async def pending_totp(self, staff_id: str) -> str | None:
         raw = await self._redis.hget(LOGIN_STAFF(staff_id), "totp_pending")
-        return None if raw is None else text(raw)
+        return None if raw is None else self._sealer().open(text(raw), staff_id)
 
     async def enable_totp(self, staff_id: str, secret: str) -> bool:
         """Turn ``secret`` on; False if it is no longer the pending one."""
-        return bool(await self._enable_totp(keys=[LOGIN_STAFF(staff_id)], args=[secret]))
+        raw = await self._redis.hget(LOGIN_STAFF(staff_id), "totp_pending")
+        if raw is None or self._sealer().open(text(raw), staff_id) != secret:
+            return False
+        # The script turns on exactly the sealed value read, if it is still the pending one.
+        return bool(await self._enable_totp(keys=[LOGIN_STAFF(staff_id)], args=[raw]))
 
     async def totp_secret(self, staff_id: str) -> str | None:
-        """The enabled second factor's secret, or None (no second factor)."""
-        raw = await self._redis.hget(LOGIN_STAFF(staff_id), "totp")
-        return None if raw is None else text(raw)
+        """The enabled second factor's secret, or None (no second factor). One stored before
+        sealing is sealed now (unless it changed meanwhile)."""
+        key = LOGIN_STAFF(staff_id)
+        raw = await self._redis.hget(key, "totp")
+        if raw is None:
+            return None
+        stored = text(raw)
+        secret = self._sealer().open(stored, staff_id)
+        if not is_sealed(stored):
+            await self._seal_in_place(key, stored, self._sealer().seal(secret, staff_id))
+        return secret
+
+    async def has_totp(self, staff_id: str) -> bool:
+        """Whether a second factor is on (without opening it)."""
+        return bool(await self._redis.hexists(LOGIN_STAFF(staff_id), "totp"))
+
+    async def reset_totp(self, staff_id: str) -> None:
+        """Turn the second factor off (and drop an enrolment under way)."""
+        await self._redis.hdel(LOGIN_STAFF(staff_id), "totp", "totp_pending", "totp_step")
+
+    async def _seal_in_place(self, key: str, plain: str, sealed: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                current = await pipe.hget(key, "totp")
+                if current is None or text(current) != plain:
+                    return  # enrolled anew meanwhile: that one is sealed already
+                pipe.multi()  # type: ignore[no-untyped-call,unused-ignore]
+                pipe.hset(key, "totp", sealed)
+                await pipe.execute()
+            except WatchError:
+                return
+
+    def _sealer(self) -> SecretSeal:
+        if self._seal is None:
+            raise RuntimeError("TOTP seeds are sealed: this credential store needs the seal")
+        return self._seal
 
     async def use_totp_step(self, staff_id: str, step: int) -> bool:
         """Record that the code of time step ``step`` was used; False if it (or a later one)

@@ -13,6 +13,7 @@ from accounts.mail import Letters
 from accounts.mail_outbox import STREAM, MailOutbox, MailSender
 from accounts.mail_transport import transport_for
 from accounts.passwords import SecretHasher
+from accounts.sealed import SecretSeal
 from accounts.settings import AccountSettings
 from accounts.signin import FAILURES, LOCK_WINDOW_S, SignIn
 from accounts.signin_api import add_signin_routes
@@ -31,11 +32,12 @@ class AccountServices:
         directory: Directory,
         tokens: Tokens,
         revocations: Revocations,
+        seal: SecretSeal,
         hasher: SecretHasher | None = None,
     ) -> None:
         self.settings = settings
         self.hasher = hasher or SecretHasher()
-        self.credentials = Credentials(redis, self.hasher)
+        self.credentials = Credentials(redis, self.hasher, seal)
         self.letters = Letters(settings.public_url, settings.mail_from)
         self.mail = MailOutbox(Outbox(redis, stream=STREAM))
         self.sender = MailSender(self.mail, transport_for(settings.smtp))

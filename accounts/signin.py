@@ -27,6 +27,7 @@ from accounts.lockout import Lockout
 from accounts.mail import CONFIRM_HOURS, RESET_HOURS, Letters
 from accounts.mail_outbox import MailOutbox
 from accounts.passwords import PasswordRefused, check_password
+from accounts.sealed import SealBroken
 from accounts.totp import matching_step
 from core.directory import Directory
 from core.domain import Family
@@ -182,7 +183,15 @@ class SignIn:
         if not await self.hasher.verify(encoded if staff else None, password) or staff is None:
             await self.lockout.failed(account)
             raise invalid_credentials(STAFF_REFUSED)
-        secret = await self.credentials.totp_secret(staff_id)
+        try:
+            secret = await self.credentials.totp_secret(staff_id)
+        except SealBroken:
+            log.error(
+                "the TOTP seed of staff %s does not open (was VISITATION_SECRET changed?): "
+                "it cannot sign in until an admin resets its second factor",
+                staff_id,
+            )
+            raise invalid_credentials(STAFF_REFUSED) from None
         if secret is not None:
             if otp is None:
                 raise ApiError(401, "otp_required", "this account needs its one-time code (otp)")

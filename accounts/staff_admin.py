@@ -3,8 +3,10 @@
 - ``GET /api/v1/admin/staff`` (an addition, for the admin page): the staff of the admin's
   facilities (``{"staff": [{"id", "role", "facility_ids", "manageable", "otp_enabled"}]}``;
   ``manageable``: whether this admin may change it; ``otp_enabled``: its second factor is on);
-- ``PUT /api/v1/admin/staff/{staff_id}`` ``{"role", "facility_ids", "password"?}``: adds or
-  changes a staff member;
+- ``PUT /api/v1/admin/staff/{staff_id}`` ``{"role", "facility_ids", "password"?,
+  "reset_otp"?}``: adds or changes a staff member; ``reset_otp: true`` (an addition) turns its
+  second factor off (a lost phone, or a seed sealed under an old server secret), so it signs in
+  with its password and enrols again, and revokes its tokens;
 - ``DELETE /api/v1/admin/staff/{staff_id}``: removes it and revokes every token it holds.
 
 The rules, each refused with nothing changed: the new ``facility_ids`` lie within the admin's
@@ -40,7 +42,9 @@ class StaffCredentials(Protocol):
 
     async def delete_staff(self, staff_id: str) -> None: ...
 
-    async def totp_secret(self, staff_id: str) -> str | None: ...
+    async def has_totp(self, staff_id: str) -> bool: ...
+
+    async def reset_totp(self, staff_id: str) -> None: ...
 
 
 FacilityId = Annotated[str, Field(pattern=r"^([A-Za-z0-9_.\-]{1,64}|\*)$")]
@@ -52,6 +56,7 @@ class StaffChange(BaseModel):
     role: StaffRole
     facility_ids: Annotated[list[FacilityId], Field(min_length=1, max_length=1000)]
     password: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    reset_otp: bool = False
 
 
 def _listed(staff: Staff, manageable: bool, otp_enabled: bool | None = None) -> dict[str, object]:
@@ -88,7 +93,7 @@ class StaffAdminApi:
             _listed(
                 s,
                 within(admin, list(s.facility_ids)),
-                await self._credentials.totp_secret(s.id) is not None,
+                await self._credentials.has_totp(s.id),
             )
             for s in everyone
             if "*" in admin.facility_ids
@@ -134,10 +139,12 @@ class StaffAdminApi:
                 raise ApiError(422, "password_refused", str(exc)) from None
         staff = staff.model_copy(update={"facility_ids": facility_ids})
         await self._directory.save_staff(staff)
-        if current is not None and current != staff:
-            await self._revocations.revoke(current.role, staff_id)
         if change.password is not None:
             await self._credentials.set_staff_password(staff_id, change.password)
+        if change.reset_otp:
+            await self._credentials.reset_totp(staff_id)
+        if current is not None and (current != staff or change.reset_otp):
+            await self._revocations.revoke(current.role, staff_id)
         status = 201 if current is None else 200
         return web.json_response(_listed(staff, True), status=status)
 

@@ -26,6 +26,7 @@ class Purpose(Enum):
     MANIFESTS = b"visitation/recording-manifest/v1"
     TURN = b"visitation/turn-credentials/v1"
     TRANSCRIPTS = b"visitation/recording-transcript/v1"
+    TOTP = b"visitation/totp-secrets/v1"  # sealing staff TOTP seeds (accounts.sealed)
 
 
 def derive_key(secret: bytes, purpose: Purpose) -> bytes:

@@ -63,6 +63,7 @@ from accounts.settings import AccountSettings
 # --- accounts-admin imports (issue 26: identity, staff, tablets) ---
 # isort: split
 from accounts.admin_routes import add_accounts_admin_routes
+from accounts.sealed import SecretSeal
 
 # --- end accounts-admin imports ---
 # --- transcripts imports (issue 29) ---
@@ -230,6 +231,7 @@ class SignalingNode:
             directory=self.directory,
             tokens=self.tokens,
             revocations=self.revocations,
+            seal=SecretSeal.from_secret(secret),  # staff TOTP seeds, sealed in Redis
         )
         # --- end accounts wiring ---
         # --- visits wiring (issue 27) ---

@@ -136,3 +136,47 @@ async def test_a_new_enrolment_keeps_the_old_factor_until_confirmed(
     assert base64.b32decode(second.secret) != base64.b32decode(first.secret)
     code = first.at(time.time() + 30)
     assert (await post(mail_node.url, "/api/v1/login", {**S1, "otp": code})).status == 200
+
+
+async def enrolled(node: Node) -> pyotp.TOTP:
+    signed = await post(node.url, "/api/v1/login", S1)
+    token = str(signed.body["token"])
+    totp = await enrol(node, token)
+    confirmed = await post(
+        node.url, "/api/v1/account/staff/otp/confirm", {"otp": totp.now()}, token=token
+    )
+    assert confirmed.status == 200, confirmed.body
+    return totp
+
+
+async def test_the_seed_is_sealed_in_redis_and_only_opens_for_its_owner(
+    mail_node: Node, redis: Redis
+) -> None:
+    """A copy of the database gives no second factor away: the seed is stored sealed, and a
+    sealed seed copied onto another staff member's record does not sign that one in."""
+    totp = await enrolled(mail_node)
+    stored = await redis.hgetall(LOGIN_STAFF("S1"))
+    seed = totp.secret.encode()
+    assert stored[b"totp"].startswith(b"v1.") and all(seed not in v for v in stored.values())
+    assert base64.b32decode(seed) not in b"".join(stored.values())
+    code = totp.at(time.time() + 30)  # the next step (confirming used this one)
+    signed = await post(mail_node.url, "/api/v1/login", {**S1, "otp": code})
+    assert signed.status == 200, signed.body
+
+    await redis.hset(LOGIN_STAFF("A1"), "totp", stored[b"totp"])  # S1's seed onto A1
+    a1 = {"staff_id": "A1", "password": SIGN_IN["A1"]["password"], "otp": totp.now()}
+    moved = await post(mail_node.url, "/api/v1/login", a1)
+    assert moved.status == 401 and moved.body["error"]["code"] == "invalid_credentials"
+
+
+async def test_a_seed_stored_before_sealing_still_signs_in_and_is_sealed_then(
+    mail_node: Node, redis: Redis
+) -> None:
+    seed = pyotp.random_base32()
+    await redis.hset(LOGIN_STAFF("S1"), "totp", seed)  # as the code before sealing wrote it
+    signed = await post(mail_node.url, "/api/v1/login", {**S1, "otp": pyotp.TOTP(seed).now()})
+    assert signed.status == 200, signed.body
+    stored = await redis.hget(LOGIN_STAFF("S1"), "totp")
+    assert stored is not None and stored.startswith(b"v1.") and seed.encode() not in stored
+    again = pyotp.TOTP(seed).at(time.time() + 30)  # the next step: a code signs in once
+    assert (await post(mail_node.url, "/api/v1/login", {**S1, "otp": again})).status == 200

@@ -11,6 +11,8 @@ from redis.asyncio import Redis
 
 from accounts.credentials import Credentials
 from accounts.passwords import SecretHasher
+from accounts.redis_keys import LOGIN_STAFF
+from accounts.sealed import SecretSeal
 from client.session import ProtocolClient, RefusedError
 from core.directory import Directory
 from core.domain import Staff
@@ -167,3 +169,33 @@ async def test_staff_stored_before_the_index_are_listed(
     status, listed = await send(node, tokens, "GET", "/api/v1/admin/staff", admin="A1")
     assert status == 200
     assert {s["id"] for s in listed["staff"]} == {"S1", "S2", "I1", "A1", "A2"}
+
+
+async def test_an_admin_resets_a_second_factor_that_no_longer_opens(
+    node: Node, tokens: Tokens, redis: Redis, scoped: None
+) -> None:
+    """A seed sealed under an old server secret: the staff list still answers, the member
+    cannot sign in, and an admin's ``reset_otp`` lets it sign in with its password again."""
+    body = {"role": "monitor", "facility_ids": ["SQ"], "password": PASSWORD}
+    assert (await send(node, tokens, "PUT", "/api/v1/admin/staff/S9", json=body))[0] == 201
+    old = SecretSeal.from_secret(b"an old server secret, replaced")
+    await redis.hset(LOGIN_STAFF("S9"), "totp", old.seal("JBSWY3DPEHPK3PXP", "S9"))
+    status, listed = await send(node, tokens, "GET", "/api/v1/admin/staff")
+    assert status == 200
+    assert {s["id"]: s["otp_enabled"] for s in listed["staff"]}["S9"] is True
+    login = {"staff_id": "S9", "password": PASSWORD, "otp": "123456"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(node.url + "/api/v1/login", json=login) as refused:
+            assert refused.status == 401
+        issued = time.time()
+        reset = {**body, "reset_otp": True}
+        del reset["password"]
+        status, answer = await send(node, tokens, "PUT", "/api/v1/admin/staff/S9", json=reset)
+        assert status == 200, answer
+        assert await Revocations(redis).is_revoked("monitor", "S9", issued, fresh=True)
+        assert await redis.hget(LOGIN_STAFF("S9"), "totp") is None
+        del login["otp"]
+        async with http.post(node.url + "/api/v1/login", json=login) as signed:
+            assert signed.status == 200, await signed.text()
+    status, listed = await send(node, tokens, "GET", "/api/v1/admin/staff")
+    assert {s["id"]: s["otp_enabled"] for s in listed["staff"]}["S9"] is False
