@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck pytest bench bench-transcripts faults clean chromium coturn nettools speechtools
+.PHONY: install run test lint typecheck pytest bench bench-send bench-transcripts faults clean chromium coturn nettools speechtools
 
 install: $(STAMP)
 
@@ -65,6 +65,10 @@ test: lint typecheck pytest
 # The SFU benchmark (ours vs the naive aiortc pipeline), e.g. make bench ARGS="--calls 4 --seconds 10"
 bench: $(STAMP)
 	$(BIN)/python -m loadtest.bench $(ARGS)
+
+# The SFU's per-packet send cost, fastpath.send_rtp vs rtpkit.outlet side by side
+bench-send: $(STAMP)
+	$(BIN)/python -m loadtest.send_path $(ARGS)
 
 # What idle family sockets cost a node at each log setting, e.g. make bench-idle ARGS="--sockets 2000"
 bench-idle: $(STAMP)
