@@ -1,11 +1,11 @@
 """The SFU's per-packet send cost, side by side: :func:`rtpkit.fastpath.send_rtp` (every
 lookup per packet) against :class:`rtpkit.outlet.Outlet` (kept and re-checked by identity).
 
-``python -m loadtest.send_path [--packets 2000] [--rounds 15]``
+``python -m loadtest.send_path [--packets 1000] [--rounds 15]``
 
 Two real aiortc peer connections over loopback (ICE, DTLS, SRTP keys); the sending side's
 transport then sends the same RTP packets (1,100-byte payloads) through each path in
-alternating rounds, timed by the thread's CPU clock while the loop does nothing else (the
+alternating rounds (each with new sequence numbers), timed by the thread's CPU clock while the loop does nothing else (the
 receiving side reads them between rounds). Both include the kernel's ``sendto`` (on loopback
 also the receiving socket's enqueue), so the difference is the Python per packet. Prints the
 median and best round per path and their ratio.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -47,10 +48,14 @@ async def measure(packets: int, rounds: int) -> dict[str, list[float]]:
     try:
         dtls = sender.getTransceivers()[0].sender.transport
         fastpath.enlarge_socket_buffers(dtls)
-        data = [
-            rtp_header(96, False, seq, 90 * seq, 0x5EED, b"") + b"\x90" * 1100
-            for seq in range(packets)
-        ]
+        numbers = itertools.count(1)
+
+        def fresh() -> list[bytes]:  # new sequence numbers each round: SRTP refuses repeats
+            return [
+                rtp_header(96, False, seq & 0xFFFF, 90 * seq, 0x5EED, b"") + b"\x90" * 1100
+                for seq in itertools.islice(numbers, packets)
+            ]
+
         fast = outlet(dtls)
         paths: dict[str, Callable[[bytes], bool]] = {
             "fastpath.send_rtp": lambda packet: fastpath.send_rtp(dtls, packet),
@@ -59,6 +64,7 @@ async def measure(packets: int, rounds: int) -> dict[str, list[float]]:
         results: dict[str, list[float]] = {name: [] for name in paths}
         for _ in range(rounds):
             for name, send in paths.items():
+                data = fresh()
                 started = time.thread_time()
                 sent = sum(send(packet) for packet in data)
                 spent = time.thread_time() - started
@@ -84,7 +90,7 @@ def report(results: dict[str, list[float]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packets", type=int, default=2000)
+    parser.add_argument("--packets", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args(argv)
     if args.packets < 1 or args.rounds < 1:
