@@ -138,6 +138,31 @@ async def test_an_admin_manages_staff_and_a_pin(pages: Pages, server: WebNode) -
     assert asked and "signed out" in asked[0]
     assert "M2" not in await staff_list(server)
 
+
+async def test_an_admin_resets_a_lost_two_step_sign_in(pages: Pages, server: WebNode) -> None:
+    credentials = server.node.accounts.credentials
+    await credentials.begin_totp("MW", "JBSWY3DPEHPK3PXP")
+    assert await credentials.enable_totp("MW", "JBSWY3DPEHPK3PXP")
+    page = await pages.open("/admin", "admin", "AW", DESKTOP)
+    row = page.locator('#staff tr[data-staff="MW"]')
+    two_step = row.locator("td").nth(3)
+    await expect(two_step).to_have_text("on")
+    await expect(page.locator('#staff tr[data-staff="AW"] button.reset-otp')).to_have_count(0)
+    asked: list[str] = []
+
+    async def accept(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+
+    page.once("dialog", accept)
+    await row.get_by_role("button", name="Reset two-step").click()
+    await expect(page.locator("#staff-done")).to_contain_text("two-step sign-in is off")
+    await expect(two_step).to_have_text("off")
+    await expect(row.locator("button.reset-otp")).to_have_count(0)
+    assert asked and "signed out" in asked[0]
+    assert (await staff_list(server))["MW"]["otp_enabled"] is False
+    assert not await credentials.has_totp("MW")
+
     # A resident's PIN: then the shared tablet signs them in with it.
     pin_form = page.locator("#pin-form")
     await pin_form.locator("[name=resident_id]").fill("RW")

@@ -65,6 +65,9 @@ export class StaffAdmin {
         ? el("small", { class: "muted" }, "managed by an admin of all its facilities")
         : el("div", { class: "row" },
           el("button", { class: "secondary edit", onclick: () => this.edit(s) }, "Edit"),
+          twoStep && s.id !== this.self
+            ? el("button", { class: "secondary reset-otp", onclick: () => this.resetTwoStep(s) }, "Reset two-step")
+            : null,
           s.id === this.self ? null
             : el("button", { class: "danger remove", onclick: () => this.remove(s) }, "Remove"))),
     );
@@ -128,6 +131,21 @@ export class StaffAdmin {
       return;
     }
     say($("#staff-done"), `${s.id} is removed.`);
+    await this.load();
+  }
+
+  /** Turn `s`'s second factor off (a lost phone): it signs in with its password, enrols again. */
+  async resetTwoStep(s) {
+    if (!confirm(`Reset ${s.id}'s two-step sign-in? They are signed out and sign in with their password alone until they set it up again.`)) return;
+    say($("#staff-error"), "");
+    const body = { role: s.role, facility_ids: s.facility_ids, reset_otp: true };
+    try {
+      await this.request("PUT", `/api/v1/admin/staff/${encodeURIComponent(s.id)}`, body);
+    } catch (exc) {
+      say($("#staff-error"), `Not reset: ${exc.message}`);
+      return;
+    }
+    say($("#staff-done"), `${s.id}'s two-step sign-in is off until they set it up again.`);
     await this.load();
   }
 
