@@ -20,6 +20,7 @@ from playwright.async_api import (
     Browser,
     BrowserContext,
     ConsoleMessage,
+    Dialog,
     Page,
     ViewportSize,
     async_playwright,
@@ -209,6 +210,18 @@ async def api_as(server: WebNode, role: str, subject: str) -> AsyncIterator[aioh
     headers = {"Authorization": f"Bearer {server.tokens.issue(role, subject)}"}
     async with aiohttp.ClientSession(base_url=server.url, headers=headers) as http:
         yield http
+
+
+def answer_next_dialog(page: Page, *, accept: bool) -> list[str]:
+    """Accept (or dismiss) the page's next dialog; the list returned gets its message."""
+    asked: list[str] = []
+
+    async def answer(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        await (dialog.accept() if accept else dialog.dismiss())
+
+    page.once("dialog", answer)
+    return asked
 
 
 async def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:

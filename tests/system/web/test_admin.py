@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
-from playwright.async_api import Dialog, expect
+from playwright.async_api import expect
 
 from client.session import AckError, ProtocolClient
-from tests.system.web.conftest import DESKTOP, Pages, WebNode, screenshot
+from tests.system.web.conftest import DESKTOP, Pages, WebNode, answer_next_dialog, screenshot
 
 
 async def test_an_admin_approves_a_contact_request_and_the_resident_calls(
@@ -28,13 +28,7 @@ async def test_an_admin_approves_a_contact_request_and_the_resident_calls(
     await screenshot(page, "admin-requests", full_page=True)
 
     # Privileged means never recorded: asked first, and nothing changes when declined.
-    messages: list[str] = []
-
-    async def decline(dialog: Dialog) -> None:
-        messages.append(dialog.message)
-        await dialog.dismiss()
-
-    page.once("dialog", decline)
+    messages = answer_next_dialog(page, accept=False)
     await row.get_by_role("button", name="Approve as attorney…").click()
     await expect(row.locator(".status")).to_have_text("Waiting")
     assert messages and "never recorded" in messages[0]

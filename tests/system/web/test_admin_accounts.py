@@ -11,10 +11,17 @@ from typing import Any
 
 import aiohttp
 from PIL import Image
-from playwright.async_api import Dialog, Page, expect
+from playwright.async_api import Page, expect
 from redis.asyncio import Redis
 
-from tests.system.web.conftest import DESKTOP, Pages, WebNode, api_as, screenshot
+from tests.system.web.conftest import (
+    DESKTOP,
+    Pages,
+    WebNode,
+    answer_next_dialog,
+    api_as,
+    screenshot,
+)
 from visitation.seed import apply_seed, parse_seed
 
 NEW_FAMILY: dict[str, Any] = {
@@ -126,13 +133,7 @@ async def test_an_admin_manages_staff_and_a_pin(pages: Pages, server: WebNode) -
     await form.get_by_role("button", name="Save").click()
     await expect(row.locator(".role")).to_have_text("Investigator")
     assert (await staff_list(server))["M2"]["role"] == "investigator"
-    asked: list[str] = []
-
-    async def accept(dialog: Dialog) -> None:
-        asked.append(dialog.message)
-        await dialog.accept()
-
-    page.once("dialog", accept)
+    asked = answer_next_dialog(page, accept=True)
     await row.get_by_role("button", name="Remove").click()
     await expect(row).to_have_count(0)
     assert asked and "signed out" in asked[0]
@@ -148,13 +149,7 @@ async def test_an_admin_resets_a_lost_two_step_sign_in(pages: Pages, server: Web
     two_step = row.locator("td").nth(3)
     await expect(two_step).to_have_text("on")
     await expect(page.locator('#staff tr[data-staff="AW"] button.reset-otp')).to_have_count(0)
-    asked: list[str] = []
-
-    async def accept(dialog: Dialog) -> None:
-        asked.append(dialog.message)
-        await dialog.accept()
-
-    page.once("dialog", accept)
+    asked = answer_next_dialog(page, accept=True)
     await row.get_by_role("button", name="Reset two-step").click()
     await expect(page.locator("#staff-done")).to_contain_text("two-step sign-in is off")
     await expect(two_step).to_have_text("off")
