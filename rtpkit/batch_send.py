@@ -28,8 +28,6 @@ import struct
 import time
 from typing import Any, Final
 
-import aioice.ice
-import aioice.turn
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from pylibsrtp import Error as SrtpError
 
@@ -110,16 +108,9 @@ def send_batch(dtls: RTCDtlsTransport, packets: list[bytes]) -> int:
     pair = dtls.transport._connection._nominated.get(1)
     if pair is None:
         return 0
-    protocol = pair.protocol
-    transport = getattr(protocol, "transport", None)
+    transport = fastpath.direct_udp(pair)
     sock = None
-    if (
-        _gso_works
-        and type(protocol) is aioice.ice.StunProtocol
-        and transport is not None
-        and not isinstance(transport, aioice.turn.TurnTransport)
-        and not transport.is_closing()
-    ):
+    if _gso_works and transport is not None and not transport.is_closing():
         sock = _gso_socket(dtls, transport)
     if sock is None:
         return sum(fastpath._send(dtls, p) for p in protected)

@@ -245,6 +245,18 @@ def _deliver_rtcp(router: Any, packets: list[Any]) -> None:
                 spawn(recipient._handle_rtcp_packet(packet))
 
 
+def direct_udp(pair: Any) -> Any | None:
+    """The UDP transport of a selected ``pair`` whose packets go straight to its socket (not a
+    TURN relay, not ICE-TCP; it may be closing), else None."""
+    protocol = pair.protocol
+    if type(protocol) is not aioice.ice.StunProtocol:
+        return None
+    transport = protocol.transport
+    if transport is None or isinstance(transport, aioice.turn.TurnTransport):
+        return None
+    return transport
+
+
 def _send(dtls: RTCDtlsTransport, protected: bytes) -> bool:
     pair = dtls.transport._connection._nominated.get(1)
     if pair is None:

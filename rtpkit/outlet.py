@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import aioice.ice
-import aioice.turn
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from pylibsrtp import SRTP_MAX_TRAILER_LEN, Session
 from pylibsrtp._binding import ffi, lib
@@ -96,27 +94,18 @@ class Outlet:
         return True
 
     def _use_session(self, session: Session) -> None:
+        tx = fastpath._srtp(self._dtls, "_tx_srtp")  # the one reader of pylibsrtp's layout
+        assert tx is not None and tx.session is session
         self._session = session
-        self._srtp = session._srtp[0]
-        self._cdata = session._cdata
-        self._buffer = session._buffer
-        self._room = len(session._buffer) - SRTP_MAX_TRAILER_LEN
+        self._srtp, self._cdata, self._buffer = tx._srtp, tx._cdata, tx._buffer
+        self._room = tx._room - SRTP_MAX_TRAILER_LEN
 
     def _use_pair(self, pair: Any) -> None:
         self._pair = pair
-        self._sendto = self._transport = self._addr = None
-        if pair is None:
-            return
-        protocol = pair.protocol
-        transport = getattr(protocol, "transport", None)
-        if (
-            type(protocol) is aioice.ice.StunProtocol
-            and transport is not None
-            and not isinstance(transport, aioice.turn.TurnTransport)
-        ):
-            self._transport = transport
-            self._sendto = transport.sendto
-            self._addr = pair.remote_addr
+        transport = None if pair is None else fastpath.direct_udp(pair)
+        self._transport = transport
+        self._sendto = None if transport is None else transport.sendto
+        self._addr = None if transport is None else pair.remote_addr
 
 
 def outlet(dtls: RTCDtlsTransport) -> Outlet:
