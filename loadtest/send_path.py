@@ -4,11 +4,12 @@ lookup per packet) against :class:`rtpkit.outlet.Outlet` (kept and re-checked by
 ``python -m loadtest.send_path [--packets 1000] [--rounds 15]``
 
 Two real aiortc peer connections over loopback (ICE, DTLS, SRTP keys); the sending side's
-transport then sends the same RTP packets (1,100-byte payloads) through each path in
-alternating rounds (each with new sequence numbers), timed by the thread's CPU clock while the loop does nothing else (the
-receiving side reads them between rounds). Both include the kernel's ``sendto`` (on loopback
-also the receiving socket's enqueue), so the difference is the Python per packet. Prints the
-median and best round per path and their ratio.
+transport then sends RTP packets (1,100-byte payloads) through each path in alternating
+rounds (each with new sequence numbers: SRTP refuses repeats), timed by the thread's CPU
+clock while the loop does nothing else (the receiving side reads them between rounds). Both
+include the kernel's ``sendto`` (on loopback also the receiving socket's enqueue), so the
+difference is the Python per packet. Prints the median and best round per path and their
+ratio.
 """
 
 from __future__ import annotations
