@@ -149,6 +149,7 @@ async def test_an_admin_resets_a_lost_two_step_sign_in(pages: Pages, server: Web
     two_step = row.locator("td").nth(3)
     await expect(two_step).to_have_text("on")
     await expect(page.locator('#staff tr[data-staff="AW"] button.reset-otp')).to_have_count(0)
+    await screenshot(page, "admin-staff-two-step-on", full_page=True)
     asked = answer_next_dialog(page, accept=True)
     await row.get_by_role("button", name="Reset two-step").click()
     await expect(page.locator("#staff-done")).to_contain_text("two-step sign-in is off")
