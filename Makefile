@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck pytest bench bench-send bench-transcripts faults clean chromium coturn nettools speechtools
+.PHONY: install run test lint typecheck pytest bench bench-send bench-recorder bench-transcripts faults clean chromium coturn nettools speechtools
 
 install: $(STAMP)
 
@@ -69,6 +69,10 @@ bench: $(STAMP)
 # The SFU's per-packet send cost, fastpath.send_rtp vs rtpkit.outlet side by side
 bench-send: $(STAMP)
 	$(BIN)/python -m loadtest.send_path $(ARGS)
+
+# What recording costs the worker: muxing on the loop vs a writer thread per call, side by side
+bench-recorder: $(STAMP)
+	$(BIN)/python -m loadtest.recorder_handoff $(ARGS)
 
 # What idle family sockets cost a node at each log setting, e.g. make bench-idle ARGS="--sockets 2000"
 bench-idle: $(STAMP)

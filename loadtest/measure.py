@@ -192,7 +192,7 @@ def recording_totals(before: Snapshot, after: Snapshot) -> dict[str, int] | None
         then = rooms_before.get(cid, {}).get("recording") or {}
         frames += now["frames"] - then.get("frames", 0)
         dropped += now["dropped_packets"] - then.get("dropped_packets", 0)
-        pending = max(pending, now["pending_batches"])
+        pending = max(pending, now["pending_writes"])
     return {"calls": len(taps), "frames": frames, "dropped_packets": dropped, "backlog": pending}
 
 

@@ -236,7 +236,7 @@ class WorkerMetrics:
         for tap in self._taps.values():
             stats = tap.stats()
             self._recorders.add(tap, (int(stats["dropped_packets"]),), self._dropped)
-            backlog += int(stats["pending_batches"])
+            backlog += int(stats["pending_writes"])
         calls = len(self._rooms)
         # Every opened call is in ``rooms`` until it is closed (a room is briefly there
         # before its open_call is counted: never let that make "closed" go back).
@@ -297,8 +297,8 @@ class WorkerMetrics:
             snap.recording_dropped,
         )
         yield gauge(
-            "visitation_sfu_recording_backlog_batches",
-            "Packet batches waiting for the recorders' disk writes",
+            "visitation_sfu_recording_backlog_writes",
+            "Writes waiting for the recorders' disks",
             snap.recording_backlog,
         )
         yield gauge(

@@ -12,8 +12,9 @@ anchored to the frame's *arrival* time with a minimum-delay estimate, so one par
 video stay in sync with each other and with the other party (see :class:`_MediaClock`).
 
 Crash safety: the Matroska muxer closes a cluster at least every
-``cluster_time_limit_ms`` and writes it out; ``flush_packets`` pushes every write to the OS at
-once (the file object is unbuffered); interleaving waits at most ``max_interleave_delta_ms``.
+``cluster_time_limit_ms`` and writes it out; ``flush_packets`` hands every write over at once
+to the recording's :class:`~recorder.spool.Spool`, whose thread passes it to the OS (the file
+object is unbuffered); interleaving waits at most ``max_interleave_delta_ms``.
 A SIGKILLed writer therefore leaves a file that plays up to about the last 1.5 s. A clean
 :meth:`CallRecording.close` adds the duration and the cue index (seeking).
 """
@@ -34,6 +35,7 @@ from av.stream import Stream
 
 from core.domain import Party as Party
 from recorder.bitstream import opus_head, opus_packet_ms, vp8_keyframe_size
+from recorder.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +125,10 @@ class _MediaClock:
     def reset(self) -> None:
         self._offset = None
 
-    def to_ms(self, pts: int | None, time_base: Fraction | None, arrival_ms: float) -> int:
-        if pts is None or not time_base:
+    def to_ms(self, media_ms: float | None, arrival_ms: float) -> int:
+        if media_ms is None:
             when = arrival_ms
         else:
-            media_ms = pts * 1000 * time_base.numerator / time_base.denominator  # no Fractions
             seen = arrival_ms - media_ms
             if self._offset is None or seen < self._offset or seen - self._offset > self._resync:
                 self._offset = seen
@@ -160,11 +161,13 @@ class _Pending:
 class CallRecording:
     """Incremental, crash-safe WebM writer for one call; see the module docstring.
 
-    Not thread-safe: call :meth:`write` from one thread (the worker's event loop).
+    Not thread-safe: call :meth:`write` from one thread (the worker's event loop), then
+    :meth:`close` from that thread or, once no more writes come, from another (it waits for
+    the disk).
     """
 
     def __init__(
-        self, call_id: str, container: OutputContainer, file: BinaryIO, options: MuxerOptions
+        self, call_id: str, container: OutputContainer, file: Spool, options: MuxerOptions
     ) -> None:
         self.call_id = call_id
         self.options = options
@@ -193,15 +196,16 @@ class CallRecording:
         recording then owns and closes."""
         options = options or MuxerOptions()
         file = open(target, "xb", buffering=0) if isinstance(target, str | Path) else target
+        spool = Spool(file, name=f"recorder-{call_id}")
         try:
             container = av.open(
-                file, "w", format="webm", container_options=options.container_options()
+                spool, "w", format="webm", container_options=options.container_options()
             )
         except BaseException:
-            file.close()
+            spool.close()
             raise
         container.metadata["title"] = f"call {call_id}"
-        return cls(call_id, container, file, options)
+        return cls(call_id, container, spool, options)
 
     # ------------------------------------------------------------------ writing
 
@@ -211,11 +215,29 @@ class CallRecording:
         """Record one encoded frame that arrived at ``arrival`` (``time.monotonic()`` seconds;
         default now). ``packet`` is not modified. Returns whether the frame was recorded
         (video before a key frame is not: it could not be decoded)."""
+        pts, time_base = packet.pts, packet.time_base
+        media_ms = None
+        if pts is not None and time_base:
+            media_ms = pts * 1000 * time_base.numerator / time_base.denominator
+        return self.write_frame(party, kind, bytes(packet), media_ms, arrival)
+
+    def write_frame(
+        self,
+        party: Party,
+        kind: Kind,
+        data: bytes,
+        media_ms: float | None,
+        arrival: float | None = None,
+    ) -> bool:
+        """:meth:`write` for a frame given as its bytes and its media time in milliseconds
+        (its RTP timestamp over the clock rate; ``None``: place it by arrival alone).
+
+        The frame is copied once into a packet libav owns, so freeing it never needs the
+        GIL (a packet over Python bytes would: a GIL handoff per frame with the loop)."""
         if self.closed or self._failed:
             return False
         track = self._tracks[party, kind]
-        head = bytes(memoryview(packet)[:10])
-        size = vp8_keyframe_size(head) if kind == "video" else None
+        size = vp8_keyframe_size(data) if kind == "video" else None
         if track.waiting_for_keyframe:
             if size is None:
                 track.stats.skipped += 1
@@ -226,20 +248,24 @@ class CallRecording:
         now = time.monotonic() if arrival is None else arrival
         if self._t0 is None:
             self._t0 = now
-        ms = track.clock.to_ms(packet.pts, packet.time_base, (now - self._t0) * 1000)
-        # Shares the frame's bytes (PyAV takes any buffer); the original stays untouched.
-        out = av.Packet(packet)  # type: ignore[arg-type]
-        out.pts = out.dts = ms
-        out.time_base = MS
-        out.is_keyframe = kind == "audio" or size is not None
-        duration = opus_packet_ms(head) if kind == "audio" else None
-        if duration:
-            out.duration = round(duration)
+        ms = track.clock.to_ms(media_ms, (now - self._t0) * 1000)
+        out = av.Packet(len(data))
+        memoryview(out)[:] = data
+        out.pts = out.dts = ms  # in MS, every stream's time base (unset here: taken as it)
+        duration = 0
+        if kind == "video":
+            out.is_keyframe = size is not None
+        else:
+            out.is_keyframe = True
+            duration = round(opus_packet_ms(data) or 0)
+            if duration:
+                out.duration = duration
         stats = track.stats
         stats.packets += 1
-        stats.bytes += packet.size
-        stats.first_ms = ms if stats.first_ms is None else stats.first_ms
-        stats.end_ms = ms + round(duration or 0)
+        stats.bytes += len(data)
+        if stats.first_ms is None:
+            stats.first_ms = ms
+        stats.end_ms = ms + duration
         if not self.started:
             self._pending.append(_Pending(track, out))
             if self._ready(ms):
@@ -312,6 +338,15 @@ class CallRecording:
     # ------------------------------------------------------------------ closing
 
     @property
+    def backlog_s(self) -> float:
+        """How long the oldest write not yet on disk has waited (see :class:`Spool`)."""
+        return self._file.backlog_s
+
+    @property
+    def pending_writes(self) -> int:
+        return self._file.pending
+
+    @property
     def stats(self) -> RecordingStats:
         return RecordingStats(self.call_id, [t.stats for t in self._tracks.values()], self._failed)
 
@@ -324,6 +359,8 @@ class CallRecording:
                     self._start()
                 self._container.close()
             except (av.FFmpegError, OSError) as exc:
+                if self._file.error is not None:  # a write the spool's thread could not make
+                    self._failed = self._failed or f"write failed: {self._file.error}"
                 self._close_failed(exc)
             finally:
                 try:

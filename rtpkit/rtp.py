@@ -17,7 +17,6 @@ frames at RTP level).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -266,16 +265,15 @@ class FrameAssembler:
 
     def push(
         self, seq: int, timestamp: int, marker: bool, payload: bytes, arrival: float
-    ) -> Iterator[Frame]:
-        """Add one packet; yields every frame that became ready (or was given up on)."""
+    ) -> list[Frame]:
+        """Add one packet; returns every frame that became ready (or was given up on)."""
         ts = self._extend_ts(timestamp)
         if self._last_ts is not None and ts <= self._last_ts:
-            return  # a frame already emitted or skipped: too late
+            return []  # a frame already emitted or skipped: too late
         if not self.video:
             self._last_ts = ts
             self.frames += 1
-            yield Frame(payload, ts, True, arrival, 1)
-            return
+            return [Frame(payload, ts, True, arrival, 1)]
         xseq = self._extend_seq(seq)
         pending = self._pending.get(ts)
         if pending is None:
@@ -285,9 +283,10 @@ class FrameAssembler:
             pending.start = xseq
         if marker:
             pending.end = xseq
-        yield from self._drain(arrival)
+        return self._drain(arrival)
 
-    def _drain(self, now: float) -> Iterator[Frame]:
+    def _drain(self, now: float) -> list[Frame]:
+        ready: list[Frame] = []
         while self._pending:
             ts = min(self._pending)
             pending = self._pending[ts]
@@ -295,7 +294,7 @@ class FrameAssembler:
             follows = self._next_seq is None or pending.start == self._next_seq
             if frame is None or not follows:  # incomplete, or a frame before it is missing
                 if now - pending.arrival < self.max_wait_s:
-                    return
+                    break
                 self.dropped += frame is None
                 self.need_keyframe = True
             del self._pending[ts]
@@ -310,7 +309,8 @@ class FrameAssembler:
             self.need_keyframe = False
             self.frames += 1
             self.keyframes += frame.keyframe
-            yield frame
+            ready.append(frame)
+        return ready
 
     @staticmethod
     def _complete(pending: _Pending) -> Frame | None:
