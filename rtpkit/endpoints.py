@@ -56,6 +56,7 @@ from aiortc.rtp import (
 
 from rtpkit import fastpath
 from rtpkit.latency import DelayHistogram
+from rtpkit.nacks import Nacks
 from rtpkit.outlet import Outlet, outlet
 from rtpkit.reports import SenderReports
 from rtpkit.rtp import ExtensionWriter, RtpIn, rtp_header, seq_delta, vp8_keyframe_start
@@ -103,6 +104,8 @@ class ForwardingReceiver(RTCRtpReceiver):
         self._pt_info: dict[int, tuple[int, int | None]] = {}
         self._streams: dict[int, StreamStatistics] = getattr(self, _R + "remote_streams")
         self._rtx_ssrc: dict[int, int] = getattr(self, _R + "rtx_ssrc")
+        if getattr(self, _R + "nack_generator") is not None:  # video: the same, cheaper
+            setattr(self, _R + "nack_generator", Nacks())
         self._nacks: NackGenerator | None = getattr(self, _R + "nack_generator")
 
     async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
