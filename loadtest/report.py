@@ -357,7 +357,7 @@ def table(results: dict[str, Any], *, per_call: bool = False) -> str:
             lines.append(
                 f"  {phase['pipeline']}: recorded {rec['calls']} calls, {rec['frames']} frames"
                 f" written in the window, {rec['dropped_packets']} packets dropped,"
-                f" writer backlog {rec['backlog']} batches"
+                f" writer backlog {rec['backlog']} writes waiting"
             )
         clients = phase.get("clients")
         if clients:
