@@ -17,8 +17,9 @@
 * The clients themselves (``clients``): this process's CPU over the window in % of the cores
   it may use, how late its frames went out after they were due and how late its pacer's timer
   ran (the loop's lag) (:class:`client.media.Pacer`), and the share of received packets the
-  light clients unprotected. :func:`loadtest.report.clients_verdict` says whether they kept up;
-  a row where they did not is not a measurement of the worker.
+  light clients unprotected, and the datagrams the kernel dropped at their full sockets
+  (:mod:`loadtest.socket_drops`; the worker's too). :func:`loadtest.report.clients_verdict`
+  says whether they kept up; a row where they did not is not a measurement of the worker.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from client.light_peer import LightPeerConnection
 from client.media import Pacer
 from client.peer import MonitorPeer, PartyPeer
 from loadtest.report import clients_verdict
+from loadtest.socket_drops import udp_drops
 from media.control import SfuControl
 from rtpkit.latency import Counts, diff, merge, summarize
 from rtpkit.rtp import MEDIA_KINDS
@@ -106,6 +108,7 @@ class Snapshot:
     lateness: dict[str, Any]  # the pacer's histograms' snapshots
     loop_lag: dict[str, Any]
     light: dict[str, int]  # light clients' datagrams / decrypted / rejected, summed
+    udp_drops: dict[int, int]  # pid -> datagrams dropped at its full UDP receive buffers
 
 
 def _light_totals(calls: Sequence[Call]) -> dict[str, int]:
@@ -140,8 +143,14 @@ async def take_snapshot(
     pacer = Pacer.get()
     lateness, lag = pacer.lateness.snapshot(), pacer.loop_lag.snapshot()
     light = _light_totals(calls)
+    drops = udp_drops((worker_pid, os.getpid()))
     stats = await control.stats(worker_id)
-    return Snapshot(wall, cpu, bench, busy, stats, sent, received, lateness, lag, light)
+    return Snapshot(wall, cpu, bench, busy, stats, sent, received, lateness, lag, light, drops)
+
+
+def socket_drops(before: Snapshot, after: Snapshot, pid: int) -> int:
+    """Datagrams ``pid``'s sockets dropped in the window (a socket closed meanwhile: 0)."""
+    return max(0, after.udp_drops.get(pid, 0) - before.udp_drops.get(pid, 0))
 
 
 def nearest_rank(values: Sequence[float], q: float) -> float | None:
@@ -247,6 +256,7 @@ def clients_result(before: Snapshot, after: Snapshot, cores: int) -> dict[str, A
             else None
         ),
         "srtp_rejected": light.get("rejected", 0),
+        "socket_drops": socket_drops(before, after, os.getpid()),
     }
     kept_up, why = clients_verdict(clients)
     clients["kept_up"] = kept_up
@@ -325,6 +335,7 @@ def phase_result(
         "upstream_frames_sent": upstream_sent,
         "upstream_frames_received": upstream_received,
         "upstream_loss_pct": loss_pct(upstream_sent, upstream_received),
+        "worker_socket_drops": socket_drops(before, after, int(stats.get("pid") or 0)),
         "forwarding_delay": summarize(merge(delays)) if delays else None,
         "accept_to_connected": ms_summary(setups),
         "setup_stages": {

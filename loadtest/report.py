@@ -23,7 +23,7 @@ MAX_CPU_GROWTH_PCT = 20.0  # CPU per call from the smallest load to the target l
 
 def clients_verdict(clients: dict[str, Any]) -> tuple[bool, str | None]:
     """(kept up, why not): the clients' CPU share of their cores, their frames' send lateness
-    and their loop's lag, each against its limit."""
+    and their loop's lag, each against its limit, and no datagram dropped at their sockets."""
     reasons = []
     cpu = clients.get("cpu_pct_of_cores")
     if cpu is not None and cpu > CLIENTS_MAX_CPU_PCT:
@@ -34,6 +34,9 @@ def clients_verdict(clients: dict[str, Any]) -> tuple[bool, str | None]:
     lag = (clients.get("loop_lag") or {}).get("p99_ms")
     if lag is not None and lag > CLIENTS_MAX_LOOP_LAG_MS:
         reasons.append(f"clients' loop lag p99 {lag:.1f} ms > {CLIENTS_MAX_LOOP_LAG_MS:g} ms")
+    drops = clients.get("socket_drops")
+    if drops:
+        reasons.append(f"clients' sockets dropped {drops:,} datagrams (receive buffers full)")
     return (not reasons, "; ".join(reasons) or None)
 
 
@@ -367,6 +370,10 @@ def table(results: dict[str, Any], *, per_call: bool = False) -> str:
                 f" frames sent late p50/p99 {_pair(clients['send_lateness'], 'p50_ms', 'p99_ms')} ms;"
                 f" loop lag p99 {_fmt(clients['loop_lag'].get('p99_ms'), '.1f')} ms;"
                 f" packets unprotected {_fmt(clients['decrypted_pct'])} %"
+            )
+            lines.append(
+                f"  {phase['pipeline']}: datagrams dropped at full UDP receive buffers: clients"
+                f" {_fmt(clients.get('socket_drops'))}, worker {_fmt(phase.get('worker_socket_drops'))}"
             )
         if kept_up(phase) is False:
             lines.append(
