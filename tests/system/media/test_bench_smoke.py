@@ -50,6 +50,8 @@ async def test_bench_smoke_two_calls(tmp_path: Path) -> None:
     assert sfu["content"]["checked"] > 0 and sfu["content"]["wrong"] == 0  # right parties
     assert sfu["recording"]["calls"] == 2 and sfu["recording"]["frames"] > 0
     assert sfu["recording"]["dropped_packets"] == 0
+    # Reported for both sides (what their own UDP sockets dropped in the window).
+    assert sfu["clients"]["socket_drops"] >= 0 and sfu["worker_socket_drops"] >= 0
     if len(cores) > 1:
         assert sfu["pinned"]["worker"] and sfu["pinned"]["clients"]
     assert verdicts["load generator not the bottleneck"] in ("PASS", "FAIL")
@@ -58,6 +60,7 @@ async def test_bench_smoke_two_calls(tmp_path: Path) -> None:
     printed = table(results, per_call=True)
     assert "sfu" in printed and "SPEC performance targets" in printed
     assert "Idle CPUs: " in printed
+    assert "datagrams dropped at full UDP receive buffers: clients " in printed
 
 
 def test_repeated_runs_count_by_their_median() -> None:
