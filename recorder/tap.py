@@ -135,6 +135,8 @@ class RecorderTap:
         if remove is not None:
             remove()
             self._flush()  # what the old source sent, then start over from the new one
+            if self.closed:
+                return  # the flush failed: the tap is detached
             self._tracks[party, kind].assembler.reset()
             self.recording.resync(party, kind)
         self._publishers[party, kind] = publisher
