@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import io
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -44,10 +44,10 @@ class Spool(io.RawIOBase):
         self._file = file
         self._clock = clock
         self._position = file.tell()
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._waiting: list[float] = []  # when each write not yet on disk was queued
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
+        # Each write not yet on disk, and when it was queued; the head is being written.
+        self._waiting: deque[tuple[bytes, float]] = deque()
+        self._changed = threading.Condition()  # a write queued or done, or the spool closing
+        self._stopping = False
         self._error: OSError | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -66,10 +66,9 @@ class Spool(io.RawIOBase):
     def write(self, data: ReadableBuffer) -> int:
         self._raise_error()
         chunk = bytes(data)
-        now = self._clock()
-        with self._lock:
-            self._waiting.append(now)
-        self._queue.put(chunk)
+        with self._changed:
+            self._waiting.append((chunk, self._clock()))
+            self._changed.notify_all()
         self._position += len(chunk)
         return len(chunk)
 
@@ -95,14 +94,14 @@ class Spool(io.RawIOBase):
     @property
     def pending(self) -> int:
         """Writes not yet on disk."""
-        with self._lock:
+        with self._changed:
             return len(self._waiting)
 
     @property
     def backlog_s(self) -> float:
         """How long the oldest write not yet on disk has waited (0 if none waits)."""
-        with self._lock:
-            oldest = self._waiting[0] if self._waiting else None
+        with self._changed:
+            oldest = self._waiting[0][1] if self._waiting else None
         return 0.0 if oldest is None else max(0.0, self._clock() - oldest)
 
     def close(self) -> None:
@@ -112,7 +111,9 @@ class Spool(io.RawIOBase):
         try:
             self._drain()
         finally:
-            self._queue.put(None)
+            with self._changed:
+                self._stopping = True
+                self._changed.notify_all()
             self._thread.join()
             try:
                 self._file.close()
@@ -122,23 +123,37 @@ class Spool(io.RawIOBase):
     # ------------------------------------------------------------------ the disk's side
 
     def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._waiting or self._stopping)
+                if not self._waiting:
+                    return  # stopping, and everything is written
+                chunk = self._waiting[0][0]
             try:
                 if self._error is None:
-                    self._file.write(chunk)
+                    self._write_all(chunk)
             except OSError as exc:
                 self._error = exc
                 log.error("recording file %s: write failed: %s", self._name(), exc)
             except Exception as exc:  # a file object that fails in some other way
                 self._error = OSError(f"write failed: {exc!r}")
                 log.exception("recording file %s: write failed", self._name())
-            with self._idle:
-                self._waiting.pop(0)
-                self._idle.notify_all()
+            with self._changed:
+                self._waiting.popleft()
+                self._changed.notify_all()
+
+    def _write_all(self, chunk: bytes) -> None:
+        """``file.write`` until all of ``chunk`` is written (a raw file may take part of it)."""
+        view = memoryview(chunk)
+        while view:
+            written = self._file.write(view)
+            if not written:  # None (non-blocking, full) or 0: it would never take the rest
+                raise OSError(f"the file took none of the last {len(view)} bytes")
+            view = view[written:]
 
     def _drain(self) -> None:
-        with self._idle:
-            self._idle.wait_for(lambda: not self._waiting)
+        with self._changed:
+            self._changed.wait_for(lambda: not self._waiting)
         self._raise_error()
 
     def _raise_error(self) -> None:

@@ -90,3 +90,19 @@ def test_a_failed_write_fails_the_next_ones_and_the_close_and_writes_nothing_aft
         spool.close()
     assert spool.closed and disk.file.closed
     assert (tmp_path / "full.bin").read_bytes() == b"kept"
+
+
+class ShortWrites(Disk):
+    """A raw file that takes at most 700 bytes per write (as a raw file may)."""
+
+    def write(self, data: bytes) -> int:
+        return self.file.write(bytes(data)[:700])
+
+
+def test_a_file_that_takes_part_of_each_write_still_gets_every_byte(tmp_path: Path) -> None:
+    spool = Spool(ShortWrites(tmp_path / "short.bin"))  # type: ignore[arg-type]
+    chunks = [bytes([n]) * (300 + 97 * n) for n in range(40)]
+    for chunk in chunks:
+        spool.write(chunk)
+    spool.close()
+    assert (tmp_path / "short.bin").read_bytes() == b"".join(chunks)
