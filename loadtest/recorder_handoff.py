@@ -25,7 +25,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ import uvloop
 from pylibsrtp import Policy, Session
 
 from client.clip import ClipSpec, load_clip
-from recorder.muxer import PARTIES, CallRecording, Kind, Party
+from recorder.muxer import PARTIES, TRACKS, CallRecording, Kind, Party
 from recorder.tap import MS_PER_TICK, RecorderTap
 from rtpkit.rtp import FrameAssembler, RtpIn, vp8_keyframe_start, vp8_payloads
 
@@ -107,7 +107,7 @@ class _ThreadWriter:
 
     def __init__(self, recording: CallRecording) -> None:
         self.recording = recording
-        self._assemblers = {key: FrameAssembler(key[1] == "video") for key in _tracks()}
+        self._assemblers = {key: FrameAssembler(key[1] == "video") for key in TRACKS}
         self._queue: queue.SimpleQueue[list[tuple[Item, float]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -153,18 +153,13 @@ class _Publisher:
 class _Room:
     def __init__(self, call_id: str) -> None:
         self.call_id, self.privileged = call_id, False
-        self.publishers = {key: _Publisher(key[1]) for key in _tracks()}
+        self.publishers = {key: _Publisher(key[1]) for key in TRACKS}
 
     def publisher(self, party: Party, kind: str) -> _Publisher | None:
         return self.publishers.get((party, "video" if kind == "video" else "audio"))
 
     def add_publisher_listener(self, listener: Any) -> None:
         pass
-
-
-def _tracks() -> Iterator[tuple[Party, Kind]]:
-    kinds: tuple[Kind, ...] = ("audio", "video")
-    return ((party, kind) for party in PARTIES for kind in kinds)
 
 
 @dataclass(frozen=True)

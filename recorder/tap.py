@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from recorder.muxer import PARTIES, CallRecording, Kind, Party, RecordingStats
+from recorder.muxer import PARTIES, TRACKS, CallRecording, Kind, Party, RecordingStats
 from recorder.service import PrivilegedCallError
 from rtpkit.rtp import FrameAssembler
 
@@ -44,7 +44,6 @@ PacketTap = Callable[[Any, bool, float], None]
 CLOCK_RATES: dict[Kind, int] = {"video": 90000, "audio": 48000}
 
 MS_PER_TICK: dict[Kind, float] = {kind: 1000 / rate for kind, rate in CLOCK_RATES.items()}
-KINDS: tuple[Kind, ...] = ("audio", "video")
 
 
 @dataclass(eq=False, slots=True)
@@ -98,8 +97,7 @@ class RecorderTap:
         self._removers: dict[tuple[Party, Kind], Callable[[], None]] = {}
         self._tracks = {
             (party, kind): _Track(party, kind, FrameAssembler(kind == "video"), MS_PER_TICK[kind])
-            for party in PARTIES
-            for kind in KINDS
+            for party, kind in TRACKS
         }
         self._batch: list[tuple[_Track, Any, float]] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -118,11 +116,10 @@ class RecorderTap:
         if room.privileged:
             raise PrivilegedCallError(f"call {room.call_id} is privileged: never recorded")
         tap = cls(recording, **options)
-        for party in PARTIES:
-            for kind in ("audio", "video"):
-                publisher = room.publisher(party, kind)
-                if publisher is not None:
-                    tap.attach(party, publisher)
+        for party, kind in TRACKS:
+            publisher = room.publisher(party, kind)
+            if publisher is not None:
+                tap.attach(party, publisher)
         room.add_publisher_listener(tap.attach)
         return tap
 
