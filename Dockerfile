@@ -3,7 +3,13 @@
 FROM python:3.11-slim
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
+COPY core ./core
+COPY rtpkit ./rtpkit
+COPY accounts ./accounts
+COPY push ./push
+COPY transcripts ./transcripts
+COPY visits ./visits
 COPY visitation ./visitation
 COPY signaling ./signaling
 COPY media ./media

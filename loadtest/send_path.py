@@ -1,15 +1,18 @@
 """The SFU's per-packet send cost, side by side: :func:`rtpkit.fastpath.send_rtp` (every
-lookup per packet) against :class:`rtpkit.outlet.Outlet` (kept and re-checked by identity).
+lookup per packet), :class:`rtpkit.outlet.Outlet` on its pure-Python path (kept and re-checked
+by identity) and the same outlet compiled (:mod:`rtpkit._srtpsend`: header, protection and
+``sendto`` in one C call).
 
 ``python -m loadtest.send_path [--packets 1000] [--rounds 15]``
 
 Two real aiortc peer connections over loopback (ICE, DTLS, SRTP keys); the sending side's
-transport then sends RTP packets (1,100-byte payloads) through each path in alternating
-rounds (each with new sequence numbers: SRTP refuses repeats), timed by the thread's CPU
-clock while the loop does nothing else (the receiving side reads them between rounds). Both
-include the kernel's ``sendto`` (on loopback also the receiving socket's enqueue), so the
-difference is the Python per packet. Prints the median and best round per path and their
-ratio.
+transport then sends RTP packets (1,100-byte payloads, the SFU's mid and abs-send-time header
+extensions) through each path in alternating rounds (each with new sequence numbers: SRTP
+refuses repeats), timed by the thread's CPU clock while the loop does nothing else (the
+receiving side reads them between rounds). Each path starts from the header fields and the
+payload, as :meth:`rtpkit.endpoints.ForwardingSender._emit` has them. All include the
+kernel's ``sendto`` (on loopback also the receiving socket's enqueue), so the differences are
+the work above it. Prints the median and best round per path and their ratios.
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ import uvloop
 from aiortc import RTCPeerConnection
 
 from rtpkit import fastpath
-from rtpkit.outlet import outlet
-from rtpkit.rtp import rtp_header
+from rtpkit.outlet import COMPILED, Outlet
+from rtpkit.rtp import ABS_SEND_TIME_URI, MID_URI, ExtensionWriter, rtp_header
+
+FASTPATH = "fastpath.send_rtp"
+PYTHON = "Outlet.send (Python)"
+C = "Outlet.send (compiled)"
 
 
 async def connected_pair() -> tuple[RTCPeerConnection, RTCPeerConnection]:
@@ -51,23 +58,27 @@ async def measure(packets: int, rounds: int) -> dict[str, list[float]]:
         fastpath.enlarge_socket_buffers(dtls)
         numbers = itertools.count(1)
 
-        def fresh() -> list[bytes]:  # new sequence numbers each round: SRTP refuses repeats
-            return [
-                rtp_header(96, False, seq & 0xFFFF, 90 * seq, 0x5EED, b"") + b"\x90" * 1100
-                for seq in itertools.islice(numbers, packets)
-            ]
+        payload = b"\x90" * 1100
+        ext = ExtensionWriter({MID_URI: 1, ABS_SEND_TIME_URI: 2}, "0").build(time.monotonic())
 
-        fast = outlet(dtls)
-        paths: dict[str, Callable[[bytes], bool]] = {
-            "fastpath.send_rtp": lambda packet: fastpath.send_rtp(dtls, packet),
-            "Outlet.send_rtp": fast.send_rtp,
+        def fresh() -> list[int]:  # new sequence numbers each round: SRTP refuses repeats
+            return list(itertools.islice(numbers, packets))
+
+        python, compiled = Outlet(dtls, compiled=False), Outlet(dtls)
+        paths: dict[str, Callable[[int], bool]] = {
+            FASTPATH: lambda n: fastpath.send_rtp(
+                dtls, rtp_header(96, False, n & 0xFFFF, 90 * n, 0x5EED, ext) + payload
+            ),
+            PYTHON: lambda n: python.send(96, False, n & 0xFFFF, 90 * n, 0x5EED, ext, payload),
         }
+        if COMPILED:
+            paths[C] = lambda n: compiled.send(96, False, n & 0xFFFF, 90 * n, 0x5EED, ext, payload)
         results: dict[str, list[float]] = {name: [] for name in paths}
         for _ in range(rounds):
             for name, send in paths.items():
                 data = fresh()
                 started = time.thread_time()
-                sent = sum(send(packet) for packet in data)
+                sent = sum(send(n) for n in data)
                 spent = time.thread_time() - started
                 if sent != packets:
                     raise RuntimeError(f"{name} sent {sent} of {packets}")
@@ -80,12 +91,17 @@ async def measure(packets: int, rounds: int) -> dict[str, list[float]]:
 
 
 def report(results: dict[str, list[float]]) -> str:
-    lines = ["path                 median us/packet   best us/packet"]
+    lines = [f"{'path':24} median us/packet   best us/packet"]
     medians = {name: statistics.median(times) for name, times in results.items()}
     for name, times in results.items():
-        lines.append(f"{name:20} {medians[name]:16.2f}   {min(times):14.2f}")
-    base, ours = medians["fastpath.send_rtp"], medians["Outlet.send_rtp"]
+        lines.append(f"{name:24} {medians[name]:16.2f}   {min(times):14.2f}")
+    base, ours = medians[FASTPATH], medians[PYTHON]
     lines.append(f"Outlet / fastpath: {ours / base:.2f} (saves {base - ours:.2f} us per packet)")
+    if C in medians:
+        c = medians[C]
+        lines.append(f"compiled / Outlet: {c / ours:.2f} (saves {ours - c:.2f} us per packet)")
+    else:
+        lines.append("compiled: not built here (rtpkit._srtpsend); the outlet runs in Python")
     return "\n".join(lines)
 
 

@@ -315,11 +315,11 @@ class ForwardingSender(RTCRtpSender):
             self._seq = seq
             self._ts = ts
             self._sent_at = arrival
-        # abs-send-time only needs a steady clock: the arrival stamp (sent right after it)
-        data = rtp_header(self._pt, marker, seq, ts, self._ssrc, self._ext.build(arrival))
         if self._keep_history:
             self._history[seq % HISTORY_SIZE] = (seq, ts, marker, payload)
-        if self._outlet.send_rtp(data + payload):
+        # abs-send-time only needs a steady clock: the arrival stamp (sent right after it)
+        ext = self._ext.build(arrival)
+        if self._outlet.send(self._pt, marker, seq, ts, self._ssrc, ext, payload):
             self.packets_sent += 1
             self.octets_sent += len(payload)
             if self.delay is not None and not self.packets_sent & 3:  # a 1-in-4 sample

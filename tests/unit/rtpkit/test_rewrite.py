@@ -2,7 +2,7 @@
 timestamp offsets, across 16-bit and 32-bit wraparound and source switches.
 
 The sender is built without a peer connection: only its forwarding state is prepared, and the
-one network call (its outlet's ``send_rtp``, :mod:`rtpkit.outlet`) goes to a list that keeps
+one network call (its outlet's ``send``, :mod:`rtpkit.outlet`) goes to a list that keeps
 the bytes sent, which are then parsed as RTP. No sockets, no DTLS, no event loop.
 """
 
@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtpkit.endpoints import ForwardingSender
-from rtpkit.rtp import RtpIn, seq_delta, ts_delta
+from rtpkit.rtp import RtpIn, rtp_header, seq_delta, ts_delta
 
 OUT_SSRC = 0x5EED5EED
 PT = 96
@@ -29,8 +29,10 @@ class Wire:
     def __init__(self) -> None:
         self.packets: list[RtpIn] = []
 
-    def send_rtp(self, data: bytes) -> bool:
-        self.packets.append(RtpIn.parse(data))
+    def send(
+        self, pt: int, marker: bool, seq: int, ts: int, ssrc: int, ext: bytes, payload: bytes
+    ) -> bool:
+        self.packets.append(RtpIn.parse(rtp_header(pt, marker, seq, ts, ssrc, ext) + payload))
         return True
 
 
