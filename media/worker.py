@@ -55,6 +55,7 @@ from media.metrics import WorkerMetrics
 from media.room import Room
 from recorder import CallRecording, RecorderTap, Storage
 from rtpkit.latency import counts_of, merge, summarize
+from rtpkit.outlet import COMPILED
 
 log = logging.getLogger("media.worker")  # not "__main__" under -m
 
@@ -400,4 +401,5 @@ class SfuWorker:
             "encoders": sum(n for k, n in codecs.items() if "encode" in k.lower()),
             "transcoders": self.counters.total,  # must stay 0
             "codec_guard": self.counters.installed,
+            "compiled_send": COMPILED,  # rtpkit._srtpsend, else the pure-Python outlet
         }

@@ -13,7 +13,8 @@ ICE-TCP, no pair yet) takes :func:`rtpkit.fastpath._send`, as before.
 :meth:`Outlet.send` takes the packet as header fields and payload. Where the compiled
 :mod:`rtpkit._srtpsend` is built (``pip install`` compiles it; it is optional), it writes the
 header and payload into one buffer, protects it in place with the same libsrtp session and
-sends it on the socket's descriptor, allocating nothing; a packet the socket does not take at
+sends it on the socket's descriptor, allocating nothing (``VISITATION_PURE_PYTHON=1`` turns it
+off); a packet the socket does not take at
 once goes to the transport (which queues it), and later ones follow it there until its queue
 is empty, so the order holds. Without the extension, :meth:`Outlet.send` packs the header and
 takes :meth:`Outlet.send_rtp`, the pure-Python path (the reference the tests hold it to).
@@ -24,6 +25,7 @@ Touches aiortc/aioice/pylibsrtp private state, checked like :mod:`rtpkit.fastpat
 
 from __future__ import annotations
 
+import os
 from typing import Any, Final
 
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
@@ -40,8 +42,9 @@ except ImportError:  # not compiled here (no C compiler): the pure-Python path
 
 _ATTR: Final = "_visitation_outlet"
 _CONNECTED: Final = State.CONNECTED
-#: Whether :meth:`Outlet.send` runs compiled (:mod:`rtpkit._srtpsend`).
-COMPILED: Final = Sender is not None
+#: Whether :meth:`Outlet.send` runs compiled (:mod:`rtpkit._srtpsend`): where it is built and
+#: ``VISITATION_PURE_PYTHON`` is not ``1`` (which keeps every outlet on the pure-Python path).
+COMPILED: Final = Sender is not None and os.environ.get("VISITATION_PURE_PYTHON", "") != "1"
 _PROTECT: Final = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
 
 

@@ -164,6 +164,7 @@ async def test_call_monitor_and_close_through_worker(
         assert room["forwarded"] > 0 and room["parties"]["tablet"]["frames"]["video"] > 0
         # Nothing was decoded or encoded inside the worker during the whole call.
         assert stats["codec_guard"] is True
+        assert stats["compiled_send"] is True  # built here: the forwarding above ran compiled
         assert stats["transcoders"] == 0 and stats["codecs"] == {}
 
         # Privileged calls are never monitorable; bad input gets a clear error code.
