@@ -11,12 +11,11 @@ its socket open. A direct UDP pair is then one ``sendto``; anything else (a TURN
 ICE-TCP, no pair yet) takes :func:`rtpkit.fastpath._send`, as before.
 
 :meth:`Outlet.send` takes the packet as header fields and payload. Where the compiled
-:mod:`rtpkit._srtpsend` is built (``pip install`` compiles it; it is optional), it writes the
-header and payload into one buffer, protects it in place with the same libsrtp session and
-sends it on the socket's descriptor, allocating nothing (``VISITATION_PURE_PYTHON=1`` turns it
-off); a packet the socket does not take at
-once goes to the transport (which queues it), and later ones follow it there until its queue
-is empty, so the order holds. Without the extension, :meth:`Outlet.send` packs the header and
+:mod:`rtpkit._srtpsend` is built (``pip install`` compiles it; it is optional;
+``VISITATION_PURE_PYTHON=1`` turns it off), it writes the header and payload into one buffer,
+protects it in place with the same libsrtp session and sends it on the socket's descriptor,
+allocating nothing; a packet the socket does not take at once goes to the transport (which
+queues it), and later ones follow it there until its queue is empty, so the order holds. Without the extension, :meth:`Outlet.send` packs the header and
 takes :meth:`Outlet.send_rtp`, the pure-Python path (the reference the tests hold it to).
 
 :func:`outlet` returns the transport's outlet (one per transport, shared by its senders).
@@ -110,26 +109,22 @@ class Outlet:
                 rtp_header(payload_type, marker, seq, timestamp, ssrc, ext) + payload
             )
         sendto = self._sendto
-        if sendto is None:  # TURN, ICE-TCP or no pair yet
-            protected = c.protect(payload_type, marker, seq, timestamp, ssrc, ext, payload)
-            return protected is not None and fastpath._send(self._dtls, protected)
-        transport = self._transport
-        if transport.is_closing():
-            return False
-        if self._backlog:
-            if transport.get_write_buffer_size():
-                protected = c.protect(payload_type, marker, seq, timestamp, ssrc, ext, payload)
-                if protected is None:
-                    return False
-                sendto(protected, self._addr)  # behind what the transport holds
+        if sendto is not None:  # a direct UDP pair
+            transport = self._transport
+            if transport.is_closing():
+                return False
+            if self._backlog and not transport.get_write_buffer_size():
+                self._backlog = False
+            if not self._backlog:
+                result = c.send(payload_type, marker, seq, timestamp, ssrc, ext, payload)
+                if result is True or result is False:
+                    return result
+                sendto(result, self._addr)  # the socket did not take it: the transport queues it
+                self._backlog = True
                 return True
-            self._backlog = False
-        result = c.send(payload_type, marker, seq, timestamp, ssrc, ext, payload)
-        if result is True or result is False:
-            return result
-        sendto(result, self._addr)  # the socket did not take it: the transport queues it
-        self._backlog = True
-        return True
+        # TURN, ICE-TCP, no pair yet, or behind what the transport holds: protected, handed on
+        protected = c.protect(payload_type, marker, seq, timestamp, ssrc, ext, payload)
+        return protected is not None and self._hand(protected)
 
     def send_rtp(self, packet: bytes) -> bool:
         """Protect and send one RTP packet now; ``False`` if the transport cannot send yet."""
@@ -160,7 +155,10 @@ class Outlet:
         length[0] = size
         if lib.srtp_protect(self._srtp, self._cdata, length):
             return False  # as fastpath: an SRTP error drops the packet
-        protected: bytes = buffer[0 : length[0]]
+        return self._hand(buffer[0 : length[0]])
+
+    def _hand(self, protected: bytes) -> bool:
+        """A protected packet to the pair's transport (the socket, else fastpath's way)."""
         sendto = self._sendto
         if sendto is None:
             return fastpath._send(self._dtls, protected)  # TURN, ICE-TCP or no pair yet
