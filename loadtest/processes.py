@@ -11,14 +11,14 @@ SFU workers: :class:`media.pool.WorkerPool`).
 - :class:`CpuHogs`: busy-looping processes that take the machine's cores;
 - :class:`Tmpfs`: a small filesystem mounted for the recordings (disk-full case; needs root).
 
-Child processes get ``PR_SET_PDEATHSIG`` (SIGKILL) so a suite that dies leaves none behind.
+Child processes get ``PR_SET_PDEATHSIG`` (SIGKILL) so a suite that dies leaves none behind
+(asyncio ones through :func:`core.spawn.spawn`, which runs no Python between fork and exec).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -37,17 +37,11 @@ import aiohttp
 import redis
 
 from core.embedded_redis import EmbeddedRedis, _free_port, find_redis_server
+from core.spawn import STDOUT, Child, spawn
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 ROOT = Path(__file__).resolve().parents[1]  # the project: ServeProcess's PYTHONPATH
-
-
-def die_with_parent() -> None:
-    """In a child before exec: the kernel SIGKILLs it when the suite process goes away."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def gone(pid: int) -> bool:
@@ -138,7 +132,7 @@ class NodeProcess:
         self.log_path = log_path
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: Child | None = None
 
     @property
     def pid(self) -> int:
@@ -149,16 +143,12 @@ class NodeProcess:
         argv = ["serve", "--port", str(self.port), "--data-dir", str(self.data_dir)]
         argv += ["--workers", "0", "--log-level", self.env.get("VISITATION_LOG_LEVEL", "WARNING")]
         with self.log_path.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "visitation.cli",
-                *argv,
+            self.proc = await spawn(
+                [sys.executable, "-m", "visitation.cli", *argv],
                 env=self.env,
-                stdin=subprocess.DEVNULL,
                 stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
+                stderr=STDOUT,
+                die_with_parent=True,
             )
         await self._wait_serving(timeout_s)
 
@@ -278,17 +268,11 @@ class CpuHogs:
 
     def __init__(self, count: int) -> None:
         self.count = count
-        self.procs: list[asyncio.subprocess.Process] = []
+        self.procs: list[Child] = []
 
     async def __aenter__(self) -> CpuHogs:
         for _ in range(self.count):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                "while True: pass",
-                stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
-            )
+            proc = await spawn([sys.executable, "-c", "while True: pass"], die_with_parent=True)
             self.procs.append(proc)
         return self
 

@@ -17,6 +17,7 @@ import asyncio
 import os
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -39,16 +40,20 @@ def _work(rounds: int, data: bytes, seen: dict[int, bytes]) -> int:
 class _Receiver(asyncio.DatagramProtocol):
     def __init__(self, rounds: int) -> None:
         self.rounds, self.count, self.seen = rounds, 0, dict[int, bytes]()
+        self.first = asyncio.get_running_loop().create_future()
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.count += 1
+        if not self.first.done():
+            self.first.set_result(None)
         _work(self.rounds, data, self.seen)
 
 
 async def _receive(sock: socket.socket, rounds: int, seconds: float) -> float:
     loop = asyncio.get_running_loop()
     transport, receiver = await loop.create_datagram_endpoint(lambda: _Receiver(rounds), sock=sock)
-    await asyncio.sleep(0.5)  # the sender is under way
+    await asyncio.wait_for(receiver.first, 60)  # the sender process has started
+    await asyncio.sleep(0.5)  # and is under way
     count, cpu = receiver.count, time.process_time()
     await asyncio.sleep(seconds)
     count, cpu = receiver.count - count, time.process_time() - cpu
@@ -69,25 +74,30 @@ def _send(port: int, rate: int, seconds: float) -> None:
             time.sleep(pause)
 
 
+_SENDER = (
+    "import sys; from loadtest.wakeups import _send\n"
+    "_send(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]))"
+)
+
+
 def measure(rate: int, rounds: int, seconds: float, cores: tuple[int, int]) -> float:
     """CPU microseconds the receiver spends per datagram at ``rate`` datagrams per second."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    child = os.fork()
-    if child == 0:  # the sender
-        try:
-            os.sched_setaffinity(0, {cores[1]})
-            _send(port, rate, seconds)
-        finally:
-            os._exit(0)
+    # A process of its own, not a fork: in a process with threads (a test suite's) a forked
+    # child runs after-fork handlers that can deadlock (see core.spawn).
+    argv = [sys.executable, "-c", _SENDER, str(port), str(rate), str(seconds + 2.0)]
+    sender = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     mask = os.sched_getaffinity(0)
     try:
+        os.sched_setaffinity(sender.pid, {cores[1]})
         os.sched_setaffinity(0, {cores[0]})
         return uvloop.run(_receive(sock, rounds, seconds))
     finally:
         os.sched_setaffinity(0, mask)
-        os.waitpid(child, 0)
+        sender.kill()
+        sender.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from typing import IO
 
 from redis.asyncio import Redis
 
+from core.spawn import Child, spawn
 from media.redis_keys import ALIVE
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class WorkerPool:
         self.env = dict(env or {})  # e.g. secrets, kept out of argv
         self.command_prefix = list(command_prefix)  # e.g. ["ip", "netns", "exec", NS]
         self.id_prefix = id_prefix or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
-        self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self.processes: dict[str, Child] = {}
         self._spawned = 0
         self._alive = alive  # the Redis key a ready worker keeps alive (its heartbeat)
         self._kind = kind  # what its errors call a worker
@@ -78,13 +79,8 @@ class WorkerPool:
             if self.args_for is not None:
                 argv += self.args_for(self._spawned)
             self._spawned += 1
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                *self.extra_args,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=self.output,
-                stderr=self.output,
+            process = await spawn(
+                [*argv, *self.extra_args], env=env, stdout=self.output, stderr=self.output
             )
             self.processes[worker_id] = process
             started.append(worker_id)

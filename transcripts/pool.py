@@ -7,12 +7,12 @@ The Redis URL goes through the environment (``REDIS_URL``), never argv; each wor
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import IO
 
 from redis.asyncio import Redis
 
+from core.spawn import Child
 from media.pool import WorkerPool
 from transcripts.redis_keys import WORKER
 
@@ -42,7 +42,7 @@ class TranscriberPool:
         )
 
     @property
-    def processes(self) -> dict[str, asyncio.subprocess.Process]:
+    def processes(self) -> dict[str, Child]:
         return self._pool.processes
 
     async def start(self, n: int) -> list[str]:

@@ -30,7 +30,6 @@ import contextlib
 import os
 import secrets
 import signal
-import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ import redis
 from core.embedded_redis import _free_port, find_redis_server
 from core.permissions import PRIVATE_UMASK, private_dir
 from core.redis_sentinel import SentinelUrl
-from loadtest.processes import die_with_parent
+from core.spawn import DEVNULL, Child, spawn
 
 
 @dataclass
@@ -55,7 +54,7 @@ class RedisProcess:
     port: int
     dir: Path
     sentinel: bool = False
-    proc: asyncio.subprocess.Process | None = field(default=None, repr=False)
+    proc: Child | None = field(default=None, repr=False)
 
     @property
     def conf(self) -> Path:
@@ -73,12 +72,6 @@ class RedisProcess:
     def pid(self) -> int:
         assert self.proc is not None, f"{self.name} was never started"
         return self.proc.pid
-
-
-def _private_child() -> None:
-    """In the child before exec: dies with us, and its AOF, logs and config are 0600."""
-    die_with_parent()
-    os.umask(PRIVATE_UMASK)
 
 
 class SentinelSet:
@@ -330,12 +323,8 @@ class SentinelSet:
         argv = [*self.command_prefix, find_redis_server(), str(node.conf.resolve())]
         if node.sentinel:
             argv.append("--sentinel")
-        node.proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_private_child,
+        node.proc = await spawn(
+            argv, stdout=DEVNULL, stderr=DEVNULL, umask=PRIVATE_UMASK, die_with_parent=True
         )
         client = self.client(node)
         try:

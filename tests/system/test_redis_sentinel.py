@@ -33,6 +33,7 @@ from core.embedded_redis import _free_port
 from core.rate_limits import RateLimiter, RateLimits
 from core.redis_pool import connect, replication
 from core.redis_sentinel import SentinelUrl
+from core.spawn import spawn
 from core.tokens import Tokens
 from loadtest.faults.sentinel import SentinelSet
 from loadtest.in_process import start_node
@@ -332,7 +333,7 @@ async def test_a_worker_started_by_hand_finds_redis_through_the_sentinels(
     }
     argv = [sys.executable, "-m", "visitation.cli", "worker", "--worker-id", "w-by-hand"]
     argv += ["--recordings", str(tmp_path / "recordings"), "--log-level", "WARNING"]
-    worker = await asyncio.create_subprocess_exec(*argv, env=env)
+    worker = await spawn(argv, env=env)
 
     async def alive() -> bool:
         assert worker.returncode is None, f"the worker exited {worker.returncode}"

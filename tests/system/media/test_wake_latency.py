@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from core.spawn import PIPE, spawn
 from loadtest.wakeups import measure
 from media.pool import WorkerPool
 from media.wake_latency import MAX_US, WakeLatencyLimit, current_limit_us, held, parse_us
@@ -66,13 +67,11 @@ def test_a_machine_that_refuses_it_costs_a_warning_not_the_worker(
 
 async def test_a_killed_holder_leaves_no_limit_behind() -> None:
     before = current_limit_us()
-    holder = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
+    code = (
         "import signal; from media.wake_latency import WakeLatencyLimit as W\n"
-        "limit = W(3); print('held', flush=True); signal.pause()",
-        stdout=asyncio.subprocess.PIPE,
+        "limit = W(3); print('held', flush=True); signal.pause()"
     )
+    holder = await spawn([sys.executable, "-c", code], stdout=PIPE)
     try:
         assert holder.stdout is not None
         assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"held\n"

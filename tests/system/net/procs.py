@@ -12,12 +12,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.spawn import PIPE, STDOUT, Child, spawn
+
 ROOT = Path(__file__).resolve().parents[3]
 Event = dict[str, Any]
 
 
 class Proc:
-    def __init__(self, name: str, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, name: str, process: Child) -> None:
         self.name = name
         self.process = process
         self.lines: list[str] = []
@@ -27,11 +29,11 @@ class Proc:
 
     @classmethod
     async def start(cls, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> Proc:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+        process = await spawn(
+            argv,
+            stdin=PIPE,
+            stdout=PIPE,
+            stderr=STDOUT,
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 
+from core.spawn import PIPE, spawn
 from recorder.service import RecordingService
 from recorder.storage import LocalStorage
 from tests.system.recorder.conftest import call_info
@@ -42,10 +43,8 @@ class Writer:
 @contextlib.asynccontextmanager
 async def writer_mid_call(storage: LocalStorage, call_id: str) -> AsyncIterator[Writer]:
     """A writer process in the real-time part of a call, SIGKILLed on exit."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.system.recorder.crash_writer", str(storage.root), call_id,
-        str(FAST_S), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    argv = [sys.executable, "-m", "tests.system.recorder.crash_writer", str(storage.root), call_id]
+    proc = await spawn([*argv, str(FAST_S)], cwd=ROOT, stdout=PIPE)
     assert proc.stdout is not None
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 20)

@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 from redis.asyncio import Redis
 
 from core.domain import SeedFile
+from core.spawn import PIPE, spawn
 from core.tokens import Tokens
 from loadtest.s3_server import S3Server
 from media.pool import WorkerPool
@@ -480,10 +481,8 @@ async def test_service_flows_on_object_storage(
 async def writer_process(s3_server: S3Server, location: str, call_id: str) -> AsyncIterator[int]:
     """A writer process recording into S3 in real time (SIGKILLed on exit); yields the bytes
     it had written when it reached the real-time part."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.system.recorder.crash_writer", location, call_id, "3",
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, env={**os.environ, **s3_server.env},
-    )  # fmt: skip
+    argv = [sys.executable, "-m", "tests.system.recorder.crash_writer", location, call_id, "3"]
+    proc = await spawn(argv, cwd=ROOT, stdout=PIPE, env={**os.environ, **s3_server.env})
     assert proc.stdout is not None
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), WITHIN_S)).decode()
@@ -510,7 +509,10 @@ async def test_a_killed_writer_leaves_a_playable_incomplete_recording(
             eventually, lambda: s3_storage.size("CRASH1") >= written, "the fast part uploaded"
         )
     uploaded = await asyncio.to_thread(whole, s3_storage, "CRASH1")  # killed: no more
-    [manifest] = await service.sweep_orphans(set(), min_age_s=0.0)
+    open_ids = await service.catalog.open_call_ids()
+    swept = await service.sweep_orphans(set(), min_age_s=0.0)
+    assert len(swept) == 1, (open_ids, await service.catalog.get("CRASH1"), len(uploaded))
+    [manifest] = swept
     assert manifest.call_id == "CRASH1" and manifest.complete is False
     assert manifest.incomplete_reason and "did not close the file" in manifest.incomplete_reason
     sealed = await asyncio.to_thread(whole, s3_storage, "CRASH1")
