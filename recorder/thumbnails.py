@@ -22,6 +22,7 @@ from fractions import Fraction
 from typing import Any, Final
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from recorder.muxer import Party
 from recorder.party_view import ViewError, open_reader, party_streams
@@ -47,7 +48,10 @@ class Thumbnail:
 
 def _jpeg(frame: av.VideoFrame, width: int) -> Thumbnail | None:
     height = max(2, round(frame.height * width / max(1, frame.width) / 2) * 2)
-    small = frame.reformat(width=width, height=height, format="yuvj420p")
+    # A reformatter of its own, freed on return: frame.reformat() would keep one in this
+    # (executor) thread's locals, with swscale slice threads, and a fork elsewhere in the
+    # process that runs Python in the child would free it there and hang (core/spawn.py).
+    small = VideoReformatter().reformat(frame, width=width, height=height, format="yuvj420p")
     small.pts = 0
     encoder = av.CodecContext.create("mjpeg", "w")
     encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"

@@ -32,11 +32,14 @@ from core.tokens import Tokens
 from loadtest import in_process
 from loadtest.in_process import Node
 from media.pool import WorkerPool
+from tests.pyav_threads import keep_no_reformatters
 from tests.seeds import standard_seed
 from visitation.keyspace import every_key, foreign_globs
 from visitation.seed import apply_seed
 
 pytest_plugins = ["tests.plugins.redis_server"]  # the header names the Redis server once
+
+keep_no_reformatters()  # or Playwright's driver start can hang the suite (tests/pyav_threads.py)
 
 SECRET = secrets.token_hex(32).encode()
 os.environ["VISITATION_SECRET"] = SECRET.decode()

@@ -15,6 +15,7 @@ import pytest
 
 from core.spawn import PIPE, Child, spawn
 from loadtest.processes import gone
+from tests.system.web.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,6 +56,37 @@ def test_children_start_after_pyav_ran_in_other_threads() -> None:
     )
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert result.stdout == b"spawned\n"
+
+
+# The same hazard from a child we do not start: Playwright's driver, under uvloop. The suite's
+# guard (tests/pyav_threads.py) keeps PyAV from caching a reformatter in the thread.
+_PLAYWRIGHT_AFTER_PYAV_IN_A_THREAD = """
+import asyncio, sys
+import av, numpy as np, uvloop
+from playwright.async_api import async_playwright
+from tests.pyav_threads import keep_no_reformatters
+
+def reformat():
+    frame = av.VideoFrame.from_ndarray(np.zeros((240, 320, 3), np.uint8), format="rgb24")
+    frame.reformat(format="yuv420p", width=160, height=120).to_ndarray()
+
+async def main():
+    await asyncio.to_thread(reformat)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=sys.argv[1], args=sys.argv[2:])
+        await browser.close()
+    print("launched", flush=True)
+
+keep_no_reformatters()
+uvloop.run(main())
+"""
+
+
+def test_playwright_starts_after_pyav_ran_in_other_threads() -> None:
+    argv = [sys.executable, "-c", _PLAYWRIGHT_AFTER_PYAV_IN_A_THREAD, CHROMIUM, *CHROMIUM_ARGS]
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, timeout=90, check=False)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert result.stdout == b"launched\n"
 
 
 async def test_exit_status_signals_and_a_second_signal_after_exit() -> None:
