@@ -22,6 +22,7 @@ command, not by code run after fork.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -98,7 +99,8 @@ class Child:
 
     def _wait_in_thread(self) -> None:
         status = self._popen.wait()
-        self._loop.call_soon_threadsafe(self._exit, status)
+        with contextlib.suppress(RuntimeError):  # the loop closed first: nobody waits
+            self._loop.call_soon_threadsafe(self._exit, status)
 
     def _exit(self, status: int) -> None:
         if not self._exited.done():
