@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.ice_servers import IceServers
 from core.keys import same_secret
-from core.permissions import private_dir
+from core.permissions import create_once
 from core.ports import PortRange
 from core.rate_limits import RateLimits
 from core.redis_sentinel import DEFAULT_MASTER, SentinelUrl, is_sentinel_url, parse_hosts
@@ -205,13 +205,5 @@ def load_secret(data_dir: Path) -> bytes:
         return path.read_bytes().strip()
     except FileNotFoundError:
         pass
-    private_dir(data_dir)
-    key = secrets.token_hex(32).encode()
-    # O_EXCL: if two processes race, one writes and both read the same key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    return key
+    # Racing processes share one key, and none reads it half written.
+    return create_once(path, secrets.token_hex(32).encode()).strip()

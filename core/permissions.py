@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 PRIVATE_UMASK = 0o077
@@ -51,3 +52,25 @@ def _restrict(path: Path) -> None:
             os.chmod(path, wanted)
         except FileNotFoundError:
             return
+
+
+def create_once(path: Path, data: bytes) -> bytes:
+    """``path``'s content, made from ``data`` (0600) if it does not exist yet.
+
+    Racing processes (nodes starting together on one data dir) all get the same bytes, and a
+    reader never sees a file half written: the content goes to a temporary file first, flushed,
+    then is linked to ``path`` (atomic, and it fails if ``path`` exists: then that one wins)."""
+    private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path.read_bytes()
+        return data
+    finally:
+        os.unlink(tmp)

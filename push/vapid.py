@@ -2,7 +2,8 @@
 
 One key for the whole deployment, kept like the signing secret: ``VISITATION_VAPID_PRIVATE_KEY``
 (a PEM private key, or the base64url raw 32-byte key), else ``vapid_private.pem`` generated once
-in the data dir (0600, created with ``O_EXCL`` so racing processes share one). Browsers bind a
+in the data dir (0600, made whole and linked in, so racing processes share one, see
+:func:`core.permissions.create_once`). Browsers bind a
 subscription to the public key they were given, so every node must sign with the same one.
 
 :class:`VapidSigner` signs a JWT per push-service origin (``aud``) and reuses it until an hour
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid02
 
 from core.config import ConfigError
-from core.permissions import private_dir
+from core.permissions import create_once
 
 KEY_ENV = "VISITATION_VAPID_PRIVATE_KEY"
 CONTACT_ENV = "VISITATION_PUSH_CONTACT"
@@ -58,16 +59,10 @@ def load_vapid(data_dir: Path) -> Vapid02:
         pass
     except Exception:
         raise ConfigError(f"{path}: not a VAPID private key (PEM)") from None
-    private_dir(data_dir)
     vapid = Vapid02()
     vapid.generate_keys()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _from_text(path.read_text())
-    with os.fdopen(fd, "wb") as f:
-        f.write(vapid.private_pem())
-    return vapid
+    written = create_once(path, vapid.private_pem())  # another process's, if it was first
+    return vapid if written == vapid.private_pem() else _from_text(written.decode())
 
 
 def public_key(vapid: Vapid02) -> str:
