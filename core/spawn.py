@@ -7,7 +7,8 @@ the thread states of the parent's other threads, and with them whatever those th
 A PyAV video reformatter (its swscale slice threads) freed there waits in
 ``pthread_cond_destroy`` for threads that do not exist in the child, forever; the parent
 waits in C for the child's ``exec``, with its event loop (and SIGALRM) blocked. A signaling
-node that restarts an SFU worker after serving a party view would hang like that.
+node that restarts an SFU worker after making thumbnails (in executor threads) would hang
+like that.
 
 :func:`spawn` starts the child with :class:`subprocess.Popen` and no ``preexec_fn``:
 CPython's ``fork_exec`` runs only async-signal-safe C between fork and exec. The returned

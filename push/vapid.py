@@ -61,8 +61,7 @@ def load_vapid(data_dir: Path) -> Vapid02:
         raise ConfigError(f"{path}: not a VAPID private key (PEM)") from None
     vapid = Vapid02()
     vapid.generate_keys()
-    written = create_once(path, vapid.private_pem())  # another process's, if it was first
-    return vapid if written == vapid.private_pem() else _from_text(written.decode())
+    return _from_text(create_once(path, vapid.private_pem()).decode())  # or the first one's
 
 
 def public_key(vapid: Vapid02) -> str:

@@ -68,20 +68,19 @@ class Tee:
     shadow_sinks: dict[str, RtpSink] = field(default_factory=dict)
     rtp_seen: int = 0
     dropped: int = 0
-    early: int = 0  # RTP before the keys: dropped for both receivers
     tamper_left: int = 0  # tamper this many RTP datagrams from now on
     tampered: int = 0
     on_tamper_end: Callable[[], None] | None = None  # right after the last tampered one
     _session: Session | None = None
 
     def __call__(self, data: bytes, component: int) -> None:
-        if self.dtls._rx_srtp is None and 127 < data[0] < 192 and not is_rtcp(data):
+        rtp = 127 < data[0] < 192 and not is_rtcp(data)
+        if rtp and self.dtls._rx_srtp is None:
             # RTP before this side has its keys: the light path queues it for aiortc, which
             # drops it or, if the keys are set meanwhile, counts it; the shadow has no session
             # yet. Dropped for both, so both count the same datagrams.
-            self.early += 1
             return
-        if self.dtls._rx_srtp is not None and 127 < data[0] < 192 and not is_rtcp(data):
+        if rtp:
             self.rtp_seen += 1
             if self.tamper_left:
                 self.tamper_left -= 1
